@@ -6,3 +6,30 @@
 //!
 //! Must not: program IPVS or run health checks; it learns tracked health as priority
 //! inputs from `vigild`.
+//!
+//! # Codec
+//!
+//! [`Advertisement::encode`] builds a VRRP message (the IP payload) with its checksum;
+//! [`decode`] runs the receive checks of RFC 5798 §7.1 / RFC 3768 §7.1 against the
+//! instance's [`ReceiveRules`] and the [`IpFacts`] of the carrying packet, returning a
+//! [`Received`] advert or the [`DropReason`] to count. Decoding never panics.
+//!
+//! keepalived compatibility: VRRPv3 over IPv4 is checksummed over the IPv4 pseudo-header
+//! plus the message (RFC 5798 §5.2.8, what keepalived sends and demands); VRRPv2 over the
+//! message alone including the 8 authentication bytes; a VRRPv2 advert whose interval
+//! differs from the configured one is dropped, as RFC 3768 §7.1 and keepalived do.
+
+mod checksum;
+mod packet;
+mod receive;
+
+pub use packet::{
+    Advertisement, AdvertisementError, Auth, EncodeError, FIXED_HEADER_LEN, Family,
+    IP_PROTOCOL_VRRP, IntervalError, MULTICAST_V4, MULTICAST_V6, Password, PasswordTooLong,
+    REQUIRED_TTL, V2_AUTH_DATA_LEN, V3_MAX_INTERVAL_CENTIS, Version, VersionFields,
+    VirtualAddresses, interval_to_wire, message_len,
+};
+pub use receive::{ChecksumForm, DropReason, IpFacts, ReceiveRules, Received, decode};
+
+#[cfg(test)]
+mod codec_tests;

@@ -1,0 +1,285 @@
+//! Receive validation: RFC 5798 §7.1 (VRRPv3) and RFC 3768 §7.1 (VRRPv2).
+//!
+//! [`decode`] takes the VRRP message (the IP payload) plus the IP-layer facts the checks
+//! need, and either returns the advertisement or the one [`DropReason`] the daemon counts.
+//! Checks run in the order the RFCs list them, so a packet that fails several is counted
+//! under the first.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::checksum;
+use crate::packet::{
+    Advertisement, Auth, Family, REQUIRED_TTL, Version, VersionFields, check_structure,
+};
+
+/// IP-layer facts about a received advert, from the IP header (or `recvmsg` control data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpFacts {
+    pub source: IpAddr,
+    pub destination: IpAddr,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+}
+
+/// Per-instance expectations a received advert is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiveRules {
+    pub version: Version,
+    pub family: Family,
+    pub vrid: u8,
+    /// The local router owns the virtual addresses (base priority 255).
+    pub local_is_owner: bool,
+    /// VRRPv2 only: the configured authentication.
+    pub auth: Auth,
+    /// VRRPv2 only: the configured advert interval, which received adverts must match.
+    pub advert_interval: Duration,
+    /// When set, the advert's address list is compared with it (the optional "MAY verify"
+    /// check of §7.1); `None` skips the comparison.
+    pub expected_addresses: Option<Vec<IpAddr>>,
+    /// VRRPv3 over IPv4: also accept a checksum over the message alone, the form RFC 9568
+    /// §5.2.8 specifies, besides the RFC 5798 pseudo-header form keepalived sends.
+    pub accept_message_only_ipv4_checksum: bool,
+}
+
+/// Which checksum computation a received advert satisfied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChecksumForm {
+    /// VRRPv2: the message alone (RFC 3768 §5.3.8).
+    MessageOnlyV2,
+    /// VRRPv3: pseudo-header + message (RFC 5798 §5.2.8), as keepalived sends.
+    PseudoHeader,
+    /// VRRPv3 over IPv4 with the message alone (RFC 9568 §5.2.8); only when
+    /// [`ReceiveRules::accept_message_only_ipv4_checksum`] allows it.
+    MessageOnlyRfc9568,
+}
+
+/// A received advert that passed every mandatory check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub advert: Advertisement,
+    /// The sender's primary address (IP source), used to break priority ties.
+    pub source: IpAddr,
+    pub checksum_form: ChecksumForm,
+    /// `Some(false)` when [`ReceiveRules::expected_addresses`] was given and the advert's
+    /// list differs. VRRPv3 only logs this (RFC 5798 §7.1); VRRPv2 drops it unless the
+    /// sender is the address owner (RFC 3768 §7.1), so a returned v2 mismatch always comes
+    /// from a priority-255 sender.
+    pub address_list_matches: Option<bool>,
+}
+
+/// Why a received packet was dropped. Each has a stable metric label ([`Self::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+pub enum DropReason {
+    /// Shorter than its fixed fields plus the address count (and v2 auth data).
+    #[error("packet shorter than the VRRP message it announces")]
+    Truncated,
+    /// Longer than the fixed fields plus the address count announce.
+    #[error("packet length does not match its address count")]
+    Length,
+    /// TTL or hop limit other than 255.
+    #[error("TTL / hop limit is not 255")]
+    Ttl,
+    /// Version field other than the instance's.
+    #[error("VRRP version does not match the instance")]
+    Version,
+    /// Type field other than 1 (ADVERTISEMENT).
+    #[error("unknown VRRP packet type")]
+    Type,
+    #[error("bad VRRP checksum")]
+    Checksum,
+    /// VRID not configured on this instance.
+    #[error("VRID does not match the instance")]
+    Vrid,
+    /// The local router owns the addresses, so no other router may advertise them.
+    #[error("local router is the address owner")]
+    LocalOwner,
+    /// VRRPv2 authentication type unknown or different from the configured one.
+    #[error("VRRPv2 authentication type mismatch")]
+    AuthType,
+    /// VRRPv2 password does not match.
+    #[error("VRRPv2 authentication failed")]
+    Auth,
+    /// VRRPv2 interval differs from the configured one, or a VRRPv3 interval of zero.
+    #[error("advertisement interval mismatch")]
+    Interval,
+    /// IP source, destination and instance are not all one address family, or VRRPv2 over
+    /// IPv6.
+    #[error("address family mismatch")]
+    AddressFamily,
+    /// VRRPv2 address list differs from the configured one and the sender is not the
+    /// address owner.
+    #[error("virtual address list mismatch")]
+    AddressList,
+}
+
+impl DropReason {
+    /// Every reason, for pre-registering metric series.
+    pub const ALL: [Self; 13] = [
+        Self::Truncated,
+        Self::Length,
+        Self::Ttl,
+        Self::Version,
+        Self::Type,
+        Self::Checksum,
+        Self::Vrid,
+        Self::LocalOwner,
+        Self::AuthType,
+        Self::Auth,
+        Self::Interval,
+        Self::AddressFamily,
+        Self::AddressList,
+    ];
+
+    /// Stable snake_case label for metrics; never change a published one.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Truncated => "truncated",
+            Self::Length => "length",
+            Self::Ttl => "ttl",
+            Self::Version => "version",
+            Self::Type => "type",
+            Self::Checksum => "checksum",
+            Self::Vrid => "vrid",
+            Self::LocalOwner => "local_owner",
+            Self::AuthType => "auth_type",
+            Self::Auth => "auth",
+            Self::Interval => "interval",
+            Self::AddressFamily => "address_family",
+            Self::AddressList => "address_list",
+        }
+    }
+}
+
+/// Validates and decodes one received VRRP message.
+///
+/// Never panics, whatever the bytes.
+pub fn decode(message: &[u8], ip: &IpFacts, rules: &ReceiveRules) -> Result<Received, DropReason> {
+    // The IP header and the instance must agree on the family before anything is read as
+    // addresses of that family.
+    let family = Family::of(ip.source);
+    if Family::of(ip.destination) != family || family != rules.family {
+        return Err(DropReason::AddressFamily);
+    }
+    // RFC 5798 §7.1: "If the received packet is an IPv4 packet, MUST verify that the IP TTL
+    // is 255. If the received packet is an IPv6 packet, MUST verify that the IPv6 Hop Limit
+    // is 255." (RFC 3768 §7.1: "MUST verify that the IP TTL is 255.")
+    if ip.ttl != REQUIRED_TTL {
+        return Err(DropReason::Ttl);
+    }
+    // RFC 5798 §7.1: "MUST verify that the VRRP version is 3." (RFC 3768: "is 2".)
+    let version_nibble = message.first().map(|first| first >> 4);
+    if version_nibble.is_some_and(|nibble| nibble != rules.version.number()) {
+        return Err(DropReason::Version);
+    }
+    // "MUST verify that the received packet contains the complete VRRP packet", plus the
+    // type check of RFC 5798 §5.2.2.
+    let version = check_structure(message, family)?;
+    // "MUST verify the VRRP checksum."
+    let checksum_form = verify_checksum(message, version, ip, rules)?;
+    let advert = Advertisement::parse_checked(message, version, family)?;
+    // "MUST verify that the VRID is configured on the receiving interface and the local
+    // router is not the IPvX address owner (Priority = 255 (decimal))."
+    if advert.vrid != rules.vrid {
+        return Err(DropReason::Vrid);
+    }
+    if rules.local_is_owner {
+        return Err(DropReason::LocalOwner);
+    }
+    if let VersionFields::V2 {
+        advert_interval_secs,
+        auth,
+    } = advert.version_fields
+    {
+        check_v2_auth(&auth, &rules.auth)?;
+        // RFC 3768 §7.1: "MUST verify that the Adver Interval in the packet is the same as
+        // the locally configured for this virtual router. If the above check fails, the
+        // receiver MUST discard the packet". keepalived drops these too.
+        if Duration::from_secs(u64::from(advert_interval_secs)) != rules.advert_interval {
+            return Err(DropReason::Interval);
+        }
+    }
+    // A zero VRRPv3 interval would make Master_Down_Interval a bare Skew_Time and let a
+    // backup take over between two adverts; no conforming sender emits it.
+    if advert.version() == Version::V3 && advert.advert_interval().is_zero() {
+        return Err(DropReason::Interval);
+    }
+    let address_list_matches = rules
+        .expected_addresses
+        .as_ref()
+        .map(|expected| same_addresses(&advert.addresses.to_ip_addrs(), expected));
+    // RFC 3768 §7.1: "MAY verify that "Count IP Addrs" and the list of IP Address matches
+    // the IP_Addresses configured for the VRID ... If the packet was not generated by the
+    // address owner (Priority does not equal 255 (decimal)), the receiver MUST drop the
+    // packet, otherwise continue processing." RFC 5798 §7.1 keeps only the logging.
+    if version == Version::V2 && address_list_matches == Some(false) && advert.priority != 255 {
+        return Err(DropReason::AddressList);
+    }
+    Ok(Received {
+        advert,
+        source: ip.source,
+        checksum_form,
+        address_list_matches,
+    })
+}
+
+fn verify_checksum(
+    message: &[u8],
+    version: Version,
+    ip: &IpFacts,
+    rules: &ReceiveRules,
+) -> Result<ChecksumForm, DropReason> {
+    // Summing a message that carries its own checksum yields zero when it is intact.
+    match (version, ip.source, ip.destination) {
+        (Version::V2, _, _) => (checksum::message_only(message) == 0)
+            .then_some(ChecksumForm::MessageOnlyV2)
+            .ok_or(DropReason::Checksum),
+        (Version::V3, IpAddr::V4(src), IpAddr::V4(dst)) => {
+            if checksum::with_ipv4_pseudo_header(src, dst, message) == 0 {
+                Ok(ChecksumForm::PseudoHeader)
+            } else if rules.accept_message_only_ipv4_checksum
+                && checksum::message_only(message) == 0
+            {
+                Ok(ChecksumForm::MessageOnlyRfc9568)
+            } else {
+                Err(DropReason::Checksum)
+            }
+        }
+        (Version::V3, IpAddr::V6(src), IpAddr::V6(dst)) => {
+            (checksum::with_ipv6_pseudo_header(src, dst, message) == 0)
+                .then_some(ChecksumForm::PseudoHeader)
+                .ok_or(DropReason::Checksum)
+        }
+        _ => Err(DropReason::AddressFamily),
+    }
+}
+
+/// RFC 3768 §7.1: "MUST perform authentication specified by Auth Type", and §5.3.6: "A
+/// packet with unknown authentication type or that does not match the locally configured
+/// authentication method MUST be discarded."
+fn check_v2_auth(received: &Auth, configured: &Auth) -> Result<(), DropReason> {
+    match (received, configured) {
+        (Auth::None, Auth::None) => Ok(()),
+        (Auth::SimplePassword(got), Auth::SimplePassword(want)) => {
+            // Compare every byte so the time taken does not depend on where they differ.
+            let differing = got
+                .as_wire()
+                .iter()
+                .zip(want.as_wire())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if differing == 0 {
+                Ok(())
+            } else {
+                Err(DropReason::Auth)
+            }
+        }
+        _ => Err(DropReason::AuthType),
+    }
+}
+
+/// Order-insensitive comparison: keepalived and RFC 5798 compare sets of addresses.
+fn same_addresses(received: &[IpAddr], expected: &[IpAddr]) -> bool {
+    received.len() == expected.len() && expected.iter().all(|address| received.contains(address))
+}
