@@ -1,0 +1,458 @@
+//! The validated configuration of one cluster. Every value here has passed validation:
+//! consumers never re-check ranges or references.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One cluster file, parsed and validated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub director: Director,
+    /// VRRP instances in file order.
+    pub vrrp: Vec<VrrpInstance>,
+    pub ipvs_sync: Option<IpvsSync>,
+    /// Virtual servers in file order.
+    pub virtual_servers: Vec<VirtualServer>,
+}
+
+impl Config {
+    pub fn vrrp_instance(&self, name: &str) -> Option<&VrrpInstance> {
+        self.vrrp.iter().find(|v| v.name == name)
+    }
+
+    pub fn virtual_server(&self, name: &str) -> Option<&VirtualServer> {
+        self.virtual_servers.iter().find(|v| v.name == name)
+    }
+
+    pub fn real_server_count(&self) -> usize {
+        self.virtual_servers
+            .iter()
+            .map(|v| v.real_servers.len())
+            .sum()
+    }
+}
+
+/// This director: identity and the operator-facing endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Director {
+    pub name: String,
+    pub status_socket: PathBuf,
+    /// Group that owns the status socket (mode 0660); `None` keeps the daemon's group.
+    pub status_socket_group: Option<String>,
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where operator overrides (drains) are kept across restarts.
+    pub state_file: PathBuf,
+}
+
+pub const DEFAULT_STATUS_SOCKET: &str = "/run/vigil/vigil.sock";
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/vigil/state.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum VrrpVersion {
+    /// RFC 3768: IPv4 only, advert interval in whole seconds, optional simple password.
+    V2,
+    /// RFC 5798: IPv4 or IPv6, advert interval in centiseconds.
+    V3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFamily {
+    Ipv4,
+    Ipv6,
+}
+
+impl AddressFamily {
+    pub fn of(addr: &IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => AddressFamily::Ipv4,
+            IpAddr::V6(_) => AddressFamily::Ipv6,
+        }
+    }
+
+    pub fn max_prefix(self) -> u8 {
+        match self {
+            AddressFamily::Ipv4 => 32,
+            AddressFamily::Ipv6 => 128,
+        }
+    }
+}
+
+impl std::fmt::Display for AddressFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AddressFamily::Ipv4 => "IPv4",
+            AddressFamily::Ipv6 => "IPv6",
+        })
+    }
+}
+
+/// An address with a prefix length, e.g. `192.0.2.100/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct IpPrefix {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl std::fmt::Display for IpPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// One VRRP virtual router on one interface.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    /// 1–254, or 255 for the address owner.
+    pub priority: u8,
+    pub version: VrrpVersion,
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    /// RFC 5798 Accept_Mode: accept packets addressed to the VIPs while master even when
+    /// not the address owner.
+    pub accept: bool,
+    /// Unicast peers; empty means multicast (224.0.0.18 / ff02::12).
+    pub unicast_peers: Vec<IpAddr>,
+    /// Source address for adverts; `None` uses the interface's primary address.
+    pub unicast_source: Option<IpAddr>,
+    /// All of one address family (RFC 5798 §5.2.9: one instance is IPv4 or IPv6).
+    pub vips: Vec<IpPrefix>,
+    pub family: AddressFamily,
+    /// VRRPv2 simple text authentication (RFC 3768 §5.3.6.1), at most 8 bytes.
+    pub auth_password: Option<String>,
+    pub garp: Garp,
+    pub track: Vec<Track>,
+    /// Program and arguments run on every state change (never through a shell).
+    pub notify: Option<Vec<String>>,
+    pub sync_group: Option<String>,
+}
+
+/// Gratuitous ARP / unsolicited neighbour advertisements sent on becoming master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Garp {
+    pub repeat: u32,
+    pub interval: Duration,
+    /// Re-announce periodically while master; `None` = only on transition.
+    pub refresh: Option<Duration>,
+}
+
+/// Something whose state moves a VRRP instance's priority.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Track {
+    pub target: TrackTarget,
+    /// Added to the priority while the target is down; 0 means "down puts the instance in
+    /// Fault".
+    pub weight: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackTarget {
+    /// Down when the virtual server has lost quorum.
+    VirtualServer(String),
+    /// Down when the link is down.
+    Interface(String),
+    /// Down when the program exits non-zero or times out.
+    Exec {
+        command: Vec<String>,
+        interval: Duration,
+        timeout: Duration,
+        user: String,
+    },
+}
+
+/// The IPVS connection sync daemon, whose role follows a VRRP instance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IpvsSync {
+    pub interface: String,
+    pub sync_id: u8,
+    /// The instance whose role decides master (active) or backup (standby).
+    pub instance: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub const NAMES: &'static [&'static str] = &["tcp", "udp", "sctp"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// How a virtual server is keyed in the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKey {
+    Address {
+        protocol: Protocol,
+        address: SocketAddr,
+    },
+    Fwmark {
+        mark: u32,
+        family: AddressFamily,
+    },
+}
+
+impl ServiceKey {
+    pub fn family(&self) -> AddressFamily {
+        match self {
+            ServiceKey::Address { address, .. } => AddressFamily::of(&address.ip()),
+            ServiceKey::Fwmark { family, .. } => *family,
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceKey::Address { protocol, address } => {
+                write!(f, "{} {}", protocol.name(), address)
+            }
+            ServiceKey::Fwmark { mark, family } => write!(f, "fwmark {mark} {family}"),
+        }
+    }
+}
+
+/// IPVS scheduler names the config accepts (those of Linux 6.x).
+pub const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulerFlag {
+    /// sh/mh: fall back to another server when the chosen one is unavailable.
+    Fallback,
+    /// sh/mh: include the source port in the hash.
+    Port,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forwarding {
+    /// Masquerading: the director rewrites the destination; replies return through it.
+    Nat,
+    /// Direct routing: same L2 segment, the real server holds the VIP on a loopback.
+    Dr,
+    /// IP-in-IP tunnelling to the real server.
+    Tunnel,
+}
+
+impl Forwarding {
+    pub const NAMES: &'static [&'static str] = &["nat", "dr", "tunnel"];
+
+    /// DR and tunnelling deliver the packet unchanged, so they cannot change its port.
+    pub fn can_remap_port(self) -> bool {
+        self == Forwarding::Nat
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Forwarding::Nat => "nat",
+            Forwarding::Dr => "dr",
+            Forwarding::Tunnel => "tunnel",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Persistence {
+    pub timeout: Duration,
+    /// Clients are grouped by this prefix length of their address.
+    pub prefix_len: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VirtualServer {
+    pub name: String,
+    pub key: ServiceKey,
+    pub scheduler: String,
+    pub scheduler_flags: Vec<SchedulerFlag>,
+    pub forwarding: Forwarding,
+    pub persistence: Option<Persistence>,
+    /// Fewer healthy real servers than this and the sorry server takes over.
+    pub quorum: u32,
+    pub hysteresis: u32,
+    pub sorry_server: Option<SocketAddr>,
+    /// A failed real server keeps its place with weight 0 (existing connections drain)
+    /// instead of being removed.
+    pub inhibit_on_failure: bool,
+    pub real_servers: Vec<RealServer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RealServer {
+    pub address: SocketAddr,
+    pub weight: u32,
+    pub forwarding: Forwarding,
+    pub upper_threshold: Option<u32>,
+    pub lower_threshold: Option<u32>,
+    /// The effective check (the virtual server's default merged with this server's
+    /// override); `None` means the server is always considered up.
+    pub check: Option<Check>,
+}
+
+/// A health check with its schedule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub kind: CheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive passes to go up.
+    pub rise: u32,
+    /// Consecutive failures to go down.
+    pub fall: u32,
+    pub initial_state: InitialState,
+    /// Delay before the next attempt after a failure; `None` = the normal interval.
+    pub retry_delay: Option<Duration>,
+    /// The first run of each check is spread uniformly over this window.
+    pub start_spread: Duration,
+    /// Probe this address instead of the real server's.
+    pub address: Option<IpAddr>,
+    /// Probe this port instead of the real server's.
+    pub port: Option<u16>,
+    /// Source address to bind probes to.
+    pub bind: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialState {
+    Up,
+    Down,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum CheckKind {
+    Tcp {
+        send: Option<String>,
+        /// Regular expression the reply must match.
+        expect: Option<String>,
+    },
+    Http(HttpCheck),
+    Dns(DnsCheck),
+    Udp {
+        send: String,
+        expect: Option<String>,
+    },
+    Icmp,
+    Exec {
+        command: Vec<String>,
+        user: String,
+    },
+}
+
+impl CheckKind {
+    pub const NAMES: &'static [&'static str] =
+        &["tcp", "http", "https", "dns", "udp", "icmp", "exec"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Http(h) if h.tls.is_some() => "https",
+            CheckKind::Http(_) => "http",
+            CheckKind::Dns(_) => "dns",
+            CheckKind::Udp { .. } => "udp",
+            CheckKind::Icmp => "icmp",
+            CheckKind::Exec { .. } => "exec",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum HttpMethod {
+    Get,
+    Head,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpCheck {
+    pub method: HttpMethod,
+    pub path: String,
+    /// Host header (virtual host); `None` = the probed address.
+    pub host: Option<String>,
+    /// Inclusive ranges of accepted status codes.
+    pub expect_status: Vec<(u16, u16)>,
+    pub body_regex: Option<String>,
+    /// Lower-case hex SHA-256 of the expected body.
+    pub body_sha256: Option<String>,
+    pub max_body_bytes: u64,
+    /// Present for https.
+    pub tls: Option<Tls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tls {
+    pub verify: bool,
+    pub ca_file: Option<PathBuf>,
+    /// SNI and the name the certificate must carry; `None` = the Host header, else the
+    /// probed address.
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DnsType {
+    A,
+    Aaaa,
+    Soa,
+    Ns,
+    Mx,
+    Txt,
+    Cname,
+}
+
+impl DnsType {
+    pub const NAMES: &'static [&'static str] = &["A", "AAAA", "SOA", "NS", "MX", "TXT", "CNAME"];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DnsRcode {
+    NoError,
+    FormErr,
+    ServFail,
+    NxDomain,
+    NotImp,
+    Refused,
+}
+
+impl DnsRcode {
+    pub const NAMES: &'static [&'static str] = &[
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsTransport {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsCheck {
+    pub name: String,
+    pub qtype: DnsType,
+    pub expect_rcode: DnsRcode,
+    /// Addresses that must all be in the answer (A/AAAA).
+    pub expect_addresses: Vec<IpAddr>,
+    pub transport: DnsTransport,
+}

@@ -1,0 +1,137 @@
+//! Rules that span sections: uniqueness, references between sections, and advice.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::ops::Range;
+
+use crate::diag::{Diagnostic, did_you_mean, position_of};
+use crate::model::{ServiceKey, TrackTarget};
+use crate::parse::Parsed;
+use crate::reader::Sink;
+
+/// Reports the second and later occurrences of each key, pointing back at the first.
+pub(crate) fn unique<K: Eq + Hash>(
+    sink: &mut Sink,
+    items: impl IntoIterator<Item = (K, Range<usize>)>,
+    message: impl Fn(&K) -> String,
+) {
+    let mut seen: HashMap<K, Range<usize>> = HashMap::new();
+    for (key, span) in items {
+        if let Some(first) = seen.get(&key) {
+            let line = position_of(&sink.source, first.start).line;
+            sink.push(
+                Diagnostic::error(span, message(&key))
+                    .with_help(format!("first defined on line {line}")),
+            );
+        } else {
+            seen.insert(key, span);
+        }
+    }
+}
+
+pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
+    let spans = &parsed.spans;
+    let vs_spans = &spans.virtual_servers;
+    let (vrrp, virtual_servers) = (&parsed.vrrp, &parsed.virtual_servers);
+
+    unique(
+        sink,
+        virtual_servers
+            .iter()
+            .zip(vs_spans)
+            .map(|(vs, s)| (vs.name.clone(), s.table.clone())),
+        |name| format!("virtual server name \"{name}\" is used twice"),
+    );
+    unique(
+        sink,
+        virtual_servers
+            .iter()
+            .zip(vs_spans)
+            .map(|(vs, s)| (vs.key, s.key.clone())),
+        |key| format!("virtual service {key} is defined twice"),
+    );
+    // RFC 5798 §7: a VRID identifies one virtual router per interface and address family
+    // (IPv4 and IPv6 instances may share a VRID).
+    unique(
+        sink,
+        vrrp.iter()
+            .zip(&spans.vrrp)
+            .map(|(v, s)| ((v.interface.clone(), v.family, v.vrid), s.vrid.clone())),
+        |(iface, family, vrid)| {
+            format!("VRID {vrid} is used twice for {family} on interface {iface}")
+        },
+    );
+    unique(
+        sink,
+        vrrp.iter().zip(&spans.vrrp).flat_map(|(v, s)| {
+            v.vips
+                .iter()
+                .zip(&s.vips)
+                .map(|(p, span)| (p.addr, span.clone()))
+        }),
+        |addr| format!("virtual address {addr} is carried by two VRRP instances"),
+    );
+
+    // Tracked virtual servers must exist.
+    let vs_names: Vec<&str> = parsed.vs_names.iter().map(String::as_str).collect();
+    for (inst, s) in vrrp.iter().zip(&spans.vrrp) {
+        for (track, span) in inst.track.iter().zip(&s.track_vs) {
+            if let TrackTarget::VirtualServer(name) = &track.target
+                && !vs_names.contains(&name.as_str())
+            {
+                let mut d = Diagnostic::error(
+                    span.clone(),
+                    format!(
+                        "`vrrp.{}.track`: there is no virtual server \"{name}\"",
+                        inst.name
+                    ),
+                );
+                if let Some(n) = did_you_mean(name, &vs_names) {
+                    d = d.with_help(format!("did you mean \"{n}\"?"));
+                }
+                sink.push(d);
+            }
+        }
+    }
+
+    // Sync groups of one member are legal but almost certainly a typo.
+    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, inst) in vrrp.iter().enumerate() {
+        if let Some(g) = &inst.sync_group {
+            groups.entry(g.as_str()).or_default().push(i);
+        }
+    }
+    for (group, members) in &groups {
+        if let [only] = members.as_slice() {
+            let others: Vec<&str> = groups.keys().filter(|g| *g != group).copied().collect();
+            let mut d = Diagnostic::warning(
+                spans.vrrp[*only].sync_group.clone(),
+                format!("sync group \"{group}\" has only one instance"),
+            );
+            if let Some(n) = did_you_mean(group, &others) {
+                d = d.with_help(format!("did you mean \"{n}\"?"));
+            }
+            sink.push(d);
+        }
+    }
+
+    // A service on an address that no instance carries will not move on failover.
+    if !vrrp.is_empty() {
+        for (vs, s) in virtual_servers.iter().zip(vs_spans) {
+            if let ServiceKey::Address { address, .. } = vs.key {
+                let carried = vrrp
+                    .iter()
+                    .any(|v| v.vips.iter().any(|p| p.addr == address.ip()));
+                if !carried {
+                    sink.push(
+                        Diagnostic::warning(
+                            s.key.clone(),
+                            format!("virtual server \"{}\" listens on {}, which no VRRP instance carries", vs.name, address.ip()),
+                        )
+                        .with_help("add the address to an instance's `vips` so it moves with failover"),
+                    );
+                }
+            }
+        }
+    }
+}
