@@ -1,1 +1,150 @@
-fn main() {}
+//! `vigilctl`: the operator's view of a running vigild, over its status socket.
+//!
+//! Owns: talking the status-socket protocol (docs/status-socket.md) and rendering replies
+//! as tables (in the spirit of `ipvsadm -Ln`) or JSON. Must not: change anything except
+//! through daemon requests, or read the daemon's files directly.
+//!
+//! Exit codes: 0 success; 1 the daemon refused or failed the request (for example a
+//! reload of an invalid file); 2 usage error; 3 the daemon could not be reached.
+
+mod render;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+const DEFAULT_SOCKET: &str = "/run/vigil/vigil.sock";
+
+#[derive(Parser)]
+#[command(
+    name = "vigilctl",
+    version,
+    about = "Inspect and steer a running vigild"
+)]
+struct Cli {
+    /// The daemon's status socket (director.status_socket in the cluster file).
+    #[arg(long, short = 's', env = "VIGIL_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
+    socket: PathBuf,
+    /// Print the daemon's reply as JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Director, uptime, loaded config and reload history.
+    Status,
+    /// Virtual servers and their real servers.
+    Services,
+    /// VRRP instances.
+    Vrrp,
+    /// Re-read the cluster file; an invalid file changes nothing.
+    Reload,
+}
+
+/// Failures with their exit codes.
+enum Failure {
+    /// The daemon answered with an error.
+    Refused(String),
+    /// No daemon to talk to.
+    Unreachable(String),
+}
+
+fn request(socket: &PathBuf, command: &str) -> Result<Value, Failure> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                "vigild is not running (or uses another socket: see --socket)".to_string()
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied: run as root or as a member of the socket's group (director.status_socket_group)".to_string()
+            }
+            _ => e.to_string(),
+        };
+        Failure::Unreachable(format!("cannot connect to {}: {why}", socket.display()))
+    })?;
+    // A reload of a very large file is the slowest request; anything beyond this is a
+    // hung daemon.
+    let timeout = Some(Duration::from_secs(30));
+    let io_err = |e: std::io::Error| {
+        Failure::Unreachable(format!("talking to vigild at {}: {e}", socket.display()))
+    };
+    stream.set_read_timeout(timeout).map_err(io_err)?;
+    stream.set_write_timeout(timeout).map_err(io_err)?;
+    let mut line = json!({ "command": command }).to_string();
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(io_err)?;
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .map_err(io_err)?;
+    if reply.is_empty() {
+        return Err(Failure::Unreachable(format!(
+            "vigild at {} closed the connection without replying",
+            socket.display()
+        )));
+    }
+    let v: Value = serde_json::from_str(&reply)
+        .map_err(|e| Failure::Unreachable(format!("vigild sent a reply that is not JSON: {e}")))?;
+    if v.get("ok") == Some(&Value::Bool(true)) {
+        Ok(v.get("result").cloned().unwrap_or(Value::Null))
+    } else {
+        let error = v.get("error");
+        let code = error
+            .and_then(|e| e.get("code"))
+            .and_then(Value::as_str)
+            .unwrap_or("error");
+        let message = error
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("the daemon reported an error without a message");
+        Err(Failure::Refused(format!("{code}: {message}")))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = match cli.command {
+        Command::Status => "status",
+        Command::Services => "services",
+        Command::Vrrp => "vrrp",
+        Command::Reload => "reload",
+    };
+    match request(&cli.socket, command) {
+        Ok(result) => {
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&result).unwrap_or_default()
+                );
+            } else {
+                let text = match command {
+                    "status" => render::status(&result),
+                    "services" => render::services(&result),
+                    "vrrp" => render::vrrp(&result),
+                    _ => render::reload(&result),
+                };
+                print!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Refused(message)) => {
+            if cli.json {
+                println!("{}", json!({ "ok": false, "error": message }));
+            }
+            eprintln!("vigilctl: {message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Unreachable(message)) => {
+            eprintln!("vigilctl: {message}");
+            ExitCode::from(3)
+        }
+    }
+}

@@ -1,1 +1,57 @@
-fn main() {}
+//! `vigild`: the vigil director daemon, and `vigild check-config` for operators.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vigild::logging::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "vigild",
+    version,
+    about = "vigil load-balancer director daemon"
+)]
+struct Cli {
+    /// The cluster file to run.
+    #[arg(long, short = 'c', env = "VIGIL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value = "human")]
+    log_format: LogFormat,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate cluster files and exit: 0 when all are valid, 1 otherwise.
+    CheckConfig {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { files }) => vigild::check_config::run(&files),
+        None => {
+            let Some(config) = cli.config else {
+                eprintln!("vigild: no cluster file: give --config FILE (or set VIGIL_CONFIG)");
+                return ExitCode::from(2);
+            };
+            logging::init(cli.log_format, &cli.log_level);
+            match vigild::daemon::run(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("vigild cannot start: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

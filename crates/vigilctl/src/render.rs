@@ -1,0 +1,295 @@
+//! Human tables from status-socket replies. Replies are read leniently (a missing field
+//! shows as "-") so that a vigilctl of another version still prints what it can.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        None | Some(Value::Null) => "-".to_string(),
+        Some(Value::String(x)) => x.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn f64_of(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// `2h 3m 4s`.
+pub(crate) fn human_duration(secs: f64) -> String {
+    let total = secs.max(0.0) as u64;
+    let (d, h, m, s) = (
+        total / 86_400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m {s}s"),
+        _ => format!("{d}d {h}h {m}m"),
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub(crate) fn utc(unix: f64) -> String {
+    let secs = unix.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm), valid for the proleptic Gregorian
+    // calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+pub(crate) fn status(v: &Value) -> String {
+    let mut out = String::new();
+    let counts = v.get("counts").cloned().unwrap_or(Value::Null);
+    let count = |k: &str| counts.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "director    {} (vigild {}, pid {})",
+        s(v, "director"),
+        s(v, "version"),
+        s(v, "pid")
+    );
+    let _ = writeln!(
+        out,
+        "uptime      {} (since {})",
+        f64_of(v, "uptime_secs").map_or("-".into(), human_duration),
+        f64_of(v, "started_at_unix").map_or("-".into(), utc)
+    );
+    let _ = writeln!(
+        out,
+        "config      {} (generation {}, loaded {})",
+        s(v, "config_file"),
+        s(v, "config_generation"),
+        f64_of(v, "config_loaded_at_unix").map_or("-".into(), utc)
+    );
+    let _ = writeln!(
+        out,
+        "cluster     {}, {}, {}",
+        plural(count("vrrp_instances"), "VRRP instance", "VRRP instances"),
+        plural(
+            count("virtual_servers"),
+            "virtual server",
+            "virtual servers"
+        ),
+        plural(count("real_servers"), "real server", "real servers"),
+    );
+    let reloads = list(v, "reloads");
+    match reloads.last() {
+        None => {
+            let _ = writeln!(out, "reloads     none");
+        }
+        Some(last) => {
+            let ok = last.get("ok") == Some(&Value::Bool(true));
+            let _ = writeln!(
+                out,
+                "reloads     {} (last: {} at {} by {})",
+                reloads.len(),
+                if ok { "ok" } else { "REJECTED" },
+                f64_of(last, "at_unix").map_or("-".into(), utc),
+                s(last, "trigger")
+            );
+            for e in list(last, "errors") {
+                let _ = writeln!(out, "            {}", e.as_str().unwrap_or("-"));
+            }
+        }
+    }
+    out
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|x| x.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub(crate) fn services(v: &Value) -> String {
+    let services = list(v, "virtual_servers");
+    if services.is_empty() {
+        return "no virtual servers\n".to_string();
+    }
+    let mut rows = vec![vec![
+        "VIRTUAL SERVER / REAL SERVER".to_string(),
+        "SCHED/FWD".into(),
+        "WEIGHT".into(),
+        "HEALTH".into(),
+        "CHECK".into(),
+    ]];
+    for vs in services {
+        let key = match vs.get("fwmark").and_then(Value::as_u64) {
+            Some(mark) => format!("FWM {mark} {}", s(vs, "family")),
+            None => format!("{} {}", s(vs, "protocol").to_uppercase(), s(vs, "address")),
+        };
+        let mut extra = String::new();
+        if let Some(p) = vs.get("persistence").and_then(Value::as_str) {
+            let _ = write!(extra, " persistent {p}");
+        }
+        rows.push(vec![
+            format!("{} ({}){extra}", key, s(vs, "name")),
+            s(vs, "scheduler"),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+        for rs in list(vs, "real_servers") {
+            let check = match rs.get("check") {
+                Some(c) if c.is_object() => {
+                    let target = s(c, "target");
+                    let target = if target == "-" || target.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {target}")
+                    };
+                    format!("{}{} every {}", s(c, "kind"), target, s(c, "interval"))
+                }
+                _ => "none".to_string(),
+            };
+            rows.push(vec![
+                format!("  -> {}", s(rs, "address")),
+                s(rs, "forwarding"),
+                s(rs, "weight"),
+                s(rs, "health"),
+                check,
+            ]);
+        }
+    }
+    table(&rows)
+}
+
+pub(crate) fn vrrp(v: &Value) -> String {
+    let instances = list(v, "instances");
+    if instances.is_empty() {
+        return "no VRRP instances\n".to_string();
+    }
+    let mut rows = vec![vec![
+        "INSTANCE".to_string(),
+        "INTERFACE".into(),
+        "VRID".into(),
+        "VER".into(),
+        "PRIO".into(),
+        "STATE".into(),
+        "ADVERT".into(),
+        "VIPS".into(),
+    ]];
+    for i in instances {
+        let vips: Vec<&str> = list(i, "vips").iter().filter_map(Value::as_str).collect();
+        rows.push(vec![
+            s(i, "name"),
+            s(i, "interface"),
+            s(i, "vrid"),
+            s(i, "version"),
+            s(i, "effective_priority"),
+            s(i, "state"),
+            s(i, "advert_interval"),
+            vips.join(","),
+        ]);
+    }
+    table(&rows)
+}
+
+pub(crate) fn reload(v: &Value) -> String {
+    let mut out = format!(
+        "reloaded: generation {} in {:.1} ms\n",
+        s(v, "generation"),
+        f64_of(v, "duration_ms").unwrap_or(0.0)
+    );
+    for w in list(v, "warnings") {
+        let _ = writeln!(out, "warning: {}", w.as_str().unwrap_or("-"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400.0), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_795_000_000.0), "2026-11-18 11:06:40 UTC");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(5.2), "5s");
+        assert_eq!(human_duration(65.0), "1m 5s");
+        assert_eq!(human_duration(7384.0), "2h 3m 4s");
+        assert_eq!(human_duration(90_061.0), "1d 1h 1m");
+    }
+
+    #[test]
+    fn services_table_lists_real_servers_under_their_service() {
+        let v = json!({"virtual_servers": [{
+            "name": "web", "protocol": "tcp", "address": "192.0.2.100:80", "fwmark": null,
+            "scheduler": "wrr", "persistence": null,
+            "real_servers": [{"address": "10.0.0.11:80", "forwarding": "dr", "weight": 100,
+                              "health": "unknown",
+                              "check": {"kind": "http", "target": "GET /healthz", "interval": "1s"}}]
+        }]});
+        let text = services(&v);
+        assert!(text.contains("TCP 192.0.2.100:80 (web)"), "{text}");
+        assert!(text.contains("  -> 10.0.0.11:80"), "{text}");
+        assert!(text.contains("http GET /healthz every 1s"), "{text}");
+    }
+
+    #[test]
+    fn missing_fields_show_as_dashes() {
+        let text = status(&json!({}));
+        assert!(
+            text.starts_with("director    - (vigild -, pid -)"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! The daemon's main loop: start, serve, reload on request, stop cleanly.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+use vigil_config::{Config, ConfigError};
+
+use crate::check_config::summary;
+use crate::protocol::ProtocolError;
+use crate::state::{ReloadRecord, Shared, unix_now};
+use crate::status::{Control, StatusSocket};
+use crate::{caps, systemd};
+
+/// Loads the file and starts serving; returns when asked to stop.
+pub fn run(config_path: &Path) -> anyhow::Result<()> {
+    let loaded = match vigil_config::load(config_path) {
+        Ok(l) => l,
+        Err(ConfigError::Invalid(d)) => bail!("invalid cluster file:\n{d}"),
+        Err(e) => return Err(e.into()),
+    };
+    for d in loaded.warnings.warnings() {
+        warn!("{}", loaded.warnings.one_line(d));
+    }
+    let config = loaded.config;
+    let missing = caps::missing(&config);
+    if !missing.is_empty() {
+        bail!(
+            "missing capabilities: {}.\nRun vigild as root, or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW; see deploy/vigild.service)",
+            missing.join("; ")
+        );
+    }
+    if caps::icmp_checks_without_raw(&config) {
+        warn!(
+            "ICMP checks without CAP_NET_RAW need unprivileged ping sockets (net.ipv4.ping_group_range)"
+        );
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config_path, config))
+}
+
+async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
+    let socket_path = config.director.status_socket.clone();
+    let socket = Arc::new(
+        StatusSocket::bind(&socket_path, config.director.status_socket_group.as_deref())
+            .with_context(|| format!("status socket {}", socket_path.display()))?,
+    );
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+
+    let what = summary(&config);
+    let shared = Shared::new(config, config_path.to_path_buf());
+    let (control_tx, mut control_rx) = mpsc::channel::<Control>(16);
+    let server = tokio::spawn(socket.clone().serve(shared.clone(), control_tx));
+    info!(
+        config = %config_path.display(),
+        socket = %socket.path().display(),
+        "vigild {} started: {what}",
+        env!("CARGO_PKG_VERSION")
+    );
+    systemd::ready(&what);
+
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sighup.recv() => {
+                // The outcome is logged and kept in the reload history.
+                let _ = reload(&shared, "sighup");
+            }
+            Some(Control::Reload(reply)) = control_rx.recv() => {
+                let _ = reply.send(reload(&shared, "socket"));
+            }
+        }
+    }
+    systemd::stopping();
+    server.abort();
+    drop(socket);
+    info!("vigild stopped");
+    Ok(())
+}
+
+/// Validates the file again and, only if it is valid, makes it the running config. A bad
+/// file changes nothing.
+fn reload(shared: &Shared, trigger: &'static str) -> Result<serde_json::Value, ProtocolError> {
+    systemd::reloading();
+    let started = Instant::now();
+    let snap = shared.snapshot();
+    let path = snap.config_file.clone();
+    let outcome = vigil_config::load(&path);
+    let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut record = ReloadRecord {
+        at_unix: unix_now(),
+        trigger,
+        ok: false,
+        generation: snap.generation,
+        duration_ms,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let result = match outcome {
+        Ok(loaded) => {
+            let config = loaded.config;
+            let missing = caps::missing(&config);
+            record.warnings = loaded
+                .warnings
+                .warnings()
+                .map(|d| loaded.warnings.one_line(d))
+                .collect();
+            if !missing.is_empty() {
+                record.errors = missing;
+                error!(file = %path.display(), "reload refused, keeping generation {}: {}", snap.generation, record.errors.join("; "));
+                shared.record_reload(record.clone(), None);
+                Err(record)
+            } else {
+                if config.director.status_socket != snap.config.director.status_socket
+                    || config.director.status_socket_group
+                        != snap.config.director.status_socket_group
+                {
+                    record.warnings.push(format!(
+                        "status socket changes take effect at the next restart (still serving {})",
+                        snap.config.director.status_socket.display()
+                    ));
+                }
+                record.ok = true;
+                record.generation = snap.generation + 1;
+                info!(
+                    file = %path.display(),
+                    generation = record.generation,
+                    "reloaded in {:.1} ms: {}",
+                    duration_ms,
+                    summary(&config)
+                );
+                for w in &record.warnings {
+                    warn!("{w}");
+                }
+                shared.record_reload(record.clone(), Some(config));
+                Ok(record)
+            }
+        }
+        Err(e) => {
+            record.errors = match &e {
+                ConfigError::Invalid(d) => d.errors().map(|x| d.one_line(x)).collect(),
+                other => vec![other.to_string()],
+            };
+            error!(
+                file = %path.display(),
+                "reload rejected, keeping generation {}:\n{e}",
+                snap.generation
+            );
+            shared.record_reload(record.clone(), None);
+            Err(record)
+        }
+    };
+    systemd::ready("reloaded");
+    match result {
+        Ok(r) => Ok(json!(r)),
+        Err(r) => Err(ProtocolError {
+            code: "reload_failed",
+            message: format!(
+                "{} is invalid; still running generation {}:\n{}",
+                path.display(),
+                r.generation,
+                r.errors.join("\n")
+            ),
+        }),
+    }
+}

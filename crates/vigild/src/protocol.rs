@@ -1,0 +1,265 @@
+//! The status socket protocol: one JSON object per line each way (docs/status-socket.md).
+//!
+//! Request:  `{"command": "status"}` (an optional `"id"` of any JSON type is echoed back).
+//! Reply:    `{"ok": true, "result": {...}}` or
+//!           `{"ok": false, "error": {"code": "...", "message": "..."}}`.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use vigil_config::{Check, CheckKind, Config, ServiceKey, TrackTarget, format_duration};
+
+use crate::state::{Shared, Snapshot};
+
+/// Longest request line accepted; longer ones get `line_too_long` and the connection
+/// is closed.
+pub const MAX_LINE: usize = 64 * 1024;
+
+pub const COMMANDS: &[&str] = &["status", "config", "services", "vrrp", "reload", "ping"];
+
+/// What a request asks for, once parsed.
+#[derive(Debug, PartialEq)]
+pub enum Request {
+    Status,
+    Config,
+    Services,
+    Vrrp,
+    Reload,
+    Ping,
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+pub struct ProtocolError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ProtocolError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ProtocolError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses one request line. Returns the request and the echoed `id` (if any).
+pub fn parse_request(line: &[u8]) -> (Result<Request, ProtocolError>, Option<Value>) {
+    let value: Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                Err(ProtocolError::new(
+                    "invalid_json",
+                    format!("request is not valid JSON: {e}"),
+                )),
+                None,
+            );
+        }
+    };
+    let Value::Object(obj) = value else {
+        return (
+            Err(ProtocolError::new(
+                "invalid_request",
+                "request must be a JSON object like {\"command\": \"status\"}",
+            )),
+            None,
+        );
+    };
+    let id = obj.get("id").cloned();
+    let request = match obj.get("command") {
+        None => Err(ProtocolError::new(
+            "invalid_request",
+            "request has no \"command\"",
+        )),
+        Some(Value::String(c)) => match c.as_str() {
+            "status" => Ok(Request::Status),
+            "config" => Ok(Request::Config),
+            "services" => Ok(Request::Services),
+            "vrrp" => Ok(Request::Vrrp),
+            "reload" => Ok(Request::Reload),
+            "ping" => Ok(Request::Ping),
+            other => Err(ProtocolError::new(
+                "unknown_command",
+                format!(
+                    "unknown command \"{other}\"; commands: {}",
+                    COMMANDS.join(", ")
+                ),
+            )),
+        },
+        Some(_) => Err(ProtocolError::new(
+            "invalid_request",
+            "\"command\" must be a string",
+        )),
+    };
+    (request, id)
+}
+
+/// Serialises a reply line (with its trailing newline).
+pub fn reply_line(result: Result<Value, ProtocolError>, id: Option<Value>) -> Vec<u8> {
+    let mut v = match result {
+        Ok(result) => json!({ "ok": true, "result": result }),
+        Err(error) => json!({ "ok": false, "error": error }),
+    };
+    if let (Some(id), Value::Object(obj)) = (id, &mut v) {
+        obj.insert("id".into(), id);
+    }
+    let mut line = serde_json::to_vec(&v).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    line.push(b'\n');
+    line
+}
+
+fn counts(config: &Config) -> Value {
+    json!({
+        "vrrp_instances": config.vrrp.len(),
+        "virtual_servers": config.virtual_servers.len(),
+        "real_servers": config.real_server_count(),
+    })
+}
+
+pub fn status(shared: &Shared, snap: &Snapshot) -> Value {
+    json!({
+        "director": snap.config.director.name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": shared.pid,
+        "started_at_unix": shared.started_at_unix,
+        "uptime_secs": shared.started.elapsed().as_secs_f64(),
+        "config_file": snap.config_file,
+        "config_generation": snap.generation,
+        "config_loaded_at_unix": snap.loaded_at_unix,
+        "counts": counts(&snap.config),
+        "reloads": snap.reloads,
+    })
+}
+
+fn check_summary(check: &Option<Check>) -> Value {
+    match check {
+        None => Value::Null,
+        Some(c) => {
+            let target = match &c.kind {
+                CheckKind::Http(h) => {
+                    format!("{} {}", format!("{:?}", h.method).to_uppercase(), h.path)
+                }
+                CheckKind::Dns(d) => {
+                    format!("{} {}", d.name, format!("{:?}", d.qtype).to_uppercase())
+                }
+                CheckKind::Exec { command, .. } => command.join(" "),
+                _ => String::new(),
+            };
+            json!({
+                "kind": c.kind.name(),
+                "target": target,
+                "interval": format_duration(c.interval),
+                "timeout": format_duration(c.timeout),
+                "rise": c.rise,
+                "fall": c.fall,
+                "port": c.port,
+            })
+        }
+    }
+}
+
+/// Virtual servers and their real servers. Health is not known until the checkers run
+/// (a later part of the daemon), so it is reported as `unknown`.
+pub fn services(snap: &Snapshot) -> Value {
+    let list: Vec<Value> = snap
+        .config
+        .virtual_servers
+        .iter()
+        .map(|vs| {
+            let (protocol, address, fwmark, family) = match vs.key {
+                ServiceKey::Address { protocol, address } => (
+                    Some(protocol.name()),
+                    Some(address.to_string()),
+                    None,
+                    vs.key.family(),
+                ),
+                ServiceKey::Fwmark { mark, family } => (None, None, Some(mark), family),
+            };
+            json!({
+                "name": vs.name,
+                "protocol": protocol,
+                "address": address,
+                "fwmark": fwmark,
+                "family": family,
+                "scheduler": vs.scheduler,
+                "forwarding": vs.forwarding.name(),
+                "persistence": vs.persistence.map(|p| format_duration(p.timeout)),
+                "quorum": vs.quorum,
+                "sorry_server": vs.sorry_server,
+                "real_servers": vs.real_servers.iter().map(|rs| json!({
+                    "address": rs.address,
+                    "weight": rs.weight,
+                    "forwarding": rs.forwarding.name(),
+                    "health": "unknown",
+                    "check": check_summary(&rs.check),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({ "virtual_servers": list })
+}
+
+/// VRRP instances as configured. The protocol engine is a later part of the daemon, so
+/// every instance reports state `init` for now.
+pub fn vrrp(snap: &Snapshot) -> Value {
+    let list: Vec<Value> = snap
+        .config
+        .vrrp
+        .iter()
+        .map(|v| {
+            json!({
+                "name": v.name,
+                "interface": v.interface,
+                "vrid": v.vrid,
+                "version": match v.version { vigil_config::VrrpVersion::V2 => 2, vigil_config::VrrpVersion::V3 => 3 },
+                "priority": v.priority,
+                "effective_priority": v.priority,
+                "state": "init",
+                "advert_interval": format_duration(v.advert_interval),
+                "preempt": v.preempt,
+                "vips": v.vips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "unicast_peers": v.unicast_peers,
+                "sync_group": v.sync_group,
+                "track": v.track.iter().map(|t| match &t.target {
+                    TrackTarget::VirtualServer(n) => json!({"virtual_server": n, "weight": t.weight}),
+                    TrackTarget::Interface(i) => json!({"interface": i, "weight": t.weight}),
+                    TrackTarget::Exec { command, .. } => json!({"exec": command, "weight": t.weight}),
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({ "instances": list })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_commands_and_echoes_id() {
+        let (r, id) = parse_request(br#"{"command":"status","id":7}"#);
+        assert_eq!(r, Ok(Request::Status));
+        assert_eq!(id, Some(json!(7)));
+    }
+
+    #[test]
+    fn rejects_bad_requests_with_codes() {
+        let code = |line: &[u8]| parse_request(line).0.unwrap_err().code;
+        assert_eq!(code(b"not json"), "invalid_json");
+        assert_eq!(code(b"[1,2]"), "invalid_request");
+        assert_eq!(code(br#"{"cmd":"status"}"#), "invalid_request");
+        assert_eq!(code(br#"{"command":5}"#), "invalid_request");
+        assert_eq!(code(br#"{"command":"shutdown"}"#), "unknown_command");
+    }
+
+    #[test]
+    fn reply_lines_are_one_json_object_each() {
+        let line = reply_line(Err(ProtocolError::new("x", "y")), Some(json!("a")));
+        assert_eq!(line.last(), Some(&b'\n'));
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            v,
+            json!({"ok": false, "error": {"code": "x", "message": "y"}, "id": "a"})
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! sd_notify: tell systemd (Type=notify) when we are ready, reloading and stopping. A
+//! no-op when not started by systemd (no NOTIFY_SOCKET).
+
+use sd_notify::NotifyState;
+use tracing::debug;
+
+fn send(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        debug!(error = %e, "sd_notify failed");
+    }
+}
+
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// systemd 253+ wants the monotonic time with RELOADING=1.
+pub fn reloading() {
+    send(&[
+        NotifyState::Reloading,
+        NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Reloading),
+    ]);
+}
+
+pub fn stopping() {
+    send(&[NotifyState::Stopping]);
+}
