@@ -5,3 +5,51 @@
 //!
 //! Must not: decide health or policy beyond what the desired table says, or touch
 //! services it does not own (those created by `ipvsadm`, kube-proxy and the like).
+//!
+//! # Layout
+//!
+//! - [`model`]: typed services, destinations, statistics, sync daemons, timeouts. Keys
+//!   ([`ServiceKey`], [`DestinationKey`]) are `Eq + Hash + Ord` for diffing tables.
+//! - [`codec`]: [`Request`] → bytes and reply bytes → model, with the constants of
+//!   `include/uapi/linux/ip_vs.h`. Pure, no sockets; fuzzed.
+//! - [`netlink`]: hand-written netlink / generic-netlink framing (headers, attributes,
+//!   acks, extended-ack TLVs, the controller's family lookup).
+//! - [`Client`]: a blocking `NETLINK_GENERIC` socket client; [`Client::apply`]
+//!   pipelines many writes per datagram and matches acks by sequence number.
+//!
+//! The framing is hand-rolled rather than taken from `netlink-packet-*`: the IPVS
+//! family needs four header layouts and a few dozen attributes, and owning those
+//! ~400 lines keeps the wire format readable next to the kernel source, keeps the
+//! dependency tree to `libc` + `thiserror`, and lets every length check be audited
+//! (and fuzzed) in one place.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use vigil_ipvs::{Client, Destination, ForwardMethod, Service, ServiceKey};
+//!
+//! let mut ipvs = Client::connect()?;
+//! let key = ServiceKey::tcp("192.0.2.100:80".parse()?);
+//! ipvs.add_service(&Service::new(key, "wlc"))?;
+//! ipvs.add_destination(&key, &Destination::new("10.0.0.11:80".parse()?, ForwardMethod::Masquerade))?;
+//! for d in ipvs.destinations(&key)? {
+//!     println!("{} weight {} active {}", d.destination.addr, d.destination.weight, d.active_conns);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod client;
+pub mod codec;
+pub mod error;
+pub mod model;
+pub mod netlink;
+pub mod socket;
+
+pub use client::{Client, ClientOptions};
+pub use codec::{Reply, Request};
+pub use error::{DecodeError, EncodeError, Errno, Error};
+pub use model::{
+    Destination, DestinationEntry, DestinationKey, Family, ForwardMethod, Info, Netmask, Operation,
+    Protocol, Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, SyncDaemon, SyncState,
+    Timeouts, Tunnel, TunnelType,
+};
