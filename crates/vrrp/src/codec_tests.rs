@@ -500,6 +500,24 @@ fn drops_other_vrid() {
 }
 
 #[test]
+fn drops_vrid_zero_even_if_configured() {
+    // RFC 5798 §5.2.3: the VRID is "in the range 1-255 (decimal)". Regression for the
+    // first cargo-fuzz finding: a rule set built with VRID 0 let such adverts through,
+    // and they could not be re-encoded.
+    let mut bytes = hex(V3_IPV4);
+    bytes[1] = 0;
+    fix_v4_pseudo_checksum(&mut bytes, v4(192, 0, 2, 1), GROUP_V4);
+    assert_eq!(
+        v3_v4_drop(
+            &bytes,
+            facts(v4(192, 0, 2, 1), GROUP_V4),
+            &v3_rules(Family::Ipv4, 0)
+        ),
+        DropReason::Vrid
+    );
+}
+
+#[test]
 fn drops_when_the_local_router_owns_the_addresses() {
     // RFC 5798 §7.1: "... and the local router is not the IPvX address owner (Priority =
     // 255 (decimal))."

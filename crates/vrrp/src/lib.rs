@@ -20,8 +20,14 @@
 //! differs from the configured one is dropped, as RFC 3768 §7.1 and keepalived do.
 
 mod checksum;
+mod fsm;
 mod packet;
+mod priority;
 mod receive;
+mod sync_group;
+mod timing;
+
+pub use fsm::{Action, AdvertSeen, Config, ConfigError, Event, Instance, State, TransitionReason};
 
 pub use packet::{
     Advertisement, AdvertisementError, Auth, EncodeError, FIXED_HEADER_LEN, Family,
@@ -29,7 +35,13 @@ pub use packet::{
     REQUIRED_TTL, V2_AUTH_DATA_LEN, V3_MAX_INTERVAL_CENTIS, Version, VersionFields,
     VirtualAddresses, interval_to_wire, message_len,
 };
+pub use priority::{Tracked, TrackedSummary, effective_priority, summarize};
 pub use receive::{ChecksumForm, DropReason, IpFacts, ReceiveRules, Received, decode};
+pub use sync_group::{SyncDirective, sync_group_directives};
+pub use timing::{master_down_interval, skew_time};
 
 #[cfg(test)]
 mod codec_tests;
+
+#[cfg(test)]
+mod fsm_tests;

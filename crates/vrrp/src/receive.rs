@@ -182,7 +182,9 @@ pub fn decode(message: &[u8], ip: &IpFacts, rules: &ReceiveRules) -> Result<Rece
     let advert = Advertisement::parse_checked(message, version, family)?;
     // "MUST verify that the VRID is configured on the receiving interface and the local
     // router is not the IPvX address owner (Priority = 255 (decimal))."
-    if advert.vrid != rules.vrid {
+    // VRID 0 is outside the 1..=255 range (RFC 5798 §5.2.3), so it is never configured,
+    // even if the rules were built with it (found by fuzzing: encode refuses it).
+    if advert.vrid == 0 || advert.vrid != rules.vrid {
         return Err(DropReason::Vrid);
     }
     if rules.local_is_owner {
