@@ -301,6 +301,10 @@ impl Instance {
         match event {
             Event::Startup { vips_present } => self.on_startup(now, vips_present, &mut out),
             Event::Shutdown => self.on_shutdown(&mut out),
+            // Our own adverts looped back (IP_MULTICAST_LOOP) must not count as another
+            // router: after a handover our own priority-0 advert would otherwise make us
+            // take over again after Skew_Time.
+            Event::AdvertReceived(advert) if advert.source == self.config.primary_address => {}
             Event::AdvertReceived(advert) => match self.state {
                 State::Backup => self.backup_on_advert(advert, now, &mut out),
                 State::Master => self.master_on_advert(advert, now, &mut out),

@@ -952,6 +952,19 @@ fn handover_drops_the_addresses_when_nobody_takes_over_in_time() {
 }
 
 #[test]
+fn own_looped_back_adverts_are_ignored() {
+    let t0 = Instant::now();
+    let (mut master, at) = master(config(200), t0);
+    master.handle(Event::Handover, at);
+    let deadline = master.next_deadline();
+    // Our own priority-0 advert coming back must not start a Skew_Time takeover.
+    assert!(master.handle(advert(LOCAL, 0), at).is_empty());
+    assert!(master.handle(advert(LOCAL, 200), at).is_empty());
+    assert_eq!(master.next_deadline(), deadline);
+    assert!(master.holds_vips());
+}
+
+#[test]
 fn handover_outside_master_only_holds_off_preemption() {
     let t0 = Instant::now();
     let mut backup = started(config(200), t0);

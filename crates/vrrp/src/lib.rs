@@ -12,12 +12,59 @@
 //! [`Advertisement::encode`] builds a VRRP message (the IP payload) with its checksum;
 //! [`decode`] runs the receive checks of RFC 5798 §7.1 / RFC 3768 §7.1 against the
 //! instance's [`ReceiveRules`] and the [`IpFacts`] of the carrying packet, returning a
-//! [`Received`] advert or the [`DropReason`] to count. Decoding never panics.
+//! [`Received`] advert or the [`DropReason`] to count (`DropReason::as_str` gives the
+//! stable metric label). Decoding never panics; `fuzz/` holds a cargo-fuzz target for it.
 //!
 //! keepalived compatibility: VRRPv3 over IPv4 is checksummed over the IPv4 pseudo-header
-//! plus the message (RFC 5798 §5.2.8, what keepalived sends and demands); VRRPv2 over the
-//! message alone including the 8 authentication bytes; a VRRPv2 advert whose interval
-//! differs from the configured one is dropped, as RFC 3768 §7.1 and keepalived do.
+//! plus the message (RFC 5798 §5.2.8, what keepalived sends and demands; RFC 9568's
+//! message-only form can be accepted on receive by choice); VRRPv2 over the message alone
+//! including the 8 authentication bytes; a VRRPv2 advert whose interval differs from the
+//! configured one is dropped, as RFC 3768 §7.1 and keepalived do.
+//!
+//! # State machine
+//!
+//! [`Instance`] is one virtual router: [`Instance::handle`] takes an [`Event`] and the
+//! current time and returns [`Action`]s; timers are exposed as [`Instance::next_deadline`]
+//! and fired by [`Instance::poll_timeout`]. The shell loop looks like this:
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use std::time::{Duration, Instant};
+//! use vigil_vrrp::{Action, Config, Event, Instance, State, Version};
+//!
+//! let mut instance = Instance::new(Config {
+//!     version: Version::V3,
+//!     priority: 100,
+//!     advert_interval: Duration::from_secs(1),
+//!     preempt: true,
+//!     preempt_delay: Duration::ZERO,
+//!     primary_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+//!     advert_on_lower_priority: true,
+//! })?;
+//! let start = Instant::now();
+//! let mut pending = instance.handle(Event::Startup { vips_present: false }, start);
+//! // The shell would wait on its socket until `next_deadline`; nobody else is talking here.
+//! while let Some(deadline) = instance.next_deadline() {
+//!     for action in pending.drain(..) {
+//!         match action {
+//!             Action::SendAdvert { priority: _ } => { /* encode and send an advert */ }
+//!             Action::AddVips | Action::RemoveVips | Action::SendGratuitous => { /* netlink, GARP/NA */ }
+//!             Action::StateChanged { .. } => { /* log, notify, sync group */ }
+//!         }
+//!     }
+//!     if instance.state() == State::Master {
+//!         break;
+//!     }
+//!     pending = instance.poll_timeout(deadline);
+//! }
+//! assert_eq!(instance.state(), State::Master);
+//! # Ok::<(), vigil_vrrp::ConfigError>(())
+//! ```
+//!
+//! Received adverts enter as `Event::AdvertReceived((&received).into())` after
+//! [`decode`]. Tracked objects become [`Event::PriorityChanged`] and
+//! [`Event::FaultDetected`]/[`Event::FaultCleared`] via [`summarize`]; sync groups are
+//! kept together with [`sync_group_directives`].
 
 mod checksum;
 mod fsm;
