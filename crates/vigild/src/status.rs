@@ -209,6 +209,7 @@ async fn serve_client(
                 None,
             );
             write_reply(&mut stream, &reply).await?;
+            close_gracefully(stream).await;
             return Ok(());
         }
         let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)).await {
@@ -220,6 +221,24 @@ async fn serve_client(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Closing a socket with unread input makes the kernel send a reset, which can destroy
+/// the error reply before the client reads it. So: stop writing, then discard what the
+/// client still sends (bounded in time and bytes), then close.
+async fn close_gracefully(mut stream: UnixStream) {
+    let _ = stream.shutdown().await;
+    let mut chunk = [0u8; 8192];
+    let mut budget: usize = 1 << 20;
+    let drain = async {
+        while budget > 0 {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => budget = budget.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 async fn handle_line(line: &[u8], shared: &Shared, control: &mpsc::Sender<Control>) -> Vec<u8> {
