@@ -2,6 +2,7 @@
 //! default, recording a diagnostic for every problem instead of stopping at the first.
 //! Cross-section rules (duplicates, references) live in `validate.rs`.
 
+use std::net::IpAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -127,11 +128,15 @@ pub(crate) fn parse_document(
 
     let mut vrrp = Vec::new();
     let mut vrrp_ok = true;
+    // Names of all instance tables, including those with errors, so a reference to a
+    // broken instance is not reported as dangling too (and a dangling one still is).
+    let mut vrrp_names = Vec::new();
     if let Some(v) = top.get("vrrp")
         && let Some(t) = Table::from_value(sink, v, "vrrp")
     {
         for (name, value) in t.entries() {
             let name_str: &str = name.get_ref();
+            vrrp_names.push(name_str.to_string());
             let path = format!("vrrp.{name_str}");
             let parsed = check_name(sink, name_str, name.span(), "VRRP instance")
                 .then(|| Table::from_value(sink, value, path.clone()))
@@ -149,7 +154,7 @@ pub(crate) fn parse_document(
 
     let ipvs_sync = match top.get("ipvs_sync") {
         Some(v) => match Table::from_value(sink, v, "ipvs_sync") {
-            Some(t) => ipvs_sync(sink, t, &vrrp, vrrp_ok),
+            Some(t) => ipvs_sync(sink, t, &vrrp, &vrrp_names),
             None => None,
         },
         None => None,
@@ -255,26 +260,32 @@ fn vrrp_instance(
     let priority = t
         .int::<u8>(sink, "priority", 1, 255)
         .map_or(100, |(v, _)| v);
-    let version = match t.get("version") {
-        None => VrrpVersion::V3,
+    // `None` when `version` is invalid: its error is enough, so the rules that depend on
+    // the version are skipped rather than checked against a guess.
+    let version_read = match t.get("version") {
+        None => Some(VrrpVersion::V3),
         Some(v) => match as_int::<u8>(sink, v, &f("version"), 2, 3) {
-            Some(2) => VrrpVersion::V2,
-            _ => VrrpVersion::V3,
+            Some(2) => Some(VrrpVersion::V2),
+            Some(_) => Some(VrrpVersion::V3),
+            None => None,
         },
     };
+    let version = version_read.unwrap_or(VrrpVersion::V3);
     let advert = t.duration(sink, "advert_interval");
     let advert_interval = advert.as_ref().map_or(Duration::from_secs(1), |(d, _)| *d);
     if let Some((d, span)) = &advert {
-        match version {
+        match version_read {
             // RFC 3768 §5.3.7: Adver Int is an 8-bit count of whole seconds.
-            VrrpVersion::V2 if d.subsec_nanos() != 0 || d.as_secs() == 0 || d.as_secs() > 255 => {
+            Some(VrrpVersion::V2)
+                if d.subsec_nanos() != 0 || d.as_secs() == 0 || d.as_secs() > 255 =>
+            {
                 sink.push(
                     Diagnostic::error(span.clone(), format!("`{}` must be a whole number of seconds from 1s to 255s for VRRP version 2", f("advert_interval")))
                         .with_help("VRRPv2 (RFC 3768) counts the advert interval in seconds; use version = 3 for sub-second adverts"),
                 );
             }
             // RFC 5798 §5.2.7: Max Adver Int is a 12-bit count of centiseconds.
-            VrrpVersion::V3
+            Some(VrrpVersion::V3)
                 if d.as_micros() % 10_000 != 0
                     || *d < Duration::from_millis(10)
                     || *d > Duration::from_millis(40_950) =>
@@ -317,9 +328,22 @@ fn vrrp_instance(
             );
         }
         for (i, item) in items.iter().enumerate() {
-            if let Some(pfx) = as_prefix(sink, item, &format!("{}[{i}]", f("vips"))) {
-                vips.push(pfx);
-                vip_spans.push(item.span());
+            let field = format!("{}[{i}]", f("vips"));
+            if let Some(pfx) = as_prefix(sink, item, &field) {
+                if let Some(why) = unusable_vip(&pfx) {
+                    sink.push(
+                        Diagnostic::error(item.span(), format!("`{field}`: {pfx} {why}"))
+                            .with_help("a virtual address must be a unicast host address of its subnet, e.g. \"192.0.2.100/24\""),
+                    );
+                } else if vips.iter().any(|p: &IpPrefix| p.addr == pfx.addr) {
+                    sink.error(
+                        item.span(),
+                        format!("`{field}`: {} is listed twice", pfx.addr),
+                    );
+                } else {
+                    vips.push(pfx);
+                    vip_spans.push(item.span());
+                }
             }
         }
     }
@@ -335,7 +359,7 @@ fn vrrp_instance(
                     .with_help("one VRRP instance carries one address family (RFC 5798 §5.2.9); make a second instance for the other family"),
             );
         }
-        if version == VrrpVersion::V2 && fam == AddressFamily::Ipv6 {
+        if version_read == Some(VrrpVersion::V2) && fam == AddressFamily::Ipv6 {
             sink.push(
                 Diagnostic::error(
                     span.clone(),
@@ -384,7 +408,9 @@ fn vrrp_instance(
 
     let auth_password = match t.str(sink, "auth_password") {
         Some((pw, span)) => {
-            if version != VrrpVersion::V2 {
+            if version_read.is_none() {
+                None
+            } else if version != VrrpVersion::V2 {
                 sink.push(
                     Diagnostic::error(
                         span,
@@ -495,6 +521,65 @@ fn vrrp_instance(
     ))
 }
 
+/// Why an address cannot be a virtual (host) address, if it cannot.
+fn unusable_vip(pfx: &IpPrefix) -> Option<String> {
+    let ip = pfx.addr;
+    if ip.is_unspecified() {
+        return Some("is the unspecified address".into());
+    }
+    if ip.is_multicast() {
+        return Some("is a multicast address".into());
+    }
+    if ip.is_loopback() {
+        return Some("is a loopback address".into());
+    }
+    match ip {
+        IpAddr::V4(v4) => {
+            if v4.is_broadcast() {
+                return Some("is the limited broadcast address".into());
+            }
+            // /31 (RFC 3021) and /32 have no network or broadcast address.
+            if pfx.prefix_len <= 30 {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(pfx.prefix_len))
+                    .unwrap_or(0);
+                let a = u32::from(v4);
+                let net = std::net::Ipv4Addr::from(a & mask);
+                if a & !mask == 0 {
+                    return Some(format!(
+                        "is the network address of {net}/{}",
+                        pfx.prefix_len
+                    ));
+                }
+                if a & !mask == !mask {
+                    return Some(format!(
+                        "is the broadcast address of {net}/{}",
+                        pfx.prefix_len
+                    ));
+                }
+            }
+            None
+        }
+        IpAddr::V6(v6) => {
+            // RFC 4291 §2.6.1: host bits all zero is the Subnet-Router anycast address.
+            if pfx.prefix_len <= 126 {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(pfx.prefix_len))
+                    .unwrap_or(0);
+                let a = u128::from(v6);
+                if a & !mask == 0 {
+                    let net = std::net::Ipv6Addr::from(a & mask);
+                    return Some(format!(
+                        "is the subnet-router anycast address of {net}/{}",
+                        pfx.prefix_len
+                    ));
+                }
+            }
+            None
+        }
+    }
+}
+
 /// One `track` entry: exactly one of `virtual_server`, `interface` or `exec`.
 fn track_entry(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(Track, Range<usize>)> {
     let p = t.path.clone();
@@ -553,7 +638,15 @@ fn track_entry(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(Track, Range<us
         if !absolute_program(sink, &format!("{p}.exec"), &command, span) {
             return None;
         }
-        let interval = interval.map_or(Duration::from_secs(2), |(d, _)| d);
+        let interval = match interval {
+            // Like a check's interval: a zero interval would run the program in a loop.
+            Some((d, span)) if d < Duration::from_millis(10) || d > Duration::from_secs(3600) => {
+                sink.error(span, format!("`{p}.interval` must be from 10ms to 1h"));
+                return None;
+            }
+            Some((d, _)) => d,
+            None => Duration::from_secs(2),
+        };
         let timeout = match timeout {
             Some((d, span)) if d >= interval || d.is_zero() => {
                 sink.error(
@@ -582,7 +675,7 @@ fn ipvs_sync(
     sink: &mut Sink,
     mut t: Table<'_, '_>,
     vrrp: &[VrrpInstance],
-    vrrp_ok: bool,
+    vrrp_names: &[String],
 ) -> Option<IpvsSync> {
     let interface = t
         .req_str(sink, "interface")
@@ -593,8 +686,8 @@ fn ipvs_sync(
     let (instance, span) = instance?;
     let Some(inst) = vrrp.iter().find(|v| v.name == instance) else {
         // An instance that failed to parse has its own error already.
-        if vrrp_ok {
-            let known: Vec<&str> = vrrp.iter().map(|v| v.name.as_str()).collect();
+        if !vrrp_names.iter().any(|n| n == instance) {
+            let known: Vec<&str> = vrrp_names.iter().map(String::as_str).collect();
             let mut d = Diagnostic::error(
                 span,
                 format!("`ipvs_sync.instance`: there is no VRRP instance \"{instance}\""),
@@ -704,13 +797,13 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         _ => None,
     };
 
-    let scheduler = t
-        .choice(sink, "scheduler", SCHEDULERS)
-        .map_or("wlc", |(s, _)| s)
-        .to_string();
+    let scheduler_read = t.choice(sink, "scheduler", SCHEDULERS);
+    // An unknown scheduler has its own error: do not judge the flags against the default.
+    let scheduler_known = scheduler_read.is_some() || t.get("scheduler").is_none();
+    let scheduler = scheduler_read.map_or("wlc", |(s, _)| s).to_string();
     let mut scheduler_flags = Vec::new();
     if let Some((items, span)) = t.array(sink, "scheduler_flags") {
-        if !matches!(scheduler.as_str(), "sh" | "mh") {
+        if scheduler_known && !matches!(scheduler.as_str(), "sh" | "mh") {
             sink.error(
                 span,
                 format!(
@@ -789,9 +882,10 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
     };
 
     let quorum = t.int::<u32>(sink, "quorum", 0, 100_000);
-    let hysteresis = t
-        .int::<u32>(sink, "hysteresis", 0, 100_000)
-        .map_or(0, |(h, _)| h);
+    // An invalid quorum has its own error: do not judge the hysteresis against a guess.
+    let quorum_known = quorum.is_some() || t.get("quorum").is_none();
+    let hysteresis_read = t.int::<u32>(sink, "hysteresis", 0, 100_000);
+    let hysteresis = hysteresis_read.as_ref().map_or(0, |(h, _)| *h);
     let sorry_server = t
         .get("sorry_server")
         .and_then(|v| as_socket_addr(sink, v, &f("sorry_server"), vs_port).map(|a| (a, v.span())));
@@ -812,7 +906,10 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
 
     let mut real_servers = Vec::new();
     let mut rs_spans = Vec::new();
+    // All entries, including those with errors (which are reported on their own).
+    let mut rs_count = 0;
     if let Some((items, _)) = t.array(sink, "real_server") {
+        rs_count = items.len();
         for (i, item) in items.iter().enumerate() {
             let path = format!("{p}.real_server[{i}]");
             if let Some(rt) = Table::from_value(sink, item, path)
@@ -842,25 +939,30 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
     );
     // Rules across fields of this server.
     let quorum_value = quorum.as_ref().map_or(1, |(q, _)| *q);
-    let quorum_span = quorum
-        .as_ref()
-        .map_or(table_span.clone(), |(_, s)| s.clone());
     if let Some((q, span)) = &quorum
-        && *q as usize > real_servers.len()
-        && !real_servers.is_empty()
+        && *q as usize > rs_count
+        && rs_count > 0
     {
         sink.error(
             span.clone(),
             format!(
-                "`{}` = {q} can never be met: there are only {} real servers",
+                "`{}` = {q} can never be met: there {}",
                 f("quorum"),
-                real_servers.len()
+                if rs_count == 1 {
+                    "is only 1 real server".to_string()
+                } else {
+                    format!("are only {rs_count} real servers")
+                }
             ),
         );
     }
-    if hysteresis > 0 && hysteresis >= quorum_value {
+    if let Some((_, hysteresis_span)) = &hysteresis_read
+        && quorum_known
+        && hysteresis > 0
+        && hysteresis >= quorum_value
+    {
         sink.error(
-            quorum_span.clone(),
+            hysteresis_span.clone(),
             format!(
                 "`{}` ({hysteresis}) must be smaller than the quorum ({quorum_value})",
                 f("hysteresis")
@@ -931,6 +1033,23 @@ fn check_destination(
     key: &ServiceKey,
     forwarding: Forwarding,
 ) {
+    if let ServiceKey::Address { address, .. } = key
+        && dest.ip() == address.ip()
+    {
+        sink.push(
+            Diagnostic::error(
+                span,
+                format!(
+                    "`{field}`: {dest} is on the service's own address {}",
+                    address.ip()
+                ),
+            )
+            .with_help(
+                "the director would forward the service to itself: use another host's address",
+            ),
+        );
+        return;
+    }
     if let ServiceKey::Address { address, .. } = key
         && !forwarding.can_remap_port()
         && dest.port() != address.port()
@@ -1028,6 +1147,21 @@ fn real_server(
             }
         },
     };
+    // A probe bound to a source of one family cannot reach an address of the other.
+    if let (Some(c), Some((addr, _))) = (&check, &address)
+        && c.address.is_none()
+        && let Some(bind) = c.bind
+        && AddressFamily::of(&bind) != AddressFamily::of(&addr.ip())
+    {
+        sink.error(
+            own_check.or(default_check).map_or(0..0, |v| v.span()),
+            format!(
+                "`{p}.check`: bind address {bind} is {} but the real server {addr} is {}",
+                AddressFamily::of(&bind),
+                AddressFamily::of(&addr.ip())
+            ),
+        );
+    }
     if sink.items.len() != errors_before {
         return None;
     }
@@ -1148,7 +1282,8 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
         None => interval_value,
     };
     let address = t.get("address").and_then(|v| as_ip(sink, v, &f("address")));
-    let port = t.int::<u16>(sink, "port", 1, 65_535).map(|(v, _)| v);
+    let port_read = t.int::<u16>(sink, "port", 1, 65_535);
+    let port = port_read.as_ref().map(|(v, _)| *v);
     let bind = t.get("bind").and_then(|v| as_ip(sink, v, &f("bind")));
     if let (Some(a), Some(b)) = (address, bind)
         && AddressFamily::of(&a) != AddressFamily::of(&b)
@@ -1175,7 +1310,18 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
             let expect = regex_field(sink, &mut t, "expect");
             send.map(|send| CheckKind::Udp { send, expect })
         }
-        Some("icmp") => Some(CheckKind::Icmp),
+        Some("icmp") => {
+            if let Some((_, span)) = &port_read {
+                sink.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        format!("`{}` does not apply to icmp checks", f("port")),
+                    )
+                    .with_help("an ICMP echo request has no port"),
+                );
+            }
+            Some(CheckKind::Icmp)
+        }
         Some("exec") => {
             let command = t
                 .require(sink, "command")
@@ -1340,6 +1486,19 @@ fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) -> Option<Htt
         Some((h, _)) => Some(h.to_ascii_lowercase()),
         None => None,
     };
+    if method == HttpMethod::Head {
+        for key in ["body_regex", "body_sha256"] {
+            if let Some(v) = t.get(key) {
+                sink.push(
+                    Diagnostic::error(
+                        v.span(),
+                        format!("`{}` needs a body, but HEAD responses have none", f(key)),
+                    )
+                    .with_help("use method = \"GET\" to check the body"),
+                );
+            }
+        }
+    }
     let max_body_bytes = t
         .int::<u32>(sink, "max_body_bytes", 0, 64 * 1024 * 1024)
         .map_or(1024 * 1024, |(n, _)| n);
@@ -1470,7 +1629,7 @@ fn dns_check(sink: &mut Sink, t: &mut Table<'_, '_>) -> Option<DnsCheck> {
                     sink.error(
                         item.span(),
                         format!(
-                            "`{field}`: {ip} can never be in the answer to a {} query",
+                            "`{field}`: {ip} can never be in the answer to an {} query",
                             if want == AddressFamily::Ipv6 {
                                 "AAAA"
                             } else {
