@@ -96,8 +96,9 @@ impl Client {
             .map_err(io_err(Operation::Open))?;
         let sndbuf = sock.send_buffer().map_err(io_err(Operation::Open))?;
         let window = options.window.unwrap_or(rcvbuf / ACK_COST).clamp(1, 4096);
-        // netlink_sendmsg refuses a datagram longer than sk_sndbuf - 32.
-        let max_datagram = (sndbuf / 2).clamp(4096, 256 * 1024);
+        // netlink_sendmsg refuses a datagram longer than sk_sndbuf - 32; a datagram may
+        // overshoot this cap by one request (a few hundred bytes).
+        let max_datagram = (sndbuf / 2).clamp(512, 256 * 1024);
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())

@@ -677,6 +677,41 @@ fn tiny_window_still_matches_acks() {
     assert_witness_agrees(&mut c);
 }
 
+fn receive_buffer_overflow_reports_lost_acks() {
+    let (_g, c) = setup();
+    drop(c);
+    // The smallest buffers the kernel allows, and a window far past what they hold.
+    let mut c = Client::connect_with(vigil_ipvs::ClientOptions {
+        socket_buffer: 0,
+        window: Some(4096),
+        ..Default::default()
+    })
+    .unwrap();
+    let reqs = batch_services(300, 0);
+    let results = c.apply(&reqs).unwrap();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let lost = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::AckLost { .. })))
+        .count();
+    eprintln!(
+        "tiny buffers: {ok} acked, {lost} acks lost of {}",
+        reqs.len()
+    );
+    assert_eq!(ok + lost, reqs.len(), "{results:?}");
+    assert!(lost > 0, "expected the receive buffer to overflow");
+    // Lost acks, not lost requests: the kernel processed every one of them.
+    assert_eq!(c.services().unwrap().len(), 300);
+    // And the socket still works for matched acks afterwards.
+    let key = ServiceKey::tcp(sa("192.0.2.1:1"));
+    c.add_service(&Service::new(key, "rr")).unwrap();
+    assert!(
+        c.add_service(&Service::new(key, "rr"))
+            .unwrap_err()
+            .is_exists()
+    );
+}
+
 fn main() {
     kernel::main(vec![
         kernel::trial("info_and_family", info_and_family),
@@ -700,6 +735,10 @@ fn main() {
         kernel::trial(
             "tiny_window_still_matches_acks",
             tiny_window_still_matches_acks,
+        ),
+        kernel::trial(
+            "receive_buffer_overflow_reports_lost_acks",
+            receive_buffer_overflow_reports_lost_acks,
         ),
     ]);
 }
