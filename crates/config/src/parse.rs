@@ -1222,6 +1222,9 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
     let interval_value = interval
         .as_ref()
         .map_or(Duration::from_secs(2), |(d, _)| *d);
+    // False when `interval` is present but invalid: its error is enough, so nothing is
+    // compared against it.
+    let mut interval_known = interval.is_some() || t.get("interval").is_none();
     if let Some((d, span)) = &interval
         && (*d < Duration::from_millis(10) || *d > Duration::from_secs(3600))
     {
@@ -1229,6 +1232,7 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
             span.clone(),
             format!("`{}` must be from 10ms to 1h", f("interval")),
         );
+        interval_known = false;
     }
     let timeout_value = timeout.as_ref().map_or_else(
         || (interval_value / 2).min(Duration::from_secs(1)),
@@ -1240,7 +1244,7 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
                 span.clone(),
                 format!("`{}` must be above zero", f("timeout")),
             );
-        } else if *d >= interval_value {
+        } else if interval_known && *d >= interval_value {
             sink.push(
                 Diagnostic::error(
                     span.clone(),
@@ -1262,7 +1266,7 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
         _ => InitialState::Down,
     };
     let retry_delay = t.duration(sink, "retry_delay").map(|(d, span)| {
-        if d.is_zero() || d > interval_value {
+        if d.is_zero() || (interval_known && d > interval_value) {
             sink.error(
                 span,
                 format!(

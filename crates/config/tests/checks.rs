@@ -1,0 +1,774 @@
+//! Health checks: common options, each kind's options, and the per-real-server override.
+
+mod common;
+use common::*;
+
+/// A service `web` on 192.0.2.100:80 whose check is `check` (on line 6) and whose single
+/// real server 10.0.0.1 is on line 7, with `rs_extra` inside its table.
+fn with_check(check: &str, rs_extra: &str) -> String {
+    format!(
+        "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.100:80\"\ncheck = {{ {check} }}\nreal_server = [{{ address = \"10.0.0.1\"{rs_extra} }}]\n"
+    )
+}
+
+/// The effective check of the first real server of a valid file.
+fn check_of(src: &str) -> Check {
+    let l = ok(src);
+    l.config.virtual_servers[0].real_servers[0]
+        .check
+        .clone()
+        .expect("the real server has a check")
+}
+
+#[test]
+fn common_defaults() {
+    let c = check_of(&with_check("kind = \"tcp\"", ""));
+    assert_eq!(
+        c,
+        Check {
+            kind: CheckKind::Tcp {
+                send: None,
+                expect: None
+            },
+            interval: secs(2),
+            timeout: secs(1),
+            rise: 2,
+            fall: 3,
+            initial_state: InitialState::Down,
+            retry_delay: None,
+            start_spread: secs(2),
+            address: None,
+            port: None,
+            bind: None,
+        }
+    );
+}
+
+#[test]
+fn timeout_defaults_to_half_the_interval_at_most_1s() {
+    for (interval, timeout) in [
+        ("1s", ms(500)),
+        ("10ms", ms(5)),
+        ("2s", secs(1)),
+        ("1m", secs(1)),
+    ] {
+        let c = check_of(&with_check(
+            &format!("kind = \"tcp\", interval = \"{interval}\""),
+            "",
+        ));
+        assert_eq!(c.timeout, timeout, "interval {interval}");
+        // The start spread defaults to the interval.
+        assert_eq!(c.start_spread, parse_duration(interval).unwrap());
+    }
+}
+
+#[test]
+fn every_common_option_is_read() {
+    let c = check_of(&with_check(
+        "kind = \"icmp\", interval = \"5s\", timeout = \"4s\", rise = 100, fall = 1, initial_state = \"up\", retry_delay = \"1s\", start_spread = \"0s\", address = \"10.0.1.1\", bind = \"10.0.0.250\"",
+        "",
+    ));
+    assert_eq!(c.kind, CheckKind::Icmp);
+    assert_eq!((c.interval, c.timeout), (secs(5), secs(4)));
+    assert_eq!((c.rise, c.fall), (100, 1));
+    assert_eq!(c.initial_state, InitialState::Up);
+    assert_eq!(c.retry_delay, Some(secs(1)));
+    assert_eq!(c.start_spread, secs(0));
+    assert_eq!(c.address, Some(ip("10.0.1.1")));
+    assert_eq!(c.bind, Some(ip("10.0.0.250")));
+    let c = check_of(&with_check(
+        "kind = \"tcp\", port = 8080, retry_delay = \"2s\"",
+        "",
+    ));
+    assert_eq!(c.port, Some(8080));
+    assert_eq!(c.retry_delay, Some(secs(2)));
+}
+
+#[test]
+fn kind_is_required_and_known() {
+    assert_error(
+        &with_check("interval = \"1s\"", ""),
+        "t.toml:6:9: error: missing required field `virtual_server.web.check.kind`",
+    );
+    let help = assert_error(
+        &with_check("kind = \"ping\"", ""),
+        "t.toml:6:18: error: `virtual_server.web.check.kind`: unknown value \"ping\"",
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some("one of: tcp, http, https, dns, udp, icmp, exec")
+    );
+    let help = assert_error(
+        &with_check("kind = \"htp\"", ""),
+        "t.toml:6:18: error: `virtual_server.web.check.kind`: unknown value \"htp\"",
+    );
+    assert!(help.unwrap().starts_with("did you mean \"http\"?"));
+    assert_eq!(
+        check_of(&with_check("kind = \"ICMP\"", "")).kind.name(),
+        "icmp"
+    );
+}
+
+#[test]
+fn check_must_be_a_table() {
+    assert_error(
+        "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.100:80\"\ncheck = \"tcp\"\n",
+        "t.toml:6:9: error: `virtual_server.web.check` must be a table, found a string",
+    );
+    assert_error(
+        "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.100:80\"\ncheck = false\n",
+        "t.toml:6:9: error: `virtual_server.web.check` must be a table, found a boolean",
+    );
+}
+
+#[test]
+fn interval_is_10ms_to_1h() {
+    for bad in ["5ms", "0s", "61m"] {
+        assert_error(
+            &with_check(
+                &format!("kind = \"tcp\", interval = \"{bad}\", timeout = \"1ms\""),
+                "",
+            ),
+            "t.toml:6:36: error: `virtual_server.web.check.interval` must be from 10ms to 1h",
+        );
+    }
+    ok(&with_check("kind = \"tcp\", interval = \"1h\"", ""));
+}
+
+#[test]
+fn timeout_is_above_zero_and_below_the_interval() {
+    assert_error(
+        &with_check("kind = \"tcp\", timeout = \"0s\"", ""),
+        "t.toml:6:35: error: `virtual_server.web.check.timeout` must be above zero",
+    );
+    let help = assert_error(
+        &with_check("kind = \"tcp\", interval = \"1s\", timeout = \"1s\"", ""),
+        "t.toml:6:52: error: `virtual_server.web.check.timeout` (1s) must be shorter than the interval (1s)",
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some("a check must finish before the next one is due")
+    );
+    // Against the default interval of 2s.
+    assert_error(
+        &with_check("kind = \"tcp\", timeout = \"2.5s\"", ""),
+        "t.toml:6:35: error: `virtual_server.web.check.timeout` (2.5s) must be shorter than the interval (2s)",
+    );
+}
+
+#[test]
+fn an_invalid_interval_is_reported_alone() {
+    // Before: the timeout and retry delay were also compared against the invalid (or the
+    // default) interval.
+    assert_error(
+        &with_check(
+            "kind = \"tcp\", interval = 5, timeout = \"3s\", retry_delay = \"3s\"",
+            "",
+        ),
+        "t.toml:6:36: error: `virtual_server.web.check.interval` must be a duration string, found an integer",
+    );
+    assert_error(
+        &with_check(
+            "kind = \"tcp\", interval = \"2h\", timeout = \"3h\", retry_delay = \"3h\"",
+            "",
+        ),
+        "t.toml:6:36: error: `virtual_server.web.check.interval` must be from 10ms to 1h",
+    );
+}
+
+#[test]
+fn rise_fall_and_initial_state() {
+    assert_errors(
+        &with_check(
+            "kind = \"tcp\", rise = 0, fall = 101, initial_state = \"unknown\"",
+            "",
+        ),
+        &[
+            "t.toml:6:32: error: `virtual_server.web.check.rise` = 0 is out of range 1–100",
+            "t.toml:6:42: error: `virtual_server.web.check.fall` = 101 is out of range 1–100",
+            "t.toml:6:63: error: `virtual_server.web.check.initial_state`: unknown value \"unknown\"",
+        ],
+    );
+    let src = with_check("kind = \"tcp\", initial_state = \"UP\"", "");
+    assert_eq!(check_of(&src).initial_state, InitialState::Up);
+}
+
+#[test]
+fn retry_delay_is_above_zero_and_at_most_the_interval() {
+    for bad in ["0s", "2.01s"] {
+        assert_error(
+            &with_check(&format!("kind = \"tcp\", retry_delay = \"{bad}\""), ""),
+            "t.toml:6:39: error: `virtual_server.web.check.retry_delay` must be above zero and at most the interval",
+        );
+    }
+}
+
+#[test]
+fn start_spread_is_at_most_1h() {
+    assert_error(
+        &with_check("kind = \"tcp\", start_spread = \"61m\"", ""),
+        "t.toml:6:40: error: `virtual_server.web.check.start_spread` must be at most 1h",
+    );
+    assert_eq!(
+        check_of(&with_check("kind = \"tcp\", start_spread = \"1h\"", "")).start_spread,
+        secs(3600)
+    );
+}
+
+#[test]
+fn address_port_and_bind() {
+    assert_errors(
+        &with_check(
+            "kind = \"tcp\", address = \"backend\", port = 0, bind = \"10.0.0.300\"",
+            "",
+        ),
+        &[
+            "t.toml:6:35: error: `virtual_server.web.check.address`: \"backend\" is not an IP address",
+            "t.toml:6:53: error: `virtual_server.web.check.port` = 0 is out of range 1–65535",
+            "t.toml:6:63: error: `virtual_server.web.check.bind`: \"10.0.0.300\" is not an IP address",
+        ],
+    );
+    assert_error(
+        &with_check("kind = \"tcp\", port = 65536", ""),
+        "t.toml:6:32: error: `virtual_server.web.check.port` = 65536 is out of range 1–65535",
+    );
+    assert_error(
+        &with_check(
+            "kind = \"tcp\", address = \"10.0.1.1\", bind = \"2001:db8::1\"",
+            "",
+        ),
+        "t.toml:6:9: error: `virtual_server.web.check`: bind address 2001:db8::1 and check address 10.0.1.1 are of different families",
+    );
+    // An IPv6 probe address with an IPv6 source, for an IPv4 real server, is fine.
+    ok(&with_check(
+        "kind = \"tcp\", address = \"2001:db8::1\", bind = \"2001:db8::2\"",
+        "",
+    ));
+}
+
+#[test]
+fn bind_must_match_the_real_server_family() {
+    // New rule: without `address`, the probe goes to the real server, which a source of
+    // the other family cannot reach.
+    assert_error(
+        &with_check("kind = \"tcp\", bind = \"2001:db8::1\"", ""),
+        "t.toml:6:9: error: `virtual_server.web.real_server[0].check`: bind address 2001:db8::1 is IPv6 but the real server 10.0.0.1:80 is IPv4",
+    );
+    // Reported at the override when the override brings the bind address.
+    assert_error(
+        &with_check("kind = \"tcp\"", ", check = { bind = \"2001:db8::1\" }"),
+        "t.toml:7:48: error: `virtual_server.web.real_server[0].check`: bind address 2001:db8::1 is IPv6 but the real server 10.0.0.1:80 is IPv4",
+    );
+}
+
+#[test]
+fn tcp_options() {
+    let c = check_of(&with_check(
+        "kind = \"tcp\", send = \"PING\\r\\n\", expect = \"^\\\\+PONG\"",
+        "",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::Tcp {
+            send: Some("PING\r\n".into()),
+            expect: Some("^\\+PONG".into())
+        }
+    );
+    assert_error(
+        &with_check("kind = \"tcp\", expect = \"(\"", ""),
+        "t.toml:6:34: error: `virtual_server.web.check.expect`: invalid regular expression: unclosed group",
+    );
+}
+
+#[test]
+fn http_defaults() {
+    let c = check_of(&with_check("kind = \"http\"", ""));
+    assert_eq!(
+        c.kind,
+        CheckKind::Http(HttpCheck {
+            method: HttpMethod::Get,
+            path: "/".into(),
+            host: None,
+            expect_status: vec![(200, 299)],
+            body_regex: None,
+            body_sha256: None,
+            max_body_bytes: 1024 * 1024,
+            tls: None,
+        })
+    );
+    assert_eq!(c.kind.name(), "http");
+}
+
+#[test]
+fn http_options() {
+    let c = check_of(&with_check(
+        "kind = \"http\", method = \"head\", path = \"/healthz?full=1\", host = \"www.example.org\", expect_status = [200, \"300-399\", \"404\"], max_body_bytes = 0",
+        "",
+    ));
+    let CheckKind::Http(h) = c.kind else {
+        panic!("not http")
+    };
+    assert_eq!(h.method, HttpMethod::Head);
+    assert_eq!(h.path, "/healthz?full=1");
+    assert_eq!(h.host.as_deref(), Some("www.example.org"));
+    assert_eq!(h.expect_status, [(200, 200), (300, 399), (404, 404)]);
+    assert_eq!(h.max_body_bytes, 0);
+    let sha = "AB".repeat(32);
+    let c = check_of(&with_check(
+        &format!("kind = \"http\", body_regex = \"ok\", body_sha256 = \"{sha}\""),
+        "",
+    ));
+    let CheckKind::Http(h) = c.kind else {
+        panic!("not http")
+    };
+    assert_eq!(h.body_regex.as_deref(), Some("ok"));
+    assert_eq!(h.body_sha256, Some("ab".repeat(32)));
+}
+
+#[test]
+fn http_rules() {
+    assert_errors(
+        &with_check(
+            "kind = \"http\", method = \"POST\", path = \"health\", host = \"a b\", body_regex = \"[\", body_sha256 = \"abc\", max_body_bytes = 67108865",
+            "",
+        ),
+        &[
+            "t.toml:6:35: error: `virtual_server.web.check.method`: unknown value \"POST\"",
+            "t.toml:6:50: error: `virtual_server.web.check.path`: \"health\" must start with '/' and contain no spaces",
+            "t.toml:6:67: error: `virtual_server.web.check.host`: \"a b\" is not a valid Host header",
+            "t.toml:6:87: error: `virtual_server.web.check.body_regex`: invalid regular expression: unclosed character class",
+            "t.toml:6:106: error: `virtual_server.web.check.body_sha256` must be 64 hexadecimal digits (a SHA-256 digest)",
+            "t.toml:6:130: error: `virtual_server.web.check.max_body_bytes` = 67108865 is out of range 0–67108864",
+        ],
+    );
+    assert_error(
+        &with_check("kind = \"http\", path = \"/a b\"", ""),
+        "t.toml:6:33: error: `virtual_server.web.check.path`: \"/a b\" must start with '/' and contain no spaces",
+    );
+    assert_error(
+        &with_check("kind = \"http\", host = \"\"", ""),
+        "t.toml:6:33: error: `virtual_server.web.check.host`: \"\" is not a valid Host header",
+    );
+}
+
+#[test]
+fn http_expect_status() {
+    let src = with_check(
+        "kind = \"http\", expect_status = [99, \"600\", \"299-200\", \"2xx\", 2.0]",
+        "",
+    );
+    assert_errors(
+        &src,
+        &[
+            "t.toml:6:43: error: `virtual_server.web.check.expect_status[0]` = 99 is out of range 100–599",
+            "t.toml:6:47: error: `virtual_server.web.check.expect_status[1]` must be a status code from 100 to 599 or a range \"LOW-HIGH\"",
+            "t.toml:6:54: error: `virtual_server.web.check.expect_status[2]` must be a status code from 100 to 599 or a range \"LOW-HIGH\"",
+            "t.toml:6:65: error: `virtual_server.web.check.expect_status[3]` must be a status code from 100 to 599 or a range \"LOW-HIGH\"",
+            "t.toml:6:72: error: `virtual_server.web.check.expect_status[4]` must be a status code from 100 to 599 or a range \"LOW-HIGH\"",
+        ],
+    );
+    assert_eq!(
+        help_of(&src, "t.toml:6:65: error: `virtual_server.web.check.expect_status[3]` must be a status code from 100 to 599 or a range \"LOW-HIGH\"").as_deref(),
+        Some("e.g. expect_status = [200, \"300-399\"]")
+    );
+    assert_error(
+        &with_check("kind = \"http\", expect_status = []", ""),
+        "t.toml:6:42: error: `virtual_server.web.check.expect_status` is empty",
+    );
+    assert_error(
+        &with_check("kind = \"http\", expect_status = 200", ""),
+        "t.toml:6:42: error: `virtual_server.web.check.expect_status` must be an array, found an integer",
+    );
+}
+
+#[test]
+fn head_requests_have_no_body_to_check() {
+    // New rule: HEAD responses have no body, so a body check could never pass.
+    let src = with_check(
+        &format!(
+            "kind = \"http\", method = \"HEAD\", body_regex = \"ok\", body_sha256 = \"{}\"",
+            "a".repeat(64)
+        ),
+        "",
+    );
+    assert_errors(
+        &src,
+        &[
+            "t.toml:6:56: error: `virtual_server.web.check.body_regex` needs a body, but HEAD responses have none",
+            "t.toml:6:76: error: `virtual_server.web.check.body_sha256` needs a body, but HEAD responses have none",
+        ],
+    );
+    assert_eq!(
+        help_of(&src, "t.toml:6:56: error: `virtual_server.web.check.body_regex` needs a body, but HEAD responses have none").as_deref(),
+        Some("use method = \"GET\" to check the body")
+    );
+}
+
+#[test]
+fn https_defaults_and_options() {
+    let c = check_of(&with_check("kind = \"https\"", ""));
+    let CheckKind::Http(h) = &c.kind else {
+        panic!("not http")
+    };
+    assert_eq!(
+        h.tls,
+        Some(Tls {
+            verify: true,
+            ca_file: None,
+            server_name: None
+        })
+    );
+    assert_eq!(c.kind.name(), "https");
+    let c = check_of(&with_check(
+        "kind = \"https\", tls_verify = false, tls_ca_file = \"/etc/ca.pem\", tls_server_name = \"www.example.org\", path = \"/x\"",
+        "",
+    ));
+    let CheckKind::Http(h) = &c.kind else {
+        panic!("not http")
+    };
+    assert_eq!(h.path, "/x");
+    assert_eq!(
+        h.tls,
+        Some(Tls {
+            verify: false,
+            ca_file: Some("/etc/ca.pem".into()),
+            server_name: Some("www.example.org".into())
+        })
+    );
+    assert_errors(
+        &with_check(
+            "kind = \"https\", tls_ca_file = \"ca.pem\", tls_verify = \"no\"",
+            "",
+        ),
+        &[
+            "t.toml:6:41: error: `virtual_server.web.check.tls_ca_file`: \"ca.pem\" must be an absolute path",
+            "t.toml:6:64: error: `virtual_server.web.check.tls_verify` must be true or false, found a string",
+        ],
+    );
+}
+
+#[test]
+fn dns_defaults_and_options() {
+    let c = check_of(&with_check(
+        "kind = \"dns\", query_name = \"example.org\"",
+        "",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::Dns(DnsCheck {
+            name: "example.org".into(),
+            qtype: DnsType::A,
+            expect_rcode: DnsRcode::NoError,
+            expect_addresses: vec![],
+            transport: DnsTransport::Udp,
+        })
+    );
+    let c = check_of(&with_check(
+        "kind = \"dns\", query_name = \"_sip._tcp.example.org.\", query_type = \"aaaa\", expect_rcode = \"nxdomain\", expect_addresses = [\"2001:db8::1\"], transport = \"tcp\"",
+        "",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::Dns(DnsCheck {
+            name: "_sip._tcp.example.org.".into(),
+            qtype: DnsType::Aaaa,
+            expect_rcode: DnsRcode::NxDomain,
+            expect_addresses: vec![ip("2001:db8::1")],
+            transport: DnsTransport::Tcp,
+        })
+    );
+    for (t, want) in [
+        ("SOA", DnsType::Soa),
+        ("NS", DnsType::Ns),
+        ("MX", DnsType::Mx),
+        ("TXT", DnsType::Txt),
+        ("CNAME", DnsType::Cname),
+    ] {
+        let c = check_of(&with_check(
+            &format!("kind = \"dns\", query_name = \".\", query_type = \"{t}\""),
+            "",
+        ));
+        assert!(matches!(c.kind, CheckKind::Dns(d) if d.qtype == want));
+    }
+}
+
+#[test]
+fn dns_rules() {
+    assert_error(
+        &with_check("kind = \"dns\"", ""),
+        "t.toml:6:9: error: missing required field `virtual_server.web.check.query_name`",
+    );
+    assert_errors(
+        &with_check(
+            "kind = \"dns\", query_name = \"a..b\", query_type = \"PTR\", expect_rcode = \"NOERR\", transport = \"dot\"",
+            "",
+        ),
+        &[
+            "t.toml:6:38: error: `virtual_server.web.check.query_name`: \"a..b\" is not a valid DNS name",
+            "t.toml:6:59: error: `virtual_server.web.check.query_type`: unknown value \"PTR\"",
+            "t.toml:6:81: error: `virtual_server.web.check.expect_rcode`: unknown value \"NOERR\"",
+            "t.toml:6:102: error: `virtual_server.web.check.transport`: unknown value \"dot\"",
+        ],
+    );
+    assert_error(
+        &with_check(
+            "kind = \"dns\", query_name = \"example.org\", query_type = \"MX\", expect_addresses = [\"192.0.2.1\"]",
+            "",
+        ),
+        "t.toml:6:91: error: `virtual_server.web.check.expect_addresses` applies only to A and AAAA queries",
+    );
+    assert_errors(
+        &with_check(
+            "kind = \"dns\", query_name = \"example.org\", expect_addresses = [\"2001:db8::1\", \"x\"]",
+            "",
+        ),
+        &[
+            "t.toml:6:73: error: `virtual_server.web.check.expect_addresses[0]`: 2001:db8::1 can never be in the answer to an A query",
+            "t.toml:6:88: error: `virtual_server.web.check.expect_addresses[1]`: \"x\" is not an IP address",
+        ],
+    );
+    assert_error(
+        &with_check(
+            "kind = \"dns\", query_name = \"example.org\", query_type = \"AAAA\", expect_addresses = [\"192.0.2.1\"]",
+            "",
+        ),
+        "t.toml:6:94: error: `virtual_server.web.check.expect_addresses[0]`: 192.0.2.1 can never be in the answer to an AAAA query",
+    );
+    let long_label = "a".repeat(64);
+    assert_error(
+        &with_check(
+            &format!("kind = \"dns\", query_name = \"{long_label}.org\""),
+            "",
+        ),
+        &format!(
+            "t.toml:6:38: error: `virtual_server.web.check.query_name`: \"{long_label}.org\" is not a valid DNS name"
+        ),
+    );
+}
+
+#[test]
+fn udp_needs_send() {
+    assert_error(
+        &with_check("kind = \"udp\"", ""),
+        "t.toml:6:9: error: missing required field `virtual_server.web.check.send`",
+    );
+    let c = check_of(&with_check(
+        "kind = \"udp\", send = \"hi\", expect = \"^ok\"",
+        "",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::Udp {
+            send: "hi".into(),
+            expect: Some("^ok".into())
+        }
+    );
+}
+
+#[test]
+fn icmp_has_no_port() {
+    // New rule: an echo request has no port to override.
+    let help = assert_error(
+        &with_check("kind = \"icmp\", port = 8080", ""),
+        "t.toml:6:33: error: `virtual_server.web.check.port` does not apply to icmp checks",
+    );
+    assert_eq!(help.as_deref(), Some("an ICMP echo request has no port"));
+}
+
+#[test]
+fn exec_needs_an_absolute_command() {
+    let c = check_of(&with_check(
+        "kind = \"exec\", command = [\"/usr/lib/vigil/check\", \"-v\"]",
+        "",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::Exec {
+            command: vec!["/usr/lib/vigil/check".into(), "-v".into()],
+            user: "nobody".into()
+        }
+    );
+    let c = check_of(&with_check(
+        "kind = \"exec\", command = [\"/c\"], user = \"vigil\"",
+        "",
+    ));
+    assert!(matches!(c.kind, CheckKind::Exec { user, .. } if user == "vigil"));
+    assert_error(
+        &with_check("kind = \"exec\"", ""),
+        "t.toml:6:9: error: missing required field `virtual_server.web.check.command`",
+    );
+    assert_error(
+        &with_check("kind = \"exec\", command = \"/c\"", ""),
+        "t.toml:6:36: error: `virtual_server.web.check.command` must be an array, found a string",
+    );
+    assert_error(
+        &with_check("kind = \"exec\", command = []", ""),
+        "t.toml:6:36: error: `virtual_server.web.check.command` is empty: give the program and its arguments",
+    );
+    assert_error(
+        &with_check("kind = \"exec\", command = [\"check.sh\"]", ""),
+        "t.toml:6:36: error: `virtual_server.web.check.command`: program \"check.sh\" must be an absolute path",
+    );
+}
+
+#[test]
+fn options_of_another_kind_are_named_as_such() {
+    let src = with_check("kind = \"tcp\", path = \"/\", query_name = \"x\"", "");
+    assert_errors(
+        &src,
+        &[
+            "t.toml:6:25: error: `virtual_server.web.check.path` is an option of http checks, not of tcp checks",
+            "t.toml:6:37: error: `virtual_server.web.check.query_name` is an option of dns checks, not of tcp checks",
+        ],
+    );
+    assert_eq!(
+        help_of(&src, "t.toml:6:25: error: `virtual_server.web.check.path` is an option of http checks, not of tcp checks").as_deref(),
+        Some("tcp checks take: send, expect")
+    );
+    let src = with_check("kind = \"icmp\", command = [\"/c\"]", "");
+    let help = assert_error(
+        &src,
+        "t.toml:6:26: error: `virtual_server.web.check.command` is an option of exec checks, not of icmp checks",
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some("icmp checks take: only the common options")
+    );
+    let help = assert_error(
+        &with_check("kind = \"http\", tls_verify = false", ""),
+        "t.toml:6:26: error: `virtual_server.web.check.tls_verify` is an option of https checks, not of http checks",
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some(
+            "http checks take: method, path, host, expect_status, body_regex, body_sha256, max_body_bytes"
+        )
+    );
+    // Entirely unknown options are still "unknown", with a suggestion.
+    let help = assert_error(
+        &with_check("kind = \"tcp\", intreval = \"1s\"", ""),
+        "t.toml:6:25: error: unknown field `virtual_server.web.check.intreval`",
+    );
+    assert_eq!(help.as_deref(), Some("did you mean `interval`?"));
+}
+
+// ---- the per-real-server override ----
+
+#[test]
+fn without_an_override_every_real_server_gets_the_service_check() {
+    let l = ok(r#"[director]
+name = "lb"
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+check = { kind = "http", path = "/healthz", interval = "5s" }
+real_server = [{ address = "10.0.0.1" }, { address = "10.0.0.2" }]
+"#);
+    let rs = &l.config.virtual_servers[0].real_servers;
+    assert_eq!(rs[0].check, rs[1].check);
+    assert_eq!(rs[0].check.as_ref().map(|c| c.interval), Some(secs(5)));
+}
+
+#[test]
+fn an_override_without_kind_is_merged_field_by_field() {
+    let c = check_of(&with_check(
+        "kind = \"http\", path = \"/healthz\", interval = \"5s\", timeout = \"3s\", rise = 4",
+        ", check = { port = 8443, timeout = \"2s\" }",
+    ));
+    assert_eq!(c.port, Some(8443));
+    assert_eq!(c.timeout, secs(2));
+    // Everything else comes from the service's check.
+    assert_eq!(c.interval, secs(5));
+    assert_eq!(c.rise, 4);
+    assert!(matches!(&c.kind, CheckKind::Http(h) if h.path == "/healthz"));
+}
+
+#[test]
+fn an_override_with_kind_replaces_the_service_check() {
+    let c = check_of(&with_check(
+        "kind = \"http\", path = \"/healthz\", interval = \"5s\", rise = 4",
+        ", check = { kind = \"tcp\", port = 22 }",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::Tcp {
+            send: None,
+            expect: None
+        }
+    );
+    assert_eq!(c.port, Some(22));
+    // Nothing is inherited: these are the defaults again.
+    assert_eq!(c.interval, secs(2));
+    assert_eq!(c.rise, 2);
+    // Even the same kind replaces.
+    let c = check_of(&with_check(
+        "kind = \"http\", path = \"/healthz\"",
+        ", check = { kind = \"http\" }",
+    ));
+    assert!(matches!(&c.kind, CheckKind::Http(h) if h.path == "/"));
+}
+
+#[test]
+fn check_false_means_no_check() {
+    let l = ok(&with_check("kind = \"tcp\"", ", check = false"));
+    assert_eq!(l.config.virtual_servers[0].real_servers[0].check, None);
+    assert_error(
+        &with_check("kind = \"tcp\"", ", check = true"),
+        "t.toml:7:48: error: `virtual_server.web.real_server[0].check` must be a table (or false for no check), found a boolean",
+    );
+}
+
+#[test]
+fn a_real_server_may_have_a_check_when_the_service_has_none() {
+    let l = ok(r#"[director]
+name = "lb"
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+real_server = [{ address = "10.0.0.1", check = { kind = "icmp" } }, { address = "10.0.0.2" }]
+"#);
+    let rs = &l.config.virtual_servers[0].real_servers;
+    assert_eq!(rs[0].check.as_ref().map(|c| c.kind.name()), Some("icmp"));
+    assert_eq!(rs[1].check, None);
+    assert_error(
+        r#"[director]
+name = "lb"
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+real_server = [{ address = "10.0.0.1", check = { port = 8080 } }]
+"#,
+        "t.toml:6:48: error: missing required field `virtual_server.web.real_server[0].check.kind`",
+    );
+}
+
+#[test]
+fn merged_errors_name_the_real_server_and_point_at_the_override() {
+    assert_error(
+        &with_check(
+            "kind = \"tcp\", interval = \"1s\"",
+            ", check = { timeout = \"1s\" }",
+        ),
+        "t.toml:7:60: error: `virtual_server.web.real_server[0].check.timeout` (1s) must be shorter than the interval (1s)",
+    );
+    assert_error(
+        &with_check("kind = \"tcp\"", ", check = { path = \"/\" }"),
+        "t.toml:7:50: error: `virtual_server.web.real_server[0].check.path` is an option of http checks, not of tcp checks",
+    );
+}
+
+#[test]
+fn errors_in_the_service_check_are_reported_once() {
+    // Not once per real server that inherits it.
+    assert_error(
+        r#"[director]
+name = "lb"
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+check = { kind = "tcp", rise = 0 }
+real_server = [{ address = "10.0.0.1" }, { address = "10.0.0.2" }, { address = "10.0.0.3", check = { port = 1 } }]
+"#,
+        "t.toml:6:32: error: `virtual_server.web.check.rise` = 0 is out of range 1–100",
+    );
+}
