@@ -1,1 +1,169 @@
-//! Shared helpers for the cross-crate integration tests.
+//! Shared helpers for the cross-crate integration tests: a real `vigild` process with a
+//! cluster file and status socket of its own, and ways to talk to it as `vigilctl` and as
+//! a raw status-socket client.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use vigil_testlab::{LabChild, bin_path, wait_for};
+
+/// How long a daemon gets to come up or go down before the test fails.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A minimal valid cluster file whose status socket lives in `dir`.
+pub fn minimal_config(dir: &Path, director: &str) -> String {
+    format!(
+        r#"[director]
+name = "{director}"
+status_socket = "{}"
+"#,
+        dir.join("vigil.sock").display()
+    )
+}
+
+/// A running `vigild --config FILE` with its own temporary directory; stopped (SIGTERM,
+/// then SIGKILL) when dropped.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub child: LabChild,
+}
+
+impl Daemon {
+    /// Writes `config_text` (which must put the status socket at `dir/vigil.sock`; use
+    /// [`Daemon::start_with`] to build it from the directory) and starts vigild on it.
+    pub fn start_with(make_config: impl FnOnce(&Path) -> String) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("cluster.toml");
+        let socket = dir.path().join("vigil.sock");
+        std::fs::write(&config, make_config(dir.path())).expect("write config");
+        let child = LabChild::spawn(
+            Command::new(bin_path("vigild"))
+                .arg("--config")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
+        .expect("spawn vigild");
+        let mut d = Daemon {
+            dir,
+            config,
+            socket,
+            child,
+        };
+        let up = wait_for(START_TIMEOUT, || {
+            UnixStream::connect(&d.socket).is_ok() || matches!(d.child.try_wait(), Ok(Some(_)))
+        });
+        if !up || matches!(d.child.try_wait(), Ok(Some(_))) {
+            let stderr = d.stderr_now();
+            panic!(
+                "vigild did not come up on {}:\n{stderr}",
+                d.socket.display()
+            );
+        }
+        d
+    }
+
+    pub fn start(director: &str) -> Daemon {
+        Daemon::start_with(|dir| minimal_config(dir, director))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the daemon and returns everything it logged.
+    pub fn stderr_now(&mut self) -> String {
+        let _ = self.child.terminate(Duration::from_secs(5));
+        let mut out = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut out);
+        }
+        out
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("rewrite config");
+    }
+
+    /// Runs the real `vigilctl` against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        vigilctl(&self.socket, args)
+    }
+
+    /// One request line, one reply line, on a fresh connection.
+    pub fn request(&self, line: &str) -> Value {
+        let mut c = StatusClient::connect(&self.socket);
+        c.send_line(line);
+        c.read_reply().expect("a reply")
+    }
+
+    /// The `result` of a successful request.
+    pub fn result(&self, command: &str) -> Value {
+        let reply = self.request(&format!(r#"{{"command":"{command}"}}"#));
+        assert_eq!(reply["ok"], Value::Bool(true), "{command} failed: {reply}");
+        reply["result"].clone()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.result("status")["config_generation"]
+            .as_u64()
+            .expect("config_generation")
+    }
+}
+
+pub fn vigilctl(socket: &Path, args: &[&str]) -> Output {
+    Command::new(bin_path("vigilctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("run vigilctl")
+}
+
+/// A raw client of the status socket.
+pub struct StatusClient {
+    pub stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl StatusClient {
+    pub fn connect(socket: &Path) -> StatusClient {
+        let stream = UnixStream::connect(socket).expect("connect to the status socket");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        StatusClient { stream, reader }
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        self.stream.write_all(line.as_bytes()).expect("write");
+        self.stream.write_all(b"\n").expect("write");
+    }
+
+    /// The next reply, or `None` when the daemon closed the connection.
+    pub fn read_reply(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(serde_json::from_str(&line).expect("reply is JSON")),
+            Err(e) => panic!("reading a reply: {e}"),
+        }
+    }
+}
+
+/// stdout and stderr of a finished command, for assertion messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

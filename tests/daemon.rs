@@ -1,0 +1,431 @@
+//! The real `vigild` and `vigilctl` binaries: start, status, reload (good and bad file, by
+//! SIGHUP and by vigilctl), stop, and the start-up refusals an operator can run into.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use vigil_testlab::{bin_path, wait_for};
+use vigil_tests::{Daemon, minimal_config, output_text, vigilctl};
+
+fn workspace_file(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) on the PID of a child we have not reaped.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn check_config_accepts_every_example_cluster() {
+    let mut files: Vec<_> = std::fs::read_dir(workspace_file("conf"))
+        .expect("conf/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 3,
+        "conf/ holds at least three example clusters"
+    );
+    let out = Command::new(bin_path("vigild"))
+        .arg("check-config")
+        .args(&files)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let text = stdout(&out);
+    for f in &files {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{}: ok: director ", f.display())));
+        assert!(
+            line.is_some(),
+            "no summary line for {}:\n{text}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn check_config_reports_every_error_with_position_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[director]\nname = \"lb-a\"\n\n[vrrp.web]\ninterface = \"eth0\"\nvrid = 300\nvips = [\"192.0.2.1/24\"]\nprioity = 5\n",
+    )
+    .unwrap();
+    let good = workspace_file("conf/web-dr.toml");
+    let out = Command::new(bin_path("vigild"))
+        .arg("check-config")
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let err = stderr(&out);
+    let b = bad.display();
+    assert!(
+        err.contains(&format!(
+            "{b}:6:8: error: `vrrp.web.vrid` = 300 is out of range 1–255"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{b}:8:1: error: unknown field `vrrp.web.prioity`")),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `priority`?"), "{err}");
+    assert!(err.contains("6 | vrid = 300\n  |        ^^^"), "{err}");
+    assert!(err.contains(&format!("{b}: 2 errors")), "{err}");
+    // The good file is still reported as good.
+    assert!(
+        stdout(&out).contains(": ok: director lb-a"),
+        "{}",
+        output_text(&out)
+    );
+
+    let missing = Command::new(bin_path("vigild"))
+        .args(["check-config", "/nonexistent/cluster.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("/nonexistent/cluster.toml: cannot read"),
+        "{}",
+        output_text(&missing)
+    );
+}
+
+#[test]
+fn vigild_without_config_explains_itself() {
+    let out = Command::new(bin_path("vigild"))
+        .env_remove("VIGIL_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("give --config FILE"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+#[test]
+fn status_services_and_vrrp_through_the_real_vigilctl() {
+    let d = Daemon::start_with(|dir| {
+        format!(
+            "{}\n[vrrp.web]\ninterface = \"lo\"\nvrid = 7\nvips = [\"192.0.2.7/32\"]\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.7:80\"\nscheduler = \"wrr\"\ncheck = {{ kind = \"http\", path = \"/healthz\", interval = \"1s\" }}\nreal_server = [{{ address = \"10.0.0.1\", weight = 10 }}, {{ address = \"10.0.0.2\" }}]\n",
+            minimal_config(dir, "ctl-test")
+        )
+    });
+    let status = d.ctl(&["status"]);
+    assert!(status.status.success(), "{}", output_text(&status));
+    let text = stdout(&status);
+    assert!(
+        text.contains(&format!(
+            "director    ctl-test (vigild {}, pid {})",
+            env!("CARGO_PKG_VERSION"),
+            d.pid()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("(generation 1, loaded "), "{text}");
+    assert!(
+        text.contains("cluster     1 VRRP instance, 1 virtual server, 2 real servers"),
+        "{text}"
+    );
+
+    let services = stdout(&d.ctl(&["services"]));
+    assert!(services.contains("TCP 192.0.2.7:80 (web)"), "{services}");
+    assert!(services.contains("  -> 10.0.0.1:80"), "{services}");
+    assert!(
+        services.contains("http GET /healthz every 1s"),
+        "{services}"
+    );
+
+    let vrrp = stdout(&d.ctl(&["vrrp"]));
+    assert!(
+        vrrp.lines()
+            .any(|l| l.starts_with("web") && l.contains("lo") && l.contains("192.0.2.7/32")),
+        "{vrrp}"
+    );
+
+    let json = d.ctl(&["status", "--json"]);
+    let v: Value = serde_json::from_slice(&json.stdout).expect("--json prints JSON");
+    assert_eq!(v["director"], "ctl-test");
+    assert_eq!(v["counts"]["real_servers"], 2);
+}
+
+#[test]
+fn reload_by_sighup_and_vigilctl_good_and_bad_files() {
+    let mut d = Daemon::start("reload-test");
+    let base = minimal_config(d.dir.path(), "reload-test");
+
+    // A good file by SIGHUP: a new generation.
+    d.write_config(&format!(
+        "{base}\n[[virtual_server]]\nname = \"dns\"\naddress = \"192.0.2.53:53\"\nprotocol = \"udp\"\nreal_server = [{{ address = \"10.0.0.53\" }}]\n"
+    ));
+    signal(d.pid(), libc::SIGHUP);
+    assert!(
+        wait_for(Duration::from_secs(10), || d.generation() == 2),
+        "SIGHUP did not reload"
+    );
+    assert_eq!(d.result("status")["counts"]["virtual_servers"], 1);
+
+    // A bad file by SIGHUP: nothing changes, the failure is in the history.
+    d.write_config(&format!(
+        "{base}\n[[virtual_server]]\nname = \"dns\"\nadress = \"x\"\n"
+    ));
+    signal(d.pid(), libc::SIGHUP);
+    let rejected = wait_for(Duration::from_secs(10), || {
+        d.result("status")["reloads"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+    });
+    assert!(rejected, "the bad reload was not recorded");
+    let status = d.result("status");
+    assert_eq!(
+        status["config_generation"], 2,
+        "a bad file must not replace the config"
+    );
+    assert_eq!(status["counts"]["virtual_servers"], 1);
+    let last = &status["reloads"][1];
+    assert_eq!(last["ok"], false);
+    assert_eq!(last["trigger"], "sighup");
+    let errors = last["errors"].to_string();
+    assert!(errors.contains("cluster.toml:"), "{errors}");
+    assert!(
+        errors.contains("unknown field `virtual_server.dns.adress`"),
+        "{errors}"
+    );
+
+    // vigilctl reload of the bad file: exit 1 and the error names file, line and field.
+    let out = d.ctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("reload_failed"), "{err}");
+    assert!(
+        err.contains("cluster.toml:7:1: error: unknown field `virtual_server.dns.adress`"),
+        "{err}"
+    );
+    assert_eq!(d.generation(), 2);
+    // The human status shows the rejection.
+    let text = stdout(&d.ctl(&["status"]));
+    assert!(text.contains("(last: REJECTED at "), "{text}");
+
+    // vigilctl reload of a good file: exit 0, generation 3.
+    d.write_config(&base);
+    let out = d.ctl(&["reload"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        stdout(&out).starts_with("reloaded: generation 3 in "),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(d.result("status")["counts"]["virtual_servers"], 0);
+
+    // SIGTERM: a clean exit, the socket is gone, vigilctl says the daemon is not running.
+    signal(d.pid(), libc::SIGTERM);
+    let status = d.child.wait_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "vigild did not exit cleanly: {status:?}"
+    );
+    assert!(
+        !d.socket.exists(),
+        "the socket file must be removed on stop"
+    );
+    let out = vigilctl(&d.socket, &["status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    assert!(
+        stderr(&out).contains("vigild is not running"),
+        "{}",
+        output_text(&out)
+    );
+    let log = d.stderr_now();
+    assert!(
+        log.contains("reload rejected, keeping generation 2"),
+        "{log}"
+    );
+    assert!(log.contains("SIGTERM: stopping"), "{log}");
+}
+
+#[test]
+fn sigint_stops_cleanly() {
+    let mut d = Daemon::start("sigint-test");
+    signal(d.pid(), libc::SIGINT);
+    let status = d.child.wait_timeout(Duration::from_secs(10)).unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(!d.socket.exists());
+}
+
+#[test]
+fn a_second_daemon_on_the_same_socket_is_refused() {
+    let d = Daemon::start("first");
+    let out = Command::new(bin_path("vigild"))
+        .arg("--config")
+        .arg(&d.config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "another vigild is already serving {}",
+            d.socket.display()
+        )),
+        "{}",
+        output_text(&out)
+    );
+    // The first one is unharmed.
+    assert_eq!(d.result("status")["director"], "first");
+}
+
+#[test]
+fn a_stale_socket_is_replaced_but_other_files_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vigil.sock");
+    // A socket file whose listener is gone, as a crashed daemon leaves it.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists());
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, minimal_config(dir.path(), "stale")).unwrap();
+    let mut child = vigil_testlab::LabChild::spawn(
+        Command::new(bin_path("vigild"))
+            .arg("--config")
+            .arg(&config)
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || vigilctl(&sock, &["status"])
+            .status
+            .success()),
+        "vigild did not replace the stale socket"
+    );
+    child.terminate(Duration::from_secs(5)).unwrap();
+
+    // A regular file where the socket should be is someone else's: refuse.
+    std::fs::write(&sock, "not a socket").unwrap();
+    let out = Command::new(bin_path("vigild"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        stderr(&out).contains("exists and is not a socket; refusing to replace it"),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&sock).unwrap(), "not a socket");
+}
+
+#[test]
+fn the_socket_has_mode_0660_and_the_configured_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // `daemon` (gid 1) exists on every Debian system.
+    let d = Daemon::start_with(|dir| {
+        format!(
+            "{}status_socket_group = \"daemon\"\n",
+            minimal_config(dir, "perm")
+        )
+    });
+    let meta = std::fs::metadata(&d.socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}status_socket_group = \"no-such-group-xyz\"\n",
+            minimal_config(dir.path(), "perm")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin_path("vigild"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("status_socket_group \"no-such-group-xyz\" does not exist"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+#[test]
+fn an_invalid_file_at_start_is_refused_with_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[director]\nname = \"x\"\nstatus_socket = 5\n").unwrap();
+    let out = Command::new(bin_path("vigild"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "c.toml:3:17: error: `director.status_socket` must be a string, found an integer"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_capabilities_are_refused_with_a_clear_message() {
+    // Drop CAP_NET_ADMIN and CAP_NET_RAW from the bounding set, as an unprivileged
+    // service user would lack them.
+    vigil_testlab::require_or_skip!(vigil_testlab::have_tools(&["setpriv"]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.1:80\"\nreal_server = [{{ address = \"10.0.0.1\" }}]\n",
+            minimal_config(dir.path(), "caps")
+        ),
+    )
+    .unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            "-net_admin,-net_raw",
+            "--inh-caps",
+            "-all",
+            "--",
+        ])
+        .arg(bin_path("vigild"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("CAP_NET_ADMIN is needed to program IPVS virtual servers"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("vigil.sock").exists(),
+        "nothing may be started without the capabilities"
+    );
+}
