@@ -429,3 +429,94 @@ fn missing_capabilities_are_refused_with_a_clear_message() {
         "nothing may be started without the capabilities"
     );
 }
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, minimal_config(dir.path(), "notify")).unwrap();
+    let mut child = vigil_testlab::LabChild::spawn(
+        Command::new(bin_path("vigild"))
+            .arg("--config")
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut next = || {
+        let n = notify.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = next();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
+    assert!(ready.contains("STATUS=director notify"), "{ready}");
+    // The socket is served by the time systemd hears READY=1.
+    assert!(
+        vigilctl(&dir.path().join("vigil.sock"), &["status"])
+            .status
+            .success()
+    );
+
+    signal(child.id(), libc::SIGHUP);
+    let reloading = next();
+    assert!(reloading.lines().any(|l| l == "RELOADING=1"), "{reloading}");
+    // systemd 253+ requires the monotonic time with RELOADING=1.
+    assert!(
+        reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")),
+        "{reloading}"
+    );
+    let ready_again = next();
+    assert!(ready_again.lines().any(|l| l == "READY=1"), "{ready_again}");
+
+    signal(child.id(), libc::SIGTERM);
+    let stopping = next();
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping}");
+    assert!(
+        child
+            .wait_timeout(Duration::from_secs(10))
+            .unwrap()
+            .is_some_and(|s| s.success())
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, minimal_config(dir.path(), "json-logs")).unwrap();
+    let mut child = vigil_testlab::LabChild::spawn(
+        Command::new(bin_path("vigild"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--log-format", "json"])
+            .stderr(std::process::Stdio::piped()),
+    )
+    .unwrap();
+    let sock = dir.path().join("vigil.sock");
+    assert!(wait_for(Duration::from_secs(20), || vigilctl(
+        &sock,
+        &["status"]
+    )
+    .status
+    .success()));
+    child.terminate(Duration::from_secs(10)).unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() >= 2, "{log}");
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(log.contains("\"message\":\"vigild 0.1.0 started"), "{log}");
+}
