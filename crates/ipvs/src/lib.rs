@@ -17,6 +17,34 @@
 //! - [`Client`]: a blocking `NETLINK_GENERIC` socket client; [`Client::apply`]
 //!   pipelines many writes per datagram and matches acks by sequence number.
 //!
+//! # Errors
+//!
+//! A kernel refusal is [`Error::Kernel`]: the errno and the operation it was about,
+//! e.g. `adding destination 10.0.0.11:80 to tcp 192.0.2.100:80: File exists (EEXIST)`.
+//! The kernel's codes: `EEXIST` (already there), `ESRCH` (no such service),
+//! `ENOENT` (no such destination, or an unknown scheduler / persistence engine),
+//! `EINVAL` (a malformed or contradictory request, e.g. a mixed-family destination that
+//! is not tunnelled), `EPERM` (no `CAP_NET_ADMIN`). A kernel without IPVS gives
+//! [`Error::Unavailable`] from [`Client::connect`].
+//!
+//! # Pipelining
+//!
+//! [`Client::apply`] writes a table at netlink speed: requests are packed many to a
+//! datagram, each with its own sequence number and `NLM_F_ACK`, and the acks are matched
+//! back by sequence number into one result per request. The kernel handles every request
+//! whatever became of the previous ones. The window (requests in flight) follows the
+//! receive buffer granted (4 MiB asked for; root gets it past `rmem_max`), since every
+//! ack is charged to it; should it overflow anyway, the requests whose acks were dropped
+//! report [`Error::AckLost`] rather than a guess. Under the kernel lab's emulated CPU,
+//! 1,000 services × 10 destinations (11,000 requests) go in about a second.
+//!
+//! # Driving it from an event loop
+//!
+//! [`Client`] blocks. Everything protocol-related is pure and public ([`Request::encode`],
+//! [`netlink::messages`], [`codec::decode_reply`]), and [`socket::NetlinkSocket`] can be
+//! made non-blocking and exposes its fd, so an async wrapper (tokio's `AsyncFd`) can be
+//! built on the same pieces.
+//!
 //! The framing is hand-rolled rather than taken from `netlink-packet-*`: the IPVS
 //! family needs four header layouts and a few dozen attributes, and owning those
 //! ~400 lines keeps the wire format readable next to the kernel source, keeps the
