@@ -23,9 +23,10 @@ pub(crate) struct Parsed {
     pub(crate) vrrp: Vec<VrrpInstance>,
     pub(crate) virtual_servers: Vec<VirtualServer>,
     pub(crate) spans: Spans,
-    /// Names of all virtual server tables, including those with errors, so references
-    /// to a broken server are not reported as dangling too.
-    pub(crate) vs_names: Vec<String>,
+    /// Names (and table spans) of all virtual server tables, including those with errors,
+    /// so references to a broken server are not reported as dangling too, and a name used
+    /// twice is reported even when one of the servers has errors.
+    pub(crate) vs_names: Vec<(String, Range<usize>)>,
 }
 
 /// Source positions of things that cross-section validation points at.
@@ -43,8 +44,6 @@ pub(crate) struct VrrpSpans {
 }
 
 pub(crate) struct VsSpans {
-    /// The whole `[[virtual_server]]` table.
-    pub(crate) table: Range<usize>,
     pub(crate) key: Range<usize>,
 }
 
@@ -173,7 +172,7 @@ pub(crate) fn parse_document(
                 .get("name")
                 .and_then(|n| n.get_ref().as_str())
             {
-                vs_names.push(name.to_string());
+                vs_names.push((name.to_string(), item.span()));
             }
             let parsed = Table::from_value(sink, item, format!("virtual_server[{i}]"))
                 .and_then(|t| virtual_server(sink, t));
@@ -713,7 +712,6 @@ fn ipvs_sync(
 
 fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServer, VsSpans)> {
     let errors_before = sink.items.len();
-    let table_span = t.span.clone();
     let name = t
         .req_str(sink, "name")
         .filter(|(n, s)| check_name(sink, n, s.clone(), "virtual server"));
@@ -1009,10 +1007,7 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
             inhibit_on_failure,
             real_servers,
         },
-        VsSpans {
-            table: table_span,
-            key: key_span,
-        },
+        VsSpans { key: key_span },
     ))
 }
 

@@ -34,14 +34,10 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     let vs_spans = &spans.virtual_servers;
     let (vrrp, virtual_servers) = (&parsed.vrrp, &parsed.virtual_servers);
 
-    unique(
-        sink,
-        virtual_servers
-            .iter()
-            .zip(vs_spans)
-            .map(|(vs, s)| (vs.name.clone(), s.table.clone())),
-        |name| format!("virtual server name \"{name}\" is used twice"),
-    );
+    // Over all virtual server tables, including those with errors of their own.
+    unique(sink, parsed.vs_names.iter().cloned(), |name| {
+        format!("virtual server name \"{name}\" is used twice")
+    });
     unique(
         sink,
         virtual_servers
@@ -73,7 +69,7 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     );
 
     // Tracked virtual servers must exist.
-    let vs_names: Vec<&str> = parsed.vs_names.iter().map(String::as_str).collect();
+    let vs_names: Vec<&str> = parsed.vs_names.iter().map(|(n, _)| n.as_str()).collect();
     for (inst, s) in vrrp.iter().zip(&spans.vrrp) {
         for (track, span) in inst.track.iter().zip(&s.track_vs) {
             if let TrackTarget::VirtualServer(name) = &track.target
