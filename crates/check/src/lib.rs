@@ -6,3 +6,9 @@
 //!
 //! Must not: touch the kernel's tables (IPVS, addresses, routes) or know about VRRP. It only
 //! reports health; `vigild` turns health into a desired IPVS table.
+
+mod scheduler;
+mod target;
+
+pub use scheduler::{CheckStatus, Due, Health, LastResult, Outcome, RunId, Scheduler, Transition};
+pub use target::{CheckKey, Target, targets_from_config};
