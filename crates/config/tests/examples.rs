@@ -181,3 +181,36 @@ fn dns_fwmark() {
     assert_eq!(c1.interval, secs(2));
     assert_eq!(c1.timeout, secs(1));
 }
+
+/// The TOML blocks of docs/config.md that are whole files (they start with `[director]`)
+/// or whole sections (a director is added) are valid.
+#[test]
+fn the_examples_in_the_reference_are_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let mut blocks = Vec::new();
+    let mut rest = doc.as_str();
+    while let Some(start) = rest.find("```toml\n") {
+        let body = &rest[start + 8..];
+        let end = body.find("```").unwrap();
+        blocks.push(&body[..end]);
+        rest = &body[end + 3..];
+    }
+    let mut checked = 0;
+    for block in &blocks {
+        let src = if block.starts_with("[director]") {
+            block.to_string()
+        } else if block.starts_with("[[virtual_server]]") || block.starts_with("[vrrp.") {
+            format!("[director]\nname = \"doc\"\n{block}")
+        } else {
+            continue;
+        };
+        if let Err(d) = vigil_config::parse(Path::new("config.md"), &src) {
+            panic!("a block of docs/config.md is invalid:\n{src}\n{d}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 5, "blocks found: {}", blocks.len());
+    // The first block is the complete example and has no warnings.
+    assert!(ok(blocks[0]).warnings.is_empty());
+}
