@@ -65,9 +65,17 @@
 //! [`decode`]. Tracked objects become [`Event::PriorityChanged`] and
 //! [`Event::FaultDetected`]/[`Event::FaultCleared`] via [`summarize`]; sync groups are
 //! kept together with [`sync_group_directives`].
+//!
+//! # I/O
+//!
+//! [`io`] holds the Linux shells: the raw advert socket, the rtnetlink address shell,
+//! gratuitous ARP / unsolicited NA, and [`io::runner`], a tokio task per instance that
+//! runs the loop above for real ([`io::spawn`] → [`io::RunnerHandle`] with a control
+//! channel and a watch of [`io::InstanceStatus`]).
 
 mod checksum;
 mod fsm;
+pub mod io;
 mod packet;
 mod priority;
 mod receive;

@@ -1,0 +1,887 @@
+//! The per-instance runner: a tokio task that owns one sans-IO [`Instance`] and carries
+//! out its actions on real sockets, addresses and hooks.
+//!
+//! Loop: receive → [`decode`] → [`Instance::handle`]; timers from
+//! [`Instance::next_deadline`] → [`Instance::poll_timeout`]; control inputs (handover,
+//! reclaim, tracked priority and faults, sync directives, stop) → `handle`. Every batch of
+//! actions is carried out in order, then the [`InstanceStatus`] is published on a watch
+//! channel and state changes go out as [`StateEvent`]s on a broadcast channel and to the
+//! notify hook.
+//!
+//! A graceful stop of a master is make-before-break: it resigns (priority-0 advert) but
+//! keeps answering for the virtual addresses until the new master's first advert is heard
+//! (bounded by the slowest backup's Master_Down_Interval), then removes them and exits.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::fsm::{
+    Action, Config as FsmConfig, ConfigError, Event, Instance, State, TransitionReason,
+};
+use crate::io::announce::Announcer;
+use crate::io::iface;
+use crate::io::netlink::Netlink;
+use crate::io::socket::{AdvertSocket, Datagram};
+use crate::packet::{
+    Advertisement, Auth, Family, MULTICAST_V4, MULTICAST_V6, Version, VirtualAddresses,
+};
+use crate::receive::{DropReason, IpFacts, ReceiveRules, decode};
+use crate::sync_group::SyncDirective;
+
+/// Gratuitous ARP / NA schedule of a new master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GarpConfig {
+    /// Announcements per address on becoming master (at least 1).
+    pub repeat: u32,
+    /// Gap between those announcements.
+    pub interval: Duration,
+    /// Announce again this often while master.
+    pub refresh: Option<Duration>,
+}
+
+/// Everything one runner needs, from the cluster file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerConfig {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: Version,
+    /// Base priority (255 = address owner).
+    pub priority: u8,
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    pub family: Family,
+    /// Virtual addresses with their prefix lengths.
+    pub vips: Vec<(IpAddr, u8)>,
+    /// Empty: multicast to 224.0.0.18 / ff02::12.
+    pub unicast_peers: Vec<IpAddr>,
+    pub unicast_source: Option<IpAddr>,
+    pub auth: Auth,
+    pub garp: GarpConfig,
+    /// Program and arguments, run without a shell on every state change with the
+    /// instance name, new state and priority appended.
+    pub notify: Option<Vec<String>>,
+}
+
+/// Inputs from the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Planned failover: resign make-before-break and do not preempt until `Reclaim`.
+    Handover,
+    Reclaim,
+    /// The tracked objects' summary ([`crate::summarize`]).
+    Tracked {
+        weight: i32,
+        fault: bool,
+    },
+    Sync(SyncDirective),
+    /// Stop the runner; `graceful` hands over make-before-break first.
+    Stop {
+        graceful: bool,
+    },
+}
+
+/// One state change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+    pub reason: TransitionReason,
+    /// Effective priority after the change.
+    pub priority: u8,
+    pub at_unix: f64,
+}
+
+/// A state change of a named instance, as broadcast to watchers and sync groups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateEvent {
+    pub instance: String,
+    pub transition: Transition,
+}
+
+/// The live view of one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub state: State,
+    pub priority: u8,
+    /// The current master's address, when known (ours while master).
+    pub master: Option<IpAddr>,
+    /// The address adverts go out from, once the interface is resolved.
+    pub primary_address: Option<IpAddr>,
+    pub holds_vips: bool,
+    pub standing_down: bool,
+    pub last_transition: Option<Transition>,
+    pub transitions: u64,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    /// Dropped packets by [`DropReason::as_str`], plus the shell's own reasons:
+    /// `unknown_peer` (unicast mode, a source not among the peers) and `malformed_ip`.
+    pub drops: BTreeMap<&'static str, u64>,
+    pub send_errors: u64,
+    /// Why the runner is not (yet) running the protocol, e.g. a missing interface.
+    pub error: Option<String>,
+}
+
+/// Why a runner could not be started.
+#[derive(Debug, Error)]
+pub enum RunnerError {
+    #[error("instance {name}: {source}")]
+    Config {
+        name: String,
+        #[source]
+        source: ConfigError,
+    },
+}
+
+/// The daemon's handle on a running instance.
+#[derive(Debug)]
+pub struct RunnerHandle {
+    pub control: mpsc::Sender<Control>,
+    pub status: watch::Receiver<InstanceStatus>,
+    task: JoinHandle<()>,
+}
+
+impl RunnerHandle {
+    /// Asks the runner to stop and waits for it to finish.
+    pub async fn stop(self, graceful: bool) {
+        // A runner that already ended has dropped its receiver; nothing to ask then.
+        let _ = self.control.send(Control::Stop { graceful }).await;
+        let _ = self.task.await;
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Starts a runner for `config` on the current tokio runtime.
+pub fn spawn(
+    config: RunnerConfig,
+    events: broadcast::Sender<StateEvent>,
+) -> Result<RunnerHandle, RunnerError> {
+    let primary_guess = config.unicast_source.unwrap_or(match config.family {
+        Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    });
+    // Validate now so a bad instance fails at load, not in the task.
+    Instance::new(fsm_config(&config, primary_guess)).map_err(|source| RunnerError::Config {
+        name: config.name.clone(),
+        source,
+    })?;
+    let status = InstanceStatus {
+        name: config.name.clone(),
+        state: State::Initialize,
+        priority: config.priority,
+        master: None,
+        primary_address: None,
+        holds_vips: false,
+        standing_down: false,
+        last_transition: None,
+        transitions: 0,
+        adverts_sent: 0,
+        adverts_received: 0,
+        drops: BTreeMap::new(),
+        send_errors: 0,
+        error: None,
+    };
+    let (status_tx, status_rx) = watch::channel(status.clone());
+    let (control_tx, control_rx) = mpsc::channel(64);
+    let notify = config
+        .notify
+        .clone()
+        .map(|argv| spawn_notifier(config.name.clone(), argv));
+    let runner = Runner {
+        config,
+        status,
+        status_tx,
+        events,
+        notify,
+        tracked_weight: 0,
+        tracked_fault: false,
+        garp_left: 0,
+        next_garp: None,
+        next_refresh: None,
+        stopping: false,
+    };
+    let task = tokio::spawn(runner.run(control_rx));
+    Ok(RunnerHandle {
+        control: control_tx,
+        status: status_rx,
+        task,
+    })
+}
+
+fn fsm_config(config: &RunnerConfig, primary: IpAddr) -> FsmConfig {
+    FsmConfig {
+        version: config.version,
+        priority: config.priority,
+        advert_interval: config.advert_interval,
+        preempt: config.preempt,
+        preempt_delay: config.preempt_delay,
+        primary_address: primary,
+        advert_on_lower_priority: true,
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
+/// The receive rules an instance's adverts are checked against (RFC 5798 §7.1,
+/// RFC 3768 §7.1).
+pub fn receive_rules(config: &RunnerConfig) -> ReceiveRules {
+    ReceiveRules {
+        version: config.version,
+        family: config.family,
+        vrid: config.vrid,
+        local_is_owner: config.priority == u8::MAX,
+        auth: config.auth,
+        advert_interval: config.advert_interval,
+        expected_addresses: Some(config.vips.iter().map(|(a, _)| *a).collect()),
+        // RFC 9568 senders checksum VRRPv3/IPv4 without the pseudo-header; accepting both
+        // costs nothing and keepalived's form is still what we send.
+        accept_message_only_ipv4_checksum: true,
+    }
+}
+
+/// What the runner holds once the interface is resolved.
+struct Io {
+    ifindex: u32,
+    primary: IpAddr,
+    socket: AdvertSocket,
+    netlink: Netlink,
+    announcer: Option<Announcer>,
+    destinations: Vec<IpAddr>,
+    addresses: VirtualAddresses,
+    rules: ReceiveRules,
+    instance: Instance,
+}
+
+enum Wake {
+    Control(Option<Control>),
+    Datagram(io::Result<Datagram>),
+    Timer,
+}
+
+struct Runner {
+    config: RunnerConfig,
+    status: InstanceStatus,
+    status_tx: watch::Sender<InstanceStatus>,
+    events: broadcast::Sender<StateEvent>,
+    notify: Option<mpsc::UnboundedSender<Transition>>,
+    tracked_weight: i32,
+    tracked_fault: bool,
+    garp_left: u32,
+    next_garp: Option<Instant>,
+    next_refresh: Option<Instant>,
+    stopping: bool,
+}
+
+/// How long setup waits before trying a missing interface or address again.
+const SETUP_RETRY: Duration = Duration::from_secs(1);
+
+impl Runner {
+    async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+        let Some(mut io) = self.setup_until_ready(&mut control).await else {
+            return;
+        };
+        let vips_present = self.vips_present(&mut io);
+        let now = Instant::now();
+        // Tracked inputs that arrived during setup apply before the election starts.
+        let mut actions = Vec::new();
+        if self.tracked_weight != 0 {
+            actions.extend(io.instance.handle(
+                Event::PriorityChanged {
+                    tracked_weight: self.tracked_weight,
+                },
+                now,
+            ));
+        }
+        if self.tracked_fault {
+            actions.extend(io.instance.handle(Event::FaultDetected, now));
+        }
+        actions.extend(io.instance.handle(Event::Startup { vips_present }, now));
+        if vips_present {
+            info!(instance = %self.config.name, "virtual addresses already present: keeping them until another master is heard");
+        }
+        self.apply(&mut io, actions).await;
+
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let deadline = [
+                io.instance.next_deadline(),
+                self.next_garp,
+                self.next_refresh,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let wake = tokio::select! {
+                biased;
+                c = control.recv() => Wake::Control(c),
+                d = io.socket.recv(&mut buf) => Wake::Datagram(d),
+                () = sleep_until(deadline) => Wake::Timer,
+            };
+            match wake {
+                // The daemon dropped its handle: stop as if asked to, gracefully.
+                Wake::Control(None) => {
+                    self.on_control(&mut io, Control::Stop { graceful: true })
+                        .await
+                }
+                Wake::Control(Some(c)) => self.on_control(&mut io, c).await,
+                Wake::Datagram(d) => self.on_datagram(&mut io, d, &buf).await,
+                Wake::Timer => self.on_timer(&mut io).await,
+            }
+            if self.stopping && !io.instance.holds_vips() {
+                let actions = io.instance.handle(Event::Shutdown, Instant::now());
+                self.apply(&mut io, actions).await;
+                info!(instance = %self.config.name, "stopped");
+                return;
+            }
+        }
+    }
+
+    /// Resolves the interface and opens the sockets, retrying every second while the
+    /// interface (or a usable address on it) is missing. `None`: stopped meanwhile.
+    async fn setup_until_ready(&mut self, control: &mut mpsc::Receiver<Control>) -> Option<Io> {
+        loop {
+            match self.setup() {
+                Ok(io) => {
+                    if self.status.error.take().is_some() {
+                        info!(instance = %self.config.name, "interface {} ready", self.config.interface);
+                    }
+                    self.status.primary_address = Some(io.primary);
+                    self.publish();
+                    return Some(io);
+                }
+                Err(e) => {
+                    if self.status.error.as_deref() != Some(e.as_str()) {
+                        warn!(instance = %self.config.name, "cannot run yet (retrying every {SETUP_RETRY:?}): {e}");
+                        self.status.error = Some(e);
+                        self.publish();
+                    }
+                }
+            }
+            let deadline = tokio::time::Instant::now() + SETUP_RETRY;
+            loop {
+                tokio::select! {
+                    c = control.recv() => match c {
+                        None | Some(Control::Stop { .. }) => return None,
+                        Some(Control::Tracked { weight, fault }) => {
+                            self.tracked_weight = weight;
+                            self.tracked_fault = fault;
+                        }
+                        Some(_) => {}
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+        }
+    }
+
+    fn setup(&self) -> Result<Io, String> {
+        let c = &self.config;
+        let ifindex =
+            iface::index(&c.interface).map_err(|e| format!("interface {}: {e}", c.interface))?;
+        let mut netlink = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
+        let vip_addrs: Vec<IpAddr> = c.vips.iter().map(|(a, _)| *a).collect();
+        let primary = match c.unicast_source {
+            Some(source) => source,
+            None => {
+                let present = netlink
+                    .addresses(ifindex)
+                    .map_err(|e| format!("addresses of {}: {e}", c.interface))?;
+                iface::primary_address(&present, c.family, &vip_addrs).ok_or_else(|| {
+                    format!(
+                        "no usable {} address on {} to advertise from",
+                        match c.family {
+                            Family::Ipv4 => "IPv4",
+                            Family::Ipv6 => "IPv6 link-local",
+                        },
+                        c.interface
+                    )
+                })?
+            }
+        };
+        let multicast = c.unicast_peers.is_empty();
+        let socket = AdvertSocket::open(c.family, &c.interface, ifindex, multicast)
+            .map_err(|e| format!("advert socket on {}: {e}", c.interface))?;
+        // Interfaces without an Ethernet address (e.g. tun) cannot be announced on;
+        // the protocol still runs.
+        let announcer = iface::mac(&c.interface)
+            .and_then(|mac| {
+                Announcer::open(
+                    &c.interface,
+                    ifindex,
+                    mac,
+                    c.family == Family::Ipv4,
+                    c.family == Family::Ipv6,
+                )
+            })
+            .map_err(|e| warn!(instance = %c.name, "gratuitous ARP/NA disabled: {e}"))
+            .ok();
+        let destinations = if multicast {
+            vec![match c.family {
+                Family::Ipv4 => IpAddr::V4(MULTICAST_V4),
+                Family::Ipv6 => IpAddr::V6(MULTICAST_V6),
+            }]
+        } else {
+            c.unicast_peers.clone()
+        };
+        let addresses = VirtualAddresses::from_ip_addrs(c.family, &vip_addrs)
+            .ok_or_else(|| "virtual addresses of mixed families".to_string())?;
+        let instance = Instance::new(fsm_config(c, primary)).map_err(|e| e.to_string())?;
+        Ok(Io {
+            ifindex,
+            primary,
+            socket,
+            netlink,
+            announcer,
+            destinations,
+            addresses,
+            rules: receive_rules(c),
+            instance,
+        })
+    }
+
+    fn vips_present(&self, io: &mut Io) -> bool {
+        match io.netlink.addresses(io.ifindex) {
+            Ok(present) => self
+                .config
+                .vips
+                .iter()
+                .any(|(vip, _)| present.iter().any(|p| p.address == *vip)),
+            Err(e) => {
+                warn!(instance = %self.config.name, "cannot list addresses of {}: {e}", self.config.interface);
+                false
+            }
+        }
+    }
+
+    async fn on_control(&mut self, io: &mut Io, control: Control) {
+        let now = Instant::now();
+        let actions = match control {
+            Control::Handover => {
+                info!(instance = %self.config.name, "handover requested");
+                io.instance.handle(Event::Handover, now)
+            }
+            Control::Reclaim => io.instance.handle(Event::Reclaim, now),
+            Control::Tracked { weight, fault } => {
+                let mut actions = Vec::new();
+                if weight != self.tracked_weight {
+                    self.tracked_weight = weight;
+                    actions.extend(io.instance.handle(
+                        Event::PriorityChanged {
+                            tracked_weight: weight,
+                        },
+                        now,
+                    ));
+                }
+                if fault != self.tracked_fault {
+                    self.tracked_fault = fault;
+                    let event = if fault {
+                        Event::FaultDetected
+                    } else {
+                        Event::FaultCleared
+                    };
+                    actions.extend(io.instance.handle(event, now));
+                }
+                actions
+            }
+            Control::Sync(directive) => io.instance.handle(Event::Sync(directive), now),
+            Control::Stop { graceful } => {
+                self.stopping = true;
+                if graceful && io.instance.state() == State::Master {
+                    info!(instance = %self.config.name, "stopping: handing over make-before-break");
+                    io.instance.handle(Event::Handover, now)
+                } else {
+                    io.instance.handle(Event::Shutdown, now)
+                }
+            }
+        };
+        self.apply(io, actions).await;
+    }
+
+    async fn on_datagram(&mut self, io: &mut Io, datagram: io::Result<Datagram>, buf: &[u8]) {
+        let datagram = match datagram {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                self.count_drop("malformed_ip");
+                return;
+            }
+            Err(e) => {
+                debug!(instance = %self.config.name, "receive failed: {e}");
+                return;
+            }
+        };
+        let message = buf.get(datagram.payload.clone()).unwrap_or_default();
+        let mut facts = datagram.facts;
+        // Our own adverts (a unicast peer list naming ourselves, a looped-back packet)
+        // are not another router.
+        if facts.source == io.primary {
+            return;
+        }
+        let unicast = !self.config.unicast_peers.is_empty();
+        if unicast {
+            // Unicast mode answers only to the configured peers.
+            if !self.config.unicast_peers.contains(&facts.source) {
+                self.count_drop("unknown_peer");
+                return;
+            }
+            // Unicast adverts may cross routers, so keepalived does not check their TTL
+            // (RFC 5798 §7.1's TTL rule assumes one link); we follow it for interop.
+            facts.ttl = crate::packet::REQUIRED_TTL;
+        }
+        let mut result = decode(message, &facts, &io.rules);
+        if unicast
+            && result == Err(DropReason::Checksum)
+            && self.config.version == Version::V3
+            && self.config.family == Family::Ipv4
+        {
+            // Older keepalived (unicast_chksum_compat) sums the multicast group into the
+            // VRRPv3/IPv4 pseudo-header even when sending unicast.
+            let compat = IpFacts {
+                destination: IpAddr::V4(MULTICAST_V4),
+                ..facts
+            };
+            if let Ok(received) = decode(message, &compat, &io.rules) {
+                result = Ok(received);
+            }
+        }
+        match result {
+            Ok(received) => {
+                self.status.adverts_received += 1;
+                if received.address_list_matches == Some(false) {
+                    debug!(instance = %self.config.name, from = %received.source, "advert's address list differs from ours");
+                }
+                if io.instance.state() != State::Master {
+                    self.status.master = (received.advert.priority > 0).then_some(received.source);
+                }
+                let actions = io
+                    .instance
+                    .handle(Event::AdvertReceived((&received).into()), Instant::now());
+                self.apply(io, actions).await;
+            }
+            Err(reason) => {
+                debug!(instance = %self.config.name, from = %facts.source, "dropped advert: {reason}");
+                self.count_drop(reason.as_str());
+            }
+        }
+    }
+
+    fn count_drop(&mut self, reason: &'static str) {
+        *self.status.drops.entry(reason).or_insert(0) += 1;
+        self.publish();
+    }
+
+    async fn on_timer(&mut self, io: &mut Io) {
+        let now = Instant::now();
+        let mut actions = Vec::new();
+        if io.instance.next_deadline().is_some_and(|d| d <= now) {
+            actions = io.instance.poll_timeout(now);
+        }
+        if self.next_garp.is_some_and(|d| d <= now) {
+            self.announce(io);
+            self.garp_left = self.garp_left.saturating_sub(1);
+            self.next_garp = (self.garp_left > 0).then(|| now + self.config.garp.interval);
+        }
+        if self.next_refresh.is_some_and(|d| d <= now) {
+            self.announce(io);
+            self.next_refresh = self.config.garp.refresh.map(|r| now + r);
+        }
+        self.apply(io, actions).await;
+    }
+
+    fn announce(&self, io: &Io) {
+        let Some(announcer) = &io.announcer else {
+            return;
+        };
+        for (vip, _) in &self.config.vips {
+            if let Err(e) = announcer.announce(*vip) {
+                debug!(instance = %self.config.name, "announcing {vip} failed: {e}");
+            }
+        }
+    }
+
+    async fn send_advert(&mut self, io: &mut Io, priority: u8) {
+        let c = &self.config;
+        let advert = match Advertisement::new(
+            c.version,
+            c.vrid,
+            priority,
+            c.advert_interval,
+            c.auth,
+            io.addresses.clone(),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(instance = %c.name, "cannot build advert: {e}");
+                return;
+            }
+        };
+        for destination in io.destinations.clone() {
+            let sent = match advert.encode(io.primary, destination) {
+                Ok(message) => io.socket.send(io.primary, destination, &message).await,
+                Err(e) => Err(io::Error::other(e)),
+            };
+            match sent {
+                Ok(()) => self.status.adverts_sent += 1,
+                Err(e) => {
+                    // A pulled cable makes every send fail: count, log quietly.
+                    self.status.send_errors += 1;
+                    debug!(instance = %self.config.name, to = %destination, "advert not sent: {e}");
+                }
+            }
+        }
+    }
+
+    async fn apply(&mut self, io: &mut Io, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::SendAdvert { priority } => self.send_advert(io, priority).await,
+                Action::AddVips => {
+                    for (vip, prefix) in &self.config.vips {
+                        match io.netlink.add_address(io.ifindex, *vip, *prefix) {
+                            Ok(_) => {}
+                            Err(e) => {
+                                warn!(instance = %self.config.name, "cannot add {vip}/{prefix}: {e}")
+                            }
+                        }
+                    }
+                }
+                Action::RemoveVips => {
+                    for (vip, prefix) in &self.config.vips {
+                        if let Err(e) = io.netlink.del_address(io.ifindex, *vip, *prefix) {
+                            warn!(instance = %self.config.name, "cannot remove {vip}/{prefix}: {e}");
+                        }
+                    }
+                    self.next_garp = None;
+                    self.next_refresh = None;
+                }
+                Action::SendGratuitous => {
+                    let now = Instant::now();
+                    self.announce(io);
+                    self.garp_left = self.config.garp.repeat.saturating_sub(1);
+                    self.next_garp = (self.garp_left > 0).then(|| now + self.config.garp.interval);
+                    self.next_refresh = self.config.garp.refresh.map(|r| now + r);
+                }
+                Action::StateChanged { from, to, reason } => {
+                    let transition = Transition {
+                        from,
+                        to,
+                        reason,
+                        priority: io.instance.priority(),
+                        at_unix: unix_now(),
+                    };
+                    info!(
+                        instance = %self.config.name,
+                        "{} -> {} ({}), priority {}",
+                        from.as_str(),
+                        to.as_str(),
+                        reason.as_str(),
+                        transition.priority
+                    );
+                    self.status.master = match to {
+                        State::Master => Some(io.primary),
+                        State::Backup => None,
+                        State::Initialize | State::Fault => None,
+                    };
+                    self.status.last_transition = Some(transition);
+                    self.status.transitions += 1;
+                    // Sent before the status update, so a watcher that sees the event
+                    // and then reads the status sees at least this state.
+                    let _ = self.events.send(StateEvent {
+                        instance: self.config.name.clone(),
+                        transition,
+                    });
+                    if let Some(notify) = &self.notify {
+                        let _ = notify.send(transition);
+                    }
+                }
+            }
+        }
+        self.status.state = io.instance.state();
+        self.status.priority = io.instance.priority();
+        self.status.holds_vips = io.instance.holds_vips();
+        self.status.standing_down = io.instance.is_standing_down();
+        if io.instance.state() != State::Master
+            && self.next_refresh.is_some()
+            && !io.instance.holds_vips()
+        {
+            self.next_refresh = None;
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.status_tx.send_replace(self.status.clone());
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How long one notify hook may run before it is killed so the next can start.
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs the notify hook for each transition, one at a time and in order, so a hook
+/// never races its successor for the same instance.
+fn spawn_notifier(instance: String, argv: Vec<String>) -> mpsc::UnboundedSender<Transition> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Transition>();
+    tokio::spawn(async move {
+        while let Some(t) = rx.recv().await {
+            run_hook(&instance, &argv, &t).await;
+        }
+    });
+    tx
+}
+
+/// The hook's argument list: the configured argv, then instance, state and priority.
+pub fn hook_args(argv: &[String], instance: &str, transition: &Transition) -> Vec<String> {
+    let mut args: Vec<String> = argv.iter().skip(1).cloned().collect();
+    args.push(instance.to_string());
+    args.push(transition.to.as_str().to_string());
+    args.push(transition.priority.to_string());
+    args
+}
+
+async fn run_hook(instance: &str, argv: &[String], t: &Transition) {
+    let Some(program) = argv.first() else {
+        return;
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(hook_args(argv, instance, t))
+        .env("VIGIL_INSTANCE", instance)
+        .env("VIGIL_STATE", t.to.as_str())
+        .env("VIGIL_PREVIOUS_STATE", t.from.as_str())
+        .env("VIGIL_REASON", t.reason.as_str())
+        .env("VIGIL_PRIORITY", t.priority.to_string())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(instance, "notify hook {program} could not start: {e}");
+            return;
+        }
+    };
+    match tokio::time::timeout(NOTIFY_TIMEOUT, child.wait()).await {
+        Ok(Ok(status)) if status.success() => {}
+        Ok(Ok(status)) => warn!(instance, "notify hook {program} failed: {status}"),
+        Ok(Err(e)) => warn!(instance, "notify hook {program}: {e}"),
+        Err(_) => {
+            warn!(
+                instance,
+                "notify hook {program} still running after {NOTIFY_TIMEOUT:?}: killed"
+            );
+            let _ = child.kill().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RunnerConfig {
+        RunnerConfig {
+            name: "web".into(),
+            interface: "eth0".into(),
+            vrid: 51,
+            version: Version::V3,
+            priority: 100,
+            advert_interval: Duration::from_secs(1),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            family: Family::Ipv4,
+            vips: vec![("10.0.0.100".parse().unwrap(), 24)],
+            unicast_peers: vec![],
+            unicast_source: None,
+            auth: Auth::None,
+            garp: GarpConfig {
+                repeat: 5,
+                interval: Duration::from_millis(10),
+                refresh: None,
+            },
+            notify: None,
+        }
+    }
+
+    #[test]
+    fn hook_gets_instance_state_and_priority_after_its_own_args() {
+        let t = Transition {
+            from: State::Backup,
+            to: State::Master,
+            reason: TransitionReason::MasterDown,
+            priority: 150,
+            at_unix: 0.0,
+        };
+        let argv = vec!["/usr/bin/hook".to_string(), "--flag".to_string()];
+        assert_eq!(
+            hook_args(&argv, "web", &t),
+            ["--flag", "web", "master", "150"]
+        );
+    }
+
+    #[test]
+    fn rules_follow_the_config() {
+        // RFC 5798 §7.1: the owner (priority 255) drops every advert for its VRID.
+        let mut c = config();
+        c.priority = 255;
+        let rules = receive_rules(&c);
+        assert!(rules.local_is_owner);
+        assert_eq!(rules.vrid, 51);
+        assert_eq!(
+            rules.expected_addresses,
+            Some(vec!["10.0.0.100".parse().unwrap()])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_runner_without_its_interface_reports_why_and_stops() {
+        let mut c = config();
+        c.interface = "no-such-if9".into();
+        let (events, _) = broadcast::channel(4);
+        let handle = spawn(c, events).unwrap();
+        let mut status = handle.status.clone();
+        let seen = tokio::time::timeout(
+            Duration::from_secs(5),
+            status.wait_for(|s| s.error.is_some()),
+        )
+        .await
+        .map(|r| r.map(|s| s.state));
+        assert!(matches!(seen, Ok(Ok(State::Initialize))));
+        handle.stop(true).await;
+    }
+
+    #[test]
+    fn invalid_instances_fail_at_spawn() {
+        let mut c = config();
+        c.advert_interval = Duration::from_millis(5);
+        let (events, _) = broadcast::channel(4);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(spawn(c, events).is_err());
+        });
+    }
+}
