@@ -163,6 +163,14 @@ fn status_services_and_vrrp_through_the_real_vigilctl() {
         "{vrrp}"
     );
 
+    // The running config as the daemon holds it, durations in the file's own syntax.
+    let config = d.result("config");
+    assert_eq!(config["config"]["vrrp"][0]["advert_interval"], "1s");
+    assert_eq!(
+        config["config"]["virtual_servers"][0]["real_servers"][0]["check"]["timeout"],
+        "500ms"
+    );
+
     let json = d.ctl(&["status", "--json"]);
     let v: Value = serde_json::from_slice(&json.stdout).expect("--json prints JSON");
     assert_eq!(v["director"], "ctl-test");

@@ -96,6 +96,21 @@ fn scaled(num: &str, unit_us: u128, text: &str) -> Result<u128, DurationError> {
     Ok(value)
 }
 
+/// Serialises a duration in the config's own syntax ("250ms"), for the status socket.
+pub(crate) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+pub(crate) fn serialize_option<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// Formats a duration the way the config writes it ("1.5s", "250ms", "2m").
 pub fn format_duration(d: Duration) -> String {
     let us = d.as_micros();

@@ -112,8 +112,10 @@ pub struct VrrpInstance {
     /// 1–254, or 255 for the address owner.
     pub priority: u8,
     pub version: VrrpVersion,
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub advert_interval: Duration,
     pub preempt: bool,
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub preempt_delay: Duration,
     /// RFC 5798 Accept_Mode: accept packets addressed to the VIPs while master even when
     /// not the address owner.
@@ -138,8 +140,10 @@ pub struct VrrpInstance {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Garp {
     pub repeat: u32,
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub interval: Duration,
     /// Re-announce periodically while master; `None` = only on transition.
+    #[serde(serialize_with = "crate::duration::serialize_option")]
     pub refresh: Option<Duration>,
 }
 
@@ -162,7 +166,9 @@ pub enum TrackTarget {
     /// Down when the program exits non-zero or times out.
     Exec {
         command: Vec<String>,
+        #[serde(serialize_with = "crate::duration::serialize")]
         interval: Duration,
+        #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
         user: String,
     },
@@ -275,6 +281,7 @@ impl Forwarding {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Persistence {
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub timeout: Duration,
     /// Clients are grouped by this prefix length of their address.
     pub prefix_len: u8,
@@ -314,7 +321,9 @@ pub struct RealServer {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
     pub kind: CheckKind,
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub interval: Duration,
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub timeout: Duration,
     /// Consecutive passes to go up.
     pub rise: u32,
@@ -322,8 +331,10 @@ pub struct Check {
     pub fall: u32,
     pub initial_state: InitialState,
     /// Delay before the next attempt after a failure; `None` = the normal interval.
+    #[serde(serialize_with = "crate::duration::serialize_option")]
     pub retry_delay: Option<Duration>,
     /// The first run of each check is spread uniformly over this window.
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub start_spread: Duration,
     /// Probe this address instead of the real server's.
     pub address: Option<IpAddr>,
