@@ -21,6 +21,10 @@ LOGS=${VIGIL_TEST_LOGS:-$(mktemp -d /tmp/vigil-tests.XXXXXX)}
 mkdir -p "$LOGS"
 if [ "$CI" = true ]; then export VIGIL_REQUIRE_LABS=1; fi
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Tests that can't run here note "SKIPPED: <test>: <reason>" in this file (vigil-testlab);
+# test runners hide the output of passing tests, and the summary lists them all.
+export VIGIL_SKIP_LOG=$LOGS/skipped.txt
+: >"$VIGIL_SKIP_LOG"
 
 # Labs built during this run carry this tag (netns-lab reads $NETNS_LAB_TAG), so the
 # exit trap removes exactly those, also when a test process died without unwinding,
@@ -118,9 +122,9 @@ if ! $BUILD_OK; then
 elif cargo nextest --version >/dev/null 2>&1; then
   profile=default
   if [ "$CI" = true ]; then profile=ci; fi
-  # Output of passing tests goes to the log too, so SKIPPED notes can be counted below.
-  step tests cargo nextest run --workspace --profile "$profile" --success-output final \
-    --no-tests warn
+  # Failures are repeated at the end, so the tail of the log shows them.
+  step tests cargo nextest run --workspace --profile "$profile" --no-fail-fast \
+    --failure-output immediate-final --no-tests warn
   step doctests cargo test --workspace --doc
 else
   # Without nextest, cargo test runs the kernel_* binaries as well (once each, which
@@ -169,7 +173,7 @@ for r in "${RESULTS[@]}"; do
   printf '  %-8s %5s s  %s\n' "$status" "$secs" "$name" >&2
 done
 # Tests that could not run here print "SKIPPED: <test>: <reason>"; make them visible.
-skipped=$(cat "$LOGS"/*.log 2>/dev/null | grep -o 'SKIPPED: .*' | sort -u)
+skipped=$(cat "$VIGIL_SKIP_LOG" "$LOGS"/*.log 2>/dev/null | grep -o 'SKIPPED: .*' | sort -u)
 if [ -n "$skipped" ]; then
   echo "skipped tests ($(wc -l <<<"$skipped")):" >&2
   sed 's/^/  /' <<<"$skipped" >&2

@@ -81,10 +81,10 @@ pub fn main(tests: Vec<Trial>) -> ! {
             );
             std::process::exit(101);
         }
-        eprintln!(
-            "\nSKIPPED: {name}: all {} tests of this binary need the IPVS kernel lab: {why}\n",
+        crate::note_skip(&format!(
+            "SKIPPED: {name}: all {} tests of this binary need the IPVS kernel lab: {why}",
             tests.len()
-        );
+        ));
         std::process::exit(0);
     }
     if std::env::var_os("NEXTEST").is_some() {

@@ -76,6 +76,7 @@
 //! | `VIGIL_KERNEL_LAB_TIMEOUT` | seconds before the VM is killed (default 600) |
 //! | `IPVS_LAB_DIR`, `IPVS_LAB_*` | see `tests/lab/README.md` |
 //! | `NETNS_LAB_TAG` | tag for labs created (see `netns-lab --help`) |
+//! | `VIGIL_SKIP_LOG` | file that skip notes are appended to (`tests/run.sh` lists them) |
 
 pub mod kernel;
 mod netns;
@@ -206,8 +207,9 @@ pub fn labs_required() -> bool {
     std::env::var_os("VIGIL_REQUIRE_LABS").is_some_and(|v| v == "1")
 }
 
-/// Reports a test that cannot run here: prints `SKIPPED: <test>: <reason>` to stderr,
-/// or panics when [`labs_required`]. Used by [`require_or_skip!`].
+/// Reports a test that cannot run here: prints `SKIPPED: <test>: <reason>` to stderr
+/// (and appends it to the file `VIGIL_SKIP_LOG` names, if set), or panics when
+/// [`labs_required`]. Used by [`require_or_skip!`].
 #[track_caller]
 pub fn skip_or_fail(reason: &str) {
     let thread = std::thread::current();
@@ -216,7 +218,25 @@ pub fn skip_or_fail(reason: &str) {
     if labs_required() {
         panic!("{test}: required lab prerequisite missing (VIGIL_REQUIRE_LABS=1): {reason}");
     }
-    eprintln!("SKIPPED: {test}: {reason}");
+    note_skip(&format!("SKIPPED: {test}: {reason}"));
+}
+
+/// Prints a skip note to stderr and, when `VIGIL_SKIP_LOG` names a file, appends it
+/// there: test runners capture the output of passing tests, and `tests/run.sh` wants to
+/// list every skip at the end of a run.
+pub(crate) fn note_skip(line: &str) {
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("VIGIL_SKIP_LOG") {
+        use std::io::Write;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path);
+        // One write per line, so parallel tests appending to the file don't interleave.
+        if let Ok(mut file) = file {
+            let _ = file.write_all(format!("{line}\n").as_bytes());
+        }
+    }
 }
 
 /// Checks that each program is found in `PATH`, for [`require_or_skip!`].
