@@ -56,6 +56,10 @@
 //! }
 //! ```
 //!
+//! With `harness = false` clippy can't tell the binary is a test, so the workspace's
+//! allow-unwrap-in-tests does not apply: such binaries start with
+//! `#![allow(clippy::unwrap_used)]`.
+//!
 //! On the host, [`kernel::main`] re-runs the whole binary (same arguments) in the VM once
 //! and exits with its status; inside the VM it runs the trials. Listing (`--list`) never
 //! boots the VM, nor does a name filter that selects none of the binary's trials. When
