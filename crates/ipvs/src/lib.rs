@@ -71,6 +71,8 @@ pub mod codec;
 pub mod error;
 pub mod model;
 pub mod netlink;
+pub mod policy;
+pub mod reconcile;
 pub mod socket;
 
 pub use client::{Client, ClientOptions};
@@ -80,4 +82,9 @@ pub use model::{
     Destination, DestinationEntry, DestinationKey, Family, ForwardMethod, Info, Netmask, Operation,
     Protocol, Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, SyncDaemon, SyncState,
     Timeouts, Tunnel, TunnelType,
+};
+pub use policy::{Evaluation, Health, RealServer, ServicePolicy, SorryServer, evaluate};
+pub use reconcile::{
+    Backoff, DesiredService, DesiredTable, KernelService, KernelTable, Plan, ReconcileReport,
+    Reconciler,
 };
