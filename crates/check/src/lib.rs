@@ -7,8 +7,19 @@
 //! Must not: touch the kernel's tables (IPVS, addresses, routes) or know about VRRP. It only
 //! reports health; `vigild` turns health into a desired IPVS table.
 
+mod checker;
+mod once;
+mod probe;
 mod scheduler;
+mod stats;
 mod target;
+
+pub use checker::{
+    ChangeState, CheckState, Checker, CheckerError, CheckerOptions, HealthEvent, HealthEvents,
+    ResultState, Snapshot,
+};
+pub use once::{OnceResult, format_table, run_once};
+pub use stats::{Histogram, LatenessSummary, Stats};
 
 pub use scheduler::{CheckStatus, Due, Health, LastResult, Outcome, RunId, Scheduler, Transition};
 pub use target::{CheckKey, Target, targets_from_config};

@@ -1,0 +1,352 @@
+//! The tokio shell around the [`Scheduler`]: runs due probes as tasks with bounded
+//! concurrency, feeds their outcomes back, and reports health changes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{Id as TaskId, JoinSet};
+use tokio::time::Instant;
+
+use crate::probe::Probe;
+use crate::scheduler::{CheckStatus, Due, Health, Outcome, RunId, Scheduler};
+use crate::stats::{Histogram, Stats};
+use crate::target::{CheckKey, Target};
+
+/// A real server changed health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthEvent {
+    pub key: CheckKey,
+    pub virtual_server: String,
+    pub health: Health,
+    /// The reason of the result that decided it, e.g. `connect to 10.0.0.12:80 refused`.
+    pub reason: String,
+    pub latency: Duration,
+    pub at: SystemTime,
+}
+
+/// The receiving end of the checker's health changes. Unbounded: changes are at most one
+/// per check per interval, and losing one would leave the IPVS table wrong.
+pub type HealthEvents = mpsc::UnboundedReceiver<HealthEvent>;
+
+/// Tuning of the shell.
+#[derive(Debug, Clone)]
+pub struct CheckerOptions {
+    /// Probes running at once; due checks beyond this wait (and show as lateness).
+    pub max_in_flight: usize,
+    /// Seeds the start spread.
+    pub seed: u64,
+}
+
+impl Default for CheckerOptions {
+    fn default() -> Self {
+        CheckerOptions {
+            max_in_flight: 4096,
+            seed: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckerError {
+    #[error("the checker task has stopped")]
+    Stopped,
+}
+
+/// The state of every check, for the status socket and `vigilctl services`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Sorted by virtual server name, then real server.
+    pub checks: Vec<CheckState>,
+}
+
+impl Snapshot {
+    pub fn get(&self, key: &CheckKey) -> Option<&CheckState> {
+        self.checks.iter().find(|c| c.key == *key)
+    }
+}
+
+/// One check's state. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckState {
+    pub key: CheckKey,
+    pub virtual_server: String,
+    pub kind: &'static str,
+    pub health: Health,
+    pub consecutive_passes: u32,
+    pub consecutive_failures: u32,
+    pub runs: u64,
+    pub last_result: Option<ResultState>,
+    pub last_change: Option<ChangeState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResultState {
+    pub passed: bool,
+    pub reason: String,
+    pub latency_us: u64,
+    pub at_unix_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeState {
+    pub reason: String,
+    pub at_unix_ms: u64,
+}
+
+enum Command {
+    Update(Vec<Target>),
+    Snapshot(oneshot::Sender<Snapshot>),
+    Stats {
+        reset: bool,
+        reply: oneshot::Sender<Stats>,
+    },
+}
+
+/// A handle on the running checker. Dropping every handle stops it, cancelling running
+/// probes (exec checks have their process groups killed).
+#[derive(Debug, Clone)]
+pub struct Checker {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Update(_) => "Update",
+            Command::Snapshot(_) => "Snapshot",
+            Command::Stats { .. } => "Stats",
+        })
+    }
+}
+
+impl Checker {
+    /// Starts checking `targets` on the current tokio runtime (must be called from within
+    /// one). Health changes arrive on the returned receiver.
+    pub fn spawn(targets: Vec<Target>, options: CheckerOptions) -> (Checker, HealthEvents) {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events, event_rx) = mpsc::unbounded_channel();
+        let mut driver = Driver {
+            scheduler: Scheduler::new(options.seed),
+            probes: HashMap::new(),
+            running: JoinSet::new(),
+            running_keys: HashMap::new(),
+            backlog: VecDeque::new(),
+            events,
+            max_in_flight: options.max_in_flight.max(1),
+            lateness: Histogram::default(),
+            passed: 0,
+            failed: 0,
+        };
+        driver.update(targets, Instant::now());
+        tokio::spawn(driver.run(command_rx));
+        (Checker { commands }, event_rx)
+    }
+
+    /// Replaces the set of checks (a reload): unchanged checks keep their state and
+    /// schedule, changed ones keep their health, new ones start in their initial state.
+    pub fn update(&self, targets: Vec<Target>) -> Result<(), CheckerError> {
+        self.commands
+            .send(Command::Update(targets))
+            .map_err(|_| CheckerError::Stopped)
+    }
+
+    pub async fn snapshot(&self) -> Result<Snapshot, CheckerError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Snapshot(reply))
+            .map_err(|_| CheckerError::Stopped)?;
+        rx.await.map_err(|_| CheckerError::Stopped)
+    }
+
+    /// Counters and scheduling lateness; `reset` starts a new measuring window.
+    pub async fn stats(&self, reset: bool) -> Result<Stats, CheckerError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Stats { reset, reply })
+            .map_err(|_| CheckerError::Stopped)?;
+        rx.await.map_err(|_| CheckerError::Stopped)
+    }
+}
+
+struct Driver {
+    scheduler: Scheduler,
+    probes: HashMap<CheckKey, Arc<Probe>>,
+    running: JoinSet<Outcome>,
+    running_keys: HashMap<TaskId, (CheckKey, RunId)>,
+    backlog: VecDeque<Due>,
+    events: mpsc::UnboundedSender<HealthEvent>,
+    max_in_flight: usize,
+    lateness: Histogram,
+    passed: u64,
+    failed: u64,
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            let now = Instant::now();
+            for due in self.scheduler.poll(now.into_std()) {
+                self.backlog.push_back(due);
+            }
+            self.dispatch(now);
+            let deadline = self.scheduler.next_deadline().map(Instant::from_std);
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command),
+                    None => return,
+                },
+                Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => {
+                    self.finish(joined);
+                    // Collect everything else already done in one go.
+                    while let Some(joined) = self.running.try_join_next_with_id() {
+                        self.finish(joined);
+                    }
+                },
+                () = sleep_until_some(deadline), if deadline.is_some() => {}
+            }
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant) {
+        while self.running.len() < self.max_in_flight {
+            let Some(due) = self.backlog.pop_front() else {
+                return;
+            };
+            let Some(probe) = self.probes.get(&due.key).map(Arc::clone) else {
+                continue;
+            };
+            self.lateness
+                .record(now.into_std().saturating_duration_since(due.due));
+            let handle = self.running.spawn(async move { probe.run().await });
+            self.running_keys.insert(handle.id(), (due.key, due.run));
+        }
+    }
+
+    fn finish(&mut self, joined: Result<(TaskId, Outcome), tokio::task::JoinError>) {
+        let (id, outcome) = match joined {
+            Ok((id, outcome)) => (id, outcome),
+            // A probe that panicked still ends its run, as a failure, so the check goes on.
+            Err(e) => (
+                e.id(),
+                Outcome::fail(format!("probe failed internally: {e}"), Duration::ZERO),
+            ),
+        };
+        let Some((key, run)) = self.running_keys.remove(&id) else {
+            return;
+        };
+        if outcome.passed {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+        }
+        let now = Instant::now().into_std();
+        let Some(transition) = self.scheduler.on_result(&key, run, outcome, now) else {
+            return;
+        };
+        let virtual_server = self
+            .probes
+            .get(&key)
+            .map(|p| p.target().virtual_server.clone())
+            .unwrap_or_default();
+        let _ = self.events.send(HealthEvent {
+            key,
+            virtual_server,
+            health: transition.health,
+            reason: transition.reason,
+            latency: transition.latency,
+            at: SystemTime::now(),
+        });
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Update(targets) => self.update(targets, Instant::now()),
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Stats { reset, reply } => {
+                let stats = Stats {
+                    checks: self.passed + self.failed,
+                    passed: self.passed,
+                    failed: self.failed,
+                    in_flight: self.running.len(),
+                    backlog: self.backlog.len(),
+                    lateness: self.lateness.summary(),
+                };
+                if reset {
+                    self.passed = 0;
+                    self.failed = 0;
+                    self.lateness = Histogram::default();
+                }
+                let _ = reply.send(stats);
+            }
+        }
+    }
+
+    fn update(&mut self, targets: Vec<Target>, now: Instant) {
+        for target in &targets {
+            let fresh = match self.probes.get(&target.key) {
+                Some(probe) => **probe.target() != *target,
+                None => true,
+            };
+            if fresh {
+                let probe = Probe::new(Arc::new(target.clone()));
+                self.probes.insert(target.key, Arc::new(probe));
+            }
+        }
+        for key in self.scheduler.set_targets(targets, now.into_std()) {
+            self.probes.remove(&key);
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let now = std::time::Instant::now();
+        let wall = SystemTime::now();
+        let unix_ms = |at: std::time::Instant| {
+            let when = wall
+                .checked_sub(now.saturating_duration_since(at))
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            when.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        };
+        let mut checks: Vec<CheckState> = self
+            .scheduler
+            .statuses()
+            .map(|s: CheckStatus| CheckState {
+                key: s.target.key,
+                virtual_server: s.target.virtual_server.clone(),
+                kind: s.target.check.kind.name(),
+                health: s.health,
+                consecutive_passes: s.passes,
+                consecutive_failures: s.failures,
+                runs: s.runs,
+                last_result: s.last.map(|l| ResultState {
+                    passed: l.outcome.passed,
+                    latency_us: u64::try_from(l.outcome.latency.as_micros()).unwrap_or(u64::MAX),
+                    reason: l.outcome.reason,
+                    at_unix_ms: unix_ms(l.at),
+                }),
+                last_change: s.last_change.map(|(at, reason)| ChangeState {
+                    reason,
+                    at_unix_ms: unix_ms(at),
+                }),
+            })
+            .collect();
+        checks.sort_by(|a, b| {
+            (a.virtual_server.as_str(), a.key.real).cmp(&(b.virtual_server.as_str(), b.key.real))
+        });
+        Snapshot { checks }
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline).await;
+    }
+}

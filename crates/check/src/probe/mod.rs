@@ -1,0 +1,143 @@
+//! Probes: one module per check kind. A [`Probe`] is prepared once per check definition
+//! (regexes compiled, TLS configuration and user looked up) and then run many times.
+
+mod dns;
+mod exec;
+mod http;
+mod icmp;
+mod net;
+mod tcp;
+mod tls;
+mod udp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use vigil_config::{CheckKind, format_duration};
+
+use crate::scheduler::Outcome;
+use crate::target::Target;
+
+/// What a probe found: `Ok(what was seen)` or `Err(why it failed)`, both for people.
+pub(crate) type Verdict = Result<String, String>;
+
+/// A check made ready to run.
+#[derive(Debug)]
+pub(crate) struct Probe {
+    target: Arc<Target>,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Tcp(tcp::TcpProbe),
+    Http(Box<http::HttpProbe>),
+    Dns(dns::DnsProbe),
+    Udp(udp::UdpProbe),
+    Icmp(icmp::IcmpProbe),
+    Exec(exec::ExecProbe),
+    /// The check cannot run on this system (unreadable CA file, unknown user, ...): every
+    /// run fails with this reason, so the operator sees it in the status.
+    Broken(String),
+}
+
+impl Probe {
+    pub(crate) fn new(target: Arc<Target>) -> Self {
+        let addr = target.probe_address();
+        let bind = target.check.bind;
+        let kind = match &target.check.kind {
+            CheckKind::Tcp { send, expect } => tcp::TcpProbe::new(
+                addr,
+                bind,
+                send.as_deref(),
+                expect.as_deref(),
+                target.check.timeout,
+            )
+            .map(Kind::Tcp),
+            CheckKind::Http(spec) => {
+                http::HttpProbe::new(addr, bind, spec).map(|p| Kind::Http(Box::new(p)))
+            }
+            CheckKind::Dns(spec) => Ok(Kind::Dns(dns::DnsProbe::new(addr, bind, spec))),
+            CheckKind::Udp { send, expect } => {
+                udp::UdpProbe::new(addr, bind, send, expect.as_deref()).map(Kind::Udp)
+            }
+            CheckKind::Icmp => Ok(Kind::Icmp(icmp::IcmpProbe::new(addr.ip(), bind))),
+            CheckKind::Exec { command, user } => {
+                exec::ExecProbe::new(&target, command, user).map(Kind::Exec)
+            }
+        };
+        Probe {
+            kind: kind.unwrap_or_else(Kind::Broken),
+            target,
+        }
+    }
+
+    pub(crate) fn target(&self) -> &Arc<Target> {
+        &self.target
+    }
+
+    /// Runs the probe once, within the check's timeout.
+    pub(crate) async fn run(&self) -> Outcome {
+        let start = Instant::now();
+        let timeout = self.target.check.timeout;
+        let verdict = match tokio::time::timeout(timeout, self.verdict()).await {
+            Ok(verdict) => verdict,
+            Err(_) => Err(self.timeout_reason(timeout)),
+        };
+        let latency = start.elapsed();
+        match verdict {
+            Ok(reason) => Outcome::pass(reason, latency),
+            Err(reason) => Outcome::fail(reason, latency),
+        }
+    }
+
+    async fn verdict(&self) -> Verdict {
+        match &self.kind {
+            Kind::Tcp(p) => p.run().await,
+            Kind::Http(p) => p.run().await,
+            Kind::Dns(p) => p.run().await,
+            Kind::Udp(p) => p.run().await,
+            Kind::Icmp(p) => p.run().await,
+            Kind::Exec(p) => p.run().await,
+            Kind::Broken(reason) => Err(reason.clone()),
+        }
+    }
+
+    fn timeout_reason(&self, timeout: Duration) -> String {
+        let within = format_duration(timeout);
+        match &self.kind {
+            Kind::Exec(p) => p.timeout_reason(&within),
+            _ => format!("no reply within {within} ({})", self.describe()),
+        }
+    }
+
+    /// What the check does, for tables: `tcp 10.0.0.1:80`, `http GET /healthz 10.0.0.1:80`.
+    pub(crate) fn describe(&self) -> String {
+        let addr = self.target.probe_address();
+        match &self.kind {
+            Kind::Tcp(_) => format!("tcp {addr}"),
+            Kind::Http(p) => format!(
+                "{} {} {addr}",
+                self.target.check.kind.name(),
+                p.request_line()
+            ),
+            Kind::Dns(p) => format!("dns {} {addr}", p.question()),
+            Kind::Udp(_) => format!("udp {addr}"),
+            Kind::Icmp(_) => format!("icmp {}", addr.ip()),
+            Kind::Exec(p) => format!("exec {}", p.program()),
+            Kind::Broken(_) => format!("{} {addr}", self.target.check.kind.name()),
+        }
+    }
+}
+
+/// A short, printable excerpt of bytes from a server, for reasons.
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
+    const MAX: usize = 40;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)]);
+    let mut out: String = text.escape_debug().collect();
+    if bytes.len() > MAX {
+        out.push('…');
+    }
+    out
+}

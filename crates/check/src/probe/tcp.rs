@@ -1,0 +1,91 @@
+//! TCP: connect; optionally send bytes and require the reply to match a pattern.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use regex::bytes::Regex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+use vigil_config::format_duration;
+
+use super::net::{connect_tcp, strip_os_error};
+use super::{Verdict, excerpt};
+
+/// At most this much of a reply is read looking for the pattern.
+const MAX_REPLY: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub(crate) struct TcpProbe {
+    addr: SocketAddr,
+    bind: Option<IpAddr>,
+    send: Option<Vec<u8>>,
+    expect: Option<Regex>,
+    timeout: Duration,
+}
+
+impl TcpProbe {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        bind: Option<IpAddr>,
+        send: Option<&str>,
+        expect: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let expect = expect
+            .map(|re| Regex::new(re).map_err(|e| format!("invalid expect pattern: {e}")))
+            .transpose()?;
+        Ok(TcpProbe {
+            addr,
+            bind,
+            send: send.map(|s| s.as_bytes().to_vec()),
+            expect,
+            timeout,
+        })
+    }
+
+    pub(crate) async fn run(&self) -> Verdict {
+        // Stop reading just before the check's timeout, so that the reason can say what
+        // did arrive instead of only "no reply".
+        let deadline = Instant::now() + self.timeout.mul_f64(0.95);
+        let addr = self.addr;
+        let mut stream = connect_tcp(addr, self.bind).await?;
+        if let Some(bytes) = &self.send {
+            stream
+                .write_all(bytes)
+                .await
+                .map_err(|e| format!("sending to {addr} failed: {}", strip_os_error(&e)))?;
+        }
+        let Some(expect) = &self.expect else {
+            return Ok(format!("connected to {addr}"));
+        };
+        let mut reply = Vec::with_capacity(512);
+        loop {
+            if expect.is_match(&reply) {
+                return Ok(format!("reply from {addr} matches `{}`", expect.as_str()));
+            }
+            if reply.len() >= MAX_REPLY {
+                break;
+            }
+            let mut chunk = [0u8; 4096];
+            let Ok(read) = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await else {
+                return Err(format!(
+                    "reply from {addr} does not match `{}` within {}: got \"{}\"",
+                    expect.as_str(),
+                    format_duration(self.timeout),
+                    excerpt(&reply)
+                ));
+            };
+            let n =
+                read.map_err(|e| format!("reading from {addr} failed: {}", strip_os_error(&e)))?;
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        Err(format!(
+            "reply from {addr} does not match `{}`: got \"{}\"",
+            expect.as_str(),
+            excerpt(&reply)
+        ))
+    }
+}

@@ -1,0 +1,212 @@
+//! HTTP checks against real loopback HTTP servers.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{Reply, check, closed_port, http, http_server, once, response, target};
+use vigil_config::{CheckKind, HttpMethod};
+
+#[tokio::test]
+async fn status_200_passes_with_reason() {
+    let (addr, _) = http_server(|_| response("200 OK", "ok")).await;
+    let r = once(target(addr, check(CheckKind::Http(http("/healthz"))))).await;
+    assert!(r.passed, "{r:?}");
+    assert_eq!(r.reason, format!("HTTP 200 from {addr} GET /healthz"));
+    assert_eq!(r.check, format!("http GET /healthz {addr}"));
+}
+
+#[tokio::test]
+async fn status_503_fails_with_reason() {
+    let (addr, _) = http_server(|_| response("503 Service Unavailable", "busy")).await;
+    let r = once(target(addr, check(CheckKind::Http(http("/healthz"))))).await;
+    assert!(!r.passed);
+    assert_eq!(r.reason, format!("HTTP 503 from {addr} GET /healthz"));
+}
+
+#[tokio::test]
+async fn expected_status_ranges() {
+    let (addr, _) = http_server(|_| response("301 Moved Permanently", "")).await;
+    let mut spec = http("/");
+    assert!(
+        !once(target(addr, check(CheckKind::Http(spec.clone()))))
+            .await
+            .passed
+    );
+    spec.expect_status = vec![(200, 200), (300, 399)];
+    assert!(
+        once(target(addr, check(CheckKind::Http(spec))))
+            .await
+            .passed
+    );
+}
+
+#[tokio::test]
+async fn body_regex() {
+    let (addr, _) = http_server(|_| response("200 OK", "status: degraded\n")).await;
+    let mut spec = http("/");
+    spec.body_regex = Some("status: (ok|fine)".into());
+    let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
+    assert!(!r.passed);
+    assert_eq!(
+        r.reason,
+        format!("HTTP 200 from {addr} GET /: body does not match `status: (ok|fine)`")
+    );
+    spec.body_regex = Some("status: degraded".into());
+    assert!(
+        once(target(addr, check(CheckKind::Http(spec))))
+            .await
+            .passed
+    );
+}
+
+#[tokio::test]
+async fn body_sha256() {
+    let (addr, _) = http_server(|_| response("200 OK", "hello\n")).await;
+    let mut spec = http("/");
+    // sha256("hello\n")
+    spec.body_sha256 =
+        Some("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03".into());
+    let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
+    assert!(r.passed, "{r:?}");
+    spec.body_sha256 = Some("00".repeat(32));
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert!(!r.passed);
+    assert!(
+        r.reason.contains("body SHA-256 is 5891b5b5"),
+        "{}",
+        r.reason
+    );
+}
+
+#[tokio::test]
+async fn chunked_body_is_read() {
+    let (addr, _) = http_server(|_| {
+        Reply::Bytes(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nall\r\n5\r\n good\r\n0\r\n\r\n".to_vec(),
+        )
+    })
+    .await;
+    let mut spec = http("/");
+    spec.body_regex = Some("^all good$".into());
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert!(r.passed, "{r:?}");
+}
+
+#[tokio::test]
+async fn body_cap_limits_what_is_read() {
+    let big = "x".repeat(10_000) + "MARKER";
+    let (addr, _) = http_server(move |_| response("200 OK", &big)).await;
+    let mut spec = http("/");
+    spec.max_body_bytes = 1000;
+    spec.body_regex = Some("MARKER".into());
+    let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
+    assert!(!r.passed);
+    assert!(
+        r.reason.contains("first 1000 bytes of the body"),
+        "{}",
+        r.reason
+    );
+    spec.body_regex = None;
+    spec.body_sha256 = Some("00".repeat(32));
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert!(
+        r.reason.contains("body longer than 1000 bytes"),
+        "{}",
+        r.reason
+    );
+}
+
+#[tokio::test]
+async fn host_header_method_and_path_are_sent() {
+    let (addr, _) = http_server(|req| {
+        let ok = req.starts_with("HEAD /status?full=1 HTTP/1.1\r\n")
+            && req
+                .to_ascii_lowercase()
+                .contains("\r\nhost: www.example.org\r\n");
+        if ok {
+            response("200 OK", "")
+        } else {
+            response("400 Bad Request", "")
+        }
+    })
+    .await;
+    let mut spec = http("/status?full=1");
+    spec.method = HttpMethod::Head;
+    spec.host = Some("www.example.org".into());
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert!(r.passed, "{r:?}");
+    assert_eq!(
+        r.reason,
+        format!("HTTP 200 from {addr} HEAD /status?full=1")
+    );
+}
+
+#[tokio::test]
+async fn default_host_header_is_the_probed_address() {
+    let (addr, _) = http_server(move |req| {
+        if req.contains(&format!("host: {}\r\n", "127.0.0.1"))
+            || req.to_ascii_lowercase().contains("host: 127.0.0.1:")
+        {
+            response("200 OK", "")
+        } else {
+            response("400 Bad Request", "")
+        }
+    })
+    .await;
+    assert!(
+        once(target(addr, check(CheckKind::Http(http("/")))))
+            .await
+            .passed
+    );
+}
+
+#[tokio::test]
+async fn slow_server_costs_a_timeout() {
+    let (addr, _) = http_server(|_| Reply::Hang).await;
+    let mut c = check(CheckKind::Http(http("/healthz")));
+    c.timeout = Duration::from_millis(300);
+    let r = once(target(addr, c)).await;
+    assert!(!r.passed);
+    assert_eq!(
+        r.reason,
+        format!("no reply within 300ms (http GET /healthz {addr})")
+    );
+    assert!(r.latency < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn closed_connection_fails() {
+    let (addr, _) = http_server(|_| Reply::Close).await;
+    let r = once(target(addr, check(CheckKind::Http(http("/healthz"))))).await;
+    assert!(!r.passed);
+    assert!(
+        r.reason.starts_with(&format!("{addr} GET /healthz: ")),
+        "{}",
+        r.reason
+    );
+}
+
+#[tokio::test]
+async fn garbage_reply_fails() {
+    let (addr, _) = http_server(|_| Reply::Bytes(b"SSH-2.0-OpenSSH\r\n\r\n".to_vec())).await;
+    let r = once(target(addr, check(CheckKind::Http(http("/"))))).await;
+    assert!(!r.passed, "{r:?}");
+}
+
+#[tokio::test]
+async fn refused_connect_fails() {
+    let addr = closed_port().await;
+    let r = once(target(addr, check(CheckKind::Http(http("/"))))).await;
+    assert_eq!(r.reason, format!("connect to {addr} refused"));
+}
+
+#[tokio::test]
+async fn every_check_uses_a_fresh_connection() {
+    let (addr, accepted) = http_server(|_| response("200 OK", "ok")).await;
+    let t = target(addr, check(CheckKind::Http(http("/"))));
+    let results = vigil_check::run_once(&[t.clone(), t.clone(), t], 1).await;
+    assert!(results.iter().all(|r| r.passed));
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
