@@ -125,9 +125,11 @@ fn vigild_without_config_explains_itself() {
 
 #[test]
 fn status_services_and_vrrp_through_the_real_vigilctl() {
+    // The VRRP instance names an interface that does not exist: the engine reports it and
+    // waits, so this test never adds addresses or sends adverts on the host's network.
     let d = Daemon::start_with(|dir| {
         format!(
-            "{}\n[vrrp.web]\ninterface = \"lo\"\nvrid = 7\nvips = [\"192.0.2.7/32\"]\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.7:80\"\nscheduler = \"wrr\"\ncheck = {{ kind = \"http\", path = \"/healthz\", interval = \"1s\" }}\nreal_server = [{{ address = \"10.0.0.1\", weight = 10 }}, {{ address = \"10.0.0.2\" }}]\n",
+            "{}\n[vrrp.web]\ninterface = \"vigil-none0\"\nvrid = 7\nvips = [\"192.0.2.7/32\"]\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.7:80\"\nscheduler = \"wrr\"\ncheck = {{ kind = \"http\", path = \"/healthz\", interval = \"1s\" }}\nreal_server = [{{ address = \"10.0.0.1\", weight = 10 }}, {{ address = \"10.0.0.2\" }}]\n",
             minimal_config(dir, "ctl-test")
         )
     });
@@ -158,8 +160,9 @@ fn status_services_and_vrrp_through_the_real_vigilctl() {
 
     let vrrp = stdout(&d.ctl(&["vrrp"]));
     assert!(
-        vrrp.lines()
-            .any(|l| l.starts_with("web") && l.contains("lo") && l.contains("192.0.2.7/32")),
+        vrrp.lines().any(|l| l.starts_with("web")
+            && l.contains("vigil-none0")
+            && l.contains("192.0.2.7/32")),
         "{vrrp}"
     );
 

@@ -43,10 +43,25 @@ enum Command {
     Status,
     /// Virtual servers and their real servers.
     Services,
-    /// VRRP instances.
-    Vrrp,
+    /// VRRP instances: state, priority, master, counters; or steer one.
+    Vrrp {
+        /// Keep printing every VRRP state change until interrupted.
+        #[arg(long)]
+        watch: bool,
+        #[command(subcommand)]
+        action: Option<VrrpAction>,
+    },
     /// Re-read the cluster file; an invalid file changes nothing.
     Reload,
+}
+
+#[derive(Subcommand)]
+enum VrrpAction {
+    /// Planned failover: this master announces priority 0 but keeps its addresses until
+    /// the new master is heard (make-before-break), then stays backup until `reclaim`.
+    Handover { instance: String },
+    /// Lets an instance that handed over preempt again.
+    Reclaim { instance: String },
 }
 
 /// Failures with their exit codes.
@@ -57,8 +72,8 @@ enum Failure {
     Unreachable(String),
 }
 
-fn request(socket: &PathBuf, command: &str) -> Result<Value, Failure> {
-    let mut stream = UnixStream::connect(socket).map_err(|e| {
+fn connect(socket: &PathBuf) -> Result<UnixStream, Failure> {
+    UnixStream::connect(socket).map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
                 "vigild is not running (or uses another socket: see --socket)".to_string()
@@ -69,7 +84,15 @@ fn request(socket: &PathBuf, command: &str) -> Result<Value, Failure> {
             _ => e.to_string(),
         };
         Failure::Unreachable(format!("cannot connect to {}: {why}", socket.display()))
-    })?;
+    })
+}
+
+fn request(socket: &PathBuf, command: &str) -> Result<Value, Failure> {
+    request_with(socket, json!({ "command": command }))
+}
+
+fn request_with(socket: &PathBuf, body: Value) -> Result<Value, Failure> {
+    let mut stream = connect(socket)?;
     // A reload of a very large file is the slowest request; anything beyond this is a
     // hung daemon.
     let timeout = Some(Duration::from_secs(30));
@@ -78,20 +101,24 @@ fn request(socket: &PathBuf, command: &str) -> Result<Value, Failure> {
     };
     stream.set_read_timeout(timeout).map_err(io_err)?;
     stream.set_write_timeout(timeout).map_err(io_err)?;
-    let mut line = json!({ "command": command }).to_string();
+    let mut line = body.to_string();
     line.push('\n');
     stream.write_all(line.as_bytes()).map_err(io_err)?;
     let mut reply = String::new();
     BufReader::new(stream)
         .read_line(&mut reply)
         .map_err(io_err)?;
+    parse_reply(&reply, socket)
+}
+
+fn parse_reply(reply: &str, socket: &std::path::Path) -> Result<Value, Failure> {
     if reply.is_empty() {
         return Err(Failure::Unreachable(format!(
             "vigild at {} closed the connection without replying",
             socket.display()
         )));
     }
-    let v: Value = serde_json::from_str(&reply)
+    let v: Value = serde_json::from_str(reply)
         .map_err(|e| Failure::Unreachable(format!("vigild sent a reply that is not JSON: {e}")))?;
     if v.get("ok") == Some(&Value::Bool(true)) {
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
@@ -109,15 +136,74 @@ fn request(socket: &PathBuf, command: &str) -> Result<Value, Failure> {
     }
 }
 
+/// `vrrp --watch`: the current table, then one line per state change, until the daemon
+/// goes away (exit 3) or the user interrupts.
+fn watch(socket: &PathBuf, as_json: bool) -> Result<Value, Failure> {
+    let mut stream = connect(socket)?;
+    let io_err = |e: std::io::Error| {
+        Failure::Unreachable(format!("talking to vigild at {}: {e}", socket.display()))
+    };
+    stream
+        .write_all(b"{\"command\":\"vrrp-watch\"}\n")
+        .map_err(io_err)?;
+    let mut lines = BufReader::new(stream).lines();
+    let first = lines
+        .next()
+        .transpose()
+        .map_err(io_err)?
+        .unwrap_or_default();
+    let table = parse_reply(&first, socket)?;
+    if as_json {
+        println!("{}", serde_json::to_string(&table).unwrap_or_default());
+    } else {
+        print!("{}", render::vrrp(&table));
+    }
+    let _ = std::io::stdout().flush();
+    for line in lines {
+        let line = line.map_err(io_err)?;
+        if as_json {
+            println!("{line}");
+        } else if let Ok(event) = serde_json::from_str::<Value>(&line) {
+            println!("{}", render::vrrp_event(&event));
+        }
+        let _ = std::io::stdout().flush();
+    }
+    Err(Failure::Unreachable(format!(
+        "vigild at {} closed the connection",
+        socket.display()
+    )))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = match cli.command {
-        Command::Status => "status",
-        Command::Services => "services",
-        Command::Vrrp => "vrrp",
-        Command::Reload => "reload",
+    let (command, outcome) = match cli.command {
+        Command::Status => ("status", request(&cli.socket, "status")),
+        Command::Services => ("services", request(&cli.socket, "services")),
+        Command::Vrrp { watch: true, .. } => ("watch", watch(&cli.socket, cli.json)),
+        Command::Vrrp {
+            action: Some(VrrpAction::Handover { instance }),
+            ..
+        } => (
+            "vrrp-control",
+            request_with(
+                &cli.socket,
+                json!({"command": "vrrp-handover", "instance": instance}),
+            ),
+        ),
+        Command::Vrrp {
+            action: Some(VrrpAction::Reclaim { instance }),
+            ..
+        } => (
+            "vrrp-control",
+            request_with(
+                &cli.socket,
+                json!({"command": "vrrp-reclaim", "instance": instance}),
+            ),
+        ),
+        Command::Vrrp { .. } => ("vrrp", request(&cli.socket, "vrrp")),
+        Command::Reload => ("reload", request(&cli.socket, "reload")),
     };
-    match request(&cli.socket, command) {
+    match outcome {
         Ok(result) => {
             if cli.json {
                 println!(
@@ -129,6 +215,7 @@ fn main() -> ExitCode {
                     "status" => render::status(&result),
                     "services" => render::services(&result),
                     "vrrp" => render::vrrp(&result),
+                    "vrrp-control" => render::vrrp_control(&result),
                     _ => render::reload(&result),
                 };
                 print!("{text}");

@@ -218,23 +218,90 @@ pub(crate) fn vrrp(v: &Value) -> String {
         "VER".into(),
         "PRIO".into(),
         "STATE".into(),
+        "MASTER".into(),
         "ADVERT".into(),
         "VIPS".into(),
+        "SENT".into(),
+        "RCVD".into(),
+        "DROPS".into(),
+        "LAST CHANGE".into(),
     ]];
     for i in instances {
         let vips: Vec<&str> = list(i, "vips").iter().filter_map(Value::as_str).collect();
+        let drops = i
+            .get("drops")
+            .and_then(Value::as_object)
+            .map(|d| {
+                d.iter()
+                    .map(|(k, n)| format!("{k}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "-".into());
+        let last = match i.get("last_transition") {
+            Some(t) if t.is_object() => format!(
+                "{} -> {} ({}) {}",
+                s(t, "from"),
+                s(t, "to"),
+                s(t, "reason"),
+                f64_of(t, "at_unix").map_or("-".into(), utc)
+            ),
+            _ => "-".into(),
+        };
+        let mut state = s(i, "state");
+        if i.get("standing_down") == Some(&Value::Bool(true)) {
+            state.push_str(" (handed over)");
+        }
         rows.push(vec![
             s(i, "name"),
             s(i, "interface"),
             s(i, "vrid"),
             s(i, "version"),
             s(i, "effective_priority"),
-            s(i, "state"),
+            state,
+            s(i, "master"),
             s(i, "advert_interval"),
             vips.join(","),
+            s(i, "adverts_sent"),
+            s(i, "adverts_received"),
+            drops,
+            last,
         ]);
     }
-    table(&rows)
+    let mut out = table(&rows);
+    for i in instances {
+        if let Some(e) = i.get("error").and_then(Value::as_str) {
+            let _ = writeln!(out, "{}: {e}", s(i, "name"));
+        }
+    }
+    out
+}
+
+/// One `vrrp --watch` event line.
+pub(crate) fn vrrp_event(e: &Value) -> String {
+    match e.get("event").and_then(Value::as_str) {
+        Some("vrrp_state") => format!(
+            "{}  {}  {} -> {}  ({}, priority {})",
+            f64_of(e, "at_unix").map_or("-".into(), utc),
+            s(e, "instance"),
+            s(e, "from"),
+            s(e, "to"),
+            s(e, "reason"),
+            s(e, "priority")
+        ),
+        Some("lagged") => format!("(missed {} state changes)", s(e, "missed")),
+        _ => e.to_string(),
+    }
+}
+
+pub(crate) fn vrrp_control(v: &Value) -> String {
+    format!(
+        "{}: {} requested (was {})\n",
+        s(v, "instance"),
+        s(v, "action"),
+        s(v, "state_before")
+    )
 }
 
 pub(crate) fn reload(v: &Value) -> String {

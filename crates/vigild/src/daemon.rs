@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::json;
@@ -15,6 +15,7 @@ use crate::check_config::summary;
 use crate::protocol::ProtocolError;
 use crate::state::{ReloadRecord, Shared, unix_now};
 use crate::status::{Control, StatusSocket};
+use crate::vrrp::VrrpManager;
 use crate::{caps, systemd};
 
 /// Loads the file and starts serving; returns when asked to stop.
@@ -63,6 +64,7 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let shared = Shared::new(config, config_path.to_path_buf());
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(16);
     let server = tokio::spawn(socket.clone().serve(shared.clone(), control_tx));
+    let mut vrrp = VrrpManager::start(&shared.snapshot().config, shared.vrrp.clone());
     info!(
         config = %config_path.display(),
         socket = %socket.path().display(),
@@ -77,14 +79,37 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => {
                 // The outcome is logged and kept in the reload history.
-                let _ = reload(&shared, "sighup");
+                if reload(&shared, "sighup").is_ok() {
+                    vrrp.apply(&shared.snapshot().config).await;
+                }
             }
             Some(Control::Reload(reply)) = control_rx.recv() => {
-                let _ = reply.send(reload(&shared, "socket"));
+                let outcome = reload(&shared, "socket");
+                let ok = outcome.is_ok();
+                // Reply first: applying may wait for instances to hand over.
+                let _ = reply.send(outcome);
+                if ok {
+                    vrrp.apply(&shared.snapshot().config).await;
+                }
             }
         }
     }
     systemd::stopping();
+    // Masters hand over make-before-break: each keeps its addresses until the new
+    // master is heard, which the runner bounds by the slowest backup's
+    // Master_Down_Interval (< 4 advert intervals); the outer bound is a safety net.
+    let slowest = shared
+        .snapshot()
+        .config
+        .vrrp
+        .iter()
+        .map(|v| v.advert_interval)
+        .max()
+        .unwrap_or_default();
+    let bound = slowest * 5 + Duration::from_secs(2);
+    if tokio::time::timeout(bound, vrrp.shutdown()).await.is_err() {
+        warn!("VRRP instances did not stop within {bound:?}");
+    }
     server.abort();
     drop(socket);
     info!("vigild stopped");

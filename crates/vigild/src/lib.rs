@@ -16,3 +16,4 @@ pub mod protocol;
 pub mod state;
 pub mod status;
 pub mod systemd;
+pub mod vrrp;

@@ -14,7 +14,17 @@ use crate::state::{Shared, Snapshot};
 /// is closed.
 pub const MAX_LINE: usize = 64 * 1024;
 
-pub const COMMANDS: &[&str] = &["status", "config", "services", "vrrp", "reload", "ping"];
+pub const COMMANDS: &[&str] = &[
+    "status",
+    "config",
+    "services",
+    "vrrp",
+    "reload",
+    "ping",
+    "vrrp-handover",
+    "vrrp-reclaim",
+    "vrrp-watch",
+];
 
 /// What a request asks for, once parsed.
 #[derive(Debug, PartialEq)]
@@ -23,6 +33,12 @@ pub enum Request {
     Config,
     Services,
     Vrrp,
+    /// Planned failover of one instance (make-before-break).
+    VrrpHandover(String),
+    /// Ends a handover's hold-off on preemption.
+    VrrpReclaim(String),
+    /// The `vrrp` reply, then one line per VRRP state change until the client closes.
+    VrrpWatch,
     Reload,
     Ping,
 }
@@ -76,6 +92,9 @@ pub fn parse_request(line: &[u8]) -> (Result<Request, ProtocolError>, Option<Val
             "config" => Ok(Request::Config),
             "services" => Ok(Request::Services),
             "vrrp" => Ok(Request::Vrrp),
+            "vrrp-handover" => instance_field(&obj).map(Request::VrrpHandover),
+            "vrrp-reclaim" => instance_field(&obj).map(Request::VrrpReclaim),
+            "vrrp-watch" => Ok(Request::VrrpWatch),
             "reload" => Ok(Request::Reload),
             "ping" => Ok(Request::Ping),
             other => Err(ProtocolError::new(
@@ -92,6 +111,16 @@ pub fn parse_request(line: &[u8]) -> (Result<Request, ProtocolError>, Option<Val
         )),
     };
     (request, id)
+}
+
+fn instance_field(obj: &serde_json::Map<String, Value>) -> Result<String, ProtocolError> {
+    match obj.get("instance") {
+        Some(Value::String(name)) => Ok(name.clone()),
+        _ => Err(ProtocolError::new(
+            "invalid_request",
+            "this command needs \"instance\": the VRRP instance's name",
+        )),
+    }
 }
 
 /// Serialises a reply line (with its trailing newline).
@@ -199,15 +228,15 @@ pub fn services(snap: &Snapshot) -> Value {
     json!({ "virtual_servers": list })
 }
 
-/// VRRP instances as configured. The protocol engine is a later part of the daemon, so
-/// every instance reports state `init` for now.
-pub fn vrrp(snap: &Snapshot) -> Value {
+/// VRRP instances as configured, with their live state from the runners (`init` for an
+/// instance that is not running, e.g. while it is being restarted by a reload).
+pub fn vrrp(shared: &Shared, snap: &Snapshot) -> Value {
     let list: Vec<Value> = snap
         .config
         .vrrp
         .iter()
         .map(|v| {
-            json!({
+            let mut entry = json!({
                 "name": v.name,
                 "interface": v.interface,
                 "vrid": v.vrid,
@@ -225,7 +254,13 @@ pub fn vrrp(snap: &Snapshot) -> Value {
                     TrackTarget::Interface(i) => json!({"interface": i, "weight": t.weight}),
                     TrackTarget::Exec { command, .. } => json!({"exec": command, "weight": t.weight}),
                 }).collect::<Vec<_>>(),
-            })
+            });
+            if let (Some(live), Value::Object(obj)) = (shared.vrrp.status(&v.name), &mut entry)
+                && let Value::Object(live) = crate::vrrp::status_json(&live)
+            {
+                obj.extend(live);
+            }
+            entry
         })
         .collect();
     json!({ "instances": list })

@@ -44,6 +44,8 @@ pub struct Shared {
     pub started: Instant,
     pub started_at_unix: f64,
     pub pid: u32,
+    /// Live VRRP instances (status, control, state changes), kept by the VRRP manager.
+    pub vrrp: Arc<crate::vrrp::Registry>,
 }
 
 pub fn unix_now() -> f64 {
@@ -67,6 +69,7 @@ impl Shared {
             started: Instant::now(),
             started_at_unix: now,
             pid: std::process::id(),
+            vrrp: crate::vrrp::Registry::new(),
         })
     }
 

@@ -12,7 +12,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::protocol::{self, MAX_LINE, ProtocolError, Request};
@@ -197,8 +197,11 @@ async fn serve_client(
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let reply = handle_line(line, &shared, &control).await;
+            let (reply, watch) = handle_line(line, &shared, &control).await;
             write_reply(&mut stream, &reply).await?;
+            if let Some(events) = watch {
+                return stream_vrrp_events(stream, events).await;
+            }
         }
         if buf.len() > MAX_LINE {
             let reply = protocol::reply_line(
@@ -241,8 +244,42 @@ async fn close_gracefully(mut stream: UnixStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
-async fn handle_line(line: &[u8], shared: &Shared, control: &mpsc::Sender<Control>) -> Vec<u8> {
+/// After a `vrrp-watch` reply: one JSON line per VRRP state change until the client
+/// closes (anything it sends is ignored). A client too slow to keep up is told how many
+/// events it missed (`{"event": "lagged", "missed": N}`) rather than blocking anyone.
+async fn stream_vrrp_events(
+    mut stream: UnixStream,
+    mut events: broadcast::Receiver<vigil_vrrp::io::StateEvent>,
+) -> io::Result<()> {
+    let mut chunk = [0u8; 1024];
+    loop {
+        let line = tokio::select! {
+            event = events.recv() => match event {
+                Ok(e) => crate::vrrp::event_json(&e),
+                Err(broadcast::error::RecvError::Lagged(n)) => json!({"event": "lagged", "missed": n}),
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            read = stream.read(&mut chunk) => match read {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(_) => continue,
+            },
+        };
+        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        bytes.push(b'\n');
+        write_reply(&mut stream, &bytes).await?;
+    }
+}
+
+async fn handle_line(
+    line: &[u8],
+    shared: &Shared,
+    control: &mpsc::Sender<Control>,
+) -> (
+    Vec<u8>,
+    Option<broadcast::Receiver<vigil_vrrp::io::StateEvent>>,
+) {
     let (request, id) = protocol::parse_request(line);
+    let mut watch = None;
     let result = match request {
         Err(e) => Err(e),
         Ok(Request::Ping) => Ok(json!("pong")),
@@ -254,7 +291,14 @@ async fn handle_line(line: &[u8], shared: &Shared, control: &mpsc::Sender<Contro
                 .map_err(|e| ProtocolError::new("internal", e.to_string()))
         }
         Ok(Request::Services) => Ok(protocol::services(&shared.snapshot())),
-        Ok(Request::Vrrp) => Ok(protocol::vrrp(&shared.snapshot())),
+        Ok(Request::Vrrp) => Ok(protocol::vrrp(shared, &shared.snapshot())),
+        Ok(Request::VrrpWatch) => {
+            // Subscribed before the snapshot is taken, so no change falls between them.
+            watch = Some(shared.vrrp.subscribe());
+            Ok(protocol::vrrp(shared, &shared.snapshot()))
+        }
+        Ok(Request::VrrpHandover(name)) => vrrp_control(shared, &name, true).await,
+        Ok(Request::VrrpReclaim(name)) => vrrp_control(shared, &name, false).await,
         Ok(Request::Reload) => {
             let (tx, rx) = oneshot::channel();
             if control.send(Control::Reload(tx)).await.is_err() {
@@ -272,5 +316,40 @@ async fn handle_line(line: &[u8], shared: &Shared, control: &mpsc::Sender<Contro
             }
         }
     };
-    protocol::reply_line(result, id)
+    (protocol::reply_line(result, id), watch)
+}
+
+/// Hands over (or reclaims) instance `name`.
+async fn vrrp_control(shared: &Shared, name: &str, handover: bool) -> Result<Value, ProtocolError> {
+    use vigil_vrrp::State;
+    let (Some(status), Some(control)) = (shared.vrrp.status(name), shared.vrrp.control(name))
+    else {
+        return Err(ProtocolError::new(
+            "unknown_instance",
+            format!("no running VRRP instance \"{name}\""),
+        ));
+    };
+    if handover && status.state != State::Master {
+        return Err(ProtocolError::new(
+            "not_master",
+            format!(
+                "instance \"{name}\" is {}, not master: nothing to hand over",
+                status.state.as_str()
+            ),
+        ));
+    }
+    let message = if handover {
+        vigil_vrrp::io::Control::Handover
+    } else {
+        vigil_vrrp::io::Control::Reclaim
+    };
+    control
+        .send(message)
+        .await
+        .map_err(|_| ProtocolError::new("shutting_down", "the instance is stopping"))?;
+    Ok(json!({
+        "instance": name,
+        "action": if handover { "handover" } else { "reclaim" },
+        "state_before": status.state.as_str(),
+    }))
 }

@@ -648,7 +648,7 @@ impl Runner {
     }
 
     async fn apply(&mut self, io: &mut Io, actions: Vec<Action>) {
-        for action in actions {
+        for action in make_before_advert(actions) {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(io, priority).await,
                 Action::AddVips => {
@@ -728,6 +728,26 @@ impl Runner {
     fn publish(&self) {
         self.status_tx.send_replace(self.status.clone());
     }
+}
+
+/// A new master's batch is (RFC 5798 §6.4.2) advert, addresses, gratuitous ARP. A
+/// master handing over make-before-break drops the addresses the moment it hears that
+/// advert, so sending it first would open a gap until our addresses and ARP are out.
+/// Within one batch the shell therefore configures and announces first and advertises
+/// right after (microseconds later); the order of everything else is kept.
+pub(crate) fn make_before_advert(actions: Vec<Action>) -> Vec<Action> {
+    if !actions.contains(&Action::AddVips) {
+        return actions;
+    }
+    let (adverts, mut rest): (Vec<Action>, Vec<Action>) = actions
+        .into_iter()
+        .partition(|a| matches!(a, Action::SendAdvert { .. }));
+    let last_vip_action = rest
+        .iter()
+        .rposition(|a| matches!(a, Action::AddVips | Action::SendGratuitous))
+        .map_or(rest.len(), |i| i + 1);
+    rest.splice(last_vip_action..last_vip_action, adverts);
+    rest
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -838,6 +858,37 @@ mod tests {
             hook_args(&argv, "web", &t),
             ["--flag", "web", "master", "150"]
         );
+    }
+
+    #[test]
+    fn a_new_master_configures_and_announces_before_it_advertises() {
+        let change = Action::StateChanged {
+            from: State::Backup,
+            to: State::Master,
+            reason: TransitionReason::MasterDown,
+        };
+        let batch = vec![
+            change,
+            Action::SendAdvert { priority: 100 },
+            Action::AddVips,
+            Action::SendGratuitous,
+        ];
+        assert_eq!(
+            make_before_advert(batch),
+            vec![
+                change,
+                Action::AddVips,
+                Action::SendGratuitous,
+                Action::SendAdvert { priority: 100 }
+            ]
+        );
+        // Batches without addresses keep their order.
+        let resign = vec![
+            change,
+            Action::SendAdvert { priority: 0 },
+            Action::RemoveVips,
+        ];
+        assert_eq!(make_before_advert(resign.clone()), resign);
     }
 
     #[test]

@@ -1,0 +1,501 @@
+//! VRRP in the daemon: one `vigil_vrrp` runner per configured instance, their tracked
+//! objects, sync groups, reload differences, and the registry the status socket reads.
+//!
+//! - Tracking: every instance implicitly tracks its own interface with weight 0 (a link
+//!   without carrier puts it in Fault, as keepalived does), plus its `track` entries:
+//!   interfaces (polled), exec programs (run every `interval`, killed after `timeout`,
+//!   up on exit 0) and virtual servers. Virtual-server health is an input the health
+//!   checker will feed through [`VrrpManager::virtual_server_health`]; until it does, a
+//!   virtual server counts as up.
+//! - Sync groups: every state change is turned into directives for the other members
+//!   with [`vigil_vrrp::sync_group_directives`].
+//! - Reload: unchanged instances keep running untouched; changed ones are stopped
+//!   gracefully and started again; removed ones are stopped gracefully; new ones start.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{debug, error, info, warn};
+use vigil_config::{Config, TrackTarget, VrrpInstance, VrrpVersion};
+use vigil_vrrp::io::{
+    self as vio, Control, InstanceStatus, RunnerConfig, RunnerHandle, StateEvent,
+};
+use vigil_vrrp::{Auth, Family, Password, State, Tracked, Version, summarize};
+
+/// How often interface links are polled for tracking.
+pub const LINK_POLL: Duration = Duration::from_millis(100);
+
+/// What the status socket can see and steer: each running instance's status and control
+/// channel, and the stream of state changes.
+pub struct Registry {
+    entries: RwLock<BTreeMap<String, Entry>>,
+    events: broadcast::Sender<StateEvent>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    status: watch::Receiver<InstanceStatus>,
+    control: mpsc::Sender<Control>,
+}
+
+impl Registry {
+    pub fn new() -> Arc<Self> {
+        let (events, _) = broadcast::channel(256);
+        Arc::new(Self {
+            entries: RwLock::new(BTreeMap::new()),
+            events,
+        })
+    }
+
+    /// The live status of instance `name`, if it runs.
+    pub fn status(&self, name: &str) -> Option<InstanceStatus> {
+        self.read().get(name).map(|e| e.status.borrow().clone())
+    }
+
+    pub fn control(&self, name: &str) -> Option<mpsc::Sender<Control>> {
+        self.read().get(name).map(|e| e.control.clone())
+    }
+
+    /// Every state change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<StateEvent> {
+        self.events.subscribe()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+        // A panicked writer can only have left a whole map behind.
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Running {
+    config: VrrpInstance,
+    handle: RunnerHandle,
+    tracker: JoinHandle<()>,
+}
+
+/// Owns the runners; driven by the daemon's main loop.
+pub struct VrrpManager {
+    registry: Arc<Registry>,
+    running: BTreeMap<String, Running>,
+    vs_health: watch::Sender<HashMap<String, bool>>,
+    groups: Arc<RwLock<BTreeMap<String, Vec<String>>>>,
+    sync_task: JoinHandle<()>,
+}
+
+/// The runner's view of a configured instance.
+pub fn runner_config(v: &VrrpInstance) -> RunnerConfig {
+    RunnerConfig {
+        name: v.name.clone(),
+        interface: v.interface.clone(),
+        vrid: v.vrid,
+        version: match v.version {
+            VrrpVersion::V2 => Version::V2,
+            VrrpVersion::V3 => Version::V3,
+        },
+        priority: v.priority,
+        advert_interval: v.advert_interval,
+        preempt: v.preempt,
+        preempt_delay: v.preempt_delay,
+        family: match v.family {
+            vigil_config::AddressFamily::Ipv4 => Family::Ipv4,
+            vigil_config::AddressFamily::Ipv6 => Family::Ipv6,
+        },
+        vips: v.vips.iter().map(|p| (p.addr, p.prefix_len)).collect(),
+        unicast_peers: v.unicast_peers.clone(),
+        unicast_source: v.unicast_source,
+        // Validation bounds the password to 1..=8 bytes, so Password::new cannot fail.
+        auth: match v
+            .auth_password
+            .as_deref()
+            .map(|p| Password::new(p.as_bytes()))
+        {
+            Some(Ok(password)) => Auth::SimplePassword(password),
+            _ => Auth::None,
+        },
+        garp: vio::GarpConfig {
+            repeat: v.garp.repeat,
+            interval: v.garp.interval,
+            refresh: v.garp.refresh,
+        },
+        notify: v.notify.clone(),
+    }
+}
+
+impl VrrpManager {
+    /// Starts every instance of `config`. Must run inside the tokio runtime.
+    pub fn start(config: &Config, registry: Arc<Registry>) -> Self {
+        let groups = Arc::new(RwLock::new(BTreeMap::new()));
+        let sync_task = tokio::spawn(sync_groups(registry.clone(), groups.clone()));
+        let (vs_health, _) = watch::channel(HashMap::new());
+        let mut manager = Self {
+            registry,
+            running: BTreeMap::new(),
+            vs_health,
+            groups,
+            sync_task,
+        };
+        manager.start_new(config);
+        manager
+    }
+
+    /// The input the health checker feeds: virtual server `name` has (`true`) or has
+    /// lost (`false`) its quorum. Instances tracking it change priority or go to Fault.
+    pub fn virtual_server_health(&self, name: &str, up: bool) {
+        self.vs_health
+            .send_if_modified(|map| map.insert(name.to_string(), up) != Some(up));
+    }
+
+    fn start_new(&mut self, config: &Config) {
+        for v in &config.vrrp {
+            if self.running.contains_key(&v.name) {
+                continue;
+            }
+            match vio::spawn(runner_config(v), self.registry.events.clone()) {
+                Ok(handle) => {
+                    let tracker = tokio::spawn(track(
+                        v.clone(),
+                        handle.control.clone(),
+                        self.vs_health.subscribe(),
+                    ));
+                    self.registry.write().insert(
+                        v.name.clone(),
+                        Entry {
+                            status: handle.status.clone(),
+                            control: handle.control.clone(),
+                        },
+                    );
+                    info!(instance = %v.name, interface = %v.interface, vrid = v.vrid, "VRRP instance started");
+                    self.running.insert(
+                        v.name.clone(),
+                        Running {
+                            config: v.clone(),
+                            handle,
+                            tracker,
+                        },
+                    );
+                }
+                // Validation makes this unreachable for a loaded Config; keep running.
+                Err(e) => error!("VRRP instance not started: {e}"),
+            }
+        }
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for v in &config.vrrp {
+            if let Some(g) = &v.sync_group {
+                groups.entry(g.clone()).or_default().push(v.name.clone());
+            }
+        }
+        *self.groups.write().unwrap_or_else(|e| e.into_inner()) = groups;
+    }
+
+    /// Applies a reloaded configuration (see the module doc). Returns once removed and
+    /// changed instances have handed over and stopped.
+    pub async fn apply(&mut self, config: &Config) {
+        let wanted: HashMap<&str, &VrrpInstance> =
+            config.vrrp.iter().map(|v| (v.name.as_str(), v)).collect();
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, r)| wanted.get(name.as_str()) != Some(&&r.config))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut stopping = JoinSet::new();
+        for name in stale {
+            if let Some(r) = self.running.remove(&name) {
+                let what = if wanted.contains_key(name.as_str()) {
+                    "changed: restarting"
+                } else {
+                    "removed: stopping"
+                };
+                info!(instance = %name, "VRRP instance {what}");
+                self.registry.write().remove(&name);
+                r.tracker.abort();
+                stopping.spawn(r.handle.stop(true));
+            }
+        }
+        while stopping.join_next().await.is_some() {}
+        self.start_new(config);
+    }
+
+    /// Stops every instance gracefully (make-before-break for masters), in parallel.
+    pub async fn shutdown(mut self) {
+        let mut stopping = JoinSet::new();
+        for (name, r) in std::mem::take(&mut self.running) {
+            self.registry.write().remove(&name);
+            r.tracker.abort();
+            stopping.spawn(r.handle.stop(true));
+        }
+        while stopping.join_next().await.is_some() {}
+        self.sync_task.abort();
+    }
+}
+
+/// Feeds each state change of a sync-group member to the others as directives.
+async fn sync_groups(registry: Arc<Registry>, groups: Arc<RwLock<BTreeMap<String, Vec<String>>>>) {
+    let mut events = registry.subscribe();
+    loop {
+        let event = match events.recv().await {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!("sync groups missed {n} state changes");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let members = {
+            let groups = groups.read().unwrap_or_else(|e| e.into_inner());
+            groups
+                .values()
+                .find(|m| m.contains(&event.instance))
+                .cloned()
+        };
+        let Some(members) = members else { continue };
+        let Some(leader) = members.iter().position(|m| *m == event.instance) else {
+            continue;
+        };
+        let states: Vec<State> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if i == leader {
+                    event.transition.to
+                } else {
+                    registry.status(m).map_or(State::Initialize, |s| s.state)
+                }
+            })
+            .collect();
+        for (index, directive) in
+            vigil_vrrp::sync_group_directives(&states, leader, event.transition.from)
+        {
+            if let Some(member) = members.get(index)
+                && let Some(control) = registry.control(member)
+            {
+                debug!(leader = %event.instance, member = %member, ?directive, "sync group");
+                let _ = control.send(Control::Sync(directive)).await;
+            }
+        }
+    }
+}
+
+/// One tracked object's current state.
+struct Tracker {
+    weight: i32,
+    kind: TrackerKind,
+}
+
+enum TrackerKind {
+    Interface(String),
+    Exec(watch::Receiver<bool>),
+    VirtualServer(String),
+}
+
+/// Watches an instance's tracked objects and sends their summary whenever it changes.
+async fn track(
+    v: VrrpInstance,
+    control: mpsc::Sender<Control>,
+    mut vs_health: watch::Receiver<HashMap<String, bool>>,
+) {
+    let mut execs = JoinSet::new();
+    // The instance's own interface: without a link it can neither hear nor be heard.
+    let mut trackers = vec![Tracker {
+        weight: 0,
+        kind: TrackerKind::Interface(v.interface.clone()),
+    }];
+    for t in &v.track {
+        let kind = match &t.target {
+            TrackTarget::Interface(name) => TrackerKind::Interface(name.clone()),
+            TrackTarget::VirtualServer(name) => TrackerKind::VirtualServer(name.clone()),
+            TrackTarget::Exec {
+                command,
+                interval,
+                timeout,
+                user,
+            } => {
+                let (tx, rx) = watch::channel(true);
+                execs.spawn(run_exec_track(
+                    v.name.clone(),
+                    command.clone(),
+                    *interval,
+                    *timeout,
+                    user.clone(),
+                    tx,
+                ));
+                TrackerKind::Exec(rx)
+            }
+        };
+        trackers.push(Tracker {
+            weight: t.weight,
+            kind,
+        });
+    }
+    let mut last = None;
+    let mut tick = tokio::time::interval(LINK_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let health = vs_health.borrow_and_update().clone();
+        let summary = summarize(trackers.iter().map(|t| Tracked {
+            weight: t.weight,
+            up: match &t.kind {
+                // An interface that cannot be queried (gone) is down.
+                TrackerKind::Interface(name) => {
+                    vigil_vrrp::io::iface::is_running(name).unwrap_or(false)
+                }
+                TrackerKind::Exec(rx) => *rx.borrow(),
+                TrackerKind::VirtualServer(name) => health.get(name).copied().unwrap_or(true),
+            },
+        }));
+        if last != Some(summary) {
+            if last.is_some() || summary.fault || summary.weight != 0 {
+                info!(instance = %v.name, weight = summary.weight, fault = summary.fault, "tracked objects changed");
+            }
+            last = Some(summary);
+            let message = Control::Tracked {
+                weight: summary.weight,
+                fault: summary.fault,
+            };
+            if control.send(message).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = vs_health.changed() => {}
+        }
+    }
+}
+
+/// Runs a tracking program every `interval`; up while it exits 0 within `timeout`.
+async fn run_exec_track(
+    instance: String,
+    command: Vec<String>,
+    interval: Duration,
+    timeout: Duration,
+    user: String,
+    up: watch::Sender<bool>,
+) {
+    let Some(program) = command.first() else {
+        return;
+    };
+    let ids = resolve_user(&user);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(command.iter().skip(1))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+        if let Some((uid, gid)) = ids {
+            cmd.uid(uid).gid(gid);
+        }
+        let ok = match cmd.spawn() {
+            Ok(mut child) => match tokio::time::timeout(timeout, child.wait()).await {
+                Ok(Ok(status)) => status.success(),
+                Ok(Err(_)) => false,
+                Err(_) => {
+                    let _ = child.kill().await;
+                    false
+                }
+            },
+            Err(e) => {
+                warn!(instance = %instance, "track program {program} cannot start: {e}");
+                false
+            }
+        };
+        up.send_if_modified(|v| {
+            let changed = *v != ok;
+            *v = ok;
+            changed
+        });
+    }
+}
+
+/// The uid and gid to run tracking programs as; `None` keeps the daemon's (also when the
+/// user is the daemon's own, or unknown — validation already warned about that).
+fn resolve_user(user: &str) -> Option<(u32, u32)> {
+    let found = nix::unistd::User::from_name(user).ok().flatten()?;
+    if found.uid == nix::unistd::geteuid() {
+        return None;
+    }
+    Some((found.uid.as_raw(), found.gid.as_raw()))
+}
+
+/// The live part of one instance's `vrrp` reply.
+pub fn status_json(status: &InstanceStatus) -> serde_json::Value {
+    use serde_json::json;
+    let ip = |a: Option<IpAddr>| a.map(|a| a.to_string());
+    json!({
+        "state": status.state.as_str(),
+        "effective_priority": status.priority,
+        "master": ip(status.master),
+        "primary_address": ip(status.primary_address),
+        "holds_vips": status.holds_vips,
+        "standing_down": status.standing_down,
+        "transitions": status.transitions,
+        "last_transition": status.last_transition.map(|t| transition_json(&t)),
+        "adverts_sent": status.adverts_sent,
+        "adverts_received": status.adverts_received,
+        "send_errors": status.send_errors,
+        "drops": status.drops,
+        "error": status.error,
+    })
+}
+
+pub fn transition_json(t: &vio::Transition) -> serde_json::Value {
+    serde_json::json!({
+        "from": t.from.as_str(),
+        "to": t.to.as_str(),
+        "reason": t.reason.as_str(),
+        "priority": t.priority,
+        "at_unix": t.at_unix,
+    })
+}
+
+/// One `vrrp-watch` event line.
+pub fn event_json(e: &StateEvent) -> serde_json::Value {
+    let mut v = transition_json(&e.transition);
+    if let serde_json::Value::Object(o) = &mut v {
+        o.insert("event".into(), "vrrp_state".into());
+        o.insert("instance".into(), e.instance.clone().into());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_config_maps_the_cluster_file() {
+        let loaded = vigil_config::parse(
+            std::path::Path::new("t.toml"),
+            r#"
+[director]
+name = "a"
+
+[vrrp.web]
+interface = "eth0"
+vrid = 7
+priority = 150
+version = 2
+advert_interval = "1s"
+auth_password = "pw"
+vips = ["10.0.0.100/24"]
+"#,
+        )
+        .unwrap();
+        let c = runner_config(&loaded.config.vrrp[0]);
+        assert_eq!(c.version, Version::V2);
+        assert_eq!(c.vips, vec![("10.0.0.100".parse().unwrap(), 24)]);
+        assert!(matches!(c.auth, Auth::SimplePassword(_)));
+        assert_eq!(c.garp.repeat, 5);
+    }
+}
