@@ -1,0 +1,134 @@
+//! The tokio shell end to end: a real flapping HTTP server, hysteresis seen as events,
+//! snapshots, reloads and stats.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{check, http, http_server, response, target};
+use vigil_check::{Checker, CheckerOptions, Health, HealthEvent, HealthEvents};
+use vigil_config::CheckKind;
+
+async fn next_event(events: &mut HealthEvents) -> HealthEvent {
+    tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .expect("an event within 30 s")
+        .expect("checker running")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flapping_server_shows_rise_fall_hysteresis() {
+    // The server's answers in order, one per check; then 200 for ever.
+    let script = [200, 503, 200, 200, 503, 200, 503, 503];
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
+    let (addr, _) = http_server(move |_| {
+        let i = counter.fetch_add(1, Ordering::SeqCst);
+        match script.get(i).copied().unwrap_or(200) {
+            200 => response("200 OK", "ok"),
+            _ => response("503 Service Unavailable", "no"),
+        }
+    })
+    .await;
+    let mut c = check(CheckKind::Http(http("/healthz")));
+    c.interval = Duration::from_millis(300);
+    c.timeout = Duration::from_millis(250);
+    c.rise = 2;
+    c.fall = 2;
+    let t = target(addr, c);
+    let options = CheckerOptions {
+        seed: 1,
+        ..CheckerOptions::default()
+    };
+    let (checker, mut events) = Checker::spawn(vec![t.clone()], options);
+
+    let up = next_event(&mut events).await;
+    assert_eq!((up.key, up.health), (t.key, Health::Up));
+    assert_eq!(up.reason, format!("HTTP 200 from {addr} GET /healthz"));
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        4,
+        "up after the 2nd pass in a row"
+    );
+    let down = next_event(&mut events).await;
+    assert_eq!(down.health, Health::Down);
+    assert_eq!(down.reason, format!("HTTP 503 from {addr} GET /healthz"));
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        8,
+        "down after the 2nd failure in a row"
+    );
+    assert_eq!(down.virtual_server, "web");
+
+    let snap = checker.snapshot().await.expect("snapshot");
+    let state = snap.get(&t.key).expect("state");
+    assert_eq!(state.health, Health::Down);
+    assert_eq!(state.kind, "http");
+    assert!(state.runs >= 8);
+    let change = state.last_change.as_ref().expect("changed");
+    assert_eq!(change.reason, down.reason);
+    let json = serde_json::to_value(&snap).expect("serialisable");
+    assert_eq!(json["checks"][0]["health"], "down");
+
+    // It comes back up after two passes; an unchanged reload keeps that state.
+    let up = next_event(&mut events).await;
+    assert_eq!(up.health, Health::Up);
+    checker.update(vec![t.clone()]).expect("update");
+    let after = checker.snapshot().await.expect("snapshot");
+    let state = after.get(&t.key).expect("state");
+    assert_eq!(state.health, Health::Up);
+    assert!(
+        state.runs >= 10,
+        "runs kept across the reload: {}",
+        state.runs
+    );
+
+    let stats = checker.stats(true).await.expect("stats");
+    assert!(stats.checks >= 10 && stats.failed == 4, "{stats:?}");
+    assert!(stats.lateness.samples >= 10);
+
+    // Removed on reload: gone from the snapshot, no more probes.
+    checker.update(vec![]).expect("update");
+    assert!(
+        checker
+            .snapshot()
+            .await
+            .expect("snapshot")
+            .checks
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_hung_server_does_not_stall_the_others() {
+    let (slow, _) = http_server(|_| common::Reply::Hang).await;
+    let (fast, hits) = http_server(|_| response("200 OK", "ok")).await;
+    let mut c = check(CheckKind::Http(http("/")));
+    c.interval = Duration::from_millis(200);
+    c.timeout = Duration::from_millis(150);
+    let mut slow_c = c.clone();
+    slow_c.initial_state = vigil_config::InitialState::Up;
+    let targets = vec![target(slow, slow_c), target(fast, c)];
+    let (checker, mut events) = Checker::spawn(targets, CheckerOptions::default());
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let e = next_event(&mut events).await;
+        seen.push((e.key.real, e.health, e.reason));
+    }
+    assert!(
+        seen.contains(&(fast, Health::Up, format!("HTTP 200 from {fast} GET /"))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(
+            slow,
+            Health::Down,
+            format!("no reply within 150ms (http GET / {slow})")
+        )),
+        "{seen:?}"
+    );
+    assert!(hits.load(Ordering::SeqCst) >= 1);
+    drop(checker);
+}
