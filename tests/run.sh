@@ -133,6 +133,11 @@ else
   KERNEL_DONE=true
 fi
 
+# The README's first command must keep working as written.
+if $BUILD_OK; then
+  step demo bash deploy/demo.sh
+fi
+
 # ---- 4. kernel-lab test binaries, one VM each -------------------------------------
 # Every test target named kernel_* in the workspace, as "package target" lines.
 kernel_targets() {
@@ -178,6 +183,27 @@ if [ -n "$skipped" ]; then
   echo "skipped tests ($(wc -l <<<"$skipped")):" >&2
   sed 's/^/  /' <<<"$skipped" >&2
 fi
+# One closing line for whoever reads only the end (CI): tests counted over every runner.
+# nextest: "Summary [...] N tests run: P passed, F failed, ..."; cargo test (doctests and
+# kernel-lab binaries): "test result: ok. P passed; F failed; ...".
+# The nextest log also holds each test's own libtest output: count only its Summary.
+counts=$(python3 - "$LOGS" <<'PY'
+import glob, os, re, sys
+p = f = 0
+for path in glob.glob(os.path.join(sys.argv[1], "*.log")):
+    nextest = os.path.basename(path) == "tests.log"
+    for line in open(path, errors="replace"):
+        m = re.search(r"Summary \[.*\] +\d+ tests? run: (\d+) passed(?:.*?(\d+) failed)?", line)
+        if nextest and m:
+            p += int(m.group(1)); f += int(m.group(2) or 0)
+        m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
+        if not nextest and m:
+            p += int(m.group(1)); f += int(m.group(2))
+print(p, f)
+PY
+)
+read -r npassed nfailed <<<"${counts:-0 0}"
+echo "tests: $npassed passed, $nfailed failed"
 if [ $FAILED = 0 ]; then
   echo "ALL PASSED" >&2
 else
