@@ -1,0 +1,505 @@
+//! Two real `vigild` directors on a netns lab bridge (lb1, lb2, and a client): election,
+//! crash and takeover, graceful stop and handover without loss, preemption and
+//! no-preempt, unicast, IPv6, tracking, sync groups, reload, and foreign or malformed
+//! packets counted and ignored. Timings are only bounded loosely (two shared cores);
+//! the failover benchmark (tests/lab/failover-bench.py) measures them.
+
+// Helpers outside #[test] functions unwrap too; this is test code.
+#![allow(clippy::unwrap_used)]
+
+#[path = "vrrp_support.rs"]
+mod vrrp_support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Stdio;
+use std::time::Duration;
+
+use vigil_testlab::{LabChild, NetnsLab, bin_path, require_root_or_skip, wait_for};
+use vigil_vrrp::{Advertisement, Auth, IP_PROTOCOL_VRRP, MULTICAST_V4, Version, VirtualAddresses};
+use vrrp_support::*;
+
+const HOSTS: [&str; 2] = ["lb1", "lb2"];
+
+fn lab() -> (NetnsLab, tempfile::TempDir, String) {
+    let lab = NetnsLab::up(&["lb1", "lb2", "client"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vip = lab.subnet_addr(100).to_string();
+    (lab, dir, vip)
+}
+
+fn web(priority: u8, vip: &str, extra: &str) -> String {
+    instance("web", 51, priority, "100ms", &[format!("{vip}/24")], extra)
+}
+
+/// RFC 5798 §6.4.1-§6.4.3: the higher priority wins the election; after the master
+/// crashes (SIGKILL plus a pulled cable, since a killed daemon leaves its VIP) the
+/// backup takes over at Master_Down_Interval; a restarted higher-priority node that still
+/// finds its stale VIP keeps it only until it hears the other master, then preempts
+/// (Preempt_Mode, §6.4.2). Notify hooks run in order with instance, state, priority.
+#[test]
+fn election_crash_takeover_and_preemption() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let hook = dir.path().join("notify.log");
+    let notify = format!(
+        "notify = [\"/bin/sh\", \"-c\", \"echo \\\"$1 $2 $3\\\" >> {}\", \"hook\"]",
+        hook.display()
+    );
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
+    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, &notify));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+    let lb1_ip = lab.ip("lb1").to_string();
+    assert!(wait_for(SETTLE, || lb2.instance("web").unwrap()["master"]
+        == lb1_ip.as_str()));
+    let seen = lb2.instance("web").unwrap();
+    assert!(seen["adverts_received"].as_u64().unwrap() > 0, "{seen}");
+    assert_eq!(seen["drops"], serde_json::json!({}), "{seen}");
+    // The client reaches the VIP.
+    lab.run("client", ["ping", "-c", "1", "-W", "2", &vip])
+        .unwrap();
+
+    // Crash: the daemon dies and the host drops off the wire.
+    lb1.kill();
+    lab.set_link("lb1", false).unwrap();
+    lb2.expect_state("web", "master", SETTLE);
+    assert_eq!(
+        lb2.instance("web").unwrap()["last_transition"]["reason"],
+        "master_down"
+    );
+    assert!(has_addr(&lab, "lb2", &vip));
+    lab.run("client", ["ping", "-c", "1", "-W", "2", &vip])
+        .unwrap();
+
+    // The crashed host comes back with its stale VIP still configured.
+    assert!(has_addr(&lab, "lb1", &vip), "SIGKILL leaves the VIP behind");
+    lab.set_link("lb1", true).unwrap();
+    lb1.restart(&lab);
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+
+    // Hooks ran in order: first start (backup then master), second start likewise.
+    let lines = std::fs::read_to_string(&hook).unwrap();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert!(lines.len() >= 4, "{lines:?}");
+    assert_eq!(lines[0], "web backup 150");
+    assert_eq!(lines[1], "web master 150");
+    assert_eq!(lines.last(), Some(&"web master 150"), "{lines:?}");
+}
+
+/// Graceful stop (SIGTERM) of the master: priority-0 advert (RFC 5798 §6.4.3 Shutdown),
+/// but the VIP stays until the backup's first advert as master is heard, so a client
+/// pinging every 10 ms loses nothing.
+#[test]
+fn graceful_stop_hands_over_without_loss() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
+    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    lab.run("client", ["ping", "-c", "1", "-W", "2", &vip])
+        .unwrap();
+    let pinger = Pinger::start(&lab, "client", &vip, dir.path().join("ping.log"));
+    std::thread::sleep(Duration::from_millis(500));
+    let status = lb1.stop();
+    assert!(status.success(), "{status}: {}", lb1.log_text());
+    lb2.expect_state("web", "master", SETTLE);
+    std::thread::sleep(Duration::from_millis(500));
+    let ping = pinger.stop();
+    assert_eq!(
+        lb2.instance("web").unwrap()["last_transition"]["reason"],
+        "master_resigned"
+    );
+    expect_addr_only_on(&lab, &vip, "lb2", &HOSTS);
+    assert!(ping.replies > 50, "{ping:?}");
+    assert_eq!(ping.lost, 0, "graceful stop lost replies: {ping:?}");
+}
+
+/// `vigilctl vrrp handover` moves mastership make-before-break and holds off preemption
+/// until `vigilctl vrrp reclaim`; `vigilctl vrrp --watch` follows the changes.
+#[test]
+fn handover_reclaim_and_watch() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+
+    let mut watch = LabChild::spawn(
+        std::process::Command::new(bin_path("vigilctl"))
+            .args(["--json", "vrrp", "--watch", "--socket"])
+            .arg(&lb1.socket)
+            .stdout(Stdio::piped()),
+    )
+    .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The first line is the current table.
+    let first = rx.recv_timeout(SETTLE).unwrap();
+    assert!(first.contains("\"master\""), "{first}");
+
+    let pinger = Pinger::start(&lab, "client", &vip, dir.path().join("ping.log"));
+    std::thread::sleep(Duration::from_millis(300));
+    let ctl = |args: &[&str]| {
+        std::process::Command::new(bin_path("vigilctl"))
+            .arg("--socket")
+            .arg(&lb1.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = ctl(&["vrrp", "handover", "web"]);
+    assert!(out.status.success(), "{out:?}");
+    lb2.expect_state("web", "master", SETTLE);
+    lb1.expect_state("web", "backup", SETTLE);
+    std::thread::sleep(Duration::from_millis(300));
+    let ping = pinger.stop();
+    assert_eq!(ping.lost, 0, "handover lost replies: {ping:?}");
+    expect_addr_only_on(&lab, &vip, "lb2", &HOSTS);
+    assert_eq!(lb1.instance("web").unwrap()["standing_down"], true);
+    let event = rx.recv_timeout(SETTLE).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(event["event"], "vrrp_state");
+    assert_eq!(event["to"], "backup");
+    assert_eq!(event["reason"], "handover");
+
+    // A second handover is refused: lb1 is no longer master.
+    let again = ctl(&["vrrp", "handover", "web"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not_master"));
+
+    // Still backup a while later although it has the higher priority.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(lb1.state("web"), "backup");
+    let out = ctl(&["vrrp", "reclaim", "web"]);
+    assert!(out.status.success(), "{out:?}");
+    lb1.expect_state("web", "master", SETTLE);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+    let event: serde_json::Value = serde_json::from_str(&rx.recv_timeout(SETTLE).unwrap()).unwrap();
+    assert_eq!(event["to"], "master");
+}
+
+/// RFC 5798 §6.4.2 Preempt_Mode False: a higher-priority backup does not take over from
+/// a live lower-priority master.
+#[test]
+fn no_preempt_leaves_the_master_alone() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
+    lb2.expect_state("web", "master", SETTLE);
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, "preempt = false"));
+    lb1.expect_state("web", "backup", SETTLE);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lb1.state("web"), "backup");
+    assert_eq!(lb2.state("web"), "master");
+    expect_addr_only_on(&lab, &vip, "lb2", &HOSTS);
+}
+
+/// Unicast mode: adverts go to the configured peer only; an advert from anyone else is
+/// counted as `unknown_peer` and changes nothing, even with a higher priority.
+#[test]
+fn unicast_peers_and_foreign_sources() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let (ip1, ip2) = (lab.ip("lb1"), lab.ip("lb2"));
+    let lb2 = Vigild::start(
+        &lab,
+        dir.path(),
+        "lb2",
+        &web(100, &vip, &format!("unicast_peers = [\"{ip1}\"]")),
+    );
+    let mut lb1 = Vigild::start(
+        &lab,
+        dir.path(),
+        "lb1",
+        &web(150, &vip, &format!("unicast_peers = [\"{ip2}\"]")),
+    );
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+
+    // The client claims mastership at priority 254, unicast to lb1.
+    let message = advert(51, 254, Version::V3, &vip)
+        .encode(IpAddr::V4(lab.ip("client")), IpAddr::V4(ip1))
+        .unwrap();
+    send_raw(&lab, "client", ip1, 255, &message);
+    let drops = |v: &Vigild| v.instance("web").unwrap()["drops"].clone();
+    assert!(
+        wait_for(SETTLE, || drops(&lb1)["unknown_peer"].as_u64() >= Some(5)),
+        "{}",
+        drops(&lb1)
+    );
+    assert_eq!(lb1.state("web"), "master");
+
+    // Crash of the master: the unicast backup takes over.
+    lb1.kill();
+    lab.set_link("lb1", false).unwrap();
+    lb2.expect_state("web", "master", SETTLE);
+    lab.run("client", ["ping", "-c", "1", "-W", "2", &vip])
+        .unwrap();
+}
+
+fn advert(vrid: u8, priority: u8, version: Version, vip: &str) -> Advertisement {
+    let interval = match version {
+        Version::V2 => Duration::from_secs(1),
+        Version::V3 => Duration::from_millis(100),
+    };
+    Advertisement::new(
+        version,
+        vrid,
+        priority,
+        interval,
+        Auth::None,
+        VirtualAddresses::V4(vec![vip.parse().unwrap()]),
+    )
+    .unwrap()
+}
+
+/// Sends `payload` as IP protocol 112 from `host` with this TTL.
+fn send_raw(lab: &NetnsLab, host: &str, to: Ipv4Addr, ttl: i32, payload: &[u8]) {
+    lab.run_in(host, || {
+        // SAFETY: plain libc socket calls on a descriptor we own, closed at the end.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, i32::from(IP_PROTOCOL_VRRP));
+            assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+            for opt in [libc::IP_TTL, libc::IP_MULTICAST_TTL] {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    opt,
+                    (&raw const ttl).cast(),
+                    size_of::<i32>() as u32,
+                );
+            }
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as u16;
+            addr.sin_addr.s_addr = u32::from_ne_bytes(to.octets());
+            for _ in 0..5 {
+                let rc = libc::sendto(
+                    fd,
+                    payload.as_ptr().cast(),
+                    payload.len(),
+                    0,
+                    (&raw const addr).cast(),
+                    size_of::<libc::sockaddr_in>() as u32,
+                );
+                assert!(rc >= 0, "{}", std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+        }
+    })
+    .unwrap();
+}
+
+/// RFC 5798 §7.1 receive checks on the real socket: a foreign VRID, a bad checksum, a
+/// TTL other than 255, a wrong version and a truncated packet are each counted under
+/// their reason, and none of them disturbs the master (here at priority 254 the forged
+/// adverts would otherwise win).
+#[test]
+fn malformed_and_foreign_packets_are_counted_and_ignored() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
+    lb1.expect_state("web", "master", SETTLE);
+    let src = IpAddr::V4(lab.ip("client"));
+    let group = IpAddr::V4(MULTICAST_V4);
+    let foreign_vrid = advert(52, 254, Version::V3, &vip)
+        .encode(src, group)
+        .unwrap();
+    let mut bad_checksum = advert(51, 254, Version::V3, &vip)
+        .encode(src, group)
+        .unwrap();
+    bad_checksum[6] ^= 0xff;
+    let good = advert(51, 254, Version::V3, &vip)
+        .encode(src, group)
+        .unwrap();
+    let v2 = advert(51, 254, Version::V2, &vip)
+        .encode(src, group)
+        .unwrap();
+    for (ttl, payload) in [
+        (255, &foreign_vrid[..]),
+        (255, &bad_checksum[..]),
+        (64, &good[..]),
+        (255, &v2[..]),
+        (255, &good[..5]),
+    ] {
+        send_raw(&lab, "client", MULTICAST_V4, ttl, payload);
+    }
+    let wanted = ["vrid", "checksum", "ttl", "version", "truncated"];
+    let drops = || lb1.instance("web").unwrap()["drops"].clone();
+    assert!(
+        wait_for(SETTLE, || {
+            let d = drops();
+            wanted.iter().all(|r| d[r].as_u64() >= Some(5))
+        }),
+        "{}",
+        drops()
+    );
+    assert_eq!(lb1.state("web"), "master");
+    assert_eq!(lb1.instance("web").unwrap()["adverts_received"], 0);
+    assert!(has_addr(&lab, "lb1", &vip));
+}
+
+/// IPv6 virtual addresses (RFC 5798 §5.1.2: adverts from the link-local address to
+/// ff02::12, hop limit 255): election, unsolicited NA, failover on a graceful stop.
+#[test]
+fn ipv6_vips_fail_over() {
+    require_root_or_skip!();
+    let (lab, dir, _) = lab();
+    let vip6 = "fd00:99::100";
+    let six = |p| instance("web6", 61, p, "100ms", &[format!("{vip6}/64")], "");
+    // Link-local addresses finish duplicate detection within ~2 s; the runner retries.
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &six(100));
+    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &six(150));
+    lb1.expect_state("web6", "master", Duration::from_secs(20));
+    lb2.expect_state("web6", "backup", SETTLE);
+    expect_addr_only_on(&lab, vip6, "lb1", &HOSTS);
+    let ll = lb1.instance("web6").unwrap()["primary_address"].clone();
+    assert!(ll.as_str().unwrap().starts_with("fe80:"), "{ll}");
+    assert!(wait_for(SETTLE, || lb2.instance("web6").unwrap()["master"] == ll));
+    lab.run(
+        "client",
+        ["ip", "addr", "add", "fd00:99::3/64", "dev", "eth0", "nodad"],
+    )
+    .unwrap();
+    assert!(wait_for(SETTLE, || lab
+        .run("client", ["ping", "-6", "-c", "1", "-W", "1", vip6])
+        .is_ok()));
+    assert!(lb1.stop().success());
+    lb2.expect_state("web6", "master", SETTLE);
+    expect_addr_only_on(&lab, vip6, "lb2", &HOSTS);
+    assert!(wait_for(SETTLE, || lab
+        .run("client", ["ping", "-6", "-c", "1", "-W", "1", vip6])
+        .is_ok()));
+}
+
+/// A tracked program failing lowers the master's priority below the backup's, which
+/// preempts (RFC 5798 §6.4.2) and takes the VIP; when it recovers, the VIP comes back.
+#[test]
+fn tracked_check_pulls_priority_and_moves_the_vip() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let flag = dir.path().join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    let track = format!(
+        "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"100ms\", timeout = \"50ms\", user = \"root\", weight = -100 }}]",
+        flag.display()
+    );
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, &track));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+
+    std::fs::remove_file(&flag).unwrap();
+    lb2.expect_state("web", "master", SETTLE);
+    lb1.expect_state("web", "backup", SETTLE);
+    assert_eq!(lb1.instance("web").unwrap()["effective_priority"], 50);
+    expect_addr_only_on(&lab, &vip, "lb2", &HOSTS);
+
+    std::fs::write(&flag, "").unwrap();
+    lb1.expect_state("web", "master", SETTLE);
+    assert_eq!(lb1.instance("web").unwrap()["effective_priority"], 150);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+}
+
+/// A sync group moves together: a weight-0 tracked failure puts one member in Fault,
+/// the group follows, and both VIPs move to the other director.
+#[test]
+fn sync_group_moves_together() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let vip_b = lab.subnet_addr(101).to_string();
+    let flag = dir.path().join("uplink");
+    std::fs::write(&flag, "").unwrap();
+    let track = format!(
+        "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"100ms\", timeout = \"50ms\", user = \"root\", weight = 0 }}]",
+        flag.display()
+    );
+    let pair = |p: u8, track: &str| {
+        format!(
+            "{}{}",
+            instance(
+                "a",
+                51,
+                p,
+                "100ms",
+                &[format!("{vip}/24")],
+                &format!("sync_group = \"g\"\n{track}")
+            ),
+            instance(
+                "b",
+                52,
+                p,
+                "100ms",
+                &[format!("{vip_b}/24")],
+                "sync_group = \"g\""
+            )
+        )
+    };
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &pair(100, ""));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &pair(150, &track));
+    for name in ["a", "b"] {
+        lb1.expect_state(name, "master", SETTLE);
+        lb2.expect_state(name, "backup", SETTLE);
+    }
+    std::fs::remove_file(&flag).unwrap();
+    lb1.expect_state("a", "fault", SETTLE);
+    lb1.expect_state("b", "fault", SETTLE);
+    for name in ["a", "b"] {
+        lb2.expect_state(name, "master", SETTLE);
+    }
+    expect_addr_only_on(&lab, &vip, "lb2", &HOSTS);
+    expect_addr_only_on(&lab, &vip_b, "lb2", &HOSTS);
+    assert_eq!(
+        lb1.instance("b").unwrap()["last_transition"]["reason"],
+        "fault"
+    );
+
+    std::fs::write(&flag, "").unwrap();
+    for name in ["a", "b"] {
+        lb1.expect_state(name, "master", SETTLE);
+    }
+    expect_addr_only_on(&lab, &vip_b, "lb1", &HOSTS);
+}
+
+/// Reload: an unchanged instance keeps running (no new transition, VIP never moves), a
+/// new one starts, a removed one stops and gives its VIP up.
+#[test]
+fn reload_keeps_unchanged_instances_running() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let vip_b = lab.subnet_addr(101).to_string();
+    let b = instance("b", 52, 150, "100ms", &[format!("{vip_b}/24")], "");
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
+    lb1.expect_state("web", "master", SETTLE);
+    let before = lb1.instance("web").unwrap();
+
+    lb1.rewrite(&format!("{}{b}", web(150, &vip, "")));
+    let reply = lb1.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    lb1.expect_state("b", "master", SETTLE);
+    let after = lb1.instance("web").unwrap();
+    assert_eq!(after["transitions"], before["transitions"]);
+    assert_eq!(after["state"], "master");
+    assert_eq!(after["last_transition"], before["last_transition"]);
+
+    lb1.rewrite(&web(150, &vip, ""));
+    let reply = lb1.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert!(wait_for(SETTLE, || !has_addr(&lab, "lb1", &vip_b)));
+    assert!(has_addr(&lab, "lb1", &vip));
+    assert_eq!(
+        lb1.instance("web").unwrap()["transitions"],
+        before["transitions"]
+    );
+}
