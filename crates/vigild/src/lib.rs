@@ -10,6 +10,7 @@
 
 pub mod caps;
 pub mod check_config;
+pub mod check_once;
 pub mod daemon;
 pub mod logging;
 pub mod protocol;

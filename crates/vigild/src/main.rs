@@ -33,12 +33,22 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Run every check of a cluster file once, now, and print the verdicts: exit 0 when
+    /// the checks ran (whatever they found), 1 when the file is invalid.
+    CheckOnce {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { files }) => vigild::check_config::run(&files),
+        Some(Command::CheckOnce { file, json }) => vigild::check_once::run(&file, json),
         None => {
             let Some(config) = cli.config else {
                 eprintln!("vigild: no cluster file: give --config FILE (or set VIGIL_CONFIG)");
