@@ -139,6 +139,7 @@ impl Checker {
             events,
             max_in_flight: options.max_in_flight.max(1),
             lateness: Histogram::default(),
+            probe_latency: Histogram::default(),
             passed: 0,
             failed: 0,
         };
@@ -182,6 +183,7 @@ struct Driver {
     events: mpsc::UnboundedSender<HealthEvent>,
     max_in_flight: usize,
     lateness: Histogram,
+    probe_latency: Histogram,
     passed: u64,
     failed: u64,
 }
@@ -240,6 +242,7 @@ impl Driver {
         let Some((key, run)) = self.running_keys.remove(&id) else {
             return;
         };
+        self.probe_latency.record(outcome.latency);
         if outcome.passed {
             self.passed += 1;
         } else {
@@ -278,11 +281,13 @@ impl Driver {
                     in_flight: self.running.len(),
                     backlog: self.backlog.len(),
                     lateness: self.lateness.summary(),
+                    probe_latency: self.probe_latency.summary(),
                 };
                 if reset {
                     self.passed = 0;
                     self.failed = 0;
                     self.lateness = Histogram::default();
+                    self.probe_latency = Histogram::default();
                 }
                 let _ = reply.send(stats);
             }

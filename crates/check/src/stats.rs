@@ -79,7 +79,8 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Percentiles of how late checks started after they were due.
+/// Percentiles of a duration: how late checks started after they were due, or how long
+/// probes took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LatenessSummary {
     pub samples: u64,
@@ -98,6 +99,8 @@ pub struct Stats {
     /// Due checks waiting for an in-flight slot.
     pub backlog: usize,
     pub lateness: LatenessSummary,
+    /// How long the probes took (connect to verdict).
+    pub probe_latency: LatenessSummary,
 }
 
 #[cfg(test)]

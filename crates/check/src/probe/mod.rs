@@ -93,13 +93,15 @@ impl Probe {
     }
 
     async fn verdict(&self) -> Verdict {
+        // The large futures (hyper and rustls state, receive buffers) are boxed, so that a
+        // running tcp check, the common case, costs a task of a few hundred bytes.
         match &self.kind {
             Kind::Tcp(p) => p.run().await,
-            Kind::Http(p) => p.run().await,
-            Kind::Dns(p) => p.run().await,
-            Kind::Udp(p) => p.run().await,
-            Kind::Icmp(p) => p.run().await,
-            Kind::Exec(p) => p.run().await,
+            Kind::Http(p) => Box::pin(p.run()).await,
+            Kind::Dns(p) => Box::pin(p.run()).await,
+            Kind::Udp(p) => Box::pin(p.run()).await,
+            Kind::Icmp(p) => Box::pin(p.run()).await,
+            Kind::Exec(p) => Box::pin(p.run()).await,
             Kind::Broken(reason) => Err(reason.clone()),
         }
     }

@@ -66,8 +66,9 @@ impl TcpProbe {
             if reply.len() >= MAX_REPLY {
                 break;
             }
-            let mut chunk = [0u8; 4096];
-            let Ok(read) = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await else {
+            reply.reserve(4096);
+            let Ok(read) = tokio::time::timeout_at(deadline, stream.read_buf(&mut reply)).await
+            else {
                 return Err(format!(
                     "reply from {addr} does not match `{}` within {}: got \"{}\"",
                     expect.as_str(),
@@ -80,7 +81,6 @@ impl TcpProbe {
             if n == 0 {
                 break;
             }
-            reply.extend_from_slice(&chunk[..n]);
         }
         Err(format!(
             "reply from {addr} does not match `{}`: got \"{}\"",
