@@ -16,6 +16,46 @@
 //!   acks, extended-ack TLVs, the controller's family lookup).
 //! - [`Client`]: a blocking `NETLINK_GENERIC` socket client; [`Client::apply`]
 //!   pipelines many writes per datagram and matches acks by sequence number.
+//! - [`policy`]: pure rules from configuration + health + drains to what one service
+//!   should hold: weights, inhibit-on-failure, quorum with hysteresis, the sorry server.
+//! - [`reconcile`]: the pure diff (desired table vs kernel table, owned keys only) and
+//!   the [`Reconciler`], which adopts the kernel's table on start, applies only the
+//!   differences through the pipelined batch and retries refused writes with back-off.
+//!
+//! # Reconciling
+//!
+//! ```no_run
+//! use std::time::Instant;
+//! use vigil_ipvs::policy::{evaluate, Health, RealServer, ServicePolicy};
+//! use vigil_ipvs::reconcile::{Backoff, DesiredTable, Reconciler};
+//! use vigil_ipvs::{Client, ForwardMethod, Service, ServiceKey};
+//!
+//! let mut ipvs = Client::connect()?;
+//! let key = ServiceKey::tcp("192.0.2.100:80".parse()?);
+//! let mut policy = ServicePolicy::new(
+//!     Service::new(key, "wrr"),
+//!     vec![
+//!         RealServer::new("10.0.0.11:80".parse()?, 10, ForwardMethod::Masquerade),
+//!         RealServer::new("10.0.0.12:80".parse()?, 10, ForwardMethod::Masquerade),
+//!     ],
+//! );
+//! // Owned keys from the previous run (a state file), so removed services are deleted.
+//! let mut reconciler = Reconciler::new([], Backoff::default());
+//! let first = evaluate(&policy, None);
+//! let table = DesiredTable::from([(key, first.desired.clone())]);
+//! // The first sync dumps the kernel: after a restart with nothing changed, no writes.
+//! let report = reconciler.sync(&mut ipvs, &table, Instant::now())?;
+//! assert!(report.errors.is_empty());
+//!
+//! // A health change: recompute that service, sync only it (one SET_DEST or DEL_DEST).
+//! policy.reals[1].health = Health::Down;
+//! let next = evaluate(&policy, first.quorum);
+//! let report = reconciler.sync_service(&mut ipvs, key, Some(&next.desired), Instant::now())?;
+//! for e in &report.errors {
+//!     eprintln!("{} (retry at {:?})", e.error, e.retry_at);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Errors
 //!
