@@ -6,6 +6,93 @@
 //!
 //! Must not: touch the kernel's tables (IPVS, addresses, routes) or know about VRRP. It only
 //! reports health; `vigild` turns health into a desired IPVS table.
+//!
+//! # Pieces
+//!
+//! - [`Target`]: what to check, keyed by [`CheckKey`] = (virtual server [`ServiceKey`],
+//!   real server address). The check itself is [`vigil_config::Check`], used as is.
+//!   [`targets_from_config`] lists every check of a [`Config`].
+//! - [`Scheduler`]: the pure core. `add`/`update`/`remove`/`set_targets` the checks,
+//!   `poll(now)` for the [`Due`] ones, `on_result(key, run, outcome, now)` with each
+//!   [`Outcome`], which returns a [`Transition`] when the health changes,
+//!   `next_deadline()` to know when to poll again, `status(key)`/`statuses()` for the
+//!   state. It reads no clock: tests drive it with made-up instants.
+//! - [`Checker`]: the tokio shell. It owns a scheduler, runs each due probe as a task (at
+//!   most [`CheckerOptions::max_in_flight`] at once), and sends a [`HealthEvent`] for every
+//!   transition.
+//! - [`run_once`]: every check once, now, for `vigild check-once`; [`format_table`]
+//!   prints its results.
+//!
+//! # Wiring it into the daemon
+//!
+//! ```no_run
+//! # async fn daemon(config: vigil_config::Config, reloaded: vigil_config::Config) -> Result<(), vigil_check::CheckerError> {
+//! use vigil_check::{Checker, CheckerOptions, Health, targets_from_config};
+//!
+//! // Inside the tokio runtime. Every check starts in its `initial_state` (visible in the
+//! // snapshot at once); events report changes only.
+//! let (checker, mut events) = Checker::spawn(targets_from_config(&config), CheckerOptions::default());
+//! tokio::spawn(async move {
+//!     while let Some(event) = events.recv().await {
+//!         // event.key identifies (virtual server, real server); event.reason is for people:
+//!         // "HTTP 503 from 10.0.0.11:80 GET /healthz".
+//!         let weight_on = event.health == Health::Up;
+//!         # let _ = weight_on;
+//!     }
+//! });
+//! // On reload: unchanged checks keep their state and schedule; changed ones keep their
+//! // health and restart counting; removed ones stop; new ones start in their initial state.
+//! checker.update(targets_from_config(&reloaded))?;
+//! // For the status socket / `vigilctl services` (serde::Serialize):
+//! let snapshot = checker.snapshot().await?;
+//! # let _ = snapshot;
+//! # Ok(()) }
+//! ```
+//!
+//! `vigild check-once FILE [--json]`: `run_once(&targets_from_config(&config), 256).await`
+//! gives one [`OnceResult`] per check in file order (serialisable for `--json`);
+//! [`format_table`] renders the table (virtual server, real server, check, verdict,
+//! latency, reason).
+//!
+//! # Rules
+//!
+//! - Health changes after `rise` passes in a row (down → up) or `fall` failures in a row
+//!   (up → down); the transition carries the reason of the deciding result.
+//! - A check never overlaps itself: the next run is scheduled when the result is back,
+//!   one interval after the previous run was *due* (so lateness does not accumulate), or
+//!   at once if that is already past. After a failure while still up, `retry_delay`
+//!   replaces the interval, so a real failure is confirmed quickly.
+//! - A new check first runs at a uniformly random point of its `start_spread`.
+//! - Every probe runs within the check's timeout on a fresh socket (a fresh connection
+//!   per HTTP check: pooling would hide a dead server). A slow server costs its own check
+//!   a timeout, never the scheduler.
+//! - A check that cannot run on this system (unknown exec user, unreadable CA file) fails
+//!   every run with that reason, so it shows in the status rather than in a log only.
+//!
+//! # Probes
+//!
+//! | kind | passes when | reasons look like |
+//! | --- | --- | --- |
+//! | tcp | connect (then `send`, and the reply matches `expect`) | `connect to 10.0.0.12:80 refused` |
+//! | http/https | status in `expect_status`, body matches `body_regex` / `body_sha256` (reading at most `max_body_bytes`) | `HTTP 503 from 10.0.0.11:80 GET /healthz` |
+//! | dns | the real server answers with `expect_rcode` and all `expect_addresses` (UDP or TCP; no system resolver, no cache) | `DNS SERVFAIL for example.org A from 10.0.0.53:53` |
+//! | udp | a reply arrives (matching `expect`); ICMP port unreachable is down | `UDP port 10.0.0.9:514 unreachable (ICMP port unreachable)` |
+//! | icmp | an echo reply arrives (ping socket, raw socket if not allowed) | `no reply within 500ms (icmp 10.0.0.7)` |
+//! | exec | the program exits 0 | `/usr/lib/vigil/check-db exited with status 2` |
+//!
+//! HTTPS uses rustls with ring: verification is on unless `tls_verify = false`, against
+//! `tls_ca_file` if given, else the Mozilla roots (webpki-roots); SNI and the verified name
+//! are `tls_server_name`, else the Host header, else the address. DNS uses a small codec
+//! of its own (one question out; header, rcode and A/AAAA answers in): a resolver library
+//! would bring caching and retries that a check must not have. exec runs the program
+//! directly (no shell) as the configured user, with a fixed `PATH`, `/` as working
+//! directory, stdio to /dev/null and `VIGIL_VIRTUAL_SERVER`, `VIGIL_REAL_ADDRESS`,
+//! `VIGIL_REAL_PORT`, `VIGIL_CHECK_ADDRESS`, `VIGIL_CHECK_PORT` in its environment; it
+//! leads its own process group, and the whole group is killed at the timeout (or when the
+//! checker stops).
+//!
+//! [`ServiceKey`]: vigil_config::ServiceKey
+//! [`Config`]: vigil_config::Config
 
 mod checker;
 mod once;

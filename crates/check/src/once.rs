@@ -18,7 +18,7 @@ pub struct OnceResult {
     /// What was checked: `http GET /healthz 10.0.0.11:80`.
     pub check: String,
     pub passed: bool,
-    #[serde(serialize_with = "as_micros")]
+    #[serde(rename = "latency_us", serialize_with = "as_micros")]
     pub latency: Duration,
     pub reason: String,
 }
