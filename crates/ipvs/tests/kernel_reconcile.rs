@@ -427,6 +427,35 @@ fn families_fwmark_and_forwarding() {
     assert!(rep.is_noop() && rep.planned.total() == 0, "{rep:?}");
 }
 
+/// Destinations on local addresses: older kernels turned their forwarding into
+/// "local" behind our back, which would make every sync rewrite them. This one keeps
+/// what was written, so a second reconciler has nothing to do.
+fn local_destinations_round_trip() {
+    let (_g, mut c) = setup();
+    let want =
+        table([
+            DesiredService::new(Service::new(ServiceKey::tcp(sa("192.0.2.70:80")), "rr"))
+                .with(nat("127.0.0.1:8080", 1))
+                .with(Destination::new(
+                    sa("127.0.0.2:80"),
+                    ForwardMethod::DirectRoute,
+                ))
+                .with(Destination::new(sa("127.0.0.3:80"), ForwardMethod::Local)),
+        ]);
+    let rep = Reconciler::new([], Backoff::default())
+        .sync(&mut c, &want, Instant::now())
+        .unwrap();
+    assert_eq!(rep.applied.total(), 4);
+    let got = dump(&mut c).unwrap();
+    for (k, d) in &want {
+        assert_eq!(got[k].destinations, d.destinations);
+    }
+    let rep = Reconciler::new([], Backoff::default())
+        .sync(&mut c, &want, Instant::now())
+        .unwrap();
+    assert_eq!(rep.planned.total(), 0, "{rep:?}");
+}
+
 fn big_table(services: u32, reals: u32) -> DesiredTable {
     (0..services)
         .map(|i| {
@@ -891,6 +920,10 @@ fn main() {
         kernel::trial(
             "families_fwmark_and_forwarding",
             families_fwmark_and_forwarding,
+        ),
+        kernel::trial(
+            "local_destinations_round_trip",
+            local_destinations_round_trip,
         ),
         kernel::trial(
             "adopt_on_restart_writes_nothing",
