@@ -288,6 +288,18 @@ mod tests {
     }
 
     #[test]
+    fn vrrp_commands_name_their_instance() {
+        let (r, _) = parse_request(br#"{"command":"vrrp-handover","instance":"web"}"#);
+        assert_eq!(r, Ok(Request::VrrpHandover("web".into())));
+        let (r, _) = parse_request(br#"{"command":"vrrp-reclaim","instance":"web"}"#);
+        assert_eq!(r, Ok(Request::VrrpReclaim("web".into())));
+        let (r, _) = parse_request(br#"{"command":"vrrp-handover"}"#);
+        assert_eq!(r.unwrap_err().code, "invalid_request");
+        let (r, _) = parse_request(br#"{"command":"vrrp-watch"}"#);
+        assert_eq!(r, Ok(Request::VrrpWatch));
+    }
+
+    #[test]
     fn reply_lines_are_one_json_object_each() {
         let line = reply_line(Err(ProtocolError::new("x", "y")), Some(json!("a")));
         assert_eq!(line.last(), Some(&b'\n'));

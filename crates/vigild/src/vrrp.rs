@@ -474,6 +474,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn events_and_status_render_as_documented() {
+        let transition = vio::Transition {
+            from: State::Backup,
+            to: State::Master,
+            reason: vigil_vrrp::TransitionReason::MasterDown,
+            priority: 100,
+            at_unix: 1.5,
+        };
+        let event = event_json(&StateEvent {
+            instance: "web".into(),
+            transition,
+        });
+        assert_eq!(
+            event,
+            serde_json::json!({"event": "vrrp_state", "instance": "web", "from": "backup",
+                "to": "master", "reason": "master_down", "priority": 100, "at_unix": 1.5})
+        );
+        let status = InstanceStatus {
+            name: "web".into(),
+            state: State::Master,
+            priority: 100,
+            master: Some("10.0.0.1".parse().unwrap()),
+            primary_address: Some("10.0.0.1".parse().unwrap()),
+            holds_vips: true,
+            standing_down: false,
+            last_transition: Some(transition),
+            transitions: 2,
+            adverts_sent: 7,
+            adverts_received: 1,
+            drops: [("vrid", 3)].into_iter().collect(),
+            send_errors: 0,
+            error: None,
+        };
+        let v = status_json(&status);
+        assert_eq!(v["state"], "master");
+        assert_eq!(v["master"], "10.0.0.1");
+        assert_eq!(v["drops"]["vrid"], 3);
+        assert_eq!(v["last_transition"]["reason"], "master_down");
+    }
+
+    #[test]
     fn runner_config_maps_the_cluster_file() {
         let loaded = vigil_config::parse(
             std::path::Path::new("t.toml"),

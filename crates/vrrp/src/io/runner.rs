@@ -523,6 +523,8 @@ impl Runner {
             }
             Err(e) => {
                 debug!(instance = %self.config.name, "receive failed: {e}");
+                // A socket that keeps failing must not spin the runtime.
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 return;
             }
         };
