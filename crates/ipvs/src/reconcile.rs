@@ -392,6 +392,24 @@ pub struct OpError {
     pub retry_at: Instant,
 }
 
+impl std::fmt::Display for OpError {
+    /// `adding destination 10.0.0.2:80 to tcp 192.0.2.1:80: Invalid argument (EINVAL)
+    /// (failure 2, retry in 2 s)`: one log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.failures == 0 {
+            write!(f, "{} (its service failed; sent again with it)", self.error)
+        } else {
+            write!(
+                f,
+                "{} (failure {}, retried after {:?})",
+                self.error,
+                self.failures,
+                self.retry_at.saturating_duration_since(Instant::now())
+            )
+        }
+    }
+}
+
 /// What one [`Reconciler::sync`] or [`Reconciler::sync_service`] did.
 #[derive(Debug, Default)]
 pub struct ReconcileReport {
@@ -571,6 +589,21 @@ impl Reconciler {
         Ok(report)
     }
 
+    /// Applies a plan made elsewhere (e.g. [`diff`] against [`Reconciler::known`]) with
+    /// the same back-off, bookkeeping and report as a sync. Services it adds become owned.
+    pub fn apply(
+        &mut self,
+        client: &mut impl Table,
+        plan: Plan,
+        now: Instant,
+    ) -> Result<ReconcileReport, Error> {
+        let t0 = Instant::now();
+        let mut report = ReconcileReport::default();
+        self.execute(client, plan, now, &mut report)?;
+        report.duration = t0.elapsed();
+        Ok(report)
+    }
+
     fn execute(
         &mut self,
         client: &mut impl Table,
@@ -671,6 +704,7 @@ impl Reconciler {
     fn record(&mut self, r: &Request) {
         match r {
             Request::AddService(s) => {
+                self.owned.insert(s.key);
                 self.known.insert(
                     s.key,
                     KernelService {
@@ -1313,6 +1347,26 @@ mod tests {
         let rep = r.sync(&mut k, &want, Instant::now()).unwrap();
         assert!(rep.full_dump);
         assert_eq!(rep.applied.total(), 2);
+    }
+
+    #[test]
+    fn apply_a_plan_made_elsewhere_and_show_errors() {
+        let mut k = FakeKernel::default();
+        k.refuse.insert(dest(2, 1).key());
+        let mut r = Reconciler::new([], Backoff::default());
+        let want = table(&[desired(key(1), &[dest(1, 1), dest(2, 1)])]);
+        let plan = diff(&want, r.known(), r.owned());
+        let rep = r.apply(&mut k, plan, Instant::now()).unwrap();
+        assert_eq!(rep.applied.total(), 2);
+        assert!(r.owned().contains(&key(1)));
+        let line = rep.errors[0].to_string();
+        assert!(
+            line.starts_with(
+                "adding destination 10.0.0.2:80 to tcp 192.0.2.1:80: Invalid argument (EINVAL) \
+                 (failure 1, retried after "
+            ),
+            "{line}"
+        );
     }
 
     #[test]
