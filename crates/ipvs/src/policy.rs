@@ -39,8 +39,10 @@
 //!
 //! While servers are unknown the count is a range: unknowns as down give the least,
 //! unknowns as up the most. If both ends give the same answer, that is the answer;
-//! otherwise the quorum is *undecided* and everything quorum-dependent is left as the
-//! kernel has it (the sorry server stays if it is there, and is not added if it is not).
+//! otherwise the quorum is *undecided* and the service stays on whichever side the kernel
+//! is: if the kernel has the sorry server, it stays and no unknown server is added
+//! (a restart while on the sorry server writes nothing); if not, the sorry server is not
+//! added and unknown servers get their `assume_up` fallback.
 //!
 //! While quorum is lost and a sorry server is configured, the sorry server is installed
 //! (the service's forwarding, weight 1) and the real servers are withdrawn: removed, or
@@ -282,6 +284,7 @@ pub fn evaluate(policy: &ServicePolicy, previous: Option<bool>) -> Evaluation {
             None => {
                 if !desired.destinations.contains_key(&d.key()) {
                     desired.unsettled.entry(d.key()).or_insert(None);
+                    desired.sorry_undecided = Some(d.key());
                 }
             }
         }
@@ -607,6 +610,10 @@ mod tests {
         assert_eq!(e.quorum, None);
         assert_eq!(weights(&e), vec![(1, 1)]);
         assert_eq!(e.desired.unsettled[&DestinationKey(sorry().addr)], None);
+        assert_eq!(
+            e.desired.sorry_undecided,
+            Some(DestinationKey(sorry().addr))
+        );
         assert_eq!(e.desired.unsettled.len(), 3);
         assert!(!e.sorry_active);
         // Quorum of 1 is met whatever the unknowns turn out to be: decided.

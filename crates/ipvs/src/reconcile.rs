@@ -64,6 +64,10 @@ pub struct DesiredService {
     /// known). If the kernel does not have one, the `Some` value is added; `None` adds
     /// nothing. A key in both maps counts as in `destinations`.
     pub unsettled: BTreeMap<DestinationKey, Option<Destination>>,
+    /// The sorry server while the quorum is undecided (see [`crate::policy`]): if the
+    /// kernel has this destination, the service is on its sorry server and stays there
+    /// until the checks decide, so the `unsettled` fallbacks are not added.
+    pub sorry_undecided: Option<DestinationKey>,
 }
 
 impl DesiredService {
@@ -73,6 +77,7 @@ impl DesiredService {
             service,
             destinations: BTreeMap::new(),
             unsettled: BTreeMap::new(),
+            sorry_undecided: None,
         }
     }
 
@@ -222,11 +227,18 @@ fn diff_service_into(
             Some(_) => {}
         }
     }
+    // On the sorry server only if it stays (it is kept by `unsettled` or desired).
+    let on_sorry = desired.sorry_undecided.is_some_and(|k| {
+        kernel.destinations.contains_key(&k)
+            && (desired.unsettled.contains_key(&k) || desired.destinations.contains_key(&k))
+    });
     for (k, d) in &desired.unsettled {
         if desired.destinations.contains_key(k) || kernel.destinations.contains_key(k) {
             continue;
         }
-        if let Some(d) = d {
+        if let Some(d) = d
+            && !on_sorry
+        {
             out.push(Request::AddDestination(key, d.clone()));
         }
     }
@@ -560,7 +572,7 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// Makes one service match `desired` (`None`: delete it if it is owned). For a
+    /// Makes one service match `desired` (`None`: delete `key` if it is owned). For a
     /// health change or a drain: cost is one service's diff and its writes.
     pub fn sync_service(
         &mut self,
@@ -572,8 +584,9 @@ impl Reconciler {
         let t0 = Instant::now();
         let mut report = ReconcileReport::default();
         self.refresh(client, &mut report)?;
-        if let Some(d) = desired {
-            debug_assert_eq!(d.service.key, key);
+        // The desired service's own key wins over `key` (which only names what to delete).
+        let key = desired.map_or(key, |d| d.service.key);
+        if desired.is_some() {
             self.owned.insert(key);
         } else if !self.owned.contains(&key) {
             report.duration = t0.elapsed();
@@ -890,6 +903,24 @@ mod tests {
             diff_service(Some(&d), Some(&k)),
             vec![Request::UpdateDestination(key(1), dest(1, 1))]
         );
+    }
+
+    #[test]
+    fn undecided_quorum_stays_on_the_sorry_server() {
+        let mut d = desired(key(1), &[]);
+        d.unsettled.insert(dest(1, 1).key(), Some(dest(1, 1)));
+        d.unsettled.insert(dest(99, 1).key(), None);
+        d.sorry_undecided = Some(dest(99, 1).key());
+        // The kernel is on its sorry server: nothing is added or removed.
+        let k = kernel(key(1), &[dest(99, 1)]);
+        assert!(diff_service(Some(&d), Some(&k)).is_empty());
+        // It is not: the fallbacks go in.
+        let k = kernel(key(1), &[]);
+        assert_eq!(
+            diff_service(Some(&d), Some(&k)),
+            vec![Request::AddDestination(key(1), dest(1, 1))]
+        );
+        assert_eq!(diff_service(Some(&d), None).len(), 2);
     }
 
     #[test]

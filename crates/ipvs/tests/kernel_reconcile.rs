@@ -557,6 +557,88 @@ fn adopt_on_restart_writes_nothing() {
     assert_eq!(tap.take(family).0, 1);
 }
 
+/// The restart rule with the policy in the loop: right after a restart every check is
+/// unknown. Whether the service was on its real servers or on its sorry server, the
+/// first sync writes nothing; the first verdicts then write only what changed.
+fn restart_with_unknown_health_writes_nothing() {
+    let (_g, mut c) = setup();
+    let tap = NetlinkTap::start();
+    let family = c.family_id();
+    let key = ServiceKey::tcp(sa("192.0.2.80:80"));
+    let mut p = ServicePolicy::new(
+        Service::new(key, "wrr"),
+        (1..=3)
+            .map(|i| RealServer::new(sa(&format!("10.0.8.{i}:80")), 5, ForwardMethod::Masquerade))
+            .collect(),
+    );
+    p.quorum = 2;
+    p.sorry_server = Some(SorryServer {
+        addr: sa("10.0.8.99:80"),
+        forward: ForwardMethod::Masquerade,
+    });
+    let sync = |p: &ServicePolicy, prev: Option<bool>, r: &mut Reconciler, c: &mut Client| {
+        let e = evaluate(p, prev);
+        let rep = r
+            .sync(c, &table([e.desired.clone()]), Instant::now())
+            .unwrap();
+        assert!(rep.errors.is_empty(), "{rep:?}");
+        (e.quorum, rep.applied.total())
+    };
+    for (label, before, expect) in [
+        (
+            "on the real servers",
+            Health::Up,
+            vec![
+                "10.0.8.1:80 Masq 5",
+                "10.0.8.2:80 Masq 5",
+                "10.0.8.3:80 Masq 5",
+            ],
+        ),
+        (
+            "on the sorry server",
+            Health::Down,
+            vec!["10.0.8.99:80 Masq 1"],
+        ),
+    ] {
+        c.flush().unwrap();
+        for r in &mut p.reals {
+            r.health = before;
+        }
+        let mut first = Reconciler::new([], Backoff::default());
+        sync(&p, None, &mut first, &mut c);
+        assert_eq!(dests("TCP 192.0.2.80:80"), set(&expect), "{label}");
+        let listing = run(&["ipvsadm", "-Ln"]);
+        tap.take(family);
+
+        // Restart: new reconciler, every check unknown, either initial guess.
+        for assume_up in [true, false] {
+            for r in &mut p.reals {
+                r.health = Health::Unknown { assume_up };
+            }
+            let mut second = Reconciler::new([], Backoff::default());
+            let (q, writes) = sync(&p, None, &mut second, &mut c);
+            assert_eq!(writes, 0, "{label}, assume_up={assume_up}");
+            assert_eq!(tap.take(family).0, 0, "{label}: the kernel saw writes");
+            assert_eq!(run(&["ipvsadm", "-Ln"]), listing, "{label}");
+            // The verdicts come in, the same as before the restart: still nothing.
+            for r in &mut p.reals {
+                r.health = before;
+            }
+            let (_, writes) = sync(&p, q, &mut second, &mut c);
+            assert_eq!(writes, 0, "{label}: verdicts equal to the kernel's state");
+            assert_eq!(tap.take(family).0, 0);
+        }
+    }
+    // And a real change after all that: the reals return, the sorry server goes.
+    for r in &mut p.reals {
+        r.health = Health::Up;
+    }
+    let mut r = Reconciler::new([], Backoff::default());
+    let (q, writes) = sync(&p, Some(false), &mut r, &mut c);
+    assert_eq!((q, writes), (Some(true), 4));
+    assert_eq!(dests("TCP 192.0.2.80:80").len(), 3);
+}
+
 /// Services created by someone else are never touched, not even when the director
 /// deletes all of its own.
 fn foreign_services_are_left_alone() {
@@ -947,6 +1029,10 @@ fn main() {
         kernel::trial(
             "adopt_on_restart_writes_nothing",
             adopt_on_restart_writes_nothing,
+        ),
+        kernel::trial(
+            "restart_with_unknown_health_writes_nothing",
+            restart_with_unknown_health_writes_nothing,
         ),
         kernel::trial(
             "foreign_services_are_left_alone",

@@ -52,8 +52,9 @@ fn desired_service(n: u8) -> impl Strategy<Value = DesiredService> {
         service(n),
         proptest::collection::vec(dest(), 0..5),
         proptest::collection::vec((0u8..6, proptest::option::of(dest())), 0..3),
+        proptest::option::of(0u8..6),
     )
-        .prop_map(|(service, ds, unsettled)| {
+        .prop_map(|(service, ds, unsettled, sorry)| {
             let mut d = DesiredService::new(service);
             for x in ds {
                 d = d.with(x);
@@ -66,6 +67,7 @@ fn desired_service(n: u8) -> impl Strategy<Value = DesiredService> {
                 });
                 d.unsettled.insert(DestinationKey(daddr(a)), fallback);
             }
+            d.sorry_undecided = sorry.map(|a| DestinationKey(daddr(a)));
             d
         })
 }
