@@ -4,7 +4,7 @@
 //!
 //! # Rules
 //!
-//! For each real server, in this order:
+//! While the service has quorum (or has no sorry server), each real server gets:
 //!
 //! | health | drained | result |
 //! | --- | --- | --- |
@@ -33,7 +33,8 @@
 //!   `counted > 0`.
 //!
 //! One deliberate difference from keepalived: the regain threshold is capped at the number
-//! of real servers that could count (configured weight above 0, not drained). Without the
+//! of real servers that could count (configured weight above 0, not drained), though never
+//! below Q. Without the
 //! cap, Q + H above that number (say Q = 3, H = 1 with three servers) would keep the
 //! service on its sorry server forever once it lost quorum.
 //!
@@ -58,7 +59,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::model::{Destination, DestinationKey, ForwardMethod, Service, Tunnel};
+use crate::model::{Destination, DestinationKey, ForwardMethod, Service, ServiceKey, Tunnel};
 use crate::reconcile::DesiredService;
 
 /// What the checks say about a real server.
@@ -301,8 +302,8 @@ pub fn evaluate(policy: &ServicePolicy, previous: Option<bool>) -> Evaluation {
 /// Evaluates many services; `previous` maps a service key to its last quorum state.
 pub fn evaluate_all<'a>(
     policies: impl IntoIterator<Item = &'a ServicePolicy>,
-    previous: &BTreeMap<crate::model::ServiceKey, Option<bool>>,
-) -> BTreeMap<crate::model::ServiceKey, Evaluation> {
+    previous: &BTreeMap<ServiceKey, Option<bool>>,
+) -> BTreeMap<ServiceKey, Evaluation> {
     policies
         .into_iter()
         .map(|p| {
@@ -315,7 +316,6 @@ pub fn evaluate_all<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ServiceKey;
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()

@@ -4,8 +4,10 @@
 //! Three layers, the first two pure:
 //!
 //! * [`diff`] / [`diff_service`]: desired table + kernel table + owned keys → the
-//!   [`Request`]s that turn one into the other. Minimal (a changed weight is one
-//!   `SET_DEST`, never delete + add) and deterministic (services in key order; within a
+//!   [`Request`]s that turn one into the other. Minimal (a changed weight, threshold,
+//!   forwarding method or tunnel setting is one `SET_DEST`, never delete + add: the
+//!   kernel changes them in place, as the kernel-lab tests check; a changed scheduler,
+//!   flag set, persistence timeout or netmask is one `SET_SERVICE`) and deterministic (services in key order; within a
 //!   service: the service itself, destination adds and edits, then destination deletes,
 //!   so a swap to the sorry server and back never leaves the service empty).
 //! * [`Backoff`]: when a failed write may be tried again.
@@ -28,11 +30,14 @@
 //!                   r.sync(&mut client, &desired_table(config, health, drains), now)
 //!                     (the first call dumps the kernel: an unchanged table writes nothing)
 //! health change,    e = policy::evaluate(&service_policy, previous_quorum[key])
-//! drain:            r.sync_service(&mut client, key, Some(&e.desired), now)
+//! drain:            previous_quorum[key] = e.quorum
+//!                   r.sync_service(&mut client, key, Some(&e.desired), now)
 //! reload:           r.sync(&mut client, &new_desired_table, now)
 //!                     (services gone from the config are deleted: they are owned)
 //! r.next_retry():   call sync/sync_service again at that instant to retry failed writes
 //! every minute:     r.mark_stale(); r.sync(...) to repair drift (someone's ipvsadm -d)
+//! after each call:  persist r.owned() if it changed; log report.errors; export
+//!                   r.counters() as metrics
 //! ```
 //!
 //! [`Client`] blocks; from tokio, run these calls in `spawn_blocking` with the
