@@ -1,6 +1,6 @@
 //! Wire compatibility with keepalived (the Debian package) in a netns lab: vigil master
 //! with a keepalived backup and the reverse, VRRPv2 (with keepalived's `auth_type PASS`)
-//! and VRRPv3, multicast and unicast. In each, the backup accepts the master's adverts
+//! and VRRPv3, multicast and unicast, IPv4 and (VRRPv3) IPv6. In each, the backup accepts the master's adverts
 //! (no drops), takes over when the master crashes, and hands mastership back when the
 //! higher-priority node returns (preemption, RFC 5798 §6.4.2); a graceful stop of the
 //! master (priority 0, §6.4.3) moves it too.
@@ -29,11 +29,46 @@ const SLOW: Duration = Duration::from_secs(15);
 struct Setup {
     version: u8,
     unicast: bool,
+    ipv6: bool,
 }
 
 impl Setup {
     fn advert_secs(self) -> f64 {
         if self.version == 2 { 1.0 } else { 0.1 }
+    }
+
+    fn vip(self, lab: &NetnsLab) -> String {
+        if self.ipv6 {
+            "fd00:99::100".into()
+        } else {
+            lab.subnet_addr(100).to_string()
+        }
+    }
+
+    fn prefix_len(self) -> u8 {
+        if self.ipv6 { 64 } else { 24 }
+    }
+
+    /// IPv6: gives the client an address in the VIP's prefix, and waits until the
+    /// directors' link-local addresses have finished duplicate detection (keepalived
+    /// started before that fails its first sends with EINVAL).
+    fn prepare(self, lab: &NetnsLab) {
+        if !self.ipv6 {
+            return;
+        }
+        lab.run(
+            "client",
+            ["ip", "addr", "add", "fd00:99::3/64", "dev", "eth0", "nodad"],
+        )
+        .unwrap();
+        for host in HOSTS {
+            assert!(wait_for(SETTLE, || lab
+                .run(
+                    host,
+                    ["ip", "-6", "addr", "show", "dev", "eth0", "tentative"]
+                )
+                .is_ok_and(|out| out.trim().is_empty())));
+        }
     }
 }
 
@@ -165,9 +200,10 @@ fn keepalived_conf(
         String::new()
     };
     format!(
-        "global_defs {{\n  router_id {host}\n  vrrp_version {}\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int {}\n{auth}{unicast}  virtual_ipaddress {{\n    {vip}/24 dev eth0\n  }}\n}}\n",
+        "global_defs {{\n  router_id {host}\n  vrrp_version {}\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int {}\n{auth}{unicast}  virtual_ipaddress {{\n    {vip}/{} dev eth0\n  }}\n}}\n",
         s.version,
-        s.advert_secs()
+        s.advert_secs(),
+        s.prefix_len()
     )
 }
 
@@ -180,7 +216,14 @@ fn vigil_instance(s: Setup, lab: &NetnsLab, peer: &str, priority: u8, vip: &str)
         extra.push_str(&format!("unicast_peers = [\"{}\"]\n", lab.ip(peer)));
     }
     let advert = if s.version == 2 { "1s" } else { "100ms" };
-    instance("web", 51, priority, advert, &[format!("{vip}/24")], &extra)
+    instance(
+        "web",
+        51,
+        priority,
+        advert,
+        &[format!("{vip}/{}", s.prefix_len())],
+        &extra,
+    )
 }
 
 fn require_keepalived() -> bool {
@@ -196,7 +239,8 @@ fn vigil_master(s: Setup) {
     }
     let lab = NetnsLab::up(&["lb1", "lb2", "client"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let vip = lab.subnet_addr(100).to_string();
+    let vip = s.vip(&lab);
+    s.prepare(&lab);
     let mut ka = Keepalived::start(
         &lab,
         dir.path(),
@@ -249,8 +293,9 @@ fn vigil_master(s: Setup) {
         "keepalived did not take over after a graceful stop:\n{}",
         ka.log_text()
     );
-    lab.run("client", ["ping", "-c", "1", "-W", "2", &vip])
-        .unwrap();
+    assert!(wait_for(SETTLE, || lab
+        .run("client", ["ping", "-c", "1", "-W", "1", &vip])
+        .is_ok()));
     ka.stop();
     assert_clean_log(&ka);
 }
@@ -289,7 +334,8 @@ fn keepalived_master(s: Setup) {
     }
     let lab = NetnsLab::up(&["lb1", "lb2", "client"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let vip = lab.subnet_addr(100).to_string();
+    let vip = s.vip(&lab);
+    s.prepare(&lab);
     let vigil = Vigild::start(
         &lab,
         dir.path(),
@@ -310,11 +356,17 @@ fn keepalived_master(s: Setup) {
         vigil.log_text()
     );
     // vigil hears keepalived's adverts and settles as backup with no drops.
+    // keepalived advertises from its primary IPv4 address, or its IPv6 link-local one.
     let ka_ip = lab.ip("lb1").to_string();
+    let from_keepalived = |master: &serde_json::Value| match master.as_str() {
+        Some(m) if s.ipv6 => m.starts_with("fe80:"),
+        Some(m) => m == ka_ip,
+        None => false,
+    };
     assert!(
         wait_for(SLOW, || {
             let i = vigil.instance("web").unwrap();
-            i["state"] == "backup" && i["master"] == ka_ip.as_str()
+            i["state"] == "backup" && from_keepalived(&i["master"])
         }),
         "{}",
         vigil.instance("web").unwrap()
@@ -363,6 +415,7 @@ fn v3_vigil_master_keepalived_backup() {
     vigil_master(Setup {
         version: 3,
         unicast: false,
+        ipv6: false,
     });
 }
 
@@ -371,6 +424,7 @@ fn v3_keepalived_master_vigil_backup() {
     keepalived_master(Setup {
         version: 3,
         unicast: false,
+        ipv6: false,
     });
 }
 
@@ -379,6 +433,7 @@ fn v2_vigil_master_keepalived_backup() {
     vigil_master(Setup {
         version: 2,
         unicast: false,
+        ipv6: false,
     });
 }
 
@@ -387,6 +442,7 @@ fn v2_keepalived_master_vigil_backup() {
     keepalived_master(Setup {
         version: 2,
         unicast: false,
+        ipv6: false,
     });
 }
 
@@ -395,6 +451,7 @@ fn v3_unicast_keepalived_master_vigil_backup() {
     keepalived_master(Setup {
         version: 3,
         unicast: true,
+        ipv6: false,
     });
 }
 
@@ -403,5 +460,24 @@ fn v3_unicast_vigil_master() {
     vigil_master(Setup {
         version: 3,
         unicast: true,
+        ipv6: false,
+    });
+}
+
+#[test]
+fn v3_ipv6_vigil_master_keepalived_backup() {
+    vigil_master(Setup {
+        version: 3,
+        unicast: false,
+        ipv6: true,
+    });
+}
+
+#[test]
+fn v3_ipv6_keepalived_master_vigil_backup() {
+    keepalived_master(Setup {
+        version: 3,
+        unicast: false,
+        ipv6: true,
     });
 }
