@@ -5,7 +5,10 @@
 //! thread, and prints checks/s, CPU per 1,000 checks, scheduling lateness and peak RSS.
 //!
 //! cargo bench -p vigil-check --bench checker -- [--kind tcp|http] [--reals N]
-//!     [--interval DURATION] [--seconds S] [--warmup S] [--port P]
+//!     [--interval DURATION] [--seconds S] [--warmup S] [--port P] [--threads T]
+//!
+//! `--kind http-hang`: the servers read each request and never answer, so every check
+//! times out (the memory of many slow servers at once).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -57,8 +60,8 @@ fn parse_args() -> BenchResult<Args> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    if !matches!(args.kind.as_str(), "tcp" | "http") {
-        return Err("--kind must be tcp or http".into());
+    if !matches!(args.kind.as_str(), "tcp" | "http" | "http-hang") {
+        return Err("--kind must be tcp, http or http-hang".into());
     }
     Ok(args)
 }
@@ -120,7 +123,7 @@ fn main() -> BenchResult<()> {
 
 async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
     let kind = match args.kind.as_str() {
-        "http" => CheckKind::Http(HttpCheck {
+        "http" | "http-hang" => CheckKind::Http(HttpCheck {
             method: HttpMethod::Get,
             path: "/check".into(),
             host: None,
@@ -165,7 +168,7 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
     let (checker, mut events) = Checker::spawn(targets, CheckerOptions::default());
     let mut up = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while up < args.reals {
+    while up < args.reals && args.kind != "http-hang" {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Some(e)) if e.health == vigil_check::Health::Up => up += 1,
             Ok(Some(_)) => {}
@@ -339,7 +342,8 @@ fn raise_fd_limit() {
 /// http answers each request with a small 200 and closes.
 fn serve(kind: &str, reals: usize, port: u16) -> BenchResult<()> {
     raise_fd_limit();
-    let http = kind == "http";
+    let http = kind.starts_with("http");
+    let hang = kind == "http-hang";
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -362,6 +366,11 @@ fn serve(kind: &str, reals: usize, port: u16) -> BenchResult<()> {
                                 Ok(0) | Err(_) => return,
                                 Ok(n) => len += n,
                             }
+                        }
+                        if hang {
+                            // Read the request, never answer: every check times out.
+                            let _ = stream.read(&mut head).await;
+                            return;
                         }
                         let _ = stream
                             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")

@@ -210,3 +210,41 @@ async fn every_check_uses_a_fresh_connection() {
     assert!(results.iter().all(|r| r.passed));
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn body_delimited_by_close() {
+    let (addr, _) = http_server(|_| Reply::Bytes(b"HTTP/1.0 200 OK\r\n\r\nready".to_vec())).await;
+    let mut spec = http("/");
+    spec.body_regex = Some("^ready$".into());
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert!(r.passed, "{r:?}");
+}
+
+#[tokio::test]
+async fn body_cut_short_fails() {
+    let (addr, _) = http_server(|_| {
+        Reply::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this".to_vec())
+    })
+    .await;
+    let mut spec = http("/");
+    spec.body_regex = Some("only".into());
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert_eq!(
+        r.reason,
+        format!("HTTP 200 from {addr} GET /: connection closed before the end of the body")
+    );
+}
+
+#[tokio::test]
+async fn interim_100_continue_is_skipped() {
+    let (addr, _) = http_server(|_| {
+        Reply::Bytes(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        )
+    })
+    .await;
+    let mut spec = http("/");
+    spec.body_regex = Some("^ok$".into());
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert!(r.passed, "{r:?}");
+}

@@ -86,6 +86,13 @@ fn https(verify: bool, ca_file: Option<PathBuf>, server_name: Option<&str>) -> C
 async fn good_certificate_verified_against_the_ca_file() {
     let pki = pki("good");
     let addr = https_server(pki.good).await;
+    let CheckKind::Http(mut with_body) = https(true, Some(pki.ca_file.clone()), Some("good.test"))
+    else {
+        unreachable!()
+    };
+    with_body.body_regex = Some("^secure$".into());
+    let r = once(target(addr, check(CheckKind::Http(with_body)))).await;
+    assert!(r.passed, "{r:?}");
     let r = once(target(
         addr,
         check(https(true, Some(pki.ca_file.clone()), Some("good.test"))),

@@ -1,0 +1,291 @@
+//! HTTP and HTTPS: one request on a fresh connection (a pooled one would hide a dead
+//! server), status in the accepted ranges, optionally a body pattern or digest.
+//!
+//! The client is our own, on `httparse`: a check sends one fixed request and reads one
+//! response, so the request bytes are built once per check, and a check in flight holds
+//! a 1 KiB buffer (a general client holds some 30 KiB: at thousands of slow servers at
+//! once, that is the difference between a few and a few hundred MiB).
+
+mod wire;
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use regex::bytes::Regex;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
+use vigil_config::{HttpCheck, HttpMethod};
+
+use super::net::{connect_tcp, strip_os_error};
+use super::{Verdict, tls};
+use wire::{ChunkedDecoder, Framing};
+
+/// A response head larger than this is refused.
+const MAX_HEAD: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub(crate) struct HttpProbe {
+    addr: SocketAddr,
+    bind: Option<IpAddr>,
+    method: &'static str,
+    path: String,
+    /// The whole request, built once.
+    request: Vec<u8>,
+    expect_status: Vec<(u16, u16)>,
+    body_regex: Option<Regex>,
+    body_sha256: Option<String>,
+    max_body_bytes: u64,
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+}
+
+impl HttpProbe {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        bind: Option<IpAddr>,
+        spec: &HttpCheck,
+    ) -> Result<Self, String> {
+        let tls = match &spec.tls {
+            Some(t) => Some((
+                tls::client_config(t)?,
+                tls::server_name(t, spec.host.as_deref(), addr.ip())?,
+            )),
+            None => None,
+        };
+        let body_regex = spec
+            .body_regex
+            .as_deref()
+            .map(|re| Regex::new(re).map_err(|e| format!("invalid body pattern: {e}")))
+            .transpose()?;
+        let method = match spec.method {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+        };
+        let host = spec.host.clone().unwrap_or_else(|| addr.to_string());
+        let unsafe_char = |c: char| c.is_ascii_control() || c == ' ';
+        if spec.path.chars().any(unsafe_char) || host.chars().any(unsafe_char) {
+            return Err(format!(
+                "path `{}` or host `{host}` has spaces or control characters",
+                spec.path
+            ));
+        }
+        let request = format!(
+            "{method} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: vigil-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+            spec.path
+        )
+        .into_bytes();
+        Ok(HttpProbe {
+            addr,
+            bind,
+            method,
+            path: spec.path.clone(),
+            request,
+            expect_status: spec.expect_status.clone(),
+            body_regex,
+            body_sha256: spec.body_sha256.as_ref().map(|h| h.to_ascii_lowercase()),
+            max_body_bytes: spec.max_body_bytes,
+            tls,
+        })
+    }
+
+    /// `GET /healthz`
+    pub(crate) fn request_line(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    pub(crate) async fn run(&self) -> Verdict {
+        let stream = connect_tcp(self.addr, self.bind).await?;
+        match &self.tls {
+            None => self.exchange(stream).await,
+            // Boxed: the TLS session state would otherwise make every plain check's
+            // future as large as an https one.
+            Some((config, name)) => Box::pin(self.exchange_tls(stream, config, name)).await,
+        }
+    }
+
+    async fn exchange_tls(
+        &self,
+        stream: tokio::net::TcpStream,
+        config: &Arc<ClientConfig>,
+        name: &ServerName<'static>,
+    ) -> Verdict {
+        let connector = TlsConnector::from(Arc::clone(config));
+        let stream = connector.connect(name.clone(), stream).await.map_err(|e| {
+            format!(
+                "TLS handshake with {} (name {}) failed: {e}",
+                self.addr,
+                name.to_str()
+            )
+        })?;
+        self.exchange(stream).await
+    }
+
+    async fn exchange<Io>(&self, mut io: Io) -> Verdict
+    where
+        Io: AsyncRead + AsyncWrite + Unpin,
+    {
+        let fail = |what: &str| format!("{} {}: {what}", self.addr, self.request_line());
+        io.write_all(&self.request).await.map_err(|e| {
+            fail(&format!(
+                "sending the request failed: {}",
+                strip_os_error(&e)
+            ))
+        })?;
+        let mut buf: Vec<u8> = Vec::with_capacity(1024);
+        let head = loop {
+            if let Some(head) =
+                wire::parse_head(&buf, self.method == "HEAD").map_err(|e| fail(&e.to_string()))?
+            {
+                break head;
+            }
+            if buf.len() >= MAX_HEAD {
+                return Err(fail(&format!("response head larger than {MAX_HEAD} bytes")));
+            }
+            if read_more(&mut io, &mut buf).await.map_err(|e| fail(&e))? == 0 {
+                return Err(fail(if buf.is_empty() {
+                    "connection closed without a response"
+                } else {
+                    "connection closed inside the response head"
+                }));
+            }
+        };
+        let status = head.status;
+        let seen = format!("HTTP {status} from {} {}", self.addr, self.request_line());
+        if !self
+            .expect_status
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&status))
+        {
+            return Err(seen);
+        }
+        if self.body_regex.is_none() && self.body_sha256.is_none() {
+            // Nothing to see in the body: do not spend time reading it.
+            return Ok(seen);
+        }
+        let cap = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+        let mut body = Vec::new();
+        let mut reader = BodyReader::new(head.framing);
+        let mut received = buf.split_off(head.len);
+        let truncated = loop {
+            let done = reader
+                .feed(&received, &mut body)
+                .map_err(|e| format!("{seen}: {e}"))?;
+            if body.len() > cap {
+                body.truncate(cap);
+                break true;
+            }
+            if done {
+                break false;
+            }
+            received.clear();
+            if read_more(&mut io, &mut received)
+                .await
+                .map_err(|e| format!("{seen}: {e}"))?
+                == 0
+            {
+                if reader.ends_at_close() {
+                    break false;
+                }
+                return Err(format!(
+                    "{seen}: connection closed before the end of the body"
+                ));
+            }
+        };
+        if let Some(expected) = &self.body_sha256 {
+            if truncated {
+                return Err(format!(
+                    "{seen}: body longer than {cap} bytes, cannot check its SHA-256"
+                ));
+            }
+            let actual = hex(&Sha256::digest(&body));
+            if actual != *expected {
+                return Err(format!(
+                    "{seen}: body SHA-256 is {actual}, expected {expected}"
+                ));
+            }
+        }
+        if let Some(re) = &self.body_regex
+            && !re.is_match(&body)
+        {
+            let read = if truncated {
+                format!("first {cap} bytes of the ")
+            } else {
+                String::new()
+            };
+            return Err(format!(
+                "{seen}: {read}body does not match `{}`",
+                re.as_str()
+            ));
+        }
+        Ok(seen)
+    }
+}
+
+/// Reads what is available into `buf`; 0 at the end. A TLS peer that closes without
+/// close_notify counts as an end: only the body framing says whether that was early.
+async fn read_more<Io: AsyncRead + Unpin>(io: &mut Io, buf: &mut Vec<u8>) -> Result<usize, String> {
+    // Grow by doubling from the 1 KiB start: most health responses fit in that.
+    if buf.capacity() - buf.len() < 512 {
+        buf.reserve(buf.capacity().max(1024));
+    }
+    match io.read_buf(buf).await {
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+        Err(e) => Err(format!(
+            "reading the response failed: {}",
+            strip_os_error(&e)
+        )),
+    }
+}
+
+/// Collects a body according to its framing.
+enum BodyReader {
+    Empty,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+impl BodyReader {
+    fn new(framing: Framing) -> Self {
+        match framing {
+            Framing::Empty => BodyReader::Empty,
+            Framing::Length(n) => BodyReader::Length(n),
+            Framing::Chunked => BodyReader::Chunked(ChunkedDecoder::default()),
+            Framing::UntilClose => BodyReader::UntilClose,
+        }
+    }
+
+    /// Appends the body bytes of `input` to `out`; true when the body is complete.
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<bool, wire::WireError> {
+        match self {
+            BodyReader::Empty => Ok(true),
+            BodyReader::Length(remaining) => {
+                let take = usize::try_from(*remaining).map_or(input.len(), |r| r.min(input.len()));
+                out.extend_from_slice(&input[..take]);
+                *remaining -= take as u64;
+                Ok(*remaining == 0)
+            }
+            BodyReader::Chunked(decoder) => decoder.feed(input, out),
+            BodyReader::UntilClose => {
+                out.extend_from_slice(input);
+                Ok(false)
+            }
+        }
+    }
+
+    fn ends_at_close(&self) -> bool {
+        matches!(self, BodyReader::UntilClose)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
