@@ -35,16 +35,19 @@ sed -e 's/^vrid = 51/vrid = 510/' -e 's/^scheduler = "wrr"/scheduler = "wrrr"/' 
   -e 's/^priority = 150 .*/priorty = 150/' conf/web-dr.toml > "$W/broken.toml"
 show vigild check-config "$W/broken.toml" || echo "(exit status $?)"
 
-step "Starting vigild on conf/web-dr.toml (status socket moved to $W)"
+step "Starting vigild on conf/web-dr.toml (status socket moved to $W; network isolated)"
 sed -e "s|^status_socket = .*|status_socket = \"$W/vigil.sock\"|" -e '/^status_socket_group/d' \
   conf/web-dr.toml > "$W/cluster.toml"
-vigild --config "$W/cluster.toml" 2> "$W/vigild.log" &
+# In a network namespace of its own (only lo): the example's real servers and VRRP
+# peers are not on this machine, and the demo must not send packets anywhere else.
+unshare --net -- sh -c 'ip link set lo up && exec "$0" "$@"' \
+  "$BIN/vigild" --config "$W/cluster.toml" 2> "$W/vigild.log" &
 PID=$!
 for _ in $(seq 100); do [ -S "$W/vigil.sock" ] && break; sleep 0.1; done
 [ -S "$W/vigil.sock" ] || { cat "$W/vigild.log"; exit 1; }
 export VIGIL_SOCKET=$W/vigil.sock
 show vigilctl status
-step "Services (health checking arrives with the checker)"
+step "Services: checks run, but these real servers are not reachable from the demo's namespace"
 show vigilctl services
 step "VRRP instances"
 show vigilctl vrrp

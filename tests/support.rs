@@ -43,7 +43,7 @@ impl Daemon {
         let socket = dir.path().join("vigil.sock");
         std::fs::write(&config, make_config(dir.path())).expect("write config");
         let child = LabChild::spawn(
-            Command::new(bin_path("vigild"))
+            isolated(&bin_path("vigild"))
                 .arg("--config")
                 .arg(&config)
                 .stdout(Stdio::null())
@@ -115,6 +115,28 @@ impl Daemon {
             .as_u64()
             .expect("config_generation")
     }
+}
+
+/// A command that runs `program` in a network namespace of its own (only `lo`, up), so
+/// whatever a daemon under test does on the network (health checks, VRRP adverts,
+/// addresses) stays inside it. The status socket is a file, reachable from outside.
+/// `ip netns exec`-style: the child's PID is the program's. Without root (no namespace
+/// can be made) the program runs as it is, and tests must use loopback addresses only.
+pub fn isolated(program: &Path) -> Command {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Command::new(program);
+    }
+    let mut c = Command::new("unshare");
+    c.args([
+        "--net",
+        "--",
+        "sh",
+        "-c",
+        "ip link set lo up && exec \"$0\" \"$@\"",
+    ])
+    .arg(program);
+    c
 }
 
 pub fn vigilctl(socket: &Path, args: &[&str]) -> Output {

@@ -53,6 +53,19 @@ enum Command {
     },
     /// Re-read the cluster file; an invalid file changes nothing.
     Reload,
+    /// Weight 0 for a real server: no new connections, existing ones finish. Kept across
+    /// reloads and restarts until `enable`.
+    Drain {
+        /// The virtual server's name.
+        virtual_server: String,
+        /// The real server, as IP:PORT (or IP when that is unambiguous).
+        real_server: String,
+    },
+    /// Undo `drain`: the real server gets its weight back (if healthy).
+    Enable {
+        virtual_server: String,
+        real_server: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +215,26 @@ fn main() -> ExitCode {
         ),
         Command::Vrrp { .. } => ("vrrp", request(&cli.socket, "vrrp")),
         Command::Reload => ("reload", request(&cli.socket, "reload")),
+        Command::Drain {
+            virtual_server,
+            real_server,
+        } => (
+            "drain",
+            request_with(
+                &cli.socket,
+                json!({"command": "drain", "virtual_server": virtual_server, "real_server": real_server}),
+            ),
+        ),
+        Command::Enable {
+            virtual_server,
+            real_server,
+        } => (
+            "drain",
+            request_with(
+                &cli.socket,
+                json!({"command": "enable", "virtual_server": virtual_server, "real_server": real_server}),
+            ),
+        ),
     };
     match outcome {
         Ok(result) => {
@@ -216,6 +249,7 @@ fn main() -> ExitCode {
                     "services" => render::services(&result),
                     "vrrp" => render::vrrp(&result),
                     "vrrp-control" => render::vrrp_control(&result),
+                    "drain" => render::drain(&result),
                     _ => render::reload(&result),
                 };
                 print!("{text}");

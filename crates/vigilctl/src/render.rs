@@ -153,17 +153,35 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// "3m ago" from Unix milliseconds, against this machine's clock.
+fn ago(unix_ms: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    format!("{} ago", human_duration(now - unix_ms as f64 / 1e3))
+}
+
 pub(crate) fn services(v: &Value) -> String {
+    let mut out = String::new();
+    if let Some(ipvs) = v.get("ipvs")
+        && ipvs.get("available") == Some(&Value::Bool(false))
+    {
+        let _ = writeln!(out, "IPVS: UNAVAILABLE: {}\n", s(ipvs, "error"));
+    }
     let services = list(v, "virtual_servers");
     if services.is_empty() {
-        return "no virtual servers\n".to_string();
+        out.push_str("no virtual servers\n");
+        return out;
     }
     let mut rows = vec![vec![
         "VIRTUAL SERVER / REAL SERVER".to_string(),
         "SCHED/FWD".into(),
         "WEIGHT".into(),
+        "KERNEL".into(),
         "HEALTH".into(),
+        "CONNS".into(),
         "CHECK".into(),
+        "LAST RESULT".into(),
     ]];
     for vs in services {
         let key = match vs.get("fwmark").and_then(Value::as_u64) {
@@ -174,9 +192,23 @@ pub(crate) fn services(v: &Value) -> String {
         if let Some(p) = vs.get("persistence").and_then(Value::as_str) {
             let _ = write!(extra, " persistent {p}");
         }
+        let quorum = match vs.get("has_quorum") {
+            Some(Value::Bool(true)) => "quorum".to_string(),
+            Some(Value::Bool(false)) if vs.get("sorry_active") == Some(&Value::Bool(true)) => {
+                "NO QUORUM: sorry server".to_string()
+            }
+            Some(Value::Bool(false)) => "NO QUORUM".to_string(),
+            _ => "pending".to_string(),
+        };
         rows.push(vec![
             format!("{} ({}){extra}", key, s(vs, "name")),
             s(vs, "scheduler"),
+            String::new(),
+            match vs.get("in_kernel") {
+                Some(Value::Bool(false)) => "absent".to_string(),
+                _ => String::new(),
+            },
+            quorum,
             String::new(),
             String::new(),
             String::new(),
@@ -194,16 +226,63 @@ pub(crate) fn services(v: &Value) -> String {
                 }
                 _ => "none".to_string(),
             };
+            let mut health = s(rs, "health");
+            if rs.get("drained") == Some(&Value::Bool(true)) {
+                health.push_str(" (drained)");
+            }
+            let conns = match (
+                rs.get("active_conns").and_then(Value::as_u64),
+                rs.get("inactive_conns").and_then(Value::as_u64),
+            ) {
+                (Some(a), Some(i)) => format!("{a}/{i}"),
+                _ => "-".to_string(),
+            };
+            let mut last = String::new();
+            if let Some(us) = rs.get("last_latency_us").and_then(Value::as_u64) {
+                let _ = write!(last, "{:.1}ms ", us as f64 / 1e3);
+            }
+            if let Some(r) = rs.get("reason").and_then(Value::as_str) {
+                last.push_str(r);
+            }
+            if let Some(ms) = rs.get("since_unix_ms").and_then(Value::as_u64) {
+                let _ = write!(last, " (since {})", ago(ms));
+            }
             rows.push(vec![
                 format!("  -> {}", s(rs, "address")),
                 s(rs, "forwarding"),
                 s(rs, "weight"),
-                s(rs, "health"),
+                s(rs, "kernel_weight"),
+                health,
+                conns,
                 check,
+                last.trim().to_string(),
             ]);
         }
     }
-    table(&rows)
+    out.push_str(&table(&rows));
+    out
+}
+
+pub(crate) fn drain(v: &Value) -> String {
+    let mut out = format!(
+        "{} {} of {}{}\n",
+        if v.get("drained") == Some(&Value::Bool(true)) {
+            "drained"
+        } else {
+            "enabled"
+        },
+        s(v, "real_server"),
+        s(v, "virtual_server"),
+        if v.get("changed") == Some(&Value::Bool(false)) {
+            " (it already was)"
+        } else {
+            ""
+        },
+    );
+    for w in list(v, "warnings") {
+        let _ = writeln!(out, "warning: {}", w.as_str().unwrap_or("-"));
+    }
+    out
 }
 
 pub(crate) fn vrrp(v: &Value) -> String {

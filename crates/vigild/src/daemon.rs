@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 use vigil_config::{Config, ConfigError};
 
 use crate::check_config::summary;
+use crate::director::{Command as DirectorCommand, Director, Notice};
 use crate::protocol::ProtocolError;
 use crate::state::{ReloadRecord, Shared, unix_now};
 use crate::status::{Control, StatusSocket};
@@ -65,6 +66,8 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(16);
     let server = tokio::spawn(socket.clone().serve(shared.clone(), control_tx));
     let mut vrrp = VrrpManager::start(&shared.snapshot().config, shared.vrrp.clone());
+    let (director, mut notices) =
+        Director::spawn(shared.snapshot().config.clone(), shared.vrrp.clone());
     info!(
         config = %config_path.display(),
         socket = %socket.path().display(),
@@ -80,18 +83,30 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
             _ = sighup.recv() => {
                 // The outcome is logged and kept in the reload history.
                 if reload(&shared, "sighup").is_ok() {
-                    vrrp.apply(&shared.snapshot().config).await;
+                    let config = shared.snapshot().config.clone();
+                    let _ = director.send(DirectorCommand::Reload(config.clone())).await;
+                    vrrp.apply(&config).await;
                 }
             }
-            Some(Control::Reload(reply)) = control_rx.recv() => {
-                let outcome = reload(&shared, "socket");
-                let ok = outcome.is_ok();
-                // Reply first: applying may wait for instances to hand over.
-                let _ = reply.send(outcome);
-                if ok {
-                    vrrp.apply(&shared.snapshot().config).await;
+            Some(control) = control_rx.recv() => match control {
+                Control::Reload(reply) => {
+                    let outcome = reload(&shared, "socket");
+                    let ok = outcome.is_ok();
+                    // Reply first: applying may wait for instances to hand over.
+                    let _ = reply.send(outcome);
+                    if ok {
+                        let config = shared.snapshot().config.clone();
+                        let _ = director.send(DirectorCommand::Reload(config.clone())).await;
+                        vrrp.apply(&config).await;
+                    }
                 }
-            }
+                Control::Director(command) => {
+                    let _ = director.send(command).await;
+                }
+            },
+            Some(notice) = notices.recv() => match notice {
+                Notice::Quorum(name, up) => vrrp.virtual_server_health(&name, up),
+            },
         }
     }
     systemd::stopping();
@@ -109,6 +124,11 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let bound = slowest * 5 + Duration::from_secs(2);
     if tokio::time::timeout(bound, vrrp.shutdown()).await.is_err() {
         warn!("VRRP instances did not stop within {bound:?}");
+    }
+    // The IPVS table stays as it is: a restart adopts it without a gap.
+    let (stopped, done) = tokio::sync::oneshot::channel();
+    if director.send(DirectorCommand::Stop(stopped)).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
     }
     server.abort();
     drop(socket);

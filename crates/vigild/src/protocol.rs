@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use vigil_config::{Check, CheckKind, Config, ServiceKey, TrackTarget, format_duration};
+use vigil_config::{Check, CheckKind, Config, TrackTarget, format_duration};
 
 use crate::state::{Shared, Snapshot};
 
@@ -24,6 +24,8 @@ pub const COMMANDS: &[&str] = &[
     "vrrp-handover",
     "vrrp-reclaim",
     "vrrp-watch",
+    "drain",
+    "enable",
 ];
 
 /// What a request asks for, once parsed.
@@ -41,6 +43,16 @@ pub enum Request {
     VrrpWatch,
     Reload,
     Ping,
+    /// Weight 0 for a real server: no new connections, existing ones finish.
+    Drain {
+        virtual_server: String,
+        real_server: String,
+    },
+    /// Undo a drain.
+    Enable {
+        virtual_server: String,
+        real_server: String,
+    },
 }
 
 #[derive(Debug, PartialEq, Serialize)]
@@ -97,6 +109,18 @@ pub fn parse_request(line: &[u8]) -> (Result<Request, ProtocolError>, Option<Val
             "vrrp-watch" => Ok(Request::VrrpWatch),
             "reload" => Ok(Request::Reload),
             "ping" => Ok(Request::Ping),
+            "drain" => {
+                real_server_fields(&obj).map(|(virtual_server, real_server)| Request::Drain {
+                    virtual_server,
+                    real_server,
+                })
+            }
+            "enable" => {
+                real_server_fields(&obj).map(|(virtual_server, real_server)| Request::Enable {
+                    virtual_server,
+                    real_server,
+                })
+            }
             other => Err(ProtocolError::new(
                 "unknown_command",
                 format!(
@@ -111,6 +135,18 @@ pub fn parse_request(line: &[u8]) -> (Result<Request, ProtocolError>, Option<Val
         )),
     };
     (request, id)
+}
+
+fn real_server_fields(
+    obj: &serde_json::Map<String, Value>,
+) -> Result<(String, String), ProtocolError> {
+    match (obj.get("virtual_server"), obj.get("real_server")) {
+        (Some(Value::String(vs)), Some(Value::String(rs))) => Ok((vs.clone(), rs.clone())),
+        _ => Err(ProtocolError::new(
+            "invalid_request",
+            "this command needs \"virtual_server\" (its name) and \"real_server\" (IP:PORT or IP)",
+        )),
+    }
 }
 
 fn instance_field(obj: &serde_json::Map<String, Value>) -> Result<String, ProtocolError> {
@@ -160,7 +196,7 @@ pub fn status(shared: &Shared, snap: &Snapshot) -> Value {
     })
 }
 
-fn check_summary(check: &Option<Check>) -> Value {
+pub fn check_summary(check: &Option<Check>) -> Value {
     match check {
         None => Value::Null,
         Some(c) => {
@@ -185,47 +221,6 @@ fn check_summary(check: &Option<Check>) -> Value {
             })
         }
     }
-}
-
-/// Virtual servers and their real servers. Health is not known until the checkers run
-/// (a later part of the daemon), so it is reported as `unknown`.
-pub fn services(snap: &Snapshot) -> Value {
-    let list: Vec<Value> = snap
-        .config
-        .virtual_servers
-        .iter()
-        .map(|vs| {
-            let (protocol, address, fwmark, family) = match vs.key {
-                ServiceKey::Address { protocol, address } => (
-                    Some(protocol.name()),
-                    Some(address.to_string()),
-                    None,
-                    vs.key.family(),
-                ),
-                ServiceKey::Fwmark { mark, family } => (None, None, Some(mark), family),
-            };
-            json!({
-                "name": vs.name,
-                "protocol": protocol,
-                "address": address,
-                "fwmark": fwmark,
-                "family": family,
-                "scheduler": vs.scheduler,
-                "forwarding": vs.forwarding.name(),
-                "persistence": vs.persistence.map(|p| format_duration(p.timeout)),
-                "quorum": vs.quorum,
-                "sorry_server": vs.sorry_server,
-                "real_servers": vs.real_servers.iter().map(|rs| json!({
-                    "address": rs.address,
-                    "weight": rs.weight,
-                    "forwarding": rs.forwarding.name(),
-                    "health": "unknown",
-                    "check": check_summary(&rs.check),
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    json!({ "virtual_servers": list })
 }
 
 /// VRRP instances as configured, with their live state from the runners (`init` for an

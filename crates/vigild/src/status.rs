@@ -46,6 +46,8 @@ pub enum SocketError {
 /// A request the main loop must handle (it owns reloading).
 pub enum Control {
     Reload(oneshot::Sender<Result<Value, ProtocolError>>),
+    /// For the director (services, drains), passed on by the main loop.
+    Director(crate::director::Command),
 }
 
 /// The bound socket; removes its file (and releases the lock) when dropped.
@@ -226,6 +228,35 @@ async fn serve_client(
     }
 }
 
+async fn drain(
+    control: &mpsc::Sender<Control>,
+    virtual_server: String,
+    real_server: String,
+    drain: bool,
+) -> Result<Value, ProtocolError> {
+    let (reply, rx) = oneshot::channel();
+    let command = crate::director::Command::Drain {
+        virtual_server,
+        real_server,
+        drain,
+        reply,
+    };
+    if control.send(Control::Director(command)).await.is_err() {
+        return Err(ProtocolError::new(
+            "shutting_down",
+            "the daemon is stopping",
+        ));
+    }
+    match rx.await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err((code, message))) => Err(ProtocolError::new(code, message)),
+        Err(_) => Err(ProtocolError::new(
+            "shutting_down",
+            "the daemon is stopping",
+        )),
+    }
+}
+
 /// Closing a socket with unread input makes the kernel send a reset, which can destroy
 /// the error reply before the client reads it. So: stop writing, then discard what the
 /// client still sends (bounded in time and bytes), then close.
@@ -290,7 +321,27 @@ async fn handle_line(
                 .map(|c| json!({ "generation": snap.generation, "file": snap.config_file, "config": c }))
                 .map_err(|e| ProtocolError::new("internal", e.to_string()))
         }
-        Ok(Request::Services) => Ok(protocol::services(&shared.snapshot())),
+        Ok(Request::Services) => {
+            let (tx, rx) = oneshot::channel();
+            let asked = control
+                .send(Control::Director(crate::director::Command::Services(tx)))
+                .await;
+            match (asked, rx.await) {
+                (Ok(()), Ok(v)) => Ok(v),
+                _ => Err(ProtocolError::new(
+                    "shutting_down",
+                    "the daemon is stopping",
+                )),
+            }
+        }
+        Ok(Request::Drain {
+            virtual_server,
+            real_server,
+        }) => drain(control, virtual_server, real_server, true).await,
+        Ok(Request::Enable {
+            virtual_server,
+            real_server,
+        }) => drain(control, virtual_server, real_server, false).await,
         Ok(Request::Vrrp) => Ok(protocol::vrrp(shared, &shared.snapshot())),
         Ok(Request::VrrpWatch) => {
             // Subscribed before the snapshot is taken, so no change falls between them.

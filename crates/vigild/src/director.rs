@@ -1,0 +1,412 @@
+//! The director: health results, operator drains and VRRP roles become what IPVS holds.
+//!
+//! One task owns the health checker's events, the drains (kept in the state file), each
+//! service's quorum memory, and the IPVS thread. On every health change it recomputes the
+//! affected service with `vigil_ipvs::policy` and hands it to the IPVS thread, which
+//! writes only the difference. It also moves the IPVS connection sync daemon between
+//! master and backup as the VRRP instance named in `[ipvs_sync]` changes role, and tells
+//! VRRP when a virtual server gains or loses its quorum (for `track`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{info, warn};
+use vigil_check::{
+    Checker, CheckerOptions, Health, HealthEvent, HealthEvents, targets_from_config,
+};
+use vigil_config::{Config, ServiceKey, VirtualServer};
+use vigil_ipvs::{DesiredTable, SyncDaemon, SyncState, policy};
+use vigil_vrrp::State;
+
+use crate::ipvs_worker::{IpvsWorker, Job};
+use crate::overrides::Drains;
+use crate::table::{self, Known};
+use crate::vrrp::Registry;
+
+/// What the daemon asks of the director.
+pub enum Command {
+    Reload(Arc<Config>),
+    /// Drain (`true`) or enable (`false`) a real server of a virtual server (by name).
+    Drain {
+        virtual_server: String,
+        real_server: String,
+        drain: bool,
+        reply: oneshot::Sender<Result<Value, (&'static str, String)>>,
+    },
+    Services(oneshot::Sender<Value>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// The director's messages to the daemon loop.
+pub enum Notice {
+    /// A virtual server has (`true`) or has lost (`false`) its quorum: VRRP tracking.
+    Quorum(String, bool),
+}
+
+#[derive(Debug, Clone)]
+struct HealthRecord {
+    known: Known,
+    reason: String,
+    since_unix_ms: u64,
+}
+
+pub struct Director {
+    config: Arc<Config>,
+    checker: Checker,
+    events: HealthEvents,
+    ipvs: IpvsWorker,
+    health: HashMap<(ServiceKey, SocketAddr), HealthRecord>,
+    drains: Drains,
+    /// Each service's quorum as last computed (the hysteresis memory).
+    quorum: HashMap<ServiceKey, Option<bool>>,
+    notices: mpsc::UnboundedSender<Notice>,
+    vrrp: Arc<Registry>,
+}
+
+fn unix_ms(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Director {
+    /// Starts checking and programming IPVS for `config`. Must run inside the runtime.
+    pub fn spawn(
+        config: Arc<Config>,
+        vrrp: Arc<Registry>,
+    ) -> (mpsc::Sender<Command>, mpsc::UnboundedReceiver<Notice>) {
+        let (checker, events) =
+            Checker::spawn(targets_from_config(&config), CheckerOptions::default());
+        let drains = Drains::load(&config.director.state_file);
+        let (notices, notice_rx) = mpsc::unbounded_channel();
+        let director = Director {
+            ipvs: IpvsWorker::start(Vec::new()),
+            config,
+            checker,
+            events,
+            health: HashMap::new(),
+            drains,
+            quorum: HashMap::new(),
+            notices,
+            vrrp,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(director.run(rx));
+        (tx, notice_rx)
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut vrrp_events = self.vrrp.subscribe();
+        self.sync_all();
+        self.update_sync_daemon();
+        loop {
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(e) => self.on_health(e),
+                    None => break,
+                },
+                command = commands.recv() => match command {
+                    None => break,
+                    Some(Command::Stop(reply)) => {
+                        self.stop();
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(c) => self.on_command(c).await,
+                },
+                e = vrrp_events.recv() => match e {
+                    Ok(e) if self.config.ipvs_sync.as_ref().is_some_and(|s| s.instance == e.instance) => {
+                        self.update_sync_daemon();
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.update_sync_daemon(),
+                    Err(broadcast::error::RecvError::Closed) => {
+                        // No VRRP: nothing more to follow.
+                        vrrp_events = broadcast::channel(1).1;
+                    }
+                },
+            }
+        }
+        self.stop();
+    }
+
+    fn stop(self) {
+        // The kernel table stays: a restart adopts it without a gap.
+        self.ipvs.stop();
+    }
+
+    fn known(&self, service: &ServiceKey, real: SocketAddr) -> Known {
+        self.health
+            .get(&(*service, real))
+            .map_or(Known::Pending, |h| h.known)
+    }
+
+    fn evaluate(&mut self, vs: &VirtualServer) -> policy::Evaluation {
+        let p = table::policy(
+            vs,
+            |rs| self.known(&vs.key, rs),
+            |rs| self.drains.contains(&vs.name, rs),
+        );
+        let previous = self.quorum.get(&vs.key).copied().flatten();
+        let e = policy::evaluate(&p, previous);
+        let before = self.quorum.insert(vs.key, e.quorum).flatten();
+        if let Some(q) = e.quorum
+            && before != Some(q)
+        {
+            if before.is_some() || !q {
+                info!(virtual_server = %vs.name, "quorum {}", if q { "regained" } else { "lost" });
+            }
+            let _ = self.notices.send(Notice::Quorum(vs.name.clone(), q));
+        }
+        e
+    }
+
+    fn sync_all(&mut self) {
+        let config = self.config.clone();
+        let mut table = DesiredTable::new();
+        for vs in &config.virtual_servers {
+            let e = self.evaluate(vs);
+            table.insert(table::service_key(&vs.key), e.desired);
+        }
+        self.ipvs.send(Job::SyncAll(table));
+    }
+
+    fn sync_service(&mut self, key: &ServiceKey) {
+        let config = self.config.clone();
+        if let Some(vs) = config.virtual_servers.iter().find(|v| v.key == *key) {
+            let e = self.evaluate(vs);
+            self.ipvs
+                .send(Job::SyncService(table::service_key(key), Some(e.desired)));
+        }
+    }
+
+    fn on_health(&mut self, e: HealthEvent) {
+        let known = match e.health {
+            Health::Up => Known::Up,
+            Health::Down => Known::Down,
+        };
+        info!(
+            virtual_server = %e.virtual_server,
+            real_server = %e.key.real,
+            "real server {}: {}",
+            e.health,
+            e.reason
+        );
+        self.health.insert(
+            (e.key.service, e.key.real),
+            HealthRecord {
+                known,
+                reason: e.reason,
+                since_unix_ms: unix_ms(e.at),
+            },
+        );
+        self.sync_service(&e.key.service);
+    }
+
+    async fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Reload(config) => {
+                if let Err(e) = self.checker.update(targets_from_config(&config)) {
+                    warn!("health checker: {e}");
+                }
+                // Forget what no longer exists, keep the rest (no re-rise).
+                let keys: std::collections::HashSet<_> = config
+                    .virtual_servers
+                    .iter()
+                    .flat_map(|vs| vs.real_servers.iter().map(move |rs| (vs.key, rs.address)))
+                    .collect();
+                self.health.retain(|k, _| keys.contains(k));
+                self.quorum
+                    .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
+                self.config = config;
+                self.sync_all();
+                self.update_sync_daemon();
+            }
+            Command::Drain {
+                virtual_server,
+                real_server,
+                drain,
+                reply,
+            } => {
+                let _ = reply.send(self.drain(&virtual_server, &real_server, drain));
+            }
+            Command::Services(reply) => {
+                let _ = reply.send(self.services().await);
+            }
+            Command::Stop(_) => {}
+        }
+    }
+
+    fn drain(
+        &mut self,
+        vs_name: &str,
+        rs_text: &str,
+        drain: bool,
+    ) -> Result<Value, (&'static str, String)> {
+        let config = self.config.clone();
+        let Some(vs) = config.virtual_server(vs_name) else {
+            let names: Vec<&str> = config
+                .virtual_servers
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect();
+            return Err((
+                "no_such_virtual_server",
+                format!(
+                    "no virtual server \"{vs_name}\" (virtual servers: {})",
+                    names.join(", ")
+                ),
+            ));
+        };
+        let rs = vs
+            .real_servers
+            .iter()
+            .find(|rs| rs.address.to_string() == rs_text || rs.address.ip().to_string() == rs_text);
+        let Some(rs) = rs else {
+            let list: Vec<String> = vs
+                .real_servers
+                .iter()
+                .map(|r| r.address.to_string())
+                .collect();
+            return Err((
+                "no_such_real_server",
+                format!(
+                    "virtual server \"{vs_name}\" has no real server \"{rs_text}\" (real servers: {})",
+                    list.join(", ")
+                ),
+            ));
+        };
+        let changed = self.drains.set(&vs.name, rs.address, drain);
+        let mut warnings = Vec::new();
+        if changed {
+            if let Err(e) = self.drains.save(&config.director.state_file) {
+                warnings.push(format!(
+                    "applied, but not saved to {} (it will not survive a restart): {e}",
+                    config.director.state_file.display()
+                ));
+                warn!("{}", warnings[0]);
+            }
+            info!(
+                virtual_server = %vs.name,
+                real_server = %rs.address,
+                "{} by the operator",
+                if drain { "drained" } else { "enabled" }
+            );
+            self.sync_service(&vs.key);
+        }
+        Ok(json!({
+            "virtual_server": vs.name,
+            "real_server": rs.address,
+            "drained": drain,
+            "changed": changed,
+            "warnings": warnings,
+        }))
+    }
+
+    fn update_sync_daemon(&mut self) {
+        let Some(sync) = &self.config.ipvs_sync else {
+            self.ipvs.send(Job::SyncDaemon(None));
+            return;
+        };
+        let state = match self.vrrp.status(&sync.instance).map(|s| s.state) {
+            Some(State::Master) => SyncState::Master,
+            _ => SyncState::Backup,
+        };
+        self.ipvs.send(Job::SyncDaemon(Some(SyncDaemon::new(
+            state,
+            sync.interface.clone(),
+            sync.sync_id,
+        ))));
+    }
+
+    /// Every virtual server with its real servers: configured and kernel weights,
+    /// health with reason and since when, drains, connections.
+    async fn services(&mut self) -> Value {
+        let config = self.config.clone();
+        let keys = config
+            .virtual_servers
+            .iter()
+            .map(|v| table::service_key(&v.key))
+            .collect();
+        let kernel = self.ipvs.dump(keys).await;
+        let checks = self.checker.snapshot().await.ok();
+        let ipvs_status = self.ipvs.status();
+        let mut list = Vec::new();
+        for vs in &config.virtual_servers {
+            let e = self.evaluate(vs);
+            let kvs = kernel
+                .as_ref()
+                .ok()
+                .and_then(|k| k.get(&table::service_key(&vs.key)));
+            let reals: Vec<Value> = vs
+                .real_servers
+                .iter()
+                .map(|rs| {
+                    let record = self.health.get(&(vs.key, rs.address));
+                    let check = checks.as_ref().and_then(|c| {
+                        c.checks
+                            .iter()
+                            .find(|s| s.key.service == vs.key && s.key.real == rs.address)
+                    });
+                    let health = match (&rs.check, record.map(|r| r.known)) {
+                        (None, _) => "unchecked",
+                        (Some(_), Some(Known::Up)) => "up",
+                        (Some(_), Some(Known::Down)) => "down",
+                        (Some(_), _) => "pending",
+                    };
+                    let k = kvs.and_then(|k| k.destinations.get(&rs.address));
+                    json!({
+                        "address": rs.address,
+                        "weight": rs.weight,
+                        "kernel_weight": k.map(|d| d.weight),
+                        "forwarding": rs.forwarding.name(),
+                        "health": health,
+                        "drained": self.drains.contains(&vs.name, rs.address),
+                        "reason": record.map(|r| r.reason.clone())
+                            .or_else(|| check.and_then(|c| c.last_result.as_ref().map(|l| l.reason.clone()))),
+                        "since_unix_ms": record.map(|r| r.since_unix_ms),
+                        "last_latency_us": check.and_then(|c| c.last_result.as_ref().map(|l| l.latency_us)),
+                        "active_conns": k.map(|d| d.active_conns),
+                        "inactive_conns": k.map(|d| d.inactive_conns),
+                        "check": crate::protocol::check_summary(&rs.check),
+                    })
+                })
+                .collect();
+            let (protocol, address, fwmark) = match vs.key {
+                ServiceKey::Address { protocol, address } => {
+                    (Some(protocol.name()), Some(address.to_string()), None)
+                }
+                ServiceKey::Fwmark { mark, .. } => (None, None, Some(mark)),
+            };
+            list.push(json!({
+                "name": vs.name,
+                "protocol": protocol,
+                "address": address,
+                "fwmark": fwmark,
+                "family": vs.key.family(),
+                "scheduler": vs.scheduler,
+                "forwarding": vs.forwarding.name(),
+                "persistence": vs.persistence.map(|p| vigil_config::format_duration(p.timeout)),
+                "quorum": vs.quorum,
+                "has_quorum": e.quorum,
+                "sorry_server": vs.sorry_server,
+                "sorry_active": e.sorry_active,
+                "in_kernel": kvs.map(|k| k.present),
+                "real_servers": reals,
+            }));
+        }
+        json!({
+            "virtual_servers": list,
+            "ipvs": {
+                "available": ipvs_status.available,
+                "error": ipvs_status.error.or(kernel.err()),
+                "writes": ipvs_status.writes,
+                "write_errors": ipvs_status.write_errors,
+                "pending_retries": ipvs_status.pending_retries,
+                "sync_daemon": ipvs_status.sync_daemon,
+            },
+        })
+    }
+}

@@ -1,0 +1,428 @@
+//! The one thread that talks to IPVS. It owns the (blocking) netlink client and the
+//! reconciler, applies desired tables as they change, retries failed writes, repairs
+//! drift, runs the connection sync daemon, and answers dumps for `vigilctl services`.
+//!
+//! A kernel without IPVS is not fatal: the thread says so in its status and keeps
+//! trying, so loading `ip_vs` later (or a test lab) brings the table up.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+use vigil_ipvs::{
+    Backoff, Client, DesiredService, DesiredTable, ReconcileReport, Reconciler, ServiceKey,
+    SyncDaemon, SyncState,
+};
+
+/// How often the whole table is re-read and repaired (someone's `ipvsadm -d`).
+pub const DRIFT_REPAIR: Duration = Duration::from_secs(60);
+/// How often a missing IPVS is looked for again.
+const RECONNECT: Duration = Duration::from_secs(5);
+
+/// A destination as the kernel holds it, with its connection counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelDestination {
+    pub weight: u32,
+    pub active_conns: u32,
+    pub inactive_conns: u32,
+    pub persist_conns: u32,
+    pub conns: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+/// One owned service as the kernel holds it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KernelServiceView {
+    pub present: bool,
+    pub conns: u64,
+    pub destinations: BTreeMap<std::net::SocketAddr, KernelDestination>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IpvsStatus {
+    /// The netlink client is connected to an IPVS-capable kernel.
+    pub available: bool,
+    /// Why it is not (e.g. `IPVS is not available in this kernel: load ip_vs`).
+    pub error: Option<String>,
+    pub syncs: u64,
+    pub writes: u64,
+    pub write_errors: u64,
+    pub full_dumps: u64,
+    /// Writes waiting for a retry.
+    pub pending_retries: bool,
+    /// The sync daemon running, as `master eth0 id 51`.
+    pub sync_daemon: Option<String>,
+    pub owned_services: usize,
+}
+
+pub enum Job {
+    /// The whole desired table (start, reload).
+    SyncAll(DesiredTable),
+    /// One service changed (health, drain); `None` deletes it.
+    SyncService(ServiceKey, Option<DesiredService>),
+    /// The sync daemon wanted now (`None`: none).
+    SyncDaemon(Option<SyncDaemon>),
+    /// The kernel's view of the given services.
+    Dump(
+        Vec<ServiceKey>,
+        oneshot::Sender<Result<BTreeMap<ServiceKey, KernelServiceView>, String>>,
+    ),
+}
+
+pub struct IpvsWorker {
+    jobs: mpsc::Sender<Job>,
+    status: Arc<RwLock<IpvsStatus>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl IpvsWorker {
+    /// Starts the thread. `owned` are services this director created before (from the
+    /// state file): removed from the config, they are still deleted.
+    pub fn start(owned: Vec<ServiceKey>) -> IpvsWorker {
+        let (jobs, rx) = mpsc::channel();
+        let status = Arc::new(RwLock::new(IpvsStatus::default()));
+        let s = status.clone();
+        let thread = std::thread::Builder::new()
+            .name("ipvs".into())
+            .spawn(move || Worker::new(owned, s).run(rx))
+            .ok();
+        if thread.is_none() {
+            error!("cannot start the IPVS thread");
+        }
+        IpvsWorker {
+            jobs,
+            status,
+            thread,
+        }
+    }
+
+    pub fn send(&self, job: Job) {
+        // Only fails when the thread is gone, which its own log explains.
+        let _ = self.jobs.send(job);
+    }
+
+    pub fn status(&self) -> IpvsStatus {
+        self.status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub async fn dump(
+        &self,
+        keys: Vec<ServiceKey>,
+    ) -> Result<BTreeMap<ServiceKey, KernelServiceView>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Dump(keys, tx));
+        rx.await
+            .unwrap_or_else(|_| Err("the IPVS thread has stopped".into()))
+    }
+
+    /// Stops the thread; the kernel table stays as it is (a restart adopts it).
+    pub fn stop(mut self) {
+        drop(self.jobs);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Worker {
+    client: Option<Client>,
+    reconciler: Reconciler,
+    /// The latest desired table: what a retry or repair syncs to.
+    desired: DesiredTable,
+    /// Nothing has been asked yet: do not touch the kernel before the daemon says what
+    /// it wants (a start with an empty desired table must not delete owned services
+    /// whose health is still being established).
+    started: bool,
+    sync_daemon: Option<SyncDaemon>,
+    sync_daemon_applied: bool,
+    status: Arc<RwLock<IpvsStatus>>,
+    last_repair: Instant,
+    last_connect_error: Option<String>,
+}
+
+impl Worker {
+    fn new(owned: Vec<ServiceKey>, status: Arc<RwLock<IpvsStatus>>) -> Worker {
+        Worker {
+            client: None,
+            reconciler: Reconciler::new(owned, Backoff::default()),
+            desired: DesiredTable::new(),
+            started: false,
+            sync_daemon: None,
+            sync_daemon_applied: true,
+            status,
+            last_repair: Instant::now(),
+            last_connect_error: None,
+        }
+    }
+
+    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        loop {
+            let wait = self.next_wakeup();
+            match jobs.recv_timeout(wait) {
+                Ok(job) => self.handle(job),
+                Err(RecvTimeoutError::Timeout) => self.tick(),
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.publish();
+        }
+    }
+
+    fn next_wakeup(&self) -> Duration {
+        let now = Instant::now();
+        if self.client.is_none() {
+            return RECONNECT;
+        }
+        let mut wait = DRIFT_REPAIR.saturating_sub(now - self.last_repair);
+        if let Some(at) = self.reconciler.next_retry() {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
+        wait.max(Duration::from_millis(5))
+    }
+
+    fn connect(&mut self) -> bool {
+        if self.client.is_some() {
+            return true;
+        }
+        match Client::connect() {
+            Ok(c) => {
+                info!("IPVS: connected");
+                self.client = Some(c);
+                self.last_connect_error = None;
+                // A fresh connection knows nothing: read the kernel again.
+                self.reconciler.mark_stale();
+                self.sync_daemon_applied = false;
+                true
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.last_connect_error.as_deref() != Some(text.as_str()) {
+                    error!("IPVS: {text}; retrying every {}s", RECONNECT.as_secs());
+                }
+                self.last_connect_error = Some(text);
+                false
+            }
+        }
+    }
+
+    fn handle(&mut self, job: Job) {
+        match job {
+            Job::SyncAll(table) => {
+                self.desired = table;
+                self.started = true;
+                self.sync_all();
+            }
+            Job::SyncService(key, desired) => {
+                match &desired {
+                    Some(d) => {
+                        self.desired.insert(key, d.clone());
+                    }
+                    None => {
+                        self.desired.remove(&key);
+                    }
+                }
+                if self.started && self.connect() {
+                    let now = Instant::now();
+                    let result = self
+                        .client
+                        .as_mut()
+                        .map(|c| self.reconciler.sync_service(c, key, desired.as_ref(), now));
+                    self.after(result);
+                }
+            }
+            Job::SyncDaemon(d) => {
+                self.sync_daemon = d;
+                self.sync_daemon_applied = false;
+                self.apply_sync_daemon();
+            }
+            Job::Dump(keys, reply) => {
+                let _ = reply.send(self.dump(&keys));
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        if !self.connect() {
+            return;
+        }
+        if !self.sync_daemon_applied {
+            self.apply_sync_daemon();
+        }
+        if !self.started {
+            return;
+        }
+        if self.last_repair.elapsed() >= DRIFT_REPAIR {
+            self.reconciler.mark_stale();
+            self.last_repair = Instant::now();
+        }
+        self.sync_all();
+    }
+
+    fn sync_all(&mut self) {
+        if !self.connect() {
+            return;
+        }
+        let now = Instant::now();
+        let result = self
+            .client
+            .as_mut()
+            .map(|c| self.reconciler.sync(c, &self.desired, now));
+        self.after(result);
+    }
+
+    fn after(&mut self, result: Option<Result<ReconcileReport, vigil_ipvs::Error>>) {
+        match result {
+            Some(Ok(report)) => {
+                for e in &report.errors {
+                    warn!("IPVS: {e}");
+                }
+                if !report.is_noop() {
+                    info!(
+                        writes = report.applied.total(),
+                        errors = report.errors.len(),
+                        full_dump = report.full_dump,
+                        "IPVS: applied {} writes in {:.1} ms",
+                        report.applied.total(),
+                        report.duration.as_secs_f64() * 1e3
+                    );
+                }
+            }
+            Some(Err(e)) => {
+                // The socket or a dump failed: start over with a new connection.
+                error!("IPVS: {e}");
+                self.client = None;
+            }
+            None => {}
+        }
+    }
+
+    fn apply_sync_daemon(&mut self) {
+        if !self.connect() {
+            return;
+        }
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        let running = match client.sync_daemons() {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("IPVS: cannot read the sync daemons: {e}");
+                return;
+            }
+        };
+        let wanted = self.sync_daemon.clone();
+        for d in &running {
+            let keep = wanted.as_ref().is_some_and(|w| {
+                w.state == d.state && w.interface == d.interface && w.sync_id == d.sync_id
+            });
+            if !keep {
+                match client.stop_sync_daemon(d.state) {
+                    Ok(()) => info!("IPVS: stopped the {} sync daemon", state_name(d.state)),
+                    Err(e) => warn!(
+                        "IPVS: cannot stop the {} sync daemon: {e}",
+                        state_name(d.state)
+                    ),
+                }
+            }
+        }
+        if let Some(w) = &wanted
+            && !running
+                .iter()
+                .any(|d| d.state == w.state && d.interface == w.interface && d.sync_id == w.sync_id)
+        {
+            match client.start_sync_daemon(w) {
+                Ok(()) => info!(
+                    "IPVS: started the {} sync daemon on {} (sync id {})",
+                    state_name(w.state),
+                    w.interface,
+                    w.sync_id
+                ),
+                Err(e) => {
+                    warn!(
+                        "IPVS: cannot start the {} sync daemon: {e}",
+                        state_name(w.state)
+                    );
+                    return;
+                }
+            }
+        }
+        self.sync_daemon_applied = true;
+    }
+
+    fn dump(
+        &mut self,
+        keys: &[ServiceKey],
+    ) -> Result<BTreeMap<ServiceKey, KernelServiceView>, String> {
+        if !self.connect() {
+            return Err(self
+                .last_connect_error
+                .clone()
+                .unwrap_or_else(|| "IPVS is not available".into()));
+        }
+        let client = self.client.as_mut().ok_or("IPVS is not available")?;
+        let mut out = BTreeMap::new();
+        for key in keys {
+            let mut view = KernelServiceView::default();
+            match client.service(key) {
+                Ok(s) => {
+                    view.present = true;
+                    view.conns = s.stats.conns;
+                }
+                Err(e) if e.is_not_found() => {
+                    out.insert(*key, view);
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+            for d in client.destinations(key).map_err(|e| e.to_string())? {
+                view.destinations.insert(
+                    d.destination.addr,
+                    KernelDestination {
+                        weight: d.destination.weight,
+                        active_conns: d.active_conns,
+                        inactive_conns: d.inactive_conns,
+                        persist_conns: d.persist_conns,
+                        conns: d.stats.conns,
+                        inbytes: d.stats.inbytes,
+                        outbytes: d.stats.outbytes,
+                    },
+                );
+            }
+            out.insert(*key, view);
+        }
+        Ok(out)
+    }
+
+    fn publish(&self) {
+        let c = self.reconciler.counters();
+        let mut s = self.status.write().unwrap_or_else(|e| e.into_inner());
+        s.available = self.client.is_some();
+        s.error = self.last_connect_error.clone();
+        s.syncs = c.syncs;
+        s.writes = c.writes;
+        s.write_errors = c.write_errors;
+        s.full_dumps = c.full_dumps;
+        s.pending_retries = self.reconciler.next_retry().is_some();
+        s.owned_services = self.reconciler.owned().len();
+        s.sync_daemon = self
+            .sync_daemon
+            .as_ref()
+            .filter(|_| self.sync_daemon_applied)
+            .map(|d| format!("{} {} id {}", state_name(d.state), d.interface, d.sync_id));
+    }
+}
+
+fn state_name(s: SyncState) -> &'static str {
+    match s {
+        SyncState::Master => "master",
+        SyncState::Backup => "backup",
+    }
+}

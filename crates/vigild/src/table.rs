@@ -1,0 +1,186 @@
+//! From the configuration, health and operator drains to what IPVS should hold: only the
+//! translation from `vigil-config` terms to `vigil-ipvs` terms. The rules themselves
+//! (inhibit, quorum, sorry server) are `vigil_ipvs::policy`'s.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use vigil_config as config;
+use vigil_ipvs as ipvs;
+use vigil_ipvs::policy::{self, ServicePolicy, SorryServer};
+
+pub fn service_key(key: &config::ServiceKey) -> ipvs::ServiceKey {
+    match *key {
+        config::ServiceKey::Address { protocol, address } => ipvs::ServiceKey::Addr {
+            protocol: match protocol {
+                config::Protocol::Tcp => ipvs::Protocol::Tcp,
+                config::Protocol::Udp => ipvs::Protocol::Udp,
+                config::Protocol::Sctp => ipvs::Protocol::Sctp,
+            },
+            addr: address,
+        },
+        config::ServiceKey::Fwmark { mark, family } => ipvs::ServiceKey::Fwmark {
+            family: family_of(family),
+            mark,
+        },
+    }
+}
+
+fn family_of(f: config::AddressFamily) -> ipvs::Family {
+    match f {
+        config::AddressFamily::Ipv4 => ipvs::Family::Inet,
+        config::AddressFamily::Ipv6 => ipvs::Family::Inet6,
+    }
+}
+
+pub fn forward(f: config::Forwarding) -> ipvs::ForwardMethod {
+    match f {
+        config::Forwarding::Nat => ipvs::ForwardMethod::Masquerade,
+        config::Forwarding::Dr => ipvs::ForwardMethod::DirectRoute,
+        config::Forwarding::Tunnel => ipvs::ForwardMethod::Tunnel,
+    }
+}
+
+/// The IPVS service (scheduler, flags, persistence) of a virtual server.
+pub fn service(vs: &config::VirtualServer) -> ipvs::Service {
+    let key = service_key(&vs.key);
+    let mut s = ipvs::Service::new(key, vs.scheduler.clone());
+    for flag in &vs.scheduler_flags {
+        s.flags |= match flag {
+            config::SchedulerFlag::Fallback => ipvs::ServiceFlags::SH_FALLBACK,
+            config::SchedulerFlag::Port => ipvs::ServiceFlags::SH_PORT,
+        };
+    }
+    if let Some(p) = &vs.persistence {
+        // Validation keeps the timeout within u32 seconds.
+        s = s.persistent(u32::try_from(p.timeout.as_secs()).unwrap_or(u32::MAX));
+        s.netmask = match key.family() {
+            ipvs::Family::Inet => ipvs::Netmask::V4(prefix_mask_v4(p.prefix_len)),
+            ipvs::Family::Inet6 => ipvs::Netmask::V6(p.prefix_len),
+        };
+    }
+    s
+}
+
+fn prefix_mask_v4(len: u8) -> Ipv4Addr {
+    let len = u32::from(len.min(32));
+    Ipv4Addr::from(if len == 0 { 0 } else { u32::MAX << (32 - len) })
+}
+
+/// How the daemon knows a real server's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Up,
+    Down,
+    /// Its check has not reached a verdict yet.
+    Pending,
+}
+
+/// The policy input for one virtual server.
+pub fn policy(
+    vs: &config::VirtualServer,
+    health: impl Fn(SocketAddr) -> Known,
+    drained: impl Fn(SocketAddr) -> bool,
+) -> ServicePolicy {
+    let reals = vs
+        .real_servers
+        .iter()
+        .map(|rs| {
+            let h = match (&rs.check, health(rs.address)) {
+                // No check: always up, like keepalived without a checker.
+                (None, _) => policy::Health::Up,
+                (Some(_), Known::Up) => policy::Health::Up,
+                (Some(_), Known::Down) => policy::Health::Down,
+                (Some(c), Known::Pending) => policy::Health::Unknown {
+                    assume_up: c.initial_state == config::InitialState::Up,
+                },
+            };
+            let mut r = policy::RealServer::new(rs.address, rs.weight, forward(rs.forwarding))
+                .with_health(h)
+                .drained(drained(rs.address));
+            r.upper_threshold = rs.upper_threshold.unwrap_or(0);
+            r.lower_threshold = rs.lower_threshold.unwrap_or(0);
+            r
+        })
+        .collect();
+    let mut p = ServicePolicy::new(service(vs), reals);
+    p.quorum = vs.quorum;
+    p.hysteresis = vs.hysteresis;
+    p.inhibit_on_failure = vs.inhibit_on_failure;
+    p.sorry_server = vs.sorry_server.map(|addr| SorryServer {
+        addr,
+        forward: forward(vs.forwarding),
+    });
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vs(src: &str) -> config::VirtualServer {
+        let text = format!("[director]\nname = \"t\"\n{src}");
+        let loaded = vigil_config::parse(std::path::Path::new("t.toml"), &text).unwrap();
+        loaded.config.virtual_servers[0].clone()
+    }
+
+    #[test]
+    fn maps_keys_scheduler_flags_and_persistence() {
+        let v = vs(
+            "[[virtual_server]]\nname = \"w\"\naddress = \"192.0.2.1:80\"\nscheduler = \"sh\"\nscheduler_flags = [\"fallback\", \"port\"]\npersistence = \"300s\"\npersistence_prefix = 24\n",
+        );
+        let s = service(&v);
+        assert_eq!(
+            s.key,
+            ipvs::ServiceKey::tcp("192.0.2.1:80".parse().unwrap())
+        );
+        assert_eq!(s.scheduler, "sh");
+        assert_eq!(
+            s.flags,
+            ipvs::ServiceFlags::PERSISTENT
+                | ipvs::ServiceFlags::SH_FALLBACK
+                | ipvs::ServiceFlags::SH_PORT
+        );
+        assert_eq!(s.timeout, 300);
+        assert_eq!(
+            s.netmask,
+            ipvs::Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))
+        );
+
+        let f = vs("[[virtual_server]]\nname = \"m\"\nfwmark = 7\nfamily = \"ipv6\"\n");
+        assert_eq!(
+            service(&f).key,
+            ipvs::ServiceKey::Fwmark {
+                family: ipvs::Family::Inet6,
+                mark: 7
+            }
+        );
+    }
+
+    #[test]
+    fn pending_checks_follow_their_initial_state_and_unchecked_servers_are_up() {
+        let v = vs(
+            "[[virtual_server]]\nname = \"w\"\naddress = \"192.0.2.1:80\"\nforwarding = \"dr\"\nsorry_server = \"192.0.2.9\"\ncheck = { kind = \"tcp\" }\nreal_server = [{ address = \"10.0.0.1\", weight = 5 }, { address = \"10.0.0.2\", check = { initial_state = \"up\" } }, { address = \"10.0.0.3\", check = false }]\n",
+        );
+        let p = policy(
+            &v,
+            |_| Known::Pending,
+            |a| a.port() == 80 && a.ip().to_string() == "10.0.0.3",
+        );
+        let h: Vec<_> = p.reals.iter().map(|r| r.health).collect();
+        assert_eq!(
+            h,
+            [
+                policy::Health::Unknown { assume_up: false },
+                policy::Health::Unknown { assume_up: true },
+                policy::Health::Up
+            ]
+        );
+        assert_eq!(p.reals[0].weight, 5);
+        assert_eq!(p.reals[0].forward, ipvs::ForwardMethod::DirectRoute);
+        assert!(p.reals[2].drained);
+        assert_eq!(
+            p.sorry_server.unwrap().addr,
+            "192.0.2.9:80".parse().unwrap()
+        );
+    }
+}
