@@ -71,7 +71,8 @@ pub struct Due {
     pub target: Arc<Target>,
 }
 
-/// A real server changed health.
+/// A real server changed health, or its check reached its first verdict (which may
+/// confirm the initial state: see `Scheduler::on_result`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     pub key: CheckKey,
@@ -129,6 +130,9 @@ struct Entry {
     last_change: Option<(Instant, String)>,
     phase: Phase,
     runs: u64,
+    /// The check has reached a verdict: a change of health, or its initial state
+    /// confirmed by `rise` passes (up) or `fall` failures (down).
+    settled: bool,
 }
 
 /// The schedule and health of every check. See the crate documentation for the rules.
@@ -193,6 +197,7 @@ impl Scheduler {
             last_change: None,
             phase: Phase::Waiting { due: first, seq },
             runs: 0,
+            settled: false,
         };
         let key = entry.target.key;
         let slot = match self.free.pop() {
@@ -379,7 +384,17 @@ impl Scheduler {
         let next = (due + period).max(now);
         entry.phase = Phase::Waiting { due: next, seq };
         self.queue.push(Reverse((next, seq, slot)));
-        let transition = (entry.health != before).then(|| Transition {
+        // Until its first verdict a server's health is only the configured initial state,
+        // which the daemon does not act on (a restart must not remove servers that are
+        // in the kernel). So the first verdict is reported even when it confirms the
+        // initial state: that is how a server that starts down and stays down is known.
+        let confirmed = match entry.health {
+            Health::Up => entry.passes >= check.rise,
+            Health::Down => entry.failures >= check.fall,
+        };
+        let first_verdict = !entry.settled && (confirmed || entry.health != before);
+        entry.settled |= first_verdict;
+        let transition = (entry.health != before || first_verdict).then(|| Transition {
             key: *key,
             health: entry.health,
             reason: outcome.reason.clone(),

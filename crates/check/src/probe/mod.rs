@@ -93,7 +93,7 @@ impl Probe {
     }
 
     async fn verdict(&self) -> Verdict {
-        // The large futures (hyper and rustls state, receive buffers) are boxed, so that a
+        // The large futures (TLS state, receive buffers, child processes) are boxed, so that a
         // running tcp check, the common case, costs a task of a few hundred bytes.
         match &self.kind {
             Kind::Tcp(p) => p.run().await,
