@@ -451,3 +451,39 @@ fn many_checks_each_run_once_per_interval() {
     }
     assert!((9000..=11000).contains(&runs), "{runs} runs");
 }
+
+#[test]
+fn the_first_verdict_is_reported_even_when_it_confirms_the_initial_state() {
+    // Initially down, and down it stays: reported once, after `fall` (3) failures, so the
+    // daemon learns the server is really down (not just "not yet checked").
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(1);
+    s.add(target(1, check()), t0);
+    let seen: Vec<_> = (0..6)
+        .map(|i| run_at(&mut s, t0 + Duration::from_secs(i), fail()))
+        .collect();
+    assert_eq!(seen, [None, None, Some(Health::Down), None, None, None]);
+
+    // Initially up and up it stays: reported once, after `rise` (2) passes.
+    let mut up = check();
+    up.initial_state = InitialState::Up;
+    let mut s = Scheduler::new(1);
+    s.add(target(2, up), t0);
+    let seen: Vec<_> = (0..4)
+        .map(|i| run_at(&mut s, t0 + Duration::from_secs(i), pass()))
+        .collect();
+    assert_eq!(seen, [None, Some(Health::Up), None, None]);
+
+    // A change before the initial state is confirmed is the first verdict: reported once.
+    let mut s = Scheduler::new(1);
+    s.add(target(3, check()), t0);
+    let seen: Vec<_> = [pass(), pass(), fail(), fail(), fail()]
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| run_at(&mut s, t0 + Duration::from_secs(i as u64), o))
+        .collect();
+    assert_eq!(
+        seen,
+        [None, Some(Health::Up), None, None, Some(Health::Down)]
+    );
+}

@@ -1,0 +1,365 @@
+//! The director end to end in a real IPVS kernel: a real `vigild` in a lab namespace
+//! health-checks three real HTTP servers (busybox httpd in their own namespaces) and
+//! programs a NAT virtual service that a client namespace uses. `ipvsadm -Ln` is the
+//! independent witness of what the kernel holds.
+//!
+//! Runs inside the kernel lab VM (see crates/testlab): `cargo test -p vigil-tests --test
+//! kernel_director`.
+
+// harness = false: clippy cannot tell this is a test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use vigil_testlab::{LabChild, NetnsLab, bin_path, kernel, wait_for};
+use vigil_tests::vigilctl;
+
+fn main() {
+    kernel::main(vec![kernel::trial(
+        "health_drains_and_restarts_drive_ipvs",
+        health_drains_and_restarts_drive_ipvs,
+    )]);
+}
+
+/// Generous: the VM is emulated and several namespaces share two virtual CPUs.
+const SETTLE: Duration = Duration::from_secs(60);
+
+struct Cluster {
+    lab: NetnsLab,
+    vip: Ipv4Addr,
+    dir: tempfile::TempDir,
+    httpd: BTreeMap<&'static str, LabChild>,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let lab = NetnsLab::up(&["lb", "rs1", "rs2", "rs3", "client"]).unwrap();
+        let (lb, client) = (lab.ip("lb"), lab.ip("client"));
+        let vip = lab.subnet_addr(100);
+        lab.run(
+            "lb",
+            [
+                "sh",
+                "-ec",
+                &format!(
+                    "ip addr add {vip}/32 dev eth0
+                     sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
+                       net.ipv4.conf.eth0.send_redirects=0"
+                ),
+            ],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Cluster {
+            lab,
+            vip,
+            dir,
+            httpd: BTreeMap::new(),
+        };
+        for rs in ["rs1", "rs2", "rs3"] {
+            // NAT's return path: replies to the client go back through the director.
+            c.lab
+                .run(
+                    rs,
+                    [
+                        "ip",
+                        "route",
+                        "add",
+                        &format!("{client}/32"),
+                        "via",
+                        &lb.to_string(),
+                    ],
+                )
+                .unwrap();
+            let root = c.dir.path().join(rs);
+            std::fs::create_dir_all(&root).unwrap();
+            std::fs::write(root.join("id"), format!("{rs}\n")).unwrap();
+            c.start_httpd(rs);
+        }
+        c
+    }
+
+    fn start_httpd(&mut self, rs: &'static str) {
+        let root = self.dir.path().join(rs);
+        let child = self
+            .lab
+            .spawn(
+                rs,
+                [
+                    "busybox",
+                    "httpd",
+                    "-f",
+                    "-p",
+                    "8080",
+                    "-h",
+                    root.to_str().unwrap(),
+                ],
+            )
+            .unwrap();
+        self.httpd.insert(rs, child);
+    }
+
+    fn stop_httpd(&mut self, rs: &str) {
+        let mut child = self.httpd.remove(rs).unwrap();
+        child.terminate(Duration::from_secs(5)).unwrap();
+    }
+
+    fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("cluster.toml")
+    }
+
+    fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("vigil.sock")
+    }
+
+    fn write_config(&self) {
+        let reals: Vec<String> = ["rs1", "rs2", "rs3"]
+            .iter()
+            .map(|rs| format!("{{ address = \"{}:8080\" }}", self.lab.ip(rs)))
+            .collect();
+        std::fs::write(
+            self.config_path(),
+            format!(
+                r#"[director]
+name = "lab-lb"
+status_socket = "{}"
+state_file = "{}"
+
+[[virtual_server]]
+name = "web"
+address = "{}:80"
+scheduler = "rr"
+forwarding = "nat"
+check = {{ kind = "http", path = "/id", interval = "300ms", timeout = "250ms", rise = 2, fall = 2 }}
+real_server = [{}]
+"#,
+                self.socket().display(),
+                self.dir.path().join("state.json").display(),
+                self.vip,
+                reals.join(", ")
+            ),
+        )
+        .unwrap();
+    }
+
+    fn start_vigild(&self) -> LabChild {
+        let mut cmd = self
+            .lab
+            .cmd("lb", [bin_path("vigild").to_str().unwrap(), "--config"]);
+        cmd.arg(self.config_path())
+            .stderr(Stdio::null())
+            .stdout(Stdio::null());
+        let child = LabChild::spawn(&mut cmd).unwrap();
+        assert!(
+            wait_for(SETTLE, || vigilctl(&self.socket(), &["status"])
+                .status
+                .success()),
+            "vigild did not come up"
+        );
+        child
+    }
+
+    fn services(&self) -> Value {
+        let out = vigilctl(&self.socket(), &["services", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Real server address → weight in the kernel, from `ipvsadm -Ln` (the witness).
+    fn kernel_weights(&self) -> BTreeMap<String, u32> {
+        let out = self.lab.run("lb", ["ipvsadm", "-Ln"]).unwrap();
+        let mut in_ours = false;
+        let mut weights = BTreeMap::new();
+        for line in out.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.first() == Some(&"TCP") {
+                in_ours = words.get(1) == Some(&format!("{}:80", self.vip).as_str());
+            } else if in_ours && words.first() == Some(&"->") && words.len() >= 4 {
+                if let Ok(w) = words[3].parse() {
+                    weights.insert(words[1].to_string(), w);
+                }
+            }
+        }
+        weights
+    }
+
+    fn rs(&self, name: &str) -> String {
+        format!("{}:8080", self.lab.ip(name))
+    }
+
+    /// Which real servers answer `n` requests to the VIP.
+    fn who_answers(&self, n: usize) -> BTreeMap<String, usize> {
+        let vip = SocketAddr::from((self.vip, 80));
+        self.lab
+            .run_in("client", move || {
+                let mut seen = BTreeMap::new();
+                for _ in 0..n {
+                    let mut c = TcpStream::connect_timeout(&vip, Duration::from_secs(5)).unwrap();
+                    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    c.write_all(b"GET /id HTTP/1.0\r\n\r\n").unwrap();
+                    let mut reply = String::new();
+                    c.read_to_string(&mut reply).unwrap();
+                    let who = reply
+                        .rsplit("\r\n\r\n")
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    *seen.entry(who).or_insert(0) += 1;
+                }
+                seen
+            })
+            .unwrap()
+    }
+}
+
+fn expect_weights(c: &Cluster, want: &[(&str, u32)], what: &str) {
+    let want: BTreeMap<String, u32> = want.iter().map(|(rs, w)| (c.rs(rs), *w)).collect();
+    let ok = wait_for(SETTLE, || c.kernel_weights() == want);
+    assert!(
+        ok,
+        "{what}: kernel has {:?}, want {want:?}\n{}",
+        c.kernel_weights(),
+        c.services()
+    );
+}
+
+fn writes(c: &Cluster) -> u64 {
+    c.services()["ipvs"]["writes"].as_u64().unwrap()
+}
+
+fn health_drains_and_restarts_drive_ipvs() {
+    let mut c = Cluster::new();
+    c.write_config();
+    let mut vigild = c.start_vigild();
+
+    // All three pass their checks and enter the kernel; traffic spreads over them.
+    expect_weights(&c, &[("rs1", 1), ("rs2", 1), ("rs3", 1)], "after start");
+    let seen = c.who_answers(9);
+    assert_eq!(
+        seen.len(),
+        3,
+        "round robin over three healthy servers: {seen:?}"
+    );
+    let services = c.services();
+    let reals = services["virtual_servers"][0]["real_servers"]
+        .as_array()
+        .unwrap();
+    assert!(reals.iter().all(|r| r["health"] == "up"), "{services}");
+    assert_eq!(services["virtual_servers"][0]["has_quorum"], true);
+
+    // rs2 dies: out of the kernel after `fall` failed checks; clients only see the others.
+    c.stop_httpd("rs2");
+    expect_weights(&c, &[("rs1", 1), ("rs3", 1)], "after rs2 stopped");
+    let seen = c.who_answers(8);
+    assert!(
+        !seen.contains_key("rs2"),
+        "a failed server still got traffic: {seen:?}"
+    );
+    let rs2 = c.services()["virtual_servers"][0]["real_servers"][1].clone();
+    assert_eq!(rs2["health"], "down", "{rs2}");
+    assert!(rs2["reason"].as_str().unwrap().contains("refused"), "{rs2}");
+
+    // rs2 returns: back after `rise` passes.
+    c.start_httpd("rs2");
+    expect_weights(
+        &c,
+        &[("rs1", 1), ("rs2", 1), ("rs3", 1)],
+        "after rs2 returned",
+    );
+
+    // An operator drains rs1: weight 0 (existing connections finish), no new ones.
+    let out = vigilctl(&c.socket(), &["drain", "web", &c.rs("rs1")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    expect_weights(&c, &[("rs1", 0), ("rs2", 1), ("rs3", 1)], "after drain");
+    let seen = c.who_answers(8);
+    assert!(
+        !seen.contains_key("rs1"),
+        "a drained server got new connections: {seen:?}"
+    );
+    let text = String::from_utf8_lossy(&vigilctl(&c.socket(), &["services"]).stdout).into_owned();
+    assert!(text.contains("up (drained)"), "{text}");
+    // The drain is in the state file, so it survives a restart.
+    let state = std::fs::read_to_string(c.dir.path().join("state.json")).unwrap();
+    assert!(state.contains(&c.rs("rs1")), "{state}");
+
+    // A bad reload changes nothing.
+    let good = std::fs::read_to_string(c.config_path()).unwrap();
+    std::fs::write(c.config_path(), format!("{good}\nbogus = 1\n")).unwrap();
+    let out = vigilctl(&c.socket(), &["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::write(c.config_path(), &good).unwrap();
+    expect_weights(
+        &c,
+        &[("rs1", 0), ("rs2", 1), ("rs3", 1)],
+        "after a rejected reload",
+    );
+
+    // kill -9 and start again: the kernel table is adopted with zero writes, and the
+    // drain is still in force.
+    vigild.signal(libc::SIGKILL).unwrap();
+    vigild.wait().unwrap();
+    let before = c.kernel_weights();
+    let mut vigild = c.start_vigild();
+    // Let every check reach its verdict.
+    let settled = wait_for(SETTLE, || {
+        c.services()["virtual_servers"][0]["real_servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["health"] == "up")
+    });
+    assert!(
+        settled,
+        "checks did not settle after the restart: {}",
+        c.services()
+    );
+    assert_eq!(
+        c.kernel_weights(),
+        before,
+        "the restart changed the kernel table"
+    );
+    assert_eq!(
+        writes(&c),
+        0,
+        "a restart with unchanged config and health must write nothing"
+    );
+    let seen = c.who_answers(6);
+    assert!(!seen.contains_key("rs1") && seen.len() == 2, "{seen:?}");
+
+    // Enable rs1 again.
+    let out = vigilctl(&c.socket(), &["enable", "web", &c.rs("rs1")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    expect_weights(&c, &[("rs1", 1), ("rs2", 1), ("rs3", 1)], "after enable");
+
+    // A real server that died while the director was down is removed after the restart,
+    // once its check confirms it (`fall` failures), not kept because it was adopted.
+    vigild.signal(libc::SIGKILL).unwrap();
+    vigild.wait().unwrap();
+    c.stop_httpd("rs3");
+    let _vigild = c.start_vigild();
+    expect_weights(
+        &c,
+        &[("rs1", 1), ("rs2", 1)],
+        "after a restart with rs3 dead",
+    );
+    let seen = c.who_answers(6);
+    assert!(!seen.contains_key("rs3"), "{seen:?}");
+}
