@@ -183,10 +183,12 @@ real_server = [{}]
             let words: Vec<&str> = line.split_whitespace().collect();
             if words.first() == Some(&"TCP") {
                 in_ours = words.get(1) == Some(&format!("{}:80", self.vip).as_str());
-            } else if in_ours && words.first() == Some(&"->") && words.len() >= 4 {
-                if let Ok(w) = words[3].parse() {
-                    weights.insert(words[1].to_string(), w);
-                }
+            } else if in_ours
+                && words.first() == Some(&"->")
+                && words.len() >= 4
+                && let Ok(w) = words[3].parse()
+            {
+                weights.insert(words[1].to_string(), w);
             }
         }
         weights
