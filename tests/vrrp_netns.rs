@@ -503,3 +503,75 @@ fn reload_keeps_unchanged_instances_running() {
         before["transitions"]
     );
 }
+
+/// Gratuitous ARPs (RFC 5798 §6.4.1/§6.4.2 "broadcast a gratuitous ARP request" for each
+/// address) on becoming master: `garp_repeat` of them `garp_interval` apart, then one
+/// every `garp_refresh` while master. Counted on the wire from the client.
+#[test]
+fn gratuitous_arps_repeat_and_refresh() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let target: Ipv4Addr = vip.parse().unwrap();
+    let extra = "garp_repeat = 3\ngarp_interval = \"50ms\"\ngarp_refresh = \"1s\"";
+    let seen = std::thread::scope(|s| {
+        let capture = s.spawn(|| {
+            lab.run_in("client", || capture_garps(target, Duration::from_secs(4)))
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, extra));
+        lb1.expect_state("web", "master", SETTLE);
+        let seen = capture.join().unwrap();
+        drop(lb1);
+        seen
+    });
+    assert!(seen.len() >= 5, "{seen:?}");
+    let gaps: Vec<f64> = seen
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    // The burst: three announcements about 50 ms apart.
+    assert!(gaps[0] < 0.2 && gaps[1] < 0.2, "{gaps:?}");
+    // Then the refresh, about a second apart.
+    assert!(gaps[2..].iter().all(|g| (0.7..1.5).contains(g)), "{gaps:?}");
+}
+
+/// Receive-side view of gratuitous ARP requests for `vip` (sender = target = vip) for
+/// `window`, as offsets from the start.
+fn capture_garps(vip: Ipv4Addr, window: Duration) -> Vec<Duration> {
+    let start = std::time::Instant::now();
+    let mut seen = Vec::new();
+    // SAFETY: plain libc socket calls on a descriptor we own, closed at the end.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM,
+            i32::from(0x0806u16.to_be()),
+        );
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 50_000,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const timeout).cast(),
+            size_of::<libc::timeval>() as u32,
+        );
+        let mut buf = [0u8; 1500];
+        while start.elapsed() < window {
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n < 28 {
+                continue;
+            }
+            let (op, sip, tip) = (&buf[6..8], &buf[14..18], &buf[24..28]);
+            if op == [0, 1] && sip == vip.octets() && tip == vip.octets() {
+                seen.push(start.elapsed());
+            }
+        }
+        libc::close(fd);
+    }
+    seen
+}

@@ -2,7 +2,7 @@
 """Client-visible VRRP failover of vigil and keepalived, measured the same way in one run.
 
 usage: failover-bench.py [--reps N] [--adverts 1,0.1] [--impls vigil,keepalived]
-                         [--bin-dir DIR] OUTDIR [PREFIX]
+                         [--events crash,sigterm,handover] [--bin-dir DIR] OUTDIR [PREFIX]
 e.g.   failover-bench.py --reps 10 /tmp/fb        (root; keepalived, python3; vigild and
        vigilctl from --bin-dir, default $CARGO_TARGET_DIR or target/, release then debug)
 
@@ -29,6 +29,7 @@ ap = argparse.ArgumentParser(usage=__doc__)
 ap.add_argument("--reps", type=int, default=10)
 ap.add_argument("--adverts", default="1,0.1")
 ap.add_argument("--impls", default="vigil,keepalived")
+ap.add_argument("--events", default="crash,sigterm,handover")
 ap.add_argument("--bin-dir")
 ap.add_argument("outdir")
 ap.add_argument("prefix", nargs="?", default="fb")
@@ -165,7 +166,7 @@ def bench(impl, adv, probe, mon, results):
     d1, d2 = cls("lb1", 150, adv), cls("lb2", 100, adv)
     t = time.time(); d2.start(); d1.start()
     wait_for(lambda: vip_event(mon["lb1"], t)); wait_for(lambda: stable_on(probe, "lb1", t))
-    scen = ["crash", "sigterm"] + (["handover"] if impl == "vigil" else [])
+    scen = [e for e in A.events.split(",") if e != "handover" or impl == "vigil"]
     for i in range(A.reps):
         for s in scen:
             time.sleep(0.5 + random.random() * adv)  # random phase against the adverts
@@ -179,11 +180,13 @@ def bench(impl, adv, probe, mon, results):
                 d1.ctl("vrrp", "handover", "web")
             wait_for(lambda: any(e[0] >= t0 and e[1] == "lb2" for e in list(probe.ev)))
             rec, failed, gap = client_view(probe, t0, "lb2")
+            at = [f"{e[0] - t0:+.3f}" for e in list(probe.ev) if t0 <= e[0] < t0 + rec and e[1] == "-"]
             time.sleep(0.4); pgap, pbase = ping_stop(pg, t0)
             results.setdefault((impl, adv, s), []).append((rec, gap, failed, pgap, pbase))
             print(f"{impl:10s} adv {adv:g}s [{i}] {s:8s} client ok via lb2 after {rec:.3f}s, "
                   f"{failed} failed probes (blackout {gap:.3f}s), ping gap {pgap:.3f}s "
-                  f"(before the event {pbase:.3f}s)", flush=True)
+                  f"(before the event {pbase:.3f}s)" + (f"; probes failed at {' '.join(at[:8])}" if at else ""),
+                  flush=True)
             # back to lb1 as master
             t1 = time.time()
             if s == "handover":

@@ -210,6 +210,7 @@ pub fn spawn(
         garp_left: 0,
         next_garp: None,
         next_refresh: None,
+        drain_until: None,
         stopping: false,
     };
     let task = tokio::spawn(runner.run(control_rx));
@@ -286,8 +287,19 @@ struct Runner {
     garp_left: u32,
     next_garp: Option<Instant>,
     next_refresh: Option<Instant>,
+    /// A resigned master that heard the new master removes its addresses at this instant
+    /// (see [`DRAIN`]).
+    drain_until: Option<Instant>,
     stopping: bool,
 }
+
+/// How long a node that handed over keeps its addresses after hearing the new master.
+/// The new master has already announced itself (its gratuitous ARP / NA goes out before
+/// its first advert), but packets a client sent the old way just before may still be in
+/// flight; dropping the address on the spot would drop them. Shorter than the default
+/// gratuitous burst (5 x 10 ms), so should the old node answer an ARP request in this
+/// window, a later gratuitous ARP of the new master still overrides it.
+pub const DRAIN: Duration = Duration::from_millis(20);
 
 /// How long setup waits before trying a missing interface or address again.
 const SETUP_RETRY: Duration = Duration::from_secs(1);
@@ -324,6 +336,7 @@ impl Runner {
                 io.instance.next_deadline(),
                 self.next_garp,
                 self.next_refresh,
+                self.drain_until,
             ]
             .into_iter()
             .flatten()
@@ -344,7 +357,7 @@ impl Runner {
                 Wake::Datagram(d) => self.on_datagram(&mut io, d, &buf).await,
                 Wake::Timer => self.on_timer(&mut io).await,
             }
-            if self.stopping && !io.instance.holds_vips() {
+            if self.stopping && !io.instance.holds_vips() && self.drain_until.is_none() {
                 let actions = io.instance.handle(Event::Shutdown, Instant::now());
                 self.apply(&mut io, actions).await;
                 info!(instance = %self.config.name, "stopped");
@@ -603,6 +616,13 @@ impl Runner {
             self.announce(io);
             self.next_refresh = self.config.garp.refresh.map(|r| now + r);
         }
+        if self.drain_until.is_some_and(|d| d <= now) {
+            self.drain_until = None;
+            // Master again meanwhile (e.g. the new master vanished): keep them.
+            if !io.instance.holds_vips() {
+                self.remove_vips(io);
+            }
+        }
         self.apply(io, actions).await;
     }
 
@@ -649,11 +669,29 @@ impl Runner {
         }
     }
 
+    fn remove_vips(&mut self, io: &mut Io) {
+        for (vip, prefix) in &self.config.vips {
+            if let Err(e) = io.netlink.del_address(io.ifindex, *vip, *prefix) {
+                warn!(instance = %self.config.name, "cannot remove {vip}/{prefix}: {e}");
+            }
+        }
+        self.next_garp = None;
+        self.next_refresh = None;
+    }
+
     async fn apply(&mut self, io: &mut Io, actions: Vec<Action>) {
+        // A removal without a state change is a backup letting go of addresses it held
+        // on (after a handover, or found at startup) because another master was heard:
+        // that one is drained, every other removal is immediate.
+        let drained = !actions
+            .iter()
+            .any(|a| matches!(a, Action::StateChanged { .. }))
+            && io.instance.state() == State::Backup;
         for action in make_before_advert(actions) {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(io, priority).await,
                 Action::AddVips => {
+                    self.drain_until = None;
                     for (vip, prefix) in &self.config.vips {
                         match io.netlink.add_address(io.ifindex, *vip, *prefix) {
                             Ok(_) => {}
@@ -663,14 +701,12 @@ impl Runner {
                         }
                     }
                 }
+                Action::RemoveVips if drained => {
+                    self.drain_until = Some(Instant::now() + DRAIN);
+                }
                 Action::RemoveVips => {
-                    for (vip, prefix) in &self.config.vips {
-                        if let Err(e) = io.netlink.del_address(io.ifindex, *vip, *prefix) {
-                            warn!(instance = %self.config.name, "cannot remove {vip}/{prefix}: {e}");
-                        }
-                    }
-                    self.next_garp = None;
-                    self.next_refresh = None;
+                    self.drain_until = None;
+                    self.remove_vips(io);
                 }
                 Action::SendGratuitous => {
                     let now = Instant::now();
