@@ -5,7 +5,7 @@
 //! thread, and prints checks/s, CPU per 1,000 checks, scheduling lateness and peak RSS.
 //!
 //! cargo bench -p vigil-check --bench checker -- [--kind tcp|http] [--reals N]
-//!     [--interval DURATION] [--seconds S] [--warmup S] [--port P] [--threads T]
+//!     [--interval DURATION] [--seconds S] [--warmup S] [--port P] [--threads T] [--external]
 //!
 //! `--kind http-hang`: the servers read each request and never answer, so every check
 //! times out (the memory of many slow servers at once).
@@ -33,6 +33,8 @@ struct Args {
     port: u16,
     /// 0: one current-thread runtime; n: a multi-thread runtime with n workers.
     threads: usize,
+    /// Check servers that something else runs (e.g. the kernel lab's sink on port 8080).
+    external: bool,
 }
 
 fn parse_args() -> BenchResult<Args> {
@@ -44,6 +46,7 @@ fn parse_args() -> BenchResult<Args> {
         warmup: 3,
         port: 18080,
         threads: 0,
+        external: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -56,6 +59,7 @@ fn parse_args() -> BenchResult<Args> {
             "--warmup" => args.warmup = value()?.parse()?,
             "--port" => args.port = value()?.parse()?,
             "--threads" => args.threads = value()?.parse()?,
+            "--external" => args.external = true,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -88,7 +92,34 @@ fn main() -> BenchResult<()> {
     let args = parse_args()?;
     raise_fd_limit();
 
-    // The real servers live in a child process so that their CPU is not counted.
+    // The real servers live in a child process so that their CPU is not counted; with
+    // --external someone else serves them (the kernel lab's sink).
+    let mut server = if args.external {
+        None
+    } else {
+        Some(start_server(&args)?)
+    };
+
+    let runtime = match args.threads {
+        0 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    let server_pid = server.as_ref().map_or(0, std::process::Child::id);
+    let result = runtime.block_on(measure(&args, server_pid));
+    if let Some(server) = server.as_mut() {
+        drop(server.stdin.take());
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    result
+}
+
+fn start_server(args: &Args) -> BenchResult<std::process::Child> {
     let mut server = Command::new(std::env::current_exe()?)
         .args([
             "serve",
@@ -104,21 +135,7 @@ fn main() -> BenchResult<()> {
     if ready.trim() != "ready" {
         return Err(format!("server did not start: {ready:?}").into());
     }
-
-    let runtime = match args.threads {
-        0 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build()?,
-    };
-    let result = runtime.block_on(measure(&args, server.id()));
-    drop(server.stdin.take());
-    let _ = server.kill();
-    let _ = server.wait();
-    result
+    Ok(server)
 }
 
 async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {

@@ -86,7 +86,8 @@
 //! of its own (one question out; header, rcode and A/AAAA answers in): a resolver library
 //! would bring caching and retries that a check must not have. exec runs the program
 //! directly (no shell) as the configured user, with a fixed `PATH`, `/` as working
-//! directory, stdio to /dev/null and `VIGIL_VIRTUAL_SERVER`, `VIGIL_REAL_ADDRESS`,
+//! directory, stdin and stdout to /dev/null (the first line of stderr goes into the
+//! reason of a failure) and `VIGIL_VIRTUAL_SERVER`, `VIGIL_REAL_ADDRESS`,
 //! `VIGIL_REAL_PORT`, `VIGIL_CHECK_ADDRESS`, `VIGIL_CHECK_PORT` in its environment; it
 //! leads its own process group, and the whole group is killed at the timeout (or when the
 //! checker stops).

@@ -45,6 +45,9 @@ async fn exit_zero_passes_and_non_zero_fails() {
     let r = once(target(real(), check(exec(&["/bin/sh", "-c", "exit 3"])))).await;
     assert!(!r.passed);
     assert_eq!(r.reason, "/bin/sh exited with status 3");
+    let script = "echo; echo '  replica lag 300s  ' >&2; echo second line >&2; exit 2";
+    let r = once(target(real(), check(exec(&["/bin/sh", "-c", script])))).await;
+    assert_eq!(r.reason, "/bin/sh exited with status 2: replica lag 300s");
 }
 
 #[tokio::test]
@@ -61,6 +64,7 @@ async fn runs_as_the_user_with_the_real_server_in_its_environment_and_no_shell()
 #[tokio::test]
 async fn hanging_program_and_its_children_are_killed_at_the_timeout() {
     let marker = "313.25";
+    // The children also hold stderr open: neither may delay the verdict past the timeout.
     let script = format!("sleep {marker} & sleep {marker} & sleep {marker}; wait");
     let mut c = check(exec(&["/bin/sh", "-c", &script]));
     c.timeout = Duration::from_millis(500);
@@ -107,4 +111,24 @@ async fn icmp_echo_to_loopback() {
     assert!(r.passed, "{r:?}");
     assert_eq!(r.reason, "echo reply from 127.0.0.1");
     assert_eq!(r.check, "icmp 127.0.0.1");
+}
+
+#[tokio::test]
+async fn a_background_child_holding_stderr_does_not_hang_a_passing_check() {
+    let marker = "317.5";
+    let script = format!("sleep {marker} & exit 0");
+    let mut c = check(exec(&["/bin/sh", "-c", &script]));
+    c.timeout = Duration::from_secs(3);
+    let r = once(target(real(), c)).await;
+    assert!(r.passed, "{r:?}");
+    assert!(r.latency < Duration::from_secs(3));
+    // Not ours to keep: clean up the straggler this test made.
+    for p in processes_with(marker) {
+        if let Some(pid) = p.split(':').next().and_then(|p| p.parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }

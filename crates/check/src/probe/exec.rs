@@ -6,12 +6,17 @@ use std::process::Stdio;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{Pid, User};
+use tokio::io::AsyncReadExt;
 
 use super::Verdict;
 use super::net::strip_os_error;
 use crate::target::Target;
 
 /// Deliberately small and fixed: the check must not depend on the daemon's environment.
+/// Of a failing program's stderr, this much is kept (its first line goes in the reason).
+const MAX_STDERR: usize = 1024;
+const STDERR_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug)]
@@ -71,7 +76,8 @@ impl ExecProbe {
             .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // The first line of stderr goes into the reason of a failure.
+            .stderr(Stdio::piped())
             // std drops the supplementary groups too when it changes the uid as root.
             .uid(self.uid)
             .gid(self.gid)
@@ -89,7 +95,20 @@ impl ExecProbe {
         // timeout), the group is killed while its leader is still unreaped, so the group
         // id cannot have been reused.
         let mut group = child.id().map(GroupKiller);
-        let status = child.wait().await.map_err(|e| {
+        let mut stderr = child.stderr.take();
+        let mut said = Vec::new();
+        let wait = child.wait();
+        tokio::pin!(wait);
+        let status = tokio::select! {
+            biased;
+            // Read while it runs, so a chatty program never blocks on a full pipe.
+            () = read_capped(stderr.as_mut(), &mut said) => wait.await,
+            status = &mut wait => status,
+        };
+        // Whatever it wrote just before exiting; a grandchild that keeps the pipe open
+        // costs at most this grace.
+        let _ = tokio::time::timeout(STDERR_GRACE, read_capped(stderr.as_mut(), &mut said)).await;
+        let status = status.map_err(|e| {
             format!(
                 "waiting for {} failed: {}",
                 self.program,
@@ -100,16 +119,44 @@ impl ExecProbe {
             g.disarm();
         }
         let status = status?;
-        match (
+        let verdict = match (
             status.code(),
             std::os::unix::process::ExitStatusExt::signal(&status),
         ) {
-            (Some(0), _) => Ok(format!("{} exited 0", self.program)),
-            (Some(code), _) => Err(format!("{} exited with status {code}", self.program)),
-            (None, Some(signal)) => Err(format!("{} was killed by signal {signal}", self.program)),
-            (None, None) => Err(format!("{} ended abnormally", self.program)),
+            (Some(0), _) => return Ok(format!("{} exited 0", self.program)),
+            (Some(code), _) => format!("{} exited with status {code}", self.program),
+            (None, Some(signal)) => format!("{} was killed by signal {signal}", self.program),
+            (None, None) => format!("{} ended abnormally", self.program),
+        };
+        match first_line(&said) {
+            Some(line) => Err(format!("{verdict}: {line}")),
+            None => Err(verdict),
         }
     }
+}
+
+/// Reads stderr up to the cap, then discards the rest until EOF.
+async fn read_capped(stderr: Option<&mut tokio::process::ChildStderr>, said: &mut Vec<u8>) {
+    let Some(stderr) = stderr else {
+        return;
+    };
+    let mut chunk = [0u8; 256];
+    loop {
+        match stderr.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let room = MAX_STDERR.saturating_sub(said.len());
+                said.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        }
+    }
+}
+
+/// The first non-empty line, trimmed and printable.
+fn first_line(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    Some(line.chars().filter(|c| !c.is_control()).take(160).collect())
 }
 
 /// Kills a process group when dropped, unless disarmed.
