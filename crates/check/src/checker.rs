@@ -15,7 +15,7 @@ use crate::scheduler::{CheckStatus, Due, Health, Outcome, RunId, Scheduler};
 use crate::stats::{Histogram, Stats};
 use crate::target::{CheckKey, Target};
 
-/// A real server changed health.
+/// A real server changed health, or its check reached its first verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthEvent {
     pub key: CheckKey,

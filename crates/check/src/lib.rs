@@ -29,8 +29,10 @@
 //! # async fn daemon(config: vigil_config::Config, reloaded: vigil_config::Config) -> Result<(), vigil_check::CheckerError> {
 //! use vigil_check::{Checker, CheckerOptions, Health, targets_from_config};
 //!
-//! // Inside the tokio runtime. Every check starts in its `initial_state` (visible in the
-//! // snapshot at once); events report changes only.
+//! // Inside a tokio runtime with I/O and time enabled (2 workers recommended, see
+//! // docs/benchmarks.md). Every check starts in its `initial_state` (visible in the
+//! // snapshot at once); events report each check's first verdict (which may confirm the
+//! // initial state) and every change after it.
 //! let (checker, mut events) = Checker::spawn(targets_from_config(&config), CheckerOptions::default());
 //! tokio::spawn(async move {
 //!     while let Some(event) = events.recv().await {
@@ -57,7 +59,10 @@
 //! # Rules
 //!
 //! - Health changes after `rise` passes in a row (down → up) or `fall` failures in a row
-//!   (up → down); the transition carries the reason of the deciding result.
+//!   (up → down); the transition carries the reason of the deciding result. A check's
+//!   first verdict is reported too when it confirms the initial state (`rise` passes
+//!   when initially up, `fall` failures when initially down), so the daemon can tell
+//!   "checked and down" from "not yet checked".
 //! - A check never overlaps itself: the next run is scheduled when the result is back,
 //!   one interval after the previous run was *due* (so lateness does not accumulate), or
 //!   at once if that is already past. After a failure while still up, `retry_delay`

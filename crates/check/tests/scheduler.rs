@@ -487,3 +487,67 @@ fn the_first_verdict_is_reported_even_when_it_confirms_the_initial_state() {
         [None, Some(Health::Up), None, None, Some(Health::Down)]
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Against a plain model: health flips exactly when `rise` passes or `fall`
+        /// failures come in a row, the first verdict is reported even when it confirms
+        /// the initial state, each transition carries the deciding reason, and the check
+        /// is never handed out twice before its result is back.
+        #[test]
+        fn health_follows_the_rise_fall_model(
+            rise in 1u32..5,
+            fall in 1u32..5,
+            start_up in any::<bool>(),
+            retry in proptest::option::of(1u64..1000),
+            outcomes in proptest::collection::vec(any::<bool>(), 1..200),
+            delays in proptest::collection::vec(0u64..3000, 200),
+        ) {
+            let t0 = Instant::now();
+            let mut s = Scheduler::new(9);
+            let c = Check {
+                rise,
+                fall,
+                initial_state: if start_up { InitialState::Up } else { InitialState::Down },
+                retry_delay: retry.map(Duration::from_millis),
+                ..check()
+            };
+            s.add(target(1, c), t0);
+            let mut model_up = start_up;
+            let mut settled = false;
+            let (mut passes, mut fails) = (0u32, 0u32);
+            let mut now = t0;
+            for (i, passed) in outcomes.iter().enumerate() {
+                now = s.next_deadline().expect("waiting").max(now);
+                let due = s.poll(now);
+                prop_assert_eq!(due.len(), 1);
+                // Nothing more while it runs, however late.
+                let later = now + Duration::from_millis(delays[i]);
+                prop_assert!(s.poll(later + Duration::from_secs(60)).is_empty());
+                let reason = format!("run {i}");
+                let outcome = if *passed { Outcome::pass(&reason, MS) } else { Outcome::fail(&reason, MS) };
+                let tr = s.on_result(&due[0].key, due[0].run, outcome, later);
+                if *passed { passes += 1; fails = 0; } else { fails += 1; passes = 0; }
+                let flip = if model_up { !*passed && fails >= fall } else { *passed && passes >= rise };
+                if flip { model_up = !model_up; }
+                let confirmed = if model_up { passes >= rise } else { fails >= fall };
+                let first = !settled && (confirmed || flip);
+                settled |= first;
+                prop_assert_eq!(tr.is_some(), flip || first, "run {}", i);
+                if let Some(tr) = tr {
+                    prop_assert_eq!(tr.health == Health::Up, model_up);
+                    prop_assert_eq!(tr.reason, reason);
+                }
+                let next = s.next_deadline().expect("rescheduled");
+                prop_assert!(next >= later);
+                now = later;
+            }
+            let st = s.status(&key(1)).expect("status");
+            prop_assert_eq!(st.health == Health::Up, model_up);
+            prop_assert_eq!((st.passes, st.failures), (passes, fails));
+        }
+    }
+}
