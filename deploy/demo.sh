@@ -1,78 +1,171 @@
 #!/usr/bin/env bash
-# demo.sh: build vigil, validate the example clusters, run a director on one of them and
-# look at it through vigilctl: status, services, VRRP, a good and a bad reload, a clean
-# stop. Leaves nothing behind. `--keep` leaves vigild running in the foreground at the end
-# (Ctrl-C stops it).
+# demo.sh: a vigil director pair in front of three HTTP real servers, with a client, all
+# in network namespaces, IPVS in direct-routing mode. It shows, step by step, what an
+# operator sees: `vigilctl services` and `vigilctl vrrp` on both directors, traffic
+# spreading over the real servers, a real server failing and leaving, the master killed
+# and the standby taking over with the client still served, and the master returning.
 #
-# This is the foundation's demo. The full demo (two directors, real servers and a client
-# in network namespaces, IPVS in the kernel lab) replaces it as the daemon learns to
-# drive checks, IPVS and VRRP.
+# IPVS needs a kernel that has it. This machine's may not (no ip_vs): then the demo runs
+# itself inside the project's kernel lab (a QEMU VM with Debian's stock kernel over this
+# machine's filesystem, tests/lab/), installing the lab first if needed. Every packet
+# stays inside the namespaces the demo creates; everything is removed at the end.
+# Needs root. Takes about a minute (most of it the emulated VM).
 set -euo pipefail
-cd "$(dirname "$(readlink -f "$0")")/.."
-KEEP=${1:-}
+ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+LAB=$ROOT/tests/lab
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+if [ "${1:-}" != --inside ]; then
+  [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (namespaces, IPVS, VRRP)" >&2; exit 1; }
+  echo "== Building vigild and vigilctl"
+  (cd "$ROOT" && cargo build --quiet --bins)
+  if [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; then
+    exec bash "$0" --inside
+  fi
+  echo "== This kernel has no IPVS: running the demo inside the kernel lab (a QEMU VM)"
+  bash "$LAB/install-kernel-lab"
+  exec bash "$LAB/in-ipvs-kernel" --timeout 600 -- bash "$0" --inside
+fi
 
-step "Building vigild and vigilctl"
-cargo build --quiet --bins
-BIN=$PWD/target/debug
+# ---- the demo proper (root, a kernel with IPVS) ------------------------------------
+BIN=$ROOT/target/debug
 export PATH=$BIN:$PATH
-
+P=demo$$
+P=${P:0:10}
 W=$(mktemp -d /tmp/vigil-demo.XXXXXX)
-PID=""
 cleanup() {
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  "$LAB/netns-lab" down --prefix "$P" >/dev/null 2>&1 || true
   rm -rf "$W"
 }
 trap cleanup EXIT
 
-step "Validating the example clusters"
-show vigild check-config conf/*.toml
+START=$(date +%s.%N)
+step() { printf '\n\033[1m== %s\033[0m \033[2m(+%s s)\033[0m\n' "$*" "$(awk -v s="$START" -v n="$(date +%s.%N)" 'BEGIN { printf "%.1f", n - s }')"; }
+on() { local host=$1; shift; "$LAB/netns-lab" exec "$P" "$host" -- "$@"; }
+ctl() { local lb=$1; shift; printf '\033[2m[%s]$ vigilctl %s\033[0m\n' "$lb" "$*"; vigilctl --socket "$W/$lb.sock" "$@"; }
+# wait_for SECONDS CMD...: until CMD succeeds.
+wait_for() {
+  local t=$1; shift
+  for _ in $(seq $((t * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "timed out waiting for: $*" >&2; return 1
+}
 
-step "A broken file: every error, with file, line, column and a hint"
-sed -e 's/^vrid = 51/vrid = 510/' -e 's/^scheduler = "wrr"/scheduler = "wrrr"/' \
-  -e 's/^priority = 150 .*/priorty = 150/' conf/web-dr.toml > "$W/broken.toml"
-show vigild check-config "$W/broken.toml" || echo "(exit status $?)"
+step "Lab: two directors (lb1, lb2), three real servers (rs1..rs3) and a client on one bridge"
+"$LAB/netns-lab" up --prefix "$P" --hosts lb1,lb2,rs1,rs2,rs3,client --owner $$ >/dev/null
+"$LAB/netns-lab" list "$P"
+VIP=10.99.0.100
+echo "virtual IP: $VIP (floats between lb1 and lb2 by VRRP)"
 
-step "Starting vigild on conf/web-dr.toml (status socket moved to $W; network isolated)"
-sed -e "s|^status_socket = .*|status_socket = \"$W/vigil.sock\"|" -e '/^status_socket_group/d' \
-  conf/web-dr.toml > "$W/cluster.toml"
-# In a network namespace of its own (only lo): the example's real servers and VRRP
-# peers are not on this machine, and the demo must not send packets anywhere else.
-unshare --net -- sh -c 'ip link set lo up && exec "$0" "$@"' \
-  "$BIN/vigild" --config "$W/cluster.toml" 2> "$W/vigild.log" &
-PID=$!
-for _ in $(seq 100); do [ -S "$W/vigil.sock" ] && break; sleep 0.1; done
-[ -S "$W/vigil.sock" ] || { cat "$W/vigild.log"; exit 1; }
-export VIGIL_SOCKET=$W/vigil.sock
-show vigilctl status
-step "Services: checks run, but these real servers are not reachable from the demo's namespace"
-show vigilctl services
-step "VRRP instances"
-show vigilctl vrrp
+# Direct routing: the real servers hold the VIP on lo but never answer ARP for it, and
+# reply to clients directly; the directors only carry the inbound half.
+for rs in rs1 rs2 rs3; do
+  mkdir -p "$W/$rs"; echo "$rs" > "$W/$rs/id"
+  on "$rs" sh -ec "ip addr add $VIP/32 dev lo
+    sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+      net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2"
+done
+# busybox httpd in the foreground of each real server's namespace; PIDs kept to stop one.
+declare -A HTTPD
+# (netns-lab execs into the program, so $! is httpd's own PID.)
+serve() { "$LAB/netns-lab" exec "$P" "$1" -- busybox httpd -f -p 80 -h "$W/$1" & HTTPD[$1]=$!; }
+for rs in rs1 rs2 rs3; do serve "$rs"; done
 
-step "Reload: give 192.0.2.13 more weight, then vigilctl reload"
-sed -i 's/{ address = "192.0.2.13", weight = 200 }/{ address = "192.0.2.13", weight = 300 }/' "$W/cluster.toml"
-show vigilctl reload
-show vigilctl services
+director() {  # director NAME PRIORITY
+  cat > "$W/$1.toml" <<EOF
+[director]
+name = "$1"
+status_socket = "$W/$1.sock"
+state_file = "$W/$1.state.json"
 
-step "A bad edit, then SIGHUP: rejected, the running config stays"
-echo 'unknown_setting = true' >> "$W/cluster.toml"
-show kill -HUP "$PID"
-sleep 0.3
-show vigilctl status
-step "The daemon's log"
-cat "$W/vigild.log"
+[vrrp.web]
+interface = "eth0"
+vrid = 51
+priority = $2
+advert_interval = "100ms"
+vips = ["$VIP/24"]
 
-if [ "$KEEP" = --keep ]; then
-  sed -i '$d' "$W/cluster.toml"
-  step "vigild keeps running (pid $PID); in another shell: VIGIL_SOCKET=$W/vigil.sock $BIN/vigilctl status"
-  tail -f "$W/vigild.log" --pid "$PID" &
-  wait "$PID" || true
-  PID=""
-  exit 0
-fi
-step "Stopping (SIGTERM)"
-kill -TERM "$PID"; wait "$PID" && echo "vigild exited cleanly"; PID=""
-show vigilctl status || echo "(exit status $?: not running)"
+[ipvs_sync]
+interface = "eth0"
+instance = "web"
+
+[[virtual_server]]
+name = "web"
+address = "$VIP:80"
+scheduler = "rr"
+forwarding = "dr"
+check = { kind = "http", path = "/id", interval = "500ms", timeout = "300ms", rise = 2, fall = 2 }
+real_server = [
+  { address = "$("$LAB/netns-lab" ip "$P" rs1)" },
+  { address = "$("$LAB/netns-lab" ip "$P" rs2)" },
+  { address = "$("$LAB/netns-lab" ip "$P" rs3)" },
+]
+EOF
+  vigild check-config "$W/$1.toml" >/dev/null
+  on "$1" vigild --config "$W/$1.toml" 2>"$W/$1.log" &
+}
+healthy() { vigilctl --socket "$W/$1.sock" services --json | grep -o '"health": "up"' | wc -l | grep -qx "$2"; }
+state_is() { vigilctl --socket "$W/$1.sock" vrrp --json | grep -q "\"state\": \"$2\""; }
+# The client's view: who answers N requests to the VIP.
+requests() {
+  on client sh -c "for i in \$(seq $1); do curl -s -m 2 http://$VIP/id || echo FAILED; done" |
+    sort | uniq -c | awk '{printf "%s: %s  ", $2, $1} END {print ""}'
+}
+
+step "Starting vigild on lb1 (priority 150) and lb2 (priority 100)"
+director lb1 150
+director lb2 100
+wait_for 30 test -S "$W/lb1.sock"
+wait_for 30 test -S "$W/lb2.sock"
+wait_for 30 state_is lb1 master
+wait_for 30 healthy lb1 3
+wait_for 30 healthy lb2 3
+ctl lb1 vrrp
+ctl lb2 vrrp
+ctl lb1 services
+echo
+echo "lb1's kernel (ipvsadm -Ln, the independent witness):"
+on lb1 ipvsadm -Ln
+
+step "The client sends 12 requests to $VIP: round robin over the real servers"
+requests 12
+
+step "rs2's web server dies: its check fails twice and lb1 takes it out of IPVS"
+kill "${HTTPD[rs2]}"
+wait_for 30 healthy lb1 2
+ctl lb1 services
+requests 12
+
+step "rs2 comes back: two passing checks and it is in again"
+serve rs2
+wait_for 30 healthy lb1 3
+ctl lb1 services
+
+step "lb1 crashes (vigild killed, cable cut): lb2 takes over the VIP"
+on client sh -c "while :; do curl -s -o /dev/null -m 1 http://$VIP/id && echo ok || echo fail; sleep 0.05; done" > "$W/probe.log" &
+PROBE=$!
+sleep 1
+t0=$(date +%s.%N)
+pkill -9 -f "vigild --config $W/lb1.toml"
+"$LAB/netns-lab" exec "$P" br -- ip link set v-lb1 down
+wait_for 30 state_is lb2 master
+# lb2's own record of when it took over, against the moment of the crash.
+t1=$(vigilctl --socket "$W/lb2.sock" vrrp --json | grep -o '"at_unix": [0-9.]*' | head -n 1 | awk '{print $2}')
+awk -v a="$t0" -v b="$t1" 'BEGIN { printf "lb2 took over %.2f s after the crash (advert 100 ms: Master_Down_Interval = 3 x 0.1 s + skew 0.06 s)\n", b - a }'
+sleep 1
+kill $PROBE 2>/dev/null; wait $PROBE 2>/dev/null || true
+echo "client probes every 50 ms during the failover: $(grep -c ok "$W/probe.log") ok, $(grep -c fail "$W/probe.log") failed"
+ctl lb2 vrrp
+requests 9
+
+step "lb1 returns: it starts as backup, hears lb2, and preempts with its higher priority"
+# lb1's crashed vigild left the VIP on its interface; the new one keeps it only until it
+# hears the current master.
+"$LAB/netns-lab" exec "$P" br -- ip link set v-lb1 up
+on lb1 vigild --config "$W/lb1.toml" 2>>"$W/lb1.log" &
+wait_for 30 test -S "$W/lb1.sock"
+wait_for 30 state_is lb1 master
+wait_for 30 state_is lb2 backup
+ctl lb1 vrrp
+ctl lb2 vrrp
+requests 9
+
+step "Done: stopping the directors and removing the lab"
