@@ -531,3 +531,103 @@ fn json_logs_are_one_object_per_line() {
     }
     assert!(log.contains("\"message\":\"vigild 0.1.0 started"), "{log}");
 }
+
+/// GET `path` from `addr` over plain HTTP/1.1; returns (status line, body).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("http_get");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("http_get");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("http_get");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("http_get");
+    let (head, body) = text.split_once("\r\n\r\n").expect("http_get");
+    (
+        head.lines().next().expect("http_get").to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn prometheus_metrics_show_health_reloads_and_ipvs() {
+    // Loopback only: real servers are a local listener and a closed port.
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = up.local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let metrics_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let metrics: std::net::SocketAddr = ([127, 0, 0, 1], metrics_port).into();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}state_file = \"{}\"\nmetrics_listen = \"{metrics}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\ncheck = {{ kind = \"tcp\", interval = \"200ms\", timeout = \"100ms\", rise = 1, fall = 1 }}\nreal_server = [{{ address = \"{up_addr}\" }}, {{ address = \"{closed_addr}\" }}]\n",
+            minimal_config(dir.path(), "metrics"),
+            dir.path().join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let mut child = vigil_testlab::LabChild::spawn(
+        Command::new(bin_path("vigild"))
+            .arg("--config")
+            .arg(&config)
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let up_line =
+        format!("vigil_real_server_up{{virtual_server=\"web\",real_server=\"{up_addr}\"}} 1");
+    let down_line =
+        format!("vigil_real_server_up{{virtual_server=\"web\",real_server=\"{closed_addr}\"}} 0");
+    let mut body = String::new();
+    let settled = wait_for(Duration::from_secs(20), || {
+        if std::net::TcpStream::connect(metrics).is_err() {
+            return false;
+        }
+        body = http_get(metrics, "/metrics").1;
+        body.contains(&up_line) && body.contains(&down_line)
+    });
+    assert!(settled, "{body}");
+    for line in [
+        "# TYPE vigil_config_generation gauge",
+        "vigil_config_generation 1",
+        "vigil_config_reloads_total{result=\"ok\"} 0",
+        "vigil_ipvs_available 0",
+        "vigil_checks{kind=\"tcp\",health=\"up\"} 1",
+        "vigil_checks{kind=\"tcp\",health=\"down\"} 1",
+        "# TYPE vigil_checks_total counter",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "no line {line:?} in:\n{body}"
+        );
+    }
+    // The healthy server is weighted in; the failed one is not in the table.
+    assert!(
+        body.contains(&format!(
+            "vigil_real_server_weight{{virtual_server=\"web\",real_server=\"{up_addr}\"}} 1"
+        )),
+        "{body}"
+    );
+    assert!(
+        !body.contains(&format!(
+            "vigil_real_server_weight{{virtual_server=\"web\",real_server=\"{closed_addr}\"}}"
+        )),
+        "{body}"
+    );
+
+    signal(child.id(), libc::SIGHUP);
+    assert!(wait_for(Duration::from_secs(10), || http_get(
+        metrics, "/metrics"
+    )
+    .1
+    .contains("vigil_config_reloads_total{result=\"ok\"} 1")));
+    let (status, _) = http_get(metrics, "/nope");
+    assert!(status.contains("404"), "{status}");
+    child.terminate(Duration::from_secs(10)).unwrap();
+    drop(up);
+}

@@ -68,6 +68,18 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let mut vrrp = VrrpManager::start(&shared.snapshot().config, shared.vrrp.clone());
     let (director, mut notices) =
         Director::spawn(shared.snapshot().config.clone(), shared.vrrp.clone());
+    let metrics = shared
+        .snapshot()
+        .config
+        .director
+        .metrics_listen
+        .map(|addr| {
+            tokio::spawn(crate::metrics::serve(
+                addr,
+                shared.clone(),
+                director.clone(),
+            ))
+        });
     info!(
         config = %config_path.display(),
         socket = %socket.path().display(),
@@ -131,6 +143,9 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
     }
     server.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     drop(socket);
     info!("vigild stopped");
     Ok(())

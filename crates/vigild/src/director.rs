@@ -22,6 +22,7 @@ use vigil_ipvs::{DesiredTable, SyncDaemon, SyncState, policy};
 use vigil_vrrp::State;
 
 use crate::ipvs_worker::{IpvsWorker, Job};
+use crate::metrics::Exposition;
 use crate::overrides::Drains;
 use crate::table::{self, Known};
 use crate::vrrp::Registry;
@@ -37,6 +38,8 @@ pub enum Command {
         reply: oneshot::Sender<Result<Value, (&'static str, String)>>,
     },
     Services(oneshot::Sender<Value>),
+    /// The director's part of the metrics, in the text exposition format.
+    Metrics(oneshot::Sender<String>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -235,6 +238,9 @@ impl Director {
             Command::Services(reply) => {
                 let _ = reply.send(self.services().await);
             }
+            Command::Metrics(reply) => {
+                let _ = reply.send(self.metrics().await);
+            }
             Command::Stop(_) => {}
         }
     }
@@ -319,6 +325,210 @@ impl Director {
             sync.interface.clone(),
             sync.sync_id,
         ))));
+    }
+
+    async fn metrics(&mut self) -> String {
+        let mut m = Exposition::default();
+        let config = self.config.clone();
+        let ipvs = self.ipvs.status();
+        m.single(
+            "vigil_ipvs_available",
+            "gauge",
+            "1 when IPVS can be programmed.",
+            f64::from(u8::from(ipvs.available)),
+        );
+        m.single(
+            "vigil_ipvs_syncs_total",
+            "counter",
+            "Reconcile passes (full or one service).",
+            ipvs.syncs as f64,
+        );
+        m.single(
+            "vigil_ipvs_writes_total",
+            "counter",
+            "IPVS netlink writes acknowledged by the kernel.",
+            ipvs.writes as f64,
+        );
+        m.single(
+            "vigil_ipvs_write_errors_total",
+            "counter",
+            "IPVS netlink writes the kernel refused (retried with back-off).",
+            ipvs.write_errors as f64,
+        );
+        m.single(
+            "vigil_ipvs_full_dumps_total",
+            "counter",
+            "Full reads of the kernel table (start, drift repair).",
+            ipvs.full_dumps as f64,
+        );
+
+        m.family(
+            "vigil_virtual_server_quorum",
+            "gauge",
+            "1 when the virtual server has its quorum, 0 when not (absent while undecided).",
+        );
+        let mut rows = Vec::new();
+        for vs in &config.virtual_servers {
+            let e = self.evaluate(vs);
+            if let Some(q) = e.quorum {
+                m.sample(
+                    "vigil_virtual_server_quorum",
+                    &[("virtual_server", &vs.name)],
+                    f64::from(u8::from(q)),
+                );
+            }
+            for rs in &vs.real_servers {
+                let addr = rs.address.to_string();
+                let known = match &rs.check {
+                    None => Some(1.0),
+                    Some(_) => match self.known(&vs.key, rs.address) {
+                        Known::Up => Some(1.0),
+                        Known::Down => Some(0.0),
+                        Known::Pending => None,
+                    },
+                };
+                let weight = e
+                    .desired
+                    .destinations
+                    .get(&vigil_ipvs::DestinationKey(rs.address))
+                    .map(|d| f64::from(d.weight));
+                let drained = f64::from(u8::from(self.drains.contains(&vs.name, rs.address)));
+                rows.push((vs.name.clone(), addr, known, weight, drained));
+            }
+        }
+        m.family(
+            "vigil_real_server_up",
+            "gauge",
+            "1 when the real server is healthy, 0 when down (absent until its first verdict).",
+        );
+        for (vs, rs, known, _, _) in &rows {
+            if let Some(v) = known {
+                m.sample(
+                    "vigil_real_server_up",
+                    &[("virtual_server", vs), ("real_server", rs)],
+                    *v,
+                );
+            }
+        }
+        m.family(
+            "vigil_real_server_weight",
+            "gauge",
+            "Weight the director wants in IPVS (absent: not in the table).",
+        );
+        for (vs, rs, _, weight, _) in &rows {
+            if let Some(w) = weight {
+                m.sample(
+                    "vigil_real_server_weight",
+                    &[("virtual_server", vs), ("real_server", rs)],
+                    *w,
+                );
+            }
+        }
+        m.family(
+            "vigil_real_server_drained",
+            "gauge",
+            "1 when an operator drained the real server.",
+        );
+        for (vs, rs, _, _, drained) in &rows {
+            m.sample(
+                "vigil_real_server_drained",
+                &[("virtual_server", vs), ("real_server", rs)],
+                *drained,
+            );
+        }
+
+        if let Ok(stats) = self.checker.stats(false).await {
+            m.family(
+                "vigil_checks_total",
+                "counter",
+                "Health check runs by result.",
+            )
+            .sample(
+                "vigil_checks_total",
+                &[("result", "pass")],
+                stats.passed as f64,
+            )
+            .sample(
+                "vigil_checks_total",
+                &[("result", "fail")],
+                stats.failed as f64,
+            );
+            m.single(
+                "vigil_checks_in_flight",
+                "gauge",
+                "Probes running now.",
+                stats.in_flight as f64,
+            );
+            m.single(
+                "vigil_checks_backlog",
+                "gauge",
+                "Due checks waiting for a probe slot.",
+                stats.backlog as f64,
+            );
+            m.family(
+                "vigil_check_latency_seconds",
+                "summary",
+                "Probe latency since start.",
+            );
+            for (q, us) in [
+                ("0.5", stats.probe_latency.p50_us),
+                ("0.99", stats.probe_latency.p99_us),
+            ] {
+                m.sample(
+                    "vigil_check_latency_seconds",
+                    &[("quantile", q)],
+                    us as f64 / 1e6,
+                );
+            }
+            m.sample(
+                "vigil_check_latency_seconds_count",
+                &[],
+                stats.probe_latency.samples as f64,
+            );
+            m.family(
+                "vigil_check_lateness_seconds",
+                "summary",
+                "How late checks started against their schedule.",
+            );
+            for (q, us) in [
+                ("0.5", stats.lateness.p50_us),
+                ("0.99", stats.lateness.p99_us),
+            ] {
+                m.sample(
+                    "vigil_check_lateness_seconds",
+                    &[("quantile", q)],
+                    us as f64 / 1e6,
+                );
+            }
+            m.sample(
+                "vigil_check_lateness_seconds_count",
+                &[],
+                stats.lateness.samples as f64,
+            );
+        }
+        if let Ok(snap) = self.checker.snapshot().await {
+            let mut per_kind: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+            for c in &snap.checks {
+                let health = match c.health {
+                    Health::Up => "up",
+                    Health::Down => "down",
+                };
+                *per_kind.entry((c.kind, health)).or_default() += 1;
+            }
+            m.family(
+                "vigil_checks",
+                "gauge",
+                "Configured checks by kind and current health.",
+            );
+            for ((kind, health), n) in per_kind {
+                m.sample(
+                    "vigil_checks",
+                    &[("kind", kind), ("health", health)],
+                    n as f64,
+                );
+            }
+        }
+        m.finish()
     }
 
     /// Every virtual server with its real servers: configured and kernel weights,

@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod director;
 pub mod ipvs_worker;
 pub mod logging;
+pub mod metrics;
 pub mod overrides;
 pub mod protocol;
 pub mod state;

@@ -36,6 +36,9 @@ pub struct Snapshot {
     pub generation: u64,
     pub loaded_at_unix: f64,
     pub reloads: VecDeque<ReloadRecord>,
+    /// All reloads since start (the history above keeps only the last ones).
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
 }
 
 /// Shared between the main loop (the only writer) and status connections (readers).
@@ -65,6 +68,8 @@ impl Shared {
                 generation: 1,
                 loaded_at_unix: now,
                 reloads: VecDeque::new(),
+                reloads_ok: 0,
+                reloads_failed: 0,
             })),
             started: Instant::now(),
             started_at_unix: now,
@@ -98,6 +103,11 @@ impl Shared {
                 s.config = Arc::new(c);
                 s.generation = record.generation;
                 s.loaded_at_unix = record.at_unix;
+            }
+            if record.ok {
+                s.reloads_ok += 1;
+            } else {
+                s.reloads_failed += 1;
             }
             if s.reloads.len() == RELOAD_HISTORY {
                 s.reloads.pop_front();
