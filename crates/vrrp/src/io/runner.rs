@@ -331,6 +331,7 @@ impl Runner {
         self.apply(&mut io, actions).await;
 
         let mut buf = vec![0u8; 65536];
+        let mut control_open = true;
         loop {
             let deadline = [
                 io.instance.next_deadline(),
@@ -341,15 +342,19 @@ impl Runner {
             .into_iter()
             .flatten()
             .min();
+            // Timers before the socket: a flood of packets must not hold back our own
+            // adverts (a backup would take over). A closed control channel is not
+            // polled again (it would be ready forever).
             let wake = tokio::select! {
                 biased;
-                c = control.recv() => Wake::Control(c),
-                d = io.socket.recv(&mut buf) => Wake::Datagram(d),
+                c = control.recv(), if control_open => Wake::Control(c),
                 () = sleep_until(deadline) => Wake::Timer,
+                d = io.socket.recv(&mut buf) => Wake::Datagram(d),
             };
             match wake {
                 // The daemon dropped its handle: stop as if asked to, gracefully.
                 Wake::Control(None) => {
+                    control_open = false;
                     self.on_control(&mut io, Control::Stop { graceful: true })
                         .await
                 }
