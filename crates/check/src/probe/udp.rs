@@ -41,7 +41,8 @@ impl UdpProbe {
             .send(&self.send)
             .await
             .map_err(|e| format!("sending to {addr} failed: {}", strip_os_error(&e)))?;
-        let mut buf = vec![0u8; 65_536];
+        // The first 4 KiB of the reply is all a pattern is matched against.
+        let mut buf = vec![0u8; 4096];
         let n = socket.recv(&mut buf).await.map_err(|e| match e.kind() {
             std::io::ErrorKind::ConnectionRefused => {
                 format!("UDP port {addr} unreachable (ICMP port unreachable)")
