@@ -302,4 +302,14 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_or_error_without_panicking(
+            msg in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            id in proptest::prelude::any::<u16>(),
+        ) {
+            let _ = decode_reply(&msg, id);
+        }
+    }
 }

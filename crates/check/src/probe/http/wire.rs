@@ -286,4 +286,33 @@ mod tests {
             (vec![], true)
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_or_error_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            head_request in proptest::prelude::any::<bool>(),
+        ) {
+            let _ = parse_head(&bytes, head_request);
+            let mut out = Vec::new();
+            let _ = ChunkedDecoder::default().feed(&bytes, &mut out);
+        }
+
+        #[test]
+        fn chunked_round_trip(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 1..300), 0..8),
+            piece in 1usize..64,
+        ) {
+            let mut encoded = Vec::new();
+            for c in &chunks {
+                encoded.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                encoded.extend_from_slice(c);
+                encoded.extend_from_slice(b"\r\n");
+            }
+            encoded.extend_from_slice(b"0\r\n\r\n");
+            let (out, done) = decode_in_pieces(&encoded, piece).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            proptest::prop_assert!(done);
+            proptest::prop_assert_eq!(out, chunks.concat());
+        }
+    }
 }
