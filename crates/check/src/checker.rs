@@ -221,6 +221,11 @@ impl Driver {
                 return;
             };
             let Some(probe) = self.probes.get(&due.key).map(Arc::clone) else {
+                // Cannot happen (probes follow the targets), but a run must always end, or
+                // the check would never be scheduled again.
+                let outcome = Outcome::fail("no probe for this check", Duration::ZERO);
+                self.scheduler
+                    .on_result(&due.key, due.run, outcome, now.into_std());
                 continue;
             };
             self.lateness
