@@ -575,3 +575,38 @@ fn capture_garps(vip: Ipv4Addr, window: Duration) -> Vec<Duration> {
     }
     seen
 }
+
+/// IPv6 unicast between peers named by global address: adverts come from the sender's
+/// global address (so the peer check knows them) and failover works.
+#[test]
+fn ipv6_unicast_peers() {
+    require_root_or_skip!();
+    let (lab, dir, _) = lab();
+    let vip6 = "fd00:99::100";
+    for (host, addr) in [("lb1", "fd00:99::1/64"), ("lb2", "fd00:99::2/64")] {
+        lab.run(host, ["ip", "addr", "add", addr, "dev", "eth0", "nodad"])
+            .unwrap();
+    }
+    let six = |p, peer: &str| {
+        instance(
+            "w6",
+            62,
+            p,
+            "100ms",
+            &[format!("{vip6}/64")],
+            &format!("unicast_peers = [\"{peer}\"]"),
+        )
+    };
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &six(100, "fd00:99::1"));
+    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &six(150, "fd00:99::2"));
+    lb1.expect_state("w6", "master", Duration::from_secs(20));
+    lb2.expect_state("w6", "backup", SETTLE);
+    assert_eq!(lb1.instance("w6").unwrap()["primary_address"], "fd00:99::1");
+    assert!(wait_for(SETTLE, || lb2.instance("w6").unwrap()["master"]
+        == "fd00:99::1"));
+    assert_eq!(lb2.instance("w6").unwrap()["drops"], serde_json::json!({}));
+    expect_addr_only_on(&lab, vip6, "lb1", &HOSTS);
+    assert!(lb1.stop().success());
+    lb2.expect_state("w6", "master", SETTLE);
+    expect_addr_only_on(&lab, vip6, "lb2", &HOSTS);
+}

@@ -106,6 +106,19 @@ pub fn primary_address(
     }
 }
 
+/// The source for IPv6 unicast adverts to peers beyond the link-local scope: the
+/// first usable global address that is not a virtual address. RFC 5798 §5.1.2.1 asks
+/// for the link-local address, but peers configured by global address recognise (and
+/// reach) each other only by those.
+pub fn global_ipv6_address(addresses: &[InterfaceAddress], vips: &[IpAddr]) -> Option<IpAddr> {
+    addresses
+        .iter()
+        .filter(|a| a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0)
+        .filter(|a| !vips.contains(&a.address))
+        .find(|a| matches!(a.address, IpAddr::V6(v6) if !v6.is_unicast_link_local() && !v6.is_loopback()))
+        .map(|a| a.address)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +159,22 @@ mod tests {
             Some("fe80::2".parse().unwrap())
         );
         assert_eq!(primary_address(&list[..2], Family::Ipv6, &[]), None);
+    }
+
+    #[test]
+    fn ipv6_unicast_source_is_a_global_non_vip_address() {
+        let list = [
+            addr("fe80::2", 0),
+            addr("fd00::100", 0),
+            addr("fd00::7", IFA_F_TENTATIVE),
+            addr("fd00::2", 0),
+        ];
+        let vips = ["fd00::100".parse().unwrap()];
+        assert_eq!(
+            global_ipv6_address(&list, &vips),
+            Some("fd00::2".parse().unwrap())
+        );
+        assert_eq!(global_ipv6_address(&list[..1], &vips), None);
     }
 
     #[test]

@@ -421,16 +421,30 @@ impl Runner {
                 let present = netlink
                     .addresses(ifindex)
                     .map_err(|e| format!("addresses of {}: {e}", c.interface))?;
-                iface::primary_address(&present, c.family, &vip_addrs).ok_or_else(|| {
-                    format!(
-                        "no usable {} address on {} to advertise from",
-                        match c.family {
-                            Family::Ipv4 => "IPv4",
-                            Family::Ipv6 => "IPv6 link-local",
-                        },
-                        c.interface
-                    )
-                })?
+                // IPv6 unicast to peers named by global address: advertise from a
+                // global address too, or they would not know us (see
+                // iface::global_ipv6_address).
+                let routed_peers = c
+                    .unicast_peers
+                    .iter()
+                    .any(|p| matches!(p, IpAddr::V6(v6) if !v6.is_unicast_link_local()));
+                let global = if routed_peers {
+                    iface::global_ipv6_address(&present, &vip_addrs)
+                } else {
+                    None
+                };
+                global
+                    .or_else(|| iface::primary_address(&present, c.family, &vip_addrs))
+                    .ok_or_else(|| {
+                        format!(
+                            "no usable {} address on {} to advertise from",
+                            match c.family {
+                                Family::Ipv4 => "IPv4",
+                                Family::Ipv6 => "IPv6 link-local",
+                            },
+                            c.interface
+                        )
+                    })?
             }
         };
         let multicast = c.unicast_peers.is_empty();
