@@ -629,5 +629,105 @@ fn prometheus_metrics_show_health_reloads_and_ipvs() {
     let (status, _) = http_get(metrics, "/nope");
     assert!(status.contains("404"), "{status}");
     child.terminate(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn events_stream_health_drains_and_reloads() {
+    // Loopback only: one real server is a local listener, the other a closed port.
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = up.local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}state_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\ncheck = {{ kind = \"tcp\", interval = \"300ms\", timeout = \"100ms\", rise = 1, fall = 1, start_spread = \"0s\" }}\nreal_server = [{{ address = \"{up_addr}\" }}, {{ address = \"{closed_addr}\" }}]\n",
+            minimal_config(dir.path(), "events"),
+            dir.path().join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let sock = dir.path().join("vigil.sock");
+    // Subscribe before the daemon's first checks can finish: start it, then connect at
+    // once (events from before the subscription are not replayed).
+    let mut child = vigil_testlab::LabChild::spawn(
+        Command::new(bin_path("vigild"))
+            .arg("--config")
+            .arg(&config)
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    assert!(wait_for(Duration::from_secs(20), || {
+        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    }));
+    let mut watcher = vigil_tests::StatusClient::connect(&sock);
+    watcher.send_line(r#"{"command":"events"}"#);
+    assert_eq!(
+        watcher.read_reply().unwrap()["result"]["event"],
+        "subscribed"
+    );
+
+    // Wait until the first checks have settled (before the subscription, so not seen).
+    assert!(wait_for(Duration::from_secs(20), || {
+        let v: Value = serde_json::from_slice(&vigilctl(&sock, &["services", "--json"]).stdout)
+            .unwrap_or(Value::Null);
+        v["virtual_servers"][0]["real_servers"][0]["health"] == "up"
+    }));
+    // While watching: the up server goes away, a drain, a reload.
     drop(up);
+    let d = vigilctl(&sock, &["drain", "web", &up_addr.to_string()]);
+    assert!(d.status.success(), "{}", output_text(&d));
+    assert!(
+        stdout(&d).starts_with(&format!("drained {up_addr} of web")),
+        "{}",
+        output_text(&d)
+    );
+    signal(child.id(), libc::SIGHUP);
+
+    let mut seen = Vec::new();
+    let want = |seen: &[Value]| {
+        let has = |f: &dyn Fn(&Value) -> bool| seen.iter().any(f);
+        has(&|e| e["event"] == "drain" && e["drained"] == true)
+            && has(&|e| e["event"] == "reload" && e["ok"] == true && e["generation"] == 2)
+            && has(&|e| {
+                e["event"] == "health"
+                    && e["real_server"] == up_addr.to_string()
+                    && e["health"] == "down"
+                    && e["reason"].as_str().is_some_and(|r| r.contains("refused"))
+            })
+    };
+    while !want(&seen) {
+        match watcher.read_reply() {
+            Some(e) => seen.push(e),
+            None => panic!("the event stream ended: {seen:?}"),
+        }
+    }
+    // The human form, through the real vigilctl.
+    let mut ctl = std::process::Command::new(bin_path("vigilctl"))
+        .arg("--socket")
+        .arg(&sock)
+        .arg("events")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let e = vigilctl(&sock, &["enable", "web", &up_addr.to_string()]);
+    assert!(e.status.success(), "{}", output_text(&e));
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(ctl.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(
+        line.contains(&format!("drain   web {up_addr} enabled")),
+        "{line}"
+    );
+    let _ = ctl.kill();
+    let _ = ctl.wait();
+    child.terminate(Duration::from_secs(10)).unwrap();
 }

@@ -51,7 +51,7 @@ fn bad_requests_get_error_replies_and_the_connection_goes_on() {
         reply["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("commands: status, config, services, vrrp, reload, ping"),
+            .contains("commands: status, config, services, vrrp, reload, ping, vrrp-handover, vrrp-reclaim, vrrp-watch, drain, enable, events"),
         "{reply}"
     );
     c.send_line(r#"{"command":"ping"}"#);

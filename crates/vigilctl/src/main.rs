@@ -61,6 +61,9 @@ enum Command {
         /// The real server, as IP:PORT (or IP when that is unambiguous).
         real_server: String,
     },
+    /// Follow every change as it happens (health, drains, quorum, reloads, VRRP states)
+    /// until interrupted.
+    Events,
     /// Undo `drain`: the real server gets its weight back (if healthy).
     Enable {
         virtual_server: String,
@@ -151,6 +154,40 @@ fn parse_reply(reply: &str, socket: &std::path::Path) -> Result<Value, Failure> 
 
 /// `vrrp --watch`: the current table, then one line per state change, until the daemon
 /// goes away (exit 3) or the user interrupts.
+/// `vigilctl events`: one line per event until the daemon goes away.
+fn events(socket: &PathBuf, as_json: bool) -> Result<Value, Failure> {
+    let mut stream = connect(socket)?;
+    let io_err = |e: std::io::Error| {
+        Failure::Unreachable(format!("talking to vigild at {}: {e}", socket.display()))
+    };
+    stream
+        .write_all(b"{\"command\":\"events\"}\n")
+        .map_err(io_err)?;
+    let mut lines = BufReader::new(stream).lines();
+    let first = lines
+        .next()
+        .transpose()
+        .map_err(io_err)?
+        .unwrap_or_default();
+    parse_reply(&first, socket)?;
+    if !as_json {
+        eprintln!("following events of {} (Ctrl-C to stop)", socket.display());
+    }
+    for line in lines {
+        let line = line.map_err(io_err)?;
+        if as_json {
+            println!("{line}");
+        } else if let Ok(event) = serde_json::from_str::<Value>(&line) {
+            println!("{}", render::event(&event));
+        }
+        let _ = std::io::stdout().flush();
+    }
+    Err(Failure::Unreachable(format!(
+        "vigild at {} closed the connection",
+        socket.display()
+    )))
+}
+
 fn watch(socket: &PathBuf, as_json: bool) -> Result<Value, Failure> {
     let mut stream = connect(socket)?;
     let io_err = |e: std::io::Error| {
@@ -193,6 +230,7 @@ fn main() -> ExitCode {
         Command::Status => ("status", request(&cli.socket, "status")),
         Command::Services => ("services", request(&cli.socket, "services")),
         Command::Vrrp { watch: true, .. } => ("watch", watch(&cli.socket, cli.json)),
+        Command::Events => ("watch", events(&cli.socket, cli.json)),
         Command::Vrrp {
             action: Some(VrrpAction::Handover { instance }),
             ..

@@ -374,6 +374,75 @@ pub(crate) fn vrrp_event(e: &Value) -> String {
     }
 }
 
+/// One line per event of `vigilctl events`: time, kind, what.
+pub(crate) fn event(e: &Value) -> String {
+    let at_ms = |e: &Value| {
+        e.get("at_unix_ms")
+            .and_then(Value::as_f64)
+            .map_or("-".into(), |ms| utc(ms / 1e3))
+    };
+    match e.get("event").and_then(Value::as_str) {
+        Some("vrrp_state") => format!(
+            "{}  vrrp    {}",
+            f64_of(e, "at_unix").map_or("-".into(), utc),
+            {
+                let line = vrrp_event(e);
+                // vrrp_event starts with the time too.
+                line.split_once("  ")
+                    .map_or(line.clone(), |(_, rest)| rest.to_string())
+            }
+        ),
+        Some("health") => format!(
+            "{}  health  {} {} {}: {}",
+            at_ms(e),
+            s(e, "virtual_server"),
+            s(e, "real_server"),
+            s(e, "health").to_uppercase(),
+            s(e, "reason")
+        ),
+        Some("drain") => format!(
+            "{}  drain   {} {} {}",
+            at_ms(e),
+            s(e, "virtual_server"),
+            s(e, "real_server"),
+            if e.get("drained") == Some(&Value::Bool(true)) {
+                "drained"
+            } else {
+                "enabled"
+            }
+        ),
+        Some("quorum") => format!(
+            "{}  quorum  {} {}",
+            at_ms(e),
+            s(e, "virtual_server"),
+            if e.get("has_quorum") == Some(&Value::Bool(true)) {
+                "regained"
+            } else {
+                "LOST"
+            }
+        ),
+        Some("reload") => {
+            let ok = e.get("ok") == Some(&Value::Bool(true));
+            let mut line = format!(
+                "{}  reload  {} by {}: generation {}",
+                f64_of(e, "at_unix").map_or("-".into(), utc),
+                if ok { "ok" } else { "REJECTED" },
+                s(e, "trigger"),
+                s(e, "generation")
+            );
+            for err in list(e, "errors") {
+                let _ = write!(line, "\n        {}", err.as_str().unwrap_or("-"));
+            }
+            line
+        }
+        Some("lagged") => format!(
+            "(missed {} events: this client was too slow)",
+            s(e, "missed")
+        ),
+        _ => e.to_string(),
+    }
+}
+
 pub(crate) fn vrrp_control(v: &Value) -> String {
     format!(
         "{}: {} requested (was {})\n",

@@ -66,8 +66,11 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(16);
     let server = tokio::spawn(socket.clone().serve(shared.clone(), control_tx));
     let mut vrrp = VrrpManager::start(&shared.snapshot().config, shared.vrrp.clone());
-    let (director, mut notices) =
-        Director::spawn(shared.snapshot().config.clone(), shared.vrrp.clone());
+    let (director, mut notices) = Director::spawn(
+        shared.snapshot().config.clone(),
+        shared.vrrp.clone(),
+        shared.events.clone(),
+    );
     let metrics = shared
         .snapshot()
         .config
@@ -224,6 +227,10 @@ fn reload(shared: &Shared, trigger: &'static str) -> Result<serde_json::Value, P
         }
     };
     systemd::ready("reloaded");
+    shared.publish(match &result {
+        Ok(r) => json!({"event": "reload", "ok": true, "trigger": trigger, "generation": r.generation, "at_unix": r.at_unix}),
+        Err(r) => json!({"event": "reload", "ok": false, "trigger": trigger, "generation": r.generation, "errors": r.errors, "at_unix": r.at_unix}),
+    });
     match result {
         Ok(r) => Ok(json!(r)),
         Err(r) => Err(ProtocolError {

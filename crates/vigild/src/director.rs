@@ -67,6 +67,8 @@ pub struct Director {
     quorum: HashMap<ServiceKey, Option<bool>>,
     notices: mpsc::UnboundedSender<Notice>,
     vrrp: Arc<Registry>,
+    /// Daemon events for `events` watchers.
+    published: broadcast::Sender<Value>,
 }
 
 fn unix_ms(at: std::time::SystemTime) -> u64 {
@@ -79,6 +81,7 @@ impl Director {
     pub fn spawn(
         config: Arc<Config>,
         vrrp: Arc<Registry>,
+        published: broadcast::Sender<Value>,
     ) -> (mpsc::Sender<Command>, mpsc::UnboundedReceiver<Notice>) {
         let (checker, events) =
             Checker::spawn(targets_from_config(&config), CheckerOptions::default());
@@ -94,6 +97,7 @@ impl Director {
             quorum: HashMap::new(),
             notices,
             vrrp,
+            published,
         };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(director.run(rx));
@@ -162,6 +166,12 @@ impl Director {
                 info!(virtual_server = %vs.name, "quorum {}", if q { "regained" } else { "lost" });
             }
             let _ = self.notices.send(Notice::Quorum(vs.name.clone(), q));
+            let _ = self.published.send(json!({
+                "event": "quorum",
+                "virtual_server": vs.name,
+                "has_quorum": q,
+                "at_unix_ms": unix_ms(std::time::SystemTime::now()),
+            }));
         }
         e
     }
@@ -197,6 +207,15 @@ impl Director {
             e.health,
             e.reason
         );
+        let _ = self.published.send(json!({
+            "event": "health",
+            "virtual_server": e.virtual_server,
+            "real_server": e.key.real,
+            "health": e.health.to_string(),
+            "reason": e.reason,
+            "latency_us": u64::try_from(e.latency.as_micros()).unwrap_or(u64::MAX),
+            "at_unix_ms": unix_ms(e.at),
+        }));
         self.health.insert(
             (e.key.service, e.key.real),
             HealthRecord {
@@ -301,6 +320,13 @@ impl Director {
                 if drain { "drained" } else { "enabled" }
             );
             self.sync_service(&vs.key);
+            let _ = self.published.send(json!({
+                "event": "drain",
+                "virtual_server": vs.name,
+                "real_server": rs.address,
+                "drained": drain,
+                "at_unix_ms": unix_ms(std::time::SystemTime::now()),
+            }));
         }
         Ok(json!({
             "virtual_server": vs.name,

@@ -26,6 +26,7 @@ pub const COMMANDS: &[&str] = &[
     "vrrp-watch",
     "drain",
     "enable",
+    "events",
 ];
 
 /// What a request asks for, once parsed.
@@ -48,6 +49,9 @@ pub enum Request {
         virtual_server: String,
         real_server: String,
     },
+    /// `{"event": "subscribed"}`, then one line per event (health, drain, quorum, reload,
+    /// VRRP state) until the client closes.
+    Events,
     /// Undo a drain.
     Enable {
         virtual_server: String,
@@ -109,6 +113,7 @@ pub fn parse_request(line: &[u8]) -> (Result<Request, ProtocolError>, Option<Val
             "vrrp-watch" => Ok(Request::VrrpWatch),
             "reload" => Ok(Request::Reload),
             "ping" => Ok(Request::Ping),
+            "events" => Ok(Request::Events),
             "drain" => {
                 real_server_fields(&obj).map(|(virtual_server, real_server)| Request::Drain {
                     virtual_server,

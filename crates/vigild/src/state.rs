@@ -43,6 +43,9 @@ pub struct Snapshot {
 
 /// Shared between the main loop (the only writer) and status connections (readers).
 pub struct Shared {
+    /// Daemon events (health changes, drains, quorum, reloads) for `events` watchers;
+    /// VRRP state changes have their own stream in the registry.
+    pub events: tokio::sync::broadcast::Sender<serde_json::Value>,
     snapshot: RwLock<Arc<Snapshot>>,
     pub started: Instant,
     pub started_at_unix: f64,
@@ -62,6 +65,7 @@ impl Shared {
     pub fn new(config: Config, config_file: PathBuf) -> Arc<Self> {
         let now = unix_now();
         Arc::new(Shared {
+            events: tokio::sync::broadcast::channel(1024).0,
             snapshot: RwLock::new(Arc::new(Snapshot {
                 config: Arc::new(config),
                 config_file,
@@ -95,6 +99,11 @@ impl Shared {
         let next = Arc::new(next);
         *guard = next.clone();
         next
+    }
+
+    /// Publishes a daemon event to `events` watchers (none listening is fine).
+    pub fn publish(&self, event: serde_json::Value) {
+        let _ = self.events.send(event);
     }
 
     pub fn record_reload(&self, record: ReloadRecord, new_config: Option<Config>) -> Arc<Snapshot> {

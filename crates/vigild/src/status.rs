@@ -201,8 +201,12 @@ async fn serve_client(
             }
             let (reply, watch) = handle_line(line, &shared, &control).await;
             write_reply(&mut stream, &reply).await?;
-            if let Some(events) = watch {
-                return stream_vrrp_events(stream, events).await;
+            match watch {
+                Some(Watch::Vrrp(events)) => return stream_vrrp_events(stream, events).await,
+                Some(Watch::All(events, vrrp)) => {
+                    return stream_all_events(stream, events, vrrp).await;
+                }
+                None => {}
             }
         }
         if buf.len() > MAX_LINE {
@@ -301,18 +305,69 @@ async fn stream_vrrp_events(
     }
 }
 
+/// A streaming request's subscriptions, taken before its first reply line is built so
+/// that no event falls between the two.
+enum Watch {
+    Vrrp(broadcast::Receiver<vigil_vrrp::io::StateEvent>),
+    All(
+        broadcast::Receiver<Value>,
+        broadcast::Receiver<vigil_vrrp::io::StateEvent>,
+    ),
+}
+
+/// After an `events` reply: every daemon and VRRP event, one JSON line each, until the
+/// client closes. Like `vrrp-watch`, a client too slow to keep up is told how many events
+/// it missed instead of holding anyone up.
+async fn stream_all_events(
+    mut stream: UnixStream,
+    mut events: broadcast::Receiver<Value>,
+    mut vrrp: broadcast::Receiver<vigil_vrrp::io::StateEvent>,
+) -> io::Result<()> {
+    let mut chunk = [0u8; 1024];
+    let lagged = |n| json!({"event": "lagged", "missed": n});
+    loop {
+        let line = tokio::select! {
+            e = events.recv() => match e {
+                Ok(v) => v,
+                Err(broadcast::error::RecvError::Lagged(n)) => lagged(n),
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            e = vrrp.recv() => match e {
+                Ok(e) => crate::vrrp::event_json(&e),
+                Err(broadcast::error::RecvError::Lagged(n)) => lagged(n),
+                // No VRRP (or it stopped): keep serving the other events.
+                Err(broadcast::error::RecvError::Closed) => {
+                    vrrp = broadcast::channel(1).1;
+                    continue;
+                }
+            },
+            read = stream.read(&mut chunk) => match read {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(_) => continue,
+            },
+        };
+        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        bytes.push(b'\n');
+        write_reply(&mut stream, &bytes).await?;
+    }
+}
+
 async fn handle_line(
     line: &[u8],
     shared: &Shared,
     control: &mpsc::Sender<Control>,
-) -> (
-    Vec<u8>,
-    Option<broadcast::Receiver<vigil_vrrp::io::StateEvent>>,
-) {
+) -> (Vec<u8>, Option<Watch>) {
     let (request, id) = protocol::parse_request(line);
     let mut watch = None;
     let result = match request {
         Err(e) => Err(e),
+        Ok(Request::Events) => {
+            watch = Some(Watch::All(
+                shared.events.subscribe(),
+                shared.vrrp.subscribe(),
+            ));
+            Ok(json!({"event": "subscribed"}))
+        }
         Ok(Request::Ping) => Ok(json!("pong")),
         Ok(Request::Status) => Ok(protocol::status(shared, &shared.snapshot())),
         Ok(Request::Config) => {
@@ -345,7 +400,7 @@ async fn handle_line(
         Ok(Request::Vrrp) => Ok(protocol::vrrp(shared, &shared.snapshot())),
         Ok(Request::VrrpWatch) => {
             // Subscribed before the snapshot is taken, so no change falls between them.
-            watch = Some(shared.vrrp.subscribe());
+            watch = Some(Watch::Vrrp(shared.vrrp.subscribe()));
             Ok(protocol::vrrp(shared, &shared.snapshot()))
         }
         Ok(Request::VrrpHandover(name)) => vrrp_control(shared, &name, true).await,
