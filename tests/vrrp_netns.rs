@@ -610,3 +610,47 @@ fn ipv6_unicast_peers() {
     lb2.expect_state("w6", "master", SETTLE);
     expect_addr_only_on(&lab, vip6, "lb2", &HOSTS);
 }
+
+/// The interface is deleted (its instance goes to Fault: no link, no addresses) and
+/// created again under a new index: the runner reopens its sockets on it and wins the
+/// election again.
+#[test]
+fn a_recreated_interface_is_picked_up_again() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+
+    // Deleting eth0 removes the whole veth pair, bridge port included.
+    lab.run("lb1", ["ip", "link", "del", "eth0"]).unwrap();
+    lb1.expect_state("web", "fault", SETTLE);
+    lb2.expect_state("web", "master", SETTLE);
+
+    let ns = lab.netns_name("lb1");
+    lab.run(
+        "br",
+        [
+            "ip", "link", "add", "v-lb1", "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ],
+    )
+    .unwrap();
+    lab.run("br", ["ip", "link", "set", "v-lb1", "master", "br0", "up"])
+        .unwrap();
+    let own = format!("{}/24", lab.ip("lb1"));
+    lab.run("lb1", ["ip", "addr", "add", &own, "dev", "eth0"])
+        .unwrap();
+    lab.run("lb1", ["ip", "link", "set", "eth0", "up"]).unwrap();
+    lab.run("lb1", ["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"])
+        .unwrap();
+
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+    assert!(
+        lb1.log_text().contains("was re-created"),
+        "{}",
+        lb1.log_text()
+    );
+}

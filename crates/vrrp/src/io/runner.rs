@@ -310,24 +310,10 @@ impl Runner {
             return;
         };
         let vips_present = self.vips_present(&mut io);
-        let now = Instant::now();
-        // Tracked inputs that arrived during setup apply before the election starts.
-        let mut actions = Vec::new();
-        if self.tracked_weight != 0 {
-            actions.extend(io.instance.handle(
-                Event::PriorityChanged {
-                    tracked_weight: self.tracked_weight,
-                },
-                now,
-            ));
-        }
-        if self.tracked_fault {
-            actions.extend(io.instance.handle(Event::FaultDetected, now));
-        }
-        actions.extend(io.instance.handle(Event::Startup { vips_present }, now));
         if vips_present {
             info!(instance = %self.config.name, "virtual addresses already present: keeping them until another master is heard");
         }
+        let actions = self.startup(&mut io, vips_present);
         self.apply(&mut io, actions).await;
 
         let mut buf = vec![0u8; 65536];
@@ -367,6 +353,59 @@ impl Runner {
                 self.apply(&mut io, actions).await;
                 info!(instance = %self.config.name, "stopped");
                 return;
+            }
+        }
+    }
+
+    /// RFC 5798 §6.4.1 Startup of a fresh machine, after the tracked inputs known so far
+    /// (they may have arrived during setup).
+    fn startup(&mut self, io: &mut Io, vips_present: bool) -> Vec<Action> {
+        let now = Instant::now();
+        let mut actions = Vec::new();
+        if self.tracked_weight != 0 {
+            actions.extend(io.instance.handle(
+                Event::PriorityChanged {
+                    tracked_weight: self.tracked_weight,
+                },
+                now,
+            ));
+        }
+        if self.tracked_fault {
+            actions.extend(io.instance.handle(Event::FaultDetected, now));
+        }
+        actions.extend(io.instance.handle(Event::Startup { vips_present }, now));
+        actions
+    }
+
+    /// When the interface came back under a new index (deleted and re-created, e.g. a
+    /// VLAN or bond rebuilt by a network restart), sockets bound to the old one are
+    /// dead: open new ones and start the election over. `true` when that happened.
+    async fn reopen_if_recreated(&mut self, io: &mut Io) -> bool {
+        let Ok(index) = iface::index(&self.config.interface) else {
+            return false;
+        };
+        if index == io.ifindex {
+            return false;
+        }
+        match self.setup() {
+            Ok(mut fresh) => {
+                info!(
+                    instance = %self.config.name,
+                    "interface {} was re-created (index {} -> {index}): sockets reopened",
+                    self.config.interface,
+                    io.ifindex
+                );
+                std::mem::swap(io, &mut fresh);
+                self.status.primary_address = Some(io.primary);
+                // The old machine is in Fault and holds no addresses; it is dropped.
+                let present = self.vips_present(io);
+                let actions = self.startup(io, present);
+                self.apply(io, actions).await;
+                true
+            }
+            Err(e) => {
+                warn!(instance = %self.config.name, "interface {} re-created but not usable yet: {e}", self.config.interface);
+                false
             }
         }
     }
@@ -511,6 +550,16 @@ impl Runner {
             }
             Control::Reclaim => io.instance.handle(Event::Reclaim, now),
             Control::Tracked { weight, fault } => {
+                if self.tracked_fault && !fault {
+                    // A fresh machine would start with the new inputs; otherwise they are
+                    // fed to the running one below.
+                    let before = (self.tracked_weight, self.tracked_fault);
+                    (self.tracked_weight, self.tracked_fault) = (weight, fault);
+                    if self.reopen_if_recreated(io).await {
+                        return;
+                    }
+                    (self.tracked_weight, self.tracked_fault) = before;
+                }
                 let mut actions = Vec::new();
                 if weight != self.tracked_weight {
                     self.tracked_weight = weight;
