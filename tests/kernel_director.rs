@@ -20,10 +20,16 @@ use vigil_testlab::{LabChild, NetnsLab, bin_path, kernel, wait_for};
 use vigil_tests::vigilctl;
 
 fn main() {
-    kernel::main(vec![kernel::trial(
-        "health_drains_and_restarts_drive_ipvs",
-        health_drains_and_restarts_drive_ipvs,
-    )]);
+    kernel::main(vec![
+        kernel::trial(
+            "health_drains_and_restarts_drive_ipvs",
+            health_drains_and_restarts_drive_ipvs,
+        ),
+        kernel::trial(
+            "pair_failover_keeps_established_connections",
+            pair_failover_keeps_established_connections,
+        ),
+    ]);
 }
 
 /// Generous: the VM is emulated and several namespaces share two virtual CPUs.
@@ -364,4 +370,174 @@ fn health_drains_and_restarts_drive_ipvs() {
     );
     let seen = c.who_answers(6);
     assert!(!seen.contains_key("rs3"), "{seen:?}");
+}
+
+/// Two directors with VRRP and the IPVS connection sync daemon, direct routing to two
+/// echo servers: a client's established TCP connection goes on through the standby after
+/// the master crashes, because the standby learned the connection from the sync daemon.
+fn pair_failover_keeps_established_connections() {
+    let lab = NetnsLab::up(&["lb1", "lb2", "rs1", "rs2", "client"]).unwrap();
+    let vip = lab.subnet_addr(100);
+    let dir = tempfile::tempdir().unwrap();
+    // Real servers: the VIP on lo, never answering ARP for it (direct routing), and an
+    // echo server on port 7000 (this test's own threads, listening in their namespace).
+    for rs in ["rs1", "rs2"] {
+        lab.run(
+            rs,
+            [
+                "sh",
+                "-ec",
+                &format!(
+                    "ip addr add {vip}/32 dev lo
+                     sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \\
+                       net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2"
+                ),
+            ],
+        )
+        .unwrap();
+        let listener = lab
+            .run_in(rs, || {
+                std::net::TcpListener::bind(("0.0.0.0", 7000)).unwrap()
+            })
+            .unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = conn.read(&mut buf) {
+                        if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let reals: Vec<String> = ["rs1", "rs2"]
+        .iter()
+        .map(|rs| format!("{{ address = \"{}:7000\" }}", lab.ip(rs)))
+        .collect();
+    let start = |lb: &str, priority: u8| {
+        let config = dir.path().join(format!("{lb}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"[director]
+name = "{lb}"
+status_socket = "{sock}"
+state_file = "{state}"
+
+[vrrp.web]
+interface = "eth0"
+vrid = 61
+priority = {priority}
+advert_interval = "100ms"
+vips = ["{vip}/24"]
+
+[ipvs_sync]
+interface = "eth0"
+instance = "web"
+
+[[virtual_server]]
+name = "echo"
+address = "{vip}:7000"
+scheduler = "rr"
+forwarding = "dr"
+check = {{ kind = "tcp", interval = "500ms", timeout = "300ms" }}
+real_server = [{reals}]
+"#,
+                sock = dir.path().join(format!("{lb}.sock")).display(),
+                state = dir.path().join(format!("{lb}.json")).display(),
+                reals = reals.join(", ")
+            ),
+        )
+        .unwrap();
+        let mut cmd = lab.cmd(lb, [bin_path("vigild").to_str().unwrap(), "--config"]);
+        cmd.arg(&config).stderr(Stdio::null()).stdout(Stdio::null());
+        LabChild::spawn(&mut cmd).unwrap()
+    };
+    let sock = |lb: &str| dir.path().join(format!("{lb}.sock"));
+    let state = |lb: &str| -> String {
+        let out = vigilctl(&sock(lb), &["vrrp", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["instances"][0]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let healthy = |lb: &str| -> bool {
+        let out = vigilctl(&sock(lb), &["services", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["virtual_servers"][0]["real_servers"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2 && r.iter().all(|x| x["kernel_weight"] == 1))
+    };
+    let lb1 = start("lb1", 150);
+    let _lb2 = start("lb2", 100);
+    assert!(
+        wait_for(SETTLE, || state("lb1") == "master"
+            && state("lb2") == "backup"),
+        "no election"
+    );
+    assert!(
+        wait_for(SETTLE, || healthy("lb1") && healthy("lb2")),
+        "real servers not in both tables"
+    );
+    // Both sync daemons run, in the roles VRRP gave them.
+    let sync = |lb: &str| lab.run(lb, ["ipvsadm", "-L", "--daemon"]).unwrap();
+    assert!(
+        wait_for(SETTLE, || sync("lb1").contains("master sync daemon")),
+        "{}",
+        sync("lb1")
+    );
+    assert!(
+        wait_for(SETTLE, || sync("lb2").contains("backup sync daemon")),
+        "{}",
+        sync("lb2")
+    );
+
+    // A long-lived connection through lb1.
+    let mut conn = lab
+        .run_in("client", || {
+            std::net::TcpStream::connect_timeout(
+                &SocketAddr::from((vip, 7000)),
+                Duration::from_secs(10),
+            )
+            .unwrap()
+        })
+        .unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut echo = |msg: &str| -> String {
+        conn.write_all(msg.as_bytes()).unwrap();
+        let mut buf = vec![0u8; msg.len()];
+        conn.read_exact(&mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    };
+    for i in 0..10 {
+        assert_eq!(echo(&format!("before {i}\n")), format!("before {i}\n"));
+    }
+    // The standby knows the connection before the crash.
+    let client_ip = lab.ip("client").to_string();
+    assert!(
+        wait_for(SETTLE, || lab
+            .run("lb2", ["ipvsadm", "-Lnc"])
+            .unwrap()
+            .contains(&client_ip)),
+        "the backup never learned the connection:\n{}",
+        lab.run("lb2", ["ipvsadm", "-Lnc"]).unwrap()
+    );
+
+    // lb1 crashes: vigild killed and its cable cut.
+    lb1.signal(libc::SIGKILL).unwrap();
+    lab.set_link("lb1", false).unwrap();
+    assert!(
+        wait_for(SETTLE, || state("lb2") == "master"),
+        "lb2 did not take over"
+    );
+    // The same connection goes on through lb2.
+    for i in 0..10 {
+        assert_eq!(echo(&format!("after {i}\n")), format!("after {i}\n"));
+    }
 }
