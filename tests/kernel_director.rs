@@ -316,6 +316,65 @@ fn health_drains_and_restarts_drive_ipvs() {
         "after a rejected reload",
     );
 
+    // A good reload that adds a service leaves the existing one alone: no re-rise (each
+    // real server keeps its health and the time it last changed), no writes to it.
+    let since = |c: &Cluster| -> Vec<Value> {
+        c.services()["virtual_servers"][0]["real_servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["since_unix_ms"].clone())
+            .collect()
+    };
+    let before = since(&c);
+    let writes_before = writes(&c);
+    let rs1 = c.rs("rs1");
+    std::fs::write(
+        c.config_path(),
+        format!(
+            "{good}\n[[virtual_server]]\nname = \"extra\"\naddress = \"{}:81\"\nreal_server = [{{ address = \"{rs1}\" }}]\n",
+            c.vip
+        ),
+    )
+    .unwrap();
+    let out = vigilctl(&c.socket(), &["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait_for(SETTLE, || c
+            .lab
+            .run("lb", ["ipvsadm", "-Ln"])
+            .unwrap()
+            .contains(&format!("{}:81", c.vip))),
+        "the new service is not in the kernel"
+    );
+    assert_eq!(
+        since(&c),
+        before,
+        "a reload must not reset the health of unchanged checks"
+    );
+    // The new service and its one real server: two writes, nothing for the old one.
+    assert_eq!(writes(&c) - writes_before, 2);
+    expect_weights(
+        &c,
+        &[("rs1", 0), ("rs2", 1), ("rs3", 1)],
+        "after a good reload",
+    );
+    // And away again: the removed service is deleted (it was ours).
+    std::fs::write(c.config_path(), &good).unwrap();
+    assert!(vigilctl(&c.socket(), &["reload"]).status.success());
+    assert!(
+        wait_for(SETTLE, || !c
+            .lab
+            .run("lb", ["ipvsadm", "-Ln"])
+            .unwrap()
+            .contains(&format!("{}:81", c.vip))),
+        "a service removed from the file stayed in the kernel"
+    );
+
     // kill -9 and start again: the kernel table is adopted with zero writes, and the
     // drain is still in force.
     vigild.signal(libc::SIGKILL).unwrap();
