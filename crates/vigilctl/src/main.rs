@@ -152,33 +152,36 @@ fn parse_reply(reply: &str, socket: &std::path::Path) -> Result<Value, Failure> 
     }
 }
 
-/// `vrrp --watch`: the current table, then one line per state change, until the daemon
-/// goes away (exit 3) or the user interrupts.
-/// `vigilctl events`: one line per event until the daemon goes away.
-fn events(socket: &PathBuf, as_json: bool) -> Result<Value, Failure> {
+/// A streaming request: sends `command`, hands the first reply's result to `first`, then
+/// prints every following line (as JSON, or rendered by `each`) until the daemon goes
+/// away (exit 3) or the user interrupts.
+fn stream(
+    socket: &PathBuf,
+    as_json: bool,
+    command: &str,
+    first: impl FnOnce(&Value),
+    each: impl Fn(&Value) -> String,
+) -> Result<Value, Failure> {
     let mut stream = connect(socket)?;
     let io_err = |e: std::io::Error| {
         Failure::Unreachable(format!("talking to vigild at {}: {e}", socket.display()))
     };
-    stream
-        .write_all(b"{\"command\":\"events\"}\n")
-        .map_err(io_err)?;
+    let request = format!("{}\n", json!({ "command": command }));
+    stream.write_all(request.as_bytes()).map_err(io_err)?;
     let mut lines = BufReader::new(stream).lines();
-    let first = lines
+    let reply = lines
         .next()
         .transpose()
         .map_err(io_err)?
         .unwrap_or_default();
-    parse_reply(&first, socket)?;
-    if !as_json {
-        eprintln!("following events of {} (Ctrl-C to stop)", socket.display());
-    }
+    first(&parse_reply(&reply, socket)?);
+    let _ = std::io::stdout().flush();
     for line in lines {
         let line = line.map_err(io_err)?;
         if as_json {
             println!("{line}");
         } else if let Ok(event) = serde_json::from_str::<Value>(&line) {
-            println!("{}", render::event(&event));
+            println!("{}", each(&event));
         }
         let _ = std::io::stdout().flush();
     }
@@ -188,40 +191,26 @@ fn events(socket: &PathBuf, as_json: bool) -> Result<Value, Failure> {
     )))
 }
 
-fn watch(socket: &PathBuf, as_json: bool) -> Result<Value, Failure> {
-    let mut stream = connect(socket)?;
-    let io_err = |e: std::io::Error| {
-        Failure::Unreachable(format!("talking to vigild at {}: {e}", socket.display()))
-    };
-    stream
-        .write_all(b"{\"command\":\"vrrp-watch\"}\n")
-        .map_err(io_err)?;
-    let mut lines = BufReader::new(stream).lines();
-    let first = lines
-        .next()
-        .transpose()
-        .map_err(io_err)?
-        .unwrap_or_default();
-    let table = parse_reply(&first, socket)?;
-    if as_json {
-        println!("{}", serde_json::to_string(&table).unwrap_or_default());
-    } else {
-        print!("{}", render::vrrp(&table));
-    }
-    let _ = std::io::stdout().flush();
-    for line in lines {
-        let line = line.map_err(io_err)?;
-        if as_json {
-            println!("{line}");
-        } else if let Ok(event) = serde_json::from_str::<Value>(&line) {
-            println!("{}", render::vrrp_event(&event));
+/// `vigilctl events`: one line per event.
+fn events(socket: &PathBuf, as_json: bool) -> Result<Value, Failure> {
+    let first = |_: &Value| {
+        if !as_json {
+            eprintln!("following events of {} (Ctrl-C to stop)", socket.display());
         }
-        let _ = std::io::stdout().flush();
-    }
-    Err(Failure::Unreachable(format!(
-        "vigild at {} closed the connection",
-        socket.display()
-    )))
+    };
+    stream(socket, as_json, "events", first, render::event)
+}
+
+/// `vrrp --watch`: the current table, then one line per state change.
+fn watch(socket: &PathBuf, as_json: bool) -> Result<Value, Failure> {
+    let first = |table: &Value| {
+        if as_json {
+            println!("{}", serde_json::to_string(table).unwrap_or_default());
+        } else {
+            print!("{}", render::vrrp(table));
+        }
+    };
+    stream(socket, as_json, "vrrp-watch", first, render::vrrp_event)
 }
 
 fn main() -> ExitCode {
