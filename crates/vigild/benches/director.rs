@@ -1,0 +1,847 @@
+//! The director's own figures: a real `vigild` (release build) against real TCP listeners.
+//!
+//! `cargo build --release --bins && cargo bench -p vigild --bench director` (root, kernel
+//! lab installed). On the host it times `vigil_config::load` of a 1,000 x 10 cluster file
+//! and the CPU of an idle director checking 1,000 real servers every second (no IPVS on
+//! the host: vigild logs that and keeps checking), then re-runs itself inside the IPVS
+//! kernel lab VM (`tests/lab/in-ipvs-kernel`, `tsc=reliable`) for:
+//!
+//! * phase "big": 1,000 virtual servers x 10 real servers, tcp checks every 1 s, until
+//!   the kernel holds all 10,000 destinations; then RSS, CPU, and reloads that change one
+//!   real server's weight (`vigilctl reload` and SIGHUP), timed until the kernel shows it;
+//! * phase "idle": 100 x 10 real servers checked every second plus a "toggle" virtual
+//!   server (checked every 100 ms, rise 1, fall 1) whose first real server's listener is
+//!   closed and reopened; each health change is timed to the kernel (netlink dump).
+//!
+//! Every real server is a listener of this process on 127.x (loopback: in the VM and on
+//! the host, test traffic never leaves the machine). Virtual addresses are 10.201.x.y and
+//! 10.202.0.1; they are only IPVS table entries in the VM, never configured or contacted.
+//! See docs/benchmarks.md ("Director") for what each figure means.
+
+// harness = false: clippy cannot tell this is not production code.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use vigil_ipvs::{Client, Protocol, ServiceKey};
+use vigil_testlab::{bin_path, kernel, lab_dir};
+
+const PORT: u16 = 28471;
+/// The real server whose listener is closed and reopened (virtual server "toggle").
+const TOGGLED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 62, 0, 1)), PORT);
+const TOGGLE_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 62, 0, 2)), PORT);
+const TOGGLE_VIP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 202, 0, 1)), 80);
+
+struct Opts {
+    big_vs: usize,
+    idle_vs: usize,
+    per_vs: usize,
+    cpu_secs: u64,
+    toggles: usize,
+    reloads: usize,
+    host: bool,
+    vm: bool,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        big_vs: 1000,
+        idle_vs: 100,
+        per_vs: 10,
+        cpu_secs: 20,
+        toggles: 20,
+        reloads: 5,
+        host: true,
+        vm: true,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let num = |i: usize| -> usize {
+            args.get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{} needs a number", args[i]))
+        };
+        match args[i].as_str() {
+            "--big-vs" => o.big_vs = num(i),
+            "--idle-vs" => o.idle_vs = num(i),
+            "--per-vs" => o.per_vs = num(i),
+            "--cpu-seconds" => o.cpu_secs = num(i) as u64,
+            "--toggles" => o.toggles = num(i),
+            "--reloads" => o.reloads = num(i),
+            "--host-only" => {
+                o.vm = false;
+                i += 1;
+                continue;
+            }
+            "--vm-only" => {
+                o.host = false;
+                i += 1;
+                continue;
+            }
+            _ => {
+                // cargo bench passes --bench; anything else unknown is ignored too.
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+fn main() {
+    let o = opts();
+    raise_nofile();
+    if kernel::inside() {
+        vm(&o);
+        return;
+    }
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("director benchmark: run it with `cargo bench -p vigild --bench director`");
+        return;
+    }
+    if o.host {
+        host(&o);
+    }
+    if !o.vm {
+        return;
+    }
+    if let Err(why) = kernel::available() {
+        println!("SKIPPED (kernel lab): {why}");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new("bash");
+    cmd.arg(lab_dir().join("in-ipvs-kernel"))
+        .args(["--timeout", "1800", "--"])
+        .arg(exe)
+        .args(std::env::args_os().skip(1));
+    // The TSC as clock source, not an emulated HPET (every clock_gettime would trap).
+    if std::env::var_os("IPVS_LAB_KARGS").is_none() {
+        cmd.env("IPVS_LAB_KARGS", "tsc=reliable");
+    }
+    let status = cmd.status().unwrap();
+    std::process::exit(status.code().unwrap_or(101));
+}
+
+// ---------------------------------------------------------------------------------------
+// Host
+
+fn host(o: &Opts) {
+    println!("== host ({} CPUs, load {})", cpus(), loadavg());
+    let dir = tempfile::tempdir().unwrap();
+
+    // Parse alone: what a reload spends before anything is applied.
+    let path = write_cluster(dir.path(), o.big_vs, o.per_vs, None, false, "1s");
+    let size = std::fs::metadata(&path).unwrap().len();
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let loaded = vigil_config::load(&path).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(loaded.config.virtual_servers.len(), o.big_vs);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "config parse, {} x {} = {} real servers ({} KiB): vigil_config::load min {:.1} / p50 {:.1} / max {:.1} ms (20 runs, host CPU)",
+        o.big_vs,
+        o.per_vs,
+        o.big_vs * o.per_vs,
+        size / 1024,
+        times[0],
+        pct(&times, 50.0),
+        times[times.len() - 1]
+    );
+
+    // CPU of checking, no IPVS (vigild logs that IPVS is unavailable and keeps checking).
+    let mut servers = Servers::new();
+    let n = o.idle_vs * o.per_vs;
+    for i in 0..n {
+        servers.start(real_addr(i));
+    }
+    let path = write_cluster(dir.path(), o.idle_vs, o.per_vs, None, false, "1s");
+    let d = Daemon::start(dir.path(), &path);
+    let t = Instant::now();
+    if !d.wait_up(n, Duration::from_secs(120)) {
+        println!(
+            "host idle: only {} of {n} real servers came up",
+            d.up_count()
+        );
+        return;
+    }
+    println!(
+        "host idle: {n} real servers up after {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let (cpu_ms, wall) = d.cpu_over(Duration::from_secs(o.cpu_secs));
+    let checks = n as f64 * wall;
+    let (rss, hwm) = d.mem();
+    println!(
+        "host idle, {n} real servers, tcp every 1s: vigild CPU {:.2} % of one CPU ({cpu_ms:.0} ms over {wall:.1} s) = {:.1} ms per 1,000 checks (expected {checks:.0} checks); VmRSS {:.1} MiB, VmHWM {:.1} MiB; load {}",
+        cpu_ms / wall / 10.0,
+        cpu_ms / checks * 1000.0,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        loadavg()
+    );
+    d.stop();
+}
+
+// ---------------------------------------------------------------------------------------
+// VM
+
+fn vm(o: &Opts) {
+    println!(
+        "== kernel lab VM ({} vCPUs, kernel {})",
+        cpus(),
+        kernel_release()
+    );
+    // The VM's lo is up with 127.0.0.0/8; make sure (guest-init may not).
+    let _ = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status();
+    let mut client = Client::connect().unwrap();
+    big(o, &mut client);
+    client.flush().unwrap();
+    idle(o, &mut client);
+    client.flush().unwrap();
+}
+
+fn big(o: &Opts, client: &mut Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let n = o.big_vs * o.per_vs;
+    let mut servers = Servers::new();
+    for i in 0..n {
+        servers.start(real_addr(i));
+    }
+    let path = write_cluster(dir.path(), o.big_vs, o.per_vs, None, false, "1s");
+    let t = Instant::now();
+    let d = Daemon::start(dir.path(), &path);
+    let all_in = wait_until(Duration::from_secs(600), Duration::from_millis(500), || {
+        kernel_dests(client, 201) == n
+    });
+    println!(
+        "big: {} x {} = {n} real servers, tcp every 1s: {} in the kernel after {:.1} s",
+        o.big_vs,
+        o.per_vs,
+        kernel_dests(client, 201),
+        t.elapsed().as_secs_f64()
+    );
+    if !all_in {
+        println!("big: did not settle; up per vigild: {}", d.up_count());
+        return;
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    let (rss, hwm) = d.mem();
+    println!(
+        "big: vigild VmRSS {:.1} MiB, VmHWM {:.1} MiB (10 s after the kernel held all {n})",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    let (cpu_ms, wall) = d.cpu_over(Duration::from_secs(o.cpu_secs));
+    println!(
+        "big: vigild CPU {:.1} % of one vCPU over {wall:.1} s ({:.1} ms per 1,000 checks if all {n}/s ran); up per vigild: {}",
+        cpu_ms / wall / 10.0,
+        cpu_ms / (n as f64 * wall) * 1000.0,
+        d.up_count()
+    );
+
+    // Reloads: one real server's weight changes, nothing else.
+    let vs = o.big_vs / 2;
+    let rs = vs * o.per_vs;
+    let key = vs_key(vs);
+    let mut rows = Vec::new();
+    for k in 0..2 * o.reloads {
+        let weight = 2 + k as u32;
+        let sighup = k % 2 == 1;
+        write_cluster(
+            dir.path(),
+            o.big_vs,
+            o.per_vs,
+            Some((rs, weight)),
+            false,
+            "1s",
+        );
+        let at = SystemTime::now();
+        let t = Instant::now();
+        let ctl_ms = if sighup {
+            d.signal(libc::SIGHUP);
+            0.0
+        } else {
+            let out = d.ctl(&["reload"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            t.elapsed().as_secs_f64() * 1e3
+        };
+        let seen = wait_until(Duration::from_secs(60), Duration::from_millis(1), || {
+            kernel_weight(client, &key, real_addr(rs)) == Some(weight)
+        });
+        let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+        assert!(seen, "reload {k}: the kernel never showed weight {weight}");
+        let status = d.ctl_json(&["status"]);
+        let last = status["reloads"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        let gen_ = last["generation"].as_u64().unwrap();
+        // Daemon-internal: the "reloaded" log line to the next "IPVS: applied" line.
+        let logs = d.logs();
+        let reloaded = logs
+            .iter()
+            .find(|l| msg(l).starts_with("reloaded in") && l["generation"].as_u64() == Some(gen_));
+        let apply = reloaded.and_then(|r| {
+            let t0 = ts(r);
+            logs.iter()
+                .find(|l| msg(l).starts_with("IPVS: applied") && ts(l) >= t0)
+                .map(|a| ((ts(a) - t0) * 1e3, a["writes"].as_u64().unwrap_or(0)))
+        });
+        rows.push((
+            if sighup { "sighup" } else { "vigilctl" },
+            last["duration_ms"].as_f64().unwrap(),
+            ctl_ms,
+            wall_ms,
+            apply,
+            unix(at),
+        ));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "big: reloads changing one real server's weight ({} each way, {n} real servers):",
+        o.reloads
+    );
+    println!(
+        "  trigger   duration_ms  vigilctl_ms  wall_to_kernel_ms  reloaded->applied_ms (writes)"
+    );
+    for (trig, dur, ctl, wall, apply, _) in &rows {
+        let (a, w) = apply.map_or(("-".to_owned(), 0), |(a, w)| (format!("{a:.1}"), w));
+        println!("  {trig:9} {dur:11.1}  {ctl:11.1}  {wall:17.1}  {a:>12} ({w})");
+    }
+    for trig in ["vigilctl", "sighup"] {
+        let mut dur: Vec<f64> = rows.iter().filter(|r| r.0 == trig).map(|r| r.1).collect();
+        let mut wall: Vec<f64> = rows.iter().filter(|r| r.0 == trig).map(|r| r.3).collect();
+        let mut app: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.0 == trig)
+            .filter_map(|r| r.4.map(|a| a.0))
+            .collect();
+        for v in [&mut dur, &mut wall, &mut app] {
+            v.sort_by(f64::total_cmp);
+        }
+        println!(
+            "big: reload via {trig}: duration_ms p50 {:.1} max {:.1}; reloaded->applied p50 {:.1} max {:.1} ms; wall to kernel p50 {:.1} max {:.1} ms",
+            pct(&dur, 50.0),
+            pct(&dur, 100.0),
+            pct(&app, 50.0),
+            pct(&app, 100.0),
+            pct(&wall, 50.0),
+            pct(&wall, 100.0)
+        );
+    }
+    let (rss, hwm) = d.mem();
+    println!(
+        "big: vigild VmRSS {:.1} MiB, VmHWM {:.1} MiB after the reloads",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    d.stop();
+}
+
+fn idle(o: &Opts, client: &mut Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let n = o.idle_vs * o.per_vs;
+    let mut servers = Servers::new();
+    for i in 0..n {
+        servers.start(real_addr(i));
+    }
+    servers.start(TOGGLED);
+    servers.start(TOGGLE_PEER);
+    let path = write_cluster(dir.path(), o.idle_vs, o.per_vs, None, true, "1s");
+    let d = Daemon::start(dir.path(), &path);
+    let t = Instant::now();
+    let all_in = wait_until(Duration::from_secs(300), Duration::from_millis(200), || {
+        kernel_dests(client, 201) == n && kernel_dests(client, 202) == 2
+    });
+    println!(
+        "idle: {n} real servers (+2 toggle) in the kernel after {:.1} s: {all_in}",
+        t.elapsed().as_secs_f64()
+    );
+    if !all_in {
+        return;
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let (cpu_ms, wall) = d.cpu_over(Duration::from_secs(o.cpu_secs));
+    // The toggle server's two checks run every 100 ms: 20 checks/s on top of n.
+    let checks = (n as f64 + 20.0) * wall;
+    let (rss, hwm) = d.mem();
+    println!(
+        "idle: vigild CPU {:.2} % of one vCPU ({cpu_ms:.0} ms over {wall:.1} s) = {:.1} ms per 1,000 checks ({checks:.0} checks expected); VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        cpu_ms / wall / 10.0,
+        cpu_ms / checks * 1000.0,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+
+    // Health change -> kernel: close the listener (connect refused), then reopen it.
+    let key = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: TOGGLE_VIP,
+    };
+    let present = |c: &mut Client| kernel_weight(c, &key, TOGGLED).is_some();
+    let mut events = Vec::new(); // (down?, event unix, seen unix)
+    for _ in 0..o.toggles {
+        for down in [true, false] {
+            let at = unix(SystemTime::now());
+            if down {
+                servers.stop(TOGGLED);
+            } else {
+                servers.start(TOGGLED);
+            }
+            let ok = wait_until(Duration::from_secs(30), Duration::from_millis(1), || {
+                present(client) != down
+            });
+            let seen = unix(SystemTime::now());
+            assert!(ok, "toggle: the kernel did not follow (down = {down})");
+            events.push((down, at, seen));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let logs = d.logs();
+    let target = TOGGLED.to_string();
+    let mut raw = Vec::new();
+    let mut detect = Vec::new();
+    let mut net = Vec::new();
+    let mut daemon = Vec::new();
+    for (down, at, seen) in &events {
+        raw.push((seen - at) * 1e3);
+        let word = if *down {
+            "real server down"
+        } else {
+            "real server up"
+        };
+        let Some(h) = logs.iter().find(|l| {
+            l["real_server"].as_str() == Some(target.as_str())
+                && msg(l).starts_with(word)
+                && ts(l) >= *at - 0.002
+                && ts(l) <= *seen + 0.002
+        }) else {
+            println!("toggle: no health log line for the event at {at:.3}");
+            continue;
+        };
+        let th = ts(h);
+        detect.push((th - at) * 1e3);
+        net.push((seen - th) * 1e3);
+        if let Some(a) = logs
+            .iter()
+            .find(|l| msg(l).starts_with("IPVS: applied") && ts(l) >= th)
+        {
+            daemon.push((ts(a) - th) * 1e3);
+        }
+    }
+    for v in [&mut raw, &mut detect, &mut net, &mut daemon] {
+        v.sort_by(f64::total_cmp);
+    }
+    let show = |name: &str, v: &[f64]| {
+        println!(
+            "toggle: {name}: n {} p50 {:.2} p99 {:.2} max {:.2} ms",
+            v.len(),
+            pct(v, 50.0),
+            pct(v, 99.0),
+            pct(v, 100.0)
+        );
+    };
+    println!(
+        "toggle: {} down + {} up transitions of {TOGGLED} (check every 100ms, timeout 50ms, rise 1, fall 1), kernel polled by netlink every 1 ms:",
+        o.toggles, o.toggles
+    );
+    show(
+        "raw, listener closed/opened -> kernel shows it (includes waiting for the next check)",
+        &raw,
+    );
+    show(
+        "listener closed/opened -> health change logged (the check's wait and probe)",
+        &detect,
+    );
+    show("health change logged -> kernel shows it (net)", &net);
+    show(
+        "health change logged -> \"IPVS: applied\" logged (daemon only)",
+        &daemon,
+    );
+    d.stop();
+}
+
+// ---------------------------------------------------------------------------------------
+// The daemon
+
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, config: &Path) -> Daemon {
+        let log = dir.join("vigild.log");
+        let child = Command::new(bin_path("vigild"))
+            .args(["--log-format", "json", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child,
+            socket: dir.join("vigil.sock"),
+            log,
+        };
+        let up = wait_until(Duration::from_secs(60), Duration::from_millis(50), || {
+            d.ctl(&["status"]).status.success()
+        });
+        assert!(
+            up,
+            "vigild did not come up: {}",
+            std::fs::read_to_string(&d.log).unwrap_or_default()
+        );
+        d
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(bin_path("vigilctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ctl_json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.ctl(&a);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn up_count(&self) -> usize {
+        let s = self.ctl_json(&["services"]);
+        s["virtual_servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|vs| vs["real_servers"].as_array().unwrap())
+            .filter(|r| r["health"] == "up")
+            .count()
+    }
+
+    fn wait_up(&self, n: usize, timeout: Duration) -> bool {
+        wait_until(timeout, Duration::from_millis(500), || self.up_count() >= n)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill has no memory preconditions; the pid is our own child's.
+        unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
+    }
+
+    /// utime + stime of vigild (all its threads), in ms.
+    fn cpu_ms(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        ticks as f64 * 1000.0 / hz
+    }
+
+    /// CPU ms spent over a window of `d`, and the window's real length in s.
+    fn cpu_over(&self, d: Duration) -> (f64, f64) {
+        let (c0, t0) = (self.cpu_ms(), Instant::now());
+        std::thread::sleep(d);
+        (self.cpu_ms() - c0, t0.elapsed().as_secs_f64())
+    }
+
+    /// (VmRSS, VmHWM) in KiB.
+    fn mem(&self) -> (u64, u64) {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let get = |k: &str| {
+            s.lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (get("VmRSS:"), get("VmHWM:"))
+    }
+
+    fn logs(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn stop(mut self) {
+        self.signal(libc::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Real servers: one accept loop per loopback listener; connections are dropped at once.
+
+struct Servers {
+    rt: tokio::runtime::Runtime,
+    tasks: HashMap<SocketAddr, tokio::task::JoinHandle<()>>,
+}
+
+impl Servers {
+    fn new() -> Servers {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_io()
+            .build()
+            .unwrap();
+        Servers {
+            rt,
+            tasks: HashMap::new(),
+        }
+    }
+
+    fn start(&mut self, addr: SocketAddr) {
+        let l = std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        l.set_nonblocking(true).unwrap();
+        let task = self.rt.spawn(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            loop {
+                if let Ok((s, _)) = l.accept().await {
+                    drop(s);
+                }
+            }
+        });
+        self.tasks.insert(addr, task);
+    }
+
+    /// Closes the listener: when this returns, connects are refused.
+    fn stop(&mut self, addr: SocketAddr) {
+        let task = self.tasks.remove(&addr).unwrap();
+        task.abort();
+        let _ = self.rt.block_on(task);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The cluster file and the kernel
+
+fn real_addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([127, 61, (i / 250) as u8, (i % 250 + 1) as u8], PORT))
+}
+
+fn vs_addr(j: usize) -> SocketAddr {
+    SocketAddr::from(([10, 201, (j / 250) as u8, (j % 250 + 1) as u8], 80))
+}
+
+fn vs_key(j: usize) -> ServiceKey {
+    ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: vs_addr(j),
+    }
+}
+
+/// `vs` virtual servers x `per` real servers, tcp checks every `interval`; `weight`
+/// overrides one real server's weight; `toggle` adds the "toggle" virtual server.
+fn write_cluster(
+    dir: &Path,
+    vs: usize,
+    per: usize,
+    weight: Option<(usize, u32)>,
+    toggle: bool,
+    interval: &str,
+) -> PathBuf {
+    use std::fmt::Write;
+    let mut s = format!(
+        "[director]\nname = \"bench\"\nstatus_socket = \"{}\"\nstate_file = \"{}\"\n",
+        dir.join("vigil.sock").display(),
+        dir.join("state.json").display()
+    );
+    for j in 0..vs {
+        write!(
+            s,
+            "\n[[virtual_server]]\nname = \"vs{j}\"\naddress = \"{}\"\nscheduler = \"wrr\"\nforwarding = \"nat\"\n\
+             check = {{ kind = \"tcp\", interval = \"{interval}\", timeout = \"500ms\", rise = 1, fall = 3 }}\nreal_server = [\n",
+            vs_addr(j)
+        )
+        .unwrap();
+        for r in 0..per {
+            let i = j * per + r;
+            match weight {
+                Some((w_i, w)) if w_i == i => {
+                    writeln!(s, "  {{ address = \"{}\", weight = {w} }},", real_addr(i)).unwrap()
+                }
+                _ => writeln!(s, "  {{ address = \"{}\" }},", real_addr(i)).unwrap(),
+            }
+        }
+        s.push_str("]\n");
+    }
+    if toggle {
+        write!(
+            s,
+            "\n[[virtual_server]]\nname = \"toggle\"\naddress = \"{TOGGLE_VIP}\"\nscheduler = \"wrr\"\nforwarding = \"nat\"\n\
+             check = {{ kind = \"tcp\", interval = \"100ms\", timeout = \"50ms\", rise = 1, fall = 1 }}\n\
+             real_server = [{{ address = \"{TOGGLED}\" }}, {{ address = \"{TOGGLE_PEER}\" }}]\n"
+        )
+        .unwrap();
+    }
+    let path = dir.join("cluster.toml");
+    // Write then rename: a reload never reads half a file.
+    let tmp = dir.join("cluster.toml.new");
+    std::fs::write(&tmp, s).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// Destinations in the kernel under services 10.`second`.x.y.
+fn kernel_dests(client: &mut Client, second: u8) -> usize {
+    let Ok(table) = vigil_ipvs::reconcile::dump(client) else {
+        return 0;
+    };
+    table
+        .iter()
+        .filter(|(k, _)| {
+            matches!(k, ServiceKey::Addr { addr: SocketAddr::V4(a), .. } if a.ip().octets()[..2] == [10, second])
+        })
+        .map(|(_, s)| s.destinations.len())
+        .sum()
+}
+
+fn kernel_weight(client: &mut Client, key: &ServiceKey, real: SocketAddr) -> Option<u32> {
+    client
+        .destinations(key)
+        .ok()?
+        .into_iter()
+        .find(|d| d.destination.addr == real)
+        .map(|d| d.destination.weight)
+}
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+
+fn wait_until(timeout: Duration, every: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+fn msg(l: &Value) -> &str {
+    l["message"].as_str().unwrap_or("")
+}
+
+/// A log line's RFC 3339 timestamp (`2026-11-25T14:55:00.123456Z`) in Unix seconds.
+fn ts(l: &Value) -> f64 {
+    let s = l["timestamp"].as_str().unwrap_or("");
+    let (date, time) = s.split_once('T').unwrap_or(("1970-01-01", "00:00:00Z"));
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap_or(0)).collect();
+    let time = time.trim_end_matches('Z');
+    let t: Vec<f64> = time.split(':').map(|x| x.parse().unwrap_or(0.0)).collect();
+    let days = days_from_civil(d[0], d[1], d[2]);
+    days as f64 * 86400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2]
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn raise_nofile() {
+    let want = 65_536;
+    let lim = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: want,
+    };
+    // SAFETY: setrlimit reads a valid rlimit; failure leaves the limit as it was.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into a valid rlimit.
+        unsafe {
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur);
+            cur.rlim_cur = cur.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &cur);
+        }
+    }
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
