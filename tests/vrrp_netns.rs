@@ -32,6 +32,13 @@ fn web(priority: u8, vip: &str, extra: &str) -> String {
     instance("web", 51, priority, "100ms", &[format!("{vip}/24")], extra)
 }
 
+/// For the no-loss tests: at 300 ms a handover holds the VIP up to ~1.2 s for the
+/// backup to take over (after its ~0.12 s skew), so a test machine busy with parallel
+/// tests does not turn a delay into a lost ping.
+fn web_300ms(priority: u8, vip: &str) -> String {
+    instance("web", 51, priority, "300ms", &[format!("{vip}/24")], "")
+}
+
 /// RFC 5798 §6.4.1-§6.4.3: the higher priority wins the election; after the master
 /// crashes (SIGKILL plus a pulled cable, since a killed daemon leaves its VIP) the
 /// backup takes over at Master_Down_Interval; a restarted higher-priority node that still
@@ -97,8 +104,8 @@ fn election_crash_takeover_and_preemption() {
 fn graceful_stop_hands_over_without_loss() {
     require_root_or_skip!();
     let (lab, dir, vip) = lab();
-    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
-    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web_300ms(100, &vip));
+    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &web_300ms(150, &vip));
     lb1.expect_state("web", "master", SETTLE);
     lb2.expect_state("web", "backup", SETTLE);
     lab.run("client", ["ping", "-c", "1", "-W", "2", &vip])
@@ -125,8 +132,8 @@ fn graceful_stop_hands_over_without_loss() {
 fn handover_reclaim_and_watch() {
     require_root_or_skip!();
     let (lab, dir, vip) = lab();
-    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
-    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web_300ms(100, &vip));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web_300ms(150, &vip));
     lb1.expect_state("web", "master", SETTLE);
     lb2.expect_state("web", "backup", SETTLE);
 
@@ -392,7 +399,7 @@ fn tracked_check_pulls_priority_and_moves_the_vip() {
     let flag = dir.path().join("healthy");
     std::fs::write(&flag, "").unwrap();
     let track = format!(
-        "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"100ms\", timeout = \"50ms\", user = \"root\", weight = -100 }}]",
+        "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"200ms\", timeout = \"150ms\", user = \"root\", weight = -100 }}]",
         flag.display()
     );
     let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
@@ -422,7 +429,7 @@ fn sync_group_moves_together() {
     let flag = dir.path().join("uplink");
     std::fs::write(&flag, "").unwrap();
     let track = format!(
-        "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"100ms\", timeout = \"50ms\", user = \"root\", weight = 0 }}]",
+        "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"200ms\", timeout = \"150ms\", user = \"root\", weight = 0 }}]",
         flag.display()
     );
     let pair = |p: u8, track: &str| {
