@@ -10,9 +10,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::Duration;
-use vigil_testlab::{NetnsLab, kernel, wait_for};
+use vigil_testlab::{NetnsLab, kernel, run_ok as run, wait_for};
 
 fn main() {
     kernel::main(vec![
@@ -25,18 +24,6 @@ fn main() {
         ),
         kernel::trial("ipvs_nat_between_lab_hosts", ipvs_nat_between_lab_hosts),
     ]);
-}
-
-/// Runs a program, asserting success; returns stdout.
-fn run(argv: &[&str]) -> String {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn harness_runs_inside_the_vm() {

@@ -12,8 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use vigil_ipvs::codec::Request;
@@ -21,34 +19,10 @@ use vigil_ipvs::{
     Client, Destination, DestinationKey, Errno, Error, Family, ForwardMethod, Netmask, Service,
     ServiceFlags, ServiceKey, SyncDaemon, SyncState, Timeouts, Tunnel, TunnelType,
 };
-use vigil_testlab::kernel;
+use vigil_testlab::{kernel, run_ok as run};
 
-static TABLE: Mutex<()> = Mutex::new(());
-
-/// Serialises the trials and hands each a client on an empty table.
-fn setup() -> (MutexGuard<'static, ()>, Client) {
-    let guard = TABLE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut c = Client::connect().unwrap();
-    c.flush().unwrap();
-    (guard, c)
-}
-
-fn sa(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn run(argv: &[&str]) -> String {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{sa, setup};
 
 // --- the witness: ipvsadm -Ln parsed ------------------------------------------------
 

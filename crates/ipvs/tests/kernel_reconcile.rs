@@ -16,7 +16,6 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use vigil_ipvs::codec::{Request, cmd};
@@ -26,34 +25,10 @@ use vigil_ipvs::{
     Client, Destination, Errno, Family, ForwardMethod, Netmask, Protocol, Service, ServiceFlags,
     ServiceKey, Tunnel, TunnelType,
 };
-use vigil_testlab::kernel;
+use vigil_testlab::{kernel, run_ok as run};
 
-static TABLE: Mutex<()> = Mutex::new(());
-
-/// Serialises the trials and hands each a client on an empty table.
-fn setup() -> (MutexGuard<'static, ()>, Client) {
-    let guard = TABLE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut c = Client::connect().unwrap();
-    c.flush().unwrap();
-    (guard, c)
-}
-
-fn sa(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn run(argv: &[&str]) -> String {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{sa, setup};
 
 fn table(services: impl IntoIterator<Item = DesiredService>) -> DesiredTable {
     services.into_iter().map(|d| (d.service.key, d)).collect()

@@ -243,6 +243,26 @@ pub(crate) fn note_skip(line: &str) {
     }
 }
 
+/// Runs a program (`argv[0]` with the rest as arguments), panicking with its status and
+/// stderr unless it succeeds; returns its stdout. For test steps like `ipvsadm -Ln`.
+#[track_caller]
+pub fn run_ok(argv: &[&str]) -> String {
+    let out = match std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => panic!("{argv:?}: cannot run: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Checks that each program is found in `PATH`, for [`require_or_skip!`].
 pub fn have_tools(tools: &[&str]) -> Result<(), String> {
     let missing: Vec<&str> = tools
