@@ -119,6 +119,9 @@ pub struct InstanceStatus {
     pub primary_address: Option<IpAddr>,
     pub holds_vips: bool,
     pub standing_down: bool,
+    /// A weight-0 tracked object of this instance is down (its own fault, as opposed to
+    /// one its sync group imposed).
+    pub own_fault: bool,
     pub last_transition: Option<Transition>,
     pub transitions: u64,
     pub adverts_sent: u64,
@@ -185,6 +188,7 @@ pub fn spawn(
         primary_address: None,
         holds_vips: false,
         standing_down: false,
+        own_fault: false,
         last_transition: None,
         transitions: 0,
         adverts_sent: 0,
@@ -806,8 +810,10 @@ impl Runner {
                     };
                     self.status.last_transition = Some(transition);
                     self.status.transitions += 1;
-                    // Sent before the status update, so a watcher that sees the event
-                    // and then reads the status sees at least this state.
+                    // Published before the event goes out: whoever reacts to the event
+                    // (the sync group) must find this state, not the one before.
+                    self.status.state = to;
+                    self.publish();
                     let _ = self.events.send(StateEvent {
                         instance: self.config.name.clone(),
                         transition,
@@ -822,6 +828,7 @@ impl Runner {
         self.status.priority = io.instance.priority();
         self.status.holds_vips = io.instance.holds_vips();
         self.status.standing_down = io.instance.is_standing_down();
+        self.status.own_fault = self.tracked_fault;
         if io.instance.state() != State::Master
             && self.next_refresh.is_some()
             && !io.instance.holds_vips()
