@@ -470,6 +470,50 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn vrrp_table_shows_live_state_counters_and_errors() {
+        let v = json!({"instances": [{
+            "name": "web", "interface": "eth0", "vrid": 51, "version": 3,
+            "effective_priority": 150, "state": "backup", "standing_down": true,
+            "master": "10.0.0.2", "advert_interval": "100ms", "vips": ["10.0.0.100/24"],
+            "adverts_sent": 12, "adverts_received": 40, "drops": {"vrid": 3, "ttl": 1},
+            "last_transition": {"from": "master", "to": "backup", "reason": "handover",
+                                "at_unix": 0.0},
+            "error": null
+        }, {
+            "name": "dns", "interface": "bond0", "state": "initialize",
+            "error": "interface bond0: No such device"
+        }]});
+        let out = vrrp(&v);
+        let web = out.lines().find(|l| l.starts_with("web")).unwrap();
+        for want in [
+            "backup (handed over)",
+            "10.0.0.2",
+            "ttl=1,vrid=3",
+            "master -> backup (handover)",
+        ] {
+            assert!(web.contains(want), "{want}: {out}");
+        }
+        assert!(
+            out.contains("dns: interface bond0: No such device"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn vrrp_events_are_one_line_each() {
+        let e = json!({"event": "vrrp_state", "instance": "web", "from": "backup",
+                       "to": "master", "reason": "master_down", "priority": 100, "at_unix": 0.0});
+        assert_eq!(
+            vrrp_event(&e),
+            "1970-01-01 00:00:00 UTC  web  backup -> master  (master_down, priority 100)"
+        );
+        assert_eq!(
+            vrrp_event(&json!({"event": "lagged", "missed": 3})),
+            "(missed 3 state changes)"
+        );
+    }
+
+    #[test]
     fn utc_formats_known_instants() {
         assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400.0), "2000-02-29 00:00:00 UTC");
