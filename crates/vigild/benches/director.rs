@@ -47,6 +47,7 @@ struct Opts {
     reloads: usize,
     host: bool,
     vm: bool,
+    big: bool,
 }
 
 fn opts() -> Opts {
@@ -59,6 +60,7 @@ fn opts() -> Opts {
         reloads: 5,
         host: true,
         vm: true,
+        big: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -77,6 +79,11 @@ fn opts() -> Opts {
             "--reloads" => o.reloads = num(i),
             "--host-only" => {
                 o.vm = false;
+                i += 1;
+                continue;
+            }
+            "--no-big" => {
+                o.big = false;
                 i += 1;
                 continue;
             }
@@ -141,6 +148,7 @@ fn host(o: &Opts) {
     // Parse alone: what a reload spends before anything is applied.
     let path = write_cluster(dir.path(), o.big_vs, o.per_vs, None, false, "1s");
     let size = std::fs::metadata(&path).unwrap().len();
+    let hwm0 = own_hwm_kib();
     let mut times = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
@@ -150,14 +158,15 @@ fn host(o: &Opts) {
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "config parse, {} x {} = {} real servers ({} KiB): vigil_config::load min {:.1} / p50 {:.1} / max {:.1} ms (20 runs, host CPU)",
+        "config parse, {} x {} = {} real servers ({} KiB): vigil_config::load min {:.1} / p50 {:.1} / max {:.1} ms (20 runs, host CPU); this process's VmHWM grew {:.1} MiB",
         o.big_vs,
         o.per_vs,
         o.big_vs * o.per_vs,
         size / 1024,
         times[0],
         pct(&times, 50.0),
-        times[times.len() - 1]
+        times[times.len() - 1],
+        (own_hwm_kib() - hwm0) as f64 / 1024.0
     );
 
     // CPU of checking, no IPVS (vigild logs that IPVS is unavailable and keeps checking).
@@ -193,6 +202,11 @@ fn host(o: &Opts) {
         loadavg()
     );
     d.stop();
+    drop(servers);
+    if o.big {
+        big(o, None, "1s", "host");
+        big(o, None, "30s", "host");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -209,49 +223,68 @@ fn vm(o: &Opts) {
         .args(["link", "set", "lo", "up"])
         .status();
     let mut client = Client::connect().unwrap();
-    big(o, &mut client);
-    client.flush().unwrap();
+    if o.big {
+        big(o, Some(&mut client), "1s", "vm");
+        client.flush().unwrap();
+        // The same reloads without the check load: what a reload costs by itself.
+        big(o, Some(&mut client), "30s", "vm");
+        client.flush().unwrap();
+    }
     idle(o, &mut client);
     client.flush().unwrap();
 }
 
-fn big(o: &Opts, client: &mut Client) {
+/// `where_`: "vm" or "host"; `client`: the kernel (VM) or none (host: no IPVS, so
+/// "settled" is vigild's own count of real servers up, and reloads are timed by vigild).
+fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) {
+    let tag = format!("{where_} big, checks every {interval}");
     let dir = tempfile::tempdir().unwrap();
     let n = o.big_vs * o.per_vs;
     let mut servers = Servers::new();
     for i in 0..n {
         servers.start(real_addr(i));
     }
-    let path = write_cluster(dir.path(), o.big_vs, o.per_vs, None, false, "1s");
+    let path = write_cluster(dir.path(), o.big_vs, o.per_vs, None, false, interval);
     let t = Instant::now();
     let d = Daemon::start(dir.path(), &path);
-    let all_in = wait_until(Duration::from_secs(600), Duration::from_millis(500), || {
-        kernel_dests(client, 201) == n
-    });
+    let all_in = wait_until(
+        Duration::from_secs(600),
+        Duration::from_millis(500),
+        || match client.as_deref_mut() {
+            Some(c) => kernel_dests(c, 201) == n,
+            None => d.up_count() == n,
+        },
+    );
     println!(
-        "big: {} x {} = {n} real servers, tcp every 1s: {} in the kernel after {:.1} s",
+        "{tag}: {} x {} = {n} real servers: all in (kernel, or vigild's count without IPVS) after {:.1} s: {all_in}",
         o.big_vs,
         o.per_vs,
-        kernel_dests(client, 201),
         t.elapsed().as_secs_f64()
     );
     if !all_in {
-        println!("big: did not settle; up per vigild: {}", d.up_count());
+        println!("{tag}: did not settle; up per vigild: {}", d.up_count());
         return;
     }
     std::thread::sleep(Duration::from_secs(10));
     let (rss, hwm) = d.mem();
     println!(
-        "big: vigild VmRSS {:.1} MiB, VmHWM {:.1} MiB (10 s after the kernel held all {n})",
+        "{tag}: vigild VmRSS {:.1} MiB, VmHWM {:.1} MiB (10 s after all {n} were in)",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
     let (cpu_ms, wall) = d.cpu_over(Duration::from_secs(o.cpu_secs));
+    let before = d.mem().0;
+    let up = d.up_count();
     println!(
-        "big: vigild CPU {:.1} % of one vCPU over {wall:.1} s ({:.1} ms per 1,000 checks if all {n}/s ran); up per vigild: {}",
+        "{tag}: one `vigilctl services --json` ({up} up): vigild VmRSS {:.1} -> {:.1} MiB",
+        before as f64 / 1024.0,
+        d.mem().0 as f64 / 1024.0
+    );
+    println!(
+        "{tag}: vigild CPU {:.1} % of one CPU over {wall:.1} s ({:.1} ms per 1,000 checks if all {n} ran every {interval}); up per vigild: {}",
         cpu_ms / wall / 10.0,
-        cpu_ms / (n as f64 * wall) * 1000.0,
-        d.up_count()
+        cpu_ms / (n as f64 * wall / parse_secs(interval)) * 1000.0,
+        up
     );
 
     // Reloads: one real server's weight changes, nothing else.
@@ -268,9 +301,8 @@ fn big(o: &Opts, client: &mut Client) {
             o.per_vs,
             Some((rs, weight)),
             false,
-            "1s",
+            interval,
         );
-        let at = SystemTime::now();
         let t = Instant::now();
         let ctl_ms = if sighup {
             d.signal(libc::SIGHUP);
@@ -284,11 +316,20 @@ fn big(o: &Opts, client: &mut Client) {
             );
             t.elapsed().as_secs_f64() * 1e3
         };
-        let seen = wait_until(Duration::from_secs(60), Duration::from_millis(1), || {
-            kernel_weight(client, &key, real_addr(rs)) == Some(weight)
-        });
+        let seen = match client.as_deref_mut() {
+            Some(c) => wait_until(Duration::from_secs(60), Duration::from_millis(1), || {
+                kernel_weight(c, &key, real_addr(rs)) == Some(weight)
+            }),
+            // No kernel: until vigild has recorded the reload.
+            None => wait_until(Duration::from_secs(60), Duration::from_millis(5), || {
+                d.ctl_json(&["status"])["reloads"]
+                    .as_array()
+                    .is_some_and(|r| r.len() > k)
+            }),
+        };
         let wall_ms = t.elapsed().as_secs_f64() * 1e3;
         assert!(seen, "reload {k}: the kernel never showed weight {weight}");
+        std::thread::sleep(Duration::from_millis(300));
         let status = d.ctl_json(&["status"]);
         let last = status["reloads"]
             .as_array()
@@ -314,20 +355,23 @@ fn big(o: &Opts, client: &mut Client) {
             ctl_ms,
             wall_ms,
             apply,
-            unix(at),
+            d.mem().0,
         ));
         std::thread::sleep(Duration::from_millis(500));
     }
     println!(
-        "big: reloads changing one real server's weight ({} each way, {n} real servers):",
+        "{tag}: reloads changing one real server's weight ({} each way, {n} real servers):",
         o.reloads
     );
     println!(
-        "  trigger   duration_ms  vigilctl_ms  wall_to_kernel_ms  reloaded->applied_ms (writes)"
+        "  trigger   duration_ms  vigilctl_ms  wall_to_kernel_ms  reloaded->applied_ms (writes)  VmRSS_MiB"
     );
-    for (trig, dur, ctl, wall, apply, _) in &rows {
+    for (trig, dur, ctl, wall, apply, rss) in &rows {
         let (a, w) = apply.map_or(("-".to_owned(), 0), |(a, w)| (format!("{a:.1}"), w));
-        println!("  {trig:9} {dur:11.1}  {ctl:11.1}  {wall:17.1}  {a:>12} ({w})");
+        println!(
+            "  {trig:9} {dur:11.1}  {ctl:11.1}  {wall:17.1}  {a:>12} ({w})  {:9.1}",
+            *rss as f64 / 1024.0
+        );
     }
     for trig in ["vigilctl", "sighup"] {
         let mut dur: Vec<f64> = rows.iter().filter(|r| r.0 == trig).map(|r| r.1).collect();
@@ -341,7 +385,7 @@ fn big(o: &Opts, client: &mut Client) {
             v.sort_by(f64::total_cmp);
         }
         println!(
-            "big: reload via {trig}: duration_ms p50 {:.1} max {:.1}; reloaded->applied p50 {:.1} max {:.1} ms; wall to kernel p50 {:.1} max {:.1} ms",
+            "{tag}: reload via {trig}: duration_ms p50 {:.1} max {:.1}; reloaded->applied p50 {:.1} max {:.1} ms; wall to kernel p50 {:.1} max {:.1} ms",
             pct(&dur, 50.0),
             pct(&dur, 100.0),
             pct(&app, 50.0),
@@ -352,7 +396,7 @@ fn big(o: &Opts, client: &mut Client) {
     }
     let (rss, hwm) = d.mem();
     println!(
-        "big: vigild VmRSS {:.1} MiB, VmHWM {:.1} MiB after the reloads",
+        "{tag}: vigild VmRSS {:.1} MiB, VmHWM {:.1} MiB after the reloads",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
@@ -844,4 +888,23 @@ fn kernel_release() -> String {
         .unwrap_or_default()
         .trim()
         .to_owned()
+}
+
+/// "1s", "30s", "100ms" in seconds.
+fn parse_secs(d: &str) -> f64 {
+    if let Some(ms) = d.strip_suffix("ms") {
+        ms.parse::<f64>().unwrap() / 1000.0
+    } else {
+        d.trim_end_matches('s').parse().unwrap()
+    }
+}
+
+fn own_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
