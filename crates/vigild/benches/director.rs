@@ -275,9 +275,11 @@ fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) 
     );
     let (cpu_ms, wall) = d.cpu_over(Duration::from_secs(o.cpu_secs));
     let before = d.mem().0;
+    let t = Instant::now();
     let up = d.up_count();
     println!(
-        "{tag}: one `vigilctl services --json` ({up} up): vigild VmRSS {:.1} -> {:.1} MiB",
+        "{tag}: one `vigilctl services --json` ({up} up) took {:.0} ms: vigild VmRSS {:.1} -> {:.1} MiB",
+        t.elapsed().as_secs_f64() * 1e3,
         before as f64 / 1024.0,
         d.mem().0 as f64 / 1024.0
     );
