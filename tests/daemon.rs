@@ -731,3 +731,37 @@ fn events_stream_health_drains_and_reloads() {
     let _ = ctl.wait();
     child.terminate(Duration::from_secs(10)).unwrap();
 }
+
+#[test]
+fn the_open_files_soft_limit_is_raised_to_the_hard_limit() {
+    // Thousands of probes in flight each hold a socket: 1,024 would make checks fail.
+    vigil_testlab::require_or_skip!(vigil_testlab::have_tools(&["prlimit"]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, minimal_config(dir.path(), "nofile")).unwrap();
+    let mut child = vigil_testlab::LabChild::spawn(
+        Command::new("prlimit")
+            .arg("--nofile=1024:20000")
+            .arg("--")
+            .arg(bin_path("vigild"))
+            .arg("--config")
+            .arg(&config)
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let sock = dir.path().join("vigil.sock");
+    assert!(wait_for(Duration::from_secs(20), || vigilctl(
+        &sock,
+        &["status"]
+    )
+    .status
+    .success()));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3..5], ["20000", "20000"], "{line}");
+    child.terminate(Duration::from_secs(10)).unwrap();
+}

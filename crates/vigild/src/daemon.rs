@@ -43,6 +43,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         );
     }
 
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -242,5 +243,27 @@ fn reload(shared: &Shared, trigger: &'static str) -> Result<serde_json::Value, P
                 r.errors.join("\n")
             ),
         }),
+    }
+}
+
+/// Every probe in flight holds a socket (up to 4,096 at once), plus the status socket's
+/// clients and netlink: the usual soft limit of 1,024 open files makes checks fail with
+/// EMFILE at scale, which would mark healthy servers down. Raise the soft limit to the
+/// hard limit (systemd's unit sets the hard limit: deploy/vigild.service).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                warn!("cannot raise the open-files limit from {soft} to {hard}: {e}");
+            }
+        }
+        Ok((soft, _)) if soft < 8192 => {
+            warn!(
+                "open-files limit is only {soft}: large clusters will see checks fail with EMFILE"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => warn!("cannot read the open-files limit: {e}"),
     }
 }

@@ -567,7 +567,13 @@ impl Director {
             .map(|v| table::service_key(&v.key))
             .collect();
         let kernel = self.ipvs.dump(keys).await;
-        let checks = self.checker.snapshot().await.ok();
+        let snapshot = self.checker.snapshot().await.ok();
+        // Indexed once: a lookup per real server must not scan every check.
+        let checks: HashMap<_, _> = snapshot
+            .iter()
+            .flat_map(|s| s.checks.iter())
+            .map(|c| ((c.key.service, c.key.real), c))
+            .collect();
         let ipvs_status = self.ipvs.status();
         let mut list = Vec::new();
         for vs in &config.virtual_servers {
@@ -581,11 +587,7 @@ impl Director {
                 .iter()
                 .map(|rs| {
                     let record = self.health.get(&(vs.key, rs.address));
-                    let check = checks.as_ref().and_then(|c| {
-                        c.checks
-                            .iter()
-                            .find(|s| s.key.service == vs.key && s.key.real == rs.address)
-                    });
+                    let check = checks.get(&(vs.key, rs.address)).copied();
                     let health = match (&rs.check, record.map(|r| r.known)) {
                         (None, _) => "unchecked",
                         (Some(_), Some(Known::Up)) => "up",
