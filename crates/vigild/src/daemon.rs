@@ -99,9 +99,7 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
             _ = sighup.recv() => {
                 // The outcome is logged and kept in the reload history.
                 if reload(&shared, "sighup").is_ok() {
-                    let config = shared.snapshot().config.clone();
-                    let _ = director.send(DirectorCommand::Reload(config.clone())).await;
-                    vrrp.apply(&config).await;
+                    apply_reloaded(&shared, &director, &mut vrrp).await;
                 }
             }
             Some(control) = control_rx.recv() => match control {
@@ -111,9 +109,7 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
                     // Reply first: applying may wait for instances to hand over.
                     let _ = reply.send(outcome);
                     if ok {
-                        let config = shared.snapshot().config.clone();
-                        let _ = director.send(DirectorCommand::Reload(config.clone())).await;
-                        vrrp.apply(&config).await;
+                        apply_reloaded(&shared, &director, &mut vrrp).await;
                     }
                 }
                 Control::Director(command) => {
@@ -153,6 +149,17 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
     drop(socket);
     info!("vigild stopped");
     Ok(())
+}
+
+/// Hands the configuration a reload just accepted to the director and to VRRP.
+async fn apply_reloaded(
+    shared: &Shared,
+    director: &mpsc::Sender<DirectorCommand>,
+    vrrp: &mut VrrpManager,
+) {
+    let config = shared.snapshot().config.clone();
+    let _ = director.send(DirectorCommand::Reload(config.clone())).await;
+    vrrp.apply(&config).await;
 }
 
 /// Validates the file again and, only if it is valid, makes it the running config. A bad

@@ -24,6 +24,7 @@ use vigil_vrrp::State;
 use crate::ipvs_worker::{IpvsWorker, Job};
 use crate::metrics::Exposition;
 use crate::overrides::Drains;
+use crate::state::recv_or_never;
 use crate::table::{self, Known};
 use crate::vrrp::Registry;
 
@@ -105,7 +106,7 @@ impl Director {
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut vrrp_events = self.vrrp.subscribe();
+        let mut vrrp_events = Some(self.vrrp.subscribe());
         self.sync_all();
         self.update_sync_daemon();
         loop {
@@ -123,7 +124,7 @@ impl Director {
                     }
                     Some(c) => self.on_command(c).await,
                 },
-                e = vrrp_events.recv() => match e {
+                e = recv_or_never(&mut vrrp_events) => match e {
                     Ok(e) if self.config.ipvs_sync.as_ref().is_some_and(|s| s.instance == e.instance) => {
                         self.update_sync_daemon();
                     }
@@ -131,7 +132,7 @@ impl Director {
                     Err(broadcast::error::RecvError::Lagged(_)) => self.update_sync_daemon(),
                     Err(broadcast::error::RecvError::Closed) => {
                         // No VRRP: nothing more to follow.
-                        vrrp_events = broadcast::channel(1).1;
+                        vrrp_events = None;
                     }
                 },
             }
@@ -150,14 +151,23 @@ impl Director {
             .map_or(Known::Pending, |h| h.known)
     }
 
-    fn evaluate(&mut self, vs: &VirtualServer) -> policy::Evaluation {
+    /// What IPVS should hold for `vs` now. Read-only: between two changes (each of which
+    /// goes through [`Director::evaluate`]) it gives the same answer as the last sync, so
+    /// status and metrics use it without touching the quorum memory.
+    fn evaluation(&self, vs: &VirtualServer) -> policy::Evaluation {
         let p = table::policy(
             vs,
             |rs| self.known(&vs.key, rs),
             |rs| self.drains.contains(&vs.name, rs),
         );
         let previous = self.quorum.get(&vs.key).copied().flatten();
-        let e = policy::evaluate(&p, previous);
+        policy::evaluate(&p, previous)
+    }
+
+    /// [`Director::evaluation`], remembered as the quorum's hysteresis memory; a change of
+    /// quorum is logged, told to VRRP tracking and published.
+    fn evaluate(&mut self, vs: &VirtualServer) -> policy::Evaluation {
+        let e = self.evaluation(vs);
         let before = self.quorum.insert(vs.key, e.quorum).flatten();
         if let Some(q) = e.quorum
             && before != Some(q)
@@ -395,7 +405,7 @@ impl Director {
         );
         let mut rows = Vec::new();
         for vs in &config.virtual_servers {
-            let e = self.evaluate(vs);
+            let e = self.evaluation(vs);
             if let Some(q) = e.quorum {
                 m.sample(
                     "vigil_virtual_server_quorum",
@@ -577,7 +587,7 @@ impl Director {
         let ipvs_status = self.ipvs.status();
         let mut list = Vec::new();
         for vs in &config.virtual_servers {
-            let e = self.evaluate(vs);
+            let e = self.evaluation(vs);
             let kvs = kernel
                 .as_ref()
                 .ok()

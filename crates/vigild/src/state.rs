@@ -125,3 +125,15 @@ impl Shared {
         })
     }
 }
+
+/// The next message of `rx`, or never once there is no receiver: for `select!` loops
+/// that stop following a broadcast when it closes (a closed receiver would return at
+/// once, forever, and spin the loop).
+pub async fn recv_or_never<T: Clone>(
+    rx: &mut Option<tokio::sync::broadcast::Receiver<T>>,
+) -> Result<T, tokio::sync::broadcast::error::RecvError> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}

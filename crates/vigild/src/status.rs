@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::protocol::{self, MAX_LINE, ProtocolError, Request};
-use crate::state::Shared;
+use crate::state::{Shared, recv_or_never};
 
 /// Clients served at once; more are told so and closed.
 pub const MAX_CLIENTS: usize = 256;
@@ -201,12 +201,8 @@ async fn serve_client(
             }
             let (reply, watch) = handle_line(line, &shared, &control).await;
             write_reply(&mut stream, &reply).await?;
-            match watch {
-                Some(Watch::Vrrp(events)) => return stream_vrrp_events(stream, events).await,
-                Some(Watch::All(events, vrrp)) => {
-                    return stream_all_events(stream, events, vrrp).await;
-                }
-                None => {}
+            if let Some(watch) = watch {
+                return stream_events(stream, watch).await;
             }
         }
         if buf.len() > MAX_LINE {
@@ -279,65 +275,41 @@ async fn close_gracefully(mut stream: UnixStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
-/// After a `vrrp-watch` reply: one JSON line per VRRP state change until the client
-/// closes (anything it sends is ignored). A client too slow to keep up is told how many
-/// events it missed (`{"event": "lagged", "missed": N}`) rather than blocking anyone.
-async fn stream_vrrp_events(
-    mut stream: UnixStream,
-    mut events: broadcast::Receiver<vigil_vrrp::io::StateEvent>,
-) -> io::Result<()> {
-    let mut chunk = [0u8; 1024];
-    loop {
-        let line = tokio::select! {
-            event = events.recv() => match event {
-                Ok(e) => crate::vrrp::event_json(&e),
-                Err(broadcast::error::RecvError::Lagged(n)) => json!({"event": "lagged", "missed": n}),
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
-            },
-            read = stream.read(&mut chunk) => match read {
-                Ok(0) | Err(_) => return Ok(()),
-                Ok(_) => continue,
-            },
-        };
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-        bytes.push(b'\n');
-        write_reply(&mut stream, &bytes).await?;
-    }
-}
-
 /// A streaming request's subscriptions, taken before its first reply line is built so
-/// that no event falls between the two.
-enum Watch {
-    Vrrp(broadcast::Receiver<vigil_vrrp::io::StateEvent>),
-    All(
-        broadcast::Receiver<Value>,
-        broadcast::Receiver<vigil_vrrp::io::StateEvent>,
-    ),
+/// that no event falls between the two: `vrrp-watch` follows VRRP only, `events` also
+/// the daemon's own events.
+struct Watch {
+    daemon: Option<broadcast::Receiver<Value>>,
+    vrrp: Option<broadcast::Receiver<vigil_vrrp::io::StateEvent>>,
 }
 
-/// After an `events` reply: every daemon and VRRP event, one JSON line each, until the
-/// client closes. Like `vrrp-watch`, a client too slow to keep up is told how many events
-/// it missed instead of holding anyone up.
-async fn stream_all_events(
-    mut stream: UnixStream,
-    mut events: broadcast::Receiver<Value>,
-    mut vrrp: broadcast::Receiver<vigil_vrrp::io::StateEvent>,
-) -> io::Result<()> {
+/// After a `vrrp-watch` or `events` reply: one JSON line per event until the client
+/// closes (anything it sends is ignored) or no stream is left. A client too slow to keep
+/// up is told how many events it missed (`{"event": "lagged", "missed": N}`) rather than
+/// blocking anyone.
+async fn stream_events(mut stream: UnixStream, mut watch: Watch) -> io::Result<()> {
+    use broadcast::error::RecvError;
     let mut chunk = [0u8; 1024];
     let lagged = |n| json!({"event": "lagged", "missed": n});
     loop {
+        if watch.daemon.is_none() && watch.vrrp.is_none() {
+            return Ok(());
+        }
         let line = tokio::select! {
-            e = events.recv() => match e {
+            e = recv_or_never(&mut watch.daemon) => match e {
                 Ok(v) => v,
-                Err(broadcast::error::RecvError::Lagged(n)) => lagged(n),
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                Err(RecvError::Lagged(n)) => lagged(n),
+                Err(RecvError::Closed) => {
+                    watch.daemon = None;
+                    continue;
+                }
             },
-            e = vrrp.recv() => match e {
+            e = recv_or_never(&mut watch.vrrp) => match e {
                 Ok(e) => crate::vrrp::event_json(&e),
-                Err(broadcast::error::RecvError::Lagged(n)) => lagged(n),
-                // No VRRP (or it stopped): keep serving the other events.
-                Err(broadcast::error::RecvError::Closed) => {
-                    vrrp = broadcast::channel(1).1;
+                Err(RecvError::Lagged(n)) => lagged(n),
+                // No VRRP (or it stopped): keep serving the other events, if any.
+                Err(RecvError::Closed) => {
+                    watch.vrrp = None;
                     continue;
                 }
             },
@@ -362,10 +334,10 @@ async fn handle_line(
     let result = match request {
         Err(e) => Err(e),
         Ok(Request::Events) => {
-            watch = Some(Watch::All(
-                shared.events.subscribe(),
-                shared.vrrp.subscribe(),
-            ));
+            watch = Some(Watch {
+                daemon: Some(shared.events.subscribe()),
+                vrrp: Some(shared.vrrp.subscribe()),
+            });
             Ok(json!({"event": "subscribed"}))
         }
         Ok(Request::Ping) => Ok(json!("pong")),
@@ -400,7 +372,10 @@ async fn handle_line(
         Ok(Request::Vrrp) => Ok(protocol::vrrp(shared, &shared.snapshot())),
         Ok(Request::VrrpWatch) => {
             // Subscribed before the snapshot is taken, so no change falls between them.
-            watch = Some(Watch::Vrrp(shared.vrrp.subscribe()));
+            watch = Some(Watch {
+                daemon: None,
+                vrrp: Some(shared.vrrp.subscribe()),
+            });
             Ok(protocol::vrrp(shared, &shared.snapshot()))
         }
         Ok(Request::VrrpHandover(name)) => vrrp_control(shared, &name, true).await,
