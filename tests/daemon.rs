@@ -678,6 +678,24 @@ fn events_stream_health_drains_and_reloads() {
     }));
     // While watching: the up server goes away, a drain, a reload.
     drop(up);
+    // Unknown names are refused, naming what exists.
+    let bad = vigilctl(&sock, &["drain", "nope", &up_addr.to_string()]);
+    assert_eq!(bad.status.code(), Some(1), "{}", output_text(&bad));
+    assert!(
+        stderr(&bad)
+            .contains("no_such_virtual_server: no virtual server \"nope\" (virtual servers: web)"),
+        "{}",
+        output_text(&bad)
+    );
+    let bad = vigilctl(&sock, &["enable", "web", "10.9.9.9:1"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", output_text(&bad));
+    assert!(
+        stderr(&bad).contains(
+            "no_such_real_server: virtual server \"web\" has no real server \"10.9.9.9:1\""
+        ),
+        "{}",
+        output_text(&bad)
+    );
     let d = vigilctl(&sock, &["drain", "web", &up_addr.to_string()]);
     assert!(d.status.success(), "{}", output_text(&d));
     assert!(

@@ -39,6 +39,15 @@ fn bad_requests_get_error_replies_and_the_connection_goes_on() {
         (r#"{"cmd": "status"}"#, "invalid_request"),
         (r#"{"command": 42}"#, "invalid_request"),
         (r#"{"command": "shutdown"}"#, "unknown_command"),
+        (
+            r#"{"command": "drain", "virtual_server": "web"}"#,
+            "invalid_request",
+        ),
+        (
+            r#"{"command": "enable", "real_server": 5}"#,
+            "invalid_request",
+        ),
+        (r#"{"command": "vrrp-handover"}"#, "invalid_request"),
     ] {
         c.send_line(line);
         let reply = c.read_reply().expect("a reply, not a closed connection");
