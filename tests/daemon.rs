@@ -600,12 +600,30 @@ fn prometheus_metrics_show_health_reloads_and_ipvs() {
         "vigil_checks{kind=\"tcp\",health=\"up\"} 1",
         "vigil_checks{kind=\"tcp\",health=\"down\"} 1",
         "# TYPE vigil_checks_total counter",
+        "# TYPE vigil_check_duration_seconds histogram",
     ] {
         assert!(
             body.lines().any(|l| l == line),
             "no line {line:?} in:\n{body}"
         );
     }
+    // Results and a latency histogram per kind: every probe is in the +Inf bucket, and
+    // the buckets are cumulative.
+    let sample = |prefix: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let passed = sample("vigil_checks_total{kind=\"tcp\",result=\"pass\"}");
+    let failed = sample("vigil_checks_total{kind=\"tcp\",result=\"fail\"}");
+    let inf = sample("vigil_check_duration_seconds_bucket{kind=\"tcp\",le=\"+Inf\"}");
+    let count = sample("vigil_check_duration_seconds_count{kind=\"tcp\"}");
+    let short = sample("vigil_check_duration_seconds_bucket{kind=\"tcp\",le=\"0.0005\"}");
+    assert!(passed.is_some_and(|p| p >= 1.0), "{body}");
+    assert!(failed.is_some_and(|f| f >= 1.0), "{body}");
+    assert_eq!(inf, count, "{body}");
+    assert_eq!(inf, passed.zip(failed).map(|(p, f)| p + f), "{body}");
+    assert!(short.zip(inf).is_some_and(|(s, i)| s <= i), "{body}");
     // The healthy server is weighted in; the failed one is not in the table.
     assert!(
         body.contains(&format!(

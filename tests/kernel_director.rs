@@ -461,7 +461,7 @@ fn health_drains_and_restarts_drive_ipvs() {
     vigild.signal(libc::SIGKILL).unwrap();
     vigild.wait().unwrap();
     c.stop_httpd("rs3");
-    let _vigild = c.start_vigild();
+    let mut vigild = c.start_vigild();
     expect_weights(
         &c,
         &[("rs1", 1), ("rs2", 1)],
@@ -469,6 +469,53 @@ fn health_drains_and_restarts_drive_ipvs() {
     );
     let seen = c.who_answers(6);
     assert!(!seen.contains_key("rs3"), "{seen:?}");
+
+    // A service removed from the file while vigild is down: the state file says it was
+    // ours, so the next start deletes it; a service someone else made stays untouched.
+    let extra = format!("{}:81", c.vip);
+    let foreign = format!("{}:82", c.vip);
+    std::fs::write(
+        c.config_path(),
+        format!(
+            "{good}\n[[virtual_server]]\nname = \"extra\"\naddress = \"{extra}\"\nreal_server = [{{ address = \"{rs1}\" }}]\n"
+        ),
+    )
+    .unwrap();
+    assert!(vigilctl(&c.socket(), &["reload"]).status.success());
+    let in_kernel = |c: &Cluster, service: &str| {
+        c.lab
+            .run("lb", ["ipvsadm", "-Ln"])
+            .unwrap()
+            .contains(service)
+    };
+    assert!(
+        wait_for(SETTLE, || in_kernel(&c, &extra)),
+        "the new service is not in the kernel"
+    );
+    let state_file = c.dir.path().join("state.json");
+    assert!(
+        wait_for(SETTLE, || std::fs::read_to_string(&state_file)
+            .unwrap_or_default()
+            .contains(&format!("tcp {extra}"))),
+        "the owned service is not in the state file"
+    );
+    c.lab
+        .run("lb", ["ipvsadm", "-A", "-t", &foreign, "-s", "rr"])
+        .unwrap();
+    vigild.signal(libc::SIGKILL).unwrap();
+    vigild.wait().unwrap();
+    std::fs::write(c.config_path(), &good).unwrap();
+    let _vigild = c.start_vigild();
+    assert!(
+        wait_for(SETTLE, || !in_kernel(&c, &extra)),
+        "a service removed from the file while vigild was down stayed in the kernel"
+    );
+    assert!(
+        in_kernel(&c, &foreign),
+        "a service vigild never owned was touched"
+    );
+    let state = std::fs::read_to_string(&state_file).unwrap();
+    assert!(!state.contains(&extra), "{state}");
 }
 
 /// Two directors with VRRP and the IPVS connection sync daemon, direct routing to two

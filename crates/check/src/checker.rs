@@ -1,7 +1,7 @@
 //! The tokio shell around the [`Scheduler`]: runs due probes as tasks with bounded
 //! concurrency, feeds their outcomes back, and reports health changes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::probe::Probe;
 use crate::scheduler::{CheckStatus, Due, Health, Outcome, RunId, Scheduler};
-use crate::stats::{Histogram, Stats};
+use crate::stats::{Histogram, KindStats, Stats};
 use crate::target::{CheckKey, Target};
 
 /// A real server changed health, or its check reached its first verdict.
@@ -142,6 +142,7 @@ impl Checker {
             probe_latency: Histogram::default(),
             passed: 0,
             failed: 0,
+            per_kind: BTreeMap::new(),
         };
         driver.update(targets, Instant::now());
         tokio::spawn(driver.run(command_rx));
@@ -186,6 +187,7 @@ struct Driver {
     probe_latency: Histogram,
     passed: u64,
     failed: u64,
+    per_kind: BTreeMap<&'static str, KindStats>,
 }
 
 impl Driver {
@@ -253,6 +255,12 @@ impl Driver {
         } else {
             self.failed += 1;
         }
+        if let Some(probe) = self.probes.get(&key) {
+            self.per_kind
+                .entry(probe.target().check.kind.name())
+                .or_default()
+                .record(outcome.passed, outcome.latency);
+        }
         let now = Instant::now().into_std();
         let Some(transition) = self.scheduler.on_result(&key, run, outcome, now) else {
             return;
@@ -287,12 +295,14 @@ impl Driver {
                     backlog: self.backlog.len(),
                     lateness: self.lateness.summary(),
                     probe_latency: self.probe_latency.summary(),
+                    per_kind: self.per_kind.clone(),
                 };
                 if reset {
                     self.passed = 0;
                     self.failed = 0;
                     self.lateness = Histogram::default();
                     self.probe_latency = Histogram::default();
+                    self.per_kind.clear();
                 }
                 let _ = reply.send(stats);
             }

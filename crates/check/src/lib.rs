@@ -112,7 +112,7 @@ pub use checker::{
     ResultState, Snapshot,
 };
 pub use once::{OnceResult, format_table, run_once};
-pub use stats::{Histogram, LatenessSummary, Stats};
+pub use stats::{Histogram, KindStats, LATENCY_BUCKETS_S, LatenessSummary, Stats};
 
 pub use scheduler::{CheckStatus, Due, Health, LastResult, Outcome, RunId, Scheduler, Transition};
 pub use target::{CheckKey, Target, targets_from_config};

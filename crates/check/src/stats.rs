@@ -89,6 +89,38 @@ pub struct LatenessSummary {
     pub max_us: u64,
 }
 
+/// Upper bounds, in seconds, of the probe-latency buckets kept per check kind: the
+/// buckets of a Prometheus histogram (`le`), from a loopback connect to a timeout.
+pub const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Results and probe latency of one kind of check (`tcp`, `http`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KindStats {
+    pub passed: u64,
+    pub failed: u64,
+    /// Probes per bucket of [`LATENCY_BUCKETS_S`], not cumulative; slower ones are only
+    /// in the total (`passed + failed`).
+    pub latency_buckets: [u64; LATENCY_BUCKETS_S.len()],
+    pub latency_sum_us: u64,
+}
+
+impl KindStats {
+    pub fn record(&mut self, passed: bool, latency: Duration) {
+        if passed {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+        }
+        let seconds = latency.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS_S.iter().position(|&le| seconds <= le) {
+            self.latency_buckets[i] += 1;
+        }
+        self.latency_sum_us = self.latency_sum_us.saturating_add(micros(latency));
+    }
+}
+
 /// What the checker has done since it started or since stats were last reset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stats {
@@ -101,11 +133,30 @@ pub struct Stats {
     pub lateness: LatenessSummary,
     /// How long the probes took (connect to verdict).
     pub probe_latency: LatenessSummary,
+    /// Results and latency by check kind.
+    pub per_kind: std::collections::BTreeMap<&'static str, KindStats>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_stats_count_results_and_bucket_latency() {
+        let mut k = KindStats::default();
+        k.record(true, Duration::from_micros(300));
+        k.record(true, Duration::from_micros(1000));
+        k.record(false, Duration::from_secs(3));
+        assert_eq!((k.passed, k.failed), (2, 1));
+        assert_eq!(k.latency_buckets[0], 1, "0.3 ms <= 0.5 ms");
+        assert_eq!(k.latency_buckets[1], 1, "1 ms <= 1 ms");
+        assert_eq!(
+            k.latency_buckets.iter().sum::<u64>(),
+            2,
+            "3 s is above every bucket"
+        );
+        assert_eq!(k.latency_sum_us, 3_001_300);
+    }
 
     #[test]
     fn quantiles_within_five_percent() {

@@ -120,8 +120,8 @@ pub use codec::{Reply, Request};
 pub use error::{DecodeError, EncodeError, Errno, Error};
 pub use model::{
     Destination, DestinationEntry, DestinationKey, Family, ForwardMethod, Info, Netmask, Operation,
-    Protocol, Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, SyncDaemon, SyncState,
-    Timeouts, Tunnel, TunnelType,
+    Protocol, Service, ServiceEntry, ServiceFlags, ServiceKey, ServiceKeyParseError, Stats,
+    SyncDaemon, SyncState, Timeouts, Tunnel, TunnelType,
 };
 pub use policy::{Evaluation, Health, RealServer, ServicePolicy, SorryServer, evaluate};
 pub use reconcile::{

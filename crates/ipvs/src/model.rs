@@ -163,6 +163,52 @@ impl fmt::Display for ServiceKey {
     }
 }
 
+/// Why a text is not a [`ServiceKey`] in its [`Display`](fmt::Display) form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "\"{text}\" is not a service key (expected \"tcp 10.0.0.1:80\", \"udp [2001:db8::1]:53\", \"sctp ...\", \"proto-N ...\" or \"fwmark 7 (IPv4)\")"
+)]
+pub struct ServiceKeyParseError {
+    /// The text that was given.
+    pub text: String,
+}
+
+/// Reads back what [`Display`](fmt::Display) writes, e.g. from a state file: the keys a
+/// director owned must survive a restart in a form an operator can read.
+impl std::str::FromStr for ServiceKey {
+    type Err = ServiceKeyParseError;
+
+    fn from_str(text: &str) -> Result<ServiceKey, ServiceKeyParseError> {
+        let bad = || ServiceKeyParseError {
+            text: text.to_string(),
+        };
+        let (head, rest) = text.trim().split_once(' ').ok_or_else(bad)?;
+        if head == "fwmark" {
+            let (mark, family) = rest.split_once(' ').ok_or_else(bad)?;
+            let mark: u32 = mark.parse().map_err(|_| bad())?;
+            let family = match family {
+                "(IPv4)" => Family::Inet,
+                "(IPv6)" => Family::Inet6,
+                _ => return Err(bad()),
+            };
+            return Ok(ServiceKey::Fwmark { family, mark });
+        }
+        let protocol = match head {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            "sctp" => Protocol::Sctp,
+            other => Protocol::Other(
+                other
+                    .strip_prefix("proto-")
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(bad)?,
+            ),
+        };
+        let addr = rest.parse().map_err(|_| bad())?;
+        Ok(ServiceKey::Addr { protocol, addr })
+    }
+}
+
 /// Service flags (`IP_VS_SVC_F_*` in `linux/ip_vs.h`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceFlags(pub u32);
@@ -646,6 +692,51 @@ impl fmt::Display for Operation {
             Operation::Zero(None) => f.write_str("zeroing all counters"),
             Operation::Zero(Some(s)) => write!(f, "zeroing counters of {s}"),
             Operation::Flush => f.write_str("flushing the IPVS table"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_keys_read_back_what_display_writes() {
+        let keys = [
+            ServiceKey::tcp("10.0.0.1:80".parse().unwrap()),
+            ServiceKey::udp("[2001:db8::1]:53".parse().unwrap()),
+            ServiceKey::Addr {
+                protocol: Protocol::Sctp,
+                addr: "192.0.2.1:0".parse().unwrap(),
+            },
+            ServiceKey::Addr {
+                protocol: Protocol::Other(99),
+                addr: "192.0.2.1:9".parse().unwrap(),
+            },
+            ServiceKey::fwmark(Family::Inet, 7),
+            ServiceKey::fwmark(Family::Inet6, u32::MAX),
+        ];
+        for key in keys {
+            let text = key.to_string();
+            assert_eq!(text.parse::<ServiceKey>(), Ok(key), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_service_keys_are_refused_with_the_text() {
+        for text in [
+            "",
+            "tcp",
+            "tcp 10.0.0.1",
+            "icmp 10.0.0.1:80",
+            "proto-x 10.0.0.1:80",
+            "fwmark 7",
+            "fwmark x (IPv4)",
+            "fwmark 7 (IPv5)",
+        ] {
+            let e = text.parse::<ServiceKey>().unwrap_err();
+            assert_eq!(e.text, text);
+            assert!(e.to_string().contains("is not a service key"), "{e}");
         }
     }
 }

@@ -98,13 +98,13 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => {
                 // The outcome is logged and kept in the reload history.
-                if reload(&shared, "sighup").is_ok() {
+                if reload(&shared, "sighup").await.is_ok() {
                     apply_reloaded(&shared, &director, &mut vrrp).await;
                 }
             }
             Some(control) = control_rx.recv() => match control {
                 Control::Reload(reply) => {
-                    let outcome = reload(&shared, "socket");
+                    let outcome = reload(&shared, "socket").await;
                     let ok = outcome.is_ok();
                     // Reply first: applying may wait for instances to hand over.
                     let _ = reply.send(outcome);
@@ -162,9 +162,27 @@ async fn apply_reloaded(
     vrrp.apply(&config).await;
 }
 
+/// [`reload_now`] on a blocking thread: reading and validating a cluster file of 10,000
+/// real servers takes tens of milliseconds (far more under emulation), and a runtime
+/// worker held that long would delay VRRP adverts and checks queued behind it.
+async fn reload(
+    shared: &Arc<Shared>,
+    trigger: &'static str,
+) -> Result<serde_json::Value, ProtocolError> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || reload_now(&shared, trigger))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ProtocolError::new(
+                "internal",
+                format!("the reload failed: {e}"),
+            ))
+        })
+}
+
 /// Validates the file again and, only if it is valid, makes it the running config. A bad
 /// file changes nothing.
-fn reload(shared: &Shared, trigger: &'static str) -> Result<serde_json::Value, ProtocolError> {
+fn reload_now(shared: &Shared, trigger: &'static str) -> Result<serde_json::Value, ProtocolError> {
     systemd::reloading();
     let started = Instant::now();
     let snap = shared.snapshot();

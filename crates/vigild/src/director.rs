@@ -24,7 +24,9 @@ use vigil_vrrp::State;
 use crate::ipvs_worker::{IpvsWorker, Job};
 use crate::metrics::Exposition;
 use crate::overrides::Drains;
+use crate::services::{IpvsView, RealServerView, ServicesView, VirtualServerView};
 use crate::state::recv_or_never;
+use crate::state_file::StateFile;
 use crate::table::{self, Known};
 use crate::vrrp::Registry;
 
@@ -38,7 +40,7 @@ pub enum Command {
         drain: bool,
         reply: oneshot::Sender<Result<Value, (&'static str, String)>>,
     },
-    Services(oneshot::Sender<Value>),
+    Services(oneshot::Sender<ServicesView>),
     /// The director's part of the metrics, in the text exposition format.
     Metrics(oneshot::Sender<String>),
     Stop(oneshot::Sender<()>),
@@ -64,6 +66,8 @@ pub struct Director {
     ipvs: IpvsWorker,
     health: HashMap<(ServiceKey, SocketAddr), HealthRecord>,
     drains: Drains,
+    /// Where the drains (and the IPVS thread's owned services) are kept.
+    state_file: StateFile,
     /// Each service's quorum as last computed (the hysteresis memory).
     quorum: HashMap<ServiceKey, Option<bool>>,
     notices: mpsc::UnboundedSender<Notice>,
@@ -86,15 +90,16 @@ impl Director {
     ) -> (mpsc::Sender<Command>, mpsc::UnboundedReceiver<Notice>) {
         let (checker, events) =
             Checker::spawn(targets_from_config(&config), CheckerOptions::default());
-        let drains = Drains::load(&config.director.state_file);
+        let (state_file, restored) = StateFile::load(&config.director.state_file);
         let (notices, notice_rx) = mpsc::unbounded_channel();
         let director = Director {
-            ipvs: IpvsWorker::start(Vec::new()),
+            ipvs: IpvsWorker::start(restored.owned_services, state_file.clone()),
             config,
             checker,
             events,
             health: HashMap::new(),
-            drains,
+            drains: restored.drains,
+            state_file,
             quorum: HashMap::new(),
             notices,
             vrrp,
@@ -252,6 +257,12 @@ impl Director {
                 self.health.retain(|k, _| keys.contains(k));
                 self.quorum
                     .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
+                if let Err(e) = self.state_file.set_path(&config.director.state_file) {
+                    warn!(
+                        "cannot write the state file at its new place {}: {e}",
+                        config.director.state_file.display()
+                    );
+                }
                 self.config = config;
                 self.sync_all();
                 self.update_sync_daemon();
@@ -264,9 +275,7 @@ impl Director {
             } => {
                 let _ = reply.send(self.drain(&virtual_server, &real_server, drain));
             }
-            Command::Services(reply) => {
-                let _ = reply.send(self.services().await);
-            }
+            Command::Services(reply) => self.services(reply),
             Command::Metrics(reply) => {
                 let _ = reply.send(self.metrics().await);
             }
@@ -316,10 +325,10 @@ impl Director {
         let changed = self.drains.set(&vs.name, rs.address, drain);
         let mut warnings = Vec::new();
         if changed {
-            if let Err(e) = self.drains.save(&config.director.state_file) {
+            if let Err(e) = self.state_file.save_drains(&self.drains) {
                 warnings.push(format!(
                     "applied, but not saved to {} (it will not survive a restart): {e}",
-                    config.director.state_file.display()
+                    self.state_file.path().display()
                 ));
                 warn!("{}", warnings[0]);
             }
@@ -477,18 +486,52 @@ impl Director {
             m.family(
                 "vigil_checks_total",
                 "counter",
-                "Health check runs by result.",
-            )
-            .sample(
-                "vigil_checks_total",
-                &[("result", "pass")],
-                stats.passed as f64,
-            )
-            .sample(
-                "vigil_checks_total",
-                &[("result", "fail")],
-                stats.failed as f64,
+                "Health check runs by kind and result.",
             );
+            for (kind, k) in &stats.per_kind {
+                m.sample(
+                    "vigil_checks_total",
+                    &[("kind", kind), ("result", "pass")],
+                    k.passed as f64,
+                )
+                .sample(
+                    "vigil_checks_total",
+                    &[("kind", kind), ("result", "fail")],
+                    k.failed as f64,
+                );
+            }
+            m.family(
+                "vigil_check_duration_seconds",
+                "histogram",
+                "Probe latency (connect to verdict) by check kind.",
+            );
+            for (kind, k) in &stats.per_kind {
+                let mut cumulative = 0;
+                for (le, n) in vigil_check::LATENCY_BUCKETS_S.iter().zip(k.latency_buckets) {
+                    cumulative += n;
+                    m.sample(
+                        "vigil_check_duration_seconds_bucket",
+                        &[("kind", kind), ("le", &le.to_string())],
+                        cumulative as f64,
+                    );
+                }
+                let total = k.passed + k.failed;
+                m.sample(
+                    "vigil_check_duration_seconds_bucket",
+                    &[("kind", kind), ("le", "+Inf")],
+                    total as f64,
+                )
+                .sample(
+                    "vigil_check_duration_seconds_sum",
+                    &[("kind", kind)],
+                    k.latency_sum_us as f64 / 1e6,
+                )
+                .sample(
+                    "vigil_check_duration_seconds_count",
+                    &[("kind", kind)],
+                    total as f64,
+                );
+            }
             m.single(
                 "vigil_checks_in_flight",
                 "gauge",
@@ -567,94 +610,87 @@ impl Director {
         m.finish()
     }
 
-    /// Every virtual server with its real servers: configured and kernel weights,
-    /// health with reason and since when, drains, connections.
-    async fn services(&mut self) -> Value {
-        let config = self.config.clone();
-        let keys = config
+    /// The director's half of `services` (see [`crate::services`]): filled in one pass
+    /// here, completed with the checker's results and the kernel's counters on a task of
+    /// its own, so health changes never wait for it.
+    fn services(&self, reply: oneshot::Sender<ServicesView>) {
+        let ipvs = self.ipvs.status();
+        let virtual_servers = self
+            .config
             .virtual_servers
             .iter()
-            .map(|v| table::service_key(&v.key))
+            .map(|vs| self.virtual_server_view(vs))
             .collect();
-        let kernel = self.ipvs.dump(keys).await;
-        let snapshot = self.checker.snapshot().await.ok();
-        // Indexed once: a lookup per real server must not scan every check.
-        let checks: HashMap<_, _> = snapshot
-            .iter()
-            .flat_map(|s| s.checks.iter())
-            .map(|c| ((c.key.service, c.key.real), c))
-            .collect();
-        let ipvs_status = self.ipvs.status();
-        let mut list = Vec::new();
-        for vs in &config.virtual_servers {
-            let e = self.evaluation(vs);
-            let kvs = kernel
-                .as_ref()
-                .ok()
-                .and_then(|k| k.get(&table::service_key(&vs.key)));
-            let reals: Vec<Value> = vs
-                .real_servers
-                .iter()
-                .map(|rs| {
-                    let record = self.health.get(&(vs.key, rs.address));
-                    let check = checks.get(&(vs.key, rs.address)).copied();
-                    let health = match (&rs.check, record.map(|r| r.known)) {
-                        (None, _) => "unchecked",
-                        (Some(_), Some(Known::Up)) => "up",
-                        (Some(_), Some(Known::Down)) => "down",
-                        (Some(_), _) => "pending",
-                    };
-                    let k = kvs.and_then(|k| k.destinations.get(&rs.address));
-                    json!({
-                        "address": rs.address,
-                        "weight": rs.weight,
-                        "kernel_weight": k.map(|d| d.weight),
-                        "forwarding": rs.forwarding.name(),
-                        "health": health,
-                        "drained": self.drains.contains(&vs.name, rs.address),
-                        "reason": record.map(|r| r.reason.clone())
-                            .or_else(|| check.and_then(|c| c.last_result.as_ref().map(|l| l.reason.clone()))),
-                        "since_unix_ms": record.map(|r| r.since_unix_ms),
-                        "last_latency_us": check.and_then(|c| c.last_result.as_ref().map(|l| l.latency_us)),
-                        "active_conns": k.map(|d| d.active_conns),
-                        "inactive_conns": k.map(|d| d.inactive_conns),
-                        "check": crate::protocol::check_summary(&rs.check),
-                    })
-                })
-                .collect();
-            let (protocol, address, fwmark) = match vs.key {
-                ServiceKey::Address { protocol, address } => {
-                    (Some(protocol.name()), Some(address.to_string()), None)
-                }
-                ServiceKey::Fwmark { mark, .. } => (None, None, Some(mark)),
-            };
-            list.push(json!({
-                "name": vs.name,
-                "protocol": protocol,
-                "address": address,
-                "fwmark": fwmark,
-                "family": vs.key.family(),
-                "scheduler": vs.scheduler,
-                "forwarding": vs.forwarding.name(),
-                "persistence": vs.persistence.map(|p| vigil_config::format_duration(p.timeout)),
-                "quorum": vs.quorum,
-                "has_quorum": e.quorum,
-                "sorry_server": vs.sorry_server,
-                "sorry_active": e.sorry_active,
-                "in_kernel": kvs.map(|k| k.present),
-                "real_servers": reals,
-            }));
-        }
-        json!({
-            "virtual_servers": list,
-            "ipvs": {
-                "available": ipvs_status.available,
-                "error": ipvs_status.error.or(kernel.err()),
-                "writes": ipvs_status.writes,
-                "write_errors": ipvs_status.write_errors,
-                "pending_retries": ipvs_status.pending_retries,
-                "sync_daemon": ipvs_status.sync_daemon,
+        let view = ServicesView {
+            virtual_servers,
+            ipvs: IpvsView {
+                available: ipvs.available,
+                error: ipvs.error,
+                writes: ipvs.writes,
+                write_errors: ipvs.write_errors,
+                pending_retries: ipvs.pending_retries,
+                sync_daemon: ipvs.sync_daemon,
             },
-        })
+        };
+        let checker = self.checker.clone();
+        tokio::spawn(async move {
+            let _ = reply.send(view.complete(checker).await);
+        });
+    }
+
+    fn virtual_server_view(&self, vs: &VirtualServer) -> VirtualServerView {
+        let e = self.evaluation(vs);
+        let real_servers = vs
+            .real_servers
+            .iter()
+            .map(|rs| {
+                let record = self.health.get(&(vs.key, rs.address));
+                let health = match (&rs.check, record.map(|r| r.known)) {
+                    (None, _) => "unchecked",
+                    (Some(_), Some(Known::Up)) => "up",
+                    (Some(_), Some(Known::Down)) => "down",
+                    (Some(_), _) => "pending",
+                };
+                RealServerView {
+                    address: rs.address,
+                    weight: rs.weight,
+                    kernel_weight: None,
+                    forwarding: rs.forwarding.name(),
+                    health,
+                    drained: self.drains.contains(&vs.name, rs.address),
+                    reason: record.map(|r| r.reason.clone()),
+                    since_unix_ms: record.map(|r| r.since_unix_ms),
+                    last_latency_us: None,
+                    active_conns: None,
+                    inactive_conns: None,
+                    check: crate::protocol::check_summary(&rs.check),
+                }
+            })
+            .collect();
+        let (protocol, address, fwmark) = match vs.key {
+            ServiceKey::Address { protocol, address } => {
+                (Some(protocol.name()), Some(address.to_string()), None)
+            }
+            ServiceKey::Fwmark { mark, .. } => (None, None, Some(mark)),
+        };
+        VirtualServerView {
+            name: vs.name.clone(),
+            protocol,
+            address,
+            fwmark,
+            family: vs.key.family(),
+            scheduler: vs.scheduler.clone(),
+            forwarding: vs.forwarding.name(),
+            persistence: vs
+                .persistence
+                .map(|p| vigil_config::format_duration(p.timeout)),
+            quorum: vs.quorum,
+            has_quorum: e.quorum,
+            sorry_server: vs.sorry_server,
+            sorry_active: e.sorry_active,
+            in_kernel: None,
+            real_servers,
+            key: vs.key,
+        }
     }
 }

@@ -1,18 +1,18 @@
 //! The one thread that talks to IPVS. It owns the (blocking) netlink client and the
 //! reconciler, applies desired tables as they change, retries failed writes, repairs
-//! drift, runs the connection sync daemon, and answers dumps for `vigilctl services`.
+//! drift, runs the connection sync daemon, and keeps the owned services in the state file.
 //!
 //! A kernel without IPVS is not fatal: the thread says so in its status and keeps
 //! trying, so loading `ip_vs` later (or a test lab) brings the table up.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::state_file::StateFile;
 use serde::Serialize;
-use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 use vigil_ipvs::{
     Backoff, Client, DesiredService, DesiredTable, ReconcileReport, Reconciler, ServiceKey,
@@ -23,26 +23,6 @@ use vigil_ipvs::{
 pub const DRIFT_REPAIR: Duration = Duration::from_secs(60);
 /// How often a missing IPVS is looked for again.
 const RECONNECT: Duration = Duration::from_secs(5);
-
-/// A destination as the kernel holds it, with its connection counters.
-#[derive(Debug, Clone, Serialize)]
-pub struct KernelDestination {
-    pub weight: u32,
-    pub active_conns: u32,
-    pub inactive_conns: u32,
-    pub persist_conns: u32,
-    pub conns: u64,
-    pub inbytes: u64,
-    pub outbytes: u64,
-}
-
-/// One owned service as the kernel holds it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct KernelServiceView {
-    pub present: bool,
-    pub conns: u64,
-    pub destinations: BTreeMap<std::net::SocketAddr, KernelDestination>,
-}
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IpvsStatus {
@@ -68,11 +48,6 @@ pub enum Job {
     SyncService(ServiceKey, Option<DesiredService>),
     /// The sync daemon wanted now (`None`: none).
     SyncDaemon(Option<SyncDaemon>),
-    /// The kernel's view of the given services.
-    Dump(
-        Vec<ServiceKey>,
-        oneshot::Sender<Result<BTreeMap<ServiceKey, KernelServiceView>, String>>,
-    ),
 }
 
 pub struct IpvsWorker {
@@ -83,14 +58,15 @@ pub struct IpvsWorker {
 
 impl IpvsWorker {
     /// Starts the thread. `owned` are services this director created before (from the
-    /// state file): removed from the config, they are still deleted.
-    pub fn start(owned: Vec<ServiceKey>) -> IpvsWorker {
+    /// state file): removed from the config, they are still deleted. The owned set is
+    /// written back to `state_file` whenever it changes.
+    pub fn start(owned: Vec<ServiceKey>, state_file: StateFile) -> IpvsWorker {
         let (jobs, rx) = mpsc::channel();
         let status = Arc::new(RwLock::new(IpvsStatus::default()));
         let s = status.clone();
         let thread = std::thread::Builder::new()
             .name("ipvs".into())
-            .spawn(move || Worker::new(owned, s).run(rx))
+            .spawn(move || Worker::new(owned, s, state_file).run(rx))
             .ok();
         if thread.is_none() {
             error!("cannot start the IPVS thread");
@@ -112,16 +88,6 @@ impl IpvsWorker {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    pub async fn dump(
-        &self,
-        keys: Vec<ServiceKey>,
-    ) -> Result<BTreeMap<ServiceKey, KernelServiceView>, String> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Job::Dump(keys, tx));
-        rx.await
-            .unwrap_or_else(|_| Err("the IPVS thread has stopped".into()))
     }
 
     /// Stops the thread; the kernel table stays as it is (a restart adopts it).
@@ -147,10 +113,20 @@ struct Worker {
     status: Arc<RwLock<IpvsStatus>>,
     last_repair: Instant,
     last_connect_error: Option<String>,
+    state_file: StateFile,
+    /// The owned services as last written to the state file.
+    persisted_owned: BTreeSet<ServiceKey>,
+    /// The last failure to write them (logged once, not per sync).
+    persist_error: Option<String>,
 }
 
 impl Worker {
-    fn new(owned: Vec<ServiceKey>, status: Arc<RwLock<IpvsStatus>>) -> Worker {
+    fn new(
+        owned: Vec<ServiceKey>,
+        status: Arc<RwLock<IpvsStatus>>,
+        state_file: StateFile,
+    ) -> Worker {
+        let persisted_owned: BTreeSet<ServiceKey> = owned.iter().copied().collect();
         Worker {
             client: None,
             reconciler: Reconciler::new(owned, Backoff::default()),
@@ -161,6 +137,9 @@ impl Worker {
             status,
             last_repair: Instant::now(),
             last_connect_error: None,
+            state_file,
+            persisted_owned,
+            persist_error: None,
         }
     }
 
@@ -243,9 +222,6 @@ impl Worker {
                 self.sync_daemon_applied = false;
                 self.apply_sync_daemon();
             }
-            Job::Dump(keys, reply) => {
-                let _ = reply.send(self.dump(&keys));
-            }
         }
     }
 
@@ -284,6 +260,7 @@ impl Worker {
                 for e in &report.errors {
                     warn!("IPVS: {e}");
                 }
+                self.persist_owned();
                 if !report.is_noop() {
                     info!(
                         writes = report.applied.total(),
@@ -301,6 +278,30 @@ impl Worker {
                 self.client = None;
             }
             None => {}
+        }
+    }
+
+    /// Writes the owned services to the state file when the set changed (a service was
+    /// added, adopted or deleted); a health change or drain costs one set comparison.
+    fn persist_owned(&mut self) {
+        if *self.reconciler.owned() == self.persisted_owned {
+            return;
+        }
+        match self.state_file.save_owned_services(self.reconciler.owned()) {
+            Ok(()) => {
+                self.persisted_owned = self.reconciler.owned().clone();
+                self.persist_error = None;
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.persist_error.as_deref() != Some(text.as_str()) {
+                    warn!(
+                        "cannot write the owned IPVS services to {} (a service removed from the config while vigild is down would stay in the kernel): {text}",
+                        self.state_file.path().display()
+                    );
+                }
+                self.persist_error = Some(text);
+            }
         }
     }
 
@@ -355,50 +356,6 @@ impl Worker {
             }
         }
         self.sync_daemon_applied = true;
-    }
-
-    fn dump(
-        &mut self,
-        keys: &[ServiceKey],
-    ) -> Result<BTreeMap<ServiceKey, KernelServiceView>, String> {
-        if !self.connect() {
-            return Err(self
-                .last_connect_error
-                .clone()
-                .unwrap_or_else(|| "IPVS is not available".into()));
-        }
-        let client = self.client.as_mut().ok_or("IPVS is not available")?;
-        let mut out = BTreeMap::new();
-        for key in keys {
-            let mut view = KernelServiceView::default();
-            match client.service(key) {
-                Ok(s) => {
-                    view.present = true;
-                    view.conns = s.stats.conns;
-                }
-                Err(e) if e.is_not_found() => {
-                    out.insert(*key, view);
-                    continue;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-            for d in client.destinations(key).map_err(|e| e.to_string())? {
-                view.destinations.insert(
-                    d.destination.addr,
-                    KernelDestination {
-                        weight: d.destination.weight,
-                        active_conns: d.active_conns,
-                        inactive_conns: d.inactive_conns,
-                        persist_conns: d.persist_conns,
-                        conns: d.stats.conns,
-                        inbytes: d.stats.inbytes,
-                        outbytes: d.stats.outbytes,
-                    },
-                );
-            }
-            out.insert(*key, view);
-        }
-        Ok(out)
     }
 
     fn publish(&self) {

@@ -164,7 +164,7 @@ impl StatusSocket {
 
 async fn refuse(mut stream: UnixStream) {
     let line = protocol::reply_line(
-        Err(ProtocolError::new(
+        Err::<Value, _>(ProtocolError::new(
             "busy",
             format!("more than {MAX_CLIENTS} clients connected"),
         )),
@@ -207,7 +207,7 @@ async fn serve_client(
         }
         if buf.len() > MAX_LINE {
             let reply = protocol::reply_line(
-                Err(ProtocolError::new(
+                Err::<Value, _>(ProtocolError::new(
                     "line_too_long",
                     format!("request line longer than {MAX_LINE} bytes"),
                 )),
@@ -353,13 +353,16 @@ async fn handle_line(
             let asked = control
                 .send(Control::Director(crate::director::Command::Services(tx)))
                 .await;
-            match (asked, rx.await) {
-                (Ok(()), Ok(v)) => Ok(v),
+            // Written straight from its typed form: at 10,000 real servers a `Value`
+            // tree of it would cost tens of MiB that the allocator then keeps.
+            let reply = match (asked, rx.await) {
+                (Ok(()), Ok(view)) => Ok(view),
                 _ => Err(ProtocolError::new(
                     "shutting_down",
                     "the daemon is stopping",
                 )),
-            }
+            };
+            return (protocol::reply_line(reply, id), watch);
         }
         Ok(Request::Drain {
             virtual_server,
