@@ -248,3 +248,44 @@ async fn interim_100_continue_is_skipped() {
     let r = once(target(addr, check(CheckKind::Http(spec)))).await;
     assert!(r.passed, "{r:?}");
 }
+
+/// A probe's connect() usually returns with the handshake done (always on loopback) and
+/// the request goes out at once; here the listener drops the SYN (backlog 0, one
+/// connection queued) until the queue has room, so the probe has to wait for the
+/// handshake and send the request after it.
+#[tokio::test]
+async fn request_is_sent_after_a_late_handshake() {
+    use std::io::{Read, Write};
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let listener = std::net::TcpListener::from(socket);
+    let addr = listener.local_addr().unwrap();
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    let server = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        drop(listener.accept().unwrap());
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before the request ended");
+            head.extend_from_slice(&buf[..n]);
+        }
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        String::from_utf8(head).unwrap()
+    });
+    let r = once(target(addr, check(CheckKind::Http(http("/late"))))).await;
+    assert!(r.passed, "{r:?}");
+    assert!(r.latency >= Duration::from_millis(200), "{r:?}");
+    assert!(server.join().unwrap().starts_with("GET /late HTTP/1.1\r\n"));
+    drop(filler);
+}

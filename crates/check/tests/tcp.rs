@@ -114,3 +114,11 @@ async fn source_bind_is_used() {
     assert!(r.passed, "{r:?}");
     assert_eq!(peer.ip().to_string(), "127.0.0.7");
 }
+
+#[tokio::test]
+async fn refused_connect_with_send_fails_as_a_connect() {
+    let addr = closed_port().await;
+    let r = once(target(addr, tcp(Some("PING\r\n"), Some("PONG")))).await;
+    assert!(!r.passed);
+    assert_eq!(r.reason, format!("connect to {addr} refused"));
+}

@@ -4,11 +4,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use regex::bytes::Regex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use vigil_config::format_duration;
 
-use super::net::{connect_tcp, strip_os_error};
+use super::net::{OpenError, connect_send, strip_os_error};
 use super::{Verdict, excerpt};
 
 /// At most this much of a reply is read looking for the pattern.
@@ -48,16 +48,19 @@ impl TcpProbe {
         // did arrive instead of only "no reply".
         let deadline = Instant::now() + self.timeout.mul_f64(0.95);
         let addr = self.addr;
-        let mut stream = connect_tcp(addr, self.bind).await?;
-        if let Some(bytes) = &self.send {
-            stream
-                .write_all(bytes)
-                .await
-                .map_err(|e| format!("sending to {addr} failed: {}", strip_os_error(&e)))?;
-        }
+        let send = self.send.as_deref().unwrap_or_default();
+        let conn = connect_send(addr, self.bind, send)
+            .await
+            .map_err(|e| match e {
+                OpenError::Connect(reason) => reason,
+                OpenError::Send(e) => format!("sending to {addr} failed: {}", strip_os_error(&e)),
+            })?;
         let Some(expect) = &self.expect else {
+            // Connected (and sent): nothing to read, so the connection is never
+            // registered with the runtime when the handshake was already done.
             return Ok(format!("connected to {addr}"));
         };
+        let mut stream = conn.into_stream(addr)?;
         let mut reply = Vec::with_capacity(512);
         loop {
             if expect.is_match(&reply) {

@@ -16,11 +16,11 @@ use regex::bytes::Regex;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use vigil_config::{HttpCheck, HttpMethod};
 
-use super::net::{connect_tcp, strip_os_error};
+use super::net::{OpenError, connect_send, connect_tcp, strip_os_error};
 use super::{Verdict, tls};
 use wire::{ChunkedDecoder, Framing};
 
@@ -97,13 +97,34 @@ impl HttpProbe {
     }
 
     pub(crate) async fn run(&self) -> Verdict {
-        let stream = connect_tcp(self.addr, self.bind).await?;
         match &self.tls {
-            None => self.exchange(stream).await,
+            None => {
+                // The request goes out with the connect (see `connect_send`): on a nearby
+                // server, one wakeup per check (the response), not two.
+                let conn = connect_send(self.addr, self.bind, &self.request)
+                    .await
+                    .map_err(|e| match e {
+                        OpenError::Connect(reason) => reason,
+                        OpenError::Send(e) => self.send_failed(&e),
+                    })?;
+                self.read_response(conn.into_stream(self.addr)?).await
+            }
             // Boxed: the TLS session state would otherwise make every plain check's
             // future as large as an https one.
-            Some((config, name)) => Box::pin(self.exchange_tls(stream, config, name)).await,
+            Some((config, name)) => {
+                let stream = connect_tcp(self.addr, self.bind).await?;
+                Box::pin(self.exchange_tls(stream, config, name)).await
+            }
         }
+    }
+
+    fn send_failed(&self, e: &std::io::Error) -> String {
+        format!(
+            "{} {}: sending the request failed: {}",
+            self.addr,
+            self.request_line(),
+            strip_os_error(e)
+        )
     }
 
     async fn exchange_tls(
@@ -120,20 +141,20 @@ impl HttpProbe {
                 name.to_str()
             )
         })?;
-        self.exchange(stream).await
+        let mut stream = stream;
+        stream
+            .write_all(&self.request)
+            .await
+            .map_err(|e| self.send_failed(&e))?;
+        self.read_response(stream).await
     }
 
-    async fn exchange<Io>(&self, mut io: Io) -> Verdict
+    /// Reads the response to the request already sent, and judges it.
+    async fn read_response<Io>(&self, mut io: Io) -> Verdict
     where
-        Io: AsyncRead + AsyncWrite + Unpin,
+        Io: AsyncRead + Unpin,
     {
         let fail = |what: &str| format!("{} {}: {what}", self.addr, self.request_line());
-        io.write_all(&self.request).await.map_err(|e| {
-            fail(&format!(
-                "sending the request failed: {}",
-                strip_os_error(&e)
-            ))
-        })?;
         let mut buf: Vec<u8> = Vec::with_capacity(1024);
         let head = loop {
             if let Some(head) =
