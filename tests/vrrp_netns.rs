@@ -357,6 +357,82 @@ fn malformed_and_foreign_packets_are_counted_and_ignored() {
     assert!(has_addr(&lab, "lb1", &vip));
 }
 
+/// RFC 5798 §7.1 / RFC 3768 §7.1: "MUST verify that the VRID is configured on the
+/// receiving interface" — by any instance there. Three instances share eth0 on both
+/// directors (VRRPv3 VRIDs 51 and 52, VRRPv2 VRID 53): none counts its siblings' adverts
+/// (no `vrid` drops, nor `version` drops at the v2 one), while an advert for VRID 77,
+/// configured nowhere, is still counted by every instance (`vrid` at the v3 ones; the v2
+/// one meets the version check first).
+#[test]
+fn sibling_instances_on_one_interface_are_not_drops() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let vip_b = lab.subnet_addr(101).to_string();
+    let vip_c = lab.subnet_addr(102).to_string();
+    let three = |p: u8| {
+        format!(
+            "{}{}{}",
+            instance("a", 51, p, "100ms", &[format!("{vip}/24")], ""),
+            instance("b", 52, p, "100ms", &[format!("{vip_b}/24")], ""),
+            instance("c", 53, p, "1s", &[format!("{vip_c}/24")], "version = 2"),
+        )
+    };
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &three(100));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &three(150));
+    for name in ["a", "b", "c"] {
+        lb1.expect_state(name, "master", SETTLE);
+        lb2.expect_state(name, "backup", SETTLE);
+    }
+    // Let the masters advertise a while (the v2 one once a second).
+    std::thread::sleep(Duration::from_secs(2));
+    for (v, name) in [
+        (&lb1, "a"),
+        (&lb1, "b"),
+        (&lb1, "c"),
+        (&lb2, "a"),
+        (&lb2, "b"),
+        (&lb2, "c"),
+    ] {
+        let seen = v.instance(name).unwrap();
+        assert_eq!(
+            seen["drops"],
+            serde_json::json!({}),
+            "{} {name}: {seen}",
+            v.host
+        );
+    }
+    for name in ["a", "b", "c"] {
+        let seen = lb2.instance(name).unwrap();
+        assert!(
+            seen["adverts_received"].as_u64() > Some(0),
+            "{name}: {seen}"
+        );
+    }
+
+    let foreign = advert(77, 254, Version::V3, &vip)
+        .encode(IpAddr::V4(lab.ip("client")), IpAddr::V4(MULTICAST_V4))
+        .unwrap();
+    send_raw(&lab, "client", MULTICAST_V4, 255, &foreign);
+    let counted =
+        |v: &Vigild, name: &str, reason: &str| v.instance(name).unwrap()["drops"][reason].as_u64();
+    for v in [&lb1, &lb2] {
+        for (name, reason) in [("a", "vrid"), ("b", "vrid"), ("c", "version")] {
+            assert!(
+                wait_for(SETTLE, || counted(v, name, reason) >= Some(5)),
+                "{} {name}: {}",
+                v.host,
+                v.instance(name).unwrap()
+            );
+            // Exactly the five forged ones, nothing else.
+            let drops = v.instance(name).unwrap()["drops"].clone();
+            assert_eq!(drops, serde_json::json!({ reason: 5 }), "{} {name}", v.host);
+        }
+    }
+    for name in ["a", "b", "c"] {
+        assert_eq!(lb1.state(name), "master");
+    }
+}
+
 /// IPv6 virtual addresses (RFC 5798 §5.1.2: adverts from the link-local address to
 /// ff02::12, hop limit 255): election, unsolicited NA, failover on a graceful stop.
 #[test]

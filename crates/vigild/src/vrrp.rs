@@ -87,6 +87,9 @@ pub struct VrrpManager {
     running: BTreeMap<String, Running>,
     vs_health: watch::Sender<HashMap<String, bool>>,
     groups: Arc<RwLock<BTreeMap<String, Vec<String>>>>,
+    /// Every configured instance's (interface, family, VRID), shared with the runners so
+    /// they do not count each other's adverts as drops.
+    local: vio::LocalRouters,
     sync_task: JoinHandle<()>,
 }
 
@@ -140,6 +143,7 @@ impl VrrpManager {
             running: BTreeMap::new(),
             vs_health,
             groups,
+            local: vio::LocalRouters::new(),
             sync_task,
         };
         manager.start_new(config);
@@ -154,11 +158,21 @@ impl VrrpManager {
     }
 
     fn start_new(&mut self, config: &Config) {
+        // Before any new runner starts: its first adverts must not count as drops at
+        // the siblings already running.
+        self.local.replace(config.vrrp.iter().map(|v| {
+            let c = runner_config(v);
+            (c.interface, c.family, c.vrid)
+        }));
         for v in &config.vrrp {
             if self.running.contains_key(&v.name) {
                 continue;
             }
-            match vio::spawn(runner_config(v), self.registry.events.clone()) {
+            match vio::spawn(
+                runner_config(v),
+                self.registry.events.clone(),
+                self.local.clone(),
+            ) {
                 Ok(handle) => {
                     let tracker = tokio::spawn(track(
                         v.clone(),

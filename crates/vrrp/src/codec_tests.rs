@@ -500,6 +500,36 @@ fn drops_other_vrid() {
 }
 
 #[test]
+fn a_vrid_another_local_instance_runs_on_the_interface_is_its_not_a_drop() {
+    // RFC 5798 §7.1 / RFC 3768 §7.1: "MUST verify that the VRID is configured on the
+    // receiving interface" — configured on the interface, by any instance. Instance 52
+    // hears 51's advert; with 51 running beside it on the interface, that advert is 51's.
+    let rules = v3_rules(Family::Ipv4, 52);
+    let message = hex(V3_IPV4);
+    let local = |vrids: &'static [u8]| move |vrid: u8| vrids.contains(&vrid);
+    assert!(is_for_sibling(&message, &rules, local(&[51, 52])));
+    // 51 is configured nowhere here: genuinely unknown, decode counts it.
+    assert!(!is_for_sibling(&message, &rules, local(&[52, 53])));
+    assert_eq!(
+        v3_v4_drop(&message, facts(v4(192, 0, 2, 1), GROUP_V4), &rules),
+        DropReason::Vrid
+    );
+    // Our own VRID is never a sibling's, even if the set lists it.
+    let ours = v3_rules(Family::Ipv4, 51);
+    assert!(!is_for_sibling(&message, &ours, local(&[51])));
+    // Whatever its version: a VRRPv2 instance beside a VRRPv3 sibling does not count the
+    // sibling's v3 adverts as `version` drops (VRIDs are unique per interface and family).
+    let v2 = v2_rules(52, Auth::None);
+    assert!(is_for_sibling(&message, &v2, local(&[51])));
+    // VRID 0 is nobody's (RFC 5798 §5.2.3), too short a packet names nobody.
+    let mut zero = message.clone();
+    zero[1] = 0;
+    assert!(!is_for_sibling(&zero, &rules, |_| true));
+    assert!(!is_for_sibling(&message[..1], &rules, |_| true));
+    assert!(!is_for_sibling(&[], &rules, |_| true));
+}
+
+#[test]
 fn drops_vrid_zero_even_if_configured() {
     // RFC 5798 §5.2.3: the VRID is "in the range 1-255 (decimal)". Regression for the
     // first cargo-fuzz finding: a rule set built with VRID 0 let such adverts through,

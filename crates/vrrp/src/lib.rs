@@ -91,7 +91,9 @@ pub use packet::{
     VirtualAddresses, interval_to_wire, message_len,
 };
 pub use priority::{Tracked, TrackedSummary, effective_priority, summarize};
-pub use receive::{ChecksumForm, DropReason, IpFacts, ReceiveRules, Received, decode};
+pub use receive::{
+    ChecksumForm, DropReason, IpFacts, ReceiveRules, Received, decode, is_for_sibling,
+};
 pub use sync_group::{SyncDirective, sync_group_directives};
 pub use timing::{master_down_interval, skew_time};
 

@@ -153,6 +153,28 @@ impl DropReason {
     }
 }
 
+/// Whether `message` belongs to another virtual router this router runs on the same
+/// interface and address family (`is_local_vrid` answers for those), rather than to the
+/// instance `rules` describe.
+///
+/// RFC 5798 §7.1 (RFC 3768 §7.1 alike): "MUST verify that the VRID is configured on the
+/// receiving interface". The check is per interface, not per instance: an advert for a
+/// VRID that a sibling instance runs on this interface is that sibling's to check and
+/// count, and no drop of this one; only a VRID configured nowhere on the interface is
+/// discarded as [`DropReason::Vrid`]. VRIDs are unique per interface and family (the
+/// configuration refuses duplicates), and the VRID sits in the second byte in both
+/// versions, so it alone names the addressee, whatever the version nibble says.
+pub fn is_for_sibling(
+    message: &[u8],
+    rules: &ReceiveRules,
+    is_local_vrid: impl Fn(u8) -> bool,
+) -> bool {
+    match message.get(1) {
+        Some(&vrid) => vrid != 0 && vrid != rules.vrid && is_local_vrid(vrid),
+        None => false,
+    }
+}
+
 /// Validates and decodes one received VRRP message.
 ///
 /// Never panics, whatever the bytes.

@@ -12,9 +12,10 @@
 //! keeps answering for the virtual addresses until the new master's first advert is heard
 //! (bounded by the slowest backup's Master_Down_Interval), then removes them and exits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
@@ -32,7 +33,7 @@ use crate::io::socket::{AdvertSocket, Datagram};
 use crate::packet::{
     Advertisement, Auth, Family, MULTICAST_V4, MULTICAST_V6, Version, VirtualAddresses,
 };
-use crate::receive::{DropReason, IpFacts, ReceiveRules, decode};
+use crate::receive::{DropReason, IpFacts, ReceiveRules, decode, is_for_sibling};
 use crate::sync_group::SyncDirective;
 
 /// Gratuitous ARP / NA schedule of a new master.
@@ -69,6 +70,34 @@ pub struct RunnerConfig {
     /// Program and arguments, run without a shell on every state change with the
     /// instance name, new state and priority appended.
     pub notify: Option<Vec<String>>,
+}
+
+/// Every virtual router this daemon runs, as (interface, family, VRID): how a runner
+/// tells a sibling instance's adverts from unknown VRIDs ([`crate::is_for_sibling`],
+/// RFC 5798 §7.1 "configured on the receiving interface"). One shared set; the daemon
+/// replaces it whenever its instances change (before starting new ones).
+#[derive(Debug, Clone, Default)]
+pub struct LocalRouters(Arc<RwLock<HashSet<(String, Family, u8)>>>);
+
+impl LocalRouters {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the whole set.
+    pub fn replace(&self, routers: impl IntoIterator<Item = (String, Family, u8)>) {
+        let set = routers.into_iter().collect();
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = set;
+    }
+
+    /// Whether this daemon runs `vrid` for `family` on `interface`.
+    pub fn contains(&self, interface: &str, family: Family, vrid: u8) -> bool {
+        // A panicked writer can only have left a whole set behind.
+        let set = self.0.read().unwrap_or_else(|e| e.into_inner());
+        // Allocation-free lookup would need a borrowed key type; sets are tiny and this
+        // runs only for adverts that are not ours.
+        set.contains(&(interface.to_string(), family, vrid))
+    }
 }
 
 /// Inputs from the daemon.
@@ -167,9 +196,12 @@ impl RunnerHandle {
 }
 
 /// Starts a runner for `config` on the current tokio runtime.
+/// `local` is the daemon's set of virtual routers (this one included), shared by all its
+/// runners.
 pub fn spawn(
     config: RunnerConfig,
     events: broadcast::Sender<StateEvent>,
+    local: LocalRouters,
 ) -> Result<RunnerHandle, RunnerError> {
     let primary_guess = config.unicast_source.unwrap_or(match config.family {
         Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
@@ -208,6 +240,7 @@ pub fn spawn(
         status,
         status_tx,
         events,
+        local,
         notify,
         tracked_weight: 0,
         tracked_fault: false,
@@ -285,6 +318,7 @@ struct Runner {
     status: InstanceStatus,
     status_tx: watch::Sender<InstanceStatus>,
     events: broadcast::Sender<StateEvent>,
+    local: LocalRouters,
     notify: Option<mpsc::UnboundedSender<Transition>>,
     tracked_weight: i32,
     tracked_fault: bool,
@@ -618,6 +652,16 @@ impl Runner {
         // Our own adverts (a unicast peer list naming ourselves, a looped-back packet)
         // are not another router.
         if facts.source == io.primary {
+            return;
+        }
+        // RFC 5798 §7.1: the VRID is checked against those configured on the receiving
+        // interface. Every raw socket on the interface sees every advert, so a sibling
+        // instance's adverts reach this one too: they are the sibling's to check and
+        // count (before the unicast peer check, which would count them as well).
+        let (interface, family) = (&self.config.interface, self.config.family);
+        if is_for_sibling(message, &io.rules, |vrid| {
+            self.local.contains(interface, family, vrid)
+        }) {
             return;
         }
         let unicast = !self.config.unicast_peers.is_empty();
@@ -1023,7 +1067,7 @@ mod tests {
         let mut c = config();
         c.interface = "no-such-if9".into();
         let (events, _) = broadcast::channel(4);
-        let handle = spawn(c, events).unwrap();
+        let handle = spawn(c, events, LocalRouters::new()).unwrap();
         let mut status = handle.status.clone();
         let seen = tokio::time::timeout(
             Duration::from_secs(5),
@@ -1045,7 +1089,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            assert!(spawn(c, events).is_err());
+            assert!(spawn(c, events, LocalRouters::new()).is_err());
         });
     }
 }
