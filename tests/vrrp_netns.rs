@@ -587,6 +587,95 @@ fn reload_keeps_unchanged_instances_running() {
     );
 }
 
+/// Reload of settings a running instance takes in place (docs/config.md "Reloads"): the
+/// gratuitous ARP schedule and the notify hook change without a transition, a restart or
+/// a gratuitous ARP (no flap, no storm; a new refresh starts one period later); a lower
+/// priority is taken like any priority change, so the higher-priority backup preempts
+/// (RFC 5798 §6.4.2 Preempt_Mode, after the master advertises its new priority, §6.4.3)
+/// and the new hook reports it.
+#[test]
+fn reload_applies_garp_notify_and_priority_in_place() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let target: Ipv4Addr = vip.parse().unwrap();
+    let hook = dir.path().join("notify.log");
+    let notify = format!(
+        "notify = [\"/bin/sh\", \"-c\", \"echo \\\"$1 $2 $3\\\" >> {}\", \"hook\"]",
+        hook.display()
+    );
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
+    let first = "garp_repeat = 3\ngarp_interval = \"50ms\"";
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, first));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = lb1.instance("web").unwrap();
+    let reload = |extra: &str, priority: u8| {
+        lb1.rewrite(&web(priority, &vip, extra));
+        let reply = lb1.request(r#"{"command":"reload"}"#).unwrap();
+        assert_eq!(reply["ok"], true, "{reply}");
+    };
+    // During `window`, reloads with `extra` after 300 ms; the GARPs seen, as offsets
+    // from that reload.
+    let garps_around_reload = |extra: &str, window: Duration| -> Vec<f64> {
+        std::thread::scope(|s| {
+            let start = std::time::Instant::now();
+            let capture = s.spawn(|| {
+                lab.run_in("client", || capture_garps(target, window))
+                    .unwrap()
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let at = std::time::Instant::now();
+            reload(extra, 150);
+            let seen = capture.join().unwrap();
+            // The capture started a little after `start`: these offsets are, if
+            // anything, slightly early.
+            let offset = (at - start).as_secs_f64();
+            seen.iter().map(|d| d.as_secs_f64() - offset).collect()
+        })
+    };
+
+    // Burst size and pace and the hook: nothing on the wire, nothing changes state.
+    let second = format!("garp_repeat = 5\ngarp_interval = \"20ms\"\n{notify}");
+    let seen = garps_around_reload(&second, Duration::from_millis(1500));
+    assert!(seen.is_empty(), "a reload sent gratuitous ARPs: {seen:?}");
+    let after = lb1.instance("web").unwrap();
+    assert_eq!(after["state"], "master");
+    assert_eq!(after["transitions"], before["transitions"]);
+    assert_eq!(after["last_transition"], before["last_transition"]);
+    assert!(has_addr(&lab, "lb1", &vip));
+
+    // A refresh added in place starts a period after the reload, not at it.
+    let third = format!("{second}\ngarp_refresh = \"1s\"");
+    let seen = garps_around_reload(&third, Duration::from_millis(2800));
+    assert!(seen.len() >= 2, "no refresh: {seen:?}");
+    assert!(seen[0] > 0.8, "announced at the reload: {seen:?}");
+    assert_eq!(
+        lb1.instance("web").unwrap()["transitions"],
+        before["transitions"]
+    );
+    assert_eq!(lb2.state("web"), "backup");
+
+    // Priority 150 -> 50 in place: lb2 (100) preempts, lb1 follows the protocol down.
+    reload(&third, 50);
+    lb2.expect_state("web", "master", SETTLE);
+    lb1.expect_state("web", "backup", SETTLE);
+    let now = lb1.instance("web").unwrap();
+    assert_eq!(now["last_transition"]["reason"], "higher_priority_master");
+    assert_eq!(now["effective_priority"], 50);
+    expect_addr_only_on(&lab, &vip, "lb2", &HOSTS);
+    // The hook set by the reload saw it; no instance was restarted along the way.
+    assert!(
+        wait_for(SETTLE, || std::fs::read_to_string(&hook)
+            .is_ok_and(|h| h.lines().any(|l| l == "web backup 50"))),
+        "{:?}",
+        std::fs::read_to_string(&hook)
+    );
+    let log = lb1.log_text();
+    assert!(!log.contains("restarting"), "{log}");
+    assert!(log.contains("applied in place"), "{log}");
+}
+
 /// Gratuitous ARPs (RFC 5798 §6.4.1/§6.4.2 "broadcast a gratuitous ARP request" for each
 /// address) on becoming master: `garp_repeat` of them `garp_interval` apart, then one
 /// every `garp_refresh` while master. Counted on the wire from the client.

@@ -9,8 +9,11 @@
 //!   virtual server counts as up.
 //! - Sync groups: every state change is turned into directives for the other members
 //!   with [`vigil_vrrp::sync_group_directives`].
-//! - Reload: unchanged instances keep running untouched; changed ones are stopped
-//!   gracefully and started again; removed ones are stopped gracefully; new ones start.
+//! - Reload: unchanged instances keep running untouched; instances whose change the
+//!   running instance can take ([`reload_change`]: announcement schedule, notify hook,
+//!   priority, preemption, tracking, sync group) take it in place, keeping their state;
+//!   other changed ones are stopped gracefully and started again; removed ones are
+//!   stopped gracefully; new ones start.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -22,7 +25,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, error, info, warn};
 use vigil_config::{Config, TrackTarget, VrrpInstance, VrrpVersion};
 use vigil_vrrp::io::{
-    self as vio, Control, InstanceStatus, RunnerConfig, RunnerHandle, StateEvent,
+    self as vio, Control, InstanceStatus, ReloadChange, RunnerConfig, RunnerHandle, StateEvent,
 };
 use vigil_vrrp::{Auth, Family, Password, State, Tracked, Version, summarize};
 
@@ -214,12 +217,21 @@ impl VrrpManager {
     pub async fn apply(&mut self, config: &Config) {
         let wanted: HashMap<&str, &VrrpInstance> =
             config.vrrp.iter().map(|v| (v.name.as_str(), v)).collect();
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(name, r)| wanted.get(name.as_str()) != Some(&&r.config))
-            .map(|(name, _)| name.clone())
-            .collect();
+        let mut stale = Vec::new();
+        let mut in_place = Vec::new();
+        for (name, r) in &self.running {
+            match wanted.get(name.as_str()) {
+                Some(new) => match reload_change(&r.config, new) {
+                    ReloadChange::Unchanged => {}
+                    ReloadChange::InPlace => in_place.push(*new),
+                    ReloadChange::Restart => stale.push(name.clone()),
+                },
+                None => stale.push(name.clone()),
+            }
+        }
+        for new in in_place {
+            self.reconfigure(new).await;
+        }
         let mut stopping = JoinSet::new();
         for name in stale {
             if let Some(r) = self.running.remove(&name) {
@@ -238,6 +250,32 @@ impl VrrpManager {
         self.start_new(config);
     }
 
+    /// Applies an [`ReloadChange::InPlace`] change to the running instance: the runner
+    /// takes its new settings without a state change, and a changed `track` list gets a
+    /// new tracker.
+    async fn reconfigure(&mut self, new: &VrrpInstance) {
+        let Some(r) = self.running.get_mut(&new.name) else {
+            return;
+        };
+        let runner = runner_config(new);
+        if runner != runner_config(&r.config) {
+            let message = Control::Reconfigure(Box::new(runner));
+            if r.handle.control.send(message).await.is_err() {
+                warn!(instance = %new.name, "VRRP instance ended: change not applied");
+            }
+        }
+        if r.config.track != new.track {
+            r.tracker.abort();
+            r.tracker = tokio::spawn(track(
+                new.clone(),
+                r.handle.control.clone(),
+                self.vs_health.subscribe(),
+            ));
+        }
+        info!(instance = %new.name, "VRRP instance changed: applied in place");
+        r.config = new.clone();
+    }
+
     /// Stops every instance gracefully (make-before-break for masters), in parallel.
     pub async fn shutdown(mut self) {
         let mut stopping = JoinSet::new();
@@ -248,6 +286,20 @@ impl VrrpManager {
         }
         while stopping.join_next().await.is_some() {}
         self.sync_task.abort();
+    }
+}
+
+/// What a reload does to a running instance configured as `old`, now `new`: the
+/// runner's fields as [`vio::reload_change`] decides; besides them `sync_group` (the
+/// groups are rebuilt on every reload), `accept` (not enforced yet) and `track` (a new
+/// tracker) apply in place.
+pub fn reload_change(old: &VrrpInstance, new: &VrrpInstance) -> ReloadChange {
+    if old == new {
+        return ReloadChange::Unchanged;
+    }
+    match vio::reload_change(&runner_config(old), &runner_config(new)) {
+        ReloadChange::Restart => ReloadChange::Restart,
+        ReloadChange::InPlace | ReloadChange::Unchanged => ReloadChange::InPlace,
     }
 }
 
@@ -570,6 +622,45 @@ mod tests {
         assert_eq!(v["master"], "10.0.0.1");
         assert_eq!(v["drops"]["vrid"], 3);
         assert_eq!(v["last_transition"]["reason"], "master_down");
+    }
+
+    fn one_instance(extra: &str) -> VrrpInstance {
+        let text = format!(
+            "[director]\nname = \"a\"\n\n[vrrp.web]\ninterface = \"eth0\"\nvrid = 7\npriority = 150\nvips = [\"10.0.0.100/24\"]\n{extra}\n"
+        );
+        let loaded = vigil_config::parse(std::path::Path::new("t.toml"), &text).unwrap();
+        loaded.config.vrrp[0].clone()
+    }
+
+    #[test]
+    fn reload_applies_announcements_hooks_and_election_inputs_in_place() {
+        let old = one_instance("");
+        let kind = |extra: &str| reload_change(&old, &one_instance(extra));
+        assert_eq!(kind(""), ReloadChange::Unchanged);
+        for extra in [
+            "garp_repeat = 2",
+            "garp_interval = \"100ms\"",
+            "garp_refresh = \"10s\"",
+            "notify = [\"/bin/true\"]",
+            "preempt = false",
+            "preempt_delay = \"5s\"",
+            "sync_group = \"g\"",
+            "track = [{ interface = \"eth1\", weight = -50 }]",
+        ] {
+            assert_eq!(kind(extra), ReloadChange::InPlace, "{extra}");
+        }
+        let mut lower = old.clone();
+        lower.priority = 90;
+        assert_eq!(reload_change(&old, &lower), ReloadChange::InPlace);
+        for extra in ["advert_interval = \"2s\"", "unicast_peers = [\"10.0.0.2\"]"] {
+            assert_eq!(kind(extra), ReloadChange::Restart, "{extra}");
+        }
+        let mut moved = old.clone();
+        moved.vrid = 8;
+        assert_eq!(reload_change(&old, &moved), ReloadChange::Restart);
+        let mut owner = old.clone();
+        owner.priority = 255;
+        assert_eq!(reload_change(&old, &owner), ReloadChange::Restart);
     }
 
     #[test]

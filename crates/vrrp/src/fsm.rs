@@ -61,6 +61,10 @@ pub enum ConfigError {
     Interval(#[from] IntervalError),
     #[error("VRRPv2 runs over IPv4 only")]
     V2RequiresIpv4,
+    /// [`Instance::reconfigure`] cannot make a router the address owner or stop it being
+    /// one: that changes how it starts and what it accepts (RFC 5798 §6.4.1, §7.1).
+    #[error("becoming or ceasing to be the address owner (priority 255) needs a restart")]
+    OwnerChange,
 }
 
 /// Protocol state (RFC 5798 §6.4) plus vigil's `Fault`.
@@ -336,6 +340,44 @@ impl Instance {
             Event::Sync(directive) => self.on_sync(directive, now, &mut out),
         }
         out
+    }
+
+    /// A reload's new base priority, Preempt_Mode and preempt_delay, taken by the running
+    /// machine without a state change of its own. The protocol goes on with them as with
+    /// any priority change: a master whose priority changed advertises it at once (so a
+    /// backup it no longer outranks preempts, RFC 5798 §6.4.2); a backup that now
+    /// outranks its master, with Preempt_Mode, discards the master's adverts and takes
+    /// over when its Master_Down_Timer fires (§6.4.2 "else: Discard the ADVERTISEMENT");
+    /// Skew_Time and Master_Down_Interval follow the new priority from their next reset
+    /// (§6.1). Becoming or ceasing to be the address owner needs a fresh machine.
+    pub fn reconfigure(
+        &mut self,
+        priority: u8,
+        preempt: bool,
+        preempt_delay: Duration,
+        now: Instant,
+    ) -> Result<Vec<Action>, ConfigError> {
+        if priority == 0 {
+            return Err(ConfigError::ZeroPriority);
+        }
+        if (priority == u8::MAX) != (self.config.priority == u8::MAX) {
+            return Err(ConfigError::OwnerChange);
+        }
+        let before = self.priority();
+        self.config.priority = priority;
+        self.config.preempt = preempt;
+        if preempt_delay != self.config.preempt_delay {
+            self.config.preempt_delay = preempt_delay;
+            // A hold-off still running is measured with the new delay from now on.
+            if self.preempt_not_before.is_some() {
+                self.preempt_not_before = (!preempt_delay.is_zero()).then(|| now + preempt_delay);
+            }
+        }
+        let mut out = Vec::new();
+        if self.state == State::Master && self.priority() != before {
+            self.send_advert(now, &mut out);
+        }
+        Ok(out)
     }
 
     /// Fires every timer whose deadline is at or before `now`.

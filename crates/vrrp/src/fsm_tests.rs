@@ -1253,3 +1253,124 @@ fn handover_is_make_before_break() {
     lan.run_for(Duration::from_secs(10));
     assert_eq!(lan.states(), vec![State::Master, State::Backup]);
 }
+
+// ---- Reload in place ------------------------------------------------------------------
+
+#[test]
+fn reconfigured_master_advertises_a_changed_priority_at_once_and_stays_master() {
+    // A reload lowering a master's priority is a priority change like a tracked one: the
+    // new priority goes out at once (RFC 5798 §6.4.3 Master sends its priority in every
+    // ADVERTISEMENT), no state change here; the backup's §6.4.2 rules decide the rest.
+    let t0 = Instant::now();
+    let (mut m, at) = master(config(150), t0);
+    let now = at + Duration::from_millis(300);
+    let actions = m
+        .reconfigure(50, true, Duration::ZERO, now)
+        .expect("in place");
+    assert_eq!(actions, vec![Action::SendAdvert { priority: 50 }]);
+    assert_eq!(m.state(), State::Master);
+    assert_eq!(m.priority(), 50);
+    assert_eq!(m.next_deadline(), Some(now + SECOND));
+    // The same priority again (e.g. only preempt changed): nothing to send.
+    assert!(
+        m.reconfigure(50, false, Duration::ZERO, now)
+            .expect("in place")
+            .is_empty()
+    );
+    assert!(!m.config().preempt);
+    // A higher-priority advert now makes it step down (§6.4.3).
+    let actions = m.handle(advert(LOW, 100), now);
+    assert_eq!(
+        actions[0],
+        changed(
+            State::Master,
+            State::Backup,
+            TransitionReason::HigherPriorityMaster
+        )
+    );
+}
+
+#[test]
+fn reconfigured_backup_that_now_outranks_its_master_preempts_at_master_down() {
+    // RFC 5798 §6.4.2: with Preempt_Mode and a priority above the master's, the backup
+    // discards the master's adverts ("else: Discard the ADVERTISEMENT"), so its
+    // Master_Down_Timer fires and it takes over. Without Preempt_Mode it would not.
+    let t0 = Instant::now();
+    let mut b = started(config(100), t0);
+    let heard = t0 + SECOND;
+    b.handle(advert(HIGH, 150), heard);
+    let deadline = b.next_deadline().expect("down timer");
+    assert!(
+        b.reconfigure(200, true, Duration::ZERO, heard)
+            .expect("in place")
+            .is_empty()
+    );
+    assert_eq!(b.state(), State::Backup);
+    assert!(b.handle(advert(HIGH, 150), heard + SECOND).is_empty());
+    assert_eq!(
+        b.next_deadline(),
+        Some(deadline),
+        "the advert was discarded"
+    );
+    let actions = b.poll_timeout(deadline);
+    assert_eq!(
+        actions[0],
+        changed(State::Backup, State::Master, TransitionReason::MasterDown)
+    );
+
+    // The same without Preempt_Mode: the master's advert resets the timer.
+    let mut b = started(config(100), t0);
+    b.handle(advert(HIGH, 150), heard);
+    b.reconfigure(200, false, Duration::ZERO, heard)
+        .expect("in place");
+    let later = heard + SECOND;
+    b.handle(advert(HIGH, 150), later);
+    assert_eq!(b.next_deadline(), Some(later + down_interval(200, SECOND)));
+}
+
+#[test]
+fn reconfigure_refuses_priority_zero_and_ownership_changes() {
+    // RFC 5798 §5.2.4: 0 is the resignation priority; 255 marks the address owner, which
+    // starts as master (§6.4.1) and accepts no adverts (§7.1): a fresh machine's job.
+    let t0 = Instant::now();
+    let (mut m, at) = master(config(150), t0);
+    assert_eq!(
+        m.reconfigure(0, true, Duration::ZERO, at),
+        Err(ConfigError::ZeroPriority)
+    );
+    assert_eq!(
+        m.reconfigure(255, true, Duration::ZERO, at),
+        Err(ConfigError::OwnerChange)
+    );
+    let mut owner = started(config(255), t0);
+    assert_eq!(
+        owner.reconfigure(254, true, Duration::ZERO, t0),
+        Err(ConfigError::OwnerChange)
+    );
+    assert_eq!(m.priority(), 150, "a refused change changes nothing");
+}
+
+#[test]
+fn reconfigured_preempt_delay_restarts_a_running_hold_off() {
+    let t0 = Instant::now();
+    let mut b = started(
+        Config {
+            preempt_delay: Duration::from_secs(60),
+            ..config(200)
+        },
+        t0,
+    );
+    let now = t0 + SECOND;
+    b.reconfigure(200, true, Duration::from_secs(2), now)
+        .expect("in place");
+    let deadline = b.next_deadline().expect("down timer");
+    // Within the new delay a lower-priority master's advert still resets the timer...
+    b.handle(advert(LOW, 100), now + SECOND);
+    assert_ne!(b.next_deadline(), Some(deadline));
+    // ...after it, it is discarded and the backup preempts (RFC 5798 §6.4.2).
+    let after = now + Duration::from_secs(3);
+    b.handle(advert(LOW, 100), after);
+    let deadline = b.next_deadline().expect("down timer");
+    assert!(b.handle(advert(LOW, 100), after + SECOND).is_empty());
+    assert_eq!(b.next_deadline(), Some(deadline));
+}

@@ -18,6 +18,6 @@ pub mod runner;
 pub mod socket;
 
 pub use runner::{
-    Control, GarpConfig, InstanceStatus, LocalRouters, RunnerConfig, RunnerError, RunnerHandle,
-    StateEvent, Transition, spawn,
+    Control, GarpConfig, InstanceStatus, LocalRouters, ReloadChange, RunnerConfig, RunnerError,
+    RunnerHandle, StateEvent, Transition, reload_change, spawn,
 };

@@ -101,7 +101,7 @@ impl LocalRouters {
 }
 
 /// Inputs from the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     /// Planned failover: resign make-before-break and do not preempt until `Reclaim`.
     Handover,
@@ -116,6 +116,51 @@ pub enum Control {
     Stop {
         graceful: bool,
     },
+    /// A reloaded configuration that [`reload_change`] found [`ReloadChange::InPlace`]:
+    /// taken without a state change, a gratuitous announcement or an advert (unless the
+    /// priority of a master changed). Anything else is refused with a warning.
+    Reconfigure(Box<RunnerConfig>),
+}
+
+/// What a reloaded configuration of a running instance takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadChange {
+    Unchanged,
+    /// [`Control::Reconfigure`]: the instance keeps its state, addresses and timers.
+    InPlace,
+    /// A new runner: stop this one (make-before-break) and start another.
+    Restart,
+}
+
+/// Decides, field by field, what a reload needs (see docs/config.md "Reloads"):
+///
+/// - in place: the gratuitous ARP / NA schedule and the notify hook (they only shape
+///   what happens at the next transition), and the base priority, Preempt_Mode and
+///   preempt_delay, which the running machine takes like any priority change
+///   ([`Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied from then on);
+/// - restart: what names the virtual router or how it talks — interface, VRID, version,
+///   family (RFC 5798 §7.1 keys adverts by VRID on an interface), the advert interval
+///   (VRRPv2 peers must match it, RFC 3768 §7.1), the virtual addresses (every advert
+///   carries the list, §5.2.9), unicast peers and source, authentication — and becoming
+///   or ceasing to be the address owner (priority 255, §6.4.1).
+pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
+    if old == new {
+        return ReloadChange::Unchanged;
+    }
+    let owner = |c: &RunnerConfig| c.priority == u8::MAX;
+    let rest_unchanged = RunnerConfig {
+        priority: old.priority,
+        preempt: old.preempt,
+        preempt_delay: old.preempt_delay,
+        garp: old.garp,
+        notify: old.notify.clone(),
+        ..new.clone()
+    } == *old;
+    if rest_unchanged && owner(old) == owner(new) {
+        ReloadChange::InPlace
+    } else {
+        ReloadChange::Restart
+    }
 }
 
 /// One state change.
@@ -478,6 +523,8 @@ impl Runner {
                             self.tracked_weight = weight;
                             self.tracked_fault = fault;
                         }
+                        // Nothing runs yet: the next setup simply uses it.
+                        Some(Control::Reconfigure(config)) => self.take_config(*config),
                         Some(_) => {}
                     },
                     () = tokio::time::sleep_until(deadline) => break,
@@ -620,6 +667,7 @@ impl Runner {
                 actions
             }
             Control::Sync(directive) => io.instance.handle(Event::Sync(directive), now),
+            Control::Reconfigure(config) => self.reconfigure(io, *config, now),
             Control::Stop { graceful } => {
                 self.stopping = true;
                 if graceful && io.instance.state() == State::Master {
@@ -631,6 +679,55 @@ impl Runner {
             }
         };
         self.apply(io, actions).await;
+    }
+
+    /// [`Control::Reconfigure`] on a running instance: the machine takes the new
+    /// priority and preemption settings, the shell the announcement schedule and hook.
+    /// Nothing is announced here: the addresses are where they were.
+    fn reconfigure(&mut self, io: &mut Io, config: RunnerConfig, now: Instant) -> Vec<Action> {
+        if reload_change(&self.config, &config) != ReloadChange::InPlace {
+            warn!(instance = %self.config.name, "configuration change needs a restart: ignored");
+            return Vec::new();
+        }
+        let actions = match io.instance.reconfigure(
+            config.priority,
+            config.preempt,
+            config.preempt_delay,
+            now,
+        ) {
+            Ok(actions) => actions,
+            Err(e) => {
+                warn!(instance = %self.config.name, "configuration change refused: {e}");
+                return Vec::new();
+            }
+        };
+        if config.garp != self.config.garp {
+            // A burst in progress goes on at the new pace, never longer than the new
+            // repeat; a running refresh is rescheduled (none is sent now).
+            self.garp_left = self.garp_left.min(config.garp.repeat.saturating_sub(1));
+            if self.garp_left == 0 {
+                self.next_garp = None;
+            }
+            if self.next_refresh.is_some() || io.instance.state() == State::Master {
+                self.next_refresh = config.garp.refresh.map(|r| now + r);
+            }
+        }
+        io.rules = receive_rules(&config);
+        info!(instance = %config.name, "configuration changed: applied in place, state {} kept", io.instance.state().as_str());
+        self.take_config(config);
+        actions
+    }
+
+    /// Adopts `config` as this runner's (in-place fields only), with a new notifier if
+    /// the hook changed: the old one still runs the hooks already queued.
+    fn take_config(&mut self, config: RunnerConfig) {
+        if config.notify != self.config.notify {
+            self.notify = config
+                .notify
+                .clone()
+                .map(|argv| spawn_notifier(config.name.clone(), argv));
+        }
+        self.config = config;
     }
 
     async fn on_datagram(&mut self, io: &mut Io, datagram: io::Result<Datagram>, buf: &[u8]) {
@@ -1046,6 +1143,72 @@ mod tests {
             Action::RemoveVips,
         ];
         assert_eq!(make_before_advert(resign.clone()), resign);
+    }
+
+    #[test]
+    fn reload_changes_are_classified_field_by_field() {
+        let old = config();
+        let kind = |change: &dyn Fn(&mut RunnerConfig)| {
+            let mut new = old.clone();
+            change(&mut new);
+            reload_change(&old, &new)
+        };
+        assert_eq!(kind(&|_| {}), ReloadChange::Unchanged);
+        // What shapes only the next transition, and the election inputs the running
+        // machine takes like any priority change (RFC 5798 §6.4.2/§6.4.3).
+        let in_place: [&dyn Fn(&mut RunnerConfig); 8] = [
+            &|c| c.garp.repeat = 1,
+            &|c| c.garp.interval = Duration::from_millis(100),
+            &|c| c.garp.refresh = Some(Duration::from_secs(30)),
+            &|c| c.notify = Some(vec!["/bin/true".into()]),
+            &|c| c.priority = 254,
+            &|c| c.priority = 1,
+            &|c| c.preempt = false,
+            &|c| c.preempt_delay = Duration::from_secs(5),
+        ];
+        for change in in_place {
+            assert_eq!(kind(change), ReloadChange::InPlace);
+        }
+        // Several in-place changes together are still in place.
+        assert_eq!(
+            kind(&|c| {
+                c.priority = 120;
+                c.garp.repeat = 2;
+                c.notify = None;
+            }),
+            ReloadChange::InPlace
+        );
+        // What names the virtual router or how it talks (RFC 5798 §7.1: VRID on an
+        // interface; §5.2.9 the address list in every advert; RFC 3768 §7.1 the v2
+        // interval), and ownership (priority 255, §6.4.1).
+        let restart: [&dyn Fn(&mut RunnerConfig); 10] = [
+            &|c| c.interface = "eth1".into(),
+            &|c| c.vrid = 52,
+            &|c| c.version = Version::V2,
+            &|c| c.family = Family::Ipv6,
+            &|c| c.advert_interval = Duration::from_millis(500),
+            &|c| c.vips.push(("10.0.0.101".parse().unwrap(), 24)),
+            &|c| c.unicast_peers = vec!["10.0.0.2".parse().unwrap()],
+            &|c| c.unicast_source = Some("10.0.0.1".parse().unwrap()),
+            &|c| c.auth = Auth::SimplePassword(crate::Password::new(b"pw").unwrap()),
+            &|c| c.priority = 255,
+        ];
+        for change in restart {
+            assert_eq!(kind(change), ReloadChange::Restart);
+        }
+        // A restart-worthy field wins over in-place ones changed with it.
+        assert_eq!(
+            kind(&|c| {
+                c.garp.repeat = 1;
+                c.vrid = 9;
+            }),
+            ReloadChange::Restart
+        );
+        let mut owner = old.clone();
+        owner.priority = 255;
+        let mut lower = owner.clone();
+        lower.priority = 200;
+        assert_eq!(reload_change(&owner, &lower), ReloadChange::Restart);
     }
 
     #[test]
