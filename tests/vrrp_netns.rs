@@ -676,6 +676,77 @@ fn reload_applies_garp_notify_and_priority_in_place() {
     assert!(log.contains("applied in place"), "{log}");
 }
 
+/// Reload adding and removing virtual addresses in place: the master keeps its state,
+/// configures the added address and announces only it (one gratuitous ARP, none for the
+/// address it already held), and gives a removed one up; the backup takes the new list
+/// without a transition, and the adverts carry it (RFC 5798 §5.2.9), so a later failover
+/// moves exactly the new set.
+#[test]
+fn reload_moves_vips_in_place() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let vip_b = lab.subnet_addr(101).to_string();
+    let with = |p: u8, vips: &[&String]| {
+        let vips: Vec<String> = vips.iter().map(|v| format!("{v}/24")).collect();
+        instance("web", 51, p, "100ms", &vips, "")
+    };
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &with(100, &[&vip]));
+    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &with(150, &[&vip]));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    std::thread::sleep(Duration::from_millis(300));
+    let (t1, t2) = (
+        lb1.instance("web").unwrap()["transitions"].clone(),
+        lb2.instance("web").unwrap()["transitions"].clone(),
+    );
+    let reload = |v: &Vigild, p: u8, vips: &[&String]| {
+        v.rewrite(&with(p, vips));
+        let reply = v.request(r#"{"command":"reload"}"#).unwrap();
+        assert_eq!(reply["ok"], true, "{reply}");
+    };
+
+    let (old, added): (Ipv4Addr, Ipv4Addr) = (vip.parse().unwrap(), vip_b.parse().unwrap());
+    let window = Duration::from_millis(1500);
+    let (seen_old, seen_added) = std::thread::scope(|s| {
+        let a = s.spawn(|| lab.run_in("client", || capture_garps(old, window)).unwrap());
+        let b = s.spawn(|| {
+            lab.run_in("client", || capture_garps(added, window))
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        reload(&lb2, 100, &[&vip, &vip_b]);
+        reload(&lb1, 150, &[&vip, &vip_b]);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    expect_addr_only_on(&lab, &vip_b, "lb1", &HOSTS);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+    assert!(
+        seen_old.is_empty(),
+        "the held address was announced again: {seen_old:?}"
+    );
+    assert_eq!(seen_added.len(), 1, "{seen_added:?}");
+    lab.run("client", ["ping", "-c", "1", "-W", "2", &vip_b])
+        .unwrap();
+
+    reload(&lb1, 150, &[&vip_b]);
+    reload(&lb2, 100, &[&vip_b]);
+    assert!(wait_for(SETTLE, || !has_addr(&lab, "lb1", &vip)));
+    assert!(has_addr(&lab, "lb1", &vip_b));
+    assert_eq!(lb1.instance("web").unwrap()["transitions"], t1);
+    assert_eq!(lb2.instance("web").unwrap()["transitions"], t2);
+    assert_eq!(lb1.state("web"), "master");
+    let log = lb1.log_text();
+    assert!(!log.contains("restarting"), "{log}");
+
+    // The backup took the new list: a failover moves exactly it.
+    assert!(lb1.stop().success());
+    lb2.expect_state("web", "master", SETTLE);
+    expect_addr_only_on(&lab, &vip_b, "lb2", &HOSTS);
+    assert!(!has_addr(&lab, "lb2", &vip));
+    let drops = lb2.instance("web").unwrap()["drops"].clone();
+    assert_eq!(drops, serde_json::json!({}), "{drops}");
+}
+
 /// Gratuitous ARPs (RFC 5798 §6.4.1/§6.4.2 "broadcast a gratuitous ARP request" for each
 /// address) on becoming master: `garp_repeat` of them `garp_interval` apart, then one
 /// every `garp_refresh` while master. Counted on the wire from the client.

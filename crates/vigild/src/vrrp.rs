@@ -11,7 +11,8 @@
 //!   with [`vigil_vrrp::sync_group_directives`].
 //! - Reload: unchanged instances keep running untouched; instances whose change the
 //!   running instance can take ([`reload_change`]: announcement schedule, notify hook,
-//!   priority, preemption, tracking, sync group) take it in place, keeping their state;
+//!   priority, preemption, virtual addresses, tracking, sync group) take it in place,
+//!   keeping their state;
 //!   other changed ones are stopped gracefully and started again; removed ones are
 //!   stopped gracefully; new ones start.
 
@@ -649,6 +650,16 @@ mod tests {
         ] {
             assert_eq!(kind(extra), ReloadChange::InPlace, "{extra}");
         }
+        // The address list, by replacing the instance's `vips` line.
+        let more = vigil_config::parse(
+            std::path::Path::new("t.toml"),
+            "[director]\nname = \"a\"\n\n[vrrp.web]\ninterface = \"eth0\"\nvrid = 7\npriority = 150\nvips = [\"10.0.0.100/24\", \"10.0.0.101/24\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            reload_change(&old, &more.config.vrrp[0]),
+            ReloadChange::InPlace
+        );
         let mut lower = old.clone();
         lower.priority = 90;
         assert_eq!(reload_change(&old, &lower), ReloadChange::InPlace);

@@ -135,14 +135,16 @@ pub enum ReloadChange {
 /// Decides, field by field, what a reload needs (see docs/config.md "Reloads"):
 ///
 /// - in place: the gratuitous ARP / NA schedule and the notify hook (they only shape
-///   what happens at the next transition), and the base priority, Preempt_Mode and
+///   what happens at the next transition); the base priority, Preempt_Mode and
 ///   preempt_delay, which the running machine takes like any priority change
-///   ([`Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied from then on);
+///   ([`Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied from then on); the
+///   virtual addresses (a master adds and removes the difference and announces only the
+///   added ones; the adverts carry the new list, §5.2.9);
 /// - restart: what names the virtual router or how it talks — interface, VRID, version,
 ///   family (RFC 5798 §7.1 keys adverts by VRID on an interface), the advert interval
-///   (VRRPv2 peers must match it, RFC 3768 §7.1), the virtual addresses (every advert
-///   carries the list, §5.2.9), unicast peers and source, authentication — and becoming
-///   or ceasing to be the address owner (priority 255, §6.4.1).
+///   (VRRPv2 peers must match it, RFC 3768 §7.1), unicast peers and source,
+///   authentication — and becoming or ceasing to be the address owner (priority 255,
+///   §6.4.1).
 pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
     if old == new {
         return ReloadChange::Unchanged;
@@ -154,6 +156,7 @@ pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
         preempt_delay: old.preempt_delay,
         garp: old.garp,
         notify: old.notify.clone(),
+        vips: old.vips.clone(),
         ..new.clone()
     } == *old;
     if rest_unchanged && owner(old) == owner(new) {
@@ -712,10 +715,50 @@ impl Runner {
                 self.next_refresh = config.garp.refresh.map(|r| now + r);
             }
         }
+        if config.vips != self.config.vips {
+            self.move_vips(io, &config);
+        }
         io.rules = receive_rules(&config);
         info!(instance = %config.name, "configuration changed: applied in place, state {} kept", io.instance.state().as_str());
         self.take_config(config);
         actions
+    }
+
+    /// A changed address list on a running instance: the adverts carry the new list from
+    /// the next one on (RFC 5798 §5.2.9); addresses held here are added or removed one by
+    /// one, and only the added ones are announced, once (they are new on the link; the
+    /// others' neighbours are still right). A backup finishing a handover gives removed
+    /// addresses up at once and never takes added ones.
+    fn move_vips(&mut self, io: &mut Io, config: &RunnerConfig) {
+        let addrs: Vec<IpAddr> = config.vips.iter().map(|(a, _)| *a).collect();
+        if let Some(addresses) = VirtualAddresses::from_ip_addrs(config.family, &addrs) {
+            io.addresses = addresses;
+        }
+        let holding = io.instance.holds_vips();
+        let old = &self.config.vips;
+        if holding || self.drain_until.is_some() {
+            for (vip, prefix) in old.iter().filter(|v| !config.vips.contains(v)) {
+                if let Err(e) = io.netlink.del_address(io.ifindex, *vip, *prefix) {
+                    warn!(instance = %config.name, "cannot remove {vip}/{prefix}: {e}");
+                }
+            }
+        }
+        if holding {
+            let added: Vec<(IpAddr, u8)> = config
+                .vips
+                .iter()
+                .filter(|v| !old.contains(v))
+                .copied()
+                .collect();
+            for (vip, prefix) in &added {
+                if let Err(e) = io.netlink.add_address(io.ifindex, *vip, *prefix) {
+                    warn!(instance = %config.name, "cannot add {vip}/{prefix}: {e}");
+                }
+            }
+            if io.instance.state() == State::Master {
+                self.announce_these(io, added.iter().map(|(vip, _)| *vip));
+            }
+        }
     }
 
     /// Adopts `config` as this runner's (in-place fields only), with a new notifier if
@@ -840,11 +883,15 @@ impl Runner {
     }
 
     fn announce(&self, io: &Io) {
+        self.announce_these(io, self.config.vips.iter().map(|(vip, _)| *vip));
+    }
+
+    fn announce_these(&self, io: &Io, vips: impl Iterator<Item = IpAddr>) {
         let Some(announcer) = &io.announcer else {
             return;
         };
-        for (vip, _) in &self.config.vips {
-            if let Err(e) = announcer.announce(*vip) {
+        for vip in vips {
+            if let Err(e) = announcer.announce(vip) {
                 debug!(instance = %self.config.name, "announcing {vip} failed: {e}");
             }
         }
@@ -1156,7 +1203,9 @@ mod tests {
         assert_eq!(kind(&|_| {}), ReloadChange::Unchanged);
         // What shapes only the next transition, and the election inputs the running
         // machine takes like any priority change (RFC 5798 §6.4.2/§6.4.3).
-        let in_place: [&dyn Fn(&mut RunnerConfig); 8] = [
+        let in_place: [&dyn Fn(&mut RunnerConfig); 10] = [
+            &|c| c.vips.push(("10.0.0.101".parse().unwrap(), 24)),
+            &|c| c.vips = vec![("10.0.0.100".parse().unwrap(), 32)],
             &|c| c.garp.repeat = 1,
             &|c| c.garp.interval = Duration::from_millis(100),
             &|c| c.garp.refresh = Some(Duration::from_secs(30)),
@@ -1179,15 +1228,14 @@ mod tests {
             ReloadChange::InPlace
         );
         // What names the virtual router or how it talks (RFC 5798 §7.1: VRID on an
-        // interface; §5.2.9 the address list in every advert; RFC 3768 §7.1 the v2
-        // interval), and ownership (priority 255, §6.4.1).
-        let restart: [&dyn Fn(&mut RunnerConfig); 10] = [
+        // interface; RFC 3768 §7.1 the v2 interval), and ownership (priority 255,
+        // §6.4.1).
+        let restart: [&dyn Fn(&mut RunnerConfig); 9] = [
             &|c| c.interface = "eth1".into(),
             &|c| c.vrid = 52,
             &|c| c.version = Version::V2,
             &|c| c.family = Family::Ipv6,
             &|c| c.advert_interval = Duration::from_millis(500),
-            &|c| c.vips.push(("10.0.0.101".parse().unwrap(), 24)),
             &|c| c.unicast_peers = vec!["10.0.0.2".parse().unwrap()],
             &|c| c.unicast_source = Some("10.0.0.1".parse().unwrap()),
             &|c| c.auth = Auth::SimplePassword(crate::Password::new(b"pw").unwrap()),
