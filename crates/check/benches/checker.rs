@@ -6,6 +6,7 @@
 //!
 //! cargo bench -p vigil-check --bench checker -- [--kind tcp|http] [--reals N]
 //!     [--interval DURATION] [--seconds S] [--warmup S] [--port P] [--threads T] [--external]
+//!     [--own-thread]
 //!
 //! `--kind http-hang`: the servers read each request and never answer, so every check
 //! times out (the memory of many slow servers at once).
@@ -35,6 +36,8 @@ struct Args {
     threads: usize,
     /// Check servers that something else runs (e.g. the kernel lab's sink on port 8080).
     external: bool,
+    /// The checker on a thread of its own (as in vigild) instead of on `threads`' runtime.
+    own_thread: bool,
 }
 
 fn parse_args() -> BenchResult<Args> {
@@ -47,6 +50,7 @@ fn parse_args() -> BenchResult<Args> {
         port: 18080,
         threads: 0,
         external: false,
+        own_thread: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -60,6 +64,7 @@ fn parse_args() -> BenchResult<Args> {
             "--port" => args.port = value()?.parse()?,
             "--threads" => args.threads = value()?.parse()?,
             "--external" => args.external = true,
+            "--own-thread" => args.own_thread = true,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -182,7 +187,11 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
         })
         .collect();
     let started = Instant::now();
-    let (checker, mut events) = Checker::spawn(targets, CheckerOptions::default());
+    let options = CheckerOptions {
+        own_thread: args.own_thread,
+        ..CheckerOptions::default()
+    };
+    let (checker, mut events) = Checker::spawn(targets, options);
     let mut up = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while up < args.reals && args.kind != "http-hang" {

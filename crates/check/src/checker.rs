@@ -38,6 +38,12 @@ pub struct CheckerOptions {
     pub max_in_flight: usize,
     /// Seeds the start spread.
     pub seed: u64,
+    /// Run on a thread of its own, with a single-threaded runtime, instead of on the
+    /// caller's runtime. A check's wakeups (connected, response, timeout) then stay on
+    /// that thread; on a multi-thread runtime each probe task is handed between the
+    /// workers, which costs futex and eventfd wakeups per check: about a third more CPU
+    /// per http check in the kernel lab (`docs/benchmarks.md`).
+    pub own_thread: bool,
 }
 
 impl Default for CheckerOptions {
@@ -47,6 +53,7 @@ impl Default for CheckerOptions {
             seed: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
+            own_thread: true,
         }
     }
 }
@@ -111,7 +118,23 @@ enum Command {
 /// probes (exec checks have their process groups killed).
 #[derive(Debug, Clone)]
 pub struct Checker {
+    // Dropped first: the last handle closes the channel, which stops the driver...
     commands: mpsc::UnboundedSender<Command>,
+    // ...then its thread (if it has one) is joined, so that running probes are
+    // cancelled (exec process groups killed) before, say, the process exits.
+    _thread: Option<Arc<OwnThread>>,
+}
+
+/// The checker's own thread, joined when the last handle goes.
+#[derive(Debug)]
+struct OwnThread(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for OwnThread {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Command {
@@ -125,8 +148,9 @@ impl std::fmt::Debug for Command {
 }
 
 impl Checker {
-    /// Starts checking `targets` on the current tokio runtime (must be called from within
-    /// one). Health changes arrive on the returned receiver.
+    /// Starts checking `targets`, on a thread of its own ([`CheckerOptions::own_thread`]) or
+    /// on the current tokio runtime; either way it must be called from within a runtime.
+    /// Health changes arrive on the returned receiver.
     pub fn spawn(targets: Vec<Target>, options: CheckerOptions) -> (Checker, HealthEvents) {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, event_rx) = mpsc::unbounded_channel();
@@ -145,8 +169,27 @@ impl Checker {
             per_kind: BTreeMap::new(),
         };
         driver.update(targets, Instant::now());
-        tokio::spawn(driver.run(command_rx));
-        (Checker { commands }, event_rx)
+        let mut thread = None;
+        if !options.own_thread {
+            tokio::spawn(driver.run(command_rx));
+        } else {
+            match run_on_own_thread(driver, command_rx) {
+                Ok(handle) => thread = Some(Arc::new(OwnThread(Some(handle)))),
+                // No thread or runtime to be had: the caller's runtime will do.
+                Err(Some(taken)) => {
+                    let (driver, command_rx) = *taken;
+                    drop(tokio::spawn(driver.run(command_rx)));
+                }
+                Err(None) => {}
+            }
+        }
+        (
+            Checker {
+                commands,
+                _thread: thread,
+            },
+            event_rx,
+        )
     }
 
     /// Replaces the set of checks (a reload): unchanged checks keep their state and
@@ -362,6 +405,45 @@ impl Driver {
             (a.virtual_server.as_str(), a.key.real).cmp(&(b.virtual_server.as_str(), b.key.real))
         });
         Snapshot { checks }
+    }
+}
+
+/// What the checker's task runs on.
+type Parts = (Driver, mpsc::UnboundedReceiver<Command>);
+
+/// Runs the driver on a new thread with a current-thread runtime until every handle is
+/// dropped. Hands the driver back if that thread or its runtime cannot be had; waits
+/// (well under a millisecond) until the runtime is built.
+fn run_on_own_thread(
+    driver: Driver,
+    commands: mpsc::UnboundedReceiver<Command>,
+) -> Result<std::thread::JoinHandle<()>, Option<Box<Parts>>> {
+    type Slot = std::sync::Mutex<Option<Parts>>;
+    let take = |slot: &Slot| slot.lock().map(|mut s| s.take()).unwrap_or(None);
+    let slot: Arc<Slot> = Arc::new(std::sync::Mutex::new(Some((driver, commands))));
+    let theirs = Arc::clone(&slot);
+    let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let spawned = std::thread::Builder::new()
+        .name("checker".into())
+        .spawn(move || {
+            // Built here, not by the caller: a runtime may not be dropped (on failure)
+            // inside the caller's async context.
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return; // dropping `started_tx` tells the caller
+            };
+            let taken = take(&theirs);
+            let _ = started_tx.send(());
+            if let Some((driver, commands)) = taken {
+                runtime.block_on(driver.run(commands));
+            }
+        });
+    match spawned {
+        Ok(handle) if started_rx.recv().is_ok() => Ok(handle),
+        // The thread never took the driver: it is still in the slot.
+        _ => Err(take(&slot).map(Box::new)),
     }
 }
 

@@ -19,7 +19,8 @@
 //!   state. It reads no clock: tests drive it with made-up instants.
 //! - [`Checker`]: the tokio shell. It owns a scheduler, runs each due probe as a task (at
 //!   most [`CheckerOptions::max_in_flight`] at once), and sends a [`HealthEvent`] for every
-//!   transition.
+//!   transition. By default it runs on a thread of its own with a single-threaded runtime
+//!   ([`CheckerOptions::own_thread`]), so a check's wakeups never cross threads.
 //! - [`run_once`]: every check once, now, for `vigild check-once`; [`format_table`]
 //!   prints its results.
 //!

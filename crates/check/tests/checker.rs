@@ -134,3 +134,35 @@ async fn a_hung_server_does_not_stall_the_others() {
     assert!(hits.load(Ordering::SeqCst) >= 1);
     drop(checker);
 }
+
+/// By default the checker has a thread of its own: checks go on while the caller's
+/// runtime is busy (here: its only thread blocked); on the caller's runtime they wait.
+#[tokio::test]
+async fn own_thread_checks_while_the_callers_runtime_is_blocked() {
+    // The kernel completes handshakes without accept(): no task needed to serve them.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut c = check(CheckKind::Tcp {
+        send: None,
+        expect: None,
+    });
+    c.interval = Duration::from_millis(50);
+    c.timeout = Duration::from_millis(40);
+    for own_thread in [true, false] {
+        let t = target(addr, c.clone());
+        let options = CheckerOptions {
+            own_thread,
+            ..CheckerOptions::default()
+        };
+        let (checker, _events) = Checker::spawn(vec![t.clone()], options);
+        std::thread::sleep(Duration::from_millis(500));
+        let runs = checker.snapshot().await.unwrap().get(&t.key).unwrap().runs;
+        if own_thread {
+            assert!(runs >= 3, "{runs} runs in 500 ms on its own thread");
+        } else {
+            // Nothing ran while blocked; at most the first run once the runtime was free.
+            assert!(runs <= 1, "{runs} runs on the blocked caller's runtime");
+        }
+    }
+    drop(listener);
+}

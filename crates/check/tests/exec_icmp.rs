@@ -132,3 +132,37 @@ async fn a_background_child_holding_stderr_does_not_hang_a_passing_check() {
         }
     }
 }
+
+/// Dropping the last handle of a checker (which runs on a thread of its own) returns
+/// only when that thread has stopped: running exec probes are killed by then.
+#[tokio::test]
+async fn dropping_the_checker_kills_running_exec_probes() {
+    let marker = "313.75";
+    let mut c = check(exec(&["/bin/sh", "-c", &format!("sleep {marker}")]));
+    c.interval = Duration::from_secs(60);
+    c.timeout = Duration::from_secs(50);
+    let (checker, _events) = vigil_check::Checker::spawn(
+        vec![target(real(), c)],
+        vigil_check::CheckerOptions::default(),
+    );
+    let mut started = false;
+    for _ in 0..200 {
+        if !processes_with(marker).is_empty() {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(started, "the probe never started");
+    drop(checker);
+    // SIGKILL is asynchronous: give the kernel a moment to finish them off.
+    let mut left = processes_with(marker);
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        left = processes_with(marker);
+    }
+    assert!(left.is_empty(), "still running: {left:?}");
+}
