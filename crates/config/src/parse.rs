@@ -164,7 +164,7 @@ pub(crate) fn parse_document(
     let mut vs_names = Vec::new();
     let mut vs_ok = true;
     if let Some(v) = top.get("virtual_server")
-        && let Some(items) = as_array(sink, v, "virtual_server")
+        && let Some(items) = as_array(sink, v, &"virtual_server")
     {
         for (i, item) in items.iter().enumerate() {
             if let Some(name) = item
@@ -225,7 +225,7 @@ fn director(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Director> {
         .map(|(g, _)| g.to_string());
     let metrics_listen = t
         .get("metrics_listen")
-        .map(|v| as_socket_addr(sink, v, "director.metrics_listen", None));
+        .map(|v| as_socket_addr(sink, v, &"director.metrics_listen", None));
     let state_file = match t.str(sink, "state_file") {
         Some((p, span)) => absolute_path(sink, "director.state_file", p, span),
         None => Some(PathBuf::from(DEFAULT_STATE_FILE)),
@@ -889,13 +889,16 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         .and_then(|v| as_socket_addr(sink, v, &f("sorry_server"), vs_port).map(|a| (a, v.span())));
     let inhibit_on_failure = t.bool(sink, "inhibit_on_failure").unwrap_or(false);
 
-    // The default check, validated on its own so that its errors are reported once.
+    // The default check, validated on its own so that its errors are reported once, and
+    // parsed once: real servers without an override share it (a 10,000-server file
+    // would otherwise parse the same table 10,000 times, on every reload).
     let default_check = t.get("check");
+    let mut default_parsed = None;
     let default_check_ok = match default_check {
         Some(v) => {
             let before = sink.items.len();
             if let Some(ct) = Table::from_value(sink, v, f("check")) {
-                check(sink, ct);
+                default_parsed = check(sink, ct);
             }
             sink.items.len() == before
         }
@@ -917,6 +920,7 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
                     vs_port,
                     forwarding,
                     default_check,
+                    default_parsed.as_ref(),
                     default_check_ok,
                 )
             {
@@ -978,15 +982,9 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         );
     }
     if let Some(k) = &key {
+        let field = format!("{p}.real_server");
         for (rs, span) in real_servers.iter().zip(&rs_spans) {
-            check_destination(
-                sink,
-                &format!("{p}.real_server"),
-                rs.address,
-                span.clone(),
-                k,
-                rs.forwarding,
-            );
+            check_destination(sink, &field, rs.address, span.clone(), k, rs.forwarding);
         }
     }
 
@@ -1075,13 +1073,14 @@ fn real_server(
     vs_port: Option<u16>,
     vs_forwarding: Forwarding,
     default_check: Option<&Value<'_>>,
+    default_parsed: Option<&Check>,
     default_check_ok: bool,
 ) -> Option<(RealServer, Range<usize>)> {
     let p = t.path.clone();
     let errors_before = sink.items.len();
-    let address = t.require(sink, "address").and_then(|v| {
-        as_socket_addr(sink, v, &format!("{p}.address"), vs_port).map(|a| (a, v.span()))
-    });
+    let address = t
+        .require(sink, "address")
+        .and_then(|v| as_socket_addr(sink, v, &t.field("address"), vs_port).map(|a| (a, v.span())));
     let weight = t
         .int::<u32>(sink, "weight", 0, 65_535)
         .map_or(1, |(w, _)| w);
@@ -1104,10 +1103,7 @@ fn real_server(
     let check = match (own_check, default_check) {
         (None, None) => None,
         (None, Some(_)) if !default_check_ok => None,
-        (None, Some(d)) => match d.get_ref() {
-            DeValue::Table(dt) => check(sink, Table::new(dt, d.span(), format!("{p}.check"))),
-            _ => None,
-        },
+        (None, Some(_)) => default_parsed.cloned(),
         (Some(own), default) => match own.get_ref() {
             DeValue::Table(own_table) => {
                 // Without `kind`, the override is merged over the virtual server's check
@@ -1549,7 +1545,7 @@ fn status_range(sink: &mut Sink, v: &Value<'_>, field: &str) -> Option<(u16, u16
     };
 
     match v.get_ref() {
-        DeValue::Integer(_) => as_int::<u16>(sink, v, field, 100, 599).map(|c| (c, c)),
+        DeValue::Integer(_) => as_int::<u16>(sink, v, &field, 100, 599).map(|c| (c, c)),
         DeValue::String(s) => {
             let r = match s.split_once('-') {
                 Some((a, b)) => parse(a).zip(parse(b)),
