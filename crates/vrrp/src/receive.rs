@@ -90,7 +90,9 @@ pub enum DropReason {
     Type,
     #[error("bad VRRP checksum")]
     Checksum,
-    /// VRID not configured on this instance.
+    /// VRID not this instance's. The shell sets aside adverts for a VRID another local
+    /// instance runs on the interface ([`is_for_sibling`]), so what it counts under this
+    /// reason is configured nowhere on the interface (RFC 5798 §7.1).
     #[error("VRID does not match the instance")]
     Vrid,
     /// The local router owns the addresses, so no other router may advertise them.
