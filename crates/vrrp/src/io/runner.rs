@@ -281,8 +281,8 @@ pub fn spawn(
     let (control_tx, control_rx) = mpsc::channel(64);
     let notify = config
         .notify
-        .clone()
-        .map(|argv| spawn_notifier(config.name.clone(), argv));
+        .is_some()
+        .then(|| spawn_notifier(config.name.clone()));
     let runner = Runner {
         config,
         status,
@@ -367,7 +367,9 @@ struct Runner {
     status_tx: watch::Sender<InstanceStatus>,
     events: broadcast::Sender<StateEvent>,
     local: LocalRouters,
-    notify: Option<mpsc::UnboundedSender<Transition>>,
+    /// The hook runner, once a hook was configured (kept across reloads, so hooks stay
+    /// in order when the hook changes).
+    notify: Option<mpsc::UnboundedSender<(Vec<String>, Transition)>>,
     tracked_weight: i32,
     tracked_fault: bool,
     garp_left: u32,
@@ -761,14 +763,11 @@ impl Runner {
         }
     }
 
-    /// Adopts `config` as this runner's (in-place fields only), with a new notifier if
-    /// the hook changed: the old one still runs the hooks already queued.
+    /// Adopts `config` as this runner's (in-place fields only). A changed hook runs from
+    /// the next transition on, after the hooks already queued, on the same notifier.
     fn take_config(&mut self, config: RunnerConfig) {
-        if config.notify != self.config.notify {
-            self.notify = config
-                .notify
-                .clone()
-                .map(|argv| spawn_notifier(config.name.clone(), argv));
+        if config.notify.is_some() && self.notify.is_none() {
+            self.notify = Some(spawn_notifier(config.name.clone()));
         }
         self.config = config;
     }
@@ -1006,8 +1005,8 @@ impl Runner {
                         instance: self.config.name.clone(),
                         transition,
                     });
-                    if let Some(notify) = &self.notify {
-                        let _ = notify.send(transition);
+                    if let (Some(notify), Some(argv)) = (&self.notify, &self.config.notify) {
+                        let _ = notify.send((argv.clone(), transition));
                     }
                 }
             }
@@ -1061,12 +1060,13 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// How long one notify hook may run before it is killed so the next can start.
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs the notify hook for each transition, one at a time and in order, so a hook
-/// never races its successor for the same instance.
-fn spawn_notifier(instance: String, argv: Vec<String>) -> mpsc::UnboundedSender<Transition> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Transition>();
+/// Runs the notify hook (as configured when the transition happened) for each
+/// transition, one at a time and in order, so a hook never races its successor for the
+/// same instance.
+fn spawn_notifier(instance: String) -> mpsc::UnboundedSender<(Vec<String>, Transition)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<String>, Transition)>();
     tokio::spawn(async move {
-        while let Some(t) = rx.recv().await {
+        while let Some((argv, t)) = rx.recv().await {
             run_hook(&instance, &argv, &t).await;
         }
     });
