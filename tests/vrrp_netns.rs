@@ -747,6 +747,34 @@ fn reload_moves_vips_in_place() {
     assert_eq!(drops, serde_json::json!({}), "{drops}");
 }
 
+/// A `track` entry added by a reload applies in place: the new tracker's failing program
+/// lowers the master's priority, the master advertises it and the higher-priority backup
+/// preempts (RFC 5798 §6.4.2) — a protocol transition, not a restart of the instance.
+#[test]
+fn reload_adds_a_track_in_place() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    let missing = dir.path().join("missing");
+    let track = format!(
+        "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"200ms\", timeout = \"150ms\", user = \"root\", weight = -100 }}]",
+        missing.display()
+    );
+    lb1.rewrite(&web(150, &vip, &track));
+    let reply = lb1.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    lb2.expect_state("web", "master", SETTLE);
+    lb1.expect_state("web", "backup", SETTLE);
+    let now = lb1.instance("web").unwrap();
+    assert_eq!(now["effective_priority"], 50);
+    assert_eq!(now["last_transition"]["reason"], "higher_priority_master");
+    expect_addr_only_on(&lab, &vip, "lb2", &HOSTS);
+    assert!(!lb1.log_text().contains("restarting"), "{}", lb1.log_text());
+}
+
 /// Gratuitous ARPs (RFC 5798 §6.4.1/§6.4.2 "broadcast a gratuitous ARP request" for each
 /// address) on becoming master: `garp_repeat` of them `garp_interval` apart, then one
 /// every `garp_refresh` while master. Counted on the wire from the client.
