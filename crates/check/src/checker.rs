@@ -437,7 +437,11 @@ fn run_on_own_thread(
             let taken = take(&theirs);
             let _ = started_tx.send(());
             if let Some((driver, commands)) = taken {
-                runtime.block_on(driver.run(commands));
+                // As a spawned task, not as the `block_on` future itself: waking that
+                // one always goes through the runtime's eventfd (a write, and one more
+                // epoll_wait return), even from its own thread, and the driver is
+                // woken by every probe that ends.
+                let _ = runtime.block_on(runtime.spawn(driver.run(commands)));
             }
         });
     match spawned {
