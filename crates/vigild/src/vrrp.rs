@@ -28,7 +28,7 @@ use vigil_config::{Config, TrackTarget, VrrpInstance, VrrpVersion};
 use vigil_vrrp::io::{
     self as vio, Control, InstanceStatus, ReloadChange, RunnerConfig, RunnerHandle, StateEvent,
 };
-use vigil_vrrp::{Auth, Family, Password, State, Tracked, Version, summarize};
+use vigil_vrrp::{Auth, Family, Password, State, Tracked, TrackedSummary, Version, summarize};
 
 /// How often interface links are polled for tracking.
 pub const LINK_POLL: Duration = Duration::from_millis(100);
@@ -182,6 +182,7 @@ impl VrrpManager {
                         v.clone(),
                         handle.control.clone(),
                         self.vs_health.subscribe(),
+                        false,
                     ));
                     self.registry.write().insert(
                         v.name.clone(),
@@ -267,10 +268,13 @@ impl VrrpManager {
         }
         if r.config.track != new.track {
             r.tracker.abort();
+            // The runner keeps the summary it has until every new program has run once,
+            // so a failing one does not count as up for a moment.
             r.tracker = tokio::spawn(track(
                 new.clone(),
                 r.handle.control.clone(),
                 self.vs_health.subscribe(),
+                true,
             ));
         }
         info!(instance = %new.name, "VRRP instance changed: applied in place");
@@ -401,15 +405,20 @@ struct Tracker {
 
 enum TrackerKind {
     Interface(String),
-    Exec(watch::Receiver<bool>),
+    /// `None` until the program's first run ended.
+    Exec(watch::Receiver<Option<bool>>),
     VirtualServer(String),
 }
 
 /// Watches an instance's tracked objects and sends their summary whenever it changes.
+/// A program not run yet counts as up; with `await_execs` (a tracker replaced by a reload,
+/// while the runner still holds the old summary) a summary such a program would decide
+/// is held back until it has run, at most [`AWAIT_EXECS_MAX`].
 async fn track(
     v: VrrpInstance,
     control: mpsc::Sender<Control>,
     mut vs_health: watch::Receiver<HashMap<String, bool>>,
+    await_execs: bool,
 ) {
     let mut execs = JoinSet::new();
     // The instance's own interface: without a link it can neither hear nor be heard.
@@ -427,7 +436,7 @@ async fn track(
                 timeout,
                 user,
             } => {
-                let (tx, rx) = watch::channel(true);
+                let (tx, rx) = watch::channel(None);
                 execs.spawn(run_exec_track(
                     v.name.clone(),
                     command.clone(),
@@ -445,22 +454,31 @@ async fn track(
         });
     }
     let mut last = None;
+    let hold_until = await_execs.then(|| tokio::time::Instant::now() + AWAIT_EXECS_MAX);
     let mut tick = tokio::time::interval(LINK_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let health = vs_health.borrow_and_update().clone();
-        let summary = summarize(trackers.iter().map(|t| Tracked {
-            weight: t.weight,
-            up: match &t.kind {
-                // An interface that cannot be queried (gone) is down.
-                TrackerKind::Interface(name) => {
-                    vigil_vrrp::io::iface::is_running(name).unwrap_or(false)
-                }
-                TrackerKind::Exec(rx) => *rx.borrow(),
-                TrackerKind::VirtualServer(name) => health.get(name).copied().unwrap_or(true),
-            },
-        }));
-        if last != Some(summary) {
+        // `None`: an exec program that has not run yet.
+        let states: Vec<(i32, Option<bool>)> = trackers
+            .iter()
+            .map(|t| {
+                let up = match &t.kind {
+                    // An interface that cannot be queried (gone) is down.
+                    TrackerKind::Interface(name) => {
+                        Some(vigil_vrrp::io::iface::is_running(name).unwrap_or(false))
+                    }
+                    TrackerKind::Exec(rx) => *rx.borrow(),
+                    TrackerKind::VirtualServer(name) => {
+                        Some(health.get(name).copied().unwrap_or(true))
+                    }
+                };
+                (t.weight, up)
+            })
+            .collect();
+        let holding = hold_until.is_some_and(|until| tokio::time::Instant::now() < until);
+        let (summary, hold) = tracked_summary(&states, holding);
+        if last != Some(summary) && !hold {
             if last.is_some() || summary.fault || summary.weight != 0 {
                 info!(instance = %v.name, weight = summary.weight, fault = summary.fault, "tracked objects changed");
             }
@@ -480,6 +498,24 @@ async fn track(
     }
 }
 
+/// The summary of tracked objects' `(weight, up)`, `up` being `None` for a program that
+/// has not run yet (counted as up), and whether to hold it back: only while `holding`
+/// and such a program decides it.
+fn tracked_summary(states: &[(i32, Option<bool>)], holding: bool) -> (TrackedSummary, bool) {
+    let with_unknown = |assumed: bool| {
+        summarize(states.iter().map(|&(weight, up)| Tracked {
+            weight,
+            up: up.unwrap_or(assumed),
+        }))
+    };
+    let summary = with_unknown(true);
+    (summary, holding && summary != with_unknown(false))
+}
+
+/// How long a tracker replaced by a reload holds its summary back for programs that have
+/// not run yet; after that they count as up, as at start.
+const AWAIT_EXECS_MAX: Duration = Duration::from_secs(5);
+
 /// Runs a tracking program every `interval`; up while it exits 0 within `timeout`.
 async fn run_exec_track(
     instance: String,
@@ -487,7 +523,7 @@ async fn run_exec_track(
     interval: Duration,
     timeout: Duration,
     user: String,
-    up: watch::Sender<bool>,
+    up: watch::Sender<Option<bool>>,
 ) {
     let Some(program) = command.first() else {
         return;
@@ -520,8 +556,8 @@ async fn run_exec_track(
             }
         };
         up.send_if_modified(|v| {
-            let changed = *v != ok;
-            *v = ok;
+            let changed = *v != Some(ok);
+            *v = Some(ok);
             changed
         });
     }
@@ -623,6 +659,31 @@ mod tests {
         assert_eq!(v["master"], "10.0.0.1");
         assert_eq!(v["drops"]["vrid"], 3);
         assert_eq!(v["last_transition"]["reason"], "master_down");
+    }
+
+    #[test]
+    fn a_replaced_tracker_holds_back_what_a_program_not_run_yet_decides() {
+        let summary = |weight, fault| TrackedSummary { weight, fault };
+        // At start (not holding) a program not run yet counts as up.
+        assert_eq!(
+            tracked_summary(&[(0, Some(true)), (-100, None)], false),
+            (summary(0, false), false)
+        );
+        // After a reload it is held back while that program decides the outcome...
+        assert_eq!(
+            tracked_summary(&[(0, Some(true)), (-100, None)], true),
+            (summary(0, false), true)
+        );
+        // ...but not when the outcome is the same either way (a fault decides alone)...
+        assert_eq!(
+            tracked_summary(&[(0, Some(false)), (0, None)], true),
+            (summary(0, true), false)
+        );
+        // ...nor once it has run.
+        assert_eq!(
+            tracked_summary(&[(0, Some(true)), (-100, Some(false))], true),
+            (summary(-100, false), false)
+        );
     }
 
     fn one_instance(extra: &str) -> VrrpInstance {
