@@ -690,9 +690,13 @@ impl Runner {
     /// priority and preemption settings, the shell the announcement schedule and hook.
     /// Nothing is announced here: the addresses are where they were.
     fn reconfigure(&mut self, io: &mut Io, config: RunnerConfig, now: Instant) -> Vec<Action> {
-        if reload_change(&self.config, &config) != ReloadChange::InPlace {
-            warn!(instance = %self.config.name, "configuration change needs a restart: ignored");
-            return Vec::new();
+        match reload_change(&self.config, &config) {
+            ReloadChange::InPlace => {}
+            ReloadChange::Unchanged => return Vec::new(),
+            ReloadChange::Restart => {
+                warn!(instance = %self.config.name, "configuration change needs a restart: ignored");
+                return Vec::new();
+            }
         }
         let actions = match io.instance.reconfigure(
             config.priority,
@@ -713,7 +717,9 @@ impl Runner {
             if self.garp_left == 0 {
                 self.next_garp = None;
             }
-            if self.next_refresh.is_some() || io.instance.state() == State::Master {
+            if config.garp.refresh != self.config.garp.refresh
+                && (self.next_refresh.is_some() || io.instance.state() == State::Master)
+            {
                 self.next_refresh = config.garp.refresh.map(|r| now + r);
             }
         }
