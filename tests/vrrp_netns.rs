@@ -1,7 +1,9 @@
 //! Two real `vigild` directors on a netns lab bridge (lb1, lb2, and a client): election,
 //! crash and takeover, graceful stop and handover without loss, preemption and
-//! no-preempt, unicast, IPv6, tracking, sync groups, reload, and foreign or malformed
-//! packets counted and ignored. Timings are only bounded loosely (two shared cores);
+//! no-preempt, unicast, IPv6, tracking, sync groups, reload (unchanged instances kept;
+//! announcements, hook, priority, addresses and tracking applied in place), sibling
+//! instances on one interface not counted as drops, and foreign or malformed packets
+//! counted and ignored. Timings are only bounded loosely (two shared cores);
 //! the failover benchmark (tests/lab/failover-bench.py) measures them.
 
 // Helpers outside #[test] functions unwrap too; this is test code.
