@@ -86,29 +86,42 @@ pub struct KernelDestination {
 /// One service as the kernel holds it (`None` in the map: not in the kernel).
 pub type KernelServices = BTreeMap<ServiceKey, Option<BTreeMap<SocketAddr, KernelDestination>>>;
 
-/// Reads `keys` from the kernel over a netlink socket of its own (blocking).
+/// Reads `keys` from the kernel over a netlink socket of its own (blocking): one dump of
+/// all services, then one dump of destinations per service of ours that is there.
 pub fn read_kernel(keys: &[ServiceKey]) -> Result<KernelServices, String> {
     let mut client = Client::connect().map_err(|e| e.to_string())?;
+    let present: std::collections::BTreeSet<ServiceKey> = client
+        .services()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|s| s.service.key)
+        .collect();
     let mut out = BTreeMap::new();
     for key in keys {
-        match client.service(key) {
-            Ok(_) => {}
+        if !present.contains(key) {
+            out.insert(*key, None);
+            continue;
+        }
+        let mut dests = BTreeMap::new();
+        match client.destinations(key) {
+            Ok(list) => {
+                for d in list {
+                    dests.insert(
+                        d.destination.addr,
+                        KernelDestination {
+                            weight: d.destination.weight,
+                            active_conns: d.active_conns,
+                            inactive_conns: d.inactive_conns,
+                        },
+                    );
+                }
+            }
+            // Deleted between the two reads.
             Err(e) if e.is_not_found() => {
                 out.insert(*key, None);
                 continue;
             }
             Err(e) => return Err(e.to_string()),
-        }
-        let mut dests = BTreeMap::new();
-        for d in client.destinations(key).map_err(|e| e.to_string())? {
-            dests.insert(
-                d.destination.addr,
-                KernelDestination {
-                    weight: d.destination.weight,
-                    active_conns: d.active_conns,
-                    inactive_conns: d.inactive_conns,
-                },
-            );
         }
         out.insert(*key, Some(dests));
     }
@@ -124,10 +137,13 @@ impl ServicesView {
             .iter()
             .map(|v| crate::table::service_key(&v.key))
             .collect();
-        let kernel = tokio::task::spawn_blocking(move || read_kernel(&keys))
-            .await
-            .unwrap_or_else(|e| Err(format!("reading IPVS failed: {e}")));
-        if let Ok(snapshot) = checker.snapshot().await {
+        // Both at once: they wait on different threads.
+        let (kernel, snapshot) = tokio::join!(
+            tokio::task::spawn_blocking(move || read_kernel(&keys)),
+            checker.snapshot()
+        );
+        let kernel = kernel.unwrap_or_else(|e| Err(format!("reading IPVS failed: {e}")));
+        if let Ok(snapshot) = snapshot {
             let checks: HashMap<CheckKey, _> = snapshot
                 .checks
                 .into_iter()
