@@ -235,6 +235,14 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        // One timer for the whole life of the driver, moved when the next deadline moves,
+        // rather than a new one per turn of the loop. While it is armed it is usually
+        // the earliest timer, and a timer that becomes the earliest makes tokio wake its
+        // I/O driver (an eventfd write and an extra epoll_wait), which every probe's own
+        // timeout did whenever the driver's timer was not registered.
+        let sleep = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(sleep);
+        let mut armed = None;
         loop {
             let now = Instant::now();
             for due in self.scheduler.poll(now.into_std()) {
@@ -242,6 +250,12 @@ impl Driver {
             }
             self.dispatch(now);
             let deadline = self.scheduler.next_deadline().map(Instant::from_std);
+            if let Some(at) = deadline
+                && armed != Some(at)
+            {
+                sleep.as_mut().reset(at);
+                armed = Some(at);
+            }
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
@@ -255,7 +269,7 @@ impl Driver {
                         self.finish(joined);
                     }
                 },
-                () = sleep_until_some(deadline), if deadline.is_some() => {}
+                () = &mut sleep, if deadline.is_some() => {}
             }
         }
     }
@@ -448,11 +462,5 @@ fn run_on_own_thread(
         Ok(handle) if started_rx.recv().is_ok() => Ok(handle),
         // The thread never took the driver: it is still in the slot.
         _ => Err(take(&slot).map(Box::new)),
-    }
-}
-
-async fn sleep_until_some(deadline: Option<Instant>) {
-    if let Some(deadline) = deadline {
-        tokio::time::sleep_until(deadline).await;
     }
 }
