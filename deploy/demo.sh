@@ -27,7 +27,11 @@ if [ "${1:-}" != --inside ]; then
 fi
 
 # ---- the demo proper (root, a kernel with IPVS) ------------------------------------
-BIN=$ROOT/target/debug
+# Where `cargo build` above put them (the environment, CARGO_TARGET_DIR included, is
+# carried into the kernel lab).
+TARGET=${CARGO_TARGET_DIR:-target}
+case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET;; esac
+BIN=$TARGET/debug
 export PATH=$BIN:$PATH
 P=demo$$
 P=${P:0:10}
