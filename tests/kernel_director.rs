@@ -600,7 +600,8 @@ real_server = [{reals}]
         )
         .unwrap();
         let mut cmd = lab.cmd(lb, [bin_path("vigild").to_str().unwrap(), "--config"]);
-        cmd.arg(&config).stderr(Stdio::null()).stdout(Stdio::null());
+        let log = std::fs::File::create(dir.path().join(format!("{lb}.log"))).unwrap();
+        cmd.arg(&config).stderr(log).stdout(Stdio::null());
         LabChild::spawn(&mut cmd).unwrap()
     };
     let sock = |lb: &str| dir.path().join(format!("{lb}.sock"));
@@ -628,7 +629,12 @@ real_server = [{reals}]
     );
     assert!(
         wait_for(SETTLE, || healthy("lb1") && healthy("lb2")),
-        "real servers not in both tables"
+        "real servers not in both tables:\nlb1: {}\n{}\nlb2: {}\n{}\nlb2 log:\n{}",
+        String::from_utf8_lossy(&vigilctl(&sock("lb1"), &["services", "--json"]).stdout),
+        lab.run("lb1", ["ipvsadm", "-Ln"]).unwrap_or_default(),
+        String::from_utf8_lossy(&vigilctl(&sock("lb2"), &["services", "--json"]).stdout),
+        lab.run("lb2", ["ipvsadm", "-Ln"]).unwrap_or_default(),
+        std::fs::read_to_string(dir.path().join("lb2.log")).unwrap_or_default(),
     );
     // Both sync daemons run, in the roles VRRP gave them.
     let sync = |lb: &str| lab.run(lb, ["ipvsadm", "-L", "--daemon"]).unwrap();

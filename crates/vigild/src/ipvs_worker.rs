@@ -54,6 +54,8 @@ pub struct IpvsWorker {
     jobs: mpsc::Sender<Job>,
     status: Arc<RwLock<IpvsStatus>>,
     thread: Option<JoinHandle<()>>,
+    sync_daemon: mpsc::Sender<Option<SyncDaemon>>,
+    sync_thread: Option<JoinHandle<()>>,
 }
 
 impl IpvsWorker {
@@ -71,16 +73,30 @@ impl IpvsWorker {
         if thread.is_none() {
             error!("cannot start the IPVS thread");
         }
+        let (sync_daemon, sync_rx) = mpsc::channel();
+        let s = status.clone();
+        let sync_thread = std::thread::Builder::new()
+            .name("ipvs-sync".into())
+            .spawn(move || SyncDaemonWorker::new(s).run(sync_rx))
+            .ok();
+        if sync_thread.is_none() {
+            error!("cannot start the IPVS sync daemon thread");
+        }
         IpvsWorker {
             jobs,
             status,
             thread,
+            sync_daemon,
+            sync_thread,
         }
     }
 
     pub fn send(&self, job: Job) {
         // Only fails when the thread is gone, which its own log explains.
-        let _ = self.jobs.send(job);
+        let _ = match job {
+            Job::SyncDaemon(d) => self.sync_daemon.send(d).map_err(|_| ()),
+            job => self.jobs.send(job).map_err(|_| ()),
+        };
     }
 
     pub fn status(&self) -> IpvsStatus {
@@ -93,9 +109,13 @@ impl IpvsWorker {
     /// Stops the thread; the kernel table stays as it is (a restart adopts it).
     pub fn stop(mut self) {
         drop(self.jobs);
+        drop(self.sync_daemon);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // Not joined: a kernel that takes long to stop a sync daemon must not hold up
+        // the daemon's exit (the thread ends with the process).
+        drop(self.sync_thread.take());
     }
 }
 
@@ -108,8 +128,6 @@ struct Worker {
     /// it wants (a start with an empty desired table must not delete owned services
     /// whose health is still being established).
     started: bool,
-    sync_daemon: Option<SyncDaemon>,
-    sync_daemon_applied: bool,
     status: Arc<RwLock<IpvsStatus>>,
     last_repair: Instant,
     last_connect_error: Option<String>,
@@ -132,8 +150,6 @@ impl Worker {
             reconciler: Reconciler::new(owned, Backoff::default()),
             desired: DesiredTable::new(),
             started: false,
-            sync_daemon: None,
-            sync_daemon_applied: true,
             status,
             last_repair: Instant::now(),
             last_connect_error: None,
@@ -178,7 +194,6 @@ impl Worker {
                 self.last_connect_error = None;
                 // A fresh connection knows nothing: read the kernel again.
                 self.reconciler.mark_stale();
-                self.sync_daemon_applied = false;
                 true
             }
             Err(e) => {
@@ -217,20 +232,14 @@ impl Worker {
                     self.after(result);
                 }
             }
-            Job::SyncDaemon(d) => {
-                self.sync_daemon = d;
-                self.sync_daemon_applied = false;
-                self.apply_sync_daemon();
-            }
+            // Routed to the sync daemon thread by `IpvsWorker::send`.
+            Job::SyncDaemon(_) => {}
         }
     }
 
     fn tick(&mut self) {
         if !self.connect() {
             return;
-        }
-        if !self.sync_daemon_applied {
-            self.apply_sync_daemon();
         }
         if !self.started {
             return;
@@ -305,9 +314,68 @@ impl Worker {
         }
     }
 
+    fn publish(&self) {
+        let c = self.reconciler.counters();
+        let mut s = self.status.write().unwrap_or_else(|e| e.into_inner());
+        s.available = self.client.is_some();
+        s.error = self.last_connect_error.clone();
+        s.syncs = c.syncs;
+        s.writes = c.writes;
+        s.write_errors = c.write_errors;
+        s.full_dumps = c.full_dumps;
+        s.pending_retries = self.reconciler.next_retry().is_some();
+        s.owned_services = self.reconciler.owned().len();
+    }
+}
+
+/// Runs the IPVS connection sync daemon in the role VRRP gives, on a thread (and netlink
+/// socket) of its own: the kernel can take a long time to stop a master sync daemon (a
+/// minute was seen, right after a start), and table writes for health changes must not
+/// wait behind that. Only the latest wanted state is applied; a failure is retried.
+struct SyncDaemonWorker {
+    client: Option<Client>,
+    sync_daemon: Option<SyncDaemon>,
+    sync_daemon_applied: bool,
+    status: Arc<RwLock<IpvsStatus>>,
+}
+
+impl SyncDaemonWorker {
+    fn new(status: Arc<RwLock<IpvsStatus>>) -> SyncDaemonWorker {
+        SyncDaemonWorker {
+            client: None,
+            sync_daemon: None,
+            sync_daemon_applied: true,
+            status,
+        }
+    }
+
+    fn run(mut self, wanted: mpsc::Receiver<Option<SyncDaemon>>) {
+        loop {
+            let next = if self.sync_daemon_applied {
+                wanted.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                wanted.recv_timeout(RECONNECT)
+            };
+            match next {
+                Ok(d) => {
+                    // Role changes that queued up meanwhile: only the last one counts.
+                    self.sync_daemon = wanted.try_iter().last().unwrap_or(d);
+                    self.sync_daemon_applied = false;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.apply_sync_daemon();
+        }
+    }
+
     fn apply_sync_daemon(&mut self) {
-        if !self.connect() {
-            return;
+        if self.client.is_none() {
+            match Client::connect() {
+                Ok(c) => self.client = Some(c),
+                // The IPVS thread reports a missing IPVS; this one just retries.
+                Err(_) => return,
+            }
         }
         let Some(client) = self.client.as_mut() else {
             return;
@@ -316,6 +384,7 @@ impl Worker {
             Ok(d) => d,
             Err(e) => {
                 warn!("IPVS: cannot read the sync daemons: {e}");
+                self.client = None;
                 return;
             }
         };
@@ -356,23 +425,10 @@ impl Worker {
             }
         }
         self.sync_daemon_applied = true;
-    }
-
-    fn publish(&self) {
-        let c = self.reconciler.counters();
         let mut s = self.status.write().unwrap_or_else(|e| e.into_inner());
-        s.available = self.client.is_some();
-        s.error = self.last_connect_error.clone();
-        s.syncs = c.syncs;
-        s.writes = c.writes;
-        s.write_errors = c.write_errors;
-        s.full_dumps = c.full_dumps;
-        s.pending_retries = self.reconciler.next_retry().is_some();
-        s.owned_services = self.reconciler.owned().len();
         s.sync_daemon = self
             .sync_daemon
             .as_ref()
-            .filter(|_| self.sync_daemon_applied)
             .map(|d| format!("{} {} id {}", state_name(d.state), d.interface, d.sync_id));
     }
 }
