@@ -34,6 +34,21 @@ fn web(priority: u8, vip: &str, extra: &str) -> String {
     instance("web", 51, priority, "100ms", &[format!("{vip}/24")], extra)
 }
 
+/// lb2 (priority 100) and lb1 (150, with `lb1_extra`) started in that order, lb1 elected
+/// master and lb2 backup: the starting point of most tests. Returns `(lb1, lb2)`.
+fn elected_pair(
+    lab: &NetnsLab,
+    dir: &std::path::Path,
+    vip: &str,
+    lb1_extra: &str,
+) -> (Vigild, Vigild) {
+    let lb2 = Vigild::start(lab, dir, "lb2", &web(100, vip, ""));
+    let lb1 = Vigild::start(lab, dir, "lb1", &web(150, vip, lb1_extra));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    (lb1, lb2)
+}
+
 /// For the no-loss tests: at 300 ms a handover holds the VIP up to ~1.2 s for the
 /// backup to take over (after its ~0.12 s skew), so a test machine busy with parallel
 /// tests does not turn a delay into a lost ping.
@@ -55,10 +70,7 @@ fn election_crash_takeover_and_preemption() {
         "notify = [\"/bin/sh\", \"-c\", \"echo \\\"$1 $2 $3\\\" >> {}\", \"hook\"]",
         hook.display()
     );
-    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
-    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, &notify));
-    lb1.expect_state("web", "master", SETTLE);
-    lb2.expect_state("web", "backup", SETTLE);
+    let (mut lb1, lb2) = elected_pair(&lab, dir.path(), &vip, &notify);
     expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
     let lb1_ip = lab.ip("lb1").to_string();
     assert!(wait_for(SETTLE, || lb2.instance("web").unwrap()["master"]
@@ -480,10 +492,7 @@ fn tracked_check_pulls_priority_and_moves_the_vip() {
         "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"200ms\", timeout = \"150ms\", user = \"root\", weight = -100 }}]",
         flag.display()
     );
-    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
-    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, &track));
-    lb1.expect_state("web", "master", SETTLE);
-    lb2.expect_state("web", "backup", SETTLE);
+    let (lb1, lb2) = elected_pair(&lab, dir.path(), &vip, &track);
 
     std::fs::remove_file(&flag).unwrap();
     lb2.expect_state("web", "master", SETTLE);
@@ -605,11 +614,8 @@ fn reload_applies_garp_notify_and_priority_in_place() {
         "notify = [\"/bin/sh\", \"-c\", \"echo \\\"$1 $2 $3\\\" >> {}\", \"hook\"]",
         hook.display()
     );
-    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
     let first = "garp_repeat = 3\ngarp_interval = \"50ms\"";
-    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, first));
-    lb1.expect_state("web", "master", SETTLE);
-    lb2.expect_state("web", "backup", SETTLE);
+    let (lb1, lb2) = elected_pair(&lab, dir.path(), &vip, first);
     std::thread::sleep(Duration::from_millis(500));
     let before = lb1.instance("web").unwrap();
     let reload = |extra: &str, priority: u8| {
@@ -756,10 +762,7 @@ fn reload_moves_vips_in_place() {
 fn reload_adds_a_track_in_place() {
     require_root_or_skip!();
     let (lab, dir, vip) = lab();
-    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
-    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
-    lb1.expect_state("web", "master", SETTLE);
-    lb2.expect_state("web", "backup", SETTLE);
+    let (lb1, lb2) = elected_pair(&lab, dir.path(), &vip, "");
     let missing = dir.path().join("missing");
     let track = format!(
         "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"200ms\", timeout = \"150ms\", user = \"root\", weight = -100 }}]",
@@ -891,10 +894,7 @@ fn ipv6_unicast_peers() {
 fn a_recreated_interface_is_picked_up_again() {
     require_root_or_skip!();
     let (lab, dir, vip) = lab();
-    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, ""));
-    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
-    lb1.expect_state("web", "master", SETTLE);
-    lb2.expect_state("web", "backup", SETTLE);
+    let (lb1, lb2) = elected_pair(&lab, dir.path(), &vip, "");
 
     // Deleting eth0 removes the whole veth pair, bridge port included.
     lab.run("lb1", ["ip", "link", "del", "eth0"]).unwrap();

@@ -358,18 +358,18 @@ impl Director {
 
     fn update_sync_daemon(&mut self) {
         let Some(sync) = &self.config.ipvs_sync else {
-            self.ipvs.send(Job::SyncDaemon(None));
+            self.ipvs.set_sync_daemon(None);
             return;
         };
         let state = match self.vrrp.status(&sync.instance).map(|s| s.state) {
             Some(State::Master) => SyncState::Master,
             _ => SyncState::Backup,
         };
-        self.ipvs.send(Job::SyncDaemon(Some(SyncDaemon::new(
+        self.ipvs.set_sync_daemon(Some(SyncDaemon::new(
             state,
             sync.interface.clone(),
             sync.sync_id,
-        ))));
+        )));
     }
 
     async fn metrics(&mut self) -> String {

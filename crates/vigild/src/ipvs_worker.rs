@@ -46,8 +46,6 @@ pub enum Job {
     SyncAll(DesiredTable),
     /// One service changed (health, drain); `None` deletes it.
     SyncService(ServiceKey, Option<DesiredService>),
-    /// The sync daemon wanted now (`None`: none).
-    SyncDaemon(Option<SyncDaemon>),
 }
 
 pub struct IpvsWorker {
@@ -93,10 +91,13 @@ impl IpvsWorker {
 
     pub fn send(&self, job: Job) {
         // Only fails when the thread is gone, which its own log explains.
-        let _ = match job {
-            Job::SyncDaemon(d) => self.sync_daemon.send(d).map_err(|_| ()),
-            job => self.jobs.send(job).map_err(|_| ()),
-        };
+        let _ = self.jobs.send(job);
+    }
+
+    /// The sync daemon wanted now (`None`: none), for the sync daemon thread.
+    pub fn set_sync_daemon(&self, daemon: Option<SyncDaemon>) {
+        // As `send`: the thread's own log explains its end.
+        let _ = self.sync_daemon.send(daemon);
     }
 
     pub fn status(&self) -> IpvsStatus {
@@ -232,8 +233,6 @@ impl Worker {
                     self.after(result);
                 }
             }
-            // Routed to the sync daemon thread by `IpvsWorker::send`.
-            Job::SyncDaemon(_) => {}
         }
     }
 
