@@ -551,3 +551,33 @@ mod properties {
         }
     }
 }
+
+/// The checker polls a little ahead (`CheckerOptions::batch_window`) to run the checks due
+/// within a few milliseconds in one wakeup. A run started early keeps its place: the
+/// next one is due one interval after this one was *due*, not after it started.
+#[test]
+fn a_run_started_early_keeps_its_schedule() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(1);
+    s.add(target(1, check()), t0);
+    let mut slower = check();
+    slower.interval = Duration::from_millis(1004);
+    s.add(target(2, slower), t0);
+    for due in s.poll(t0) {
+        s.on_result(&due.key, due.run, pass(), t0);
+    }
+    // Due at t0 + 1 s and t0 + 1.004 s: a poll at 1 s with a 5 ms window takes both.
+    let woke = t0 + Duration::from_secs(1);
+    assert_eq!(s.poll(woke).len(), 1);
+    let early = s.poll(woke + 5 * MS);
+    assert_eq!(early.len(), 1);
+    assert_eq!(early[0].key, key(2));
+    assert_eq!(early[0].due, t0 + Duration::from_millis(1004));
+    // Its result comes back before it was even due: the next run is still due one
+    // interval after the due time.
+    s.on_result(&early[0].key, early[0].run, pass(), woke + MS);
+    assert_eq!(
+        s.status(&key(2)).and_then(|st| st.next_due),
+        Some(t0 + Duration::from_millis(2008))
+    );
+}

@@ -6,6 +6,7 @@ mod exec;
 mod http;
 mod icmp;
 mod net;
+mod pool;
 mod tcp;
 mod tls;
 mod udp;

@@ -1,18 +1,18 @@
-//! Connecting: a fresh socket per check, optionally bound to a source address.
+//! Connecting: a fresh connection per check, optionally bound to a source address, on a
+//! socket reused between checks where it can be (see [`super::pool`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::pool::PooledSocket;
+
 /// Connects to `addr` from `bind` (any port); the error is a finished reason.
-pub(crate) async fn connect_tcp(
-    addr: SocketAddr,
-    bind: Option<IpAddr>,
-) -> Result<TcpStream, String> {
+pub(crate) async fn connect_tcp(addr: SocketAddr, bind: Option<IpAddr>) -> Result<TcpConn, String> {
     let conn = connect_send(addr, bind, &[]).await.map_err(|e| match e {
         OpenError::Connect(reason) => reason,
         // Nothing was sent.
@@ -30,24 +30,104 @@ pub(crate) enum OpenError {
     Send(io::Error),
 }
 
-/// An open connection whose first bytes have been sent.
+/// An open connection whose first bytes have been sent. Dropping it resets the
+/// connection.
 #[derive(Debug)]
 pub(crate) enum Connected {
     /// Proven established without waiting (the handshake completed within `connect()`,
     /// as it does on loopback): not registered with the runtime, which a probe that reads
     /// nothing never needs.
-    Ready(Socket),
+    Ready(PooledSocket),
     /// Established after waiting for the handshake.
-    Stream(TcpStream),
+    Stream(TcpConn),
 }
 
 impl Connected {
-    /// The connection as a tokio stream (registered with the runtime).
-    pub(crate) fn into_stream(self, addr: SocketAddr) -> Result<TcpStream, String> {
+    /// The connection as a stream registered with the runtime.
+    pub(crate) fn into_stream(self, addr: SocketAddr) -> Result<TcpConn, String> {
         match self {
-            Connected::Stream(stream) => Ok(stream),
-            Connected::Ready(socket) => TcpStream::from_std(socket.into())
+            Connected::Stream(conn) => Ok(conn),
+            Connected::Ready(pooled) => TcpConn::register(pooled)
                 .map_err(|e| format!("cannot register the connection to {addr}: {e}")),
+        }
+    }
+}
+
+/// A check's TCP connection, registered with the runtime. Dropping it resets the
+/// connection and keeps the socket for the next check (see [`super::pool`]).
+#[derive(Debug)]
+pub(crate) struct TcpConn {
+    stream: Option<TcpStream>,
+    /// Empty while the socket is in `stream`; gets it back on drop.
+    pooled: PooledSocket,
+}
+
+impl TcpConn {
+    fn register(mut pooled: PooledSocket) -> io::Result<TcpConn> {
+        let socket = pooled
+            .take()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no socket"))?;
+        let stream = TcpStream::from_std(socket.into())?;
+        Ok(TcpConn {
+            stream: Some(stream),
+            pooled,
+        })
+    }
+
+    fn stream(&mut self) -> io::Result<&mut TcpStream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection closed"))
+    }
+}
+
+impl Drop for TcpConn {
+    fn drop(&mut self) {
+        // Deregistered from the runtime, then reset and kept by the pooled shell's drop.
+        if let Some(stream) = self.stream.take()
+            && let Ok(std) = stream.into_std()
+        {
+            self.pooled.give_back(std.into());
+        }
+    }
+}
+
+impl AsyncRead for TcpConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut().stream() {
+            Ok(stream) => Pin::new(stream).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for TcpConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().stream() {
+            Ok(stream) => Pin::new(stream).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().stream() {
+            Ok(stream) => Pin::new(stream).poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().stream() {
+            Ok(stream) => Pin::new(stream).poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 }
@@ -65,21 +145,16 @@ pub(crate) async fn connect_send(
     bind: Option<IpAddr>,
     first: &[u8],
 ) -> Result<Connected, OpenError> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking(),
-        Some(Protocol::TCP),
-    )
-    .map_err(|e| OpenError::Connect(format!("cannot open a TCP socket: {e}")))?;
+    let pooled = PooledSocket::open(addr, bind.is_some())
+        .map_err(|e| OpenError::Connect(format!("cannot open a TCP socket: {e}")))?;
+    let Some(socket) = pooled.socket() else {
+        return Err(OpenError::Connect("cannot open a TCP socket".into()));
+    };
     if let Some(ip) = bind {
         socket
             .bind(&SocketAddr::new(ip, 0).into())
             .map_err(|e| OpenError::Connect(format!("cannot bind source address {ip}: {e}")))?;
     }
-    // Closing resets the connection instead of the FIN handshake: no TIME_WAIT piles up
-    // on either side at thousands of checks a second, and the kernel does a third of
-    // the work. (Nagle needs no switching off: each probe writes its request at once.)
-    let _ = socket.set_linger(Some(Duration::ZERO));
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -87,12 +162,12 @@ pub(crate) async fn connect_send(
     }
     let sent = if first.is_empty() {
         match socket.peer_addr() {
-            Ok(_) => return Ok(Connected::Ready(socket)),
+            Ok(_) => return Ok(Connected::Ready(pooled)),
             Err(_) => 0,
         }
     } else {
         match socket.send_with_flags(first, libc::MSG_NOSIGNAL) {
-            Ok(n) if n == first.len() => return Ok(Connected::Ready(socket)),
+            Ok(n) if n == first.len() => return Ok(Connected::Ready(pooled)),
             Ok(n) => n,
             Err(e) if still_connecting(&e) => 0,
             // The handshake failed (the connection's pending error, e.g. refused).
@@ -102,9 +177,12 @@ pub(crate) async fn connect_send(
             Err(e) => return Err(OpenError::Send(e)),
         }
     };
-    let mut stream = TcpStream::from_std(socket.into()).map_err(|e| {
+    let mut conn = TcpConn::register(pooled).map_err(|e| {
         OpenError::Connect(format!("cannot register the connection to {addr}: {e}"))
     })?;
+    let stream = conn
+        .stream()
+        .map_err(|e| OpenError::Connect(connect_error(addr, &e)))?;
     if sent == 0 {
         // What tokio's `TcpSocket::connect` does: writable once the handshake ends either
         // way, then the socket's error says which way.
@@ -123,7 +201,7 @@ pub(crate) async fn connect_send(
         .write_all(&first[sent..])
         .await
         .map_err(OpenError::Send)?;
-    Ok(Connected::Stream(stream))
+    Ok(Connected::Stream(conn))
 }
 
 /// The handshake has not finished yet.
@@ -181,6 +259,10 @@ mod tests {
     use std::io::Read;
     use std::net::TcpListener;
     use std::time::Instant;
+
+    use std::time::Duration;
+
+    use socket2::{Domain, Protocol, Socket, Type};
 
     use super::*;
 

@@ -21,6 +21,8 @@ pub(crate) struct TcpProbe {
     send: Option<Vec<u8>>,
     expect: Option<Regex>,
     timeout: Duration,
+    /// `connected to ADDR`, made once: formatting it for every check showed in profiles.
+    connected: String,
 }
 
 impl TcpProbe {
@@ -40,6 +42,7 @@ impl TcpProbe {
             send: send.map(|s| s.as_bytes().to_vec()),
             expect,
             timeout,
+            connected: format!("connected to {addr}"),
         })
     }
 
@@ -58,7 +61,7 @@ impl TcpProbe {
         let Some(expect) = &self.expect else {
             // Connected (and sent): nothing to read, so the connection is never
             // registered with the runtime when the handshake was already done.
-            return Ok(format!("connected to {addr}"));
+            return Ok(self.connected.clone());
         };
         let mut stream = conn.into_stream(addr)?;
         let mut reply = Vec::with_capacity(512);

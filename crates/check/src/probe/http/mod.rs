@@ -40,6 +40,8 @@ pub(crate) struct HttpProbe {
     body_sha256: Option<String>,
     max_body_bytes: u64,
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// `from ADDR GET /path`, the end of every status reason, made once.
+    from: String,
 }
 
 impl HttpProbe {
@@ -88,6 +90,7 @@ impl HttpProbe {
             body_sha256: spec.body_sha256.as_ref().map(|h| h.to_ascii_lowercase()),
             max_body_bytes: spec.max_body_bytes,
             tls,
+            from: format!("from {addr} {method} {}", spec.path),
         })
     }
 
@@ -129,7 +132,7 @@ impl HttpProbe {
 
     async fn exchange_tls(
         &self,
-        stream: tokio::net::TcpStream,
+        stream: super::net::TcpConn,
         config: &Arc<ClientConfig>,
         name: &ServerName<'static>,
     ) -> Verdict {
@@ -174,7 +177,7 @@ impl HttpProbe {
             }
         };
         let status = head.status;
-        let seen = format!("HTTP {status} from {} {}", self.addr, self.request_line());
+        let seen = format!("HTTP {status} {}", self.from);
         if !self
             .expect_status
             .iter()
