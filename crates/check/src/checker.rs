@@ -52,6 +52,13 @@ pub struct CheckerOptions {
     /// it was due because of it, and the next run stays one interval after this one
     /// was due. Zero runs every check at its due time exactly.
     pub batch_window: Duration,
+    /// Checks are split by real server over this many schedulers, each on a thread of
+    /// its own (or a task of the caller's runtime without `own_thread`). 0, the default,
+    /// picks it from the checks' rate when the checker starts: one per
+    /// [`CHECKS_PER_THREAD`] checks a second, at most one per CPU and 4 (see
+    /// [`threads_for`]). More threads than needed cost CPU per check, since each wakes
+    /// for its own share (fewer checks per wakeup).
+    pub threads: usize,
 }
 
 impl Default for CheckerOptions {
@@ -63,6 +70,7 @@ impl Default for CheckerOptions {
                 .map_or(0, |d| d.as_nanos() as u64),
             own_thread: true,
             batch_window: Duration::from_millis(5),
+            threads: 0,
         }
     }
 }
@@ -119,31 +127,109 @@ enum Command {
     Snapshot(oneshot::Sender<Snapshot>),
     Stats {
         reset: bool,
-        reply: oneshot::Sender<Stats>,
+        reply: oneshot::Sender<ShardStats>,
     },
+}
+
+/// One driver's counters, merged by [`Checker::stats`].
+#[derive(Debug, Default)]
+struct ShardStats {
+    passed: u64,
+    failed: u64,
+    in_flight: usize,
+    backlog: usize,
+    lateness: Histogram,
+    probe_latency: Histogram,
+    per_kind: BTreeMap<&'static str, KindStats>,
+}
+
+impl ShardStats {
+    fn add(&mut self, other: ShardStats) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.in_flight += other.in_flight;
+        self.backlog += other.backlog;
+        self.lateness.merge(&other.lateness);
+        self.probe_latency.merge(&other.probe_latency);
+        for (kind, stats) in other.per_kind {
+            self.per_kind.entry(kind).or_default().merge(&stats);
+        }
+    }
+
+    fn into_stats(self) -> Stats {
+        Stats {
+            checks: self.passed + self.failed,
+            passed: self.passed,
+            failed: self.failed,
+            in_flight: self.in_flight,
+            backlog: self.backlog,
+            lateness: self.lateness.summary(),
+            probe_latency: self.probe_latency.summary(),
+            per_kind: self.per_kind,
+        }
+    }
 }
 
 /// A handle on the running checker. Dropping every handle stops it, cancelling running
 /// probes (exec checks have their process groups killed).
 #[derive(Debug, Clone)]
 pub struct Checker {
-    // Dropped first: the last handle closes the channel, which stops the driver...
-    commands: mpsc::UnboundedSender<Command>,
-    // ...then its thread (if it has one) is joined, so that running probes are
+    // Dropped first: the last handle closes the channels, which stops the drivers...
+    shards: Vec<mpsc::UnboundedSender<Command>>,
+    // ...then their threads (if they have them) are joined, so that running probes are
     // cancelled (exec process groups killed) before, say, the process exits.
-    _thread: Option<Arc<OwnThread>>,
+    _threads: Arc<OwnThreads>,
 }
 
-/// The checker's own thread, joined when the last handle goes.
-#[derive(Debug)]
-struct OwnThread(Option<std::thread::JoinHandle<()>>);
+/// The checker's own threads, joined when the last handle goes.
+#[derive(Debug, Default)]
+struct OwnThreads(Vec<std::thread::JoinHandle<()>>);
 
-impl Drop for OwnThread {
+impl Drop for OwnThreads {
     fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
+        for handle in self.0.drain(..) {
             let _ = handle.join();
         }
     }
+}
+
+/// The check rate one checker thread is given before a second one is started. A thread
+/// of a current server does ten times this; in the emulated kernel lab one saturates at
+/// about 3,700 tcp or 2,000 http checks a second (`docs/benchmarks.md`).
+pub const CHECKS_PER_THREAD: f64 = 2500.0;
+
+/// How many checker threads `targets` get with [`CheckerOptions::threads`] 0: one per
+/// [`CHECKS_PER_THREAD`] checks a second, at least 1, at most the CPUs and 4.
+pub fn threads_for(targets: &[Target]) -> usize {
+    let rate: f64 = targets
+        .iter()
+        .map(|t| 1.0 / t.check.interval.as_secs_f64().max(0.001))
+        .sum();
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    ((rate / CHECKS_PER_THREAD).ceil() as usize).clamp(1, cpus)
+}
+
+/// Which of `shards` checks `key`: a fixed hash, so a check stays with its scheduler
+/// (and its state) across reloads.
+fn shard_of(key: &CheckKey, shards: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    if shards <= 1 {
+        return 0;
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.hash(&mut hasher);
+    (hasher.finish() % shards as u64) as usize
+}
+
+/// `targets` split by [`shard_of`].
+fn split(targets: Vec<Target>, shards: usize) -> Vec<Vec<Target>> {
+    let mut split: Vec<Vec<Target>> = (0..shards).map(|_| Vec::new()).collect();
+    for target in targets {
+        split[shard_of(&target.key, shards)].push(target);
+    }
+    split
 }
 
 impl std::fmt::Debug for Command {
@@ -161,30 +247,43 @@ impl Checker {
     /// on the current tokio runtime; either way it must be called from within a runtime.
     /// Health changes arrive on the returned receiver.
     pub fn spawn(targets: Vec<Target>, options: CheckerOptions) -> (Checker, HealthEvents) {
-        let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, event_rx) = mpsc::unbounded_channel();
-        let mut driver = Driver {
-            scheduler: Scheduler::new(options.seed),
-            probes: HashMap::new(),
-            running: JoinSet::new(),
-            running_keys: HashMap::new(),
-            backlog: VecDeque::new(),
-            events,
-            max_in_flight: options.max_in_flight.max(1),
-            batch_window: options.batch_window,
-            lateness: Histogram::default(),
-            probe_latency: Histogram::default(),
-            passed: 0,
-            failed: 0,
-            per_kind: BTreeMap::new(),
+        let count = match options.threads {
+            0 => threads_for(&targets),
+            n => n,
         };
-        driver.update(targets, Instant::now());
-        let mut thread = None;
-        if !options.own_thread {
-            tokio::spawn(driver.run(command_rx));
-        } else {
-            match run_on_own_thread(driver, command_rx) {
-                Ok(handle) => thread = Some(Arc::new(OwnThread(Some(handle)))),
+        let mut shards = Vec::with_capacity(count);
+        let mut threads = OwnThreads::default();
+        for (i, targets) in split(targets, count).into_iter().enumerate() {
+            let (commands, command_rx) = mpsc::unbounded_channel();
+            shards.push(commands);
+            let mut driver = Driver {
+                scheduler: Scheduler::new(options.seed.wrapping_add(i as u64)),
+                probes: HashMap::new(),
+                running: JoinSet::new(),
+                running_keys: HashMap::new(),
+                backlog: VecDeque::new(),
+                events: events.clone(),
+                max_in_flight: options.max_in_flight.max(1),
+                batch_window: options.batch_window,
+                lateness: Histogram::default(),
+                probe_latency: Histogram::default(),
+                passed: 0,
+                failed: 0,
+                per_kind: BTreeMap::new(),
+            };
+            driver.update(targets, Instant::now());
+            if !options.own_thread {
+                tokio::spawn(driver.run(command_rx));
+                continue;
+            }
+            let name = if count == 1 {
+                "checker".to_string()
+            } else {
+                format!("checker-{i}")
+            };
+            match run_on_own_thread(name, driver, command_rx) {
+                Ok(handle) => threads.0.push(handle),
                 // No thread or runtime to be had: the caller's runtime will do.
                 Err(Some(taken)) => {
                     let (driver, command_rx) = *taken;
@@ -195,8 +294,8 @@ impl Checker {
         }
         (
             Checker {
-                commands,
-                _thread: thread,
+                shards,
+                _threads: Arc::new(threads),
             },
             event_rx,
         )
@@ -205,27 +304,57 @@ impl Checker {
     /// Replaces the set of checks (a reload): unchanged checks keep their state and
     /// schedule, changed ones keep their health, new ones start in their initial state.
     pub fn update(&self, targets: Vec<Target>) -> Result<(), CheckerError> {
-        self.commands
-            .send(Command::Update(targets))
-            .map_err(|_| CheckerError::Stopped)
+        // Every scheduler gets its part, empty or not: that is how removals reach it.
+        for (shard, targets) in self.shards.iter().zip(split(targets, self.shards.len())) {
+            shard
+                .send(Command::Update(targets))
+                .map_err(|_| CheckerError::Stopped)?;
+        }
+        Ok(())
     }
 
     pub async fn snapshot(&self) -> Result<Snapshot, CheckerError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Snapshot(reply))
-            .map_err(|_| CheckerError::Stopped)?;
-        rx.await.map_err(|_| CheckerError::Stopped)
+        let mut replies = Vec::with_capacity(self.shards.len());
+        for shard in &self.shards {
+            let (reply, rx) = oneshot::channel();
+            shard
+                .send(Command::Snapshot(reply))
+                .map_err(|_| CheckerError::Stopped)?;
+            replies.push(rx);
+        }
+        let mut checks = Vec::new();
+        for rx in replies {
+            checks.extend(rx.await.map_err(|_| CheckerError::Stopped)?.checks);
+        }
+        if self.shards.len() > 1 {
+            sort_checks(&mut checks);
+        }
+        Ok(Snapshot { checks })
     }
 
     /// Counters and scheduling lateness; `reset` starts a new measuring window.
     pub async fn stats(&self, reset: bool) -> Result<Stats, CheckerError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Stats { reset, reply })
-            .map_err(|_| CheckerError::Stopped)?;
-        rx.await.map_err(|_| CheckerError::Stopped)
+        let mut replies = Vec::with_capacity(self.shards.len());
+        for shard in &self.shards {
+            let (reply, rx) = oneshot::channel();
+            shard
+                .send(Command::Stats { reset, reply })
+                .map_err(|_| CheckerError::Stopped)?;
+            replies.push(rx);
+        }
+        let mut total = ShardStats::default();
+        for rx in replies {
+            total.add(rx.await.map_err(|_| CheckerError::Stopped)?);
+        }
+        Ok(total.into_stats())
     }
+}
+
+/// By virtual server name, then real server.
+fn sort_checks(checks: &mut [CheckState]) {
+    checks.sort_by(|a, b| {
+        (a.virtual_server.as_str(), a.key.real).cmp(&(b.virtual_server.as_str(), b.key.real))
+    });
 }
 
 struct Driver {
@@ -355,14 +484,13 @@ impl Driver {
                 let _ = reply.send(self.snapshot());
             }
             Command::Stats { reset, reply } => {
-                let stats = Stats {
-                    checks: self.passed + self.failed,
+                let stats = ShardStats {
                     passed: self.passed,
                     failed: self.failed,
                     in_flight: self.running.len(),
                     backlog: self.backlog.len(),
-                    lateness: self.lateness.summary(),
-                    probe_latency: self.probe_latency.summary(),
+                    lateness: self.lateness.clone(),
+                    probe_latency: self.probe_latency.clone(),
                     per_kind: self.per_kind.clone(),
                 };
                 if reset {
@@ -426,9 +554,7 @@ impl Driver {
                 }),
             })
             .collect();
-        checks.sort_by(|a, b| {
-            (a.virtual_server.as_str(), a.key.real).cmp(&(b.virtual_server.as_str(), b.key.real))
-        });
+        sort_checks(&mut checks);
         Snapshot { checks }
     }
 }
@@ -440,6 +566,7 @@ type Parts = (Driver, mpsc::UnboundedReceiver<Command>);
 /// dropped. Hands the driver back if that thread or its runtime cannot be had; waits
 /// (well under a millisecond) until the runtime is built.
 fn run_on_own_thread(
+    name: String,
     driver: Driver,
     commands: mpsc::UnboundedReceiver<Command>,
 ) -> Result<std::thread::JoinHandle<()>, Option<Box<Parts>>> {
@@ -448,27 +575,25 @@ fn run_on_own_thread(
     let slot: Arc<Slot> = Arc::new(std::sync::Mutex::new(Some((driver, commands))));
     let theirs = Arc::clone(&slot);
     let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let spawned = std::thread::Builder::new()
-        .name("checker".into())
-        .spawn(move || {
-            // Built here, not by the caller: a runtime may not be dropped (on failure)
-            // inside the caller's async context.
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return; // dropping `started_tx` tells the caller
-            };
-            let taken = take(&theirs);
-            let _ = started_tx.send(());
-            if let Some((driver, commands)) = taken {
-                // As a spawned task, not as the `block_on` future itself: waking that
-                // one always goes through the runtime's eventfd (a write, and one more
-                // epoll_wait return), even from its own thread, and the driver is
-                // woken by every probe that ends.
-                let _ = runtime.block_on(runtime.spawn(driver.run(commands)));
-            }
-        });
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        // Built here, not by the caller: a runtime may not be dropped (on failure)
+        // inside the caller's async context.
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return; // dropping `started_tx` tells the caller
+        };
+        let taken = take(&theirs);
+        let _ = started_tx.send(());
+        if let Some((driver, commands)) = taken {
+            // As a spawned task, not as the `block_on` future itself: waking that
+            // one always goes through the runtime's eventfd (a write, and one more
+            // epoll_wait return), even from its own thread, and the driver is
+            // woken by every probe that ends.
+            let _ = runtime.block_on(runtime.spawn(driver.run(commands)));
+        }
+    });
     match spawned {
         Ok(handle) if started_rx.recv().is_ok() => Ok(handle),
         // The thread never took the driver: it is still in the slot.

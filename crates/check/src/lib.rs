@@ -20,7 +20,9 @@
 //! - [`Checker`]: the tokio shell. It owns a scheduler, runs each due probe as a task (at
 //!   most [`CheckerOptions::max_in_flight`] at once), and sends a [`HealthEvent`] for every
 //!   transition. By default it runs on a thread of its own with a single-threaded runtime
-//!   ([`CheckerOptions::own_thread`]), so a check's wakeups never cross threads.
+//!   ([`CheckerOptions::own_thread`]), so a check's wakeups never cross threads; at high
+//!   check rates the checks are split by real server over several such threads
+//!   ([`CheckerOptions::threads`], [`threads_for`]).
 //! - [`run_once`]: every check once, now, for `vigild check-once`; [`format_table`]
 //!   prints its results.
 //!
@@ -115,8 +117,8 @@ mod stats;
 mod target;
 
 pub use checker::{
-    ChangeState, CheckState, Checker, CheckerError, CheckerOptions, HealthEvent, HealthEvents,
-    ResultState, Snapshot,
+    CHECKS_PER_THREAD, ChangeState, CheckState, Checker, CheckerError, CheckerOptions, HealthEvent,
+    HealthEvents, ResultState, Snapshot, threads_for,
 };
 pub use once::{OnceResult, format_table, run_once};
 pub use stats::{Histogram, KindStats, LATENCY_BUCKETS_S, LatenessSummary, Stats};

@@ -39,6 +39,15 @@ impl Histogram {
         self.max = self.max.max(d);
     }
 
+    /// Adds `other`'s samples (another scheduler's, for one figure over all).
+    pub fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.total += other.total;
+        self.max = self.max.max(other.max);
+    }
+
     pub fn count(&self) -> u64 {
         self.total
     }
@@ -119,6 +128,16 @@ impl KindStats {
         }
         self.latency_sum_us = self.latency_sum_us.saturating_add(micros(latency));
     }
+
+    /// Adds `other`'s results (another scheduler's).
+    pub fn merge(&mut self, other: &KindStats) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        for (mine, theirs) in self.latency_buckets.iter_mut().zip(&other.latency_buckets) {
+            *mine += theirs;
+        }
+        self.latency_sum_us = self.latency_sum_us.saturating_add(other.latency_sum_us);
+    }
 }
 
 /// What the checker has done since it started or since stats were last reset.
@@ -156,6 +175,34 @@ mod tests {
             "3 s is above every bucket"
         );
         assert_eq!(k.latency_sum_us, 3_001_300);
+    }
+
+    #[test]
+    fn merged_histograms_and_kind_stats_are_one_over_both() {
+        let (mut a, mut b, mut both) = (
+            Histogram::default(),
+            Histogram::default(),
+            Histogram::default(),
+        );
+        for i in 1..=100u64 {
+            let d = Duration::from_micros(i * 37);
+            if i % 3 == 0 {
+                a.record(d)
+            } else {
+                b.record(d)
+            }
+            both.record(d);
+        }
+        a.merge(&b);
+        assert_eq!(a.count(), 100);
+        assert_eq!(a.max(), both.max());
+        assert_eq!(a.summary(), both.summary());
+        let (mut x, mut y) = (KindStats::default(), KindStats::default());
+        x.record(true, Duration::from_micros(300));
+        y.record(false, Duration::from_millis(30));
+        x.merge(&y);
+        assert_eq!((x.passed, x.failed, x.latency_sum_us), (1, 1, 30_300));
+        assert_eq!(x.latency_buckets.iter().sum::<u64>(), 2);
     }
 
     #[test]

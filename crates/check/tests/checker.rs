@@ -166,3 +166,79 @@ async fn own_thread_checks_while_the_callers_runtime_is_blocked() {
     }
     drop(listener);
 }
+
+#[tokio::test]
+async fn checks_split_over_threads_act_as_one_checker() {
+    // Twelve real servers (one listener each on 127.0.0.1, distinct ports), one of them
+    // closed: the three schedulers report every verdict, one snapshot and one set of
+    // counters cover them all, and a reload reaches each.
+    let listeners: Vec<_> = (0..11)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut c = check(CheckKind::Tcp {
+        send: None,
+        expect: None,
+    });
+    c.interval = Duration::from_millis(100);
+    c.timeout = Duration::from_millis(90);
+    let mut targets: Vec<_> = listeners
+        .iter()
+        .map(|l| target(l.local_addr().unwrap(), c.clone()))
+        .collect();
+    targets.push(target(closed, c.clone()));
+    let options = CheckerOptions {
+        threads: 3,
+        ..CheckerOptions::default()
+    };
+    let (checker, mut events) = Checker::spawn(targets.clone(), options);
+    let mut verdicts = std::collections::HashMap::new();
+    while verdicts.len() < targets.len() {
+        let event = next_event(&mut events).await;
+        verdicts.insert(event.key.real, event.health);
+    }
+    assert_eq!(verdicts[&closed], Health::Down);
+    assert_eq!(verdicts.values().filter(|h| **h == Health::Up).count(), 11);
+    let snapshot = checker.snapshot().await.unwrap();
+    let reals: Vec<_> = snapshot.checks.iter().map(|c| c.key.real).collect();
+    let mut sorted = reals.clone();
+    sorted.sort();
+    assert_eq!(reals, sorted, "one list, sorted by real server");
+    assert_eq!(reals.len(), targets.len());
+    let stats = checker.stats(true).await.unwrap();
+    assert!(stats.checks >= targets.len() as u64, "{stats:?}");
+    assert_eq!(stats.per_kind["tcp"].passed, stats.passed);
+    assert!(stats.failed >= 1, "the closed port: {stats:?}");
+    // A reload with half the servers: the others are gone from every scheduler.
+    checker.update(targets[..6].to_vec()).unwrap();
+    let snapshot = checker.snapshot().await.unwrap();
+    assert_eq!(snapshot.checks.len(), 6);
+    drop(listeners);
+}
+
+#[test]
+fn thread_count_follows_the_check_rate() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let every = |n: usize, interval_ms: u64| {
+        let mut c = check(CheckKind::Tcp {
+            send: None,
+            expect: None,
+        });
+        c.interval = Duration::from_millis(interval_ms);
+        (0..n)
+            .map(|i| {
+                let real =
+                    std::net::SocketAddr::from(([127, 1, (i / 250) as u8, (i % 250) as u8], 80));
+                target(real, c.clone())
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(vigil_check::threads_for(&[]), 1);
+    assert_eq!(vigil_check::threads_for(&every(1000, 1000)), 1);
+    assert_eq!(vigil_check::threads_for(&every(2500, 1000)), 1);
+    assert_eq!(vigil_check::threads_for(&every(5000, 1000)), 2.min(cpus));
+    assert_eq!(vigil_check::threads_for(&every(5000, 100)), 4.min(cpus));
+}
