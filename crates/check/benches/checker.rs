@@ -1,12 +1,12 @@
 //! Checker throughput benchmark (see docs/benchmarks.md, "Health checker").
 //!
 //! Starts N real listeners on distinct loopback addresses (127.1.0.1, 127.1.0.2, ...) in a
-//! child process, then checks them all continuously with the real `Checker` on one
-//! thread, and prints checks/s, CPU per 1,000 checks, scheduling lateness and peak RSS.
+//! child process, then checks them all continuously with the real `Checker` (as many
+//! checker threads as vigild would use, unless `--checker-threads` says), and prints checks/s, CPU per 1,000 checks, scheduling lateness and peak RSS.
 //!
 //! cargo bench -p vigil-check --bench checker -- [--kind tcp|http] [--reals N]
 //!     [--interval DURATION] [--seconds S] [--warmup S] [--port P] [--threads T] [--external]
-//!     [--own-thread]
+//!     [--own-thread] [--checker-threads N]
 //!
 //! `--kind http-hang`: the servers read each request and never answer, so every check
 //! times out (the memory of many slow servers at once).
@@ -38,6 +38,8 @@ struct Args {
     external: bool,
     /// The checker on a thread of its own (as in vigild) instead of on `threads`' runtime.
     own_thread: bool,
+    /// `CheckerOptions::threads`: 0 (as in vigild) picks it from the check rate.
+    checker_threads: usize,
 }
 
 fn parse_args() -> BenchResult<Args> {
@@ -51,6 +53,7 @@ fn parse_args() -> BenchResult<Args> {
         threads: 0,
         external: false,
         own_thread: false,
+        checker_threads: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -65,6 +68,7 @@ fn parse_args() -> BenchResult<Args> {
             "--threads" => args.threads = value()?.parse()?,
             "--external" => args.external = true,
             "--own-thread" => args.own_thread = true,
+            "--checker-threads" => args.checker_threads = value()?.parse()?,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -187,8 +191,13 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
         })
         .collect();
     let started = Instant::now();
+    let checker_threads = match args.checker_threads {
+        0 => vigil_check::threads_for(&targets),
+        n => n,
+    };
     let options = CheckerOptions {
         own_thread: args.own_thread,
+        threads: checker_threads,
         ..CheckerOptions::default()
     };
     let (checker, mut events) = Checker::spawn(targets, options);
@@ -264,7 +273,7 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
         all_up.as_secs_f64(),
     );
     println!(
-        "  window {elapsed:.1}s, {} checks, {} passed, {} failed, {transitions} transitions, {up} of {} up at start, in flight at end {}",
+        "  window {elapsed:.1}s, {} checks, {} passed, {} failed, {transitions} transitions, {up} of {} up at start, in flight at end {}, {checker_threads} checker thread(s)",
         stats.checks, stats.passed, stats.failed, args.reals, stats.in_flight
     );
     println!(

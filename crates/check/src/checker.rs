@@ -45,12 +45,13 @@ pub struct CheckerOptions {
     /// per http check in the kernel lab (`docs/benchmarks.md`).
     pub own_thread: bool,
     /// Checks due within this much of a wakeup run in that wakeup, that much early at
-    /// most. Start spread scatters checks evenly, so without it the checker would wake
-    /// once per check (1,000 times a second for 1,000 servers checked every second), and
-    /// a wakeup costs more than a loopback check (`docs/benchmarks.md`). It bounds the
-    /// wakeups at one per window and leaves lateness alone: a run is never started after
-    /// it was due because of it, and the next run stays one interval after this one
-    /// was due. Zero runs every check at its due time exactly.
+    /// most; never more than 1/20 of the shortest check interval (so 50 ms at a 1 s
+    /// interval, 5 ms at 100 ms). Start spread scatters checks evenly, so without it the
+    /// checker would wake once per check (1,000 times a second for 1,000 servers checked
+    /// every second), and in the kernel lab a wakeup costs about as much as a loopback
+    /// check (`docs/benchmarks.md`). It bounds the wakeups at one per window and leaves
+    /// lateness alone: no run starts after it was due because of it, and the next run
+    /// stays one interval after this one was due. Zero runs every check at its due time.
     pub batch_window: Duration,
     /// Checks are split by real server over this many schedulers, each on a thread of
     /// its own (or a task of the caller's runtime without `own_thread`). 0, the default,
@@ -69,7 +70,7 @@ impl Default for CheckerOptions {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
             own_thread: true,
-            batch_window: Duration::from_millis(5),
+            batch_window: Duration::from_millis(50),
             threads: 0,
         }
     }
@@ -265,7 +266,8 @@ impl Checker {
                 backlog: VecDeque::new(),
                 events: events.clone(),
                 max_in_flight: options.max_in_flight.max(1),
-                batch_window: options.batch_window,
+                batch_cap: options.batch_window,
+                batch_window: Duration::ZERO,
                 lateness: Histogram::default(),
                 probe_latency: Histogram::default(),
                 passed: 0,
@@ -365,6 +367,9 @@ struct Driver {
     backlog: VecDeque<Due>,
     events: mpsc::UnboundedSender<HealthEvent>,
     max_in_flight: usize,
+    /// [`CheckerOptions::batch_window`].
+    batch_cap: Duration,
+    /// The window in effect: the cap, or 1/20 of the shortest interval if less.
     batch_window: Duration,
     lateness: Histogram,
     probe_latency: Histogram,
@@ -506,6 +511,8 @@ impl Driver {
     }
 
     fn update(&mut self, targets: Vec<Target>, now: Instant) {
+        let shortest = targets.iter().map(|t| t.check.interval).min();
+        self.batch_window = shortest.map_or(self.batch_cap, |i| self.batch_cap.min(i / 20));
         for target in &targets {
             let fresh = match self.probes.get(&target.key) {
                 Some(probe) => **probe.target() != *target,

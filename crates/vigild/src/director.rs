@@ -210,7 +210,24 @@ impl Director {
         }
     }
 
+    /// Records `e` and every other health change already queued, then syncs each
+    /// virtual server they touch once: at startup thousands arrive together, and one
+    /// sync per change would rebuild and diff a whole service each time.
     fn on_health(&mut self, e: HealthEvent) {
+        let mut touched = vec![e.key.service];
+        self.record_health(e);
+        while let Ok(e) = self.events.try_recv() {
+            if !touched.contains(&e.key.service) {
+                touched.push(e.key.service);
+            }
+            self.record_health(e);
+        }
+        for key in touched {
+            self.sync_service(&key);
+        }
+    }
+
+    fn record_health(&mut self, e: HealthEvent) {
         let known = match e.health {
             Health::Up => Known::Up,
             Health::Down => Known::Down,
@@ -239,7 +256,6 @@ impl Director {
                 since_unix_ms: unix_ms(e.at),
             },
         );
-        self.sync_service(&e.key.service);
     }
 
     async fn on_command(&mut self, c: Command) {
