@@ -117,8 +117,8 @@ mod stats;
 mod target;
 
 pub use checker::{
-    CHECKS_PER_THREAD, ChangeState, CheckState, Checker, CheckerError, CheckerOptions, HealthEvent,
-    HealthEvents, ResultState, Snapshot, threads_for,
+    BATCH_MAX_EARLY, CHECKS_PER_THREAD, ChangeState, CheckState, Checker, CheckerError,
+    CheckerOptions, HealthEvent, HealthEvents, ResultState, Snapshot, threads_for,
 };
 pub use once::{OnceResult, format_table, run_once};
 pub use stats::{Histogram, KindStats, LATENCY_BUCKETS_S, LatenessSummary, Stats};

@@ -283,9 +283,14 @@ impl Scheduler {
 
     /// The checks due at `now`, each marked running until its result comes back.
     pub fn poll(&mut self, now: Instant) -> Vec<Due> {
+        self.poll_at_most(now, usize::MAX)
+    }
+
+    /// Like [`Scheduler::poll`], but at most `max` checks, the earliest due first.
+    pub fn poll_at_most(&mut self, now: Instant, max: usize) -> Vec<Due> {
         let mut due_now = Vec::new();
         while let Some(Reverse((due, seq, slot))) = self.queue.peek().copied() {
-            if due > now {
+            if due > now || due_now.len() >= max {
                 break;
             }
             self.queue.pop();

@@ -581,3 +581,23 @@ fn a_run_started_early_keeps_its_schedule() {
         Some(t0 + Duration::from_millis(2008))
     );
 }
+
+#[test]
+fn poll_at_most_takes_the_earliest_due_first() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(1);
+    for n in 1..=5u16 {
+        let mut c = check();
+        c.interval = Duration::from_millis(1000 + u64::from(n));
+        s.add(target(n, c), t0);
+    }
+    for due in s.poll(t0) {
+        s.on_result(&due.key, due.run, pass(), t0);
+    }
+    let woke = t0 + Duration::from_secs(1);
+    let first = s.poll_at_most(woke + 10 * MS, 2);
+    let keys: Vec<_> = first.iter().map(|d| d.key).collect();
+    assert_eq!(keys, vec![key(1), key(2)]);
+    assert_eq!(s.poll_at_most(woke + 10 * MS, 0).len(), 0);
+    assert_eq!(s.poll(woke + 10 * MS).len(), 3, "the rest are still there");
+}
