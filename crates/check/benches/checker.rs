@@ -2,7 +2,8 @@
 //!
 //! Starts N real listeners on distinct loopback addresses (127.1.0.1, 127.1.0.2, ...) in a
 //! child process, then checks them all continuously with the real `Checker` (as many
-//! checker threads as vigild would use, unless `--checker-threads` says), and prints checks/s, CPU per 1,000 checks, scheduling lateness and peak RSS.
+//! checker threads as vigild would use, unless `--checker-threads` says), and prints
+//! checks/s, CPU per 1,000 checks, scheduling lateness and peak RSS.
 //!
 //! cargo bench -p vigil-check --bench checker -- [--kind tcp|http] [--reals N]
 //!     [--interval DURATION] [--seconds S] [--warmup S] [--port P] [--threads T] [--external]
@@ -191,16 +192,13 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
         })
         .collect();
     let started = Instant::now();
-    let checker_threads = match args.checker_threads {
-        0 => vigil_check::threads_for(&targets),
-        n => n,
-    };
     let options = CheckerOptions {
         own_thread: args.own_thread,
-        threads: checker_threads,
+        threads: args.checker_threads,
         ..CheckerOptions::default()
     };
     let (checker, mut events) = Checker::spawn(targets, options);
+    let checker_threads = checker.threads();
     let mut up = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while up < args.reals && args.kind != "http-hang" {

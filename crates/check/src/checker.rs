@@ -324,17 +324,9 @@ impl Checker {
     }
 
     pub async fn snapshot(&self) -> Result<Snapshot, CheckerError> {
-        let mut replies = Vec::with_capacity(self.shards.len());
-        for shard in &self.shards {
-            let (reply, rx) = oneshot::channel();
-            shard
-                .send(Command::Snapshot(reply))
-                .map_err(|_| CheckerError::Stopped)?;
-            replies.push(rx);
-        }
         let mut checks = Vec::new();
-        for rx in replies {
-            checks.extend(rx.await.map_err(|_| CheckerError::Stopped)?.checks);
+        for part in self.ask_all(Command::Snapshot).await? {
+            checks.extend(part.checks);
         }
         if self.shards.len() > 1 {
             sort_checks(&mut checks);
@@ -344,19 +336,38 @@ impl Checker {
 
     /// Counters and scheduling lateness; `reset` starts a new measuring window.
     pub async fn stats(&self, reset: bool) -> Result<Stats, CheckerError> {
+        let mut total = ShardStats::default();
+        for part in self
+            .ask_all(|reply| Command::Stats { reset, reply })
+            .await?
+        {
+            total.add(part);
+        }
+        Ok(total.into_stats())
+    }
+
+    /// How many checker threads (schedulers) there are.
+    pub fn threads(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Sends every scheduler the command `ask` makes and collects their replies; all are
+    /// asked before any reply is awaited, so they answer in parallel.
+    async fn ask_all<T>(
+        &self,
+        ask: impl Fn(oneshot::Sender<T>) -> Command,
+    ) -> Result<Vec<T>, CheckerError> {
         let mut replies = Vec::with_capacity(self.shards.len());
         for shard in &self.shards {
             let (reply, rx) = oneshot::channel();
-            shard
-                .send(Command::Stats { reset, reply })
-                .map_err(|_| CheckerError::Stopped)?;
+            shard.send(ask(reply)).map_err(|_| CheckerError::Stopped)?;
             replies.push(rx);
         }
-        let mut total = ShardStats::default();
+        let mut answers = Vec::with_capacity(replies.len());
         for rx in replies {
-            total.add(rx.await.map_err(|_| CheckerError::Stopped)?);
+            answers.push(rx.await.map_err(|_| CheckerError::Stopped)?);
         }
-        Ok(total.into_stats())
+        Ok(answers)
     }
 }
 

@@ -73,8 +73,9 @@
 //! - A new check first runs at a uniformly random point of its `start_spread`.
 //! - The [`Checker`] runs the checks due within [`CheckerOptions::batch_window`] (50 ms,
 //!   at most 1/20 of the shortest interval) of a wakeup in that wakeup, up to that much
-//!   early: one wakeup for many checks instead of one each. Lateness is unaffected and the schedule keeps its place (the
-//!   next run is due one interval after this one was due).
+//!   early: one wakeup for many checks instead of one each. Lateness is unaffected and
+//!   the schedule keeps its place (the next run is due one interval after this one was
+//!   due).
 //! - Every probe runs within the check's timeout on a fresh connection (its own
 //!   handshake and source port; keeping connections open would hide a dead server). The
 //!   TCP socket under it is reused between checks on the same thread, reset and emptied

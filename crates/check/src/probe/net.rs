@@ -258,9 +258,7 @@ pub(crate) fn strip_os_error(e: &io::Error) -> String {
 mod tests {
     use std::io::Read;
     use std::net::TcpListener;
-    use std::time::Instant;
-
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use socket2::{Domain, Protocol, Socket, Type};
 

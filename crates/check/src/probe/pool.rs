@@ -4,8 +4,8 @@
 //!
 //! Why: in the kernel lab, creating and closing a TCP socket (file, inode and socket
 //! allocation, their RCU-deferred freeing) costs about as much CPU as the connection on
-//! it: a loop of loopback connect/reset costs 168 µs a connection on a reused socket and
-//! 314 µs on fresh ones (`docs/benchmarks.md`). A connected socket is made reusable with
+//! it: a loop of loopback connect/reset costs 202 µs a connection on a reused socket and
+//! 356 µs on fresh ones (`tests/lab/connect-cost-bench`, `docs/benchmarks.md`). A connected socket is made reusable with
 //! `connect()` to an `AF_UNSPEC` address (Linux's `tcp_disconnect`): the connection is
 //! reset, exactly as closing with `SO_LINGER` 0 does, its queues are emptied, its route
 //! and source port released, and the socket is back in the closed state.
@@ -73,8 +73,8 @@ impl PooledSocket {
                 // Closing (or disconnecting) resets the connection instead of the FIN
                 // handshake: no TIME_WAIT piles up on either side at thousands of checks
                 // a second. (Nagle needs no switching off: each probe writes its request
-                // at once.)
-                socket.set_linger(Some(Duration::ZERO))?;
+                // at once.) `connect(AF_UNSPEC)` resets whatever this says.
+                let _ = socket.set_linger(Some(Duration::ZERO));
                 socket
             }
         };
@@ -113,7 +113,11 @@ impl Drop for PooledSocket {
 /// Resets the socket's connection and keeps the socket, or closes it when that fails or
 /// enough are kept already.
 fn keep_idle(socket: Socket, v6: bool) {
-    if disconnect(&socket).is_err() {
+    // Full: closing resets the connection (SO_LINGER 0) without a disconnect first.
+    let full = IDLE
+        .try_with(|idle| idle.borrow_mut().of(v6).len() >= MAX_IDLE)
+        .unwrap_or(true);
+    if full || disconnect(&socket).is_err() {
         return;
     }
     // The reset leaves its error on the socket (ECONNRESET); reading it clears it, so the
