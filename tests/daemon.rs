@@ -801,3 +801,110 @@ fn the_open_files_soft_limit_is_raised_to_the_hard_limit() {
     assert_eq!(fields[3..5], ["20000", "20000"], "{line}");
     child.terminate(Duration::from_secs(10)).unwrap();
 }
+
+/// Starts vigild on `config` and waits for its socket, or returns its output if it exits.
+fn start_or_exit(
+    config: &Path,
+    sock: &Path,
+    extra: &[&str],
+) -> Result<vigil_testlab::LabChild, String> {
+    let mut child = vigil_testlab::LabChild::spawn(
+        Command::new(bin_path("vigild"))
+            .arg("--config")
+            .arg(config)
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    )
+    .expect("spawn vigild");
+    let up = wait_for(Duration::from_secs(20), || {
+        std::os::unix::net::UnixStream::connect(sock).is_ok()
+            || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    assert!(up, "vigild neither came up nor exited");
+    if let Ok(Some(status)) = child.try_wait() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        return Err(format!("{status}\n{err}"));
+    }
+    Ok(child)
+}
+
+fn drained_in(sock: &Path, real: &str) -> bool {
+    let v: Value = serde_json::from_slice(&vigilctl(sock, &["services", "--json"]).stdout)
+        .unwrap_or(Value::Null);
+    v["virtual_servers"][0]["real_servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r["address"] == real && r["drained"] == true)
+}
+
+#[test]
+fn a_corrupt_state_file_never_loses_a_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    let state = dir.path().join("state.json");
+    let real = "127.0.0.1:9";
+    std::fs::write(
+        &config,
+        format!(
+            "{}state_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\nreal_server = [{{ address = \"{real}\" }}, {{ address = \"127.0.0.2:9\" }}]\n",
+            minimal_config(dir.path(), "state"),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let sock = dir.path().join("vigil.sock");
+    let mut first = start_or_exit(&config, &sock, &[]).unwrap();
+    let d = vigilctl(&sock, &["drain", "web", real]);
+    assert!(d.status.success(), "{}", output_text(&d));
+    first.terminate(Duration::from_secs(10)).unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // The file broke (a disk, a hand edit): the drain comes back from the copy, and
+    // the broken file is kept aside, not overwritten.
+    std::fs::write(&state, "{\"drains\": {\"web\": [").unwrap();
+    let mut second = start_or_exit(&config, &sock, &[]).unwrap();
+    assert!(drained_in(&sock, real), "the drain was lost");
+    second.terminate(Duration::from_secs(10)).unwrap();
+    let mut log = String::new();
+    if let Some(mut e) = second.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut log);
+    }
+    assert!(log.contains("the state file is corrupt"), "{log}");
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.json.corrupt-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(aside[0].path()).unwrap(),
+        "{\"drains\": {\"web\": ["
+    );
+
+    // Both broken: the start is refused, saying how to go on, and nothing is touched.
+    std::fs::write(&state, "garbage").unwrap();
+    std::fs::write(dir.path().join("state.json.bak"), "").unwrap();
+    let Err(err) = start_or_exit(&config, &sock, &[]) else {
+        panic!("vigild started on two corrupt state files");
+    };
+    assert!(err.contains("--discard-corrupt-state"), "{err}");
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "garbage");
+    assert!(!sock.exists(), "nothing may be served");
+
+    // Told to, vigild keeps both aside and starts without the drain.
+    let mut third =
+        start_or_exit(&config, &sock, &["--discard-corrupt-state"]).expect("an explicit start");
+    assert!(!drained_in(&sock, real));
+    third.terminate(Duration::from_secs(10)).unwrap();
+}

@@ -15,12 +15,20 @@ use crate::check_config::summary;
 use crate::director::{Command as DirectorCommand, Director, Notice};
 use crate::protocol::ProtocolError;
 use crate::state::{ReloadRecord, Shared, unix_now};
+use crate::state_file::{Restored, StateFile};
 use crate::status::{Control, StatusSocket};
 use crate::vrrp::VrrpManager;
 use crate::{caps, systemd};
 
+/// How the daemon was asked to start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// Start even when the state file and its copy are both corrupt (both kept aside).
+    pub discard_corrupt_state: bool,
+}
+
 /// Loads the file and starts serving; returns when asked to stop.
-pub fn run(config_path: &Path) -> anyhow::Result<()> {
+pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
     let loaded = match vigil_config::load(config_path) {
         Ok(l) => l,
         Err(ConfigError::Invalid(d)) => bail!("invalid cluster file:\n{d}"),
@@ -43,16 +51,23 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         );
     }
 
+    // Before anything runs: a corrupt state file must stop the start, not lose drains.
+    let state = StateFile::load(&config.director.state_file, options.discard_corrupt_state)?;
+
     raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config_path, config))
+    runtime.block_on(serve(config_path, config, state))
 }
 
-async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
+async fn serve(
+    config_path: &Path,
+    config: Config,
+    state: (StateFile, Restored),
+) -> anyhow::Result<()> {
     let socket_path = config.director.status_socket.clone();
     let socket = Arc::new(
         StatusSocket::bind(&socket_path, config.director.status_socket_group.as_deref())
@@ -69,6 +84,7 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let mut vrrp = VrrpManager::start(&shared.snapshot().config, shared.vrrp.clone());
     let (director, mut notices) = Director::spawn(
         shared.snapshot().config.clone(),
+        state,
         shared.vrrp.clone(),
         shared.events.clone(),
     );

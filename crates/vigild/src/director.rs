@@ -26,7 +26,7 @@ use crate::metrics::Exposition;
 use crate::overrides::Drains;
 use crate::services::{IpvsView, RealServerView, ServicesView, VirtualServerView};
 use crate::state::recv_or_never;
-use crate::state_file::StateFile;
+use crate::state_file::{Restored, StateFile};
 use crate::table::{self, Known};
 use crate::vrrp::Registry;
 
@@ -83,14 +83,15 @@ fn unix_ms(at: std::time::SystemTime) -> u64 {
 
 impl Director {
     /// Starts checking and programming IPVS for `config`. Must run inside the runtime.
+    /// `state` is the state file as loaded at start, with what it restored.
     pub fn spawn(
         config: Arc<Config>,
+        (state_file, restored): (StateFile, Restored),
         vrrp: Arc<Registry>,
         published: broadcast::Sender<Value>,
     ) -> (mpsc::Sender<Command>, mpsc::UnboundedReceiver<Notice>) {
         let (checker, events) =
             Checker::spawn(targets_from_config(&config), CheckerOptions::default());
-        let (state_file, restored) = StateFile::load(&config.director.state_file);
         let (notices, notice_rx) = mpsc::unbounded_channel();
         let director = Director {
             ipvs: IpvsWorker::start(restored.owned_services, state_file.clone()),

@@ -22,6 +22,11 @@ struct Cli {
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Start even when the state file and its copy are both corrupt: both are kept aside
+    /// (PATH.corrupt-UNIXTIME) and vigild starts with no drains. Without it such a start
+    /// is refused, because drained real servers would silently go back into rotation.
+    #[arg(long)]
+    discard_corrupt_state: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -55,7 +60,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             logging::init(cli.log_format, &cli.log_level);
-            match vigild::daemon::run(&config) {
+            let options = vigild::daemon::StartOptions {
+                discard_corrupt_state: cli.discard_corrupt_state,
+            };
+            match vigild::daemon::run(&config, options) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("vigild cannot start: {e:#}");
