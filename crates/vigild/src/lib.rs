@@ -1,9 +1,9 @@
 //! The vigil director daemon.
 //!
 //! Owns: wiring. It loads the cluster file, serves the status socket, handles signals
-//! (SIGTERM/SIGINT stop, SIGHUP reload), talks to systemd, and (in later parts) connects
-//! the checkers, the IPVS reconciler and the VRRP instances, publishing one state
-//! snapshot that the status socket and metrics read.
+//! (SIGTERM/SIGINT stop, SIGHUP reload), talks to systemd, and connects the checkers, the
+//! IPVS reconciler and the VRRP instances, publishing one state snapshot that the status
+//! socket and metrics read.
 //!
 //! Must not: hold policy. Health decisions belong to `vigil-check`, table diffs to
 //! `vigil-ipvs`, the protocol to `vigil-vrrp`, and config rules to `vigil-config`.

@@ -1,4 +1,4 @@
-//! The daemon's live state: one snapshot that the status socket (and later metrics) read,
+//! The daemon's live state: one snapshot that the status socket and metrics read,
 //! replaced as a whole when something changes, so readers never see half an update.
 
 use std::collections::VecDeque;

@@ -4,8 +4,8 @@
 //! - Tracking: every instance implicitly tracks its own interface with weight 0 (a link
 //!   without carrier puts it in Fault, as keepalived does), plus its `track` entries:
 //!   interfaces (polled), exec programs (run every `interval`, killed after `timeout`,
-//!   up on exit 0) and virtual servers. Virtual-server health is an input the health
-//!   checker will feed through [`VrrpManager::virtual_server_health`]; until it does, a
+//!   up on exit 0) and virtual servers: the director reports each virtual server's
+//!   quorum through [`VrrpManager::virtual_server_health`]; until its first report, a
 //!   virtual server counts as up.
 //! - Sync groups: every state change is turned into directives for the other members
 //!   with [`vigil_vrrp::sync_group_directives`].

@@ -4,11 +4,11 @@
 //!
 //! Why: in the kernel lab, creating and closing a TCP socket (file, inode and socket
 //! allocation, their RCU-deferred freeing) costs about as much CPU as the connection on
-//! it: a loop of loopback connect/reset costs 202 µs a connection on a reused socket and
-//! 356 µs on fresh ones (`tests/lab/connect-cost-bench`, `docs/benchmarks.md`). A connected socket is made reusable with
-//! `connect()` to an `AF_UNSPEC` address (Linux's `tcp_disconnect`): the connection is
-//! reset, exactly as closing with `SO_LINGER` 0 does, its queues are emptied, its route
-//! and source port released, and the socket is back in the closed state.
+//! it (`tests/lab/connect-cost-bench`; figures in docs/benchmarks.md). A connected
+//! socket is made reusable with `connect()` to an `AF_UNSPEC` address (Linux's
+//! `tcp_disconnect`): the connection is reset, exactly as closing with `SO_LINGER` 0
+//! does, its queues are emptied, its route and source port released, and the socket is
+//! back in the closed state.
 //!
 //! Sockets bound to a configured source address are never kept (the binding would
 //! outlive the check that asked for it). At most [`MAX_IDLE`] are kept per thread and

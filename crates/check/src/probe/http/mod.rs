@@ -3,8 +3,8 @@
 //!
 //! The client is our own, on `httparse`: a check sends one fixed request and reads one
 //! response, so the request bytes are built once per check, and a check in flight holds
-//! a 1 KiB buffer (a general client holds some 30 KiB: at thousands of slow servers at
-//! once, that is the difference between a few and a few hundred MiB).
+//! a 1 KiB buffer where a general client holds tens of KiB: at thousands of slow servers
+//! at once that decides the daemon's memory (measured in docs/benchmarks.md).
 
 mod wire;
 
