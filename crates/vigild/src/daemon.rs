@@ -71,19 +71,14 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
         shared.snapshot().config.clone(),
         shared.vrrp.clone(),
         shared.events.clone(),
+        shared.director.clone(),
     );
     let metrics = shared
         .snapshot()
         .config
         .director
         .metrics_listen
-        .map(|addr| {
-            tokio::spawn(crate::metrics::serve(
-                addr,
-                shared.clone(),
-                director.clone(),
-            ))
-        });
+        .map(|addr| tokio::spawn(crate::metrics::serve(addr, shared.clone())));
     info!(
         config = %config_path.display(),
         socket = %socket.path().display(),
