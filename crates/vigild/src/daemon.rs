@@ -55,8 +55,12 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
 async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let socket_path = config.director.status_socket.clone();
     let socket = Arc::new(
-        StatusSocket::bind(&socket_path, config.director.status_socket_group.as_deref())
-            .with_context(|| format!("status socket {}", socket_path.display()))?,
+        StatusSocket::bind(
+            &socket_path,
+            config.director.status_socket_group.as_deref(),
+            config.director.status_socket_admin_group.as_deref(),
+        )
+        .with_context(|| format!("status socket {}", socket_path.display()))?,
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -211,6 +215,8 @@ fn reload_now(shared: &Shared, trigger: &'static str) -> Result<serde_json::Valu
                 if config.director.status_socket != snap.config.director.status_socket
                     || config.director.status_socket_group
                         != snap.config.director.status_socket_group
+                    || config.director.status_socket_admin_group
+                        != snap.config.director.status_socket_admin_group
                 {
                     record.warnings.push(format!(
                         "status socket changes take effect at the next restart (still serving {})",

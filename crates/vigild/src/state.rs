@@ -179,6 +179,8 @@ impl Refusal {
 pub struct SocketCounters {
     pub open: AtomicU64,
     pub accepted: AtomicU64,
+    /// Status socket: `events`/`vrrp-watch` streams now.
+    pub subscribers: AtomicU64,
     refused: [AtomicU64; Refusal::ALL.len()],
 }
 
@@ -193,6 +195,10 @@ impl SocketCounters {
 
     pub fn open(&self) -> u64 {
         self.open.load(Ordering::Relaxed)
+    }
+
+    pub fn subscribers(&self) -> u64 {
+        self.subscribers.load(Ordering::Relaxed)
     }
 
     pub fn accepted(&self) -> u64 {
