@@ -374,6 +374,12 @@ fn a_flood_of_connections_does_not_lock_out_an_admin() {
     assert_eq!(pong.expect("a reply")["result"], "pong");
     let out = d.ctl(&["status"]);
     assert!(out.status.success(), "{}", vigil_tests::output_text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("socket ") && l.contains(" per uid")),
+        "{text}"
+    );
 
     // Many readers together can take every shared slot, but not the admins' ones.
     let crowd: Vec<UnixStream> = (0..9)
