@@ -199,7 +199,7 @@ impl StatusSocket {
                     "status socket: refused ({})",
                     refusal.as_str()
                 );
-                refuse(&stream, refusal, peer.uid);
+                refuse(stream, refusal, peer.uid);
                 continue;
             }
             shared
@@ -260,13 +260,16 @@ impl Drop for Client {
 }
 
 /// Tells a connection it is refused, without waiting (a fresh socket's buffer has room
-/// for one line; if not, the close alone must do), then closes it.
-fn refuse(stream: &UnixStream, refusal: Refusal, uid: u32) {
+/// for one line; if not, the close alone must do), then closes it. Written with a plain
+/// non-blocking write: tokio's `try_write` may not yet know a fresh socket is writable.
+fn refuse(stream: UnixStream, refusal: Refusal, uid: u32) {
     let line = protocol::reply_line(
         Err::<Value, _>(ProtocolError::new("busy", refusal_message(refusal, uid))),
         None,
     );
-    let _ = stream.try_write(&line);
+    if let Ok(mut s) = stream.into_std() {
+        let _ = std::io::Write::write(&mut s, &line);
+    }
 }
 
 async fn write_reply(stream: &mut UnixStream, line: &[u8]) -> io::Result<()> {
