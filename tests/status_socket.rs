@@ -344,6 +344,12 @@ fn a_flood_of_connections_does_not_lock_out_an_admin() {
     }
     let d = daemon_with_groups("flood");
     let socket = d.socket.clone();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let fds_before = fds();
     // 1,000 connections from one reader, held open.
     let flood = as_user(READER.0, READER.1, &[], || {
         (0..1_000)
@@ -355,6 +361,12 @@ fn a_flood_of_connections_does_not_lock_out_an_admin() {
     assert!(
         counters["refused"]["per_uid"].as_u64() >= Some(968),
         "{counters}"
+    );
+    let fds_flooded = fds();
+    println!("daemon fds: {fds_before} before, {fds_flooded} with 1,000 connections from one uid");
+    assert!(
+        fds_flooded <= fds_before + 40,
+        "{fds_flooded} fds (was {fds_before})"
     );
     // The refused see why.
     let mut last = flood.last().expect("a connection");

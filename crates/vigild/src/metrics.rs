@@ -97,6 +97,14 @@ struct Connections {
     open: BTreeMap<u64, (bool, AbortHandle)>,
 }
 
+/// The connection to close to make room: the oldest still reading its request (ids grow
+/// with time); `None` when every one is being answered.
+fn oldest_reading<T>(open: &BTreeMap<u64, (bool, T)>) -> Option<u64> {
+    open.iter()
+        .find(|(_, (reading, _))| *reading)
+        .map(|(id, _)| *id)
+}
+
 /// Removes its connection from [`Connections`] when the task ends (or is aborted).
 struct Slot {
     id: u64,
@@ -148,12 +156,7 @@ pub async fn serve(addr: SocketAddr, shared: Arc<Shared>) {
         if c.open.len() >= MAX_CONNECTIONS {
             // The oldest connection still sending its request goes; if every one is
             // being answered (each within REQUEST_TIMEOUT), the new one does.
-            let oldest = c
-                .open
-                .iter()
-                .find(|(_, (reading, _))| *reading)
-                .map(|(id, _)| *id);
-            match oldest.and_then(|id| c.open.remove(&id)) {
+            match oldest_reading(&c.open).and_then(|id| c.open.remove(&id)) {
                 Some((_, task)) => {
                     task.abort();
                     counters.open.fetch_sub(1, Ordering::Relaxed);
@@ -716,6 +719,19 @@ fn vrrp_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_is_made_by_closing_the_oldest_unfinished_request() {
+        let mut open: BTreeMap<u64, (bool, ())> = BTreeMap::new();
+        assert_eq!(oldest_reading(&open), None);
+        open.insert(3, (false, ()));
+        open.insert(5, (true, ()));
+        open.insert(9, (true, ()));
+        assert_eq!(oldest_reading(&open), Some(5));
+        open.insert(5, (false, ()));
+        open.insert(9, (false, ()));
+        assert_eq!(oldest_reading(&open), None, "all being answered");
+    }
 
     #[test]
     fn exposition_escapes_labels_and_formats_numbers() {
