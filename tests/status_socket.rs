@@ -280,6 +280,11 @@ fn a_reader_can_read_but_a_drain_is_forbidden_and_admin_writes_are_logged() {
         let refused = c.read_reply().expect("a reply");
         c.send_line(r#"{"command":"reload"}"#);
         assert_eq!(code(&c.read_reply().expect("a reply")), "forbidden");
+        // A name that tries to forge a log line.
+        c.send_line(
+            r#"{"command":"drain","virtual_server":"web\nFORGED uid=0","real_server":"1.2.3.4"}"#,
+        );
+        assert_eq!(code(&c.read_reply().expect("a reply")), "forbidden");
         c.send_line(r#"{"command":"ping"}"#);
         (refused, c.read_reply().expect("a reply"))
     });
@@ -311,10 +316,14 @@ fn a_reader_can_read_but_a_drain_is_forbidden_and_admin_writes_are_logged() {
 
     let counters = status_socket_counters(&d);
     assert!(
-        counters["refused"]["forbidden"].as_u64() >= Some(3),
+        counters["refused"]["forbidden"].as_u64() >= Some(4),
         "{counters}"
     );
     let log = d.stderr_now();
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")) && log.contains("web\\nFORGED"),
+        "{log}"
+    );
     let drain_line = log
         .lines()
         .find(|l| l.contains("status socket: drain web 127.0.0.1:8080"))

@@ -445,14 +445,17 @@ async fn stream_events(mut stream: UnixStream, mut watch: Watch) -> io::Result<(
 fn authorize(request: &Request, client: &mut Client) -> Option<ProtocolError> {
     let peer = &client.peer;
     if request.is_write() {
-        let (command, target) = (request.command(), request.target());
+        // The client's own words, escaped: a name with a newline must not forge a line.
+        let what = format!("{} {}", request.command(), request.target().escape_debug());
+        let what = what.trim_end();
+        let command = request.command();
         if !client.admin {
             client.shared.status_socket.count(Refusal::Forbidden);
             warn!(
                 uid = peer.uid,
                 gid = peer.gid,
                 pid = peer.pid.unwrap_or(0),
-                "status socket: refused {command} {target}: not an admin"
+                "status socket: refused {what}: not an admin"
             );
             return Some(ProtocolError::new(
                 "forbidden",
@@ -463,7 +466,7 @@ fn authorize(request: &Request, client: &mut Client) -> Option<ProtocolError> {
             uid = peer.uid,
             gid = peer.gid,
             pid = peer.pid.unwrap_or(0),
-            "status socket: {command} {target}"
+            "status socket: {what}"
         );
     }
     if matches!(request, Request::Events | Request::VrrpWatch) && !client.subscribed {
@@ -497,7 +500,8 @@ async fn handle_line(
         },
         Err(e) => Err(e),
     };
-    let shared = &*client.shared.clone();
+    let shared = client.shared.clone();
+    let shared = &*shared;
     let mut watch = None;
     let result = match request {
         Err(e) => Err(e),
