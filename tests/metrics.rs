@@ -148,3 +148,64 @@ fn a_request_that_never_completes_is_closed_at_the_timeout() {
     );
     drop(d);
 }
+
+/// Runs `f` on a thread inside the network namespace of process `pid` (setns changes
+/// only the calling thread), to reach what a daemon started by `Daemon::start_with`
+/// serves on its own loopback.
+fn in_netns_of<T: Send>(pid: u32, f: impl FnOnce() -> T + Send) -> T {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).expect("the daemon's netns");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a namespace file we hold open; affects this thread only.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("the thread in the daemon's netns")
+    })
+}
+
+#[test]
+fn a_drain_shows_in_metrics_from_the_published_stats() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: entering the daemon's network namespace needs root");
+        return;
+    }
+    // In a namespace of its own: its virtual server never reaches the host's IPVS.
+    let d = Daemon::start_with(|dir| {
+        format!(
+            "{}metrics_listen = \"127.0.0.1:9333\"\nstate_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\nreal_server = [{{ address = \"127.0.0.1:8080\" }}]\n",
+            minimal_config(dir, "metrics-drain"),
+            dir.join("state.json").display()
+        )
+    });
+    let addr: SocketAddr = ([127, 0, 0, 1], 9333).into();
+    let line = |v: u8| {
+        format!(
+            "vigil_real_server_drained{{virtual_server=\"web\",real_server=\"127.0.0.1:8080\"}} {v}"
+        )
+    };
+    let shows = |want: String| {
+        in_netns_of(d.pid(), || {
+            wait_for(Duration::from_secs(10), || {
+                scrape(addr).is_some_and(|(_, body)| body.lines().any(|l| l == want))
+            })
+        })
+    };
+    assert!(shows(line(0)), "never scraped the undrained server");
+    let out = d.ctl(&["drain", "web", "127.0.0.1:8080"]);
+    assert!(out.status.success(), "{}", vigil_tests::output_text(&out));
+    let started = Instant::now();
+    assert!(shows(line(1)), "the drain never showed in metrics");
+    println!("drain visible in metrics after {:?}", started.elapsed());
+    let body = in_netns_of(d.pid(), || scrape(addr)).expect("scrape").1;
+    assert!(
+        body.contains(
+            "vigil_real_server_weight{virtual_server=\"web\",real_server=\"127.0.0.1:8080\"} 0"
+        ),
+        "{body}"
+    );
+}

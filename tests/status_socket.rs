@@ -519,3 +519,34 @@ fn events_subscribers_are_capped_with_room_for_admins() {
     );
     drop(streams);
 }
+
+#[test]
+fn an_admin_group_that_does_not_exist_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}status_socket_admin_group = \"no-such-admins-xyz\"\n",
+            vigil_tests::minimal_config(dir.path(), "admins")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(vigil_testlab::bin_path("vigild"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        vigil_tests::output_text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("status_socket_admin_group \"no-such-admins-xyz\" does not exist"),
+        "{}",
+        vigil_tests::output_text(&out)
+    );
+}
