@@ -38,12 +38,22 @@ impl Daemon {
     /// Writes `config_text` (which must put the status socket at `dir/vigil.sock`; use
     /// [`Daemon::start_with`] to build it from the directory) and starts vigild on it.
     pub fn start_with(make_config: impl FnOnce(&Path) -> String) -> Daemon {
+        Daemon::spawn(make_config, isolated(&bin_path("vigild")))
+    }
+
+    /// [`Daemon::start_with`] without a network namespace of its own, for tests that
+    /// must reach something it listens on (metrics) over the host's loopback.
+    pub fn start_plain_with(make_config: impl FnOnce(&Path) -> String) -> Daemon {
+        Daemon::spawn(make_config, Command::new(bin_path("vigild")))
+    }
+
+    fn spawn(make_config: impl FnOnce(&Path) -> String, mut command: Command) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("cluster.toml");
         let socket = dir.path().join("vigil.sock");
         std::fs::write(&config, make_config(dir.path())).expect("write config");
         let child = LabChild::spawn(
-            isolated(&bin_path("vigild"))
+            command
                 .arg("--config")
                 .arg(&config)
                 .stdout(Stdio::null())

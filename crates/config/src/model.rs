@@ -42,6 +42,9 @@ pub struct Director {
     pub status_socket: PathBuf,
     /// Group that owns the status socket (mode 0660); `None` keeps the daemon's group.
     pub status_socket_group: Option<String>,
+    /// Group whose members may also change things over the status socket (drain, reload,
+    /// handover); root and the daemon's own user always may. `None`: only those two.
+    pub status_socket_admin_group: Option<String>,
     pub metrics_listen: Option<SocketAddr>,
     /// Where operator overrides (drains) are kept across restarts.
     pub state_file: PathBuf,

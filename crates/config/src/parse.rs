@@ -223,6 +223,9 @@ fn director(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Director> {
     let status_socket_group = t
         .str(sink, "status_socket_group")
         .map(|(g, _)| g.to_string());
+    let status_socket_admin_group = t
+        .str(sink, "status_socket_admin_group")
+        .map(|(g, _)| g.to_string());
     let metrics_listen = t
         .get("metrics_listen")
         .map(|v| as_socket_addr(sink, v, &"director.metrics_listen", None));
@@ -235,6 +238,7 @@ fn director(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Director> {
         name: name?.0.to_string(),
         status_socket: status_socket?,
         status_socket_group,
+        status_socket_admin_group,
         metrics_listen: match metrics_listen {
             Some(m) => Some(m?),
             None => None,

@@ -13,6 +13,7 @@ fn defaults_apply_to_a_minimal_file() {
     assert_eq!(d.state_file.to_str(), Some(DEFAULT_STATE_FILE));
     assert_eq!(d.state_file.to_str(), Some("/var/lib/vigil/state.json"));
     assert_eq!(d.status_socket_group, None);
+    assert_eq!(d.status_socket_admin_group, None);
     assert_eq!(d.metrics_listen, None);
     assert!(l.config.vrrp.is_empty());
     assert!(l.config.virtual_servers.is_empty());
@@ -26,12 +27,14 @@ fn every_field_is_read() {
 name = "lb-a"
 status_socket = "/run/vigil/a.sock"
 status_socket_group = "vigil"
+status_socket_admin_group = "vigil-admin"
 metrics_listen = "[::1]:9333"
 state_file = "/var/lib/vigil/a.json"
 "#);
     let d = &l.config.director;
     assert_eq!(d.status_socket.to_str(), Some("/run/vigil/a.sock"));
     assert_eq!(d.status_socket_group.as_deref(), Some("vigil"));
+    assert_eq!(d.status_socket_admin_group.as_deref(), Some("vigil-admin"));
     assert_eq!(d.metrics_listen, Some(sa("[::1]:9333")));
     assert_eq!(d.state_file.to_str(), Some("/var/lib/vigil/a.json"));
 }
@@ -161,7 +164,7 @@ fn unknown_fields_are_named_with_a_suggestion() {
     assert_eq!(
         help.as_deref(),
         Some(
-            "known fields here: name, status_socket, status_socket_group, metrics_listen, state_file"
+            "known fields here: name, status_socket, status_socket_group, status_socket_admin_group, metrics_listen, state_file"
         )
     );
 }

@@ -122,6 +122,30 @@ pub(crate) fn status(v: &Value) -> String {
             }
         }
     }
+    if let Some(sock) = v.get("status_socket") {
+        let n = |k: &str| sock.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let refused: Vec<String> = sock
+            .get("refused")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(why, n)| {
+                let n = n.as_u64().filter(|n| *n > 0)?;
+                Some(format!("{n} {}", why.replace('_', " ")))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "socket      {}, {} following events; refused: {}",
+            plural(n("connections"), "client", "clients"),
+            n("subscribers"),
+            if refused.is_empty() {
+                "none".to_string()
+            } else {
+                refused.join(", ")
+            }
+        );
+    }
     out
 }
 

@@ -70,8 +70,12 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let socket_path = config.director.status_socket.clone();
     let socket = Arc::new(
-        StatusSocket::bind(&socket_path, config.director.status_socket_group.as_deref())
-            .with_context(|| format!("status socket {}", socket_path.display()))?,
+        StatusSocket::bind(
+            &socket_path,
+            config.director.status_socket_group.as_deref(),
+            config.director.status_socket_admin_group.as_deref(),
+        )
+        .with_context(|| format!("status socket {}", socket_path.display()))?,
     );
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -87,19 +91,14 @@ async fn serve(
         state,
         shared.vrrp.clone(),
         shared.events.clone(),
+        shared.director.clone(),
     );
     let metrics = shared
         .snapshot()
         .config
         .director
         .metrics_listen
-        .map(|addr| {
-            tokio::spawn(crate::metrics::serve(
-                addr,
-                shared.clone(),
-                director.clone(),
-            ))
-        });
+        .map(|addr| tokio::spawn(crate::metrics::serve(addr, shared.clone())));
     info!(
         config = %config_path.display(),
         socket = %socket.path().display(),
@@ -232,6 +231,8 @@ fn reload_now(shared: &Shared, trigger: &'static str) -> Result<serde_json::Valu
                 if config.director.status_socket != snap.config.director.status_socket
                     || config.director.status_socket_group
                         != snap.config.director.status_socket_group
+                    || config.director.status_socket_admin_group
+                        != snap.config.director.status_socket_admin_group
                 {
                     record.warnings.push(format!(
                         "status socket changes take effect at the next restart (still serving {})",

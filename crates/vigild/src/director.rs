@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -22,10 +23,11 @@ use vigil_ipvs::{DesiredTable, SyncDaemon, SyncState, policy};
 use vigil_vrrp::State;
 
 use crate::ipvs_worker::{IpvsWorker, Job};
-use crate::metrics::Exposition;
 use crate::overrides::Drains;
 use crate::services::{IpvsView, RealServerView, ServicesView, VirtualServerView};
-use crate::state::recv_or_never;
+use crate::state::{
+    DirectorStats, DirectorView, RealServerStats, VirtualServerStats, recv_or_never,
+};
 use crate::state_file::{Restored, StateFile};
 use crate::table::{self, Known};
 use crate::vrrp::Registry;
@@ -41,8 +43,6 @@ pub enum Command {
         reply: oneshot::Sender<Result<Value, (&'static str, String)>>,
     },
     Services(oneshot::Sender<ServicesView>),
-    /// The director's part of the metrics, in the text exposition format.
-    Metrics(oneshot::Sender<String>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -74,7 +74,17 @@ pub struct Director {
     vrrp: Arc<Registry>,
     /// Daemon events for `events` watchers.
     published: broadcast::Sender<Value>,
+    /// Where metrics read the director's state without asking this task.
+    view: Arc<DirectorView>,
+    /// Something metrics show changed since the last publication.
+    stats_dirty: bool,
+    stats_published_at: Instant,
 }
+
+/// The director's stats are published at most this often; a change within it waits for
+/// the next tick (at 10,000 real servers a rebuild per health event would cost more than
+/// the health events themselves).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 fn unix_ms(at: std::time::SystemTime) -> u64 {
     at.duration_since(std::time::UNIX_EPOCH)
@@ -89,12 +99,15 @@ impl Director {
         (state_file, restored): (StateFile, Restored),
         vrrp: Arc<Registry>,
         published: broadcast::Sender<Value>,
+        view: Arc<DirectorView>,
     ) -> (mpsc::Sender<Command>, mpsc::UnboundedReceiver<Notice>) {
         let (checker, events) =
             Checker::spawn(targets_from_config(&config), CheckerOptions::default());
         let (notices, notice_rx) = mpsc::unbounded_channel();
+        let ipvs = IpvsWorker::start(restored.owned_services, state_file.clone());
+        view.attach(ipvs.status_handle(), checker.clone());
         let director = Director {
-            ipvs: IpvsWorker::start(restored.owned_services, state_file.clone()),
+            ipvs,
             config,
             checker,
             events,
@@ -105,6 +118,9 @@ impl Director {
             notices,
             vrrp,
             published,
+            view,
+            stats_dirty: false,
+            stats_published_at: Instant::now(),
         };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(director.run(rx));
@@ -115,8 +131,12 @@ impl Director {
         let mut vrrp_events = Some(self.vrrp.subscribe());
         self.sync_all();
         self.update_sync_daemon();
+        self.publish_stats();
+        let mut stats_tick = tokio::time::interval(STATS_INTERVAL);
+        stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = stats_tick.tick(), if self.stats_dirty => self.publish_stats(),
                 event = self.events.recv() => match event {
                     Some(e) => self.on_health(e),
                     None => break,
@@ -200,6 +220,7 @@ impl Director {
             table.insert(table::service_key(&vs.key), e.desired);
         }
         self.ipvs.send(Job::SyncAll(table));
+        self.stats_changed();
     }
 
     fn sync_service(&mut self, key: &ServiceKey) {
@@ -208,6 +229,7 @@ impl Director {
             let e = self.evaluate(vs);
             self.ipvs
                 .send(Job::SyncService(table::service_key(key), Some(e.desired)));
+            self.stats_changed();
         }
     }
 
@@ -293,9 +315,6 @@ impl Director {
                 let _ = reply.send(self.drain(&virtual_server, &real_server, drain));
             }
             Command::Services(reply) => self.services(reply),
-            Command::Metrics(reply) => {
-                let _ = reply.send(self.metrics().await);
-            }
             Command::Stop(_) => {}
         }
     }
@@ -389,242 +408,56 @@ impl Director {
         )));
     }
 
-    async fn metrics(&mut self) -> String {
-        let mut m = Exposition::default();
-        let config = self.config.clone();
-        let ipvs = self.ipvs.status();
-        m.single(
-            "vigil_ipvs_available",
-            "gauge",
-            "1 when IPVS can be programmed.",
-            f64::from(u8::from(ipvs.available)),
-        );
-        m.single(
-            "vigil_ipvs_syncs_total",
-            "counter",
-            "Reconcile passes (full or one service).",
-            ipvs.syncs as f64,
-        );
-        m.single(
-            "vigil_ipvs_writes_total",
-            "counter",
-            "IPVS netlink writes acknowledged by the kernel.",
-            ipvs.writes as f64,
-        );
-        m.single(
-            "vigil_ipvs_write_errors_total",
-            "counter",
-            "IPVS netlink writes the kernel refused (retried with back-off).",
-            ipvs.write_errors as f64,
-        );
-        m.single(
-            "vigil_ipvs_full_dumps_total",
-            "counter",
-            "Full reads of the kernel table (start, drift repair).",
-            ipvs.full_dumps as f64,
-        );
+    /// Publishes the stats now if the last publication is old enough, else at the next
+    /// tick.
+    fn stats_changed(&mut self) {
+        if self.stats_published_at.elapsed() >= STATS_INTERVAL {
+            self.publish_stats();
+        } else {
+            self.stats_dirty = true;
+        }
+    }
 
-        m.family(
-            "vigil_virtual_server_quorum",
-            "gauge",
-            "1 when the virtual server has its quorum, 0 when not (absent while undecided).",
-        );
-        let mut rows = Vec::new();
-        for vs in &config.virtual_servers {
-            let e = self.evaluation(vs);
-            if let Some(q) = e.quorum {
-                m.sample(
-                    "vigil_virtual_server_quorum",
-                    &[("virtual_server", &vs.name)],
-                    f64::from(u8::from(q)),
-                );
-            }
-            for rs in &vs.real_servers {
-                let addr = rs.address.to_string();
-                let known = match &rs.check {
-                    None => Some(1.0),
-                    Some(_) => match self.known(&vs.key, rs.address) {
-                        Known::Up => Some(1.0),
-                        Known::Down => Some(0.0),
-                        Known::Pending => None,
-                    },
-                };
-                let weight = e
-                    .desired
-                    .destinations
-                    .get(&vigil_ipvs::DestinationKey(rs.address))
-                    .map(|d| f64::from(d.weight));
-                let drained = f64::from(u8::from(self.drains.contains(&vs.name, rs.address)));
-                rows.push((vs.name.clone(), addr, known, weight, drained));
-            }
-        }
-        m.family(
-            "vigil_real_server_up",
-            "gauge",
-            "1 when the real server is healthy, 0 when down (absent until its first verdict).",
-        );
-        for (vs, rs, known, _, _) in &rows {
-            if let Some(v) = known {
-                m.sample(
-                    "vigil_real_server_up",
-                    &[("virtual_server", vs), ("real_server", rs)],
-                    *v,
-                );
-            }
-        }
-        m.family(
-            "vigil_real_server_weight",
-            "gauge",
-            "Weight the director wants in IPVS (absent: not in the table).",
-        );
-        for (vs, rs, _, weight, _) in &rows {
-            if let Some(w) = weight {
-                m.sample(
-                    "vigil_real_server_weight",
-                    &[("virtual_server", vs), ("real_server", rs)],
-                    *w,
-                );
-            }
-        }
-        m.family(
-            "vigil_real_server_drained",
-            "gauge",
-            "1 when an operator drained the real server.",
-        );
-        for (vs, rs, _, _, drained) in &rows {
-            m.sample(
-                "vigil_real_server_drained",
-                &[("virtual_server", vs), ("real_server", rs)],
-                *drained,
-            );
-        }
-
-        if let Ok(stats) = self.checker.stats(false).await {
-            m.family(
-                "vigil_checks_total",
-                "counter",
-                "Health check runs by kind and result.",
-            );
-            for (kind, k) in &stats.per_kind {
-                m.sample(
-                    "vigil_checks_total",
-                    &[("kind", kind), ("result", "pass")],
-                    k.passed as f64,
-                )
-                .sample(
-                    "vigil_checks_total",
-                    &[("kind", kind), ("result", "fail")],
-                    k.failed as f64,
-                );
-            }
-            m.family(
-                "vigil_check_duration_seconds",
-                "histogram",
-                "Probe latency (connect to verdict) by check kind.",
-            );
-            for (kind, k) in &stats.per_kind {
-                let mut cumulative = 0;
-                for (le, n) in vigil_check::LATENCY_BUCKETS_S.iter().zip(k.latency_buckets) {
-                    cumulative += n;
-                    m.sample(
-                        "vigil_check_duration_seconds_bucket",
-                        &[("kind", kind), ("le", &le.to_string())],
-                        cumulative as f64,
-                    );
+    /// What metrics show of the director: per virtual server its quorum, per real server
+    /// its health, wanted weight and drain (read-only, like `services`).
+    fn publish_stats(&mut self) {
+        let virtual_servers = self
+            .config
+            .virtual_servers
+            .iter()
+            .map(|vs| {
+                let e = self.evaluation(vs);
+                let real_servers = vs
+                    .real_servers
+                    .iter()
+                    .map(|rs| RealServerStats {
+                        address: rs.address,
+                        up: match &rs.check {
+                            None => Some(true),
+                            Some(_) => match self.known(&vs.key, rs.address) {
+                                Known::Up => Some(true),
+                                Known::Down => Some(false),
+                                Known::Pending => None,
+                            },
+                        },
+                        weight: e
+                            .desired
+                            .destinations
+                            .get(&vigil_ipvs::DestinationKey(rs.address))
+                            .map(|d| d.weight),
+                        drained: self.drains.contains(&vs.name, rs.address),
+                    })
+                    .collect();
+                VirtualServerStats {
+                    name: vs.name.clone(),
+                    quorum: e.quorum,
+                    real_servers,
                 }
-                let total = k.passed + k.failed;
-                m.sample(
-                    "vigil_check_duration_seconds_bucket",
-                    &[("kind", kind), ("le", "+Inf")],
-                    total as f64,
-                )
-                .sample(
-                    "vigil_check_duration_seconds_sum",
-                    &[("kind", kind)],
-                    k.latency_sum_us as f64 / 1e6,
-                )
-                .sample(
-                    "vigil_check_duration_seconds_count",
-                    &[("kind", kind)],
-                    total as f64,
-                );
-            }
-            m.single(
-                "vigil_checks_in_flight",
-                "gauge",
-                "Probes running now.",
-                stats.in_flight as f64,
-            );
-            m.single(
-                "vigil_checks_backlog",
-                "gauge",
-                "Due checks waiting for a probe slot.",
-                stats.backlog as f64,
-            );
-            m.family(
-                "vigil_check_latency_seconds",
-                "summary",
-                "Probe latency since start.",
-            );
-            for (q, us) in [
-                ("0.5", stats.probe_latency.p50_us),
-                ("0.99", stats.probe_latency.p99_us),
-            ] {
-                m.sample(
-                    "vigil_check_latency_seconds",
-                    &[("quantile", q)],
-                    us as f64 / 1e6,
-                );
-            }
-            m.sample(
-                "vigil_check_latency_seconds_count",
-                &[],
-                stats.probe_latency.samples as f64,
-            );
-            m.family(
-                "vigil_check_lateness_seconds",
-                "summary",
-                "How late checks started against their schedule.",
-            );
-            for (q, us) in [
-                ("0.5", stats.lateness.p50_us),
-                ("0.99", stats.lateness.p99_us),
-            ] {
-                m.sample(
-                    "vigil_check_lateness_seconds",
-                    &[("quantile", q)],
-                    us as f64 / 1e6,
-                );
-            }
-            m.sample(
-                "vigil_check_lateness_seconds_count",
-                &[],
-                stats.lateness.samples as f64,
-            );
-        }
-        if let Ok(snap) = self.checker.snapshot().await {
-            let mut per_kind: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
-            for c in &snap.checks {
-                let health = match c.health {
-                    Health::Up => "up",
-                    Health::Down => "down",
-                };
-                *per_kind.entry((c.kind, health)).or_default() += 1;
-            }
-            m.family(
-                "vigil_checks",
-                "gauge",
-                "Configured checks by kind and current health.",
-            );
-            for ((kind, health), n) in per_kind {
-                m.sample(
-                    "vigil_checks",
-                    &[("kind", kind), ("health", health)],
-                    n as f64,
-                );
-            }
-        }
-        m.finish()
+            })
+            .collect();
+        self.view.publish(DirectorStats { virtual_servers });
+        self.stats_dirty = false;
+        self.stats_published_at = Instant::now();
     }
 
     /// The director's half of `services` (see [`crate::services`]): filled in one pass

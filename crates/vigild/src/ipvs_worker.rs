@@ -100,6 +100,12 @@ impl IpvsWorker {
         let _ = self.sync_daemon.send(daemon);
     }
 
+    /// The status as the threads publish it, for readers that must not wait for the
+    /// director (metrics).
+    pub fn status_handle(&self) -> Arc<RwLock<IpvsStatus>> {
+        self.status.clone()
+    }
+
     pub fn status(&self) -> IpvsStatus {
         self.status
             .read()

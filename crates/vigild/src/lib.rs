@@ -8,6 +8,7 @@
 //! Must not: hold policy. Health decisions belong to `vigil-check`, table diffs to
 //! `vigil-ipvs`, the protocol to `vigil-vrrp`, and config rules to `vigil-config`.
 
+pub mod access;
 pub mod caps;
 pub mod check_config;
 pub mod check_once;

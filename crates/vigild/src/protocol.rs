@@ -59,6 +59,54 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Whether the request changes the director (and so needs admin rights).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Request::Drain { .. }
+                | Request::Enable { .. }
+                | Request::Reload
+                | Request::VrrpHandover(_)
+                | Request::VrrpReclaim(_)
+        )
+    }
+
+    /// The command's name, as sent.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Config => "config",
+            Request::Services => "services",
+            Request::Vrrp => "vrrp",
+            Request::VrrpHandover(_) => "vrrp-handover",
+            Request::VrrpReclaim(_) => "vrrp-reclaim",
+            Request::VrrpWatch => "vrrp-watch",
+            Request::Reload => "reload",
+            Request::Ping => "ping",
+            Request::Drain { .. } => "drain",
+            Request::Events => "events",
+            Request::Enable { .. } => "enable",
+        }
+    }
+
+    /// What it names (for the log of writes): `web 10.0.0.1:80`, an instance, or nothing.
+    pub fn target(&self) -> String {
+        match self {
+            Request::Drain {
+                virtual_server,
+                real_server,
+            }
+            | Request::Enable {
+                virtual_server,
+                real_server,
+            } => format!("{virtual_server} {real_server}"),
+            Request::VrrpHandover(name) | Request::VrrpReclaim(name) => name.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Serialize)]
 pub struct ProtocolError {
     pub code: &'static str,
@@ -217,6 +265,22 @@ pub fn status(shared: &Shared, snap: &Snapshot) -> Value {
         "config_loaded_at_unix": snap.loaded_at_unix,
         "counts": counts(&snap.config),
         "reloads": snap.reloads,
+        "status_socket": socket_counters(&shared.status_socket),
+    })
+}
+
+/// The status socket's connections and refusals (docs/status-socket.md, limits).
+fn socket_counters(c: &crate::state::SocketCounters) -> Value {
+    use crate::state::Refusal::*;
+    let refused: serde_json::Map<String, Value> = [Clients, PerUid, Subscribers, Idle, Forbidden]
+        .into_iter()
+        .map(|r| (r.as_str().to_string(), json!(c.refused(r))))
+        .collect();
+    json!({
+        "connections": c.open(),
+        "accepted": c.accepted(),
+        "subscribers": c.subscribers(),
+        "refused": refused,
     })
 }
 
@@ -325,6 +389,37 @@ mod tests {
         assert_eq!(r.unwrap_err().code, "invalid_request");
         let (r, _) = parse_request(br#"{"command":"vrrp-watch"}"#);
         assert_eq!(r, Ok(Request::VrrpWatch));
+    }
+
+    #[test]
+    fn writes_are_told_apart_from_reads() {
+        let writes = [
+            r#"{"command":"drain","virtual_server":"w","real_server":"1.2.3.4"}"#,
+            r#"{"command":"enable","virtual_server":"w","real_server":"1.2.3.4"}"#,
+            r#"{"command":"reload"}"#,
+            r#"{"command":"vrrp-handover","instance":"v"}"#,
+            r#"{"command":"vrrp-reclaim","instance":"v"}"#,
+        ];
+        for line in writes {
+            assert!(
+                parse_request(line.as_bytes()).0.unwrap().is_write(),
+                "{line}"
+            );
+        }
+        for c in [
+            "status",
+            "config",
+            "services",
+            "vrrp",
+            "vrrp-watch",
+            "ping",
+            "events",
+        ] {
+            let line = format!(r#"{{"command":"{c}"}}"#);
+            let r = parse_request(line.as_bytes()).0.unwrap();
+            assert!(!r.is_write(), "{c}");
+            assert_eq!(r.command(), c);
+        }
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! replaced as a whole when something changes, so readers never see half an update.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -52,6 +54,156 @@ pub struct Shared {
     pub pid: u32,
     /// Live VRRP instances (status, control, state changes), kept by the VRRP manager.
     pub vrrp: Arc<crate::vrrp::Registry>,
+    /// What the director publishes for metrics (written by the director task only).
+    pub director: Arc<DirectorView>,
+    /// Status socket connections and refusals, for `status` and metrics.
+    pub status_socket: SocketCounters,
+    /// Metrics endpoint connections and refusals, for metrics.
+    pub metrics_endpoint: SocketCounters,
+}
+
+/// A real server as the director sees it, for metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RealServerStats {
+    pub address: SocketAddr,
+    /// `Some(true)` up (or unchecked), `Some(false)` down, `None` no verdict yet.
+    pub up: Option<bool>,
+    /// The weight the director wants in IPVS; `None`: not in the table.
+    pub weight: Option<u32>,
+    pub drained: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualServerStats {
+    pub name: String,
+    /// `None` while undecided at start.
+    pub quorum: Option<bool>,
+    pub real_servers: Vec<RealServerStats>,
+}
+
+/// The director's state for metrics: plain data, published by the director task when it
+/// changes (at most about once a second), so a scrape never waits for that task.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DirectorStats {
+    pub virtual_servers: Vec<VirtualServerStats>,
+}
+
+/// Where the director publishes what metrics read without asking it: its stats, the
+/// IPVS thread's own status, and the checker's handle (asked directly, as `services`
+/// does).
+#[derive(Default)]
+pub struct DirectorView {
+    stats: RwLock<Arc<DirectorStats>>,
+    ipvs: OnceLock<Arc<RwLock<crate::ipvs_worker::IpvsStatus>>>,
+    checker: OnceLock<vigil_check::Checker>,
+}
+
+impl DirectorView {
+    pub fn stats(&self) -> Arc<DirectorStats> {
+        // As `Shared::snapshot`: a poisoned lock cannot hold a torn Arc.
+        self.stats.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn publish(&self, stats: DirectorStats) {
+        *self.stats.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(stats);
+    }
+
+    /// Set once by the director when it starts.
+    pub fn attach(
+        &self,
+        ipvs: Arc<RwLock<crate::ipvs_worker::IpvsStatus>>,
+        checker: vigil_check::Checker,
+    ) {
+        let _ = self.ipvs.set(ipvs);
+        let _ = self.checker.set(checker);
+    }
+
+    /// The IPVS thread's counters as it last published them (`None` before the director
+    /// started).
+    pub fn ipvs(&self) -> Option<crate::ipvs_worker::IpvsStatus> {
+        self.ipvs
+            .get()
+            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    pub fn checker(&self) -> Option<vigil_check::Checker> {
+        self.checker.get().cloned()
+    }
+}
+
+/// Why a connection was refused or closed early, or a request refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every slot is taken.
+    Clients,
+    /// That uid already holds its share of the connections.
+    PerUid,
+    /// The cap on `events`/`vrrp-watch` subscribers is reached.
+    Subscribers,
+    /// No complete request before the idle deadline.
+    Idle,
+    /// A write without admin rights.
+    Forbidden,
+    /// Metrics: an unfinished request was closed to make room for a new connection.
+    Evicted,
+    /// Metrics: the request or its reply took too long.
+    Timeout,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 7] = [
+        Refusal::Clients,
+        Refusal::PerUid,
+        Refusal::Subscribers,
+        Refusal::Idle,
+        Refusal::Forbidden,
+        Refusal::Evicted,
+        Refusal::Timeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Clients => "clients",
+            Refusal::PerUid => "per_uid",
+            Refusal::Subscribers => "subscribers",
+            Refusal::Idle => "idle",
+            Refusal::Forbidden => "forbidden",
+            Refusal::Evicted => "evicted",
+            Refusal::Timeout => "timeout",
+        }
+    }
+}
+
+/// Connections of one listener: open now, accepted in all, refused by reason.
+#[derive(Debug, Default)]
+pub struct SocketCounters {
+    pub open: AtomicU64,
+    pub accepted: AtomicU64,
+    /// Status socket: `events`/`vrrp-watch` streams now.
+    pub subscribers: AtomicU64,
+    refused: [AtomicU64; Refusal::ALL.len()],
+}
+
+impl SocketCounters {
+    pub fn count(&self, reason: Refusal) {
+        self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn refused(&self, reason: Refusal) -> u64 {
+        self.refused[reason as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    pub fn subscribers(&self) -> u64 {
+        self.subscribers.load(Ordering::Relaxed)
+    }
+
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
 }
 
 pub fn unix_now() -> f64 {
@@ -79,6 +231,9 @@ impl Shared {
             started_at_unix: now,
             pid: std::process::id(),
             vrrp: crate::vrrp::Registry::new(),
+            director: Arc::default(),
+            status_socket: SocketCounters::default(),
+            metrics_endpoint: SocketCounters::default(),
         })
     }
 

@@ -1,28 +1,38 @@
 //! The status socket: a Unix stream socket serving the protocol in `protocol.rs` to any
 //! number of clients, none of which can stall or crash the daemon.
+//!
+//! One socket for everyone: each connection's credentials (SO_PEERCRED, SO_PEERGROUPS)
+//! decide whether it may change things (`access::Policy`) and which connection slots it
+//! may take (`access::Admission`); every write is logged with the uid and pid that made
+//! it.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::access::{Admission, Peer, Policy, refusal_message};
 use crate::protocol::{self, MAX_LINE, ProtocolError, Request};
-use crate::state::{Shared, recv_or_never};
+use crate::state::{Refusal, Shared, recv_or_never};
 
-/// Clients served at once; more are told so and closed.
-pub const MAX_CLIENTS: usize = 256;
+pub use crate::access::MAX_CLIENTS;
 /// A reply that cannot be written within this long means a client that does not read.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A connection with no complete request for this long is closed.
+/// A new connection must complete its first request within this long.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a reply, the next request must be complete within this long. Both deadlines are
+/// absolute: bytes trickling in without a newline do not extend them.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +51,8 @@ pub enum SocketError {
     Permissions(PathBuf, #[source] io::Error),
     #[error("status_socket_group \"{0}\" does not exist")]
     NoSuchGroup(String),
+    #[error("status_socket_admin_group \"{0}\" does not exist")]
+    NoSuchAdminGroup(String),
 }
 
 /// A request the main loop must handle (it owns reloading).
@@ -55,6 +67,7 @@ pub struct StatusSocket {
     listener: UnixListener,
     path: PathBuf,
     _lock: Flock<File>,
+    policy: Policy,
 }
 
 impl Drop for StatusSocket {
@@ -72,7 +85,12 @@ fn lock_path(path: &Path) -> PathBuf {
 impl StatusSocket {
     /// Binds `path` with mode 0660 (group `group` if given). A stale socket from a dead
     /// daemon is replaced; a live daemon's socket, or any other kind of file, is not.
-    pub fn bind(path: &Path, group: Option<&str>) -> Result<Self, SocketError> {
+    /// Members of `admin_group` (and root, and the daemon's user) may change things.
+    pub fn bind(
+        path: &Path,
+        group: Option<&str>,
+        admin_group: Option<&str>,
+    ) -> Result<Self, SocketError> {
         let gid = match group {
             Some(name) => Some(
                 nix::unistd::Group::from_name(name)
@@ -82,6 +100,22 @@ impl StatusSocket {
                     .gid,
             ),
             None => None,
+        };
+        let admin_group = match admin_group {
+            Some(name) => Some((
+                name.to_string(),
+                nix::unistd::Group::from_name(name)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| SocketError::NoSuchAdminGroup(name.to_string()))?
+                    .gid
+                    .as_raw(),
+            )),
+            None => None,
+        };
+        let policy = Policy {
+            daemon_uid: nix::unistd::geteuid().as_raw(),
+            admin_group,
         };
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -127,6 +161,7 @@ impl StatusSocket {
             listener,
             path: path.to_path_buf(),
             _lock: lock,
+            policy,
         })
     }
 
@@ -136,7 +171,7 @@ impl StatusSocket {
 
     /// Accepts clients until the task is dropped.
     pub async fn serve(self: Arc<Self>, shared: Arc<Shared>, control: mpsc::Sender<Control>) {
-        let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let admission = Arc::new(Mutex::new(Admission::default()));
         loop {
             let stream = match self.listener.accept().await {
                 Ok((s, _)) => s,
@@ -147,30 +182,94 @@ impl StatusSocket {
                     continue;
                 }
             };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tokio::spawn(refuse(stream));
-                continue;
+            let peer = match Peer::of(&stream) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(error = %e, "status socket: cannot read the client's credentials; closing it");
+                    continue;
+                }
             };
-            let (shared, control) = (shared.clone(), control.clone());
+            let admin = self.policy.is_admin(&peer);
+            let admitted = lock(&admission).connect(peer.uid, admin);
+            if let Err(refusal) = admitted {
+                shared.status_socket.count(refusal);
+                debug!(
+                    uid = peer.uid,
+                    pid = peer.pid.unwrap_or(0),
+                    "status socket: refused ({})",
+                    refusal.as_str()
+                );
+                refuse(stream, refusal, peer.uid);
+                continue;
+            }
+            shared
+                .status_socket
+                .accepted
+                .fetch_add(1, Ordering::Relaxed);
+            shared.status_socket.open.fetch_add(1, Ordering::Relaxed);
+            let client = Client {
+                peer,
+                admin,
+                subscribed: false,
+                admission: admission.clone(),
+                policy: self.policy.clone(),
+                shared: shared.clone(),
+            };
+            let control = control.clone();
             tokio::spawn(async move {
-                if let Err(e) = serve_client(stream, shared, control).await {
+                if let Err(e) = serve_client(stream, client, control).await {
                     debug!(error = %e, "status client closed");
                 }
-                drop(permit);
             });
         }
     }
 }
 
-async fn refuse(mut stream: UnixStream) {
+fn lock(admission: &Mutex<Admission>) -> std::sync::MutexGuard<'_, Admission> {
+    // Counters only: a panic elsewhere cannot leave them torn in a way worth stopping for.
+    admission.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One admitted connection: who it is and what it holds; gives its slots back when the
+/// connection ends.
+struct Client {
+    peer: Peer,
+    admin: bool,
+    subscribed: bool,
+    admission: Arc<Mutex<Admission>>,
+    policy: Policy,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let mut a = lock(&self.admission);
+        a.disconnect(self.peer.uid);
+        if self.subscribed {
+            a.unsubscribe();
+            self.shared
+                .status_socket
+                .subscribers
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        self.shared
+            .status_socket
+            .open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Tells a connection it is refused, without waiting (a fresh socket's buffer has room
+/// for one line; if not, the close alone must do), then closes it. Written with a plain
+/// non-blocking write: tokio's `try_write` may not yet know a fresh socket is writable.
+fn refuse(stream: UnixStream, refusal: Refusal, uid: u32) {
     let line = protocol::reply_line(
-        Err::<Value, _>(ProtocolError::new(
-            "busy",
-            format!("more than {MAX_CLIENTS} clients connected"),
-        )),
+        Err::<Value, _>(ProtocolError::new("busy", refusal_message(refusal, uid))),
         None,
     );
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&line)).await;
+    if let Ok(mut s) = stream.into_std() {
+        let _ = std::io::Write::write(&mut s, &line);
+    }
 }
 
 async fn write_reply(stream: &mut UnixStream, line: &[u8]) -> io::Result<()> {
@@ -185,11 +284,15 @@ async fn write_reply(stream: &mut UnixStream, line: &[u8]) -> io::Result<()> {
 
 async fn serve_client(
     mut stream: UnixStream,
-    shared: Arc<Shared>,
+    mut client: Client,
     control: mpsc::Sender<Control>,
 ) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 8192];
+    let (mut deadline, mut waited) = (
+        Instant::now() + FIRST_REQUEST_TIMEOUT,
+        FIRST_REQUEST_TIMEOUT,
+    );
     loop {
         // Serve every complete line already buffered.
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
@@ -199,11 +302,12 @@ async fn serve_client(
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let (reply, watch) = handle_line(line, &shared, &control).await;
+            let (reply, watch) = handle_line(line, &mut client, &control).await;
             write_reply(&mut stream, &reply).await?;
             if let Some(watch) = watch {
                 return stream_events(stream, watch).await;
             }
+            (deadline, waited) = (Instant::now() + IDLE_TIMEOUT, IDLE_TIMEOUT);
         }
         if buf.len() > MAX_LINE {
             let reply = protocol::reply_line(
@@ -217,9 +321,21 @@ async fn serve_client(
             close_gracefully(stream).await;
             return Ok(());
         }
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)).await {
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
             Ok(r) => r?,
-            Err(_) => return Ok(()),
+            Err(_) => {
+                client.shared.status_socket.count(Refusal::Idle);
+                let reply = protocol::reply_line(
+                    Err::<Value, _>(ProtocolError::new(
+                        "idle",
+                        format!("no complete request within {} s; closing", waited.as_secs()),
+                    )),
+                    None,
+                );
+                write_reply(&mut stream, &reply).await?;
+                close_gracefully(stream).await;
+                return Ok(());
+            }
         };
         if n == 0 {
             return Ok(());
@@ -324,12 +440,68 @@ async fn stream_events(mut stream: UnixStream, mut watch: Watch) -> io::Result<(
     }
 }
 
+/// Refuses a write by a non-admin, logs one by an admin (with who made it), and takes a
+/// subscriber slot for a stream; `None` lets the request through.
+fn authorize(request: &Request, client: &mut Client) -> Option<ProtocolError> {
+    let peer = &client.peer;
+    if request.is_write() {
+        // The client's own words, escaped: a name with a newline must not forge a line.
+        let what = format!("{} {}", request.command(), request.target().escape_debug());
+        let what = what.trim_end();
+        let command = request.command();
+        if !client.admin {
+            client.shared.status_socket.count(Refusal::Forbidden);
+            warn!(
+                uid = peer.uid,
+                gid = peer.gid,
+                pid = peer.pid.unwrap_or(0),
+                "status socket: refused {what}: not an admin"
+            );
+            return Some(ProtocolError::new(
+                "forbidden",
+                client.policy.needs(command, peer),
+            ));
+        }
+        info!(
+            uid = peer.uid,
+            gid = peer.gid,
+            pid = peer.pid.unwrap_or(0),
+            "status socket: {what}"
+        );
+    }
+    if matches!(request, Request::Events | Request::VrrpWatch) && !client.subscribed {
+        if let Err(refusal) = lock(&client.admission).subscribe(client.admin) {
+            client.shared.status_socket.count(refusal);
+            return Some(ProtocolError::new(
+                "busy",
+                refusal_message(refusal, peer.uid),
+            ));
+        }
+        client.subscribed = true;
+        client
+            .shared
+            .status_socket
+            .subscribers
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    None
+}
+
 async fn handle_line(
     line: &[u8],
-    shared: &Shared,
+    client: &mut Client,
     control: &mpsc::Sender<Control>,
 ) -> (Vec<u8>, Option<Watch>) {
     let (request, id) = protocol::parse_request(line);
+    let request = match request {
+        Ok(r) => match authorize(&r, client) {
+            Some(refused) => Err(refused),
+            None => Ok(r),
+        },
+        Err(e) => Err(e),
+    };
+    let shared = client.shared.clone();
+    let shared = &*shared;
     let mut watch = None;
     let result = match request {
         Err(e) => Err(e),
