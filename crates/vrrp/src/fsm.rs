@@ -51,7 +51,7 @@ pub struct Config {
     /// A master hearing a lower-priority advert answers with an advert at once, as RFC 9568
     /// §6.4.3 and keepalived (unless `lower_prio_no_advert`) do, instead of only discarding
     /// it as RFC 5798 §6.4.3 says. Heals a split brain one advert sooner. At most one
-    /// such reply per Advertisement_Interval ([`crate::timing::ReplyLimiter`]).
+    /// such reply per Advertisement_Interval (see [`crate::resign_reply_gap`] for priority 0).
     pub advert_on_lower_priority: bool,
     /// A VRRPv3 Backup learns Master_Adver_Interval from the master's adverts (RFC 5798
     /// §6.4.2) up to this many times `advert_interval` ([`crate::learned_interval`]), so
@@ -296,7 +296,7 @@ impl Instance {
     }
 
     /// How many received adverts did not get an advert of their own in reply because of
-    /// the reply rate limit ([`crate::timing::ReplyLimiter`]); monotonic.
+    /// the reply rate limit (see [`crate::resign_reply_gap`]); monotonic.
     pub fn replies_limited(&self) -> u64 {
         self.replies_limited
     }

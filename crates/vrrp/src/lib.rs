@@ -62,6 +62,11 @@
 //! # Ok::<(), vigil_vrrp::ConfigError>(())
 //! ```
 //!
+//! What one received (possibly forged) advert can make an instance do is bounded: the
+//! learned Master_Adver_Interval by [`learned_interval`], the adverts sent in reply by a
+//! rate limit ([`resign_reply_gap`], [`Instance::replies_limited`]); sources can be
+//! restricted with [`ReceiveRules::allowed_sources`] (docs/operations.md, "VRRP security").
+//!
 //! Received adverts enter as `Event::AdvertReceived((&received).into())` after
 //! [`decode`]. Tracked objects become [`Event::PriorityChanged`] and
 //! [`Event::FaultDetected`]/[`Event::FaultCleared`] via [`summarize`]; sync groups are

@@ -49,7 +49,7 @@ pub struct ReceiveRules {
     pub allowed_sources: Option<Vec<IpAddr>>,
     /// Skip the TTL / hop limit 255 check of RFC 5798 §7.1 (RFC 3768 §7.1). Only for
     /// unicast peers reached across routers, where the TTL is decremented on the way;
-    /// the check is what keeps adverts from off the link out (RFC 5798 §9.2).
+    /// the check is what keeps adverts from off the link out (RFC 5798 §9).
     pub waive_ttl: bool,
 }
 
