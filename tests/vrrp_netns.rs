@@ -18,7 +18,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Stdio;
 use std::time::Duration;
 
-use vigil_testlab::{LabChild, NetnsLab, bin_path, require_root_or_skip, wait_for};
+use vigil_testlab::{
+    LabChild, NetnsLab, bin_path, have_tools, require_or_skip, require_root_or_skip, wait_for,
+};
 use vigil_vrrp::{Advertisement, Auth, IP_PROTOCOL_VRRP, MULTICAST_V4, Version, VirtualAddresses};
 use vrrp_support::*;
 
@@ -1159,4 +1161,74 @@ fn unicast_ttl_is_checked_unless_waived() {
     assert_eq!(drops(), serde_json::json!({"ttl": 5}));
     lb1.expect_state("web", "master", SETTLE);
     lb2.expect_state("web", "backup", SETTLE);
+}
+
+/// The IPv4 multicast filter of docs/operations.md "VRRP security", for one peer.
+const NFT_FILTER: &str = r#"table inet vrrp_guard {
+	chain input {
+		type filter hook input priority -10; policy accept;
+		iifname "eth0" meta l4proto 112 jump vrrp
+	}
+	chain vrrp {
+		ip saddr { PEER } ip daddr 224.0.0.18 ip ttl 255 accept
+		counter drop
+	}
+}
+"#;
+
+/// Packets the filter's `counter drop` has dropped on `host`.
+fn nft_dropped(lab: &NetnsLab, host: &str) -> u64 {
+    let out = lab
+        .run(host, ["nft", "list", "chain", "inet", "vrrp_guard", "vrrp"])
+        .unwrap_or_default();
+    out.split("counter packets ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The nftables filter operations.md documents, loaded on both directors: their own
+/// adverts pass (the election runs as usual), while a stranger's forged priority-254
+/// advert and a peer-addressed advert with TTL 64 (RFC 5798 §7.1 wants 255) never reach
+/// vigild: no drop is counted there, the filter's counter has them, the master stays.
+#[test]
+fn the_documented_nftables_filter_keeps_forged_adverts_out() {
+    require_root_or_skip!();
+    require_or_skip!(have_tools(&["nft"]));
+    let (lab, dir, vip) = lab();
+    for (host, peer) in [("lb1", "lb2"), ("lb2", "lb1")] {
+        let path = dir.path().join(format!("{host}.nft"));
+        std::fs::write(&path, NFT_FILTER.replace("PEER", &lab.ip(peer).to_string())).unwrap();
+        lab.run(host, ["nft", "-f", path.to_str().unwrap()])
+            .unwrap();
+    }
+    let (lb1, lb2) = elected_pair(&lab, dir.path(), &vip, "");
+    assert!(counter(&lb2, "web", "adverts_received") > 0);
+
+    let stranger = advert(51, 254, Version::V3, &vip)
+        .encode(IpAddr::V4(lab.ip("client")), IpAddr::V4(MULTICAST_V4))
+        .unwrap();
+    send_raw(&lab, "client", MULTICAST_V4, 255, &stranger);
+    let off_link = advert(51, 254, Version::V3, &vip)
+        .encode(IpAddr::V4(lab.ip("lb2")), IpAddr::V4(MULTICAST_V4))
+        .unwrap();
+    send_raw(&lab, "lb2", MULTICAST_V4, 64, &off_link);
+    assert!(
+        wait_for(SETTLE, || nft_dropped(&lab, "lb1") >= 10),
+        "{}",
+        nft_dropped(&lab, "lb1")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    for v in [&lb1, &lb2] {
+        assert_eq!(
+            v.instance("web").unwrap()["drops"],
+            serde_json::json!({}),
+            "{}",
+            v.host
+        );
+    }
+    assert_eq!(lb1.state("web"), "master");
+    assert_eq!(lb2.state("web"), "backup");
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
 }
