@@ -1005,6 +1005,70 @@ fn a_forged_slow_advert_costs_a_bounded_outage() {
     assert!(ping.max_gap < Duration::from_secs(4), "{ping:?}");
 }
 
+/// RFC 5798 §6.4.2: a backup follows any advert of at least its own priority and learns
+/// its interval. A forged one claiming 10 ms, at a priority between the backup's and the
+/// master's, would make the backup time out before the real master's next advert and
+/// grab the VIP; floored at 100 ms / 3 it waits > 100 ms and the master is heard first.
+/// The same advert against `learned_interval_factor = 100` (floor 1 ms) does move it,
+/// which shows the floor is what held.
+#[test]
+fn a_forged_fast_advert_does_not_move_the_backup() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let (lb1, lb2) = elected_pair(&lab, dir.path(), &vip, "");
+    let forged = advert_every(51, 120, Version::V3, Duration::from_millis(10), &vip)
+        .encode(IpAddr::V4(lab.ip("client")), IpAddr::V4(MULTICAST_V4))
+        .unwrap();
+    // One every 50 ms for a second: whichever lands early in the master's interval
+    // gives the backup time to time out before the master's next advert.
+    let forge_for_a_second = || {
+        for _ in 0..20 {
+            send_raw_n(&lab, "client", MULTICAST_V4, 255, &forged, 1);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let before = counter(&lb2, "web", "transitions");
+    let received = counter(&lb2, "web", "adverts_received");
+    forge_for_a_second();
+    assert!(wait_for(SETTLE, || counter(
+        &lb2,
+        "web",
+        "adverts_received"
+    ) >= received + 5));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        counter(&lb2, "web", "transitions"),
+        before,
+        "{}",
+        lb2.log_text()
+    );
+    lb1.expect_state("web", "master", SETTLE);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+
+    // Without the floor (factor 100: 1 ms) the backup times out and takes over.
+    lb2.rewrite(&web(100, &vip, "learned_interval_factor = 100"));
+    let reply = lb2.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert!(wait_for(
+        SETTLE,
+        || lb2.instance("web").unwrap()["transitions"] == 1 && lb2.state("web") == "backup"
+    ));
+    let takeovers = || {
+        lb2.log_text()
+            .matches("backup -> master (master_down)")
+            .count()
+    };
+    let before = takeovers();
+    forge_for_a_second();
+    assert!(
+        wait_for(SETTLE, || takeovers() > before),
+        "{}",
+        lb2.log_text()
+    );
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+}
+
 /// RFC 5798 §6.4.3: a master answers a priority-0 advert (and, like keepalived, a
 /// lower-priority one) with an advert of its own. 475 forged adverts used to draw 476
 /// adverts; now lower-priority ones are answered at most once per advert interval, and

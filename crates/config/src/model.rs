@@ -129,8 +129,9 @@ pub struct VrrpInstance {
     /// Unicast mode: accept adverts whatever their TTL / hop limit (peers behind
     /// routers) instead of RFC 5798 §7.1's 255.
     pub unicast_accept_any_ttl: bool,
-    /// VRRPv3: a learned Master_Adver_Interval is capped at this many advert intervals.
-    pub max_learned_interval_factor: u32,
+    /// VRRPv3: a learned Master_Adver_Interval is kept within `advert_interval` times
+    /// and divided by this.
+    pub learned_interval_factor: u32,
     /// All of one address family (RFC 5798 §5.2.9: one instance is IPv4 or IPv6).
     pub vips: Vec<IpPrefix>,
     pub family: AddressFamily,

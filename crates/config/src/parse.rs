@@ -425,19 +425,14 @@ fn vrrp_instance(
         },
         None => false,
     };
-    let max_learned_interval_factor = match t.int::<u32>(
-        sink,
-        "max_learned_interval_factor",
-        1,
-        100,
-    ) {
+    let learned_interval_factor = match t.int::<u32>(sink, "learned_interval_factor", 1, 100) {
         Some((_, span)) if version_read == Some(VrrpVersion::V2) => {
             sink.push(
                 Diagnostic::error(
                     span,
                     format!(
                         "`{}` is only for VRRP version 3",
-                        f("max_learned_interval_factor")
+                        f("learned_interval_factor")
                     ),
                 )
                 .with_help("a VRRPv2 advert must carry our own interval (RFC 3768 §7.1), so nothing is learned"),
@@ -553,7 +548,7 @@ fn vrrp_instance(
             unicast_source,
             allowed_peers,
             unicast_accept_any_ttl,
-            max_learned_interval_factor,
+            learned_interval_factor,
             vips,
             family,
             auth_password,
@@ -567,7 +562,7 @@ fn vrrp_instance(
 }
 
 /// vigil_vrrp::DEFAULT_LEARNED_INTERVAL_FACTOR (this crate does not depend on it): a
-/// master may advertise up to 3 times slower than this router's own interval.
+/// master may advertise up to 3 times slower or faster than this router's own interval.
 const DEFAULT_LEARNED_INTERVAL_FACTOR: u32 = 3;
 
 /// `allowed_peers`: distinct addresses of the instance's family, multicast mode only.

@@ -32,7 +32,7 @@ fn defaults() {
     assert_eq!(v.unicast_source, None);
     assert!(v.allowed_peers.is_empty());
     assert!(!v.unicast_accept_any_ttl);
-    assert_eq!(v.max_learned_interval_factor, 3);
+    assert_eq!(v.learned_interval_factor, 3);
     assert_eq!(
         v.vips,
         [IpPrefix {
@@ -515,11 +515,11 @@ fn unicast_peers_match_the_family_and_are_distinct() {
 #[test]
 fn advert_guards_are_read() {
     let l = ok(&inst(
-        "allowed_peers = [\"192.0.2.3\", \"192.0.2.4\"]\nmax_learned_interval_factor = 1\n",
+        "allowed_peers = [\"192.0.2.3\", \"192.0.2.4\"]\nlearned_interval_factor = 1\n",
     ));
     let v = &l.config.vrrp[0];
     assert_eq!(v.allowed_peers, [ip("192.0.2.3"), ip("192.0.2.4")]);
-    assert_eq!(v.max_learned_interval_factor, 1);
+    assert_eq!(v.learned_interval_factor, 1);
     let l = ok(&inst(
         "unicast_peers = [\"192.0.2.3\"]\nunicast_accept_any_ttl = true\n",
     ));
@@ -565,14 +565,14 @@ fn the_ttl_waiver_needs_unicast_peers() {
 }
 
 #[test]
-fn max_learned_interval_factor_is_v3_only_and_bounded() {
+fn learned_interval_factor_is_v3_only_and_bounded() {
     assert_error(
-        &inst("max_learned_interval_factor = 0\n"),
-        "t.toml:6:31: error: `vrrp.web.max_learned_interval_factor` = 0 is out of range 1–100",
+        &inst("learned_interval_factor = 0\n"),
+        "t.toml:6:27: error: `vrrp.web.learned_interval_factor` = 0 is out of range 1–100",
     );
     let help = assert_error(
-        &inst("version = 2\nmax_learned_interval_factor = 2\n"),
-        "t.toml:7:31: error: `vrrp.web.max_learned_interval_factor` is only for VRRP version 3",
+        &inst("version = 2\nlearned_interval_factor = 2\n"),
+        "t.toml:7:27: error: `vrrp.web.learned_interval_factor` is only for VRRP version 3",
     );
     assert!(help.is_some_and(|h| h.contains("RFC 3768 §7.1")));
 }

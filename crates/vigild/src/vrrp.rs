@@ -120,7 +120,7 @@ pub fn runner_config(v: &VrrpInstance) -> RunnerConfig {
         unicast_source: v.unicast_source,
         allowed_peers: v.allowed_peers.clone(),
         unicast_accept_any_ttl: v.unicast_accept_any_ttl,
-        max_learned_interval_factor: v.max_learned_interval_factor,
+        learned_interval_factor: v.learned_interval_factor,
         // Validation bounds the password to 1..=8 bytes, so Password::new cannot fail.
         auth: match v
             .auth_password

@@ -54,9 +54,10 @@ pub struct Config {
     /// such reply per Advertisement_Interval (see [`crate::resign_reply_gap`] for priority 0).
     pub advert_on_lower_priority: bool,
     /// A VRRPv3 Backup learns Master_Adver_Interval from the master's adverts (RFC 5798
-    /// §6.4.2) up to this many times `advert_interval` ([`crate::learned_interval`]), so
-    /// a forged advert cannot stall the backups for minutes. 0 counts as 1.
-    pub max_learned_interval_factor: u32,
+    /// §6.4.2) within this many times `advert_interval`, up and down
+    /// ([`crate::learned_interval`]), so a forged advert can neither stall the backups
+    /// for minutes nor make them time out between two adverts. 0 counts as 1.
+    pub learned_interval_factor: u32,
 }
 
 /// A configuration the machine cannot run.
@@ -485,7 +486,7 @@ impl Instance {
             self.config.version,
             advert.advert_interval,
             self.config.advert_interval,
-            self.config.max_learned_interval_factor,
+            self.config.learned_interval_factor,
         );
     }
 
@@ -594,8 +595,8 @@ impl Instance {
         // Master_Down_Interval; else: Discard the ADVERTISEMENT".
         if advert.priority >= self.priority() || !self.may_preempt(now) {
             // "Set Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT;
-            // Recompute the Master_Down_Interval" — VRRPv3 only, and capped at
-            // max_learned_interval_factor times ours; RFC 3768 has no learning and §7.1
+            // Recompute the Master_Down_Interval" — VRRPv3 only, and within
+            // learned_interval_factor times ours; RFC 3768 has no learning and §7.1
             // already made the v2 interval equal to ours.
             self.learn_interval(&advert);
             self.master_down_timer = Some(now + self.master_down_interval());

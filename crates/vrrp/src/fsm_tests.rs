@@ -22,7 +22,7 @@ fn config(priority: u8) -> Config {
         preempt_delay: Duration::ZERO,
         primary_address: LOCAL,
         advert_on_lower_priority: false,
-        max_learned_interval_factor: DEFAULT_LEARNED_INTERVAL_FACTOR,
+        learned_interval_factor: DEFAULT_LEARNED_INTERVAL_FACTOR,
     }
 }
 
@@ -1382,10 +1382,10 @@ const FORGER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
 const SLOWEST_V3: Duration = Duration::from_millis(40_950);
 
 #[test]
-fn backup_caps_the_learned_interval() {
+fn backup_bounds_the_learned_interval() {
     // RFC 5798 §6.4.2: "Set Master_Adver_Interval to Adver Interval contained in the
-    // ADVERTISEMENT; Recompute the Master_Down_Interval" — at most
-    // max_learned_interval_factor times our own interval.
+    // ADVERTISEMENT; Recompute the Master_Down_Interval" — within
+    // learned_interval_factor times our own interval, up and down.
     let t0 = Instant::now();
     let mut backup = started(config(100), t0);
     backup.handle(advert_every(HIGH, 200, SLOWEST_V3), t0);
@@ -1394,10 +1394,15 @@ fn backup_caps_the_learned_interval() {
         backup.next_deadline(),
         Some(t0 + down_interval(100, SECOND * 3))
     );
+    // Nor faster than a third of ours: 3 x 333 ms + Skew_Time outlasts our interval.
+    let mut fast = started(config(100), t0);
+    fast.handle(advert_every(HIGH, 200, Duration::from_millis(10)), t0);
+    assert_eq!(fast.master_adver_interval(), SECOND / 3);
+    assert!(fast.next_deadline() > Some(t0 + SECOND));
     // A factor of 1: never slower than ourselves.
     let mut strict = started(
         Config {
-            max_learned_interval_factor: 1,
+            learned_interval_factor: 1,
             ..config(100)
         },
         t0,

@@ -40,7 +40,7 @@
 //!     preempt_delay: Duration::ZERO,
 //!     primary_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
 //!     advert_on_lower_priority: true,
-//!     max_learned_interval_factor: vigil_vrrp::DEFAULT_LEARNED_INTERVAL_FACTOR,
+//!     learned_interval_factor: vigil_vrrp::DEFAULT_LEARNED_INTERVAL_FACTOR,
 //! })?;
 //! let start = Instant::now();
 //! let mut pending = instance.handle(Event::Startup { vips_present: false }, start);

@@ -33,15 +33,16 @@ pub fn master_down_interval(
     master_adver_interval * 3 + skew_time(version, priority, master_adver_interval)
 }
 
-/// The default of [`learned_interval`]'s `factor` (`max_learned_interval_factor`): a
-/// master may advertise up to 3 times slower than we are configured to, which covers
-/// peers configured a step apart (1 s next to 3 s), while one forged advert can hold
-/// the backups off for at most about 12 of our intervals instead of 124 s.
+/// The default of [`learned_interval`]'s `factor` (`learned_interval_factor`): a
+/// master may advertise up to 3 times slower or faster than we are configured to, which
+/// covers peers configured a step apart (1 s next to 3 s), while one forged advert can
+/// hold the backups off for at most about 12 of our intervals instead of 124 s, and
+/// cannot make them time out between two adverts of a master at our interval.
 pub const DEFAULT_LEARNED_INTERVAL_FACTOR: u32 = 3;
 
 /// The Master_Adver_Interval a Backup takes from an advert: RFC 5798 §6.4.2 "Set
-/// Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT", capped at
-/// `factor` times the configured Advertisement_Interval.
+/// Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT", kept within
+/// `factor` times the configured Advertisement_Interval, up and down.
 ///
 /// Unbounded, one forged VRRPv3 advert with Max Adver Int 4095 cs (40.95 s) makes every
 /// backup wait Master_Down_Interval = 3 × 40.95 s + Skew_Time before taking over: a
@@ -49,6 +50,14 @@ pub const DEFAULT_LEARNED_INTERVAL_FACTOR: u32 = 3;
 /// below `4 × factor × advert_interval` (3 intervals plus a Skew_Time under one). A
 /// genuine master slower than the cap is still followed, only its backups time out
 /// sooner: keep peers' intervals within the factor of each other.
+///
+/// The floor, `advert_interval / factor`, answers the opposite forgery: an advert
+/// claiming 10 ms (with a priority between the backup's and the master's) made a backup's
+/// Master_Down_Interval 3 × 10 ms + Skew_Time, so it took the addresses (and announced
+/// them) before the real master's next advert and gave them back on hearing it. At the
+/// floor, 3 × interval / factor + Skew_Time is at least one interval when factor ≤ 3,
+/// so a master advertising at our interval is heard first. A genuine faster master is
+/// still followed; its backups only take longer to notice its death.
 ///
 /// RFC 3768 (VRRPv2) learns nothing: §7.1 drops an advert whose interval differs from
 /// ours, so the configured interval is returned.
@@ -59,7 +68,10 @@ pub fn learned_interval(
     factor: u32,
 ) -> Duration {
     match version {
-        Version::V3 => advertised.min(configured.saturating_mul(factor.max(1))),
+        Version::V3 => {
+            let factor = factor.max(1);
+            advertised.clamp(configured / factor, configured.saturating_mul(factor))
+        }
         Version::V2 => configured,
     }
 }
@@ -195,13 +207,18 @@ mod tests {
             learned_interval(Version::V3, forged, ours, 3),
             Duration::from_millis(300)
         );
-        // Within the cap the advert's interval is taken as it is, slower or faster.
-        for advertised in [Duration::from_millis(250), Duration::from_millis(10)] {
+        // Within the bounds the advert's interval is taken as it is, slower or faster.
+        for advertised in [Duration::from_millis(250), Duration::from_millis(40)] {
             assert_eq!(
                 learned_interval(Version::V3, advertised, ours, 3),
                 advertised
             );
         }
+        // A forged fast one is raised to a third of ours.
+        assert_eq!(
+            learned_interval(Version::V3, Duration::from_millis(10), ours, 3),
+            ours / 3
+        );
         // A factor of 0 is treated as 1: never below our own interval.
         assert_eq!(learned_interval(Version::V3, forged, ours, 0), ours);
         // RFC 3768 §7.1: v2 intervals must equal ours; nothing is learned.
@@ -227,6 +244,18 @@ mod tests {
             master_down_interval(Version::V3, 1, Duration::from_millis(40_950))
                 > Duration::from_secs(122)
         );
+    }
+
+    #[test]
+    fn a_forged_fast_advert_cannot_beat_the_masters_next_advert() {
+        // RFC 5798 §6.1 Master_Down_Interval from the learned interval floored at 1/3 of
+        // ours: more than one of our intervals, for every backup priority.
+        let ours = Duration::from_millis(100);
+        let learned = learned_interval(Version::V3, Duration::from_millis(10), ours, 3);
+        for priority in [1, 100, 254] {
+            assert!(master_down_interval(Version::V3, priority, learned) > ours);
+        }
+        assert!(master_down_interval(Version::V3, 100, Duration::from_millis(10)) < ours / 2);
     }
 
     #[test]

@@ -71,9 +71,9 @@ pub struct RunnerConfig {
     /// Unicast mode: accept adverts whatever their TTL / hop limit (peers behind
     /// routers); otherwise RFC 5798 §7.1's 255 is required in both modes.
     pub unicast_accept_any_ttl: bool,
-    /// Bound on the learned Master_Adver_Interval, as a multiple of `advert_interval`
-    /// ([`crate::learned_interval`]).
-    pub max_learned_interval_factor: u32,
+    /// Bounds on the learned Master_Adver_Interval: `advert_interval` times or divided
+    /// by this ([`crate::learned_interval`]).
+    pub learned_interval_factor: u32,
     pub auth: Auth,
     pub garp: GarpConfig,
     /// Program and arguments, run without a shell on every state change with the
@@ -331,7 +331,7 @@ fn fsm_config(config: &RunnerConfig, primary: IpAddr) -> FsmConfig {
         preempt_delay: config.preempt_delay,
         primary_address: primary,
         advert_on_lower_priority: true,
-        max_learned_interval_factor: config.max_learned_interval_factor,
+        learned_interval_factor: config.learned_interval_factor,
     }
 }
 
@@ -1167,7 +1167,7 @@ mod tests {
             unicast_source: None,
             allowed_peers: vec![],
             unicast_accept_any_ttl: false,
-            max_learned_interval_factor: 3,
+            learned_interval_factor: 3,
             auth: Auth::None,
             garp: GarpConfig {
                 repeat: 5,
@@ -1266,7 +1266,7 @@ mod tests {
         // interface; RFC 3768 §7.1 the v2 interval), and ownership (priority 255,
         // §6.4.1).
         let restart: [&dyn Fn(&mut RunnerConfig); 10] = [
-            &|c| c.max_learned_interval_factor = 10,
+            &|c| c.learned_interval_factor = 10,
             &|c| c.interface = "eth1".into(),
             &|c| c.vrid = 52,
             &|c| c.version = Version::V2,
