@@ -145,16 +145,16 @@ pub enum ReloadChange {
 ///
 /// - in place: the gratuitous ARP / NA schedule and the notify hook (they only shape
 ///   what happens at the next transition); the receive filters `allowed_peers` and
-///   `unicast_accept_any_ttl` (they only decide which later adverts count); the base priority, Preempt_Mode and
-///   preempt_delay, which the running machine takes like any priority change
-///   ([`Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied from then on); the
+///   `unicast_accept_any_ttl` (they only decide which later adverts count); the base
+///   priority, Preempt_Mode and preempt_delay, which the running machine takes like any
+///   priority change ([`Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied from then on); the
 ///   virtual addresses (a master adds and removes the difference and announces only the
 ///   added ones; the adverts carry the new list, §5.2.9);
 /// - restart: what names the virtual router or how it talks — interface, VRID, version,
 ///   family (RFC 5798 §7.1 keys adverts by VRID on an interface), the advert interval
 ///   (VRRPv2 peers must match it, RFC 3768 §7.1), unicast peers and source,
-///   authentication — and becoming or ceasing to be the address owner (priority 255,
-///   §6.4.1).
+///   authentication, the learned-interval factor (part of the machine's config) — and
+///   becoming or ceasing to be the address owner (priority 255, §6.4.1).
 pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
     if old == new {
         return ReloadChange::Unchanged;
