@@ -147,9 +147,9 @@ pub enum ReloadChange {
 ///   what happens at the next transition); the receive filters `allowed_peers` and
 ///   `unicast_accept_any_ttl` (they only decide which later adverts count); the base
 ///   priority, Preempt_Mode and preempt_delay, which the running machine takes like any
-///   priority change ([`Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied from then on); the
-///   virtual addresses (a master adds and removes the difference and announces only the
-///   added ones; the adverts carry the new list, §5.2.9);
+///   priority change ([`Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied
+///   from then on); the virtual addresses (a master adds and removes the difference and
+///   announces only the added ones; the adverts carry the new list, §5.2.9);
 /// - restart: what names the virtual router or how it talks — interface, VRID, version,
 ///   family (RFC 5798 §7.1 keys adverts by VRID on an interface), the advert interval
 ///   (VRRPv2 peers must match it, RFC 3768 §7.1), unicast peers and source,
