@@ -3,7 +3,8 @@
 //! no-preempt, unicast, IPv6, tracking, sync groups, reload (unchanged instances kept;
 //! announcements, hook, priority, addresses and tracking applied in place), sibling
 //! instances on one interface not counted as drops, and foreign or malformed packets
-//! counted and ignored. Timings are only bounded loosely (two shared cores);
+//! counted and ignored; forged adverts: a bounded outage from a slow one, rate-limited
+//! replies to a flood, the multicast allow-list and the unicast TTL rule. Timings are only bounded loosely (two shared cores);
 //! the failover benchmark (tests/lab/failover-bench.py) measures them.
 
 // Helpers outside #[test] functions unwrap too; this is test code.
@@ -17,7 +18,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Stdio;
 use std::time::Duration;
 
-use vigil_testlab::{LabChild, NetnsLab, bin_path, require_root_or_skip, wait_for};
+use vigil_testlab::{
+    LabChild, NetnsLab, bin_path, have_tools, require_or_skip, require_root_or_skip, wait_for,
+};
 use vigil_vrrp::{Advertisement, Auth, IP_PROTOCOL_VRRP, MULTICAST_V4, Version, VirtualAddresses};
 use vrrp_support::*;
 
@@ -275,6 +278,16 @@ fn advert(vrid: u8, priority: u8, version: Version, vip: &str) -> Advertisement 
         Version::V2 => Duration::from_secs(1),
         Version::V3 => Duration::from_millis(100),
     };
+    advert_every(vrid, priority, version, interval, vip)
+}
+
+fn advert_every(
+    vrid: u8,
+    priority: u8,
+    version: Version,
+    interval: Duration,
+    vip: &str,
+) -> Advertisement {
     Advertisement::new(
         version,
         vrid,
@@ -286,9 +299,22 @@ fn advert(vrid: u8, priority: u8, version: Version, vip: &str) -> Advertisement 
     .unwrap()
 }
 
-/// Sends `payload` as IP protocol 112 from `host` with this TTL.
+/// Sends `payload` as IP protocol 112 from `host` with this TTL, five times.
 fn send_raw(lab: &NetnsLab, host: &str, to: Ipv4Addr, ttl: i32, payload: &[u8]) {
+    send_raw_n(lab, host, to, ttl, payload, 5);
+}
+
+/// Sends `payload` `copies` times as fast as it goes; returns how long that took.
+fn send_raw_n(
+    lab: &NetnsLab,
+    host: &str,
+    to: Ipv4Addr,
+    ttl: i32,
+    payload: &[u8],
+    copies: usize,
+) -> Duration {
     lab.run_in(host, || {
+        let start = std::time::Instant::now();
         // SAFETY: plain libc socket calls on a descriptor we own, closed at the end.
         unsafe {
             let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, i32::from(IP_PROTOCOL_VRRP));
@@ -305,7 +331,7 @@ fn send_raw(lab: &NetnsLab, host: &str, to: Ipv4Addr, ttl: i32, payload: &[u8]) 
             let mut addr: libc::sockaddr_in = std::mem::zeroed();
             addr.sin_family = libc::AF_INET as u16;
             addr.sin_addr.s_addr = u32::from_ne_bytes(to.octets());
-            for _ in 0..5 {
+            for _ in 0..copies {
                 let rc = libc::sendto(
                     fd,
                     payload.as_ptr().cast(),
@@ -318,8 +344,9 @@ fn send_raw(lab: &NetnsLab, host: &str, to: Ipv4Addr, ttl: i32, payload: &[u8]) 
             }
             libc::close(fd);
         }
+        start.elapsed()
     })
-    .unwrap();
+    .unwrap()
 }
 
 /// RFC 5798 §7.1 receive checks on the real socket: a foreign VRID, a bad checksum, a
@@ -926,4 +953,346 @@ fn a_recreated_interface_is_picked_up_again() {
         "{}",
         lb1.log_text()
     );
+}
+
+// ---- Forged adverts (issue 11): what one stranger on the link can do -----------------
+
+/// A counter of `name`'s `vrrp` reply, 0 when absent.
+fn counter(v: &Vigild, name: &str, field: &str) -> u64 {
+    v.instance(name).unwrap()[field].as_u64().unwrap_or(0)
+}
+
+/// RFC 5798 §6.4.3: a master hearing a higher priority steps down and learns the
+/// advert's interval (§6.4.2 likewise for backups). One forged advert with priority 255
+/// and Max Adver Int 4095 cs used to leave the VIP unowned for 3 x 40.95 s; with the
+/// learned interval capped at 3 x 100 ms the master is back within Master_Down_Interval
+/// < 12 intervals (1.2 s; asserted with slack for two shared cores).
+#[test]
+fn a_forged_slow_advert_costs_a_bounded_outage() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let (lb1, lb2) = elected_pair(&lab, dir.path(), &vip, "");
+    let before = counter(&lb1, "web", "transitions");
+    let pinger = Pinger::start(&lab, "client", &vip, dir.path().join("ping.txt"));
+    std::thread::sleep(Duration::from_secs(1));
+
+    let forged = advert_every(51, 255, Version::V3, Duration::from_millis(40_950), &vip)
+        .encode(IpAddr::V4(lab.ip("client")), IpAddr::V4(MULTICAST_V4))
+        .unwrap();
+    send_raw_n(&lab, "client", MULTICAST_V4, 255, &forged, 1);
+    // Down for the forged master, then up again at Master_Down_Timer.
+    assert!(
+        wait_for(SETTLE, || counter(&lb1, "web", "transitions") >= before + 2),
+        "{}",
+        lb1.log_text()
+    );
+    lb1.expect_state("web", "master", SETTLE);
+    std::thread::sleep(Duration::from_secs(1));
+    let ping = pinger.stop();
+    lb2.expect_state("web", "backup", SETTLE);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+    assert!(
+        lb1.log_text().contains("(higher_priority_master)"),
+        "{}",
+        lb1.log_text()
+    );
+    println!(
+        "forged priority-255 advert with Max Adver Int 4095 cs: VIP unreachable for {:?} \
+         ({} pings lost; bound 3 x 300 ms + skew)",
+        ping.max_gap, ping.lost
+    );
+    assert!(ping.replies > 100, "{ping:?}");
+    assert!(ping.max_gap < Duration::from_secs(4), "{ping:?}");
+}
+
+/// RFC 5798 §6.4.2: a backup follows any advert of at least its own priority and learns
+/// its interval. A forged one claiming 10 ms, at a priority between the backup's and the
+/// master's, would make the backup time out before the real master's next advert and
+/// grab the VIP; floored at 100 ms / 3 it waits > 100 ms and the master is heard first.
+/// The same advert against `learned_interval_factor = 100` (floor 1 ms) does move it,
+/// which shows the floor is what held.
+#[test]
+fn a_forged_fast_advert_does_not_move_the_backup() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let (lb1, lb2) = elected_pair(&lab, dir.path(), &vip, "");
+    let forged = advert_every(51, 120, Version::V3, Duration::from_millis(10), &vip)
+        .encode(IpAddr::V4(lab.ip("client")), IpAddr::V4(MULTICAST_V4))
+        .unwrap();
+    // One every 50 ms for a second: whichever lands early in the master's interval
+    // gives the backup time to time out before the master's next advert.
+    let forge_for_a_second = || {
+        for _ in 0..20 {
+            send_raw_n(&lab, "client", MULTICAST_V4, 255, &forged, 1);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let before = counter(&lb2, "web", "transitions");
+    let received = counter(&lb2, "web", "adverts_received");
+    forge_for_a_second();
+    assert!(wait_for(SETTLE, || counter(
+        &lb2,
+        "web",
+        "adverts_received"
+    ) >= received + 5));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        counter(&lb2, "web", "transitions"),
+        before,
+        "{}",
+        lb2.log_text()
+    );
+    lb1.expect_state("web", "master", SETTLE);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+
+    // Without the floor (factor 100: 1 ms) the backup times out and takes over.
+    lb2.rewrite(&web(100, &vip, "learned_interval_factor = 100"));
+    let reply = lb2.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert!(wait_for(
+        SETTLE,
+        || lb2.instance("web").unwrap()["transitions"] == 1 && lb2.state("web") == "backup"
+    ));
+    let takeovers = || {
+        lb2.log_text()
+            .matches("backup -> master (master_down)")
+            .count()
+    };
+    let before = takeovers();
+    forge_for_a_second();
+    assert!(
+        wait_for(SETTLE, || takeovers() > before),
+        "{}",
+        lb2.log_text()
+    );
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+}
+
+/// RFC 5798 §6.4.3: a master answers a priority-0 advert (and, like keepalived, a
+/// lower-priority one) with an advert of its own. 475 forged adverts used to draw 476
+/// adverts; now lower-priority ones are answered at most once per advert interval, and
+/// priority-0 ones coalesced, still in time for every backup's Skew_Time: the backup
+/// never takes over during the flood.
+#[test]
+fn forged_adverts_draw_rate_limited_replies() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let slow = |p: u8| instance("web", 51, p, "1s", &[format!("{vip}/24")], "");
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &slow(100));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &slow(150));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    let transitions = counter(&lb2, "web", "transitions");
+    let src = IpAddr::V4(lab.ip("client"));
+    let group = IpAddr::V4(MULTICAST_V4);
+
+    for (priority, what) in [(50u8, "lower-priority"), (0, "priority-0")] {
+        let forged = advert_every(51, priority, Version::V3, Duration::from_secs(1), &vip)
+            .encode(src, group)
+            .unwrap();
+        let (sent0, received0, limited0) = (
+            counter(&lb1, "web", "adverts_sent"),
+            counter(&lb1, "web", "adverts_received"),
+            counter(&lb1, "web", "replies_limited"),
+        );
+        let start = std::time::Instant::now();
+        let burst = send_raw_n(&lab, "client", MULTICAST_V4, 255, &forged, 475);
+        // A burst can overflow the socket buffer: count what arrived, once it stops.
+        let mut heard = 0;
+        let mut quiet_since = std::time::Instant::now();
+        while quiet_since.elapsed() < Duration::from_millis(300) {
+            let now_heard = counter(&lb1, "web", "adverts_received") - received0;
+            if now_heard != heard {
+                (heard, quiet_since) = (now_heard, std::time::Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = counter(&lb1, "web", "adverts_sent") - sent0;
+        let limited = counter(&lb1, "web", "replies_limited") - limited0;
+        let window = start.elapsed();
+        println!(
+            "475 forged {what} adverts (sent in {burst:?}, {heard} heard): master sent {sent} \
+             adverts in {window:?}, {limited} replies limited"
+        );
+        assert!(heard > 100, "{heard} heard");
+        // The Adver_Timer's own adverts in the window, plus the replies.
+        let regular = window.as_secs() + 1;
+        if priority == 0 {
+            // Coalesced within 3.9 ms of our last advert: far fewer replies than adverts.
+            assert!(sent < heard / 2, "{sent} sent");
+            assert!(limited > heard / 2, "{limited} limited");
+        } else {
+            // At most one reply per advert interval.
+            assert!(sent <= 2 * regular, "{sent} sent in {window:?}");
+            assert!(limited + regular >= heard, "{limited} limited");
+        }
+    }
+    assert_eq!(lb1.state("web"), "master");
+    assert_eq!(lb2.state("web"), "backup");
+    assert_eq!(counter(&lb2, "web", "transitions"), transitions);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+}
+
+/// `allowed_peers` in multicast mode: the directors hear each other, and a stranger's
+/// advert (here claiming priority 254, which would otherwise win) is dropped and
+/// counted as `unknown_peer` before any RFC 5798 §7.1 check.
+#[test]
+fn multicast_allow_list_drops_and_counts_strangers() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let allow = |peer: &str| format!("allowed_peers = [\"{}\"]", lab.ip(peer));
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, &allow("lb1")));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, &allow("lb2")));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    assert!(counter(&lb2, "web", "adverts_received") > 0);
+
+    let forged = advert(51, 254, Version::V3, &vip)
+        .encode(IpAddr::V4(lab.ip("client")), IpAddr::V4(MULTICAST_V4))
+        .unwrap();
+    send_raw(&lab, "client", MULTICAST_V4, 255, &forged);
+    for v in [&lb1, &lb2] {
+        assert!(
+            wait_for(SETTLE, || v.instance("web").unwrap()["drops"]
+                == serde_json::json!({"unknown_peer": 5})),
+            "{}: {}",
+            v.host,
+            v.instance("web").unwrap()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lb1.state("web"), "master");
+    assert_eq!(lb2.state("web"), "backup");
+    assert_eq!(
+        lb2.instance("web").unwrap()["master"],
+        lab.ip("lb1").to_string()
+    );
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+}
+
+/// Unicast mode checks TTL 255 like multicast (RFC 5798 §7.1) unless
+/// `unicast_accept_any_ttl` waives it (peers behind routers). A peer's advert with TTL
+/// 64 claiming priority 254 is dropped as `ttl` by default; after a reload with the
+/// waiver (taken in place), the same advert is accepted and the master steps down for
+/// it (§6.4.3), then takes over again when no more come.
+#[test]
+fn unicast_ttl_is_checked_unless_waived() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let (ip1, ip2) = (lab.ip("lb1"), lab.ip("lb2"));
+    let unicast = |peer: Ipv4Addr, extra: &str| format!("unicast_peers = [\"{peer}\"]\n{extra}");
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, &unicast(ip1, "")));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, &unicast(ip2, "")));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+
+    // From lb2's address, as a routed peer's advert would arrive.
+    let routed = advert(51, 254, Version::V3, &vip)
+        .encode(IpAddr::V4(ip2), IpAddr::V4(ip1))
+        .unwrap();
+    send_raw(&lab, "lb2", ip1, 64, &routed);
+    let drops = || lb1.instance("web").unwrap()["drops"].clone();
+    assert!(
+        wait_for(SETTLE, || drops() == serde_json::json!({"ttl": 5})),
+        "{}",
+        drops()
+    );
+    assert_eq!(lb1.state("web"), "master");
+
+    lb1.rewrite(&web(
+        150,
+        &vip,
+        &unicast(ip2, "unicast_accept_any_ttl = true"),
+    ));
+    let reply = lb1.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert!(wait_for(SETTLE, || lb1
+        .log_text()
+        .contains("applied in place")));
+    let before = counter(&lb1, "web", "transitions");
+    send_raw(&lab, "lb2", ip1, 64, &routed);
+    assert!(
+        wait_for(SETTLE, || counter(&lb1, "web", "transitions") >= before + 2),
+        "{}",
+        lb1.log_text()
+    );
+    assert!(
+        lb1.log_text().contains("(higher_priority_master)"),
+        "{}",
+        lb1.log_text()
+    );
+    assert_eq!(drops(), serde_json::json!({"ttl": 5}));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+}
+
+/// The IPv4 multicast filter of docs/operations.md "VRRP security", for one peer.
+const NFT_FILTER: &str = r#"table inet vrrp_guard {
+	chain input {
+		type filter hook input priority -10; policy accept;
+		iifname "eth0" meta l4proto 112 jump vrrp
+	}
+	chain vrrp {
+		ip saddr { PEER } ip daddr 224.0.0.18 ip ttl 255 accept
+		counter drop
+	}
+}
+"#;
+
+/// Packets the filter's `counter drop` has dropped on `host`.
+fn nft_dropped(lab: &NetnsLab, host: &str) -> u64 {
+    let out = lab
+        .run(host, ["nft", "list", "chain", "inet", "vrrp_guard", "vrrp"])
+        .unwrap_or_default();
+    out.split("counter packets ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The nftables filter operations.md documents, loaded on both directors: their own
+/// adverts pass (the election runs as usual), while a stranger's forged priority-254
+/// advert and a peer-addressed advert with TTL 64 (RFC 5798 §7.1 wants 255) never reach
+/// vigild: no drop is counted there, the filter's counter has them, the master stays.
+#[test]
+fn the_documented_nftables_filter_keeps_forged_adverts_out() {
+    require_root_or_skip!();
+    require_or_skip!(have_tools(&["nft"]));
+    let (lab, dir, vip) = lab();
+    for (host, peer) in [("lb1", "lb2"), ("lb2", "lb1")] {
+        let path = dir.path().join(format!("{host}.nft"));
+        std::fs::write(&path, NFT_FILTER.replace("PEER", &lab.ip(peer).to_string())).unwrap();
+        lab.run(host, ["nft", "-f", path.to_str().unwrap()])
+            .unwrap();
+    }
+    let (lb1, lb2) = elected_pair(&lab, dir.path(), &vip, "");
+    assert!(counter(&lb2, "web", "adverts_received") > 0);
+
+    let stranger = advert(51, 254, Version::V3, &vip)
+        .encode(IpAddr::V4(lab.ip("client")), IpAddr::V4(MULTICAST_V4))
+        .unwrap();
+    send_raw(&lab, "client", MULTICAST_V4, 255, &stranger);
+    let off_link = advert(51, 254, Version::V3, &vip)
+        .encode(IpAddr::V4(lab.ip("lb2")), IpAddr::V4(MULTICAST_V4))
+        .unwrap();
+    send_raw(&lab, "lb2", MULTICAST_V4, 64, &off_link);
+    assert!(
+        wait_for(SETTLE, || nft_dropped(&lab, "lb1") >= 10),
+        "{}",
+        nft_dropped(&lab, "lb1")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    for v in [&lb1, &lb2] {
+        assert_eq!(
+            v.instance("web").unwrap()["drops"],
+            serde_json::json!({}),
+            "{}",
+            v.host
+        );
+    }
+    assert_eq!(lb1.state("web"), "master");
+    assert_eq!(lb2.state("web"), "backup");
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
 }

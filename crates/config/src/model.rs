@@ -127,6 +127,14 @@ pub struct VrrpInstance {
     pub unicast_peers: Vec<IpAddr>,
     /// Source address for adverts; `None` uses the interface's primary address.
     pub unicast_source: Option<IpAddr>,
+    /// Multicast mode: accept adverts only from these sources (empty: from anyone).
+    pub allowed_peers: Vec<IpAddr>,
+    /// Unicast mode: accept adverts whatever their TTL / hop limit (peers behind
+    /// routers) instead of RFC 5798 §7.1's 255.
+    pub unicast_accept_any_ttl: bool,
+    /// VRRPv3: a learned Master_Adver_Interval is kept within `advert_interval` times
+    /// and divided by this.
+    pub learned_interval_factor: u32,
     /// All of one address family (RFC 5798 §5.2.9: one instance is IPv4 or IPv6).
     pub vips: Vec<IpPrefix>,
     pub family: AddressFamily,

@@ -409,6 +409,44 @@ fn vrrp_instance(
             }
         });
 
+    let allowed_peers = allowed_peers(sink, &mut t, &f, family, !unicast_peers.is_empty());
+    let unicast_accept_any_ttl = match t.get("unicast_accept_any_ttl") {
+        Some(v) => match t.bool(sink, "unicast_accept_any_ttl") {
+            Some(true) if unicast_peers.is_empty() => {
+                sink.push(
+                    Diagnostic::error(
+                        v.span(),
+                        format!(
+                            "`{}` needs `unicast_peers`",
+                            f("unicast_accept_any_ttl")
+                        ),
+                    )
+                    .with_help("multicast adverts never cross a router: RFC 5798 §7.1 requires TTL 255 for them"),
+                );
+                false
+            }
+            other => other.unwrap_or(false),
+        },
+        None => false,
+    };
+    let learned_interval_factor = match t.int::<u32>(sink, "learned_interval_factor", 1, 100) {
+        Some((_, span)) if version_read == Some(VrrpVersion::V2) => {
+            sink.push(
+                Diagnostic::error(
+                    span,
+                    format!(
+                        "`{}` is only for VRRP version 3",
+                        f("learned_interval_factor")
+                    ),
+                )
+                .with_help("a VRRPv2 advert must carry our own interval (RFC 3768 §7.1), so nothing is learned"),
+            );
+            DEFAULT_LEARNED_INTERVAL_FACTOR
+        }
+        Some((factor, _)) => factor,
+        None => DEFAULT_LEARNED_INTERVAL_FACTOR,
+    };
+
     let auth_password = match t.str(sink, "auth_password") {
         Some((pw, span)) => {
             if version_read.is_none() {
@@ -512,6 +550,9 @@ fn vrrp_instance(
             accept,
             unicast_peers,
             unicast_source,
+            allowed_peers,
+            unicast_accept_any_ttl,
+            learned_interval_factor,
             vips,
             family,
             auth_password,
@@ -522,6 +563,56 @@ fn vrrp_instance(
         },
         spans,
     ))
+}
+
+/// vigil_vrrp::DEFAULT_LEARNED_INTERVAL_FACTOR (this crate does not depend on it): a
+/// master may advertise up to 3 times slower or faster than this router's own interval.
+const DEFAULT_LEARNED_INTERVAL_FACTOR: u32 = 3;
+
+/// `allowed_peers`: distinct addresses of the instance's family, multicast mode only.
+fn allowed_peers(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    family: AddressFamily,
+    unicast: bool,
+) -> Vec<IpAddr> {
+    let mut peers = Vec::new();
+    let Some((items, span)) = t.array(sink, "allowed_peers") else {
+        return peers;
+    };
+    if unicast {
+        sink.push(
+            Diagnostic::error(span, format!("`{}` is for multicast mode", f("allowed_peers")))
+                .with_help("with `unicast_peers`, adverts from other sources are dropped already; remove one of the two"),
+        );
+        return peers;
+    }
+    if items.is_empty() {
+        sink.push(
+            Diagnostic::error(span, format!("`{}` is empty", f("allowed_peers"))).with_help(
+                "list the peers whose adverts to accept, or remove the field to accept any",
+            ),
+        );
+    }
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("{}[{i}]", f("allowed_peers"));
+        if let Some(ip) = as_ip(sink, item, &field) {
+            if AddressFamily::of(&ip) != family {
+                sink.error(
+                    item.span(),
+                    format!(
+                        "`{field}`: peer {ip} is not {family} like the instance's virtual addresses"
+                    ),
+                );
+            } else if peers.contains(&ip) {
+                sink.error(item.span(), format!("`{field}`: peer {ip} is listed twice"));
+            } else {
+                peers.push(ip);
+            }
+        }
+    }
+    peers
 }
 
 /// Why an address cannot be a virtual (host) address, if it cannot.

@@ -30,6 +30,9 @@ fn defaults() {
     assert!(!v.accept);
     assert!(v.unicast_peers.is_empty());
     assert_eq!(v.unicast_source, None);
+    assert!(v.allowed_peers.is_empty());
+    assert!(!v.unicast_accept_any_ttl);
+    assert_eq!(v.learned_interval_factor, 3);
     assert_eq!(
         v.vips,
         [IpPrefix {
@@ -507,6 +510,71 @@ fn unicast_peers_match_the_family_and_are_distinct() {
         &inst("unicast_peers = \"192.0.2.3\"\n"),
         "t.toml:6:17: error: `vrrp.web.unicast_peers` must be an array, found a string",
     );
+}
+
+#[test]
+fn advert_guards_are_read() {
+    let l = ok(&inst(
+        "allowed_peers = [\"192.0.2.3\", \"192.0.2.4\"]\nlearned_interval_factor = 1\n",
+    ));
+    let v = &l.config.vrrp[0];
+    assert_eq!(v.allowed_peers, [ip("192.0.2.3"), ip("192.0.2.4")]);
+    assert_eq!(v.learned_interval_factor, 1);
+    let l = ok(&inst(
+        "unicast_peers = [\"192.0.2.3\"]\nunicast_accept_any_ttl = true\n",
+    ));
+    assert!(l.config.vrrp[0].unicast_accept_any_ttl);
+}
+
+#[test]
+fn allowed_peers_are_multicast_only_distinct_and_of_the_family() {
+    assert_errors(
+        &inst("allowed_peers = [\"192.0.2.3\", \"2001:db8::3\", \"192.0.2.3\", \"peer\"]\n"),
+        &[
+            "t.toml:6:31: error: `vrrp.web.allowed_peers[1]`: peer 2001:db8::3 is not IPv4 like the instance's virtual addresses",
+            "t.toml:6:46: error: `vrrp.web.allowed_peers[2]`: peer 192.0.2.3 is listed twice",
+            "t.toml:6:59: error: `vrrp.web.allowed_peers[3]`: \"peer\" is not an IP address",
+        ],
+    );
+    let help = assert_error(
+        &inst("allowed_peers = []\n"),
+        "t.toml:6:17: error: `vrrp.web.allowed_peers` is empty",
+    );
+    assert!(help.is_some_and(|h| h.contains("remove the field")));
+    let help = assert_error(
+        &inst("unicast_peers = [\"192.0.2.3\"]\nallowed_peers = [\"192.0.2.3\"]\n"),
+        "t.toml:7:17: error: `vrrp.web.allowed_peers` is for multicast mode",
+    );
+    assert!(help.is_some_and(|h| h.contains("unicast_peers")));
+}
+
+#[test]
+fn the_ttl_waiver_needs_unicast_peers() {
+    // RFC 5798 §7.1: multicast adverts must have TTL 255.
+    let help = assert_error(
+        &inst("unicast_accept_any_ttl = true\n"),
+        "t.toml:6:26: error: `vrrp.web.unicast_accept_any_ttl` needs `unicast_peers`",
+    );
+    assert!(help.is_some_and(|h| h.contains("TTL 255")));
+    // Saying false (the default) is always fine.
+    ok(&inst("unicast_accept_any_ttl = false\n"));
+    assert_error(
+        &inst("unicast_peers = [\"192.0.2.3\"]\nunicast_accept_any_ttl = 1\n"),
+        "t.toml:7:26: error: `vrrp.web.unicast_accept_any_ttl` must be true or false, found an integer",
+    );
+}
+
+#[test]
+fn learned_interval_factor_is_v3_only_and_bounded() {
+    assert_error(
+        &inst("learned_interval_factor = 0\n"),
+        "t.toml:6:27: error: `vrrp.web.learned_interval_factor` = 0 is out of range 1–100",
+    );
+    let help = assert_error(
+        &inst("version = 2\nlearned_interval_factor = 2\n"),
+        "t.toml:7:27: error: `vrrp.web.learned_interval_factor` is only for VRRP version 3",
+    );
+    assert!(help.is_some_and(|h| h.contains("RFC 3768 §7.1")));
 }
 
 #[test]

@@ -352,6 +352,11 @@ pub(crate) fn vrrp(v: &Value) -> String {
             ),
             _ => "-".into(),
         };
+        // Adverts the reply rate limit held back, only when there were any.
+        let sent = match i.get("replies_limited").and_then(Value::as_u64) {
+            Some(n) if n > 0 => format!("{} ({n} limited)", s(i, "adverts_sent")),
+            _ => s(i, "adverts_sent"),
+        };
         let mut state = s(i, "state");
         if i.get("standing_down") == Some(&Value::Bool(true)) {
             state.push_str(" (handed over)");
@@ -366,7 +371,7 @@ pub(crate) fn vrrp(v: &Value) -> String {
             s(i, "master"),
             s(i, "advert_interval"),
             vips.join(","),
-            s(i, "adverts_sent"),
+            sent,
             s(i, "adverts_received"),
             drops,
             last,
@@ -500,6 +505,7 @@ mod tests {
             "effective_priority": 150, "state": "backup", "standing_down": true,
             "master": "10.0.0.2", "advert_interval": "100ms", "vips": ["10.0.0.100/24"],
             "adverts_sent": 12, "adverts_received": 40, "drops": {"vrid": 3, "ttl": 1},
+            "replies_limited": 7,
             "last_transition": {"from": "master", "to": "backup", "reason": "handover",
                                 "at_unix": 0.0},
             "error": null
@@ -513,6 +519,7 @@ mod tests {
             "backup (handed over)",
             "10.0.0.2",
             "ttl=1,vrid=3",
+            "12 (7 limited)",
             "master -> backup (handover)",
         ] {
             assert!(web.contains(want), "{want}: {out}");

@@ -689,6 +689,18 @@ fn vrrp_metrics(
         );
     }
     m.family(
+        "vigil_vrrp_replies_limited_total",
+        "counter",
+        "Received adverts not answered by an advert of their own (reply rate limit).",
+    );
+    for s in &statuses {
+        m.sample(
+            "vigil_vrrp_replies_limited_total",
+            &[("instance", &s.name)],
+            s.replies_limited as f64,
+        );
+    }
+    m.family(
         "vigil_vrrp_dropped_packets_total",
         "counter",
         "Received packets dropped, by reason (ttl, checksum, vrid, auth, interval, ...).",

@@ -118,6 +118,9 @@ pub fn runner_config(v: &VrrpInstance) -> RunnerConfig {
         vips: v.vips.iter().map(|p| (p.addr, p.prefix_len)).collect(),
         unicast_peers: v.unicast_peers.clone(),
         unicast_source: v.unicast_source,
+        allowed_peers: v.allowed_peers.clone(),
+        unicast_accept_any_ttl: v.unicast_accept_any_ttl,
+        learned_interval_factor: v.learned_interval_factor,
         // Validation bounds the password to 1..=8 bytes, so Password::new cannot fail.
         auth: match v
             .auth_password
@@ -589,6 +592,7 @@ pub fn status_json(status: &InstanceStatus) -> serde_json::Value {
         "last_transition": status.last_transition.map(|t| transition_json(&t)),
         "adverts_sent": status.adverts_sent,
         "adverts_received": status.adverts_received,
+        "replies_limited": status.replies_limited,
         "send_errors": status.send_errors,
         "drops": status.drops,
         "error": status.error,
@@ -650,6 +654,7 @@ mod tests {
             transitions: 2,
             adverts_sent: 7,
             adverts_received: 1,
+            replies_limited: 4,
             drops: [("vrid", 3)].into_iter().collect(),
             send_errors: 0,
             error: None,
@@ -658,6 +663,7 @@ mod tests {
         assert_eq!(v["state"], "master");
         assert_eq!(v["master"], "10.0.0.1");
         assert_eq!(v["drops"]["vrid"], 3);
+        assert_eq!(v["replies_limited"], 4);
         assert_eq!(v["last_transition"]["reason"], "master_down");
     }
 

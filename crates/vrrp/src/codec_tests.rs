@@ -47,6 +47,8 @@ fn v3_rules(family: Family, vrid: u8) -> ReceiveRules {
         advert_interval: Duration::from_secs(1),
         expected_addresses: None,
         accept_message_only_ipv4_checksum: false,
+        allowed_sources: None,
+        waive_ttl: false,
     }
 }
 
@@ -60,6 +62,8 @@ fn v2_rules(vrid: u8, auth: Auth) -> ReceiveRules {
         advert_interval: Duration::from_secs(1),
         expected_addresses: None,
         accept_message_only_ipv4_checksum: false,
+        allowed_sources: None,
+        waive_ttl: false,
     }
 }
 
@@ -729,8 +733,51 @@ fn drop_reason_labels_are_unique_and_stable() {
             "interval",
             "address_family",
             "address_list",
+            "unknown_peer",
         ]
     );
+}
+
+#[test]
+fn allow_list_drops_other_sources_before_the_rfc_checks() {
+    // Not an RFC 5798 §7.1 check: RFC 5798 §9 leaves keeping strangers out to the
+    // operator. A listed source goes on to the §7.1 checks; another is dropped first,
+    // even when its TTL is wrong too.
+    let listed = v4(192, 0, 2, 1);
+    let rules = ReceiveRules {
+        allowed_sources: Some(vec![listed]),
+        ..v3_rules(Family::Ipv4, 51)
+    };
+    assert!(decode(&hex(V3_IPV4), &facts(listed, GROUP_V4), &rules).is_ok());
+    let stranger = IpFacts {
+        ttl: 64,
+        ..facts(v4(192, 0, 2, 9), GROUP_V4)
+    };
+    assert_eq!(
+        decode(&hex(V3_IPV4), &stranger, &rules),
+        Err(DropReason::UnknownPeer)
+    );
+    assert!(!source_allowed(stranger.source, &rules));
+    assert!(source_allowed(stranger.source, &v3_rules(Family::Ipv4, 51)));
+}
+
+#[test]
+fn ttl_waiver_accepts_routed_adverts_only_when_set() {
+    // RFC 5798 §7.1: "MUST verify that the IP TTL is 255" — the default; the waiver is
+    // the operator's explicit choice for unicast peers behind routers.
+    let routed = IpFacts {
+        ttl: 62,
+        ..facts(v4(192, 0, 2, 1), v4(192, 0, 2, 2))
+    };
+    let mut bytes = hex(V3_IPV4);
+    fix_v4_pseudo_checksum(&mut bytes, routed.source, routed.destination);
+    let strict = v3_rules(Family::Ipv4, 51);
+    assert_eq!(decode(&bytes, &routed, &strict), Err(DropReason::Ttl));
+    let waived = ReceiveRules {
+        waive_ttl: true,
+        ..strict
+    };
+    assert!(decode(&bytes, &routed, &waived).is_ok());
 }
 
 #[test]
@@ -892,6 +939,8 @@ fn rules_accepting(advert: &Advertisement) -> ReceiveRules {
         advert_interval,
         expected_addresses: Some(advert.addresses.to_ip_addrs()),
         accept_message_only_ipv4_checksum: false,
+        allowed_sources: None,
+        waive_ttl: false,
     }
 }
 
@@ -956,6 +1005,8 @@ proptest! {
             advert_interval: Duration::from_secs(1),
             expected_addresses: Some(vec![v4(192, 0, 2, 100)]),
             accept_message_only_ipv4_checksum: lenient,
+            allowed_sources: None,
+            waive_ttl: false,
         };
         let _ = decode(&bytes, &ip, &rules);
         let _ = Advertisement::parse(&bytes, Family::of(ip.source));

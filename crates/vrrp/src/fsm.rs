@@ -28,7 +28,9 @@ use crate::packet::{IntervalError, Version, interval_to_wire};
 use crate::priority::effective_priority;
 use crate::receive::Received;
 use crate::sync_group::SyncDirective;
-use crate::timing::{master_down_interval, skew_time};
+use crate::timing::{
+    Reply, ReplyLimiter, learned_interval, master_down_interval, resign_reply_gap, skew_time,
+};
 
 /// Static configuration of one virtual router instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +50,14 @@ pub struct Config {
     pub primary_address: IpAddr,
     /// A master hearing a lower-priority advert answers with an advert at once, as RFC 9568
     /// §6.4.3 and keepalived (unless `lower_prio_no_advert`) do, instead of only discarding
-    /// it as RFC 5798 §6.4.3 says. Heals a split brain one advert sooner.
+    /// it as RFC 5798 §6.4.3 says. Heals a split brain one advert sooner. At most one
+    /// such reply per Advertisement_Interval (see [`crate::resign_reply_gap`] for priority 0).
     pub advert_on_lower_priority: bool,
+    /// A VRRPv3 Backup learns Master_Adver_Interval from the master's adverts (RFC 5798
+    /// §6.4.2) within this many times `advert_interval`, up and down
+    /// ([`crate::learned_interval`]), so a forged advert can neither stall the backups
+    /// for minutes nor make them time out between two adverts. 0 counts as 1.
+    pub learned_interval_factor: u32,
 }
 
 /// A configuration the machine cannot run.
@@ -229,6 +237,12 @@ pub struct Instance {
     preempt_not_before: Option<Instant>,
     /// After a handover: behave as non-preempting until Reclaim.
     standing_down: bool,
+    /// Rate of adverts sent in reply to received ones (RFC 5798 §6.4.3).
+    replies: ReplyLimiter,
+    /// A Master's coalesced reply to priority-0 adverts, due at this instant.
+    deferred_reply: Option<Instant>,
+    /// Received adverts whose own reply the limiter skipped or merged into another.
+    replies_limited: u64,
 }
 
 impl Instance {
@@ -253,6 +267,9 @@ impl Instance {
             vip_hold: None,
             preempt_not_before: None,
             standing_down: false,
+            replies: ReplyLimiter::default(),
+            deferred_reply: None,
+            replies_limited: 0,
         })
     }
 
@@ -279,6 +296,12 @@ impl Instance {
         self.state == State::Master || self.vip_hold.is_some()
     }
 
+    /// How many received adverts did not get an advert of their own in reply because of
+    /// the reply rate limit (see [`crate::resign_reply_gap`]); monotonic.
+    pub fn replies_limited(&self) -> u64 {
+        self.replies_limited
+    }
+
     /// Whether a handover hold-off on preemption is in force.
     pub fn is_standing_down(&self) -> bool {
         self.standing_down
@@ -287,7 +310,10 @@ impl Instance {
     /// The instant the shell must call [`Self::poll_timeout`] at, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.state {
-            State::Master => self.adver_timer,
+            State::Master => [self.adver_timer, self.deferred_reply]
+                .into_iter()
+                .flatten()
+                .min(),
             State::Backup => {
                 let hold = match self.vip_hold {
                     Some(VipHold::Handover { deadline }) => Some(deadline),
@@ -386,8 +412,10 @@ impl Instance {
         match self.state {
             State::Master => {
                 // RFC 5798 §6.4.3: "If the Adver_Timer fires, then: Send an ADVERTISEMENT;
-                // Reset the Adver_Timer to Advertisement_Interval".
-                if self.adver_timer.is_some_and(|deadline| deadline <= now) {
+                // Reset the Adver_Timer to Advertisement_Interval". A coalesced reply to
+                // priority-0 adverts that falls due is sent the same way.
+                let due = |timer: Option<Instant>| timer.is_some_and(|deadline| deadline <= now);
+                if due(self.adver_timer) || due(self.deferred_reply) {
                     self.send_advert(now, &mut out);
                 }
             }
@@ -446,6 +474,20 @@ impl Instance {
             priority: self.priority(),
         });
         self.adver_timer = Some(now + self.config.advert_interval);
+        // Any advert answers the priority-0 adverts heard so far.
+        self.replies.sent(now);
+        self.deferred_reply = None;
+    }
+
+    /// RFC 5798 §6.4.2 / §6.4.3 "Set Master_Adver_Interval to Adver Interval contained in
+    /// the ADVERTISEMENT", within vigil's bound.
+    fn learn_interval(&mut self, advert: &AdvertSeen) {
+        self.master_adver_interval = learned_interval(
+            self.config.version,
+            advert.advert_interval,
+            self.config.advert_interval,
+            self.config.learned_interval_factor,
+        );
     }
 
     fn ensure_master_down_timer(&mut self, now: Instant) {
@@ -553,11 +595,10 @@ impl Instance {
         // Master_Down_Interval; else: Discard the ADVERTISEMENT".
         if advert.priority >= self.priority() || !self.may_preempt(now) {
             // "Set Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT;
-            // Recompute the Master_Down_Interval" — VRRPv3 only; RFC 3768 has no learning
-            // and §7.1 already made the v2 interval equal to ours.
-            if self.config.version == Version::V3 {
-                self.master_adver_interval = advert.advert_interval;
-            }
+            // Recompute the Master_Down_Interval" — VRRPv3 only, and within
+            // learned_interval_factor times ours; RFC 3768 has no learning and §7.1
+            // already made the v2 interval equal to ours.
+            self.learn_interval(&advert);
             self.master_down_timer = Some(now + self.master_down_interval());
             self.master_resigned = false;
         } else {
@@ -583,9 +624,19 @@ impl Instance {
     /// RFC 5798 §6.4.3: "If an ADVERTISEMENT is received, then" (Master).
     fn master_on_advert(&mut self, advert: AdvertSeen, now: Instant, out: &mut Vec<Action>) {
         // "If the Priority in the ADVERTISEMENT is zero, then: Send an ADVERTISEMENT; Reset
-        // the Adver_Timer to Advertisement_Interval".
+        // the Adver_Timer to Advertisement_Interval". Forged ones must not make us send
+        // at their rate: within resign_reply_gap of our last advert, one reply at the end
+        // of the gap answers them all, still before any backup's Skew_Time runs out.
         if advert.priority == 0 {
-            self.send_advert(now, out);
+            let gap = resign_reply_gap(self.config.version, self.config.advert_interval);
+            match self.replies.resigned(now, gap) {
+                Reply::Now => self.send_advert(now, out),
+                Reply::At(at) => {
+                    self.replies_limited += 1;
+                    self.deferred_reply.get_or_insert(at);
+                }
+                Reply::Skip => self.replies_limited += 1,
+            }
             return;
         }
         let local = self.priority();
@@ -607,20 +658,25 @@ impl Instance {
         match reason {
             Some(reason) => {
                 self.adver_timer = None;
-                self.master_adver_interval = match self.config.version {
-                    Version::V3 => advert.advert_interval,
-                    Version::V2 => self.config.advert_interval,
-                };
+                self.deferred_reply = None;
+                self.learn_interval(&advert);
                 self.master_down_timer = Some(now + self.master_down_interval());
                 self.master_resigned = false;
                 self.transition(State::Backup, reason, out);
                 out.push(Action::RemoveVips);
             }
             // "else // new Master logic: Discard ADVERTISEMENT". Optionally assert
-            // mastership at once (RFC 9568 §6.4.3, keepalived's default).
+            // mastership at once (RFC 9568 §6.4.3, keepalived's default), at most once
+            // per Advertisement_Interval: the Adver_Timer answers the rest.
             None => {
                 if self.config.advert_on_lower_priority {
-                    self.send_advert(now, out);
+                    match self
+                        .replies
+                        .lower_priority(now, self.config.advert_interval)
+                    {
+                        Reply::Now => self.send_advert(now, out),
+                        Reply::At(_) | Reply::Skip => self.replies_limited += 1,
+                    }
                 }
             }
         }

@@ -22,6 +22,7 @@ fn config(priority: u8) -> Config {
         preempt_delay: Duration::ZERO,
         primary_address: LOCAL,
         advert_on_lower_priority: false,
+        learned_interval_factor: DEFAULT_LEARNED_INTERVAL_FACTOR,
     }
 }
 
@@ -1373,4 +1374,147 @@ fn reconfigured_preempt_delay_restarts_a_running_hold_off() {
     let deadline = b.next_deadline().expect("down timer");
     assert!(b.handle(advert(LOW, 100), after + SECOND).is_empty());
     assert_eq!(b.next_deadline(), Some(deadline));
+}
+
+// ---- Bounds on what received (possibly forged) adverts can make a router do ----------
+
+const FORGER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
+const SLOWEST_V3: Duration = Duration::from_millis(40_950);
+
+#[test]
+fn backup_bounds_the_learned_interval() {
+    // RFC 5798 §6.4.2: "Set Master_Adver_Interval to Adver Interval contained in the
+    // ADVERTISEMENT; Recompute the Master_Down_Interval" — within
+    // learned_interval_factor times our own interval, up and down.
+    let t0 = Instant::now();
+    let mut backup = started(config(100), t0);
+    backup.handle(advert_every(HIGH, 200, SLOWEST_V3), t0);
+    assert_eq!(backup.master_adver_interval(), SECOND * 3);
+    assert_eq!(
+        backup.next_deadline(),
+        Some(t0 + down_interval(100, SECOND * 3))
+    );
+    // Nor faster than a third of ours: 3 x 333 ms + Skew_Time outlasts our interval.
+    let mut fast = started(config(100), t0);
+    fast.handle(advert_every(HIGH, 200, Duration::from_millis(10)), t0);
+    assert_eq!(fast.master_adver_interval(), SECOND / 3);
+    assert!(fast.next_deadline() > Some(t0 + SECOND));
+    // A factor of 1: never slower than ourselves.
+    let mut strict = started(
+        Config {
+            learned_interval_factor: 1,
+            ..config(100)
+        },
+        t0,
+    );
+    strict.handle(advert_every(HIGH, 200, SLOWEST_V3), t0);
+    assert_eq!(strict.master_adver_interval(), SECOND);
+}
+
+#[test]
+fn a_master_stepping_down_for_a_forged_slow_advert_is_back_within_twelve_intervals() {
+    // RFC 5798 §6.4.3: "If the Priority in the ADVERTISEMENT is greater than the local
+    // Priority, ... Set Master_Adver_Interval to Adver Interval contained in the
+    // ADVERTISEMENT; ... Set Master_Down_Timer to Master_Down_Interval; Transition to the
+    // {Backup} state". One forged advert (priority 255, Max Adver Int 4095 cs) and
+    // nothing after it: the capped interval brings the master back within 12 intervals
+    // instead of 3 x 40.95 s.
+    let t0 = Instant::now();
+    let (mut master, at) = master(config(100), t0);
+    master.handle(advert_every(FORGER, 255, SLOWEST_V3), at);
+    assert_eq!(master.state(), State::Backup);
+    let back = master.next_deadline().expect("master down timer");
+    assert_eq!(back, at + down_interval(100, SECOND * 3));
+    assert!(back - at < SECOND * 12);
+    let actions = master.poll_timeout(back);
+    assert_eq!(
+        actions[0],
+        changed(State::Backup, State::Master, TransitionReason::MasterDown)
+    );
+}
+
+#[test]
+fn master_answers_lower_priority_adverts_at_most_once_per_interval() {
+    // RFC 9568 §6.4.3 "Send an ADVERTISEMENT immediately" (keepalived alike), limited to
+    // one per Advertisement_Interval: 475 forged adverts draw one reply, not 475.
+    let t0 = Instant::now();
+    let (mut master, at) = master(
+        Config {
+            advert_on_lower_priority: true,
+            ..config(100)
+        },
+        t0,
+    );
+    let mut sent = 0;
+    for i in 0..475u64 {
+        let now = at + Duration::from_micros(100) + Duration::from_micros(i * 100);
+        sent += master
+            .handle(advert(FORGER, 99), now)
+            .iter()
+            .filter(|a| matches!(a, Action::SendAdvert { .. }))
+            .count();
+    }
+    assert_eq!(sent, 1);
+    assert_eq!(master.replies_limited(), 474);
+    // One interval after that reply, the next is answered again.
+    let later = at + Duration::from_micros(100) + SECOND;
+    assert_eq!(
+        master.handle(advert(FORGER, 99), later),
+        vec![Action::SendAdvert { priority: 100 }]
+    );
+}
+
+#[test]
+fn master_coalesces_priority_zero_replies_within_the_gap() {
+    // RFC 5798 §6.4.3: "If the Priority in the ADVERTISEMENT is zero, then: Send an
+    // ADVERTISEMENT; Reset the Adver_Timer to Advertisement_Interval" — within
+    // resign_reply_gap of our last advert, one reply at the end of the gap.
+    let t0 = Instant::now();
+    let (mut master, at) = master(config(100), t0);
+    let gap = resign_reply_gap(Version::V3, SECOND);
+    // Becoming master sent an advert at `at`.
+    for offset in [1, 2, 3] {
+        let now = at + Duration::from_micros(offset);
+        assert!(master.handle(advert(FORGER, 0), now).is_empty());
+    }
+    assert_eq!(master.next_deadline(), Some(at + gap));
+    assert_eq!(
+        master.poll_timeout(at + gap),
+        vec![Action::SendAdvert { priority: 100 }]
+    );
+    assert_eq!(master.next_deadline(), Some(at + gap + SECOND));
+    assert_eq!(master.replies_limited(), 3);
+    // Past the gap: answered at once, as the RFC says.
+    let later = at + gap * 3;
+    assert_eq!(
+        master.handle(advert(FORGER, 0), later),
+        vec![Action::SendAdvert { priority: 100 }]
+    );
+}
+
+#[test]
+fn a_flood_of_forged_priority_zero_adverts_moves_nothing() {
+    // RFC 5798 §6.4.2: every priority-0 advert sets a backup's Master_Down_Timer to
+    // Skew_Time, 11.7 ms at priority 253; the master's coalesced §6.4.3 replies reset it
+    // before it fires, while the master sends one reply per gap, not one per advert.
+    let t0 = Instant::now();
+    let mut lan = Lan::new(vec![config_at(254, LOW), config_at(253, HIGH)], t0);
+    lan.run_for(Duration::from_secs(10));
+    assert_eq!(lan.states(), vec![State::Master, State::Backup]);
+    lan.reset_holder_watch();
+    let forged = Event::AdvertReceived(AdvertSeen {
+        source: FORGER,
+        priority: 0,
+        advert_interval: SECOND,
+    });
+    for _ in 0..2000 {
+        lan.run_for(Duration::from_millis(1));
+        lan.event(1, forged);
+        lan.event(0, forged);
+    }
+    lan.run_for(Duration::from_secs(5));
+    assert_eq!(lan.states(), vec![State::Master, State::Backup]);
+    assert_eq!((lan.fewest_holders, lan.most_holders), (1, 1));
+    // 2 s at one reply per 3.9 ms: about 500 replies to 2000 forged adverts.
+    assert!(lan.routers[0].replies_limited() >= 1400);
 }

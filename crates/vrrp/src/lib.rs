@@ -40,6 +40,7 @@
 //!     preempt_delay: Duration::ZERO,
 //!     primary_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
 //!     advert_on_lower_priority: true,
+//!     learned_interval_factor: vigil_vrrp::DEFAULT_LEARNED_INTERVAL_FACTOR,
 //! })?;
 //! let start = Instant::now();
 //! let mut pending = instance.handle(Event::Startup { vips_present: false }, start);
@@ -60,6 +61,11 @@
 //! assert_eq!(instance.state(), State::Master);
 //! # Ok::<(), vigil_vrrp::ConfigError>(())
 //! ```
+//!
+//! What one received (possibly forged) advert can make an instance do is bounded: the
+//! learned Master_Adver_Interval by [`learned_interval`], the adverts sent in reply by a
+//! rate limit ([`resign_reply_gap`], [`Instance::replies_limited`]); sources can be
+//! restricted with [`ReceiveRules::allowed_sources`] (docs/operations.md, "VRRP security").
 //!
 //! Received adverts enter as `Event::AdvertReceived((&received).into())` after
 //! [`decode`]. Tracked objects become [`Event::PriorityChanged`] and
@@ -93,9 +99,13 @@ pub use packet::{
 pub use priority::{Tracked, TrackedSummary, effective_priority, summarize};
 pub use receive::{
     ChecksumForm, DropReason, IpFacts, ReceiveRules, Received, decode, is_for_sibling,
+    source_allowed,
 };
 pub use sync_group::{SyncDirective, sync_group_directives};
-pub use timing::{master_down_interval, skew_time};
+pub use timing::{
+    DEFAULT_LEARNED_INTERVAL_FACTOR, learned_interval, master_down_interval, resign_reply_gap,
+    skew_time,
+};
 
 #[cfg(test)]
 mod codec_tests;

@@ -42,6 +42,15 @@ pub struct ReceiveRules {
     /// VRRPv3 over IPv4: also accept a checksum over the message alone, the form RFC 9568
     /// §5.2.8 specifies, besides the RFC 5798 pseudo-header form keepalived sends.
     pub accept_message_only_ipv4_checksum: bool,
+    /// When set, only adverts whose IP source is listed are considered (unicast peers, or
+    /// a multicast allow-list); others are dropped as [`DropReason::UnknownPeer`] before
+    /// any RFC check, so a forged advert from elsewhere on the link cannot move the
+    /// election. `None` accepts any source, as RFC 5798 §7.1 does.
+    pub allowed_sources: Option<Vec<IpAddr>>,
+    /// Skip the TTL / hop limit 255 check of RFC 5798 §7.1 (RFC 3768 §7.1). Only for
+    /// unicast peers reached across routers, where the TTL is decremented on the way;
+    /// the check is what keeps adverts from off the link out (RFC 5798 §9).
+    pub waive_ttl: bool,
 }
 
 /// Which checksum computation a received advert satisfied.
@@ -115,11 +124,15 @@ pub enum DropReason {
     /// address owner.
     #[error("virtual address list mismatch")]
     AddressList,
+    /// IP source not in [`ReceiveRules::allowed_sources`] (a unicast peer list or the
+    /// multicast allow-list).
+    #[error("source is not an allowed peer")]
+    UnknownPeer,
 }
 
 impl DropReason {
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Truncated,
         Self::Length,
         Self::Ttl,
@@ -133,6 +146,7 @@ impl DropReason {
         Self::Interval,
         Self::AddressFamily,
         Self::AddressList,
+        Self::UnknownPeer,
     ];
 
     /// Stable snake_case label for metrics; never change a published one.
@@ -151,6 +165,7 @@ impl DropReason {
             Self::Interval => "interval",
             Self::AddressFamily => "address_family",
             Self::AddressList => "address_list",
+            Self::UnknownPeer => "unknown_peer",
         }
     }
 }
@@ -187,10 +202,17 @@ pub fn decode(message: &[u8], ip: &IpFacts, rules: &ReceiveRules) -> Result<Rece
     if Family::of(ip.destination) != family || family != rules.family {
         return Err(DropReason::AddressFamily);
     }
+    // Not an RFC check: the operator's list of peers (unicast peers, or `allowed_peers`
+    // in multicast mode) comes first, so a stranger's packet is counted as such whatever
+    // else is wrong with it. RFC 5798 §9 leaves source filtering to the operator.
+    if !source_allowed(ip.source, rules) {
+        return Err(DropReason::UnknownPeer);
+    }
     // RFC 5798 §7.1: "If the received packet is an IPv4 packet, MUST verify that the IP TTL
     // is 255. If the received packet is an IPv6 packet, MUST verify that the IPv6 Hop Limit
-    // is 255." (RFC 3768 §7.1: "MUST verify that the IP TTL is 255.")
-    if ip.ttl != REQUIRED_TTL {
+    // is 255." (RFC 3768 §7.1: "MUST verify that the IP TTL is 255.") Waived only on the
+    // operator's word, for unicast peers behind routers.
+    if ip.ttl != REQUIRED_TTL && !rules.waive_ttl {
         return Err(DropReason::Ttl);
     }
     // RFC 5798 §7.1: "MUST verify that the VRRP version is 3." (RFC 3768: "is 2".)
@@ -249,6 +271,15 @@ pub fn decode(message: &[u8], ip: &IpFacts, rules: &ReceiveRules) -> Result<Rece
         checksum_form,
         address_list_matches,
     })
+}
+
+/// Whether `source` may speak to this instance: listed in
+/// [`ReceiveRules::allowed_sources`], or no list is configured.
+pub fn source_allowed(source: IpAddr, rules: &ReceiveRules) -> bool {
+    rules
+        .allowed_sources
+        .as_ref()
+        .is_none_or(|allowed| allowed.contains(&source))
 }
 
 fn verify_checksum(

@@ -52,6 +52,9 @@ fuzz_target!(|data: &[u8]| {
         advert_interval: Duration::from_secs(u64::from(message.get(5).copied().unwrap_or(1))),
         expected_addresses: (selector & 32 != 0).then(Vec::new),
         accept_message_only_ipv4_checksum: selector & 64 != 0,
+        // Bit 7: the unicast TTL waiver; the source is always the allowed peer.
+        allowed_sources: (selector & 128 != 0).then(|| vec![ip.source]),
+        waive_ttl: selector & 128 != 0,
     };
     if let Ok(received) = decode(message, &ip, &rules) {
         let again = received

@@ -65,6 +65,15 @@ pub struct RunnerConfig {
     /// Empty: multicast to 224.0.0.18 / ff02::12.
     pub unicast_peers: Vec<IpAddr>,
     pub unicast_source: Option<IpAddr>,
+    /// Multicast mode: when not empty, adverts from other sources are dropped as
+    /// `unknown_peer` (unicast mode restricts to `unicast_peers` already).
+    pub allowed_peers: Vec<IpAddr>,
+    /// Unicast mode: accept adverts whatever their TTL / hop limit (peers behind
+    /// routers); otherwise RFC 5798 §7.1's 255 is required in both modes.
+    pub unicast_accept_any_ttl: bool,
+    /// Bounds on the learned Master_Adver_Interval: `advert_interval` times or divided
+    /// by this ([`crate::learned_interval`]).
+    pub learned_interval_factor: u32,
     pub auth: Auth,
     pub garp: GarpConfig,
     /// Program and arguments, run without a shell on every state change with the
@@ -135,16 +144,17 @@ pub enum ReloadChange {
 /// Decides, field by field, what a reload needs (see docs/config.md "Reloads"):
 ///
 /// - in place: the gratuitous ARP / NA schedule and the notify hook (they only shape
-///   what happens at the next transition); the base priority, Preempt_Mode and
-///   preempt_delay, which the running machine takes like any priority change
-///   ([`Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied from then on); the
-///   virtual addresses (a master adds and removes the difference and announces only the
-///   added ones; the adverts carry the new list, §5.2.9);
+///   what happens at the next transition); the receive filters `allowed_peers` and
+///   `unicast_accept_any_ttl` (they only decide which later adverts count); the base
+///   priority, Preempt_Mode and preempt_delay, which the running machine takes like any
+///   priority change ([`Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied
+///   from then on); the virtual addresses (a master adds and removes the difference and
+///   announces only the added ones; the adverts carry the new list, §5.2.9);
 /// - restart: what names the virtual router or how it talks — interface, VRID, version,
 ///   family (RFC 5798 §7.1 keys adverts by VRID on an interface), the advert interval
 ///   (VRRPv2 peers must match it, RFC 3768 §7.1), unicast peers and source,
-///   authentication — and becoming or ceasing to be the address owner (priority 255,
-///   §6.4.1).
+///   authentication, the learned-interval factor (part of the machine's config) — and
+///   becoming or ceasing to be the address owner (priority 255, §6.4.1).
 pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
     if old == new {
         return ReloadChange::Unchanged;
@@ -157,6 +167,8 @@ pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
         garp: old.garp,
         notify: old.notify.clone(),
         vips: old.vips.clone(),
+        allowed_peers: old.allowed_peers.clone(),
+        unicast_accept_any_ttl: old.unicast_accept_any_ttl,
         ..new.clone()
     } == *old;
     if rest_unchanged && owner(old) == owner(new) {
@@ -203,8 +215,11 @@ pub struct InstanceStatus {
     pub transitions: u64,
     pub adverts_sent: u64,
     pub adverts_received: u64,
-    /// Dropped packets by [`DropReason::as_str`], plus the shell's own reasons:
-    /// `unknown_peer` (unicast mode, a source not among the peers) and `malformed_ip`.
+    /// Received adverts not answered by an advert of their own because of the reply rate
+    /// limit (RFC 5798 §6.4.3 replies; see [`crate::resign_reply_gap`]).
+    pub replies_limited: u64,
+    /// Dropped packets by [`DropReason::as_str`] (`unknown_peer`: a source not among the
+    /// unicast peers or `allowed_peers`), plus the shell's own `malformed_ip`.
     pub drops: BTreeMap<&'static str, u64>,
     pub send_errors: u64,
     /// Why the runner is not (yet) running the protocol, e.g. a missing interface.
@@ -273,6 +288,7 @@ pub fn spawn(
         transitions: 0,
         adverts_sent: 0,
         adverts_received: 0,
+        replies_limited: 0,
         drops: BTreeMap::new(),
         send_errors: 0,
         error: None,
@@ -315,6 +331,7 @@ fn fsm_config(config: &RunnerConfig, primary: IpAddr) -> FsmConfig {
         preempt_delay: config.preempt_delay,
         primary_address: primary,
         advert_on_lower_priority: true,
+        learned_interval_factor: config.learned_interval_factor,
     }
 }
 
@@ -339,6 +356,17 @@ pub fn receive_rules(config: &RunnerConfig) -> ReceiveRules {
         // RFC 9568 senders checksum VRRPv3/IPv4 without the pseudo-header; accepting both
         // costs nothing and keepalived's form is still what we send.
         accept_message_only_ipv4_checksum: true,
+        // Unicast mode answers only to its peers; multicast mode to `allowed_peers` if set.
+        allowed_sources: if !config.unicast_peers.is_empty() {
+            Some(config.unicast_peers.clone())
+        } else if !config.allowed_peers.is_empty() {
+            Some(config.allowed_peers.clone())
+        } else {
+            None
+        },
+        // keepalived skips the TTL check of unicast adverts (they may cross routers);
+        // vigil keeps RFC 5798 §7.1's check unless the operator waives it.
+        waive_ttl: !config.unicast_peers.is_empty() && config.unicast_accept_any_ttl,
     }
 }
 
@@ -793,7 +821,7 @@ impl Runner {
             }
         };
         let message = buf.get(datagram.payload.clone()).unwrap_or_default();
-        let mut facts = datagram.facts;
+        let facts = datagram.facts;
         // Our own adverts (a unicast peer list naming ourselves, a looped-back packet)
         // are not another router.
         if facts.source == io.primary {
@@ -809,17 +837,8 @@ impl Runner {
         }) {
             return;
         }
+        // The peer allow-list and the TTL rule are in `io.rules` (see receive_rules).
         let unicast = !self.config.unicast_peers.is_empty();
-        if unicast {
-            // Unicast mode answers only to the configured peers.
-            if !self.config.unicast_peers.contains(&facts.source) {
-                self.count_drop("unknown_peer");
-                return;
-            }
-            // Unicast adverts may cross routers, so keepalived does not check their TTL
-            // (RFC 5798 §7.1's TTL rule assumes one link); we follow it for interop.
-            facts.ttl = crate::packet::REQUIRED_TTL;
-        }
         let mut result = decode(message, &facts, &io.rules);
         if unicast
             && result == Err(DropReason::Checksum)
@@ -845,9 +864,14 @@ impl Runner {
                 if io.instance.state() != State::Master {
                     self.status.master = (received.advert.priority > 0).then_some(received.source);
                 }
+                let limited_before = io.instance.replies_limited();
                 let actions = io
                     .instance
                     .handle(Event::AdvertReceived((&received).into()), Instant::now());
+                // Counted here, not read off the machine: a re-created interface starts a
+                // fresh one.
+                self.status.replies_limited +=
+                    io.instance.replies_limited().saturating_sub(limited_before);
                 self.apply(io, actions).await;
             }
             Err(reason) => {
@@ -1141,6 +1165,9 @@ mod tests {
             vips: vec![("10.0.0.100".parse().unwrap(), 24)],
             unicast_peers: vec![],
             unicast_source: None,
+            allowed_peers: vec![],
+            unicast_accept_any_ttl: false,
+            learned_interval_factor: 3,
             auth: Auth::None,
             garp: GarpConfig {
                 repeat: 5,
@@ -1209,7 +1236,9 @@ mod tests {
         assert_eq!(kind(&|_| {}), ReloadChange::Unchanged);
         // What shapes only the next transition, and the election inputs the running
         // machine takes like any priority change (RFC 5798 §6.4.2/§6.4.3).
-        let in_place: [&dyn Fn(&mut RunnerConfig); 10] = [
+        let in_place: [&dyn Fn(&mut RunnerConfig); 12] = [
+            &|c| c.allowed_peers = vec!["10.0.0.2".parse().unwrap()],
+            &|c| c.unicast_accept_any_ttl = true,
             &|c| c.vips.push(("10.0.0.101".parse().unwrap(), 24)),
             &|c| c.vips = vec![("10.0.0.100".parse().unwrap(), 32)],
             &|c| c.garp.repeat = 1,
@@ -1236,7 +1265,8 @@ mod tests {
         // What names the virtual router or how it talks (RFC 5798 §7.1: VRID on an
         // interface; RFC 3768 §7.1 the v2 interval), and ownership (priority 255,
         // §6.4.1).
-        let restart: [&dyn Fn(&mut RunnerConfig); 9] = [
+        let restart: [&dyn Fn(&mut RunnerConfig); 10] = [
+            &|c| c.learned_interval_factor = 10,
             &|c| c.interface = "eth1".into(),
             &|c| c.vrid = 52,
             &|c| c.version = Version::V2,
@@ -1277,6 +1307,23 @@ mod tests {
             rules.expected_addresses,
             Some(vec!["10.0.0.100".parse().unwrap()])
         );
+        // Multicast: anyone, unless allowed_peers lists the sources; the TTL rule of
+        // RFC 5798 §7.1 always applies.
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut c = config();
+        assert_eq!(receive_rules(&c).allowed_sources, None);
+        c.allowed_peers = vec![peer];
+        c.unicast_accept_any_ttl = true;
+        let rules = receive_rules(&c);
+        assert_eq!(rules.allowed_sources, Some(vec![peer]));
+        assert!(!rules.waive_ttl);
+        // Unicast: the peers, and the TTL waived only when asked.
+        c.allowed_peers = vec![];
+        c.unicast_peers = vec![peer];
+        assert_eq!(receive_rules(&c).allowed_sources, Some(vec![peer]));
+        assert!(receive_rules(&c).waive_ttl);
+        c.unicast_accept_any_ttl = false;
+        assert!(!receive_rules(&c).waive_ttl);
     }
 
     #[tokio::test]
