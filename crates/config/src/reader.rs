@@ -10,7 +10,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::diag::{Diagnostic, did_you_mean};
+use crate::diag::{Diagnostic, LineIndex, did_you_mean};
 use crate::duration::parse_duration;
 use crate::model::IpPrefix;
 
@@ -21,6 +21,9 @@ pub(crate) struct Sink {
     pub(crate) items: Vec<Diagnostic>,
     /// The file's text, for messages that refer to another line.
     pub(crate) source: String,
+    /// Its line starts: "first defined on line N" for each of thousands of duplicates
+    /// must not count lines from the start of the file each time.
+    lines: LineIndex,
 }
 
 impl Sink {
@@ -28,7 +31,13 @@ impl Sink {
         Sink {
             items: Vec::new(),
             source: source.to_string(),
+            lines: LineIndex::new(source),
         }
+    }
+
+    /// The 1-based line of a byte offset of the source.
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
+        self.lines.line(&self.source, offset)
     }
 
     pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {

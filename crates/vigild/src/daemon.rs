@@ -240,7 +240,11 @@ fn reload_now(shared: &Shared, trigger: &'static str) -> Result<serde_json::Valu
         }
         Err(e) => {
             record.errors = match &e {
-                ConfigError::Invalid(d) => d.errors().map(|x| d.one_line(x)).collect(),
+                ConfigError::Invalid(d) => d
+                    .errors()
+                    .map(|x| d.one_line(x))
+                    .chain(d.omitted_note())
+                    .collect(),
                 other => vec![other.to_string()],
             };
             error!(
