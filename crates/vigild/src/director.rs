@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -27,6 +28,7 @@ use crate::overrides::Drains;
 use crate::services::{IpvsView, RealServerView, ServicesView, VirtualServerView};
 use crate::state::recv_or_never;
 use crate::state_file::StateFile;
+use crate::supervise::{Armed, FaultKind, Guard, HEARTBEAT, Supervisor, TestFaults};
 use crate::table::{self, Known};
 use crate::vrrp::Registry;
 
@@ -74,6 +76,9 @@ pub struct Director {
     vrrp: Arc<Registry>,
     /// Daemon events for `events` watchers.
     published: broadcast::Sender<Value>,
+    /// Test faults (debug builds) for the director itself and the checker.
+    fault: Armed,
+    checker_fault: Armed,
 }
 
 fn unix_ms(at: std::time::SystemTime) -> u64 {
@@ -83,17 +88,34 @@ fn unix_ms(at: std::time::SystemTime) -> u64 {
 
 impl Director {
     /// Starts checking and programming IPVS for `config`. Must run inside the runtime.
+    /// The director task, the checker threads and the IPVS threads are registered with
+    /// `supervisor`.
     pub fn spawn(
         config: Arc<Config>,
         vrrp: Arc<Registry>,
         published: broadcast::Sender<Value>,
+        supervisor: &Supervisor,
+        faults: &TestFaults,
     ) -> (mpsc::Sender<Command>, mpsc::UnboundedReceiver<Notice>) {
+        // Registered before the workers it owns: when it ends they end with it, and
+        // the supervisor reports in order of registration, the cause first.
+        let guard = supervisor.guard("director", Duration::ZERO);
         let (checker, events) =
             Checker::spawn(targets_from_config(&config), CheckerOptions::default());
+        for l in checker.liveness() {
+            supervisor.watch(l.name, Some(l.beats), l.end, Duration::ZERO);
+        }
         let (state_file, restored) = StateFile::load(&config.director.state_file);
         let (notices, notice_rx) = mpsc::unbounded_channel();
         let director = Director {
-            ipvs: IpvsWorker::start(restored.owned_services, state_file.clone()),
+            fault: Armed::new(faults, "director"),
+            checker_fault: Armed::new(faults, "checker"),
+            ipvs: IpvsWorker::start(
+                restored.owned_services,
+                state_file.clone(),
+                supervisor,
+                faults,
+            ),
             config,
             checker,
             events,
@@ -106,16 +128,29 @@ impl Director {
             published,
         };
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(director.run(rx));
+        tokio::spawn(director.run(rx, guard));
         (tx, notice_rx)
     }
 
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, guard: Guard) {
         let mut vrrp_events = Some(self.vrrp.subscribe());
         self.sync_all();
         self.update_sync_daemon();
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            guard.beat();
             tokio::select! {
+                _ = heartbeat.tick() => {
+                    let now = std::time::Instant::now();
+                    if let Some(kind) = self.fault.due(now) {
+                        crate::supervise::test_fault_async(kind, "director").await;
+                        break;
+                    }
+                    if let Some(kind) = self.checker_fault.due(now) {
+                        self.checker_test_fault(kind);
+                    }
+                }
                 event = self.events.recv() => match event {
                     Some(e) => self.on_health(e),
                     None => break,
@@ -125,6 +160,7 @@ impl Director {
                     Some(Command::Stop(reply)) => {
                         self.stop();
                         let _ = reply.send(());
+                        guard.finish();
                         return;
                     }
                     Some(c) => self.on_command(c).await,
@@ -142,6 +178,8 @@ impl Director {
                 },
             }
         }
+        // An end nobody asked for: recorded before the workers this one owns end with it.
+        drop(guard);
         self.stop();
     }
 
@@ -149,6 +187,18 @@ impl Director {
         // The kernel table stays: a restart adopts it without a gap.
         self.ipvs.stop();
     }
+
+    #[cfg(debug_assertions)]
+    fn checker_test_fault(&self, kind: FaultKind) {
+        self.checker.test_fault(match kind {
+            FaultKind::Panic => vigil_check::TestFault::Panic,
+            FaultKind::End => vigil_check::TestFault::End,
+            FaultKind::Stall => vigil_check::TestFault::Stall,
+        });
+    }
+
+    #[cfg(not(debug_assertions))]
+    fn checker_test_fault(&self, _kind: FaultKind) {}
 
     fn known(&self, service: &ServiceKey, real: SocketAddr) -> Known {
         self.health

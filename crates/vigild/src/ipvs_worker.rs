@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::state_file::StateFile;
+use crate::supervise::{Armed, Guard, HEARTBEAT, Supervisor, TestFaults, test_fault_thread};
 use serde::Serialize;
 use tracing::{error, info, warn};
 use vigil_ipvs::{
@@ -23,6 +24,11 @@ use vigil_ipvs::{
 pub const DRIFT_REPAIR: Duration = Duration::from_secs(60);
 /// How often a missing IPVS is looked for again.
 const RECONNECT: Duration = Duration::from_secs(5);
+/// One sync of a large table can take this long in the emulated kernel lab (each write a
+/// netlink round trip): the IPVS thread is not stale before.
+pub const IPVS_STALE_AFTER: Duration = Duration::from_secs(60);
+/// The kernel has taken up to a minute to stop a master sync daemon just started.
+pub const SYNC_STALE_AFTER: Duration = Duration::from_secs(150);
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IpvsStatus {
@@ -60,22 +66,32 @@ impl IpvsWorker {
     /// Starts the thread. `owned` are services this director created before (from the
     /// state file): removed from the config, they are still deleted. The owned set is
     /// written back to `state_file` whenever it changes.
-    pub fn start(owned: Vec<ServiceKey>, state_file: StateFile) -> IpvsWorker {
+    /// Both threads are supervised: each holds a guard of `supervisor` for its life.
+    pub fn start(
+        owned: Vec<ServiceKey>,
+        state_file: StateFile,
+        supervisor: &Supervisor,
+        faults: &TestFaults,
+    ) -> IpvsWorker {
         let (jobs, rx) = mpsc::channel();
         let status = Arc::new(RwLock::new(IpvsStatus::default()));
         let s = status.clone();
+        let guard = supervisor.guard("ipvs", IPVS_STALE_AFTER);
+        let fault = Armed::new(faults, "ipvs");
         let thread = std::thread::Builder::new()
             .name("ipvs".into())
-            .spawn(move || Worker::new(owned, s, state_file).run(rx))
+            .spawn(move || Worker::new(owned, s, state_file).run(rx, guard, fault))
             .ok();
         if thread.is_none() {
             error!("cannot start the IPVS thread");
         }
         let (sync_daemon, sync_rx) = mpsc::channel();
         let s = status.clone();
+        let guard = supervisor.guard("ipvs-sync", SYNC_STALE_AFTER);
+        let fault = Armed::new(faults, "ipvs-sync");
         let sync_thread = std::thread::Builder::new()
             .name("ipvs-sync".into())
-            .spawn(move || SyncDaemonWorker::new(s).run(sync_rx))
+            .spawn(move || SyncDaemonWorker::new(s).run(sync_rx, guard, fault))
             .ok();
         if sync_thread.is_none() {
             error!("cannot start the IPVS sync daemon thread");
@@ -131,6 +147,8 @@ struct Worker {
     started: bool,
     status: Arc<RwLock<IpvsStatus>>,
     last_repair: Instant,
+    /// When a connection was last tried (while there is none).
+    last_connect_try: Instant,
     last_connect_error: Option<String>,
     state_file: StateFile,
     /// The owned services as last written to the state file.
@@ -153,6 +171,7 @@ impl Worker {
             started: false,
             status,
             last_repair: Instant::now(),
+            last_connect_try: Instant::now(),
             last_connect_error: None,
             state_file,
             persisted_owned,
@@ -160,13 +179,23 @@ impl Worker {
         }
     }
 
-    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+    fn run(mut self, jobs: mpsc::Receiver<Job>, guard: Guard, mut fault: Armed) {
         loop {
+            guard.beat();
+            if let Some(kind) = fault.due(Instant::now()) {
+                test_fault_thread(kind, "IPVS thread");
+                return;
+            }
+            // Woken at least every heartbeat; a tick's work keeps its own schedule.
             let wait = self.next_wakeup();
-            match jobs.recv_timeout(wait) {
+            match jobs.recv_timeout(wait.min(HEARTBEAT)) {
                 Ok(job) => self.handle(job),
-                Err(RecvTimeoutError::Timeout) => self.tick(),
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) if wait <= HEARTBEAT => self.tick(),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    guard.finish();
+                    return;
+                }
             }
             self.publish();
         }
@@ -175,7 +204,7 @@ impl Worker {
     fn next_wakeup(&self) -> Duration {
         let now = Instant::now();
         if self.client.is_none() {
-            return RECONNECT;
+            return RECONNECT.saturating_sub(now - self.last_connect_try);
         }
         let mut wait = DRIFT_REPAIR.saturating_sub(now - self.last_repair);
         if let Some(at) = self.reconciler.next_retry() {
@@ -188,6 +217,7 @@ impl Worker {
         if self.client.is_some() {
             return true;
         }
+        self.last_connect_try = Instant::now();
         match Client::connect() {
             Ok(c) => {
                 info!("IPVS: connected");
@@ -348,22 +378,30 @@ impl SyncDaemonWorker {
         }
     }
 
-    fn run(mut self, wanted: mpsc::Receiver<Option<SyncDaemon>>) {
+    fn run(mut self, wanted: mpsc::Receiver<Option<SyncDaemon>>, guard: Guard, mut fault: Armed) {
+        let mut last_try = Instant::now();
         loop {
-            let next = if self.sync_daemon_applied {
-                wanted.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            } else {
-                wanted.recv_timeout(RECONNECT)
-            };
-            match next {
+            guard.beat();
+            if let Some(kind) = fault.due(Instant::now()) {
+                test_fault_thread(kind, "IPVS sync daemon thread");
+                return;
+            }
+            match wanted.recv_timeout(HEARTBEAT) {
                 Ok(d) => {
                     // Role changes that queued up meanwhile: only the last one counts.
                     self.sync_daemon = wanted.try_iter().last().unwrap_or(d);
                     self.sync_daemon_applied = false;
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                // A failed start or stop is retried every RECONNECT.
+                Err(RecvTimeoutError::Timeout)
+                    if !self.sync_daemon_applied && last_try.elapsed() >= RECONNECT => {}
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    guard.finish();
+                    return;
+                }
             }
+            last_try = Instant::now();
             self.apply_sync_daemon();
         }
     }

@@ -22,6 +22,7 @@ pub mod services;
 pub mod state;
 pub mod state_file;
 pub mod status;
+pub mod supervise;
 pub mod systemd;
 pub mod table;
 pub mod vrrp;

@@ -57,6 +57,8 @@ fn main() -> ExitCode {
             logging::init(cli.log_format, &cli.log_level);
             match vigild::daemon::run(&config) {
                 Ok(()) => ExitCode::SUCCESS,
+                // Already logged by the daemon as it stopped.
+                Err(e) if e.is::<vigild::daemon::WorkerEnded>() => ExitCode::FAILURE,
                 Err(e) => {
                     tracing::error!("vigild cannot start: {e:#}");
                     ExitCode::FAILURE
