@@ -6,12 +6,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "vrrp_support.rs"]
+mod vrrp_support;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vigil_testlab::{LabChild, bin_path, wait_for};
+use vigil_testlab::{LabChild, NetnsLab, bin_path, require_root_or_skip, wait_for};
 use vigil_tests::{Daemon, StatusClient, isolated, minimal_config, output_text};
 
 /// A cluster with every kind of worker: a checked virtual server (checker thread), IPVS
@@ -336,4 +339,86 @@ fn special_files_are_refused_at_check_config_start_and_reload() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(wait_for(Duration::from_secs(1), || d.generation() == 1));
+}
+
+/// On a kernel without IPVS a config with virtual servers can never be programmed: the
+/// VRRP instance whose VIP carries a virtual server is held in fault (its peer, which can
+/// program IPVS, should serve the address), with the reason in `vrrp`, the log and the
+/// events; an instance that only floats an address is left alone. Once the instance no
+/// longer carries a virtual server (a reload), it is released.
+#[test]
+fn ipvs_unprogrammable_holds_instances_carrying_virtual_servers_in_fault() {
+    require_root_or_skip!();
+    if Path::new("/proc/net/ip_vs").exists() {
+        println!("SKIPPED: this kernel has IPVS; the test needs one without");
+        return;
+    }
+    use vrrp_support::{Vigild, has_addr, instance};
+    let lab = NetnsLab::up(&["lb1"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (vip, gw) = (lab.subnet_addr(100), lab.subnet_addr(101));
+    let instances = |with_vs: bool| {
+        let mut text = instance("web", 51, 150, "100ms", &[format!("{vip}/24")], "");
+        text.push_str(&instance("gw", 52, 150, "100ms", &[format!("{gw}/24")], ""));
+        if with_vs {
+            text.push_str(&format!(
+                "\n[[virtual_server]]\nname = \"web\"\naddress = \"{vip}:80\"\nreal_server = [{{ address = \"{}\" }}]\n",
+                lab.subnet_addr(20)
+            ));
+        }
+        text
+    };
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &instances(true));
+    lb1.expect_state("gw", "master", vrrp_support::SETTLE);
+    lb1.expect_state("web", "fault", vrrp_support::SETTLE);
+    let web = lb1.instance("web").unwrap();
+    let reason = web["fault_reason"].as_str().unwrap_or_default().to_string();
+    assert!(
+        reason.starts_with("IPVS cannot be programmed: "),
+        "{web}\n{}",
+        lb1.log_text()
+    );
+    assert_eq!(web["own_fault"], true, "{web}");
+    assert!(lb1.instance("gw").unwrap()["fault_reason"].is_null());
+    assert!(!has_addr(&lab, "lb1", &vip.to_string()));
+    let table = vigil_tests::vigilctl(&lb1.socket, &["vrrp"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains(&format!("web: held in fault: {reason}")),
+        "{text}"
+    );
+    assert!(
+        lb1.log_text()
+            .contains(": VRRP instances web held in fault (a peer that can program IPVS serves their addresses)"),
+        "{}",
+        lb1.log_text()
+    );
+
+    // Without the virtual server the instance is released and becomes master.
+    let mut events = StatusClient::connect(&lb1.socket);
+    events.send_line(r#"{"command":"events"}"#);
+    assert!(events.read_reply().is_some());
+    lb1.rewrite(&instances(false));
+    assert_eq!(lb1.request(r#"{"command":"reload"}"#).unwrap()["ok"], true);
+    let released = (0..20)
+        .filter_map(|_| events.read_reply())
+        .find(|e| e["event"] == "ipvs_fault");
+    let released = released.expect("an ipvs_fault event");
+    assert_eq!(
+        released["released"],
+        serde_json::json!(["web"]),
+        "{released}"
+    );
+    lb1.expect_state("web", "master", vrrp_support::SETTLE);
+    assert!(lb1.instance("web").unwrap()["fault_reason"].is_null());
+    assert!(
+        lb1.log_text().contains(
+            "VRRP instances web released from fault: they no longer carry virtual servers"
+        ),
+        "{}",
+        lb1.log_text()
+    );
+    drop(events);
+    drop(lb1);
+    lab.down().unwrap();
 }

@@ -92,11 +92,16 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let shared = Shared::new(config, config_path.to_path_buf());
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(16);
     let mut server = tokio::spawn(socket.clone().serve(shared.clone(), control_tx));
+    // Why IPVS cannot be programmed, from the IPVS thread to VRRP (which then holds the
+    // instances that carry virtual servers in fault).
+    let (ipvs_programmable, ipvs_fault) = tokio::sync::watch::channel(None);
     let vrrp = VrrpManager::spawn(
-        &shared.snapshot().config,
+        shared.snapshot().config.clone(),
         shared.vrrp.clone(),
         supervisor.clone(),
         &faults,
+        ipvs_fault,
+        shared.events.clone(),
     );
     let (director, mut notices) = Director::spawn(
         shared.snapshot().config.clone(),
@@ -104,6 +109,7 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
         shared.events.clone(),
         &supervisor,
         &faults,
+        ipvs_programmable,
     );
     let metrics = shared
         .snapshot()

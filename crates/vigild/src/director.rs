@@ -89,13 +89,14 @@ fn unix_ms(at: std::time::SystemTime) -> u64 {
 impl Director {
     /// Starts checking and programming IPVS for `config`. Must run inside the runtime.
     /// The director task, the checker threads and the IPVS threads are registered with
-    /// `supervisor`.
+    /// `supervisor`. `ipvs_programmable` follows why IPVS cannot be programmed (if so).
     pub fn spawn(
         config: Arc<Config>,
         vrrp: Arc<Registry>,
         published: broadcast::Sender<Value>,
         supervisor: &Supervisor,
         faults: &TestFaults,
+        ipvs_programmable: tokio::sync::watch::Sender<Option<String>>,
     ) -> (mpsc::Sender<Command>, mpsc::UnboundedReceiver<Notice>) {
         // Registered before the workers it owns: when it ends they end with it, and
         // the supervisor reports in order of registration, the cause first.
@@ -115,6 +116,7 @@ impl Director {
                 state_file.clone(),
                 supervisor,
                 faults,
+                ipvs_programmable,
             ),
             config,
             checker,
@@ -138,6 +140,7 @@ impl Director {
         self.update_sync_daemon();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut checker_open = true;
         loop {
             guard.beat();
             tokio::select! {
@@ -151,9 +154,10 @@ impl Director {
                         self.checker_test_fault(kind);
                     }
                 }
-                event = self.events.recv() => match event {
+                event = self.events.recv(), if checker_open => match event {
                     Some(e) => self.on_health(e),
-                    None => break,
+                    // The checker ended: its own supervision reports it (and why).
+                    None => checker_open = false,
                 },
                 command = commands.recv() => match command {
                     None => break,

@@ -47,6 +47,40 @@ pub struct IpvsStatus {
     pub owned_services: usize,
 }
 
+/// Passes in a row with failed writes after which IPVS counts as not programmable: with
+/// the reconciler's back-off (1 s, 2 s, ...) that is about 3 s of failing writes, so a
+/// single refused write does not move VRRP.
+pub const FAILED_PASSES_FOR_FAULT: u32 = 3;
+
+/// Why IPVS cannot be programmed now, if it cannot: not connected (no IPVS in the
+/// kernel, a broken netlink socket), or [`FAILED_PASSES_FOR_FAULT`] passes in a row whose
+/// writes failed. `None` also before the first attempt. Only a table with services needs
+/// IPVS: an empty one is never a fault.
+pub fn ipvs_fault(
+    wants_services: bool,
+    attempted: bool,
+    connected: bool,
+    connect_error: Option<&str>,
+    failed_passes: u32,
+    last_write_error: Option<&str>,
+) -> Option<String> {
+    if !wants_services || !attempted {
+        return None;
+    }
+    if !connected {
+        return Some(format!(
+            "IPVS cannot be programmed: {}",
+            connect_error.unwrap_or("no netlink connection")
+        ));
+    }
+    (failed_passes >= FAILED_PASSES_FOR_FAULT).then(|| {
+        format!(
+            "IPVS writes keep failing ({failed_passes} passes in a row): {}",
+            last_write_error.unwrap_or("unknown error")
+        )
+    })
+}
+
 pub enum Job {
     /// The whole desired table (start, reload).
     SyncAll(DesiredTable),
@@ -67,11 +101,13 @@ impl IpvsWorker {
     /// state file): removed from the config, they are still deleted. The owned set is
     /// written back to `state_file` whenever it changes.
     /// Both threads are supervised: each holds a guard of `supervisor` for its life.
+    /// `programmable` gets [`ipvs_fault`] whenever it changes (VRRP follows it).
     pub fn start(
         owned: Vec<ServiceKey>,
         state_file: StateFile,
         supervisor: &Supervisor,
         faults: &TestFaults,
+        programmable: tokio::sync::watch::Sender<Option<String>>,
     ) -> IpvsWorker {
         let (jobs, rx) = mpsc::channel();
         let status = Arc::new(RwLock::new(IpvsStatus::default()));
@@ -80,7 +116,11 @@ impl IpvsWorker {
         let fault = Armed::new(faults, "ipvs");
         let thread = std::thread::Builder::new()
             .name("ipvs".into())
-            .spawn(move || Worker::new(owned, s, state_file).run(rx, guard, fault))
+            .spawn(move || {
+                let mut worker = Worker::new(owned, s, state_file);
+                worker.programmable = Some(programmable);
+                worker.run(rx, guard, fault)
+            })
             .ok();
         if thread.is_none() {
             error!("cannot start the IPVS thread");
@@ -155,6 +195,13 @@ struct Worker {
     persisted_owned: BTreeSet<ServiceKey>,
     /// The last failure to write them (logged once, not per sync).
     persist_error: Option<String>,
+    /// A connection was tried at least once.
+    attempted: bool,
+    /// Passes in a row with failed writes, and the last such failure.
+    failed_passes: u32,
+    last_write_error: Option<String>,
+    /// Where [`ipvs_fault`] goes.
+    programmable: Option<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 impl Worker {
@@ -176,6 +223,10 @@ impl Worker {
             state_file,
             persisted_owned,
             persist_error: None,
+            attempted: false,
+            failed_passes: 0,
+            last_write_error: None,
+            programmable: None,
         }
     }
 
@@ -218,6 +269,7 @@ impl Worker {
             return true;
         }
         self.last_connect_try = Instant::now();
+        self.attempted = true;
         match Client::connect() {
             Ok(c) => {
                 info!("IPVS: connected");
@@ -298,6 +350,13 @@ impl Worker {
                 for e in &report.errors {
                     warn!("IPVS: {e}");
                 }
+                if let Some(e) = report.errors.first() {
+                    self.failed_passes += 1;
+                    self.last_write_error = Some(e.to_string());
+                } else if self.reconciler.next_retry().is_none() {
+                    self.failed_passes = 0;
+                    self.last_write_error = None;
+                }
                 self.persist_owned();
                 if !report.is_noop() {
                     info!(
@@ -314,6 +373,8 @@ impl Worker {
                 // The socket or a dump failed: start over with a new connection.
                 error!("IPVS: {e}");
                 self.client = None;
+                self.failed_passes += 1;
+                self.last_write_error = Some(e.to_string());
             }
             None => {}
         }
@@ -354,6 +415,22 @@ impl Worker {
         s.full_dumps = c.full_dumps;
         s.pending_retries = self.reconciler.next_retry().is_some();
         s.owned_services = self.reconciler.owned().len();
+        drop(s);
+        if let Some(tx) = &self.programmable {
+            let fault = ipvs_fault(
+                !self.desired.is_empty(),
+                self.attempted,
+                self.client.is_some(),
+                self.last_connect_error.as_deref(),
+                self.failed_passes,
+                self.last_write_error.as_deref(),
+            );
+            tx.send_if_modified(|f| {
+                let changed = *f != fault;
+                *f = fault;
+                changed
+            });
+        }
     }
 }
 
@@ -474,5 +551,28 @@ fn state_name(s: SyncState) -> &'static str {
     match s {
         SyncState::Master => "master",
         SyncState::Backup => "backup",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipvs_is_unprogrammable_without_a_connection_or_after_three_failed_passes() {
+        let no_ipvs = Some("IPVS is not available in this kernel: load ip_vs");
+        // Nothing wanted, or nothing tried yet: no fault.
+        assert_eq!(ipvs_fault(false, true, false, no_ipvs, 0, None), None);
+        assert_eq!(ipvs_fault(true, false, false, None, 0, None), None);
+        assert_eq!(
+            ipvs_fault(true, true, false, no_ipvs, 0, None).as_deref(),
+            Some("IPVS cannot be programmed: IPVS is not available in this kernel: load ip_vs")
+        );
+        // Failed writes: only from the third pass in a row.
+        assert_eq!(ipvs_fault(true, true, true, None, 2, Some("EINVAL")), None);
+        assert_eq!(
+            ipvs_fault(true, true, true, None, 3, Some("add service: EINVAL")).as_deref(),
+            Some("IPVS writes keep failing (3 passes in a row): add service: EINVAL")
+        );
     }
 }

@@ -43,6 +43,8 @@ pub struct Registry {
     events: broadcast::Sender<StateEvent>,
     /// The VRRP task's requests, once it runs.
     commands: OnceLock<mpsc::UnboundedSender<Command>>,
+    /// Instances held in fault because IPVS cannot be programmed, with the reason.
+    ipvs_faults: RwLock<BTreeMap<String, String>>,
 }
 
 #[derive(Clone)]
@@ -58,7 +60,17 @@ impl Registry {
             entries: RwLock::new(BTreeMap::new()),
             events,
             commands: OnceLock::new(),
+            ipvs_faults: RwLock::new(BTreeMap::new()),
         })
+    }
+
+    /// Why instance `name` is held in fault by the daemon (IPVS cannot be programmed).
+    pub fn fault_reason(&self, name: &str) -> Option<String> {
+        self.ipvs_faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Hands over (`handover`) or reclaims instance `name`, through the VRRP task (in
@@ -180,16 +192,28 @@ pub struct VrrpManager {
     sync_task: JoinHandle<()>,
     supervisor: Supervisor,
     runner_fault: Armed,
+    /// The configuration applied last (for which instances carry virtual servers).
+    config: Arc<Config>,
+    /// Why IPVS cannot be programmed, from the IPVS thread.
+    ipvs_fault: watch::Receiver<Option<String>>,
+    /// The instances held in fault for it, with the reason; read by their trackers.
+    ipvs_faults: Arc<watch::Sender<HashMap<String, String>>>,
+    /// Daemon events for `events` watchers.
+    published: broadcast::Sender<serde_json::Value>,
 }
 
 impl VrrpManager {
     /// Starts every instance of `config` and the task that manages them. Must run inside
     /// the tokio runtime.
+    /// `ipvs_fault` says why IPVS cannot be programmed: while it does, the instances that
+    /// carry virtual servers ([`instances_carrying_virtual_servers`]) are held in fault.
     pub fn spawn(
-        config: &Config,
+        config: Arc<Config>,
         registry: Arc<Registry>,
         supervisor: Supervisor,
         faults: &TestFaults,
+        ipvs_fault: watch::Receiver<Option<String>>,
+        published: broadcast::Sender<serde_json::Value>,
     ) -> VrrpHandle {
         let groups = Arc::new(RwLock::new(BTreeMap::new()));
         let sync_task = tokio::spawn(sync_groups(registry.clone(), groups.clone()));
@@ -206,8 +230,14 @@ impl VrrpManager {
             sync_task,
             supervisor,
             runner_fault: Armed::new(faults, "vrrp-runner"),
+            config: config.clone(),
+            ipvs_fault,
+            ipvs_faults: Arc::new(watch::channel(HashMap::new()).0),
+            published,
         };
-        manager.start_new(config);
+        // Before the runners start: one that would be held in fault starts so.
+        manager.update_ipvs_faults();
+        manager.start_new(&config);
         tokio::spawn(manager.run(rx, guard, Armed::new(faults, "vrrp")));
         VrrpHandle {
             commands,
@@ -228,9 +258,16 @@ impl VrrpManager {
         let mut stopping: JoinSet<()> = JoinSet::new();
         let mut tick = tokio::time::interval(crate::supervise::HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ipvs_fault = self.ipvs_fault.clone();
+        let mut ipvs_open = true;
         loop {
             guard.beat();
             tokio::select! {
+                changed = ipvs_fault.changed(), if ipvs_open => match changed {
+                    Ok(()) => self.update_ipvs_faults(),
+                    // The director is gone (its own supervision reports it).
+                    Err(_) => ipvs_open = false,
+                },
                 command = commands.recv() => match command {
                     Some(Command::Apply(config)) => queued.push_back(config),
                     Some(Command::Control { instance, handover, reply }) => {
@@ -260,6 +297,8 @@ impl VrrpManager {
             }
             while stopping.is_empty() {
                 if let Some(config) = starting.take() {
+                    self.config = config.clone();
+                    self.update_ipvs_faults();
                     self.start_new(&config);
                     continue;
                 }
@@ -270,6 +309,69 @@ impl VrrpManager {
                 starting = Some(config);
             }
         }
+    }
+
+    /// Holds the instances that carry virtual servers in fault while IPVS cannot be
+    /// programmed, and releases them when it can again: logged, published as an
+    /// `ipvs_fault` event, shown by `vigilctl vrrp`.
+    fn update_ipvs_faults(&mut self) {
+        let fault = self.ipvs_fault.borrow().clone();
+        let wanted: HashMap<String, String> = match &fault {
+            Some(reason) => instances_carrying_virtual_servers(&self.config)
+                .into_iter()
+                .map(|name| (name, reason.clone()))
+                .collect(),
+            None => HashMap::new(),
+        };
+        if *self.ipvs_faults.borrow() == wanted {
+            return;
+        }
+        let before: Vec<String> = self.ipvs_faults.borrow().keys().cloned().collect();
+        let mut held: Vec<&String> = wanted.keys().collect();
+        held.sort();
+        let released: Vec<&String> = before.iter().filter(|n| !wanted.contains_key(*n)).collect();
+        let join = |names: &[&String]| {
+            names
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(reason) = &fault
+            && !held.is_empty()
+        {
+            warn!(
+                "{reason}: VRRP instances {} held in fault (a peer that can program IPVS serves their addresses)",
+                join(&held)
+            );
+        }
+        if !released.is_empty() {
+            info!(
+                "VRRP instances {} released from fault: {}",
+                join(&released),
+                if fault.is_none() {
+                    "IPVS can be programmed again"
+                } else {
+                    "they no longer carry virtual servers"
+                }
+            );
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let _ = self.published.send(serde_json::json!({
+            "event": "ipvs_fault",
+            "reason": fault,
+            "held": held,
+            "released": released,
+            "at_unix_ms": now_ms,
+        }));
+        *self
+            .registry
+            .ipvs_faults
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = wanted.clone().into_iter().collect();
+        self.ipvs_faults.send_replace(wanted);
     }
 
     /// Records the end of runners that ended on their own, and fires a test fault.
@@ -360,6 +462,7 @@ impl VrrpManager {
                         v.clone(),
                         handle.control.clone(),
                         self.vs_health.subscribe(),
+                        self.ipvs_faults.subscribe(),
                         false,
                     ));
                     self.registry.write().insert(
@@ -484,6 +587,7 @@ impl VrrpManager {
                 new.clone(),
                 r.handle.control.clone(),
                 self.vs_health.subscribe(),
+                self.ipvs_faults.subscribe(),
                 true,
             ));
         }
@@ -665,6 +769,7 @@ async fn track(
     v: VrrpInstance,
     control: mpsc::Sender<Control>,
     mut vs_health: watch::Receiver<HashMap<String, bool>>,
+    mut ipvs_faults: watch::Receiver<HashMap<String, String>>,
     await_execs: bool,
 ) {
     let mut execs = JoinSet::new();
@@ -723,6 +828,12 @@ async fn track(
                 (t.weight, up)
             })
             .collect();
+        // Held in fault while IPVS cannot be programmed (weight 0: a fault of its own).
+        let mut states = states;
+        states.push((
+            0,
+            Some(!ipvs_faults.borrow_and_update().contains_key(&v.name)),
+        ));
         let holding = hold_until.is_some_and(|until| tokio::time::Instant::now() < until);
         let (summary, hold) = tracked_summary(&states, holding);
         if last != Some(summary) && !hold {
@@ -741,8 +852,35 @@ async fn track(
         tokio::select! {
             _ = tick.tick() => {}
             _ = vs_health.changed() => {}
+            _ = ipvs_faults.changed() => {}
         }
     }
+}
+
+/// The instances whose mastership is worth nothing without IPVS: one of their VIPs is a
+/// virtual server's address, or they `track` a virtual server. An instance that only
+/// floats an address (a gateway) is not among them, nor is one tied to a fwmark service
+/// only by firewall rules (give it a `track = [{ virtual_server = ... }]` to tie it).
+pub fn instances_carrying_virtual_servers(config: &Config) -> Vec<String> {
+    let addresses: Vec<IpAddr> = config
+        .virtual_servers
+        .iter()
+        .filter_map(|vs| match vs.key {
+            vigil_config::ServiceKey::Address { address, .. } => Some(address.ip()),
+            vigil_config::ServiceKey::Fwmark { .. } => None,
+        })
+        .collect();
+    config
+        .vrrp
+        .iter()
+        .filter(|v| {
+            v.vips.iter().any(|p| addresses.contains(&p.addr))
+                || v.track
+                    .iter()
+                    .any(|t| matches!(t.target, TrackTarget::VirtualServer(_)))
+        })
+        .map(|v| v.name.clone())
+        .collect()
 }
 
 /// The summary of tracked objects' `(weight, up)`, `up` being `None` for a program that
@@ -980,6 +1118,47 @@ mod tests {
         let mut owner = old.clone();
         owner.priority = 255;
         assert_eq!(reload_change(&old, &owner), ReloadChange::Restart);
+    }
+
+    #[test]
+    fn instances_carrying_virtual_servers_are_those_with_their_addresses_or_tracking_them() {
+        let loaded = vigil_config::parse(
+            std::path::Path::new("t.toml"),
+            r#"
+[director]
+name = "a"
+
+[vrrp.web]
+interface = "eth0"
+vrid = 1
+vips = ["10.0.0.100/24", "10.0.0.101/24"]
+
+[vrrp.gateway]
+interface = "eth0"
+vrid = 2
+vips = ["10.0.0.1/24"]
+
+[vrrp.marked]
+interface = "eth0"
+vrid = 3
+vips = ["10.0.0.102/24"]
+track = [{ virtual_server = "mail" }]
+
+[[virtual_server]]
+name = "web"
+address = "10.0.0.101:443"
+real_server = [{ address = "10.0.1.1" }]
+
+[[virtual_server]]
+name = "mail"
+fwmark = 7
+real_server = [{ address = "10.0.1.2:25" }]
+"#,
+        )
+        .unwrap();
+        let mut names = instances_carrying_virtual_servers(&loaded.config);
+        names.sort();
+        assert_eq!(names, ["marked", "web"]);
     }
 
     #[test]
