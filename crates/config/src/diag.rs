@@ -325,9 +325,13 @@ pub(crate) fn position_of(source: &str, offset: usize) -> Position {
 
 /// The known name closest to `unknown`, if it is close enough to be a likely typo.
 pub(crate) fn did_you_mean<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
-    let limit = (unknown.chars().count() / 3).max(1);
+    let length = unknown.chars().count();
+    let limit = (length / 3).max(1);
     known
         .iter()
+        // The distance is at least the difference in length: most names are ruled out
+        // without computing it (34,000 unknown keys spent seconds here).
+        .filter(|k| k.chars().count().abs_diff(length) <= limit)
         .map(|k| (edit_distance(unknown, k), *k))
         .filter(|(d, _)| *d <= limit)
         .min()

@@ -47,6 +47,13 @@ impl Sink {
     pub(crate) fn push(&mut self, d: Diagnostic) {
         self.items.push(d);
     }
+
+    /// Whether a diagnostic is still worth costly help (a suggestion among the known
+    /// names): beyond a few times the errors that are reported, nobody reads it, and a
+    /// generated file with tens of thousands of unknown keys spent seconds on them.
+    pub(crate) fn wants_suggestions(&self) -> bool {
+        self.items.len() < 5 * crate::diag::MAX_REPORTED_ERRORS
+    }
 }
 
 pub(crate) fn type_name(v: &DeValue<'_>) -> &'static str {
@@ -144,7 +151,12 @@ impl<'a, 'i> Table<'a, 'i> {
             }
             let mut d =
                 Diagnostic::error(key.span(), format!("unknown field `{}`", self.field(name)));
-            d = match did_you_mean(name, &self.known) {
+            let suggestion = if sink.wants_suggestions() {
+                did_you_mean(name, &self.known)
+            } else {
+                None
+            };
+            d = match suggestion {
                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
                 None => d.with_help(format!("known fields here: {}", self.known.join(", "))),
             };
