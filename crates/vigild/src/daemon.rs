@@ -141,12 +141,16 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
         tokio::task::JoinHandle<()>,
         Arc<AtomicBool>,
         std::time::Instant,
+        u64,
     )> = None;
-    let (reloaded_tx, mut reloaded_rx) = mpsc::unbounded_channel::<bool>();
+    let mut reload_id = 0u64;
+    let (reloaded_tx, mut reloaded_rx) = mpsc::unbounded_channel::<u64>();
     let mut hup_pending = false;
     let mut heartbeat = tokio::time::interval(crate::supervise::HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let start_reload = |request: ReloadRequest| {
+    let mut start_reload = |request: ReloadRequest| {
+        reload_id += 1;
+        let id = reload_id;
         let abandoned = Arc::new(AtomicBool::new(false));
         let (shared, done, gone) = (shared.clone(), reloaded_tx.clone(), abandoned.clone());
         let (director, vrrp) = (director.clone(), vrrp.clone());
@@ -168,9 +172,9 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
             if let ReloadRequest::Socket(reply) = request {
                 let _ = reply.send(outcome);
             }
-            let _ = done.send(ok);
+            let _ = done.send(id);
         });
-        (handle, abandoned, std::time::Instant::now())
+        (handle, abandoned, std::time::Instant::now(), id)
     };
 
     let mut failure = None;
@@ -200,25 +204,29 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
                     reloading = Some(start_reload(ReloadRequest::Signal));
                 }
             }
-            Some(_) = reloaded_rx.recv() => {
-                reloading = None;
-                if std::mem::take(&mut hup_pending) {
+            Some(id) = reloaded_rx.recv() => {
+                // An abandoned reload that finished after all is not the current one.
+                if reloading.as_ref().is_some_and(|r| r.3 == id) {
+                    reloading = None;
+                }
+                if reloading.is_none() && std::mem::take(&mut hup_pending) {
                     reloading = Some(start_reload(ReloadRequest::Signal));
                 }
             }
             _ = heartbeat.tick() => {
-                if let Some((task, abandoned, since)) = &reloading
+                if let Some((_, abandoned, since, _)) = &reloading
                     && since.elapsed() > RELOAD_TIMEOUT
                 {
+                    // Not aborted: once it has committed a config, it must hand it on.
+                    // Before that, it sees the flag and commits nothing.
                     abandoned.store(true, Ordering::Relaxed);
-                    task.abort();
                     error!("reload abandoned: still reading and validating after {RELOAD_TIMEOUT:?}; the running config stays");
                     reloading = None;
                 }
             }
             Some(control) = control_rx.recv() => match control {
                 Control::Reload(reply) => {
-                    if let Some((_, _, since)) = &reloading {
+                    if let Some((_, _, since, _)) = &reloading {
                         let _ = reply.send(Err(ProtocolError::new(
                             "reload_in_progress",
                             format!(
@@ -241,7 +249,7 @@ async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
     }
     supervisor.stopping();
     systemd::stopping();
-    if let Some((task, abandoned, _)) = reloading.take() {
+    if let Some((task, abandoned, _, _)) = reloading.take() {
         abandoned.store(true, Ordering::Relaxed);
         task.abort();
     }

@@ -54,17 +54,16 @@ pub const FAILED_PASSES_FOR_FAULT: u32 = 3;
 
 /// Why IPVS cannot be programmed now, if it cannot: not connected (no IPVS in the
 /// kernel, a broken netlink socket), or [`FAILED_PASSES_FOR_FAULT`] passes in a row whose
-/// writes failed. `None` also before the first attempt. Only a table with services needs
-/// IPVS: an empty one is never a fault.
+/// writes failed. `None` also before the first attempt. Whether anything needs IPVS is
+/// for VRRP to judge (the instances that carry virtual servers).
 pub fn ipvs_fault(
-    wants_services: bool,
     attempted: bool,
     connected: bool,
     connect_error: Option<&str>,
     failed_passes: u32,
     last_write_error: Option<&str>,
 ) -> Option<String> {
-    if !wants_services || !attempted {
+    if !attempted {
         return None;
     }
     if !connected {
@@ -418,7 +417,6 @@ impl Worker {
         drop(s);
         if let Some(tx) = &self.programmable {
             let fault = ipvs_fault(
-                !self.desired.is_empty(),
                 self.attempted,
                 self.client.is_some(),
                 self.last_connect_error.as_deref(),
@@ -561,17 +559,16 @@ mod tests {
     #[test]
     fn ipvs_is_unprogrammable_without_a_connection_or_after_three_failed_passes() {
         let no_ipvs = Some("IPVS is not available in this kernel: load ip_vs");
-        // Nothing wanted, or nothing tried yet: no fault.
-        assert_eq!(ipvs_fault(false, true, false, no_ipvs, 0, None), None);
-        assert_eq!(ipvs_fault(true, false, false, None, 0, None), None);
+        // Nothing tried yet: no fault.
+        assert_eq!(ipvs_fault(false, false, None, 0, None), None);
         assert_eq!(
-            ipvs_fault(true, true, false, no_ipvs, 0, None).as_deref(),
+            ipvs_fault(true, false, no_ipvs, 0, None).as_deref(),
             Some("IPVS cannot be programmed: IPVS is not available in this kernel: load ip_vs")
         );
         // Failed writes: only from the third pass in a row.
-        assert_eq!(ipvs_fault(true, true, true, None, 2, Some("EINVAL")), None);
+        assert_eq!(ipvs_fault(true, true, None, 2, Some("EINVAL")), None);
         assert_eq!(
-            ipvs_fault(true, true, true, None, 3, Some("add service: EINVAL")).as_deref(),
+            ipvs_fault(true, true, None, 3, Some("add service: EINVAL")).as_deref(),
             Some("IPVS writes keep failing (3 passes in a row): add service: EINVAL")
         );
     }
