@@ -248,6 +248,14 @@ fn a_drain_is_answered_while_a_slow_reload_runs() {
     let status = d.result("status");
     let reloads = status["reloads"].as_array().map_or(0, Vec::len);
     let second = d.request(r#"{"command":"reload"}"#);
+    // The file was read when the reload started: put the good one back and ask again by
+    // SIGHUP, which waits for the running reload instead of being refused.
+    d.write_config(&base);
+    // SAFETY: kill(2) on the PID of a child we have not reaped.
+    assert_eq!(
+        unsafe { libc::kill(d.pid() as libc::pid_t, libc::SIGHUP) },
+        0
+    );
 
     let reply = reloader.read_reply().expect("the reload's reply");
     let reload_took = reload_sent.elapsed();
@@ -277,11 +285,15 @@ fn a_drain_is_answered_while_a_slow_reload_runs() {
         "{}",
         &message[message.len().saturating_sub(300)..]
     );
-    assert_eq!(d.generation(), 1);
-    // The daemon goes on: a good file reloads.
-    d.write_config(&base);
-    assert_eq!(d.request(r#"{"command":"reload"}"#)["ok"], true);
-    assert_eq!(d.generation(), 2);
+    // The SIGHUP sent during the slow reload (after the good file was written back) runs
+    // once it is done, and takes the good file.
+    assert!(
+        wait_for(Duration::from_secs(60), || d.generation() == 2),
+        "the SIGHUP queued during the reload did not run"
+    );
+    let reloads = d.result("status")["reloads"].clone();
+    assert_eq!(reloads[1]["trigger"], "sighup", "{reloads}");
+    assert_eq!(reloads[1]["ok"], true, "{reloads}");
 }
 
 /// The real `vigild check-config` on a 0.95 MB file with 34,000 errors (69 s before
@@ -458,6 +470,54 @@ fn ipvs_unprogrammable_holds_instances_carrying_virtual_servers_in_fault() {
         lb1.log_text()
     );
     drop(events);
+    drop(lb1);
+    lab.down().unwrap();
+}
+
+/// A reload that restarts a VRRP master (its VRID changed) makes the old instance hand
+/// over make-before-break, which without a peer waits out Master_Down_Interval (~3.6 s at
+/// 1 s adverts). The daemon loop does not wait for it: a drain, `status` and a handover
+/// request are answered while the instance is still stopping (shown as `init`).
+#[test]
+fn a_restarting_vrrp_master_does_not_hold_up_the_daemon_loop() {
+    require_root_or_skip!();
+    use vrrp_support::{Vigild, instance};
+    let lab = NetnsLab::up(&["lb1"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vip = lab.subnet_addr(100);
+    let config = |vrid: u8| {
+        format!(
+            "{}\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\nreal_server = [{{ address = \"127.0.0.1:8080\" }}]\n",
+            instance("web", vrid, 150, "1s", &[format!("{vip}/24")], "")
+        )
+    };
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &config(51));
+    lb1.expect_state("web", "master", Duration::from_secs(20));
+    lb1.rewrite(&config(52));
+    let reload = lb1.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reload["ok"], true, "{reload}");
+    let asked = Instant::now();
+    let drained = lb1
+        .request(r#"{"command":"drain","virtual_server":"web","real_server":"127.0.0.1:8080"}"#)
+        .unwrap();
+    let drain_took = asked.elapsed();
+    let handover = lb1
+        .request(r#"{"command":"vrrp-handover","instance":"web"}"#)
+        .unwrap();
+    let state_meanwhile = lb1.state("web");
+    println!(
+        "drain answered in {:.1} ms while the restarted master was handing over",
+        drain_took.as_secs_f64() * 1e3
+    );
+    assert_eq!(drained["ok"], true, "{drained}");
+    assert_eq!(
+        state_meanwhile, "init",
+        "the old instance had already stopped: nothing shown"
+    );
+    // Not running yet: refused at once, not queued behind the stop.
+    assert_eq!(handover["error"]["code"], "unknown_instance", "{handover}");
+    lb1.expect_state("web", "master", Duration::from_secs(20));
+    assert_eq!(lb1.instance("web").unwrap()["vrid"], 52);
     drop(lb1);
     lab.down().unwrap();
 }
