@@ -521,3 +521,56 @@ fn a_restarting_vrrp_master_does_not_hold_up_the_daemon_loop() {
     drop(lb1);
     lab.down().unwrap();
 }
+
+/// A runner that panics while running the protocol (not waiting for its interface) is
+/// reported by name with its panic message, and vigild exits 1.
+#[test]
+fn a_panicking_running_vrrp_runner_stops_vigild_non_zero() {
+    require_root_or_skip!();
+    let lab = NetnsLab::up(&["lb1"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lb1.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}{}",
+            vrrp_support::director(dir.path(), "lb1"),
+            vrrp_support::instance(
+                "web",
+                51,
+                150,
+                "100ms",
+                &[format!("{}/24", lab.subnet_addr(100))],
+                ""
+            )
+        ),
+    )
+    .unwrap();
+    let mut cmd = lab.cmd(
+        "lb1",
+        [
+            bin_path("vigild").as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    );
+    cmd.env("VIGIL_TEST_FAULT", "panic:vrrp-runner@2s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = LabChild::spawn(&mut cmd).unwrap();
+    let status = child.wait_timeout(Duration::from_secs(30)).unwrap();
+    let log = stderr_of(&mut child);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{log}");
+    assert!(
+        log.contains("backup -> master"),
+        "the runner never ran:\n{log}"
+    );
+    assert!(
+        log.contains(
+            "worker vrrp-runner web ended unexpectedly: panicked: test fault: VRRP runner panics"
+        ),
+        "{log}"
+    );
+    drop(child);
+    lab.down().unwrap();
+}
