@@ -199,6 +199,24 @@ fn special_files_are_refused_before_reading() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A file over the size cap is refused from its size alone (a sparse file here: nothing
+/// is read).
+#[test]
+fn files_over_the_size_cap_are_refused() {
+    let dir = std::env::temp_dir().join(format!("vigil-config-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.toml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(vigil_config::MAX_FILE_BYTES + 1).unwrap();
+    let err = load(&big).unwrap_err();
+    assert!(matches!(err, ConfigError::TooLarge { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: file is larger than 67108864 bytes", big.display())
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// 34,000 errors in a 0.95 MB file took 69 s when each error's position was counted from
 /// the start of the file. Now linear; the time is printed, with only a sanity bound.
 #[test]
