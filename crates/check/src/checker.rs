@@ -2,7 +2,8 @@
 //! concurrency, feeds their outcomes back, and reports health changes.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -131,6 +132,34 @@ enum Command {
         reset: bool,
         reply: oneshot::Sender<ShardStats>,
     },
+    #[cfg(debug_assertions)]
+    TestFault(TestFault),
+}
+
+/// A fault the daemon's supervision tests inject into a scheduler (debug builds only).
+#[cfg(debug_assertions)]
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestFault {
+    Panic,
+    /// The scheduler returns as if it were done.
+    End,
+    /// The thread blocks forever (a hang).
+    Stall,
+}
+
+/// How often an idle scheduler still turns its loop, stamping its heartbeat.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// What a supervisor watches of one scheduler (thread): a counter bumped on every turn
+/// of its loop (at least every [`HEARTBEAT`]), and why it ended, set once it has.
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    /// The thread's name (`checker`, `checker-0`, ...).
+    pub name: String,
+    pub beats: Arc<AtomicU64>,
+    /// `returned`, or `panicked: MESSAGE`.
+    pub end: Arc<OnceLock<String>>,
 }
 
 /// One driver's counters, merged by [`Checker::stats`].
@@ -181,6 +210,7 @@ pub struct Checker {
     // ...then their threads (if they have them) are joined, so that running probes are
     // cancelled (exec process groups killed) before, say, the process exits.
     _threads: Arc<OwnThreads>,
+    liveness: Arc<Vec<Liveness>>,
 }
 
 /// The checker's own threads, joined when the last handle goes.
@@ -247,6 +277,8 @@ impl std::fmt::Debug for Command {
             Command::Update(_) => "Update",
             Command::Snapshot(_) => "Snapshot",
             Command::Stats { .. } => "Stats",
+            #[cfg(debug_assertions)]
+            Command::TestFault(_) => "TestFault",
         })
     }
 }
@@ -263,10 +295,22 @@ impl Checker {
         };
         let mut shards = Vec::with_capacity(count);
         let mut threads = OwnThreads::default();
+        let mut liveness = Vec::with_capacity(count);
         for (i, targets) in split(targets, count).into_iter().enumerate() {
             let (commands, command_rx) = mpsc::unbounded_channel();
             shards.push(commands);
+            let name = if count == 1 {
+                "checker".to_string()
+            } else {
+                format!("checker-{i}")
+            };
+            let live = Liveness {
+                name: name.clone(),
+                beats: Arc::new(AtomicU64::new(0)),
+                end: Arc::new(OnceLock::new()),
+            };
             let mut driver = Driver {
+                beats: live.beats.clone(),
                 scheduler: Scheduler::new(options.seed.wrapping_add(i as u64)),
                 probes: HashMap::new(),
                 running: JoinSet::new(),
@@ -283,16 +327,13 @@ impl Checker {
                 per_kind: BTreeMap::new(),
             };
             driver.update(targets, Instant::now());
+            let end = live.end.clone();
+            liveness.push(live);
             if !options.own_thread {
                 tokio::spawn(driver.run(command_rx));
                 continue;
             }
-            let name = if count == 1 {
-                "checker".to_string()
-            } else {
-                format!("checker-{i}")
-            };
-            match run_on_own_thread(name, driver, command_rx) {
+            match run_on_own_thread(name, driver, command_rx, end) {
                 Ok(handle) => threads.0.push(handle),
                 // No thread or runtime to be had: the caller's runtime will do.
                 Err(Some(taken)) => {
@@ -306,6 +347,7 @@ impl Checker {
             Checker {
                 shards,
                 _threads: Arc::new(threads),
+                liveness: Arc::new(liveness),
             },
             event_rx,
         )
@@ -351,6 +393,21 @@ impl Checker {
         self.shards.len()
     }
 
+    /// Each scheduler's heartbeat and end, for a supervisor. A scheduler on its own
+    /// thread records its end (return or panic); one on the caller's runtime does not.
+    pub fn liveness(&self) -> Vec<Liveness> {
+        self.liveness.as_ref().clone()
+    }
+
+    /// Makes the first scheduler panic, end or hang (supervision tests).
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn test_fault(&self, fault: TestFault) {
+        if let Some(shard) = self.shards.first() {
+            let _ = shard.send(Command::TestFault(fault));
+        }
+    }
+
     /// Sends every scheduler the command `ask` makes and collects their replies; all are
     /// asked before any reply is awaited, so they answer in parallel.
     async fn ask_all<T>(
@@ -379,6 +436,8 @@ fn sort_checks(checks: &mut [CheckState]) {
 }
 
 struct Driver {
+    /// Bumped on every turn of the loop.
+    beats: Arc<AtomicU64>,
     scheduler: Scheduler,
     probes: HashMap<CheckKey, Arc<Probe>>,
     running: JoinSet<Outcome>,
@@ -407,7 +466,10 @@ impl Driver {
         let sleep = tokio::time::sleep_until(Instant::now());
         tokio::pin!(sleep);
         let mut armed = None;
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.beats.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             let mut due = self.scheduler.poll(now.into_std());
             if due.len() < BATCH_MAX_EARLY {
@@ -429,6 +491,14 @@ impl Driver {
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
+                    #[cfg(debug_assertions)]
+                    Some(Command::TestFault(fault)) => match fault {
+                        TestFault::Panic => panic!("test fault: checker panics"),
+                        TestFault::End => return,
+                        TestFault::Stall => loop {
+                            std::thread::sleep(Duration::from_secs(3600));
+                        },
+                    },
                     Some(command) => self.handle(command),
                     None => return,
                 },
@@ -440,6 +510,7 @@ impl Driver {
                     }
                 },
                 () = &mut sleep, if deadline.is_some() => {}
+                _ = heartbeat.tick() => {}
             }
         }
     }
@@ -532,6 +603,8 @@ impl Driver {
                 }
                 let _ = reply.send(stats);
             }
+            #[cfg(debug_assertions)]
+            Command::TestFault(_) => {}
         }
     }
 
@@ -591,6 +664,15 @@ impl Driver {
     }
 }
 
+/// The text of a panic's payload (`panic!` with a literal or a format).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
 /// What the checker's task runs on.
 type Parts = (Driver, mpsc::UnboundedReceiver<Command>);
 
@@ -601,6 +683,7 @@ fn run_on_own_thread(
     name: String,
     driver: Driver,
     commands: mpsc::UnboundedReceiver<Command>,
+    end: Arc<OnceLock<String>>,
 ) -> Result<std::thread::JoinHandle<()>, Option<Box<Parts>>> {
     type Slot = std::sync::Mutex<Option<Parts>>;
     let take = |slot: &Slot| slot.lock().map(|mut s| s.take()).unwrap_or(None);
@@ -623,7 +706,14 @@ fn run_on_own_thread(
             // one always goes through the runtime's eventfd (a write, and one more
             // epoll_wait return), even from its own thread, and the driver is
             // woken by every probe that ends.
-            let _ = runtime.block_on(runtime.spawn(driver.run(commands)));
+            let why = match runtime.block_on(runtime.spawn(driver.run(commands))) {
+                Ok(()) => "returned".to_string(),
+                Err(e) if e.is_panic() => {
+                    format!("panicked: {}", panic_message(e.into_panic().as_ref()))
+                }
+                Err(e) => e.to_string(),
+            };
+            let _ = end.set(why);
         }
     });
     match spawned {

@@ -117,9 +117,13 @@ mod scheduler;
 mod stats;
 mod target;
 
+#[cfg(debug_assertions)]
+#[doc(hidden)]
+pub use checker::TestFault;
 pub use checker::{
     BATCH_MAX_EARLY, CHECKS_PER_THREAD, ChangeState, CheckState, Checker, CheckerError,
-    CheckerOptions, HealthEvent, HealthEvents, ResultState, Snapshot, threads_for,
+    CheckerOptions, HEARTBEAT, HealthEvent, HealthEvents, Liveness, ResultState, Snapshot,
+    threads_for,
 };
 pub use once::{OnceResult, format_table, run_once};
 pub use stats::{Histogram, KindStats, LATENCY_BUCKETS_S, LatenessSummary, Stats};

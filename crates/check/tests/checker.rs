@@ -242,3 +242,33 @@ fn thread_count_follows_the_check_rate() {
     assert_eq!(vigil_check::threads_for(&every(5000, 1000)), 2.min(cpus));
     assert_eq!(vigil_check::threads_for(&every(5000, 100)), 4.min(cpus));
 }
+
+/// What a supervisor watches: an idle scheduler still beats every HEARTBEAT, and a
+/// scheduler thread that panics records why (debug builds inject the panic).
+#[cfg(debug_assertions)]
+#[tokio::test]
+async fn schedulers_beat_while_idle_and_record_their_end() {
+    let (checker, _events) = Checker::spawn(Vec::new(), CheckerOptions::default());
+    let live = checker.liveness();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].name, "checker");
+    let before = live[0].beats.load(Ordering::Relaxed);
+    tokio::time::sleep(vigil_check::HEARTBEAT * 2 + Duration::from_millis(500)).await;
+    assert!(
+        live[0].beats.load(Ordering::Relaxed) >= before + 2,
+        "an idle scheduler must still turn its loop"
+    );
+    assert!(live[0].end.get().is_none());
+    checker.test_fault(vigil_check::TestFault::Panic);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(why) = live[0].end.get() {
+                return why.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the end is recorded");
+    assert_eq!(ended, "panicked: test fault: checker panics");
+}

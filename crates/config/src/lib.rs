@@ -17,7 +17,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use diag::{Diagnostic, Diagnostics, Position, Severity};
+pub use diag::{Diagnostic, Diagnostics, MAX_REPORTED_ERRORS, Position, Severity};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use model::*;
 
@@ -43,6 +43,9 @@ pub enum ConfigError {
     TooLarge { path: PathBuf },
     #[error("{}: file is not UTF-8 text", path.display())]
     NotUtf8 { path: PathBuf },
+    /// A FIFO, device, directory or socket: reading it could block forever or never end.
+    #[error("{}: not a regular file ({kind}); a cluster file must be a regular file", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
     /// The file has errors; the diagnostics render them all.
     #[error("{0}")]
     Invalid(Box<Diagnostics>),
@@ -52,7 +55,7 @@ impl ConfigError {
     /// The number of errors this stands for (1 for I/O problems).
     pub fn error_count(&self) -> usize {
         match self {
-            ConfigError::Invalid(d) => d.errors().count(),
+            ConfigError::Invalid(d) => d.error_count(),
             _ => 1,
         }
     }
@@ -64,17 +67,58 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         path: path.to_path_buf(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.len() > MAX_FILE_BYTES {
+    // Checked before opening: opening a FIFO waits for a writer, and /dev/zero never
+    // ends. Checked again on the opened file, in case the name was replaced meanwhile.
+    let check = |meta: &std::fs::Metadata| {
+        if !meta.is_file() {
+            return Err(ConfigError::NotAFile {
+                path: path.to_path_buf(),
+                kind: file_kind(&meta.file_type()),
+            });
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(())
+    };
+    check(&std::fs::metadata(path).map_err(read_err)?)?;
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    check(&file.metadata().map_err(read_err)?)?;
+    // A file that grows while being read still stops at the cap.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_FILE_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(ConfigError::TooLarge {
             path: path.to_path_buf(),
         });
     }
-    let bytes = std::fs::read(path).map_err(read_err)?;
     let source = String::from_utf8(bytes).map_err(|_| ConfigError::NotUtf8 {
         path: path.to_path_buf(),
     })?;
     parse(path, &source).map_err(ConfigError::Invalid)
+}
+
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Validates cluster-file text; `file` is only used to name the file in diagnostics.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::diag::{Diagnostic, did_you_mean};
+use crate::diag::{Diagnostic, LineIndex, did_you_mean};
 use crate::duration::parse_duration;
 use crate::model::IpPrefix;
 
@@ -21,6 +21,9 @@ pub(crate) struct Sink {
     pub(crate) items: Vec<Diagnostic>,
     /// The file's text, for messages that refer to another line.
     pub(crate) source: String,
+    /// Its line starts: "first defined on line N" for each of thousands of duplicates
+    /// must not count lines from the start of the file each time.
+    lines: LineIndex,
 }
 
 impl Sink {
@@ -28,7 +31,13 @@ impl Sink {
         Sink {
             items: Vec::new(),
             source: source.to_string(),
+            lines: LineIndex::new(source),
         }
+    }
+
+    /// The 1-based line of a byte offset of the source.
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
+        self.lines.line(&self.source, offset)
     }
 
     pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
@@ -37,6 +46,13 @@ impl Sink {
 
     pub(crate) fn push(&mut self, d: Diagnostic) {
         self.items.push(d);
+    }
+
+    /// Whether a diagnostic is still worth costly help (a suggestion among the known
+    /// names): beyond a few times the errors that are reported, nobody reads it, and a
+    /// generated file with tens of thousands of unknown keys spent seconds on them.
+    pub(crate) fn wants_suggestions(&self) -> bool {
+        self.items.len() < 5 * crate::diag::MAX_REPORTED_ERRORS
     }
 }
 
@@ -135,7 +151,12 @@ impl<'a, 'i> Table<'a, 'i> {
             }
             let mut d =
                 Diagnostic::error(key.span(), format!("unknown field `{}`", self.field(name)));
-            d = match did_you_mean(name, &self.known) {
+            let suggestion = if sink.wants_suggestions() {
+                did_you_mean(name, &self.known)
+            } else {
+                None
+            };
+            d = match suggestion {
                 Some(s) => d.with_help(format!("did you mean `{s}`?")),
                 None => d.with_help(format!("known fields here: {}", self.known.join(", "))),
             };

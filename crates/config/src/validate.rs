@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::ops::Range;
 
-use crate::diag::{Diagnostic, did_you_mean, position_of};
+use crate::diag::{Diagnostic, did_you_mean};
 use crate::model::{ServiceKey, TrackTarget};
 use crate::parse::Parsed;
 use crate::reader::Sink;
@@ -18,7 +18,7 @@ pub(crate) fn unique<K: Eq + Hash>(
     let mut seen: HashMap<K, Range<usize>> = HashMap::new();
     for (key, span) in items {
         if let Some(first) = seen.get(&key) {
-            let line = position_of(&sink.source, first.start).line;
+            let line = sink.line_of(first.start);
             sink.push(
                 Diagnostic::error(span, message(&key))
                     .with_help(format!("first defined on line {line}")),

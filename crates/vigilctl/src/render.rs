@@ -382,6 +382,9 @@ pub(crate) fn vrrp(v: &Value) -> String {
         if let Some(e) = i.get("error").and_then(Value::as_str) {
             let _ = writeln!(out, "{}: {e}", s(i, "name"));
         }
+        if let Some(r) = i.get("fault_reason").and_then(Value::as_str) {
+            let _ = writeln!(out, "{}: held in fault: {r}", s(i, "name"));
+        }
     }
     out
 }
@@ -464,6 +467,30 @@ pub(crate) fn event(e: &Value) -> String {
             }
             line
         }
+        Some("ipvs_fault") => {
+            let names = |key| {
+                list(e, key)
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut line = format!(
+                "{}  ipvs    {}",
+                at_ms(e),
+                e.get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("IPVS can be programmed")
+            );
+            let (held, released) = (names("held"), names("released"));
+            if !held.is_empty() {
+                let _ = write!(line, "; VRRP held in fault: {held}");
+            }
+            if !released.is_empty() {
+                let _ = write!(line, "; VRRP released: {released}");
+            }
+            line
+        }
         Some("lagged") => format!(
             "(missed {} events: this client was too slow)",
             s(e, "missed")
@@ -527,6 +554,32 @@ mod tests {
         assert!(
             out.contains("dns: interface bond0: No such device"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn instances_held_in_fault_by_the_daemon_say_why() {
+        let v = json!({"instances": [{
+            "name": "web", "interface": "eth0", "state": "fault", "error": null,
+            "fault_reason": "IPVS cannot be programmed: load ip_vs"
+        }]});
+        assert!(
+            vrrp(&v).contains("web: held in fault: IPVS cannot be programmed: load ip_vs"),
+            "{}",
+            vrrp(&v)
+        );
+        let held = json!({"event": "ipvs_fault", "reason": "IPVS cannot be programmed: x",
+            "held": ["web"], "released": [], "at_unix_ms": 0});
+        assert_eq!(
+            event(&held),
+            "1970-01-01 00:00:00 UTC  ipvs    IPVS cannot be programmed: x; VRRP held in fault: web"
+        );
+        let cleared = json!({"event": "ipvs_fault", "reason": null, "held": [],
+            "released": ["web"], "at_unix_ms": 0});
+        assert!(
+            event(&cleared).ends_with("ipvs    IPVS can be programmed; VRRP released: web"),
+            "{}",
+            event(&cleared)
         );
     }
 

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -17,6 +18,7 @@ use crate::protocol::ProtocolError;
 use crate::state::{ReloadRecord, Shared, unix_now};
 use crate::state_file::{Restored, StateFile};
 use crate::status::{Control, StatusSocket};
+use crate::supervise::{Supervisor, TestFaults};
 use crate::vrrp::VrrpManager;
 use crate::{caps, systemd};
 
@@ -29,6 +31,7 @@ pub struct StartOptions {
 
 /// Loads the file and starts serving; returns when asked to stop.
 pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
+    crate::supervise::install_panic_hook();
     let loaded = match vigil_config::load(config_path) {
         Ok(l) => l,
         Err(ConfigError::Invalid(d)) => bail!("invalid cluster file:\n{d}"),
@@ -63,6 +66,26 @@ pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
     runtime.block_on(serve(config_path, config, state))
 }
 
+/// The daemon stopped because a worker ended: the process exits non-zero so that it is
+/// restarted.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped because worker {worker} ended unexpectedly: {why}")]
+pub struct WorkerEnded {
+    pub worker: String,
+    pub why: String,
+}
+
+/// A reload bigger than this is abandoned (its result, if it ever comes, is dropped):
+/// files are capped at 64 MiB and validated in linear time, so only a stuck read (a
+/// hung network filesystem) gets here.
+pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Who asked for a reload; a socket client waits for the outcome.
+enum ReloadRequest {
+    Signal,
+    Socket(tokio::sync::oneshot::Sender<Result<serde_json::Value, ProtocolError>>),
+}
+
 async fn serve(
     config_path: &Path,
     config: Config,
@@ -81,17 +104,33 @@ async fn serve(
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
 
+    let faults = TestFaults::from_env();
+    let (supervisor, mut ended) = Supervisor::new(systemd::watchdog_interval());
+    let main_guard = supervisor.guard("main", Duration::ZERO);
     let what = summary(&config);
     let shared = Shared::new(config, config_path.to_path_buf());
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(16);
-    let server = tokio::spawn(socket.clone().serve(shared.clone(), control_tx));
-    let mut vrrp = VrrpManager::start(&shared.snapshot().config, shared.vrrp.clone());
+    let mut server = tokio::spawn(socket.clone().serve(shared.clone(), control_tx));
+    // Why IPVS cannot be programmed, from the IPVS thread to VRRP (which then holds the
+    // instances that carry virtual servers in fault).
+    let (ipvs_programmable, ipvs_fault) = tokio::sync::watch::channel(None);
+    let vrrp = VrrpManager::spawn(
+        shared.snapshot().config.clone(),
+        shared.vrrp.clone(),
+        supervisor.clone(),
+        &faults,
+        ipvs_fault,
+        shared.events.clone(),
+    );
     let (director, mut notices) = Director::spawn(
         shared.snapshot().config.clone(),
         state,
         shared.vrrp.clone(),
         shared.events.clone(),
         shared.director.clone(),
+        &supervisor,
+        &faults,
+        ipvs_programmable,
     );
     let metrics = shared
         .snapshot()
@@ -99,6 +138,9 @@ async fn serve(
         .director
         .metrics_listen
         .map(|addr| tokio::spawn(crate::metrics::serve(addr, shared.clone())));
+    supervisor
+        .start()
+        .context("cannot start the supervisor thread")?;
     info!(
         config = %config_path.display(),
         socket = %socket.path().display(),
@@ -107,24 +149,108 @@ async fn serve(
     );
     systemd::ready(&what);
 
+    // One reload at a time, on a task of its own: the loop goes on serving drains and
+    // status meanwhile. A SIGHUP during one is remembered and run after it (the file may
+    // have changed since it was read); a socket request during one is refused.
+    let mut reloading: Option<(
+        tokio::task::JoinHandle<()>,
+        Arc<AtomicBool>,
+        std::time::Instant,
+        u64,
+    )> = None;
+    let mut reload_id = 0u64;
+    let (reloaded_tx, mut reloaded_rx) = mpsc::unbounded_channel::<u64>();
+    let mut hup_pending = false;
+    let mut heartbeat = tokio::time::interval(crate::supervise::HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut start_reload = |request: ReloadRequest| {
+        reload_id += 1;
+        let id = reload_id;
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let (shared, done, gone) = (shared.clone(), reloaded_tx.clone(), abandoned.clone());
+        let (director, vrrp) = (director.clone(), vrrp.clone());
+        let handle = tokio::spawn(async move {
+            let trigger = match request {
+                ReloadRequest::Signal => "sighup",
+                ReloadRequest::Socket(_) => "socket",
+            };
+            let outcome = reload(&shared, trigger, gone).await;
+            let ok = outcome.is_ok();
+            if ok {
+                // Handed over before the reply, so that what the client asks next sees
+                // the new config; each apply is queued behind the ones before it (one
+                // reload runs at a time).
+                let config = shared.snapshot().config.clone();
+                let _ = director.send(DirectorCommand::Reload(config.clone())).await;
+                vrrp.apply(config);
+            }
+            if let ReloadRequest::Socket(reply) = request {
+                let _ = reply.send(outcome);
+            }
+            let _ = done.send(id);
+        });
+        (handle, abandoned, std::time::Instant::now(), id)
+    };
+
+    let mut failure = None;
     loop {
+        main_guard.beat();
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            Some(e) = ended.recv() => {
+                failure = Some(WorkerEnded { worker: e.worker, why: e.why });
+                break;
+            }
+            r = &mut server => {
+                let why = match r {
+                    Err(e) if e.is_panic() => format!("panicked: {e}"),
+                    other => format!("{other:?}"),
+                };
+                error!("the status socket server ended unexpectedly: {why}");
+                failure = Some(WorkerEnded { worker: "status socket".into(), why });
+                break;
+            }
             _ = sighup.recv() => {
-                // The outcome is logged and kept in the reload history.
-                if reload(&shared, "sighup").await.is_ok() {
-                    apply_reloaded(&shared, &director, &mut vrrp).await;
+                if reloading.is_some() {
+                    info!("SIGHUP during a reload: reloading again once it is done");
+                    hup_pending = true;
+                } else {
+                    reloading = Some(start_reload(ReloadRequest::Signal));
+                }
+            }
+            Some(id) = reloaded_rx.recv() => {
+                // An abandoned reload that finished after all is not the current one.
+                if reloading.as_ref().is_some_and(|r| r.3 == id) {
+                    reloading = None;
+                }
+                if reloading.is_none() && std::mem::take(&mut hup_pending) {
+                    reloading = Some(start_reload(ReloadRequest::Signal));
+                }
+            }
+            _ = heartbeat.tick() => {
+                if let Some((_, abandoned, since, _)) = &reloading
+                    && since.elapsed() > RELOAD_TIMEOUT
+                {
+                    // Not aborted: once it has committed a config, it must hand it on.
+                    // Before that, it sees the flag and commits nothing.
+                    abandoned.store(true, Ordering::Relaxed);
+                    error!("reload abandoned: still reading and validating after {RELOAD_TIMEOUT:?}; the running config stays");
+                    reloading = None;
                 }
             }
             Some(control) = control_rx.recv() => match control {
                 Control::Reload(reply) => {
-                    let outcome = reload(&shared, "socket").await;
-                    let ok = outcome.is_ok();
-                    // Reply first: applying may wait for instances to hand over.
-                    let _ = reply.send(outcome);
-                    if ok {
-                        apply_reloaded(&shared, &director, &mut vrrp).await;
+                    if let Some((_, _, since, _)) = &reloading {
+                        let _ = reply.send(Err(ProtocolError::new(
+                            "reload_in_progress",
+                            format!(
+                                "a reload started {:.1} s ago is still running; try again when it is done",
+                                since.elapsed().as_secs_f64()
+                            ),
+                        )));
+                    } else {
+                        reloading = Some(start_reload(ReloadRequest::Socket(reply)));
                     }
                 }
                 Control::Director(command) => {
@@ -136,7 +262,12 @@ async fn serve(
             },
         }
     }
+    supervisor.stopping();
     systemd::stopping();
+    if let Some((task, abandoned, _, _)) = reloading.take() {
+        abandoned.store(true, Ordering::Relaxed);
+        task.abort();
+    }
     // Masters hand over make-before-break: each keeps its addresses until the new
     // master is heard, which the runner bounds by the slowest backup's
     // Master_Down_Interval (< 4 advert intervals); the outer bound is a safety net.
@@ -162,19 +293,13 @@ async fn serve(
         m.abort();
     }
     drop(socket);
+    main_guard.finish();
+    if let Some(f) = failure {
+        error!("vigild stopped: {f}");
+        return Err(f.into());
+    }
     info!("vigild stopped");
     Ok(())
-}
-
-/// Hands the configuration a reload just accepted to the director and to VRRP.
-async fn apply_reloaded(
-    shared: &Shared,
-    director: &mpsc::Sender<DirectorCommand>,
-    vrrp: &mut VrrpManager,
-) {
-    let config = shared.snapshot().config.clone();
-    let _ = director.send(DirectorCommand::Reload(config.clone())).await;
-    vrrp.apply(&config).await;
 }
 
 /// [`reload_now`] on a blocking thread: reading and validating a cluster file of 10,000
@@ -183,9 +308,10 @@ async fn apply_reloaded(
 async fn reload(
     shared: &Arc<Shared>,
     trigger: &'static str,
+    abandoned: Arc<AtomicBool>,
 ) -> Result<serde_json::Value, ProtocolError> {
     let shared = shared.clone();
-    tokio::task::spawn_blocking(move || reload_now(&shared, trigger))
+    tokio::task::spawn_blocking(move || reload_now(&shared, trigger, &abandoned))
         .await
         .unwrap_or_else(|e| {
             Err(ProtocolError::new(
@@ -197,12 +323,22 @@ async fn reload(
 
 /// Validates the file again and, only if it is valid, makes it the running config. A bad
 /// file changes nothing.
-fn reload_now(shared: &Shared, trigger: &'static str) -> Result<serde_json::Value, ProtocolError> {
+fn reload_now(
+    shared: &Shared,
+    trigger: &'static str,
+    abandoned: &AtomicBool,
+) -> Result<serde_json::Value, ProtocolError> {
     systemd::reloading();
     let started = Instant::now();
     let snap = shared.snapshot();
     let path = snap.config_file.clone();
     let outcome = vigil_config::load(&path);
+    if abandoned.load(Ordering::Relaxed) {
+        return Err(ProtocolError::new(
+            "reload_timeout",
+            format!("the reload took longer than {RELOAD_TIMEOUT:?} and was abandoned"),
+        ));
+    }
     let duration_ms = started.elapsed().as_secs_f64() * 1e3;
     let mut record = ReloadRecord {
         at_unix: unix_now(),
@@ -257,7 +393,11 @@ fn reload_now(shared: &Shared, trigger: &'static str) -> Result<serde_json::Valu
         }
         Err(e) => {
             record.errors = match &e {
-                ConfigError::Invalid(d) => d.errors().map(|x| d.one_line(x)).collect(),
+                ConfigError::Invalid(d) => d
+                    .errors()
+                    .map(|x| d.one_line(x))
+                    .chain(d.omitted_note())
+                    .collect(),
                 other => vec![other.to_string()],
             };
             error!(

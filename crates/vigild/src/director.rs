@@ -29,6 +29,7 @@ use crate::state::{
     DirectorStats, DirectorView, RealServerStats, VirtualServerStats, recv_or_never,
 };
 use crate::state_file::{Restored, StateFile};
+use crate::supervise::{Armed, FaultKind, Guard, HEARTBEAT, Supervisor, TestFaults};
 use crate::table::{self, Known};
 use crate::vrrp::Registry;
 
@@ -79,6 +80,9 @@ pub struct Director {
     /// Something metrics show changed since the last publication.
     stats_dirty: bool,
     stats_published_at: Instant,
+    /// Test faults (debug builds) for the director itself and the checker.
+    fault: Armed,
+    checker_fault: Armed,
 }
 
 /// The director's stats are published at most this often; a change within it waits for
@@ -93,20 +97,39 @@ fn unix_ms(at: std::time::SystemTime) -> u64 {
 
 impl Director {
     /// Starts checking and programming IPVS for `config`. Must run inside the runtime.
-    /// `state` is the state file as loaded at start, with what it restored.
+    /// `state` is the state file as loaded at start, with what it restored. The director
+    /// task, the checker threads and the IPVS threads are registered with `supervisor`.
+    /// `ipvs_programmable` follows why IPVS cannot be programmed (if so).
     pub fn spawn(
         config: Arc<Config>,
         (state_file, restored): (StateFile, Restored),
         vrrp: Arc<Registry>,
         published: broadcast::Sender<Value>,
         view: Arc<DirectorView>,
+        supervisor: &Supervisor,
+        faults: &TestFaults,
+        ipvs_programmable: tokio::sync::watch::Sender<Option<String>>,
     ) -> (mpsc::Sender<Command>, mpsc::UnboundedReceiver<Notice>) {
+        // Registered before the workers it owns: when it ends they end with it, and
+        // the supervisor reports in order of registration, the cause first.
+        let guard = supervisor.guard("director", Duration::ZERO);
         let (checker, events) =
             Checker::spawn(targets_from_config(&config), CheckerOptions::default());
+        for l in checker.liveness() {
+            supervisor.watch(l.name, Some(l.beats), l.end, Duration::ZERO);
+        }
         let (notices, notice_rx) = mpsc::unbounded_channel();
-        let ipvs = IpvsWorker::start(restored.owned_services, state_file.clone());
+        let ipvs = IpvsWorker::start(
+            restored.owned_services,
+            state_file.clone(),
+            supervisor,
+            faults,
+            ipvs_programmable,
+        );
         view.attach(ipvs.status_handle(), checker.clone());
         let director = Director {
+            fault: Armed::new(faults, "director"),
+            checker_fault: Armed::new(faults, "checker"),
             ipvs,
             config,
             checker,
@@ -123,29 +146,45 @@ impl Director {
             stats_published_at: Instant::now(),
         };
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(director.run(rx));
+        tokio::spawn(director.run(rx, guard));
         (tx, notice_rx)
     }
 
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, guard: Guard) {
         let mut vrrp_events = Some(self.vrrp.subscribe());
         self.sync_all();
         self.update_sync_daemon();
         self.publish_stats();
         let mut stats_tick = tokio::time::interval(STATS_INTERVAL);
         stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut checker_open = true;
         loop {
+            guard.beat();
             tokio::select! {
                 _ = stats_tick.tick(), if self.stats_dirty => self.publish_stats(),
-                event = self.events.recv() => match event {
+                _ = heartbeat.tick() => {
+                    let now = std::time::Instant::now();
+                    if let Some(kind) = self.fault.due(now) {
+                        crate::supervise::test_fault_async(kind, "director").await;
+                        break;
+                    }
+                    if let Some(kind) = self.checker_fault.due(now) {
+                        self.checker_test_fault(kind);
+                    }
+                }
+                event = self.events.recv(), if checker_open => match event {
                     Some(e) => self.on_health(e),
-                    None => break,
+                    // The checker ended: its own supervision reports it (and why).
+                    None => checker_open = false,
                 },
                 command = commands.recv() => match command {
                     None => break,
                     Some(Command::Stop(reply)) => {
                         self.stop();
                         let _ = reply.send(());
+                        guard.finish();
                         return;
                     }
                     Some(c) => self.on_command(c).await,
@@ -163,6 +202,8 @@ impl Director {
                 },
             }
         }
+        // An end nobody asked for: recorded before the workers this one owns end with it.
+        drop(guard);
         self.stop();
     }
 
@@ -170,6 +211,18 @@ impl Director {
         // The kernel table stays: a restart adopts it without a gap.
         self.ipvs.stop();
     }
+
+    #[cfg(debug_assertions)]
+    fn checker_test_fault(&self, kind: FaultKind) {
+        self.checker.test_fault(match kind {
+            FaultKind::Panic => vigil_check::TestFault::Panic,
+            FaultKind::End => vigil_check::TestFault::End,
+            FaultKind::Stall => vigil_check::TestFault::Stall,
+        });
+    }
+
+    #[cfg(not(debug_assertions))]
+    fn checker_test_fault(&self, _kind: FaultKind) {}
 
     fn known(&self, service: &ServiceKey, real: SocketAddr) -> Known {
         self.health

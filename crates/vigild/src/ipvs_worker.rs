@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::state_file::StateFile;
+use crate::supervise::{Armed, Guard, HEARTBEAT, Supervisor, TestFaults, test_fault_thread};
 use serde::Serialize;
 use tracing::{error, info, warn};
 use vigil_ipvs::{
@@ -23,6 +24,11 @@ use vigil_ipvs::{
 pub const DRIFT_REPAIR: Duration = Duration::from_secs(60);
 /// How often a missing IPVS is looked for again.
 const RECONNECT: Duration = Duration::from_secs(5);
+/// One sync of a large table can take this long in the emulated kernel lab (each write a
+/// netlink round trip): the IPVS thread is not stale before.
+pub const IPVS_STALE_AFTER: Duration = Duration::from_secs(60);
+/// The kernel has taken up to a minute to stop a master sync daemon just started.
+pub const SYNC_STALE_AFTER: Duration = Duration::from_secs(150);
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IpvsStatus {
@@ -39,6 +45,39 @@ pub struct IpvsStatus {
     /// The sync daemon running, as `master eth0 id 51`.
     pub sync_daemon: Option<String>,
     pub owned_services: usize,
+}
+
+/// Passes in a row with failed writes after which IPVS counts as not programmable: with
+/// the reconciler's back-off (1 s, 2 s, ...) that is about 3 s of failing writes, so a
+/// single refused write does not move VRRP.
+pub const FAILED_PASSES_FOR_FAULT: u32 = 3;
+
+/// Why IPVS cannot be programmed now, if it cannot: not connected (no IPVS in the
+/// kernel, a broken netlink socket), or [`FAILED_PASSES_FOR_FAULT`] passes in a row whose
+/// writes failed. `None` also before the first attempt. Whether anything needs IPVS is
+/// for VRRP to judge (the instances that carry virtual servers).
+pub fn ipvs_fault(
+    attempted: bool,
+    connected: bool,
+    connect_error: Option<&str>,
+    failed_passes: u32,
+    last_write_error: Option<&str>,
+) -> Option<String> {
+    if !attempted {
+        return None;
+    }
+    if !connected {
+        return Some(format!(
+            "IPVS cannot be programmed: {}",
+            connect_error.unwrap_or("no netlink connection")
+        ));
+    }
+    (failed_passes >= FAILED_PASSES_FOR_FAULT).then(|| {
+        format!(
+            "IPVS writes keep failing ({failed_passes} passes in a row): {}",
+            last_write_error.unwrap_or("unknown error")
+        )
+    })
 }
 
 pub enum Job {
@@ -60,22 +99,38 @@ impl IpvsWorker {
     /// Starts the thread. `owned` are services this director created before (from the
     /// state file): removed from the config, they are still deleted. The owned set is
     /// written back to `state_file` whenever it changes.
-    pub fn start(owned: Vec<ServiceKey>, state_file: StateFile) -> IpvsWorker {
+    /// Both threads are supervised: each holds a guard of `supervisor` for its life.
+    /// `programmable` gets [`ipvs_fault`] whenever it changes (VRRP follows it).
+    pub fn start(
+        owned: Vec<ServiceKey>,
+        state_file: StateFile,
+        supervisor: &Supervisor,
+        faults: &TestFaults,
+        programmable: tokio::sync::watch::Sender<Option<String>>,
+    ) -> IpvsWorker {
         let (jobs, rx) = mpsc::channel();
         let status = Arc::new(RwLock::new(IpvsStatus::default()));
         let s = status.clone();
+        let guard = supervisor.guard("ipvs", IPVS_STALE_AFTER);
+        let fault = Armed::new(faults, "ipvs");
         let thread = std::thread::Builder::new()
             .name("ipvs".into())
-            .spawn(move || Worker::new(owned, s, state_file).run(rx))
+            .spawn(move || {
+                let mut worker = Worker::new(owned, s, state_file);
+                worker.programmable = Some(programmable);
+                worker.run(rx, guard, fault)
+            })
             .ok();
         if thread.is_none() {
             error!("cannot start the IPVS thread");
         }
         let (sync_daemon, sync_rx) = mpsc::channel();
         let s = status.clone();
+        let guard = supervisor.guard("ipvs-sync", SYNC_STALE_AFTER);
+        let fault = Armed::new(faults, "ipvs-sync");
         let sync_thread = std::thread::Builder::new()
             .name("ipvs-sync".into())
-            .spawn(move || SyncDaemonWorker::new(s).run(sync_rx))
+            .spawn(move || SyncDaemonWorker::new(s).run(sync_rx, guard, fault))
             .ok();
         if sync_thread.is_none() {
             error!("cannot start the IPVS sync daemon thread");
@@ -137,12 +192,21 @@ struct Worker {
     started: bool,
     status: Arc<RwLock<IpvsStatus>>,
     last_repair: Instant,
+    /// When a connection was last tried (while there is none).
+    last_connect_try: Instant,
     last_connect_error: Option<String>,
     state_file: StateFile,
     /// The owned services as last written to the state file.
     persisted_owned: BTreeSet<ServiceKey>,
     /// The last failure to write them (logged once, not per sync).
     persist_error: Option<String>,
+    /// A connection was tried at least once.
+    attempted: bool,
+    /// Passes in a row with failed writes, and the last such failure.
+    failed_passes: u32,
+    last_write_error: Option<String>,
+    /// Where [`ipvs_fault`] goes.
+    programmable: Option<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 impl Worker {
@@ -159,20 +223,35 @@ impl Worker {
             started: false,
             status,
             last_repair: Instant::now(),
+            last_connect_try: Instant::now(),
             last_connect_error: None,
             state_file,
             persisted_owned,
             persist_error: None,
+            attempted: false,
+            failed_passes: 0,
+            last_write_error: None,
+            programmable: None,
         }
     }
 
-    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+    fn run(mut self, jobs: mpsc::Receiver<Job>, guard: Guard, mut fault: Armed) {
         loop {
+            guard.beat();
+            if let Some(kind) = fault.due(Instant::now()) {
+                test_fault_thread(kind, "IPVS thread");
+                return;
+            }
+            // Woken at least every heartbeat; a tick's work keeps its own schedule.
             let wait = self.next_wakeup();
-            match jobs.recv_timeout(wait) {
+            match jobs.recv_timeout(wait.min(HEARTBEAT)) {
                 Ok(job) => self.handle(job),
-                Err(RecvTimeoutError::Timeout) => self.tick(),
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) if wait <= HEARTBEAT => self.tick(),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    guard.finish();
+                    return;
+                }
             }
             self.publish();
         }
@@ -181,7 +260,7 @@ impl Worker {
     fn next_wakeup(&self) -> Duration {
         let now = Instant::now();
         if self.client.is_none() {
-            return RECONNECT;
+            return RECONNECT.saturating_sub(now - self.last_connect_try);
         }
         let mut wait = DRIFT_REPAIR.saturating_sub(now - self.last_repair);
         if let Some(at) = self.reconciler.next_retry() {
@@ -194,6 +273,8 @@ impl Worker {
         if self.client.is_some() {
             return true;
         }
+        self.last_connect_try = Instant::now();
+        self.attempted = true;
         match Client::connect() {
             Ok(c) => {
                 info!("IPVS: connected");
@@ -274,6 +355,13 @@ impl Worker {
                 for e in &report.errors {
                     warn!("IPVS: {e}");
                 }
+                if let Some(e) = report.errors.first() {
+                    self.failed_passes += 1;
+                    self.last_write_error = Some(e.to_string());
+                } else if self.reconciler.next_retry().is_none() {
+                    self.failed_passes = 0;
+                    self.last_write_error = None;
+                }
                 self.persist_owned();
                 if !report.is_noop() {
                     info!(
@@ -290,6 +378,8 @@ impl Worker {
                 // The socket or a dump failed: start over with a new connection.
                 error!("IPVS: {e}");
                 self.client = None;
+                self.failed_passes += 1;
+                self.last_write_error = Some(e.to_string());
             }
             None => {}
         }
@@ -330,6 +420,21 @@ impl Worker {
         s.full_dumps = c.full_dumps;
         s.pending_retries = self.reconciler.next_retry().is_some();
         s.owned_services = self.reconciler.owned().len();
+        drop(s);
+        if let Some(tx) = &self.programmable {
+            let fault = ipvs_fault(
+                self.attempted,
+                self.client.is_some(),
+                self.last_connect_error.as_deref(),
+                self.failed_passes,
+                self.last_write_error.as_deref(),
+            );
+            tx.send_if_modified(|f| {
+                let changed = *f != fault;
+                *f = fault;
+                changed
+            });
+        }
     }
 }
 
@@ -354,22 +459,30 @@ impl SyncDaemonWorker {
         }
     }
 
-    fn run(mut self, wanted: mpsc::Receiver<Option<SyncDaemon>>) {
+    fn run(mut self, wanted: mpsc::Receiver<Option<SyncDaemon>>, guard: Guard, mut fault: Armed) {
+        let mut last_try = Instant::now();
         loop {
-            let next = if self.sync_daemon_applied {
-                wanted.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            } else {
-                wanted.recv_timeout(RECONNECT)
-            };
-            match next {
+            guard.beat();
+            if let Some(kind) = fault.due(Instant::now()) {
+                test_fault_thread(kind, "IPVS sync daemon thread");
+                return;
+            }
+            match wanted.recv_timeout(HEARTBEAT) {
                 Ok(d) => {
                     // Role changes that queued up meanwhile: only the last one counts.
                     self.sync_daemon = wanted.try_iter().last().unwrap_or(d);
                     self.sync_daemon_applied = false;
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                // A failed start or stop is retried every RECONNECT.
+                Err(RecvTimeoutError::Timeout)
+                    if !self.sync_daemon_applied && last_try.elapsed() >= RECONNECT => {}
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    guard.finish();
+                    return;
+                }
             }
+            last_try = Instant::now();
             self.apply_sync_daemon();
         }
     }
@@ -442,5 +555,27 @@ fn state_name(s: SyncState) -> &'static str {
     match s {
         SyncState::Master => "master",
         SyncState::Backup => "backup",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipvs_is_unprogrammable_without_a_connection_or_after_three_failed_passes() {
+        let no_ipvs = Some("IPVS is not available in this kernel: load ip_vs");
+        // Nothing tried yet: no fault.
+        assert_eq!(ipvs_fault(false, false, None, 0, None), None);
+        assert_eq!(
+            ipvs_fault(true, false, no_ipvs, 0, None).as_deref(),
+            Some("IPVS cannot be programmed: IPVS is not available in this kernel: load ip_vs")
+        );
+        // Failed writes: only from the third pass in a row.
+        assert_eq!(ipvs_fault(true, true, None, 2, Some("EINVAL")), None);
+        assert_eq!(
+            ipvs_fault(true, true, None, 3, Some("add service: EINVAL")).as_deref(),
+            Some("IPVS writes keep failing (3 passes in a row): add service: EINVAL")
+        );
     }
 }

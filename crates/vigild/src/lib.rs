@@ -3,7 +3,8 @@
 //! Owns: wiring. It loads the cluster file, serves the status socket, handles signals
 //! (SIGTERM/SIGINT stop, SIGHUP reload), talks to systemd, and connects the checkers, the
 //! IPVS reconciler and the VRRP instances, publishing one state snapshot that the status
-//! socket and metrics read.
+//! socket and metrics read. It supervises every worker it starts (`supervise`): a dead
+//! one stops the daemon non-zero, a hung one stops the watchdog.
 //!
 //! Must not: hold policy. Health decisions belong to `vigil-check`, table diffs to
 //! `vigil-ipvs`, the protocol to `vigil-vrrp`, and config rules to `vigil-config`.
@@ -23,6 +24,7 @@ pub mod services;
 pub mod state;
 pub mod state_file;
 pub mod status;
+pub mod supervise;
 pub mod systemd;
 pub mod table;
 pub mod vrrp;

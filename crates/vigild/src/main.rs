@@ -65,6 +65,8 @@ fn main() -> ExitCode {
             };
             match vigild::daemon::run(&config, options) {
                 Ok(()) => ExitCode::SUCCESS,
+                // Already logged by the daemon as it stopped.
+                Err(e) if e.is::<vigild::daemon::WorkerEnded>() => ExitCode::FAILURE,
                 Err(e) => {
                     tracing::error!("vigild cannot start: {e:#}");
                     ExitCode::FAILURE

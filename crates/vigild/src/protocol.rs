@@ -352,6 +352,9 @@ pub fn vrrp(shared: &Shared, snap: &Snapshot) -> Value {
             {
                 obj.extend(live);
             }
+            if let (Some(reason), Value::Object(obj)) = (shared.vrrp.fault_reason(&v.name), &mut entry) {
+                obj.insert("fault_reason".into(), reason.into());
+            }
             entry
         })
         .collect();

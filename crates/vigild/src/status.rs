@@ -575,37 +575,7 @@ async fn handle_line(
     (protocol::reply_line(result, id), watch)
 }
 
-/// Hands over (or reclaims) instance `name`.
+/// Hands over (or reclaims) instance `name`, through the VRRP task.
 async fn vrrp_control(shared: &Shared, name: &str, handover: bool) -> Result<Value, ProtocolError> {
-    use vigil_vrrp::State;
-    let (Some(status), Some(control)) = (shared.vrrp.status(name), shared.vrrp.control(name))
-    else {
-        return Err(ProtocolError::new(
-            "unknown_instance",
-            format!("no running VRRP instance \"{name}\""),
-        ));
-    };
-    if handover && status.state != State::Master {
-        return Err(ProtocolError::new(
-            "not_master",
-            format!(
-                "instance \"{name}\" is {}, not master: nothing to hand over",
-                status.state.as_str()
-            ),
-        ));
-    }
-    let message = if handover {
-        vigil_vrrp::io::Control::Handover
-    } else {
-        vigil_vrrp::io::Control::Reclaim
-    };
-    control
-        .send(message)
-        .await
-        .map_err(|_| ProtocolError::new("shutting_down", "the instance is stopping"))?;
-    Ok(json!({
-        "instance": name,
-        "action": if handover { "handover" } else { "reclaim" },
-        "state_before": status.state.as_str(),
-    }))
+    shared.vrrp.request(name, handover).await
 }

@@ -25,3 +25,14 @@ pub fn reloading() {
 pub fn stopping() {
     send(&[NotifyState::Stopping]);
 }
+
+/// One watchdog ping (`WATCHDOG=1`); the supervisor sends it only while every worker is
+/// alive and fresh.
+pub fn watchdog() {
+    send(&[NotifyState::Watchdog]);
+}
+
+/// The watchdog interval systemd asked for (`WATCHDOG_USEC`, for this process), if any.
+pub fn watchdog_interval() -> Option<std::time::Duration> {
+    sd_notify::watchdog_enabled()
+}

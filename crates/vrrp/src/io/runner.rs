@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -129,7 +130,34 @@ pub enum Control {
     /// taken without a state change, a gratuitous announcement or an advert (unless the
     /// priority of a master changed). Anything else is refused with a warning.
     Reconfigure(Box<RunnerConfig>),
+    /// Supervision tests (debug builds only): panic, end or hang the runner.
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    TestFault(TestFault),
 }
+
+/// A fault the daemon's supervision tests inject into a runner (debug builds only).
+#[cfg(debug_assertions)]
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestFault {
+    Panic,
+    End,
+    /// The task never runs again (a hang).
+    Stall,
+}
+
+#[cfg(debug_assertions)]
+async fn test_fault(fault: TestFault) {
+    match fault {
+        TestFault::Panic => panic!("test fault: VRRP runner panics"),
+        TestFault::End => {}
+        TestFault::Stall => std::future::pending().await,
+    }
+}
+
+/// How often an idle runner still turns its loop, stamping its heartbeat.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// What a reloaded configuration of a running instance takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +270,8 @@ pub enum RunnerError {
 pub struct RunnerHandle {
     pub control: mpsc::Sender<Control>,
     pub status: watch::Receiver<InstanceStatus>,
+    /// Bumped on every turn of the runner's loop, at least every [`HEARTBEAT`].
+    pub beats: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -255,6 +285,30 @@ impl RunnerHandle {
 
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+
+    /// Why the runner's task ended (`returned`, `panicked: MESSAGE`), once it has; `None`
+    /// while it runs. Answers once: a task is not joined twice.
+    pub fn ended(&mut self) -> Option<String> {
+        use std::future::Future;
+        if !self.task.is_finished() {
+            return None;
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::Pin::new(&mut self.task).poll(&mut cx) {
+            std::task::Poll::Ready(Ok(())) => Some("returned".to_string()),
+            std::task::Poll::Ready(Err(e)) if e.is_panic() => {
+                let payload = e.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".to_string());
+                Some(format!("panicked: {message}"))
+            }
+            std::task::Poll::Ready(Err(e)) => Some(e.to_string()),
+            std::task::Poll::Pending => None,
+        }
     }
 }
 
@@ -299,7 +353,9 @@ pub fn spawn(
         .notify
         .is_some()
         .then(|| spawn_notifier(config.name.clone()));
+    let beats = Arc::new(AtomicU64::new(0));
     let runner = Runner {
+        beats: beats.clone(),
         config,
         status,
         status_tx,
@@ -318,6 +374,7 @@ pub fn spawn(
     Ok(RunnerHandle {
         control: control_tx,
         status: status_rx,
+        beats,
         task,
     })
 }
@@ -387,9 +444,12 @@ enum Wake {
     Control(Option<Control>),
     Datagram(io::Result<Datagram>),
     Timer,
+    /// Nothing to do: only the heartbeat is due.
+    Beat,
 }
 
 struct Runner {
+    beats: Arc<AtomicU64>,
     config: RunnerConfig,
     status: InstanceStatus,
     status_tx: watch::Sender<InstanceStatus>,
@@ -435,6 +495,7 @@ impl Runner {
         let mut buf = vec![0u8; 65536];
         let mut control_open = true;
         loop {
+            self.beats.fetch_add(1, Ordering::Relaxed);
             let deadline = [
                 io.instance.next_deadline(),
                 self.next_garp,
@@ -452,6 +513,7 @@ impl Runner {
                 c = control.recv(), if control_open => Wake::Control(c),
                 () = sleep_until(deadline) => Wake::Timer,
                 d = io.socket.recv(&mut buf) => Wake::Datagram(d),
+                () = tokio::time::sleep(HEARTBEAT) => Wake::Beat,
             };
             match wake {
                 // The daemon dropped its handle: stop as if asked to, gracefully.
@@ -460,7 +522,13 @@ impl Runner {
                     self.on_control(&mut io, Control::Stop { graceful: true })
                         .await
                 }
+                #[cfg(debug_assertions)]
+                Wake::Control(Some(Control::TestFault(fault))) => {
+                    test_fault(fault).await;
+                    return;
+                }
                 Wake::Control(Some(c)) => self.on_control(&mut io, c).await,
+                Wake::Beat => {}
                 Wake::Datagram(d) => self.on_datagram(&mut io, d, &buf).await,
                 Wake::Timer => self.on_timer(&mut io).await,
             }
@@ -530,6 +598,7 @@ impl Runner {
     /// interface (or a usable address on it) is missing. `None`: stopped meanwhile.
     async fn setup_until_ready(&mut self, control: &mut mpsc::Receiver<Control>) -> Option<Io> {
         loop {
+            self.beats.fetch_add(1, Ordering::Relaxed);
             match self.setup() {
                 Ok(io) => {
                     if self.status.error.take().is_some() {
@@ -558,6 +627,11 @@ impl Runner {
                         }
                         // Nothing runs yet: the next setup simply uses it.
                         Some(Control::Reconfigure(config)) => self.take_config(*config),
+                        #[cfg(debug_assertions)]
+                        Some(Control::TestFault(fault)) => {
+                            test_fault(fault).await;
+                            return None;
+                        }
                         Some(_) => {}
                     },
                     () = tokio::time::sleep_until(deadline) => break,
@@ -701,6 +775,9 @@ impl Runner {
             }
             Control::Sync(directive) => io.instance.handle(Event::Sync(directive), now),
             Control::Reconfigure(config) => self.reconfigure(io, *config, now),
+            // Handled by the loop before it gets here.
+            #[cfg(debug_assertions)]
+            Control::TestFault(_) => Vec::new(),
             Control::Stop { graceful } => {
                 self.stopping = true;
                 if graceful && io.instance.state() == State::Master {
