@@ -125,9 +125,7 @@ async fn serve(
     let (director, mut notices) = Director::spawn(
         shared.snapshot().config.clone(),
         state,
-        shared.vrrp.clone(),
-        shared.events.clone(),
-        shared.director.clone(),
+        &shared,
         &supervisor,
         &faults,
         ipvs_programmable,

@@ -26,7 +26,7 @@ use crate::ipvs_worker::{IpvsWorker, Job};
 use crate::overrides::Drains;
 use crate::services::{IpvsView, RealServerView, ServicesView, VirtualServerView};
 use crate::state::{
-    DirectorStats, DirectorView, RealServerStats, VirtualServerStats, recv_or_never,
+    DirectorStats, DirectorView, RealServerStats, Shared, VirtualServerStats, recv_or_never,
 };
 use crate::state_file::{Restored, StateFile};
 use crate::supervise::{Armed, FaultKind, Guard, HEARTBEAT, Supervisor, TestFaults};
@@ -97,15 +97,14 @@ fn unix_ms(at: std::time::SystemTime) -> u64 {
 
 impl Director {
     /// Starts checking and programming IPVS for `config`. Must run inside the runtime.
-    /// `state` is the state file as loaded at start, with what it restored. The director
+    /// `state` is the state file as loaded at start, with what it restored; `shared` gives
+    /// the VRRP registry, the event stream and the view metrics read. The director
     /// task, the checker threads and the IPVS threads are registered with `supervisor`.
     /// `ipvs_programmable` follows why IPVS cannot be programmed (if so).
     pub fn spawn(
         config: Arc<Config>,
         (state_file, restored): (StateFile, Restored),
-        vrrp: Arc<Registry>,
-        published: broadcast::Sender<Value>,
-        view: Arc<DirectorView>,
+        shared: &Shared,
         supervisor: &Supervisor,
         faults: &TestFaults,
         ipvs_programmable: tokio::sync::watch::Sender<Option<String>>,
@@ -119,6 +118,9 @@ impl Director {
             supervisor.watch(l.name, Some(l.beats), l.end, Duration::ZERO);
         }
         let (notices, notice_rx) = mpsc::unbounded_channel();
+        let vrrp = shared.vrrp.clone();
+        let published = shared.events.clone();
+        let view = shared.director.clone();
         let ipvs = IpvsWorker::start(
             restored.owned_services,
             state_file.clone(),
