@@ -1,0 +1,130 @@
+//! The fixture corpus: each `tests/fixtures/NAME.conf` is imported and compared with
+//! `NAME.toml` (the cluster file) and `NAME.warnings` (stderr); every expected cluster file
+//! must pass vigil's own validation. `tests/fixtures/bad/NAME.conf` must fail with the
+//! error in `NAME.error`. `UPDATE_SNAPSHOTS=1 cargo test -p vigil-keepalived` rewrites the
+//! expected files (review the diff).
+//!
+//! A fixture's first lines may carry `! options: config-id=ID hostname=NAME`.
+
+use std::path::{Path, PathBuf};
+
+use vigil_keepalived::{FsFiles, KeywordStatus, Options, import, keyword_status, manpage_keywords};
+
+fn fixtures(dir: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("fixture directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no fixtures in {dir}");
+    out
+}
+
+fn options(text: &str) -> Options {
+    let mut o = Options::default();
+    for line in text.lines().take(3) {
+        if let Some(rest) = line.strip_prefix("! options:") {
+            for kv in rest.split_whitespace() {
+                match kv.split_once('=') {
+                    Some(("config-id", v)) => o.config_id = Some(v.to_string()),
+                    Some(("hostname", v)) => o.hostname = Some(v.to_string()),
+                    _ => panic!("unknown fixture option {kv}"),
+                }
+            }
+        }
+    }
+    o
+}
+
+fn update() -> bool {
+    std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1")
+}
+
+/// Compares with (or, when updating, writes) an expected file; returns a mismatch.
+fn snapshot(path: &Path, actual: &str) -> Option<String> {
+    if update() {
+        std::fs::write(path, actual).expect("write snapshot");
+        return None;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    (expected != actual).then(|| {
+        format!(
+            "{} differs:\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        )
+    })
+}
+
+#[test]
+fn fixtures_import_as_expected() {
+    let mut failures = Vec::new();
+    for conf in fixtures("tests/fixtures") {
+        let text = std::fs::read_to_string(&conf).expect("read fixture");
+        let imported = match import(&conf, &FsFiles, &options(&text)) {
+            Ok(i) => i,
+            Err(e) => {
+                failures.push(format!("{}: import failed: {e}", conf.display()));
+                continue;
+            }
+        };
+        let warnings: String = imported.warnings.iter().map(|w| format!("{w}\n")).collect();
+        failures.extend(snapshot(&conf.with_extension("toml"), &imported.toml));
+        failures.extend(snapshot(&conf.with_extension("warnings"), &warnings));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_expected_cluster_file_is_valid() {
+    let mut failures = Vec::new();
+    for conf in fixtures("tests/fixtures") {
+        let toml = conf.with_extension("toml");
+        let text = std::fs::read_to_string(&toml).expect("expected cluster file");
+        if let Err(e) = vigil_config::parse(&toml, &text) {
+            failures.push(format!("{}:\n{e}", toml.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn bad_inputs_fail_with_the_expected_error() {
+    let mut failures = Vec::new();
+    for conf in fixtures("tests/fixtures/bad") {
+        let text = std::fs::read_to_string(&conf).expect("read fixture");
+        let actual = match import(&conf, &FsFiles, &options(&text)) {
+            Ok(_) => "imported without an error\n".to_string(),
+            // The OS's wording of a missing file is not ours to pin.
+            Err(e) => format!(
+                "{}\n",
+                e.to_string().split(": No such file").next().unwrap_or("")
+            ),
+        };
+        failures.extend(snapshot(&conf.with_extension("error"), &actual));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// How much of keepalived.conf(5) the importer knows; printed, and no keyword of the
+/// man page may be unknown.
+#[test]
+fn keyword_coverage() {
+    let all = manpage_keywords();
+    let mut mapped = 0;
+    let mut dropped = 0;
+    let mut unknown = Vec::new();
+    for (ctx, kw) in &all {
+        match keyword_status(ctx, kw) {
+            KeywordStatus::Mapped => mapped += 1,
+            KeywordStatus::Dropped(_) => dropped += 1,
+            KeywordStatus::Unknown => unknown.push(format!("{ctx} {kw}")),
+        }
+    }
+    println!(
+        "keepalived.conf(5) keywords: {} — {mapped} mapped, {dropped} dropped with a reason, {} unknown",
+        all.len(),
+        unknown.len()
+    );
+    assert!(unknown.is_empty(), "unknown keywords: {unknown:?}");
+}
