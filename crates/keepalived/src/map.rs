@@ -69,6 +69,9 @@ pub(crate) struct Mapper<'a> {
     instance_names: HashMap<String, String>,
     vs_groups: HashMap<String, Vec<Node>>,
     vs_names: HashSet<String>,
+    /// (interface, IPv6?, VRID) of every instance, so a second instance for the other
+    /// family of a split one does not take a VRID another instance uses.
+    vrids: HashSet<(String, bool, String)>,
 }
 
 /// Maps the tree read from a keepalived.conf to a cluster file.
@@ -85,6 +88,7 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         instance_names: HashMap::new(),
         vs_groups: HashMap::new(),
         vs_names: HashSet::new(),
+        vrids: HashSet::new(),
     };
     // Definitions first: keepalived lets a block refer to one defined further down.
     let mut defs_comments: HashMap<usize, Vec<String>> = HashMap::new();
@@ -114,6 +118,9 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
                 if let Some(name) = n.args().first() {
                     let vigil = sanitize_name(name);
                     m.instance_names.insert(name.clone(), vigil);
+                }
+                if let Some(key) = vrid_key(n) {
+                    m.vrids.insert(key);
                 }
             }
             _ => {}
@@ -195,9 +202,10 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
             | "vrrp_sync_group"
             | "virtual_server_group" => {}
             "vrrp_instance" => {
-                let sec = m.vrrp_instance(n)?;
-                out.push(String::new());
-                out.extend(sec.render());
+                for sec in m.vrrp_instance(n)? {
+                    out.push(String::new());
+                    out.extend(sec.render());
+                }
             }
             "virtual_server" => {
                 for sec in m.virtual_server(n)? {
@@ -234,6 +242,20 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         toml: text,
         warnings,
     })
+}
+
+/// An instance's (interface, IPv6?, VRID), from its first address.
+fn vrid_key(n: &Node) -> Option<(String, bool, String)> {
+    let child = |k: &str| n.children().iter().find(|c| c.keyword() == k);
+    let iface = child("interface")?.args().first()?.clone();
+    let vrid = child("virtual_router_id")?.args().first()?.clone();
+    let first = child("virtual_ipaddress")?
+        .children()
+        .first()?
+        .keyword()
+        .to_string();
+    let addr: IpAddr = first.split('/').next()?.parse().ok()?;
+    Some((iface, addr.is_ipv6(), vrid))
 }
 
 fn router_id_loc(nodes: &[Node]) -> Option<Loc> {

@@ -213,10 +213,7 @@ impl Mapper<'_> {
                 }
                 "sorry_server" => {
                     let a = ip(c, arg(c, 0)?)?;
-                    let p = match c.args().get(1) {
-                        Some(p) => Some(port(c, p)?),
-                        None => None,
-                    };
+                    let p = opt_port(c, c.args().get(1))?;
                     sorry = Some((a, p, c.clone()));
                 }
                 "sorry_server_lvs_method" => {
@@ -489,10 +486,7 @@ impl Mapper<'_> {
     ) -> Result<Rs, ReadError> {
         let mut comments = Section::new("");
         let a = ip(n, arg(n, 0)?)?;
-        let p = match n.args().get(1) {
-            Some(p) => Some(port(n, p)?),
-            None => None,
-        };
+        let p = opt_port(n, n.args().get(1))?;
         let mut defaults = vs_defaults.clone();
         let mut weight = 1i64;
         let mut forwarding: Option<String> = None;
@@ -933,6 +927,15 @@ fn port(n: &Node, s: &str) -> Result<u16, ReadError> {
             format!("`{}`: \"{s}\" is not a port (1–65535)", n.keyword()),
         )
     })
+}
+
+/// A real or sorry server's port: none, or 0, means the service's (keepalived's alloc
+/// of servers treats them the same).
+fn opt_port(n: &Node, s: Option<&String>) -> Result<Option<u16>, ReadError> {
+    match s.map(String::as_str) {
+        None | Some("0") => Ok(None),
+        Some(p) => port(n, p).map(Some),
+    }
 }
 
 fn fwmark(n: &Node, s: &str) -> Result<u32, ReadError> {

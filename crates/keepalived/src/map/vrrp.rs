@@ -67,11 +67,39 @@ impl Mapper<'_> {
         Ok(us)
     }
 
-    pub(super) fn vrrp_instance(&mut self, n: &Node) -> Result<Section, ReadError> {
+    /// One instance, or two when its addresses are of both families: vigil carries one
+    /// family per instance (RFC 5798 §5.2.9), so the other family's addresses go to a
+    /// second instance with the same VRID in the same sync group.
+    pub(super) fn vrrp_instance(&mut self, n: &Node) -> Result<Vec<Section>, ReadError> {
+        let (first, other) = self.instance_for(n, None)?;
+        let mut out = vec![first];
+        if let Some(v6) = other {
+            // Everything worth a warning was said for the first one.
+            let was = self.quiet;
+            self.quiet = true;
+            let second = self.instance_for(n, Some(v6));
+            self.quiet = was;
+            out.push(second?.0);
+        }
+        Ok(out)
+    }
+
+    /// The instance for one family (`force`: the second instance's), and the other
+    /// family when addresses of it were left for a second instance.
+    fn instance_for(
+        &mut self,
+        n: &Node,
+        force: Option<bool>,
+    ) -> Result<(Section, Option<bool>), ReadError> {
         let kname = arg(n, 0)?.to_string();
-        let name = sanitize_name(&kname);
+        let primary = sanitize_name(&kname);
+        let name = match force {
+            Some(true) => format!("{primary}-ipv6"),
+            Some(false) => format!("{primary}-ipv4"),
+            None => primary.clone(),
+        };
         let mut sec = Section::new(&format!("[vrrp.{}]", table_key(&name)));
-        if name != kname {
+        if primary != kname {
             self.warn(&mut sec, n, "vrrp_instance", format!("name \"{kname}\" written as \"{name}\" (vigil names are letters, digits, '-', '_', '.')"));
         }
         let mut st = Instance {
@@ -228,7 +256,9 @@ impl Mapper<'_> {
         }
 
         // One family per instance: the first address decides, as in keepalived.
-        let v6 = st.vips.first().is_some_and(|v| v.0.is_ipv6());
+        let v6 = force.unwrap_or_else(|| st.vips.first().is_some_and(|v| v.0.is_ipv6()));
+        let other_name = format!("{primary}-{}", if v6 { "ipv4" } else { "ipv6" });
+        let mut other = None;
         let mut vips = Vec::new();
         for (a, len, loc, dev) in std::mem::take(&mut st.vips) {
             if let Some(d) = dev
@@ -238,7 +268,15 @@ impl Mapper<'_> {
                 continue;
             }
             if a.is_ipv6() != v6 {
-                self.warn_key(&mut sec, &loc, "virtual_ipaddress", "vips", format!("{a} dropped: a vigil instance carries one address family; make a second instance (it may share the VRID) for the {} addresses", if v6 { "IPv4" } else { "IPv6" }));
+                let vrid_text = vrid.map(|v| v.to_string()).unwrap_or_default();
+                if force.is_none() && self.vrids.contains(&(iface.clone(), !v6, vrid_text)) {
+                    self.warn_key(&mut sec, &loc, "virtual_ipaddress", "vips", format!("{a} dropped: a vigil instance carries one address family, and VRID {} is taken for the other family on {iface} by another instance; put the address in an instance of its own", vrid.unwrap_or_default()));
+                    continue;
+                }
+                if force.is_none() {
+                    self.warn_key(&mut sec, &loc, "virtual_ipaddress", "vips", format!("{a} written to instance {other_name} (same VRID and settings, VRRPv3 for IPv6, one sync group): a vigil instance carries one address family"));
+                    other = Some(!v6);
+                }
                 continue;
             }
             let text = format!("{a}/{len}");
@@ -258,9 +296,13 @@ impl Mapper<'_> {
                 });
             }
             self.instance_names.remove(&kname);
-            return Ok(dropped);
+            return Ok((dropped, None));
         }
         sec.set("vips", array(&vips));
+        // The two halves of a split instance fail over together.
+        if sec.get("sync_group").is_none() && (other.is_some() || force.is_some()) {
+            sec.set("sync_group", q(&primary));
+        }
 
         // keepalived runs IPv6 instances as VRRPv3 whatever the version says.
         let version = match (&st.version, self.globals.vrrp_version) {
@@ -268,11 +310,13 @@ impl Mapper<'_> {
             (None, Some(g)) => g,
             (None, None) => 2,
         };
-        let version = if v6 && version == 2 {
+        let version = if v6 && version == 2 && force.is_none() {
             if let Some((_, loc)) = &st.version {
                 let loc = loc.clone();
                 self.warn_key(&mut sec, &loc, "version", "version", "written as 3: VRRPv2 cannot carry IPv6 (keepalived runs IPv6 instances as version 3 too)");
             }
+            3
+        } else if v6 {
             3
         } else {
             version
@@ -293,6 +337,8 @@ impl Mapper<'_> {
             .filter_map(|(a, loc)| {
                 if a.is_ipv6() == v6 {
                     Some(q(&a.to_string()))
+                } else if other.is_some() || force.is_some() {
+                    None
                 } else {
                     self.warn_key(
                         &mut sec,
@@ -363,7 +409,7 @@ impl Mapper<'_> {
         } else {
             sec.set_after("priority", st.priority.to_string(), AFTER_VRID);
         }
-        Ok(sec)
+        Ok((sec, other))
     }
 
     /// keepalived's advert_int in what the version can carry.
@@ -592,14 +638,19 @@ impl Mapper<'_> {
             if interval != 2_000_000 {
                 fields.push(("interval".into(), dur(interval)));
             }
-            if let Some(to) = script.timeout_us {
-                if to >= interval || to == 0 {
+            // keepalived lets a script run until its next turn unless `timeout` says
+            // otherwise; vigil's timeout must be shorter than the interval.
+            let to = match script.timeout_us {
+                Some(to) if to >= interval || to == 0 => {
                     let fitted = shorter_than(interval);
                     self.warn(sec, t, "track_script", format!("{target}: timeout written as {}: vigil's must be shorter than the interval", dur(fitted).trim_matches('"')));
-                    fields.push(("timeout".into(), dur(fitted)));
-                } else if to != interval / 2 {
-                    fields.push(("timeout".into(), dur(to)));
+                    fitted
                 }
+                Some(to) => to,
+                None => shorter_than(interval),
+            };
+            if to != interval / 2 {
+                fields.push(("timeout".into(), dur(to)));
             }
             if let Some(u) = &script.user
                 && u != "nobody"
