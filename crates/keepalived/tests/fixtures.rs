@@ -128,3 +128,27 @@ fn keyword_coverage() {
     );
     assert!(unknown.is_empty(), "unknown keywords: {unknown:?}");
 }
+
+/// docs/migrating-from-keepalived.md names every keyword of the man page (the keywords of
+/// blocks dropped as a whole go with their block).
+#[test]
+fn the_migration_guide_names_every_keyword() {
+    let guide = std::fs::read_to_string("../../docs/migrating-from-keepalived.md")
+        .expect("docs/migrating-from-keepalived.md");
+    let whole_blocks = [
+        "vrrp_track_file",
+        "vrrp_track_process",
+        "bfd_instance",
+        "garp_group",
+        "SSL",
+    ];
+    let missing: Vec<String> = manpage_keywords()
+        .into_iter()
+        .filter(|(ctx, _)| !whole_blocks.contains(ctx))
+        .filter(|(_, kw)| {
+            !guide.contains(&format!("`{kw}`")) && !guide.contains(&format!("`{kw} "))
+        })
+        .map(|(ctx, kw)| format!("{ctx} {kw}"))
+        .collect();
+    assert!(missing.is_empty(), "not in the guide: {missing:?}");
+}
