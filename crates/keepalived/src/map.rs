@@ -72,6 +72,10 @@ pub(crate) struct Mapper<'a> {
     /// (interface, IPv6?, VRID) of every instance, so a second instance for the other
     /// family of a split one does not take a VRID another instance uses.
     vrids: HashSet<(String, bool, String)>,
+    /// Every VIP written so far: vigil lets one instance carry an address.
+    vips: HashSet<IpAddr>,
+    /// Every virtual service written so far (key text → where).
+    services: HashMap<String, Loc>,
 }
 
 /// Maps the tree read from a keepalived.conf to a cluster file.
@@ -89,9 +93,13 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         vs_groups: HashMap::new(),
         vs_names: HashSet::new(),
         vrids: HashSet::new(),
+        vips: HashSet::new(),
+        services: HashMap::new(),
     };
     // Definitions first: keepalived lets a block refer to one defined further down.
     let mut defs_comments: HashMap<usize, Vec<String>> = HashMap::new();
+    let mut instance_locs: HashMap<String, Loc> = HashMap::new();
+    let mut vrid_locs: HashMap<(String, bool, String), (String, Loc)> = HashMap::new();
     let mut director = Section::new("[director]");
     for (i, n) in nodes.iter().enumerate() {
         let mut sec = Section::new("");
@@ -114,15 +122,7 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
                 let name = n.args().first().cloned().unwrap_or_default();
                 m.vs_groups.insert(name, n.children().to_vec());
             }
-            "vrrp_instance" => {
-                if let Some(name) = n.args().first() {
-                    let vigil = sanitize_name(name);
-                    m.instance_names.insert(name.clone(), vigil);
-                }
-                if let Some(key) = vrid_key(n) {
-                    m.vrids.insert(key);
-                }
-            }
+            "vrrp_instance" => m.declare_instance(n, &mut instance_locs, &mut vrid_locs)?,
             _ => {}
         }
         if !sec.is_empty() {
@@ -178,16 +178,6 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
     }
     director.set_first("name", q(&clean));
     out.extend(director.render());
-    if let Some(sync) = m.globals.lvs_sync.clone() {
-        let mut sec = Section::new("[ipvs_sync]");
-        m.lvs_sync_daemon(&sync, &mut sec);
-        if sec.has_keys() {
-            out.push(String::new());
-            out.extend(sec.render());
-        } else {
-            out.extend(sec.lines);
-        }
-    }
 
     for (i, n) in nodes.iter().enumerate() {
         if let Some(lines) = defs_comments.remove(&i) {
@@ -222,6 +212,17 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
                     out.extend(sec.lines);
                 }
             }
+        }
+    }
+    // Last: it names an instance, which may have been dropped on the way.
+    if let Some(sync) = m.globals.lvs_sync.clone() {
+        let mut sec = Section::new("[ipvs_sync]");
+        m.lvs_sync_daemon(&sync, &mut sec);
+        out.push(String::new());
+        if sec.has_keys() {
+            out.extend(sec.render());
+        } else {
+            out.extend(sec.lines);
         }
     }
     let mut text = out.join("\n");
@@ -286,6 +287,47 @@ fn file_order(nodes: &[Node]) -> Vec<std::rc::Rc<str>> {
 }
 
 impl Mapper<'_> {
+    /// Notes an instance's vigil name and VRID before any is mapped: keepalived refuses
+    /// two instances of one name, or of one VRID on an interface for one family.
+    fn declare_instance(
+        &mut self,
+        n: &Node,
+        names: &mut HashMap<String, Loc>,
+        vrids: &mut HashMap<(String, bool, String), (String, Loc)>,
+    ) -> Result<(), ReadError> {
+        let name = arg(n, 0)?.to_string();
+        if let Some(first) = names.get(&name) {
+            return Err(ReadError::new(
+                &n.loc,
+                format!("vrrp_instance {name} is defined twice (first at {first})"),
+            ));
+        }
+        names.insert(name.clone(), n.loc.clone());
+        let base = sanitize_name(&name);
+        let mut vigil = base.clone();
+        let mut i = 2;
+        while self.instance_names.values().any(|v| *v == vigil) {
+            vigil = format!("{base}-{i}");
+            i += 1;
+        }
+        self.instance_names.insert(name.clone(), vigil);
+        if let Some(key) = vrid_key(n) {
+            if let Some((other, loc)) = vrids.get(&key) {
+                let family = if key.1 { "IPv6" } else { "IPv4" };
+                return Err(ReadError::new(
+                    &n.loc,
+                    format!(
+                        "vrrp_instance {name}: virtual_router_id {} on {} ({family}) is used by vrrp_instance {other} too ({loc})",
+                        key.2, key.0
+                    ),
+                ));
+            }
+            vrids.insert(key.clone(), (name, n.loc.clone()));
+            self.vrids.insert(key);
+        }
+        Ok(())
+    }
+
     /// Records a warning and writes it as a comment into `sec`.
     fn warn(&mut self, sec: &mut Section, n: &Node, keyword: &str, message: impl Into<String>) {
         self.warn_at(sec, &n.loc, keyword, message);

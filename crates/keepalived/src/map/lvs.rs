@@ -239,6 +239,17 @@ impl Mapper<'_> {
         }
 
         // The key and the name first.
+        let service = match key {
+            Key::Addr(a, p) => format!("{protocol} {}", sockaddr(a, p)),
+            Key::Fwmark(m) => format!("fwmark {m}"),
+        };
+        if let Some(first) = self.services.get(&service) {
+            return Err(ReadError::new(
+                &n.loc,
+                format!("virtual_server {service} is defined twice (first at {first})"),
+            ));
+        }
+        self.services.insert(service, n.loc.clone());
         let name = self.vs_name(key, &protocol, group);
         sec.set_first("name", q(&name));
         match key {

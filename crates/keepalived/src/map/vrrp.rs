@@ -92,7 +92,11 @@ impl Mapper<'_> {
         force: Option<bool>,
     ) -> Result<(Section, Option<bool>), ReadError> {
         let kname = arg(n, 0)?.to_string();
-        let primary = sanitize_name(&kname);
+        let primary = self
+            .instance_names
+            .get(&kname)
+            .cloned()
+            .unwrap_or_else(|| sanitize_name(&kname));
         let name = match force {
             Some(true) => format!("{primary}-ipv6"),
             Some(false) => format!("{primary}-ipv4"),
@@ -283,6 +287,11 @@ impl Mapper<'_> {
             if vips.contains(&q(&text)) {
                 continue;
             }
+            if self.vips.contains(&a) {
+                self.warn_key(&mut sec, &loc, "virtual_ipaddress", "vips", format!("{a} dropped: another instance carries it already, and a vigil address belongs to one instance"));
+                continue;
+            }
+            self.vips.insert(a);
             vips.push(q(&text));
         }
         if vips.is_empty() {
