@@ -74,6 +74,8 @@ pub(crate) struct Mapper<'a> {
     vrids: HashSet<(String, bool, String)>,
     /// Every VIP written so far: vigil lets one instance carry an address.
     vips: HashSet<IpAddr>,
+    /// (interface, IPv6?, VRID) → instance, of the instances written so far.
+    emitted_vrids: HashMap<(String, bool, i64), String>,
     /// Every virtual service written so far (key text → where).
     services: HashMap<String, Loc>,
 }
@@ -94,6 +96,7 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         vs_names: HashSet::new(),
         vrids: HashSet::new(),
         vips: HashSet::new(),
+        emitted_vrids: HashMap::new(),
         services: HashMap::new(),
     };
     // Definitions first: keepalived lets a block refer to one defined further down.
@@ -250,12 +253,27 @@ fn vrid_key(n: &Node) -> Option<(String, bool, String)> {
     let child = |k: &str| n.children().iter().find(|c| c.keyword() == k);
     let iface = child("interface")?.args().first()?.clone();
     let vrid = child("virtual_router_id")?.args().first()?.clone();
-    let first = child("virtual_ipaddress")?
+    // As the mapping decides: the first usable address on the instance's interface.
+    let addr = n
         .children()
-        .first()?
-        .keyword()
-        .to_string();
-    let addr: IpAddr = first.split('/').next()?.parse().ok()?;
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.keyword(),
+                "virtual_ipaddress" | "virtual_ipaddress_excluded"
+            )
+        })
+        .flat_map(|c| c.children())
+        .filter(|v| {
+            let dev = v
+                .args()
+                .iter()
+                .position(|a| a == "dev")
+                .and_then(|i| v.args().get(i + 1));
+            dev.is_none_or(|d| *d == iface)
+        })
+        .filter_map(|v| v.keyword().split('/').next()?.parse::<IpAddr>().ok())
+        .find(|a| !(a.is_unspecified() || a.is_multicast() || a.is_loopback()))?;
     Some((iface, addr.is_ipv6(), vrid))
 }
 
@@ -479,7 +497,7 @@ impl Mapper<'_> {
         for c in n.children() {
             let kw = c.keyword();
             match kw {
-                "script" => s.command = self.program(c, sec)?,
+                "script" => s.command = self.program(c, sec)?.unwrap_or_default(),
                 "interval" => s.interval_us = secs_us(c, 0)?,
                 "timeout" => s.timeout_us = Some(secs_us(c, 0)?),
                 "weight" => {
@@ -532,9 +550,12 @@ impl Mapper<'_> {
 
     /// A script line (`script`, `misc_path`, `notify`...): keepalived splits the string
     /// into words itself and runs the program without a shell.
-    fn program(&mut self, n: &Node, sec: &mut Section) -> Result<Vec<String>, ReadError> {
+    fn program(&mut self, n: &Node, sec: &mut Section) -> Result<Option<Vec<String>>, ReadError> {
         let line = arg(n, 0)?;
         let mut argv = split_command(line);
+        if argv.is_empty() {
+            return Ok(None);
+        }
         if let Some(first) = argv.first_mut()
             && !first.starts_with('/')
         {
@@ -547,7 +568,7 @@ impl Mapper<'_> {
             );
             *first = abs;
         }
-        Ok(argv)
+        Ok(Some(argv))
     }
 
     fn sync_group(&mut self, n: &Node, sec: &mut Section) -> Result<(), ReadError> {

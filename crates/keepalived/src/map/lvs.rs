@@ -332,13 +332,34 @@ impl Mapper<'_> {
             );
         }
 
-        let svc_port = match key {
-            Key::Addr(_, p) => Some(p),
-            Key::Fwmark(_) => None,
+        let (svc_port, vs_ip) = match key {
+            Key::Addr(a, p) => (Some(p), Some(a)),
+            Key::Fwmark(_) => (None, None),
         };
         let mut all_rs = Vec::new();
+        let mut endpoints = Vec::new();
         for r in real_servers {
-            all_rs.push(self.real_server(r, &defaults, svc_port, &forwarding, v6)?);
+            let mut rs = self.real_server(r, &defaults, svc_port, &forwarding, v6, vs_ip)?;
+            if !rs.dropped {
+                // The endpoint IPVS sees: a bare address takes the service's port.
+                let addr = rs.fields[0].1.trim_matches('"').to_string();
+                let endpoint = match (addr.parse::<IpAddr>(), svc_port) {
+                    (Ok(a), Some(p)) => sockaddr(a, p),
+                    _ => addr,
+                };
+                if endpoints.contains(&endpoint) {
+                    self.warn(
+                        &mut rs.comments,
+                        r,
+                        "real_server",
+                        format!("{endpoint} dropped: the virtual server has it already"),
+                    );
+                    rs.dropped = true;
+                } else {
+                    endpoints.push(endpoint);
+                }
+            }
+            all_rs.push(rs);
         }
         let rss: Vec<&Rs> = all_rs.iter().filter(|r| !r.dropped).collect();
 
@@ -360,6 +381,15 @@ impl Mapper<'_> {
                     "sorry_server",
                     "dropped: a fwmark service's sorry server needs a port in vigil",
                 );
+            } else if a.is_ipv6() != v6 && forwarding != "tunnel" {
+                self.warn(
+                    &mut sec,
+                    &c,
+                    "sorry_server",
+                    format!("{a} dropped: only tunnel forwarding mixes address families"),
+                );
+            } else if Some(a) == vs_ip {
+                self.warn(&mut sec, &c, "sorry_server", format!("{a} dropped: it is the service's own address (the director would forward to itself)"));
             } else {
                 sec.set("sorry_server", q(&text));
             }
@@ -494,6 +524,7 @@ impl Mapper<'_> {
         svc_port: Option<u16>,
         vs_forwarding: &str,
         vs_v6: bool,
+        vs_ip: Option<IpAddr>,
     ) -> Result<Rs, ReadError> {
         let mut comments = Section::new("");
         let a = ip(n, arg(n, 0)?)?;
@@ -540,6 +571,10 @@ impl Mapper<'_> {
             }
             (Some(p), _) => sockaddr(a, p),
         };
+        if Some(a) == vs_ip {
+            self.warn(&mut comments, n, "real_server", format!("{a} dropped: it is the service's own address (the director would forward to itself)"));
+            return Ok(Rs::dropped(comments));
+        }
         if a.is_ipv6() != vs_v6 && fwd != "tunnel" {
             self.warn(
                 &mut comments,
@@ -577,7 +612,7 @@ impl Mapper<'_> {
         let mut check = None;
         for (i, c) in checkers.iter().enumerate() {
             if i == 0 {
-                check = self.checker(c, &defaults, &mut comments, &mut inhibit)?;
+                check = self.checker(c, a, &defaults, &mut comments, &mut inhibit)?;
             } else {
                 self.warn(
                     &mut comments,
@@ -604,6 +639,7 @@ impl Mapper<'_> {
     fn checker(
         &mut self,
         c: &Node,
+        rs_ip: IpAddr,
         rs_defaults: &CheckDefaults,
         sec: &mut Section,
         inhibit: &mut Option<bool>,
@@ -666,7 +702,7 @@ impl Mapper<'_> {
                 }
                 ("DNS_CHECK", "type") => dns_type = arg(o, 0)?.to_ascii_uppercase(),
                 ("DNS_CHECK", "name") => dns_name = arg(o, 0)?.to_string(),
-                ("MISC_CHECK", "misc_path") => misc_cmd = Some(self.program(o, sec)?),
+                ("MISC_CHECK", "misc_path") => misc_cmd = self.program(o, sec)?,
                 ("MISC_CHECK", "misc_timeout") => misc_timeout = Some(secs_us(o, 0)?),
                 ("MISC_CHECK", "user") => {
                     misc_user = Some(arg(o, 0)?.to_string());
@@ -701,7 +737,9 @@ impl Mapper<'_> {
                         match o.keyword() {
                             "path" => {
                                 let p = arg(o, 0)?;
-                                if p != "/" {
+                                if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                                    self.warn(sec, o, "path", format!("\"{p}\" dropped: not a request path (it must start with '/' and have no spaces); \"/\" is asked"));
+                                } else if p != "/" {
                                     f.push(("path".into(), q(p)));
                                 }
                             }
@@ -726,7 +764,11 @@ impl Mapper<'_> {
                     }
                 }
                 if let Some(h) = host {
-                    f.insert(1, ("host".into(), q(&h)));
+                    if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        self.warn(sec, c, "virtualhost", format!("\"{h}\" dropped: not a Host header (no spaces); the probed address is sent"));
+                    } else {
+                        f.insert(1, ("host".into(), q(&h)));
+                    }
                 }
                 if kind == "SSL_GET" {
                     // keepalived's SSL_GET does not verify the certificate.
@@ -735,6 +777,15 @@ impl Mapper<'_> {
             }
             "DNS_CHECK" => {
                 default_retry = 3;
+                if !valid_dns_name(&dns_name) {
+                    self.warn(
+                        sec,
+                        c,
+                        "name",
+                        format!("\"{dns_name}\" written as \".\": not a DNS name"),
+                    );
+                    dns_name = ".".into();
+                }
                 f.push(("query_name".into(), q(&dns_name)));
                 const TYPES: &[&str] = &["A", "AAAA", "SOA", "NS", "MX", "TXT", "CNAME"];
                 if TYPES.contains(&dns_type.as_str()) {
@@ -900,7 +951,17 @@ impl Mapper<'_> {
             f.push(("port".into(), p.to_string()));
         }
         if let Some(b) = bind {
-            f.push(("bind".into(), q(&b.to_string())));
+            // A probe's source must be of the family of what it probes.
+            if b.is_ipv6() == address.unwrap_or(rs_ip).is_ipv6() {
+                f.push(("bind".into(), q(&b.to_string())));
+            } else {
+                self.warn(
+                    sec,
+                    c,
+                    "bindto",
+                    format!("{b} dropped: not of the family of the address probed"),
+                );
+            }
         }
         Ok(Some(f))
     }
@@ -1036,6 +1097,19 @@ fn group_member(m: &Node) -> Result<Vec<Key>, ReadError> {
                 .collect()
         }
     })
+}
+
+/// As vigil checks `query_name`: labels of letters, digits, `-`, `_`; the root is `.`.
+fn valid_dns_name(n: &str) -> bool {
+    let n = n.strip_suffix('.').unwrap_or(n);
+    n.len() <= 253
+        && (n.is_empty()
+            || n.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            }))
 }
 
 /// Hex bytes as text, when they are UTF-8.

@@ -211,7 +211,10 @@ impl Mapper<'_> {
                 }
                 "dont_track_primary" => st.track_primary = false,
                 "notify" => {
-                    let argv = self.program(c, &mut sec)?;
+                    let Some(argv) = self.program(c, &mut sec)? else {
+                        self.warn(&mut sec, c, kw, "dropped: no program");
+                        continue;
+                    };
                     if c.args().len() > 1 {
                         self.warn(&mut sec, c, kw, "user dropped: vigil runs notify programs as its own user");
                     }
@@ -260,7 +263,13 @@ impl Mapper<'_> {
         }
 
         // One family per instance: the first address decides, as in keepalived.
-        let v6 = force.unwrap_or_else(|| st.vips.first().is_some_and(|v| v.0.is_ipv6()));
+        // The first address the instance's interface carries decides, as in keepalived.
+        let v6 = force.unwrap_or_else(|| {
+            st.vips
+                .iter()
+                .find(|v| v.3.as_ref().is_none_or(|d| *d == iface))
+                .is_some_and(|v| v.0.is_ipv6())
+        });
         let other_name = format!("{primary}-{}", if v6 { "ipv4" } else { "ipv6" });
         let mut other = None;
         let mut vips = Vec::new();
@@ -295,18 +304,29 @@ impl Mapper<'_> {
             vips.push(q(&text));
         }
         if vips.is_empty() {
-            self.warn(&mut sec, n, "vrrp_instance", format!("dropped: \"{kname}\" has no virtual address vigil can carry, and a vigil instance needs one"));
-            let mut dropped = Section::new("");
-            for l in sec.render().into_iter().filter(|l| !l.ends_with(" = ")) {
-                dropped.lines.push(if l.starts_with('#') {
-                    l
-                } else {
-                    format!("# {l}")
-                });
-            }
-            self.instance_names.remove(&kname);
-            return Ok((dropped, None));
+            let why = format!(
+                "dropped: \"{kname}\" has no virtual address vigil can carry, and a vigil instance needs one"
+            );
+            return Ok((
+                self.drop_instance(sec, n, &kname, force.is_some(), why),
+                None,
+            ));
         }
+        // A last guard for what the early VRID check could not know (the family an
+        // instance ends up with): vigil refuses one VRID twice per interface and family.
+        let vrid_key = (iface.clone(), v6, vrid.unwrap_or_default());
+        if let Some(holder) = self.emitted_vrids.get(&vrid_key).cloned() {
+            let why = format!(
+                "dropped: VRID {} on {iface} ({}) is used by instance {holder} already",
+                vrid_key.2,
+                if v6 { "IPv6" } else { "IPv4" }
+            );
+            return Ok((
+                self.drop_instance(sec, n, &kname, force.is_some(), why),
+                None,
+            ));
+        }
+        self.emitted_vrids.insert(vrid_key, name.clone());
         sec.set("vips", array(&vips));
         // The two halves of a split instance fail over together.
         if sec.get("sync_group").is_none() && (other.is_some() || force.is_some()) {
@@ -340,11 +360,22 @@ impl Mapper<'_> {
             sec.remove("advert_interval");
         }
 
+        let mut seen = Vec::new();
         let peers: Vec<String> = st
             .peers
             .iter()
             .filter_map(|(a, loc)| {
-                if a.is_ipv6() == v6 {
+                if seen.contains(a) {
+                    self.warn_key(
+                        &mut sec,
+                        loc,
+                        "unicast_peer",
+                        "unicast_peers",
+                        format!("{a} dropped: listed twice"),
+                    );
+                    None
+                } else if a.is_ipv6() == v6 {
+                    seen.push(*a);
                     Some(q(&a.to_string()))
                 } else if other.is_some() || force.is_some() {
                     None
@@ -419,6 +450,34 @@ impl Mapper<'_> {
             sec.set_after("priority", st.priority.to_string(), AFTER_VRID);
         }
         Ok((sec, other))
+    }
+
+    /// An instance written as comments only, with the reason; a second instance (for the
+    /// other family) says so even though its other warnings were said for the first.
+    fn drop_instance(
+        &mut self,
+        mut sec: Section,
+        n: &Node,
+        kname: &str,
+        second: bool,
+        why: String,
+    ) -> Section {
+        let quiet = self.quiet;
+        self.quiet = quiet && !second;
+        self.warn(&mut sec, n, "vrrp_instance", why);
+        self.quiet = quiet;
+        let mut dropped = Section::new("");
+        for l in sec.render().into_iter().filter(|l| !l.ends_with(" = ")) {
+            dropped.lines.push(if l.starts_with('#') {
+                l
+            } else {
+                format!("# {l}")
+            });
+        }
+        if !second {
+            self.instance_names.remove(kname);
+        }
+        dropped
     }
 
     /// keepalived's advert_int in what the version can carry.
