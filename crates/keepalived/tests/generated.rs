@@ -375,9 +375,14 @@ fn config(r: &mut Rng) -> String {
 
 #[test]
 fn generated_configs_import_validly_or_fail_with_an_error() {
+    // GENERATED_CONFIGS=N runs more (the first 3000 are always the same).
+    let count: usize = std::env::var("GENERATED_CONFIGS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3000);
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
     let (mut ok, mut refused) = (0, 0);
-    for i in 0..3000 {
+    for i in 0..count {
         let text = config(&mut rng);
         let path = Path::new("/gen/keepalived.conf");
         let files = MemFiles::default().with("/gen/keepalived.conf", &text);
@@ -403,7 +408,7 @@ fn generated_configs_import_validly_or_fail_with_an_error() {
             }
         }
     }
-    println!("3000 generated configs: {ok} imported and valid, {refused} refused with an error");
+    println!("{count} generated configs: {ok} imported and valid, {refused} refused with an error");
     assert!(
         ok > 300,
         "too few generated configs import ({ok}): the generator needs tuning"

@@ -501,7 +501,7 @@ impl Mapper<'_> {
             q_servers = count;
         }
         if h_servers > 0 && h_servers >= q_servers {
-            h_servers = q_servers - 1;
+            h_servers = (q_servers - 1).max(0);
             self.warn(
                 sec,
                 n,
