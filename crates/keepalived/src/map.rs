@@ -39,6 +39,8 @@ struct SyncGroup {
     name: String,
     /// Tracking lines of the group, applied to every member.
     tracks: Vec<Node>,
+    /// `sync_group_tracking_weight`: the members' weighted tracks count.
+    tracking_weight: bool,
 }
 
 /// Settings of `global_defs` that are defaults for the blocks after it.
@@ -576,6 +578,7 @@ impl Mapper<'_> {
         let mut group = SyncGroup {
             name: sanitize_name(&name),
             tracks: Vec::new(),
+            tracking_weight: false,
         };
         let mut members = Vec::new();
         for c in n.children() {
@@ -587,6 +590,7 @@ impl Mapper<'_> {
                     }
                 }
                 "track_interface" | "track_script" => group.tracks.push(c.clone()),
+                "sync_group_tracking_weight" => group.tracking_weight = true,
                 _ => self.unhandled(sec, "vrrp_sync_group", c),
             }
         }

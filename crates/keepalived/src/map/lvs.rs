@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::text::{Section, array, inline, q};
 use super::vrrp::shorter_than;
 use super::{Mapper, arg, boolean, dur, int_in, ip, sanitize_name, secs_us};
-use crate::reader::{Node, ReadError};
+use crate::reader::{Loc, Node, ReadError};
 
 /// IPVS schedulers vigil knows (those of Linux 6.x).
 const SCHEDULERS: &[&str] = &[
@@ -88,9 +88,24 @@ impl Rs {
 }
 
 impl Mapper<'_> {
+    /// `lvs_method TUN type gue port N csum`: vigil's tunnels are IPIP.
+    fn tunnel_options(&mut self, sec: &mut Section, n: &Node) {
+        if n.args().len() > 1 {
+            let opts = n.args()[1..].join(" ");
+            self.warn(
+                sec,
+                n,
+                n.keyword(),
+                format!("`{opts}` dropped: vigil's tunnels are IPIP, as IPVS's default"),
+            );
+        }
+    }
+
     pub(super) fn virtual_server(&mut self, n: &Node) -> Result<Vec<Section>, ReadError> {
         let args = n.args();
         let mut keys = Vec::new();
+        // Services on every port (no port given, persistent in keepalived).
+        let mut all_ports: Vec<(IpAddr, Loc)> = Vec::new();
         let mut group = None;
         match (args.first().map(String::as_str), args.get(1)) {
             (Some("fwmark"), Some(m)) => keys.push(Key::Fwmark(fwmark(n, m)?)),
@@ -102,11 +117,19 @@ impl Mapper<'_> {
                     )
                 })?;
                 for m in &members {
-                    keys.extend(group_member(m)?);
+                    for member in group_member(m)? {
+                        match member {
+                            Ok(k) => keys.push(k),
+                            Err(a) => all_ports.push((a, m.loc.clone())),
+                        }
+                    }
                 }
                 group = Some(g.clone());
             }
             (Some(a), Some(p)) => keys.push(Key::Addr(ip(n, a)?, port(n, p)?)),
+            (Some(a), None) if a != "fwmark" && a != "group" => {
+                all_ports.push((ip(n, a)?, n.loc.clone()));
+            }
             _ => {
                 return Err(ReadError::new(
                     &n.loc,
@@ -116,6 +139,12 @@ impl Mapper<'_> {
         }
         let mut out = Vec::new();
         let mut first = Section::new("");
+        for (a, loc) in &all_ports {
+            self.warn_at(&mut first, loc, "virtual_server", format!("{a} without a port dropped: a service on every port has no vigil equivalent (mark the traffic and use a fwmark service)"));
+        }
+        if keys.is_empty() {
+            return Ok(vec![first]);
+        }
         if let Some(g) = &group {
             self.warn(&mut first, n, "virtual_server", format!("group {g} approximated: vigil has no virtual server groups; written as {} virtual servers with the same settings (each checks its real servers and keeps its quorum on its own)", keys.len()));
         }
@@ -170,7 +199,10 @@ impl Mapper<'_> {
                         );
                     }
                 }
-                "lvs_method" | "lb_kind" => forwarding = method(c)?,
+                "lvs_method" | "lb_kind" => {
+                    forwarding = method(c)?;
+                    self.tunnel_options(&mut sec, c);
+                }
                 "persistence_timeout" => {
                     persistence = Some(match c.args().first() {
                         Some(_) => secs_us(c, 0)?,
@@ -543,7 +575,10 @@ impl Mapper<'_> {
             }
             match kw {
                 "weight" => weight = int_in(c, 0, 0, 65_535)?,
-                "lvs_method" | "lb_kind" => forwarding = Some(method(c)?),
+                "lvs_method" | "lb_kind" => {
+                    forwarding = Some(method(c)?);
+                    self.tunnel_options(&mut comments, c);
+                }
                 "uthreshold" => upper = Some(int_in(c, 0, 0, u32::MAX.into())?),
                 "lthreshold" => lower = Some(int_in(c, 0, 0, u32::MAX.into())?),
                 "inhibit_on_failure" => inhibit = Some(boolean(c)?),
@@ -682,6 +717,7 @@ impl Mapper<'_> {
         let mut dns_type = "SOA".to_string();
         let mut dns_name = ".".to_string();
         let mut urls = Vec::new();
+        let mut sni: Option<String> = None;
         let mut misc_cmd = None;
         let mut misc_user = None;
         let mut payload: Option<String> = None;
@@ -697,7 +733,9 @@ impl Mapper<'_> {
                 (_, "bindto" | "bind_to") => bind = Some(ip(o, arg(o, 0)?)?),
                 (_, "inhibit_on_failure") => *inhibit = Some(boolean(o)?),
                 ("HTTP_GET" | "SSL_GET", "url") => urls.push(o),
-                ("HTTP_GET" | "SSL_GET", "http_protocol" | "enable_sni" | "fast_recovery" | "tls_compliant") => {
+                ("SSL_GET", "sni_name") => sni = Some(arg(o, 0)?.to_string()),
+                ("SSL_GET", "enable_sni") => {}
+                ("HTTP_GET" | "SSL_GET", "http_protocol" | "fast_recovery" | "tls_compliant") => {
                     self.warn(sec, o, kw, "dropped: vigil sends HTTP/1.1 requests with SNI (https) and reads the whole response");
                 }
                 ("DNS_CHECK", "type") => dns_type = arg(o, 0)?.to_ascii_uppercase(),
@@ -773,6 +811,9 @@ impl Mapper<'_> {
                 if kind == "SSL_GET" {
                     // keepalived's SSL_GET does not verify the certificate.
                     f.push(("tls_verify".into(), "false".into()));
+                    if let Some(n) = sni {
+                        f.push(("tls_server_name".into(), q(&n)));
+                    }
                 }
             }
             "DNS_CHECK" => {
@@ -916,7 +957,12 @@ impl Mapper<'_> {
             f.push(("fall".into(), fall.to_string()));
         }
         if retry > 0 {
-            let rd = d.delay_before_retry_us.unwrap_or(1_000_000);
+            // keepalived's defaults: the delay_loop for DNS, 3 s for HTTP(S), else 1 s.
+            let rd = d.delay_before_retry_us.unwrap_or(match kind {
+                "DNS_CHECK" => iv,
+                "HTTP_GET" | "SSL_GET" => 3_000_000,
+                _ => 1_000_000,
+            });
             let fitted = rd.clamp(10_000, iv);
             if fitted != rd {
                 self.warn(
@@ -1019,6 +1065,7 @@ fn fwmark(n: &Node, s: &str) -> Result<u32, ReadError> {
     })
 }
 
+/// `NAT`, `DR`, or `TUN [type ...]` (the tunnel options are not mapped: see the callers).
 fn method(n: &Node) -> Result<String, ReadError> {
     Ok(match arg(n, 0)?.to_ascii_uppercase().as_str() {
         "NAT" => "nat",
@@ -1061,42 +1108,91 @@ fn sockaddr(a: IpAddr, p: u16) -> String {
 
 /// A `virtual_server_group` line: `IP PORT`, `IP-LAST PORT` (a range in the last byte of
 /// IPv4, last group of IPv6) or `fwmark N`.
-fn group_member(m: &Node) -> Result<Vec<Key>, ReadError> {
+/// Group members that expand to more virtual servers than this are refused.
+const MAX_GROUP_EXPANSION: u128 = 1024;
+
+/// A `virtual_server_group` line: `IP [PORT]`, a range `IP-LAST [PORT]` (the last byte of
+/// IPv4, last group of IPv6), `IP-IP [PORT]`, `IP/LEN [PORT]`, or `fwmark N [inet|inet6]`.
+/// `Err(ip)` for an address without a port (a service on every port).
+fn group_member(m: &Node) -> Result<Vec<Result<Key, IpAddr>>, ReadError> {
     let first = m.keyword();
     if first == "fwmark" {
-        return Ok(vec![Key::Fwmark(fwmark(m, arg(m, 0)?)?)]);
+        return Ok(vec![Ok(Key::Fwmark(fwmark(m, arg(m, 0)?)?))]);
     }
-    let p = port(m, arg(m, 0)?)?;
-    let Some((start, last)) = first.rsplit_once('-') else {
-        return Ok(vec![Key::Addr(ip(m, first)?, p)]);
+    let p = match m.args().first() {
+        Some(p) => Some(port(m, p)?),
+        None => None,
     };
-    let start = ip(m, start)?;
     let bad = || {
         ReadError::new(
             &m.loc,
-            format!("virtual_server_group: \"{first}\" is not an address range"),
+            format!("virtual_server_group: \"{first}\" is not an address, range or prefix"),
         )
     };
-    Ok(match start {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            let end: u8 = last.parse().map_err(|_| bad())?;
-            (o[3]..=end)
-                .map(|x| Key::Addr(IpAddr::V4(std::net::Ipv4Addr::new(o[0], o[1], o[2], x)), p))
-                .collect()
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            let end = u16::from_str_radix(last, 16).map_err(|_| bad())?;
-            (s[7]..=end)
-                .map(|x| {
-                    let mut seg = s;
-                    seg[7] = x;
-                    Key::Addr(IpAddr::V6(std::net::Ipv6Addr::from(seg)), p)
-                })
-                .collect()
-        }
-    })
+    let (lo, hi): (u128, u128);
+    let v6;
+    if let Some((a, len)) = first.split_once('/') {
+        let a = ip(m, a)?;
+        v6 = a.is_ipv6();
+        let bits = if v6 { 128 } else { 32 };
+        let len: u32 = len.parse().ok().filter(|l| *l <= bits).ok_or_else(bad)?;
+        let base = to_u128(a);
+        let host = if len == bits {
+            0
+        } else {
+            (1u128 << (bits - len)) - 1
+        };
+        (lo, hi) = (base & !host, base | host);
+    } else if let Some((a, b)) = first.split_once('-') {
+        let start = ip(m, a)?;
+        v6 = start.is_ipv6();
+        let end = match b.parse::<IpAddr>() {
+            Ok(e) if e.is_ipv6() == v6 => to_u128(e),
+            Ok(_) => return Err(bad()),
+            Err(_) => {
+                // Only the last byte (IPv4) or group (IPv6) is given.
+                let s = to_u128(start);
+                if v6 {
+                    (s & !0xffff) | u128::from(u16::from_str_radix(b, 16).map_err(|_| bad())?)
+                } else {
+                    (s & !0xff) | u128::from(b.parse::<u8>().map_err(|_| bad())?)
+                }
+            }
+        };
+        (lo, hi) = (to_u128(start), end);
+    } else {
+        let a = ip(m, first)?;
+        v6 = a.is_ipv6();
+        (lo, hi) = (to_u128(a), to_u128(a));
+    }
+    if hi < lo || hi - lo >= MAX_GROUP_EXPANSION {
+        return Err(ReadError::new(
+            &m.loc,
+            format!(
+                "virtual_server_group: \"{first}\" is empty or larger than {MAX_GROUP_EXPANSION} addresses"
+            ),
+        ));
+    }
+    Ok((lo..=hi)
+        .map(|x| {
+            let a = if v6 {
+                IpAddr::V6(std::net::Ipv6Addr::from(x))
+            } else {
+                IpAddr::V4(std::net::Ipv4Addr::from(u32::try_from(x).unwrap_or(0)))
+            };
+            match p {
+                Some(p) => Ok(Key::Addr(a, p)),
+                None => Err(a),
+            }
+        })
+        .collect())
+}
+
+fn to_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
 }
 
 /// As vigil checks `query_name`: labels of letters, digits, `-`, `_`; the root is `.`.

@@ -117,9 +117,15 @@ impl Mapper<'_> {
             let kw = c.keyword();
             match kw {
                 "state" => match arg(c, 0)?.to_ascii_uppercase().as_str() {
-                    "BACKUP" => {}
-                    "MASTER" => self.warn(&mut sec, c, kw, "dropped: vigil starts every instance as backup and the election by priority decides (keepalived's MASTER skips the first wait)"),
-                    other => self.warn(&mut sec, c, kw, format!("\"{other}\" dropped: keepalived knows MASTER and BACKUP")),
+                    // keepalived 2.x waits for the election either way, except that an
+                    // address owner (255) in MASTER takes over at once, as vigil's does.
+                    "BACKUP" | "MASTER" => {}
+                    other => self.warn(
+                        &mut sec,
+                        c,
+                        kw,
+                        format!("\"{other}\" dropped: keepalived knows MASTER and BACKUP"),
+                    ),
                 },
                 "interface" => {
                     let iface = arg(c, 0)?.to_string();
@@ -150,7 +156,10 @@ impl Mapper<'_> {
                 "preempt_delay" => {
                     let us = secs_us(c, 0)?;
                     if us > 1_000_000_000 {
-                        return Err(ReadError::new(&c.loc, "`preempt_delay` must be at most 1000 seconds"));
+                        return Err(ReadError::new(
+                            &c.loc,
+                            "`preempt_delay` must be at most 1000 seconds",
+                        ));
                     }
                     if us > 0 {
                         sec.set("preempt_delay", dur(us));
@@ -178,7 +187,15 @@ impl Mapper<'_> {
                     for p in c.children() {
                         let a = ip(p, p.keyword())?;
                         if !p.args().is_empty() {
-                            self.warn(&mut sec, p, "unicast_peer", format!("`{}` dropped: vigil checks no TTL of unicast adverts", p.args().join(" ")));
+                            self.warn(
+                                &mut sec,
+                                p,
+                                "unicast_peer",
+                                format!(
+                                    "`{}` dropped: vigil checks no TTL of unicast adverts",
+                                    p.args().join(" ")
+                                ),
+                            );
                         }
                         st.peers.push((a, p.loc.clone()));
                     }
@@ -187,8 +204,13 @@ impl Mapper<'_> {
                 "authentication" => {
                     for a in c.children() {
                         match a.keyword() {
-                            "auth_type" => st.auth_type = Some((arg(a, 0)?.to_ascii_uppercase(), a.loc.clone())),
-                            "auth_pass" => st.auth_pass = Some((arg(a, 0)?.to_string(), a.loc.clone())),
+                            "auth_type" => {
+                                st.auth_type =
+                                    Some((arg(a, 0)?.to_ascii_uppercase(), a.loc.clone()))
+                            }
+                            "auth_pass" => {
+                                st.auth_pass = Some((arg(a, 0)?.to_string(), a.loc.clone()))
+                            }
                             _ => self.unhandled(&mut sec, "authentication", a),
                         }
                     }
@@ -202,7 +224,12 @@ impl Mapper<'_> {
                     self.tracks(c, &mut st, &mut sec)?;
                     sec.set("track", String::new());
                 }
-                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify_deleted" | "notify_master_rx_lower_pri" => {
+                "notify_master"
+                | "notify_backup"
+                | "notify_fault"
+                | "notify_stop"
+                | "notify_deleted"
+                | "notify_master_rx_lower_pri" => {
                     self.warn(&mut sec, c, kw, "dropped: vigil runs one `notify` program on every state change, with the new state as an argument; call this script from it");
                 }
                 "track_file" | "track_process" | "track_bfd" => {
@@ -216,7 +243,12 @@ impl Mapper<'_> {
                         continue;
                     };
                     if c.args().len() > 1 {
-                        self.warn(&mut sec, c, kw, "user dropped: vigil runs notify programs as its own user");
+                        self.warn(
+                            &mut sec,
+                            c,
+                            kw,
+                            "user dropped: vigil runs notify programs as its own user",
+                        );
                     }
                     self.warn(&mut sec, c, kw, "approximated: vigil appends NAME STATE PRIORITY (state in lower case) where keepalived appends INSTANCE NAME STATE PRIORITY; adapt the script");
                     let items: Vec<String> = argv.iter().map(|a| q(a)).collect();
@@ -443,6 +475,23 @@ impl Mapper<'_> {
             sec.set("garp_refresh", dur(r));
         }
 
+        // keepalived ignores weighted tracking of sync-group members (their group must
+        // fail over as one) unless the group says sync_group_tracking_weight.
+        if let Some(g) = self.sync_groups.get(&kname).cloned()
+            && !g.tracking_weight
+        {
+            let (kept, weighted): (Vec<Track>, Vec<Track>) = std::mem::take(&mut st.tracks)
+                .into_iter()
+                .partition(|t| t.weight == 0);
+            for t in weighted {
+                let msg = format!(
+                    "weight {} dropped with the track: keepalived ignores weighted tracking in members of sync group {} (no sync_group_tracking_weight)",
+                    t.weight, g.name
+                );
+                self.warn_key(&mut sec, &t.loc, &t.keyword, "track", msg);
+            }
+            st.tracks = kept;
+        }
         self.settle_tracks(&mut sec, &mut st);
         if st.priority == 100 {
             sec.remove("priority");
