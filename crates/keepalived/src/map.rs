@@ -111,9 +111,9 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         match n.keyword() {
             "global_defs" => m.global_defs(n, &mut director)?,
             "vrrp_script" => m.vrrp_script(n, &mut sec)?,
-            "vrrp_track_file" | "vrrp_track_process" => {
+            "vrrp_track_file" | "track_file" | "vrrp_track_process" => {
                 let name = n.args().first().cloned().unwrap_or_default();
-                let what = if n.keyword() == "vrrp_track_file" {
+                let what = if n.keyword() != "vrrp_track_process" {
                     self_set(&mut m.track_files, name);
                     "vigil cannot track a file's value; instances tracking it do not"
                 } else {
@@ -193,6 +193,7 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
             "global_defs"
             | "vrrp_script"
             | "vrrp_track_file"
+            | "track_file"
             | "vrrp_track_process"
             | "vrrp_sync_group"
             | "virtual_server_group" => {}
@@ -415,6 +416,13 @@ impl Mapper<'_> {
                 "vrrp_garp_master_repeat" => {
                     self.globals.garp_repeat = Some(self.garp_repeat(c, sec)?);
                 }
+                // One gratuitous ARP / NA and no second burst: vigil sends no second
+                // burst anyway.
+                "vrrp_min_garp" => {
+                    if boolean(c)? {
+                        self.globals.garp_repeat = Some(1);
+                    }
+                }
                 "vrrp_garp_master_refresh" => {
                     self.globals.garp_refresh_us = Some(secs_us(c, 0)?);
                 }
@@ -433,12 +441,22 @@ impl Mapper<'_> {
 
     fn lvs_sync_daemon(&mut self, n: &Node, sec: &mut Section) {
         let args = n.args();
-        let (Some(iface), Some(inst)) = (args.first(), args.get(1)) else {
+        // `IFACE [[inst] INSTANCE] [id N] ...`: the instance may be left out.
+        const OPTS: &[&str] = &["id", "maxlen", "port", "ttl", "group"];
+        let mut i = 1;
+        if args.get(1).is_some_and(|a| a == "inst") {
+            i = 2;
+        }
+        let inst = args.get(i).filter(|a| !OPTS.contains(&a.as_str()));
+        if inst.is_some() {
+            i += 1;
+        }
+        let (Some(iface), Some(inst)) = (args.first(), inst) else {
             self.warn(
                 sec,
                 n,
                 "lvs_sync_daemon",
-                "dropped: needs an interface and a VRRP instance",
+                "dropped: vigil's sync daemon follows a VRRP instance (master while it is); name one (keepalived without one runs master and backup all the time)",
             );
             return;
         };
@@ -455,7 +473,6 @@ impl Mapper<'_> {
         };
         sec.set("interface", q(iface));
         sec.set("instance", q(&vigil_inst));
-        let mut i = 2;
         while i < args.len() {
             let (opt, val) = (args[i].as_str(), args.get(i + 1));
             match (opt, val) {
@@ -561,12 +578,27 @@ impl Mapper<'_> {
         if let Some(first) = argv.first_mut()
             && !first.starts_with('/')
         {
-            let abs = format!("/usr/bin/{first}");
+            // keepalived reads a relative path from the directory of the file that names
+            // it, and looks a bare name up in $PATH.
+            let dir = std::path::Path::new(&*n.loc.file).parent();
+            let joined = dir
+                .map(|d| crate::reader::normalize(&d.join(&*first)))
+                .filter(|p| first.contains('/') && p.is_absolute());
+            let (abs, why) = match joined {
+                Some(p) => (
+                    p.display().to_string(),
+                    "relative to the directory of the file, as keepalived reads it",
+                ),
+                None => (
+                    format!("/usr/bin/{first}"),
+                    "vigil runs programs by absolute path, never through $PATH (check the path)",
+                ),
+            };
             self.warn(
                 sec,
                 n,
                 n.keyword(),
-                format!("\"{first}\" written as \"{abs}\": vigil runs programs by absolute path, never through $PATH (check the path)"),
+                format!("\"{first}\" written as \"{abs}\": {why}"),
             );
             *first = abs;
         }

@@ -149,10 +149,17 @@ pub fn read(
     files: &dyn Files,
     config_id: Option<&str>,
 ) -> Result<(Vec<Node>, Vec<Warning>), ReadError> {
+    // keepalived's predefined definitions (`_RANDOM` and `_ENV` are refused where used).
+    let mut defs = HashMap::new();
+    defs.insert("_HASH".to_string(), "#".to_string());
+    defs.insert("_BANG".to_string(), "!".to_string());
+    if let Some(id) = config_id {
+        defs.insert("_INSTANCE".to_string(), id.to_string());
+    }
     let mut r = Reader {
         files,
         config_id,
-        defs: HashMap::new(),
+        defs,
         tokens: Vec::new(),
         warnings: Vec::new(),
     };
@@ -173,6 +180,12 @@ impl Reader<'_> {
             None => ReadError::new(&here, format!("cannot read: {e}")),
         })?;
         let lines: Vec<&str> = text.lines().collect();
+        // ${_PWD} is the directory of the file being read, while it is read.
+        let dir = path
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let outer_pwd = self.defs.insert("_PWD".to_string(), dir);
         let mut i = 0;
         while i < lines.len() {
             let loc = Loc {
@@ -194,6 +207,10 @@ impl Reader<'_> {
             }
             self.line(&line, &loc, depth, 0)?;
         }
+        match outer_pwd {
+            Some(p) => self.defs.insert("_PWD".to_string(), p),
+            None => self.defs.remove("_PWD"),
+        };
         Ok(())
     }
 
@@ -252,6 +269,10 @@ impl Reader<'_> {
                 .insert(name.to_string(), value.trim_matches('\n').to_string());
             return Ok(());
         }
+        // Before substitution: the rest of the line is expanded once per value.
+        if let Some(spec) = t.strip_prefix('~') {
+            return self.repeat(spec, loc, depth, nesting);
+        }
         let expanded = self.substitute(t, loc)?;
         if expanded != t {
             for part in expanded.split('\n') {
@@ -261,21 +282,23 @@ impl Reader<'_> {
         }
         // A continued line that is not a definition is one line.
         let t = t.replace('\n', " ");
-        if t.starts_with("~SEQ") {
-            return Err(ReadError::new(
-                loc,
-                "~SEQ: sequence lines are not supported by the importer; expand them by hand",
-            ));
-        }
-        // The rest of an include line is the pattern, braces and all.
-        if let Some(rest) = t.strip_prefix("include")
-            && (rest.is_empty() || rest.starts_with(char::is_whitespace))
-        {
-            let pattern = rest.trim().trim_matches('"');
+        // The rest of an include line is the pattern, braces and all. The variants
+        // (includer, includem, includew, includeb, includea) add checks; w and a make a
+        // pattern that matches nothing an error.
+        let first = t.split_whitespace().next().unwrap_or("");
+        if matches!(
+            first,
+            "include" | "includer" | "includem" | "includew" | "includeb" | "includea"
+        ) {
+            let pattern = t[first.len()..].trim().trim_matches('"');
             if pattern.is_empty() {
-                return Err(ReadError::new(loc, "include: give a file name or pattern"));
+                return Err(ReadError::new(
+                    loc,
+                    format!("{first}: give a file name or pattern"),
+                ));
             }
-            return self.include(pattern, loc, depth);
+            let must_match = matches!(first, "includew" | "includea");
+            return self.include(pattern, loc, depth, must_match);
         }
         let words = tokenize(&t, loc)?;
         for w in words {
@@ -288,7 +311,7 @@ impl Reader<'_> {
     fn substitute(&self, line: &str, loc: &Loc) -> Result<String, ReadError> {
         let mut current = line.to_string();
         for _ in 0..MAX_SUBSTITUTIONS {
-            let next = substitute_once(&current, &self.defs);
+            let next = substitute_once(&current, &self.defs).map_err(|m| ReadError::new(loc, m))?;
             if next == current {
                 return Ok(current);
             }
@@ -300,7 +323,13 @@ impl Reader<'_> {
         ))
     }
 
-    fn include(&mut self, pattern: &str, loc: &Loc, depth: usize) -> Result<(), ReadError> {
+    fn include(
+        &mut self,
+        pattern: &str,
+        loc: &Loc,
+        depth: usize,
+        must_match: bool,
+    ) -> Result<(), ReadError> {
         if depth >= MAX_INCLUDE_DEPTH {
             return Err(ReadError::new(
                 loc,
@@ -322,6 +351,12 @@ impl Reader<'_> {
                 continue;
             }
             let matches = glob(self.files, &full);
+            if matches.is_empty() && must_match {
+                return Err(ReadError::new(
+                    loc,
+                    format!("include: {} matches no file", full.display()),
+                ));
+            }
             if matches.is_empty() {
                 self.warnings.push(Warning::new(
                     loc,
@@ -337,14 +372,159 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// `~SEQ(var, [start,] [step,] end) REST`, `~SEQx(...)` (values in hexadecimal) and
+    /// `~LST(var, v1, v2...)` / `~LST({a, b}, {1, 2}, {3, 4}) REST`: REST is read once per
+    /// value with `$var` defined.
+    fn repeat(
+        &mut self,
+        spec: &str,
+        loc: &Loc,
+        depth: usize,
+        nesting: usize,
+    ) -> Result<(), ReadError> {
+        let bad = |why: &str| {
+            ReadError::new(
+                loc,
+                format!("~{}: {why}", spec.split('(').next().unwrap_or("")),
+            )
+        };
+        let (kind, after) = if let Some(a) = spec.strip_prefix("SEQx(") {
+            ("SEQx", a)
+        } else if let Some(a) = spec.strip_prefix("SEQ(") {
+            ("SEQ", a)
+        } else if let Some(a) = spec.strip_prefix("LST(") {
+            ("LST", a)
+        } else {
+            return Err(ReadError::new(
+                loc,
+                "a line starting with `~` must be ~SEQ(...), ~SEQx(...) or ~LST(...)",
+            ));
+        };
+        let mut level = 0i32;
+        let close = after
+            .char_indices()
+            .find(|(_, c)| {
+                match c {
+                    '{' => level += 1,
+                    '}' => level -= 1,
+                    ')' if level == 0 => return true,
+                    _ => {}
+                }
+                false
+            })
+            .map(|(i, _)| i)
+            .ok_or_else(|| bad("no closing `)`"))?;
+        let (inner, rest) = (&after[..close], &after[close + 1..]);
+        let runs = if kind == "LST" {
+            list_values(inner)
+                .ok_or_else(|| bad("expected (var, value, ...) or ({a, b}, {1, 2}, ...)"))?
+        } else {
+            seq_values(inner, kind == "SEQx").ok_or_else(|| {
+                bad("expected (var, [start,] [step,] end) with whole numbers, step not 0")
+            })?
+        };
+        if runs.len() > MAX_REPEATS {
+            return Err(bad(&format!("more than {MAX_REPEATS} values")));
+        }
+        for run in runs {
+            for (k, v) in run {
+                self.defs.insert(k, v);
+            }
+            self.line(rest, loc, depth, nesting + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Lines one `~SEQ`/`~LST` may produce.
+const MAX_REPEATS: usize = 100_000;
+
+type Assignments = Vec<Vec<(String, String)>>;
+
+fn seq_values(inner: &str, hex: bool) -> Option<Assignments> {
+    let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
+    let num = |s: &str| -> Option<i64> {
+        match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            Some(h) => i64::from_str_radix(h, 16).ok(),
+            None => s.parse().ok(),
+        }
+    };
+    let var = parts.first().filter(|v| !v.is_empty())?.to_string();
+    let (start, step, end) = match parts.len() {
+        2 => {
+            let end = num(parts[1])?;
+            let start = if end < 0 { -1 } else { 1 };
+            (start, if end >= start { 1 } else { -1 }, end)
+        }
+        3 => {
+            let (start, end) = (num(parts[1])?, num(parts[2])?);
+            (start, if end >= start { 1 } else { -1 }, end)
+        }
+        4 => (num(parts[1])?, num(parts[2])?, num(parts[3])?),
+        _ => return None,
+    };
+    if step == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut v = start;
+    while (step > 0 && v <= end) || (step < 0 && v >= end) {
+        let text = if hex { format!("{v:x}") } else { v.to_string() };
+        out.push(vec![(var.clone(), text)]);
+        if out.len() > MAX_REPEATS {
+            break;
+        }
+        v = v.checked_add(step)?;
+    }
+    Some(out)
+}
+
+fn list_values(inner: &str) -> Option<Assignments> {
+    // Split at commas outside braces.
+    let mut items = Vec::new();
+    let mut level = 0;
+    let mut start = 0;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => level += 1,
+            '}' => level -= 1,
+            ',' if level == 0 => {
+                items.push(inner[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(inner[start..].trim());
+    let group = |s: &str| -> Vec<String> {
+        match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(g) => g.split(',').map(|x| x.trim().to_string()).collect(),
+            None => vec![s.to_string()],
+        }
+    };
+    let vars = group(items.first()?);
+    if vars.iter().any(String::is_empty) || items.len() < 2 {
+        return None;
+    }
+    items[1..]
+        .iter()
+        .map(|item| {
+            let values = group(item);
+            (values.len() == vars.len()).then(|| vars.iter().cloned().zip(values).collect())
+        })
+        .collect()
+}
+
 /// Strips a `!` or `#` comment that starts a word outside quotes.
 fn strip_comment(line: &str) -> &str {
-    let mut quoted = false;
+    let mut quote: Option<char> = None;
     let mut prev_space = true;
     for (i, c) in line.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            '!' | '#' if !quoted && prev_space => return &line[..i],
+        match (c, quote) {
+            ('"' | '\'', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            ('!' | '#', None) if prev_space => return &line[..i],
             _ => {}
         }
         prev_space = c.is_whitespace();
@@ -367,12 +547,22 @@ fn definition(s: &str) -> Option<(&str, &str)> {
 
 /// One round of replacing `${NAME}` and `$NAME` (followed by whitespace or the end) by
 /// their definitions; undefined names stay as they are, as in keepalived.
-fn substitute_once(line: &str, defs: &HashMap<String, String>) -> String {
+fn substitute_once(line: &str, defs: &HashMap<String, String>) -> Result<String, String> {
     let mut out = String::with_capacity(line.len());
     let mut rest = line;
     while let Some(pos) = rest.find('$') {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
+        // Values that differ from run to run or come from the environment: the import
+        // must not depend on either.
+        for special in ["{_RANDOM", "{_ENV"] {
+            if after.starts_with(special) {
+                return Err(format!(
+                    "${}...}}: the importer does not expand it (it is not the same on every run); write its value",
+                    special
+                ));
+            }
+        }
         if let Some(inner) = after.strip_prefix('{')
             && let Some(end) = inner.find('}')
             && let Some(value) = defs.get(&inner[..end])
@@ -398,7 +588,7 @@ fn substitute_once(line: &str, defs: &HashMap<String, String>) -> String {
         }
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
 fn tokenize(line: &str, loc: &Loc) -> Result<Vec<Tok>, ReadError> {
@@ -410,16 +600,13 @@ fn tokenize(line: &str, loc: &Loc) -> Result<Vec<Tok>, ReadError> {
     let mut in_dollar_brace = false;
     while let Some(c) = chars.next() {
         match c {
-            '"' => {
+            '"' | '\'' => {
+                // Quotes group words and are removed; `a" b "c` is one word, `a b c`.
                 has_word = true;
                 loop {
                     match chars.next() {
-                        Some('"') => break,
-                        Some('\\') if matches!(chars.peek(), Some('"' | '\\')) => {
-                            if let Some(n) = chars.next() {
-                                word.push(n);
-                            }
-                        }
+                        Some(q) if q == c => break,
+                        Some('\\') => word.push(escape(&mut chars)),
                         Some(ch) => word.push(ch),
                         None => {
                             return Err(ReadError::new(loc, "a quoted string is not closed"));
@@ -455,6 +642,53 @@ fn tokenize(line: &str, loc: &Loc) -> Result<Vec<Tok>, ReadError> {
         toks.push(Tok::Word(word));
     }
     Ok(toks)
+}
+
+/// A backslash escape inside quotes, as keepalived reads them: `\a \b \E \f \n \r \t
+/// \v`, octal `\nnn`, hex `\xXX`, control `\cC`; any other `\C` is `C`.
+fn escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> char {
+    let Some(c) = chars.next() else { return '\\' };
+    match c {
+        'a' => '\u{7}',
+        'b' => '\u{8}',
+        'E' => '\u{1b}',
+        'f' => '\u{c}',
+        'n' => '\n',
+        'r' => '\r',
+        't' => '\t',
+        'v' => '\u{b}',
+        'x' => {
+            let mut v = 0u32;
+            for _ in 0..2 {
+                match chars.peek().and_then(|d| d.to_digit(16)) {
+                    Some(d) => {
+                        v = v * 16 + d;
+                        chars.next();
+                    }
+                    None => break,
+                }
+            }
+            char::from_u32(v).unwrap_or('x')
+        }
+        'c' => chars
+            .next()
+            .and_then(|k| char::from_u32(u32::from(k) & 0x1f))
+            .unwrap_or('c'),
+        d @ '0'..='7' => {
+            let mut v = d.to_digit(8).unwrap_or(0);
+            for _ in 0..2 {
+                match chars.peek().and_then(|d| d.to_digit(8)) {
+                    Some(d) => {
+                        v = v * 8 + d;
+                        chars.next();
+                    }
+                    None => break,
+                }
+            }
+            char::from_u32(v).unwrap_or('0')
+        }
+        other => other,
+    }
 }
 
 struct Frame {
@@ -531,7 +765,7 @@ fn build(tokens: Vec<(Loc, Tok)>) -> Result<Vec<Node>, ReadError> {
 }
 
 /// `a/b/../c` → `a/c`, without asking the filesystem.
-fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -784,6 +1018,69 @@ mod tests {
         assert_eq!(
             bad("include keepalived.conf\n"),
             "/etc/k/keepalived.conf:1: error: include: files nest deeper than 32 (does a file include itself?)"
+        );
+    }
+
+    #[test]
+    fn sequences_and_lists() {
+        let f = MemFiles::default().with(
+            "/etc/k/keepalived.conf",
+            "~SEQ(N, 0, 2) ip 10.0.${N}.1\n~SEQx(H, 0x90, 0x10, 0xa0) ip fe80::${H}\n~SEQ(D, 3, 1) d $D\n~LST({A, B}, {1, 2}, {3, 4}) ~LST(C, x, y) v ${A}${B}$C\n",
+        );
+        assert_eq!(
+            read_mem(&f, None).unwrap(),
+            [
+                "1:ip 10.0.0.1",
+                "1:ip 10.0.1.1",
+                "1:ip 10.0.2.1",
+                "2:ip fe80::90",
+                "2:ip fe80::a0",
+                "3:d 3",
+                "3:d 2",
+                "3:d 1",
+                "4:v 12x",
+                "4:v 12y",
+                "4:v 34x",
+                "4:v 34y",
+            ]
+        );
+        let bad = MemFiles::default().with("/etc/k/keepalived.conf", "~SEQ(N, 1, 0, 3) x\n");
+        assert!(read_mem(&bad, None).is_err());
+    }
+
+    #[test]
+    fn quotes_escapes_and_predefined_definitions() {
+        let f = MemFiles::default().with(
+            "/etc/k/keepalived.conf",
+            "a abcd\" efg h \"mnop 'x y' \"t\\tb\\x41\\101\\q\"\nb ${_PWD} ${_HASH}${_BANG} $_INSTANCE\nc \"it's\" # gone\n",
+        );
+        assert_eq!(
+            read_mem(&f, Some("lb1")).unwrap(),
+            [
+                "1:a abcd efg h mnop x y t\tbAAq",
+                "2:b /etc/k #! lb1",
+                "3:c it's"
+            ]
+        );
+        let env = MemFiles::default().with("/etc/k/keepalived.conf", "a ${_ENV HOME}\n");
+        assert!(
+            read_mem(&env, None)
+                .unwrap_err()
+                .to_string()
+                .contains("does not expand")
+        );
+    }
+
+    #[test]
+    fn include_variants() {
+        let f = MemFiles::default().with(
+            "/etc/k/keepalived.conf",
+            "includer none/*.conf\nincludea none/*.conf\n",
+        );
+        let e = read_mem(&f, None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/etc/k/keepalived.conf:2: error: include: /etc/k/none/*.conf matches no file"
         );
     }
 

@@ -28,6 +28,9 @@ pub fn run(file: &Path, config_id: Option<String>, out: Option<&Path>) -> ExitCo
         config_id,
         hostname,
     };
+    // An absolute path, so that relative includes and script paths resolve as keepalived
+    // resolves them, from the file's directory.
+    let file = &std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let imported = match import(file, &FsFiles, &options) {
         Ok(i) => i,
         Err(e) => {

@@ -24,9 +24,15 @@ include conf.d/*.conf
 ";
 
 const INSTANCE: &str = "\
+vrrp_script chk {
+    script \"../scripts/ok.sh now\"
+}
 vrrp_instance VI_1 {
     state MASTER
     interface eth0
+    track_script {
+        chk
+    }
     virtual_router_id 51
 @lb-a priority 150
 @lb-b priority 100
@@ -75,7 +81,7 @@ fn imports_a_keepalived_conf_that_check_config_accepts() {
     assert!(run.status.success(), "import failed: {stderr}");
     assert!(run.stdout.is_empty(), "with -o nothing goes to stdout");
     assert!(
-        stderr.contains("conf.d/vi1.conf:2: warning: state: dropped:"),
+        stderr.contains("conf.d/vi1.conf:2: warning: script: \"../scripts/ok.sh\" written as"),
         "{stderr}"
     );
     let toml = std::fs::read_to_string(&out).expect("cluster file written");
@@ -83,6 +89,16 @@ fn imports_a_keepalived_conf_that_check_config_accepts() {
     assert!(
         !toml.contains("priority = 150"),
         "@lb-a lines are skipped: {toml}"
+    );
+    // A relative script path is read from the including file's directory, as keepalived.
+    let script = dir
+        .path()
+        .canonicalize()
+        .expect("tempdir")
+        .join("scripts/ok.sh");
+    assert!(
+        toml.contains(&format!("exec = [\"{}\", \"now\"]", script.display())),
+        "{toml}"
     );
 
     let check = vigild(&["check-config", out.to_str().expect("utf-8 path")]);

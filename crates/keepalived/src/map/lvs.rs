@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::text::{Section, array, inline, q};
+use super::text::{Section, array, inline, one_line, q};
 use super::vrrp::shorter_than;
 use super::{Mapper, arg, boolean, dur, int_in, ip, sanitize_name, secs_us};
 use crate::reader::{Loc, Node, ReadError};
@@ -846,7 +846,7 @@ impl Mapper<'_> {
                 };
                 f.push((
                     "command".into(),
-                    array(&cmd.iter().map(|a| q(a)).collect::<Vec<_>>()),
+                    one_line(&cmd.iter().map(|a| q(a)).collect::<Vec<_>>()),
                 ));
                 let user = match misc_user {
                     Some(u) => Some(u),

@@ -37,6 +37,11 @@ pub(crate) fn array(items: &[String]) -> String {
     }
 }
 
+/// An array on one line, for values inside inline tables.
+pub(crate) fn one_line(items: &[String]) -> String {
+    format!("[{}]", items.join(", "))
+}
+
 /// An inline table.
 pub(crate) fn inline(fields: &[(String, String)]) -> String {
     let parts: Vec<String> = fields.iter().map(|(k, v)| format!("{k} = {v}")).collect();

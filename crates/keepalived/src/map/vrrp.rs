@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::text::{Section, array, inline, q};
+use super::text::{Section, array, inline, one_line, q};
 use super::{Mapper, arg, dur, int_in, ip, sanitize_name, secs_us};
 use crate::reader::{Loc, Node, ReadError};
 
@@ -265,12 +265,19 @@ impl Mapper<'_> {
             }
         }
 
-        let Some(iface) = st.interface.clone() else {
+        // keepalived lets a unicast instance leave `interface` out; its addresses then
+        // name theirs with `dev`.
+        let dev = st.vips.iter().find_map(|v| v.3.clone());
+        let Some(iface) = st.interface.clone().or(dev) else {
             return Err(ReadError::new(
                 &n.loc,
                 format!("vrrp_instance {kname} has no `interface`"),
             ));
         };
+        if st.interface.is_none() {
+            self.warn(&mut sec, n, "interface", format!("defaulted to {iface}, the `dev` of the first virtual address: vigil runs an instance on one interface"));
+            sec.set_first("interface", q(&iface));
+        }
         if vrid.is_none() {
             return Err(ReadError::new(
                 &n.loc,
@@ -738,7 +745,7 @@ impl Mapper<'_> {
             };
             let mut fields = vec![(
                 "exec".to_string(),
-                array(&script.command.iter().map(|a| q(a)).collect::<Vec<_>>()),
+                one_line(&script.command.iter().map(|a| q(a)).collect::<Vec<_>>()),
             )];
             let interval = script.interval_us.clamp(10_000, 3_600_000_000);
             if interval != script.interval_us {
