@@ -145,7 +145,7 @@ fn vrrp_script(r: &mut Rng, name: &str, out: &mut String) {
 
 fn vrrp_instance(r: &mut Rng, name: &str, out: &mut String) {
     out.push_str(&format!("vrrp_instance {name} {{\n"));
-    if r.chance(95) {
+    if r.chance(90) {
         out.push_str(&format!("interface {}\n", r.pick(IFACES)));
     }
     if r.chance(95) {
@@ -355,12 +355,26 @@ fn config(r: &mut Rng) -> String {
         }
     }
     if r.chance(30) {
-        out.push_str(
-            "vrrp_sync_group G {\ngroup {\nVI_1\nVI_2\n}\ntrack_interface {\neth1\n}\n}\n",
-        );
+        let weighted = if r.chance(50) {
+            "sync_group_tracking_weight\n"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "vrrp_sync_group G {{\ngroup {{\nVI_1\nVI_2\n}}\ntrack_interface {{\neth1\n}}\n{weighted}}}\n"
+        ));
     }
     if r.chance(30) {
-        out.push_str("virtual_server_group grp {\n192.0.2.20-22 80\nfwmark 9\n}\n");
+        let member = r.pick(&[
+            "192.0.2.20-22 80",
+            "192.0.2.24/30 443",
+            "192.0.2.30-192.0.2.31 8080",
+            "192.0.2.40",
+            "2001:db8::10-12 80",
+        ]);
+        out.push_str(&format!(
+            "virtual_server_group grp {{\n{member}\nfwmark 9\n}}\n"
+        ));
     }
     for name in ["VI_1", "VI_2", "VI_3"] {
         if r.chance(60) {
