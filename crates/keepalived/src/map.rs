@@ -69,6 +69,8 @@ pub(crate) struct Mapper<'a> {
     sync_groups: HashMap<String, SyncGroup>,
     /// keepalived instance names → vigil names (sanitised).
     instance_names: HashMap<String, String>,
+    /// The vigil names given to instances so far.
+    used_instance_names: HashSet<String>,
     vs_groups: HashMap<String, Vec<Node>>,
     vs_names: HashSet<String>,
     /// (interface, IPv6?, VRID) of every instance, so a second instance for the other
@@ -94,6 +96,7 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         track_processes: HashSet::new(),
         sync_groups: HashMap::new(),
         instance_names: HashMap::new(),
+        used_instance_names: HashSet::new(),
         vs_groups: HashMap::new(),
         vs_names: HashSet::new(),
         vrids: HashSet::new(),
@@ -327,10 +330,11 @@ impl Mapper<'_> {
         let base = sanitize_name(&name);
         let mut vigil = base.clone();
         let mut i = 2;
-        while self.instance_names.values().any(|v| *v == vigil) {
+        while self.used_instance_names.contains(&vigil) {
             vigil = format!("{base}-{i}");
             i += 1;
         }
+        self.used_instance_names.insert(vigil.clone());
         self.instance_names.insert(name.clone(), vigil);
         if let Some(key) = vrid_key(n) {
             if let Some((other, loc)) = vrids.get(&key) {

@@ -369,7 +369,7 @@ impl Mapper<'_> {
             Key::Fwmark(_) => (None, None),
         };
         let mut all_rs = Vec::new();
-        let mut endpoints = Vec::new();
+        let mut endpoints = std::collections::HashSet::new();
         for r in real_servers {
             let mut rs = self.real_server(r, &defaults, svc_port, &forwarding, v6, vs_ip)?;
             if !rs.dropped {
@@ -379,7 +379,7 @@ impl Mapper<'_> {
                     (Ok(a), Some(p)) => sockaddr(a, p),
                     _ => addr,
                 };
-                if endpoints.contains(&endpoint) {
+                if !endpoints.insert(endpoint.clone()) {
                     self.warn(
                         &mut rs.comments,
                         r,
@@ -387,8 +387,6 @@ impl Mapper<'_> {
                         format!("{endpoint} dropped: the virtual server has it already"),
                     );
                     rs.dropped = true;
-                } else {
-                    endpoints.push(endpoint);
                 }
             }
             all_rs.push(rs);
