@@ -499,6 +499,20 @@ impl Mapper<'_> {
             }
             st.tracks = kept;
         }
+        // An address owner's priority stays 255 in keepalived whatever its tracks say.
+        if st.priority == 255 {
+            let (kept, weighted): (Vec<Track>, Vec<Track>) = std::mem::take(&mut st.tracks)
+                .into_iter()
+                .partition(|t| t.weight == 0);
+            for t in weighted {
+                let msg = format!(
+                    "weight {} dropped with the track: keepalived never changes the priority of an address owner (255)",
+                    t.weight
+                );
+                self.warn_key(&mut sec, &t.loc, &t.keyword, "track", msg);
+            }
+            st.tracks = kept;
+        }
         self.settle_tracks(&mut sec, &mut st);
         if st.priority == 100 {
             sec.remove("priority");
