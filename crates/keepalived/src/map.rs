@@ -475,7 +475,14 @@ impl Mapper<'_> {
             );
             return;
         };
-        sec.set("interface", q(iface));
+        let iface = match iface_name(self, sec, n, "lvs_sync_daemon", iface) {
+            Ok(i) => i,
+            Err(e) => {
+                self.warn(sec, n, "lvs_sync_daemon", format!("dropped: {}", e.message));
+                return;
+            }
+        };
+        sec.set("interface", q(&iface));
         sec.set("instance", q(&vigil_inst));
         while i < args.len() {
             let (opt, val) = (args[i].as_str(), args.get(i + 1));
@@ -724,6 +731,45 @@ fn ip(n: &Node, s: &str) -> Result<IpAddr, ReadError> {
             format!("`{}`: \"{s}\" is not an IP address", n.keyword()),
         )
     })
+}
+
+/// An interface name as vigil takes it (Linux's rules: at most 15 bytes, no `/`, `:` or
+/// spaces). An alias label (`eth0:1`) names its interface, with a warning.
+pub(crate) fn iface_name(
+    m: &mut Mapper<'_>,
+    sec: &mut Section,
+    n: &Node,
+    keyword: &str,
+    name: &str,
+) -> Result<String, ReadError> {
+    let base = match name.split_once(':') {
+        Some((base, _)) => {
+            m.warn(
+                sec,
+                n,
+                keyword,
+                format!("alias {name} written as its interface {base}"),
+            );
+            base
+        }
+        None => name,
+    };
+    let ok = !base.is_empty()
+        && base.len() <= 15
+        && !base.contains('/')
+        && !base.chars().any(char::is_whitespace)
+        && base != "."
+        && base != "..";
+    if ok {
+        Ok(base.to_string())
+    } else {
+        Err(ReadError::new(
+            &n.loc,
+            format!(
+                "`{keyword}`: \"{name}\" is not an interface name (at most 15 characters, no '/' or spaces)"
+            ),
+        ))
+    }
 }
 
 /// vigil's names are 1–64 of letters, digits, `-`, `_`, `.`.

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::text::{Section, array, inline, one_line, q};
-use super::{Mapper, arg, dur, int_in, ip, sanitize_name, secs_us};
+use super::{Mapper, arg, dur, iface_name, int_in, ip, sanitize_name, secs_us};
 use crate::reader::{Loc, Node, ReadError};
 
 /// One `track` entry before weights are settled.
@@ -128,7 +128,7 @@ impl Mapper<'_> {
                     ),
                 },
                 "interface" => {
-                    let iface = arg(c, 0)?.to_string();
+                    let iface = iface_name(self, &mut sec, c, "interface", arg(c, 0)?)?;
                     sec.set("interface", q(&iface));
                     st.interface = Some(iface);
                 }
@@ -676,7 +676,10 @@ impl Mapper<'_> {
             let val = args.get(i + 1).map(String::as_str);
             match opt {
                 "dev" => {
-                    dev = val.map(str::to_string);
+                    dev = match val {
+                        Some(d) => Some(iface_name(self, sec, v, "virtual_ipaddress", d)?),
+                        None => None,
+                    };
                     i += 2;
                 }
                 "scope" => {
@@ -738,6 +741,7 @@ impl Mapper<'_> {
                 }
             }
             if c.keyword() == "track_interface" {
+                let target = iface_name(self, sec, t, "track_interface", &target)?;
                 st.tracks.push(Track {
                     fields: vec![("interface".into(), q(&target))],
                     weight: weight.unwrap_or(0),
