@@ -747,8 +747,8 @@ impl Mapper<'_> {
                     }
                 }
                 ("MISC_CHECK", "misc_dynamic") => self.warn(sec, o, kw, "dropped: vigil does not set weights from a program's exit code; 0 is up, anything else down"),
-                ("UDP_CHECK", "payload") => payload = Some(arg(o, 0)?.to_string()),
-                ("UDP_CHECK", "require_reply") => reply = Some(o.args().first().cloned().unwrap_or_default()),
+                ("UDP_CHECK", "payload") => payload = Some(o.args().join(" ")),
+                ("UDP_CHECK", "require_reply") => reply = Some(o.args().join(" ")),
                 ("SMTP_CHECK", "helo_name" | "host") => self.warn(sec, o, kw, "dropped: vigil's approximation of SMTP_CHECK reads the greeting only"),
                 _ => self.unhandled(sec, "checker", o),
             }
@@ -1208,13 +1208,52 @@ fn valid_dns_name(n: &str) -> bool {
 
 /// Hex bytes as text, when they are UTF-8.
 fn hex_text(hex: &str) -> Option<String> {
-    let h = hex.trim_start_matches("0x");
-    if !h.len().is_multiple_of(2) {
-        return None;
+    // keepalived's free format: hex digit pairs within each word, a last odd digit is a
+    // byte of its own ("Ab12f 3" is AB 12 0F 03).
+    let mut bytes = Vec::new();
+    for word in hex.split_whitespace() {
+        let digits: Vec<u32> = word
+            .chars()
+            .map(|c| c.to_digit(16))
+            .collect::<Option<_>>()?;
+        for pair in digits.chunks(2) {
+            let b = match pair {
+                [hi, lo] => hi * 16 + lo,
+                [one] => *one,
+                _ => return None,
+            };
+            bytes.push(u8::try_from(b).ok()?);
+        }
     }
-    let bytes: Option<Vec<u8>> = (0..h.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_read_as_keepalived_reads_it() {
+        assert_eq!(hex_text("70696e67").as_deref(), Some("ping"));
+        // 07 06 96 E6 07 is not UTF-8 text.
+        assert_eq!(hex_text("7 0696e67"), None);
+        assert_eq!(hex_text("41 4 42").as_deref(), Some("A\u{4}B"));
+        assert_eq!(hex_text("zz"), None);
+        assert_eq!(hex_text("4x"), None);
+    }
+
+    #[test]
+    fn netmasks() {
+        let n = Node {
+            loc: crate::Loc {
+                file: "f".into(),
+                line: 1,
+            },
+            words: vec!["persistence_granularity".into()],
+            block: None,
+        };
+        assert_eq!(netmask_len(&n, "255.255.255.0").ok(), Some(24));
+        assert_eq!(netmask_len(&n, "0.0.0.0").ok(), Some(0));
+        assert!(netmask_len(&n, "255.0.255.0").is_err());
+    }
 }
