@@ -15,6 +15,7 @@ pub mod check_config;
 pub mod check_once;
 pub mod daemon;
 pub mod director;
+pub mod import_keepalived;
 pub mod ipvs_worker;
 pub mod logging;
 pub mod metrics;

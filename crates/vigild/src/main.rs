@@ -47,6 +47,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read a keepalived.conf and write the equivalent cluster file (stdout unless -o):
+    /// a warning on stderr for everything that does not map; exit 0 when a file was
+    /// written, 1 when the input cannot be read.
+    ImportKeepalived {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Select `@ID` lines as keepalived's -i/--config-id (default: the node name up
+        /// to its first dot, as keepalived).
+        #[arg(short = 'i', long, value_name = "ID")]
+        config_id: Option<String>,
+        /// Write the cluster file here instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +68,11 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { files }) => vigild::check_config::run(&files),
         Some(Command::CheckOnce { file, json }) => vigild::check_once::run(&file, json),
+        Some(Command::ImportKeepalived {
+            file,
+            config_id,
+            output,
+        }) => vigild::import_keepalived::run(&file, config_id, output.as_deref()),
         None => {
             let Some(config) = cli.config else {
                 eprintln!("vigild: no cluster file: give --config FILE (or set VIGIL_CONFIG)");

@@ -1,0 +1,1259 @@
+//! `virtual_server` (and `virtual_server_group`) → `[[virtual_server]]`, `real_server` →
+//! `real_server` entries, and the checkers → `check`.
+
+use std::net::IpAddr;
+
+use super::text::{Section, array, inline, one_line, q};
+use super::vrrp::shorter_than;
+use super::{Mapper, arg, boolean, dur, int_in, ip, sanitize_name, secs_us};
+use crate::reader::{Loc, Node, ReadError};
+
+/// IPVS schedulers vigil knows (those of Linux 6.x).
+const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+];
+
+pub(super) const CHECKERS: &[&str] = &[
+    "TCP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "DNS_CHECK",
+    "MISC_CHECK",
+    "UDP_CHECK",
+    "SMTP_CHECK",
+    "FILE_CHECK",
+    "BFD_CHECK",
+    "PING_CHECK",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Key {
+    Addr(IpAddr, u16),
+    Fwmark(u32),
+}
+
+/// Checker settings a virtual or real server gives its checkers.
+#[derive(Debug, Clone, Default)]
+struct CheckDefaults {
+    delay_loop_us: Option<u64>,
+    retry: Option<i64>,
+    delay_before_retry_us: Option<u64>,
+    warmup_us: Option<u64>,
+    connect_timeout_us: Option<u64>,
+    alpha: Option<bool>,
+    virtualhost: Option<String>,
+}
+
+impl CheckDefaults {
+    /// Reads one of the shared keywords; false when `n` is not one.
+    fn read(&mut self, n: &Node) -> Result<bool, ReadError> {
+        match n.keyword() {
+            "delay_loop" => self.delay_loop_us = Some(secs_us(n, 0)?),
+            "retry" | "nb_get_retry" | "nb_sock_retry" => {
+                self.retry = Some(int_in(n, 0, 0, 1_000_000)?)
+            }
+            "delay_before_retry" => self.delay_before_retry_us = Some(secs_us(n, 0)?),
+            "warmup" => self.warmup_us = Some(secs_us(n, 0)?),
+            "connect_timeout" => self.connect_timeout_us = Some(secs_us(n, 0)?),
+            "alpha" => self.alpha = Some(boolean(n)?),
+            "virtualhost" => self.virtualhost = Some(arg(n, 0)?.to_string()),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// One real server, ready to write.
+struct Rs {
+    fields: Vec<(String, String)>,
+    weight: i64,
+    check: Option<Vec<(String, String)>>,
+    inhibit: Option<bool>,
+    comments: Section,
+    /// Not written: only its comments are.
+    dropped: bool,
+}
+
+impl Rs {
+    fn dropped(comments: Section) -> Self {
+        Rs {
+            fields: Vec::new(),
+            weight: 0,
+            check: None,
+            inhibit: None,
+            comments,
+            dropped: true,
+        }
+    }
+}
+
+impl Mapper<'_> {
+    /// `lvs_method TUN type gue port N csum`: vigil's tunnels are IPIP.
+    fn tunnel_options(&mut self, sec: &mut Section, n: &Node) {
+        if n.args().len() > 1 {
+            let opts = n.args()[1..].join(" ");
+            self.warn(
+                sec,
+                n,
+                n.keyword(),
+                format!("`{opts}` dropped: vigil's tunnels are IPIP, as IPVS's default"),
+            );
+        }
+    }
+
+    pub(super) fn virtual_server(&mut self, n: &Node) -> Result<Vec<Section>, ReadError> {
+        let args = n.args();
+        let mut keys = Vec::new();
+        // Services on every port (no port given, persistent in keepalived).
+        let mut all_ports: Vec<(IpAddr, Loc)> = Vec::new();
+        let mut group = None;
+        match (args.first().map(String::as_str), args.get(1)) {
+            (Some("fwmark"), Some(m)) => keys.push(Key::Fwmark(fwmark(n, m)?)),
+            (Some("group"), Some(g)) => {
+                let members = self.vs_groups.get(g).cloned().ok_or_else(|| {
+                    ReadError::new(
+                        &n.loc,
+                        format!("virtual_server group {g}: there is no virtual_server_group {g}"),
+                    )
+                })?;
+                for m in &members {
+                    for member in group_member(m)? {
+                        match member {
+                            Ok(k) => keys.push(k),
+                            Err(a) => all_ports.push((a, m.loc.clone())),
+                        }
+                    }
+                }
+                group = Some(g.clone());
+            }
+            (Some(a), Some(p)) => keys.push(Key::Addr(ip(n, a)?, port(n, p)?)),
+            (Some(a), None) if a != "fwmark" && a != "group" => {
+                all_ports.push((ip(n, a)?, n.loc.clone()));
+            }
+            _ => {
+                return Err(ReadError::new(
+                    &n.loc,
+                    "virtual_server needs `IP PORT`, `fwmark N` or `group NAME`",
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        let mut first = Section::new("");
+        for (a, loc) in &all_ports {
+            self.warn_at(&mut first, loc, "virtual_server", format!("{a} without a port dropped: a service on every port has no vigil equivalent (mark the traffic and use a fwmark service)"));
+        }
+        if keys.is_empty() {
+            return Ok(vec![first]);
+        }
+        if let Some(g) = &group {
+            self.warn(&mut first, n, "virtual_server", format!("group {g} approximated: vigil has no virtual server groups; written as {} virtual servers with the same settings (each checks its real servers and keeps its quorum on its own)", keys.len()));
+        }
+        for (i, key) in keys.iter().enumerate() {
+            self.quiet = i > 0;
+            let mut sec = self.one_virtual_server(n, *key, group.as_deref())?;
+            if i == 0 {
+                sec.prepend(std::mem::take(&mut first));
+            }
+            out.push(sec);
+        }
+        self.quiet = false;
+        Ok(out)
+    }
+
+    fn one_virtual_server(
+        &mut self,
+        n: &Node,
+        key: Key,
+        group: Option<&str>,
+    ) -> Result<Section, ReadError> {
+        let mut sec = Section::new("");
+        let mut defaults = CheckDefaults::default();
+        let mut protocol = "tcp".to_string();
+        let mut scheduler: Option<String> = None;
+        let mut flags: Vec<(&str, &Node)> = Vec::new();
+        let mut forwarding = "nat".to_string();
+        let mut persistence: Option<u64> = None;
+        let mut granularity: Option<(u8, bool)> = None;
+        let mut quorum = 1i64;
+        let mut hysteresis = 0i64;
+        let mut sorry: Option<(IpAddr, Option<u16>, Node)> = None;
+        let mut inhibit: Option<bool> = None;
+        let mut ipv6_family = None;
+        let mut real_servers = Vec::new();
+        for c in n.children() {
+            let kw = c.keyword();
+            if defaults.read(c)? {
+                continue;
+            }
+            match kw {
+                "lvs_sched" | "lb_algo" => {
+                    let s = arg(c, 0)?.to_ascii_lowercase();
+                    if SCHEDULERS.contains(&s.as_str()) {
+                        scheduler = Some(s);
+                    } else {
+                        self.warn(
+                            &mut sec,
+                            c,
+                            kw,
+                            format!("\"{s}\" dropped: not a scheduler vigil knows; it uses wlc"),
+                        );
+                    }
+                }
+                "lvs_method" | "lb_kind" => {
+                    forwarding = method(c)?;
+                    self.tunnel_options(&mut sec, c);
+                }
+                "persistence_timeout" => {
+                    persistence = Some(match c.args().first() {
+                        Some(_) => secs_us(c, 0)?,
+                        None => 360_000_000,
+                    });
+                }
+                "persistence_granularity" => {
+                    let g = arg(c, 0)?;
+                    granularity = Some(match g.parse::<u8>() {
+                        Ok(p) => (p, true),
+                        Err(_) => (netmask_len(c, g)?, false),
+                    });
+                }
+                "protocol" => {
+                    protocol = match arg(c, 0)?.to_ascii_uppercase().as_str() {
+                        "TCP" => "tcp".into(),
+                        "UDP" => "udp".into(),
+                        "SCTP" => "sctp".into(),
+                        other => {
+                            return Err(ReadError::new(
+                                &c.loc,
+                                format!("protocol \"{other}\": keepalived knows TCP, UDP and SCTP"),
+                            ));
+                        }
+                    };
+                }
+                "quorum" => quorum = int_in(c, 0, 0, u32::MAX.into())?,
+                "hysteresis" => hysteresis = int_in(c, 0, 0, u32::MAX.into())?,
+                "ip_family" => {
+                    ipv6_family = Some(match arg(c, 0)? {
+                        "inet" => false,
+                        "inet6" => true,
+                        other => {
+                            return Err(ReadError::new(
+                                &c.loc,
+                                format!("ip_family \"{other}\": keepalived knows inet and inet6"),
+                            ));
+                        }
+                    });
+                }
+                "sorry_server" => {
+                    let a = ip(c, arg(c, 0)?)?;
+                    let p = opt_port(c, c.args().get(1))?;
+                    sorry = Some((a, p, c.clone()));
+                }
+                "sorry_server_lvs_method" => {
+                    let m = method(c)?;
+                    if m != forwarding {
+                        self.warn(
+                            &mut sec,
+                            c,
+                            kw,
+                            format!(
+                                "{} dropped: the sorry server takes the service's forwarding",
+                                arg(c, 0)?
+                            ),
+                        );
+                    }
+                }
+                "inhibit_on_failure" => inhibit = Some(boolean(c)?),
+                "flag-1" | "sh-fallback" | "mh-fallback" => flags.push(("fallback", c)),
+                "flag-2" | "sh-port" | "mh-port" => flags.push(("port", c)),
+                "real_server" => real_servers.push(c),
+                _ => self.unhandled(&mut sec, "virtual_server", c),
+            }
+        }
+
+        // The key and the name first.
+        let service = match key {
+            Key::Addr(a, p) => format!("{protocol} {}", sockaddr(a, p)),
+            Key::Fwmark(m) => format!("fwmark {m}"),
+        };
+        if let Some(first) = self.services.get(&service) {
+            return Err(ReadError::new(
+                &n.loc,
+                format!("virtual_server {service} is defined twice (first at {first})"),
+            ));
+        }
+        self.services.insert(service, n.loc.clone());
+        let name = self.vs_name(key, &protocol, group);
+        sec.set_first("name", q(&name));
+        match key {
+            Key::Addr(a, p) => {
+                sec.set_after("address", q(&sockaddr(a, p)), &["name"]);
+                if protocol != "tcp" {
+                    sec.set_after("protocol", q(&protocol), &["address"]);
+                }
+            }
+            Key::Fwmark(m) => {
+                sec.set_after("fwmark", m.to_string(), &["name"]);
+                // keepalived takes a fwmark service's family from ip_family, else from its
+                // real servers.
+                let v6 = ipv6_family.unwrap_or_else(|| {
+                    real_servers
+                        .first()
+                        .and_then(|r| r.args().first()?.parse::<IpAddr>().ok())
+                        .is_some_and(|a| a.is_ipv6())
+                });
+                if v6 {
+                    sec.set_after("family", q("ipv6"), &["fwmark"]);
+                }
+                if protocol != "tcp" {
+                    self.warn(
+                        &mut sec,
+                        n,
+                        "protocol",
+                        format!(
+                            "{} dropped: a fwmark service takes whatever the firewall marked",
+                            protocol.to_ascii_uppercase()
+                        ),
+                    );
+                }
+            }
+        }
+        let sched = scheduler.unwrap_or_else(|| "wlc".into());
+        if sched != "wlc" {
+            sec.set("scheduler", q(&sched));
+        }
+        let mut fl: Vec<String> = Vec::new();
+        for (f, c) in flags {
+            if sched == "sh" || sched == "mh" {
+                if !fl.contains(&q(f)) {
+                    fl.push(q(f));
+                }
+            } else {
+                self.warn(
+                    &mut sec,
+                    c,
+                    c.keyword(),
+                    format!("dropped: scheduler flags apply to sh and mh only, not {sched}"),
+                );
+            }
+        }
+        if !fl.is_empty() {
+            sec.set("scheduler_flags", array(&fl));
+        }
+        if forwarding != "nat" {
+            sec.set("forwarding", q(&forwarding));
+        }
+        let v6 = match key {
+            Key::Addr(a, _) => a.is_ipv6(),
+            Key::Fwmark(_) => sec.get("family").is_some(),
+        };
+        if let Some(p) = persistence {
+            let secs = p.div_ceil(1_000_000).max(1);
+            sec.set("persistence", format!("\"{secs}s\""));
+            if let Some((len, _)) = granularity {
+                let max = if v6 { 128 } else { 32 };
+                if len < max {
+                    sec.set("persistence_prefix", len.min(max).to_string());
+                }
+            }
+        } else if let Some((_, _)) = granularity {
+            self.warn(
+                &mut sec,
+                n,
+                "persistence_granularity",
+                "dropped: it needs persistence_timeout",
+            );
+        }
+
+        let (svc_port, vs_ip) = match key {
+            Key::Addr(a, p) => (Some(p), Some(a)),
+            Key::Fwmark(_) => (None, None),
+        };
+        let mut all_rs = Vec::new();
+        let mut endpoints = std::collections::HashSet::new();
+        for r in real_servers {
+            let mut rs = self.real_server(r, &defaults, svc_port, &forwarding, v6, vs_ip)?;
+            if !rs.dropped {
+                // The endpoint IPVS sees: a bare address takes the service's port.
+                let addr = rs.fields[0].1.trim_matches('"').to_string();
+                let endpoint = match (addr.parse::<IpAddr>(), svc_port) {
+                    (Ok(a), Some(p)) => sockaddr(a, p),
+                    _ => addr,
+                };
+                if !endpoints.insert(endpoint.clone()) {
+                    self.warn(
+                        &mut rs.comments,
+                        r,
+                        "real_server",
+                        format!("{endpoint} dropped: the virtual server has it already"),
+                    );
+                    rs.dropped = true;
+                }
+            }
+            all_rs.push(rs);
+        }
+        let rss: Vec<&Rs> = all_rs.iter().filter(|r| !r.dropped).collect();
+
+        self.quorum(&mut sec, n, quorum, hysteresis, &rss);
+        if let Some((a, p, c)) = sorry {
+            let port_ok = forwarding == "nat" || svc_port.is_none() || p == svc_port;
+            let text = match (p, port_ok) {
+                (Some(p), true) => sockaddr(a, p),
+                (Some(p), false) => {
+                    self.warn(&mut sec, &c, "sorry_server", format!("port {p} dropped: {forwarding} forwarding cannot change ports, the service's is used"));
+                    a.to_string()
+                }
+                (None, _) => a.to_string(),
+            };
+            if svc_port.is_none() && p.is_none() {
+                self.warn(
+                    &mut sec,
+                    &c,
+                    "sorry_server",
+                    "dropped: a fwmark service's sorry server needs a port in vigil",
+                );
+            } else if a.is_ipv6() != v6 && forwarding != "tunnel" {
+                self.warn(
+                    &mut sec,
+                    &c,
+                    "sorry_server",
+                    format!("{a} dropped: only tunnel forwarding mixes address families"),
+                );
+            } else if Some(a) == vs_ip {
+                self.warn(&mut sec, &c, "sorry_server", format!("{a} dropped: it is the service's own address (the director would forward to itself)"));
+            } else {
+                sec.set("sorry_server", q(&text));
+            }
+        }
+
+        // vigil has inhibit_on_failure per virtual server.
+        let effective: Vec<bool> = rss
+            .iter()
+            .map(|r| r.inhibit.or(inhibit).unwrap_or(false))
+            .collect();
+        let on = effective.iter().filter(|b| **b).count();
+        if on > 0 {
+            let all = on == effective.len();
+            let majority = on * 2 >= effective.len();
+            if !all {
+                self.warn(&mut sec, n, "inhibit_on_failure", format!("approximated: set on {on} of {} real servers; vigil sets it for the whole virtual server: written as {majority}", effective.len()));
+            }
+            if majority {
+                sec.set("inhibit_on_failure", "true".into());
+            }
+        }
+
+        // One check for all when every real server has the same one.
+        let shared = match rss.first().and_then(|r| r.check.clone()) {
+            Some(c) if rss.iter().all(|r| r.check.as_ref() == Some(&c)) => Some(c),
+            _ => None,
+        };
+        if let Some(c) = &shared {
+            sec.set("check", inline(c));
+        }
+        if !all_rs.is_empty() {
+            let mut lines = vec!["real_server = [".to_string()];
+            for mut r in all_rs {
+                lines.extend(r.comments.lines.iter().map(|l| format!("  {l}")));
+                if r.dropped {
+                    continue;
+                }
+                if shared.is_none()
+                    && let Some(c) = r.check.take()
+                {
+                    r.fields.push(("check".into(), inline(&c)));
+                }
+                lines.push(format!("  {},", inline(&r.fields)));
+            }
+            lines.push("]".to_string());
+            sec.lines.push(lines.join("\n"));
+        }
+        let mut full = Section::new("[[virtual_server]]");
+        full.absorb(sec);
+        Ok(full)
+    }
+
+    fn vs_name(&mut self, key: Key, protocol: &str, group: Option<&str>) -> String {
+        let base = match key {
+            Key::Addr(a, p) => {
+                let ip = a.to_string().replace(':', "_");
+                let mut s = format!("{ip}-{p}");
+                if protocol != "tcp" {
+                    s.push('-');
+                    s.push_str(protocol);
+                }
+                s
+            }
+            Key::Fwmark(m) => format!("fwmark-{m}"),
+        };
+        let base = match group {
+            Some(g) => format!("{g}-{base}"),
+            None => base,
+        };
+        let base = sanitize_name(&base);
+        let mut name = base.clone();
+        let mut i = 2;
+        while self.vs_names.contains(&name) {
+            name = format!("{base}-{i}");
+            i += 1;
+        }
+        self.vs_names.insert(name.clone());
+        name
+    }
+
+    /// keepalived's quorum is a sum of weights, vigil's a count of servers.
+    fn quorum(&mut self, sec: &mut Section, n: &Node, quorum: i64, hysteresis: i64, rss: &[&Rs]) {
+        if quorum <= 1 && hysteresis == 0 {
+            if quorum == 0 {
+                sec.set("quorum", "0".into());
+            }
+            return;
+        }
+        let count = rss.len() as i64;
+        if count == 0 {
+            return;
+        }
+        let weights: Vec<i64> = rss.iter().map(|r| r.weight).collect();
+        let total: i64 = weights.iter().sum();
+        let per = if weights.iter().all(|w| *w == weights[0]) {
+            weights[0].max(1)
+        } else {
+            (total / count).max(1)
+        };
+        let mut q_servers = (quorum + per - 1) / per;
+        let mut h_servers = hysteresis / per;
+        let exact =
+            weights.iter().all(|w| *w == weights[0]) && quorum % per == 0 && hysteresis % per == 0;
+        if !exact {
+            self.warn(sec, n, "quorum", format!("approximated: keepalived's quorum {quorum} (hysteresis {hysteresis}) is a sum of weights; vigil counts servers: written as {q_servers} (hysteresis {h_servers}) at about {per} weight per server"));
+        }
+        if q_servers > count {
+            self.warn(sec, n, "quorum", format!("{q_servers} servers written as {count}: vigil's quorum cannot exceed the real servers (keepalived's could never be met)"));
+            q_servers = count;
+        }
+        if h_servers > 0 && h_servers >= q_servers {
+            h_servers = (q_servers - 1).max(0);
+            self.warn(
+                sec,
+                n,
+                "hysteresis",
+                format!("written as {h_servers}: vigil's must be smaller than the quorum"),
+            );
+        }
+        if q_servers != 1 {
+            sec.set("quorum", q_servers.to_string());
+        }
+        if h_servers != 0 {
+            sec.set("hysteresis", h_servers.to_string());
+        }
+    }
+
+    fn real_server(
+        &mut self,
+        n: &Node,
+        vs_defaults: &CheckDefaults,
+        svc_port: Option<u16>,
+        vs_forwarding: &str,
+        vs_v6: bool,
+        vs_ip: Option<IpAddr>,
+    ) -> Result<Rs, ReadError> {
+        let mut comments = Section::new("");
+        let a = ip(n, arg(n, 0)?)?;
+        let p = opt_port(n, n.args().get(1))?;
+        let mut defaults = vs_defaults.clone();
+        let mut weight = 1i64;
+        let mut forwarding: Option<String> = None;
+        let mut upper = None;
+        let mut lower = None;
+        let mut inhibit = None;
+        let mut checkers = Vec::new();
+        for c in n.children() {
+            let kw = c.keyword();
+            if defaults.read(c)? {
+                continue;
+            }
+            match kw {
+                "weight" => weight = int_in(c, 0, 0, 65_535)?,
+                "lvs_method" | "lb_kind" => {
+                    forwarding = Some(method(c)?);
+                    self.tunnel_options(&mut comments, c);
+                }
+                "uthreshold" => upper = Some(int_in(c, 0, 0, u32::MAX.into())?),
+                "lthreshold" => lower = Some(int_in(c, 0, 0, u32::MAX.into())?),
+                "inhibit_on_failure" => inhibit = Some(boolean(c)?),
+                k if CHECKERS.contains(&k) => checkers.push(c),
+                _ => self.unhandled(&mut comments, "real_server", c),
+            }
+        }
+        let fwd = forwarding
+            .clone()
+            .unwrap_or_else(|| vs_forwarding.to_string());
+        let address = match (p, svc_port) {
+            (None, None) => {
+                self.warn(
+                    &mut comments,
+                    n,
+                    "real_server",
+                    format!("{a} dropped: a real server of a fwmark service needs a port in vigil"),
+                );
+                return Ok(Rs::dropped(comments));
+            }
+            (None, Some(_)) => a.to_string(),
+            (Some(p), Some(sp)) if p != sp && fwd != "nat" => {
+                self.warn(&mut comments, n, "real_server", format!("port {p} dropped: {fwd} forwarding cannot change ports, so IPVS uses the service's ({sp})"));
+                a.to_string()
+            }
+            (Some(p), _) => sockaddr(a, p),
+        };
+        if Some(a) == vs_ip {
+            self.warn(&mut comments, n, "real_server", format!("{a} dropped: it is the service's own address (the director would forward to itself)"));
+            return Ok(Rs::dropped(comments));
+        }
+        if a.is_ipv6() != vs_v6 && fwd != "tunnel" {
+            self.warn(
+                &mut comments,
+                n,
+                "real_server",
+                format!("{a} dropped: only tunnel forwarding mixes address families"),
+            );
+            return Ok(Rs::dropped(comments));
+        }
+        let mut fields = vec![("address".to_string(), q(&address))];
+        if weight != 1 {
+            fields.push(("weight".into(), weight.to_string()));
+        }
+        if let Some(f) = forwarding.filter(|f| f != vs_forwarding) {
+            fields.push(("forwarding".into(), q(&f)));
+        }
+        if let Some(u) = upper {
+            fields.push(("upper_threshold".into(), u.to_string()));
+        }
+        if let Some(l) = lower {
+            let l = match upper {
+                Some(u) if l > u => {
+                    self.warn(
+                        &mut comments,
+                        n,
+                        "lthreshold",
+                        format!("{l} written as {u}: it may not exceed uthreshold"),
+                    );
+                    u
+                }
+                _ => l,
+            };
+            fields.push(("lower_threshold".into(), l.to_string()));
+        }
+        let mut check = None;
+        for (i, c) in checkers.iter().enumerate() {
+            if i == 0 {
+                check = self.checker(c, a, &defaults, &mut comments, &mut inhibit)?;
+            } else {
+                self.warn(
+                    &mut comments,
+                    c,
+                    c.keyword(),
+                    format!(
+                        "dropped: vigil runs one check per real server; the {} at line {} is kept",
+                        checkers[0].keyword(),
+                        checkers[0].loc.line
+                    ),
+                );
+            }
+        }
+        Ok(Rs {
+            fields,
+            weight,
+            check,
+            inhibit,
+            comments,
+            dropped: false,
+        })
+    }
+
+    fn checker(
+        &mut self,
+        c: &Node,
+        rs_ip: IpAddr,
+        rs_defaults: &CheckDefaults,
+        sec: &mut Section,
+        inhibit: &mut Option<bool>,
+    ) -> Result<Option<Vec<(String, String)>>, ReadError> {
+        let kind = c.keyword();
+        let mut d = rs_defaults.clone();
+        let mut f: Vec<(String, String)> = Vec::new();
+        let vigil_kind = match kind {
+            "TCP_CHECK" | "SMTP_CHECK" => "tcp",
+            "HTTP_GET" => "http",
+            "SSL_GET" => "https",
+            "DNS_CHECK" => "dns",
+            "MISC_CHECK" => "exec",
+            "UDP_CHECK" => "udp",
+            "PING_CHECK" => "icmp",
+            _ => {
+                self.warn(
+                    sec,
+                    c,
+                    kind,
+                    format!(
+                        "dropped: vigil has no {} (the real server is {})",
+                        if kind == "FILE_CHECK" {
+                            "file checks"
+                        } else {
+                            "BFD checks"
+                        },
+                        "unchecked unless it has another check"
+                    ),
+                );
+                return Ok(None);
+            }
+        };
+        f.push(("kind".into(), q(vigil_kind)));
+        let mut address = None;
+        let mut port_v = None;
+        let mut bind = None;
+        let mut misc_timeout = None;
+        let mut default_retry = 1;
+        let mut dns_type = "SOA".to_string();
+        let mut dns_name = ".".to_string();
+        let mut urls = Vec::new();
+        let mut sni: Option<String> = None;
+        let mut misc_cmd = None;
+        let mut misc_user = None;
+        let mut payload: Option<String> = None;
+        let mut reply: Option<String> = None;
+        for o in c.children() {
+            let kw = o.keyword();
+            if d.read(o)? {
+                continue;
+            }
+            match (kind, kw) {
+                (_, "connect_ip") => address = Some(ip(o, arg(o, 0)?)?),
+                (_, "connect_port") => port_v = Some(port(o, arg(o, 0)?)?),
+                (_, "bindto" | "bind_to") => bind = Some(ip(o, arg(o, 0)?)?),
+                (_, "inhibit_on_failure") => *inhibit = Some(boolean(o)?),
+                ("HTTP_GET" | "SSL_GET", "url") => urls.push(o),
+                ("SSL_GET", "sni_name") => sni = Some(arg(o, 0)?.to_string()),
+                ("SSL_GET", "enable_sni") => {}
+                ("HTTP_GET" | "SSL_GET", "http_protocol" | "fast_recovery" | "tls_compliant") => {
+                    self.warn(sec, o, kw, "dropped: vigil sends HTTP/1.1 requests with SNI (https) and reads the whole response");
+                }
+                ("DNS_CHECK", "type") => dns_type = arg(o, 0)?.to_ascii_uppercase(),
+                ("DNS_CHECK", "name") => dns_name = arg(o, 0)?.to_string(),
+                ("MISC_CHECK", "misc_path") => misc_cmd = self.program(o, sec)?,
+                ("MISC_CHECK", "misc_timeout") => misc_timeout = Some(secs_us(o, 0)?),
+                ("MISC_CHECK", "user") => {
+                    misc_user = Some(arg(o, 0)?.to_string());
+                    if o.args().len() > 1 {
+                        self.warn(sec, o, kw, "group dropped: vigil runs the check with the user's own group");
+                    }
+                }
+                ("MISC_CHECK", "misc_dynamic") => self.warn(sec, o, kw, "dropped: vigil does not set weights from a program's exit code; 0 is up, anything else down"),
+                ("UDP_CHECK", "payload") => payload = Some(o.args().join(" ")),
+                ("UDP_CHECK", "require_reply") => reply = Some(o.args().join(" ")),
+                ("SMTP_CHECK", "helo_name" | "host") => self.warn(sec, o, kw, "dropped: vigil's approximation of SMTP_CHECK reads the greeting only"),
+                _ => self.unhandled(sec, "checker", o),
+            }
+        }
+        match kind {
+            "HTTP_GET" | "SSL_GET" => {
+                let mut host = d.virtualhost.clone();
+                for (i, u) in urls.iter().enumerate() {
+                    if i > 0 {
+                        self.warn(
+                            sec,
+                            u,
+                            "url",
+                            format!(
+                                "dropped: vigil checks one URL; the one at line {} is kept",
+                                urls[0].loc.line
+                            ),
+                        );
+                        continue;
+                    }
+                    for o in u.children() {
+                        match o.keyword() {
+                            "path" => {
+                                let p = arg(o, 0)?;
+                                if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                                    self.warn(sec, o, "path", format!("\"{p}\" dropped: not a request path (it must start with '/' and have no spaces); \"/\" is asked"));
+                                } else if p != "/" {
+                                    f.push(("path".into(), q(p)));
+                                }
+                            }
+                            "status_code" => {
+                                let codes = self.status_codes(o)?;
+                                if codes != ["\"200-299\""] {
+                                    f.push(("expect_status".into(), array(&codes)));
+                                }
+                            }
+                            "virtualhost" => host = Some(arg(o, 0)?.to_string()),
+                            "digest" => self.warn(sec, o, "digest", "dropped: vigil compares bodies by SHA-256 (`body_sha256`), not MD5; compute it from the page"),
+                            "regex" => {
+                                let re = arg(o, 0)?;
+                                if regex::Regex::new(re).is_ok() {
+                                    f.push(("body_regex".into(), q(re)));
+                                } else {
+                                    self.warn(sec, o, "regex", "dropped: not a regular expression vigil's (Rust) syntax accepts");
+                                }
+                            }
+                            _ => self.unhandled(sec, "url", o),
+                        }
+                    }
+                }
+                if let Some(h) = host {
+                    if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        self.warn(sec, c, "virtualhost", format!("\"{h}\" dropped: not a Host header (no spaces); the probed address is sent"));
+                    } else {
+                        f.insert(1, ("host".into(), q(&h)));
+                    }
+                }
+                if kind == "SSL_GET" {
+                    // keepalived's SSL_GET does not verify the certificate.
+                    f.push(("tls_verify".into(), "false".into()));
+                    if let Some(n) = sni {
+                        f.push(("tls_server_name".into(), q(&n)));
+                    }
+                }
+            }
+            "DNS_CHECK" => {
+                default_retry = 3;
+                if !valid_dns_name(&dns_name) {
+                    self.warn(
+                        sec,
+                        c,
+                        "name",
+                        format!("\"{dns_name}\" written as \".\": not a DNS name"),
+                    );
+                    dns_name = ".".into();
+                }
+                f.push(("query_name".into(), q(&dns_name)));
+                const TYPES: &[&str] = &["A", "AAAA", "SOA", "NS", "MX", "TXT", "CNAME"];
+                if TYPES.contains(&dns_type.as_str()) {
+                    if dns_type != "A" {
+                        f.push(("query_type".into(), q(&dns_type)));
+                    }
+                } else {
+                    self.warn(sec, c, "type", format!("{dns_type} written as SOA: vigil asks A, AAAA, SOA, NS, MX, TXT or CNAME"));
+                    f.push(("query_type".into(), q("SOA")));
+                }
+            }
+            "MISC_CHECK" => {
+                default_retry = 0;
+                let Some(cmd) = misc_cmd else {
+                    self.warn(sec, c, kind, "dropped: no misc_path");
+                    return Ok(None);
+                };
+                f.push((
+                    "command".into(),
+                    one_line(&cmd.iter().map(|a| q(a)).collect::<Vec<_>>()),
+                ));
+                let user = match misc_user {
+                    Some(u) => Some(u),
+                    None => self.default_user(sec, c),
+                };
+                if let Some(u) = user.filter(|u| u != "nobody") {
+                    f.push(("user".into(), q(&u)));
+                }
+            }
+            "UDP_CHECK" => {
+                let send = match payload {
+                    Some(hex) => match hex_text(&hex) {
+                        Some(s) => s,
+                        None => {
+                            self.warn(sec, c, "payload", "dropped: not hex bytes vigil can send as text; an empty datagram is sent");
+                            String::new()
+                        }
+                    },
+                    None => String::new(),
+                };
+                f.push(("send".into(), q(&send)));
+                if let Some(hex) = reply
+                    && !hex.is_empty()
+                {
+                    match hex_text(&hex) {
+                        Some(s) => f.push(("expect".into(), q(&format!("^{}", regex::escape(&s))))),
+                        None => self.warn(
+                            sec,
+                            c,
+                            "require_reply",
+                            "dropped: not hex bytes vigil can match as text",
+                        ),
+                    }
+                }
+            }
+            "SMTP_CHECK" => {
+                self.warn(sec, c, kind, "approximated: a tcp check that expects the \"220\" greeting (vigil has no SMTP check)");
+                f.push(("expect".into(), q("^220")));
+            }
+            "PING_CHECK" if port_v.take().is_some() => {
+                self.warn(sec, c, "connect_port", "dropped: a ping has no port");
+            }
+            _ => {}
+        }
+
+        // Timing: keepalived checks every delay_loop and, after a failure, retries `retry`
+        // times delay_before_retry apart before the server is down; one success is up.
+        let interval = d.delay_loop_us.unwrap_or(60_000_000);
+        let iv = interval.clamp(10_000, 3_600_000_000);
+        if iv != interval {
+            self.warn(
+                sec,
+                c,
+                "delay_loop",
+                format!(
+                    "written as {}: vigil checks every 10ms to 1h",
+                    dur(iv).trim_matches('"')
+                ),
+            );
+        }
+        f.push(("interval".into(), dur(iv)));
+        let timeout = if kind == "MISC_CHECK" {
+            misc_timeout.unwrap_or(iv)
+        } else {
+            d.connect_timeout_us.unwrap_or(5_000_000)
+        };
+        let to = if timeout >= iv || timeout == 0 {
+            let fitted = shorter_than(iv);
+            if misc_timeout.is_some() || d.connect_timeout_us.is_some() || kind != "MISC_CHECK" {
+                let given = if kind == "MISC_CHECK" {
+                    misc_timeout.is_some()
+                } else {
+                    d.connect_timeout_us.is_some()
+                };
+                let what = if given { "" } else { "keepalived's default " };
+                self.warn(
+                    sec,
+                    c,
+                    if kind == "MISC_CHECK" {
+                        "misc_timeout"
+                    } else {
+                        "connect_timeout"
+                    },
+                    format!(
+                        "{what}{} written as {}: vigil's timeout must be shorter than the interval",
+                        dur(timeout).trim_matches('"'),
+                        dur(fitted).trim_matches('"')
+                    ),
+                );
+            }
+            fitted
+        } else {
+            timeout
+        };
+        f.push(("timeout".into(), dur(to)));
+        f.push(("rise".into(), "1".into()));
+        let retry = d.retry.unwrap_or(default_retry);
+        let fall = (retry + 1).min(100);
+        if fall != retry + 1 {
+            self.warn(
+                sec,
+                c,
+                "retry",
+                format!("{retry} written as fall = 100, vigil's most"),
+            );
+        }
+        if fall != 3 {
+            f.push(("fall".into(), fall.to_string()));
+        }
+        if retry > 0 {
+            // keepalived's defaults: the delay_loop for DNS, 3 s for HTTP(S), else 1 s.
+            let rd = d.delay_before_retry_us.unwrap_or(match kind {
+                "DNS_CHECK" => iv,
+                "HTTP_GET" | "SSL_GET" => 3_000_000,
+                _ => 1_000_000,
+            });
+            let fitted = rd.clamp(10_000, iv);
+            if fitted != rd {
+                self.warn(
+                    sec,
+                    c,
+                    "delay_before_retry",
+                    format!(
+                        "{} written as {}: vigil's retry delay is from 10ms to the interval",
+                        dur(rd).trim_matches('"'),
+                        dur(fitted).trim_matches('"')
+                    ),
+                );
+            }
+            if fitted != iv {
+                f.push(("retry_delay".into(), dur(fitted)));
+            }
+        }
+        if let Some(w) = d.warmup_us {
+            let w = w.min(3_600_000_000);
+            if w != iv {
+                f.push(("start_spread".into(), dur(w)));
+            }
+        }
+        // Without alpha keepalived starts a real server up; vigil's default is down.
+        if !d.alpha.unwrap_or(false) {
+            f.push(("initial_state".into(), q("up")));
+        }
+        if let Some(a) = address {
+            f.push(("address".into(), q(&a.to_string())));
+        }
+        if let Some(p) = port_v {
+            f.push(("port".into(), p.to_string()));
+        }
+        if let Some(b) = bind {
+            // A probe's source must be of the family of what it probes.
+            if b.is_ipv6() == address.unwrap_or(rs_ip).is_ipv6() {
+                f.push(("bind".into(), q(&b.to_string())));
+            } else {
+                self.warn(
+                    sec,
+                    c,
+                    "bindto",
+                    format!("{b} dropped: not of the family of the address probed"),
+                );
+            }
+        }
+        Ok(Some(f))
+    }
+
+    /// `status_code 200 300-399`: codes and ranges.
+    fn status_codes(&mut self, n: &Node) -> Result<Vec<String>, ReadError> {
+        let mut out = Vec::new();
+        for a in n.args() {
+            let (lo, hi) = a.split_once('-').unwrap_or((a, a));
+            let parse = |s: &str| s.parse::<u16>().ok().filter(|c| (100..=599).contains(c));
+            match (parse(lo), parse(hi)) {
+                (Some(l), Some(h)) if l == h => out.push(l.to_string()),
+                (Some(l), Some(h)) if l < h => out.push(q(&format!("{l}-{h}"))),
+                _ => {
+                    return Err(ReadError::new(
+                        &n.loc,
+                        format!(
+                            "status_code \"{a}\" is not a status code (100–599) or a range LOW-HIGH"
+                        ),
+                    ));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(ReadError::new(&n.loc, "`status_code` needs a value"));
+        }
+        Ok(out)
+    }
+}
+
+fn port(n: &Node, s: &str) -> Result<u16, ReadError> {
+    s.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+        ReadError::new(
+            &n.loc,
+            format!("`{}`: \"{s}\" is not a port (1–65535)", n.keyword()),
+        )
+    })
+}
+
+/// A real or sorry server's port: none, or 0, means the service's (keepalived's alloc
+/// of servers treats them the same).
+fn opt_port(n: &Node, s: Option<&String>) -> Result<Option<u16>, ReadError> {
+    match s.map(String::as_str) {
+        None | Some("0") => Ok(None),
+        Some(p) => port(n, p).map(Some),
+    }
+}
+
+fn fwmark(n: &Node, s: &str) -> Result<u32, ReadError> {
+    s.parse::<u32>().ok().filter(|m| *m > 0).ok_or_else(|| {
+        ReadError::new(
+            &n.loc,
+            format!("fwmark \"{s}\" is not a number from 1 to 4294967295"),
+        )
+    })
+}
+
+/// `NAT`, `DR`, or `TUN [type ...]` (the tunnel options are not mapped: see the callers).
+fn method(n: &Node) -> Result<String, ReadError> {
+    Ok(match arg(n, 0)?.to_ascii_uppercase().as_str() {
+        "NAT" => "nat",
+        "DR" => "dr",
+        "TUN" => "tunnel",
+        other => {
+            return Err(ReadError::new(
+                &n.loc,
+                format!(
+                    "`{}` \"{other}\": keepalived knows NAT, DR and TUN",
+                    n.keyword()
+                ),
+            ));
+        }
+    }
+    .to_string())
+}
+
+fn netmask_len(n: &Node, s: &str) -> Result<u8, ReadError> {
+    let bad = || {
+        ReadError::new(
+            &n.loc,
+            format!("persistence_granularity \"{s}\" is not a netmask or prefix length"),
+        )
+    };
+    let a: std::net::Ipv4Addr = s.parse().map_err(|_| bad())?;
+    let m = u32::from(a);
+    if m.leading_ones() + m.trailing_zeros() != 32 {
+        return Err(bad());
+    }
+    Ok(m.leading_ones() as u8)
+}
+
+fn sockaddr(a: IpAddr, p: u16) -> String {
+    match a {
+        IpAddr::V4(_) => format!("{a}:{p}"),
+        IpAddr::V6(_) => format!("[{a}]:{p}"),
+    }
+}
+
+/// A `virtual_server_group` line: `IP PORT`, `IP-LAST PORT` (a range in the last byte of
+/// IPv4, last group of IPv6) or `fwmark N`.
+/// Group members that expand to more virtual servers than this are refused.
+const MAX_GROUP_EXPANSION: u128 = 1024;
+
+/// A `virtual_server_group` line: `IP [PORT]`, a range `IP-LAST [PORT]` (the last byte of
+/// IPv4, last group of IPv6), `IP-IP [PORT]`, `IP/LEN [PORT]`, or `fwmark N [inet|inet6]`.
+/// `Err(ip)` for an address without a port (a service on every port).
+fn group_member(m: &Node) -> Result<Vec<Result<Key, IpAddr>>, ReadError> {
+    let first = m.keyword();
+    if first == "fwmark" {
+        return Ok(vec![Ok(Key::Fwmark(fwmark(m, arg(m, 0)?)?))]);
+    }
+    let p = match m.args().first() {
+        Some(p) => Some(port(m, p)?),
+        None => None,
+    };
+    let bad = || {
+        ReadError::new(
+            &m.loc,
+            format!("virtual_server_group: \"{first}\" is not an address, range or prefix"),
+        )
+    };
+    let (lo, hi): (u128, u128);
+    let v6;
+    if let Some((a, len)) = first.split_once('/') {
+        let a = ip(m, a)?;
+        v6 = a.is_ipv6();
+        let bits = if v6 { 128 } else { 32 };
+        let len: u32 = len.parse().ok().filter(|l| *l <= bits).ok_or_else(bad)?;
+        let base = to_u128(a);
+        let host = if len == bits {
+            0
+        } else {
+            (1u128 << (bits - len)) - 1
+        };
+        (lo, hi) = (base & !host, base | host);
+    } else if let Some((a, b)) = first.split_once('-') {
+        let start = ip(m, a)?;
+        v6 = start.is_ipv6();
+        let end = match b.parse::<IpAddr>() {
+            Ok(e) if e.is_ipv6() == v6 => to_u128(e),
+            Ok(_) => return Err(bad()),
+            Err(_) => {
+                // Only the last byte (IPv4) or group (IPv6) is given.
+                let s = to_u128(start);
+                if v6 {
+                    (s & !0xffff) | u128::from(u16::from_str_radix(b, 16).map_err(|_| bad())?)
+                } else {
+                    (s & !0xff) | u128::from(b.parse::<u8>().map_err(|_| bad())?)
+                }
+            }
+        };
+        (lo, hi) = (to_u128(start), end);
+    } else {
+        let a = ip(m, first)?;
+        v6 = a.is_ipv6();
+        (lo, hi) = (to_u128(a), to_u128(a));
+    }
+    if hi < lo || hi - lo >= MAX_GROUP_EXPANSION {
+        return Err(ReadError::new(
+            &m.loc,
+            format!(
+                "virtual_server_group: \"{first}\" is empty or larger than {MAX_GROUP_EXPANSION} addresses"
+            ),
+        ));
+    }
+    Ok((lo..=hi)
+        .map(|x| {
+            let a = if v6 {
+                IpAddr::V6(std::net::Ipv6Addr::from(x))
+            } else {
+                IpAddr::V4(std::net::Ipv4Addr::from(u32::try_from(x).unwrap_or(0)))
+            };
+            match p {
+                Some(p) => Ok(Key::Addr(a, p)),
+                None => Err(a),
+            }
+        })
+        .collect())
+}
+
+fn to_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// As vigil checks `query_name`: labels of letters, digits, `-`, `_`; the root is `.`.
+fn valid_dns_name(n: &str) -> bool {
+    let n = n.strip_suffix('.').unwrap_or(n);
+    n.len() <= 253
+        && (n.is_empty()
+            || n.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            }))
+}
+
+/// Hex bytes as text, when they are UTF-8.
+fn hex_text(hex: &str) -> Option<String> {
+    // keepalived's free format: hex digit pairs within each word, a last odd digit is a
+    // byte of its own ("Ab12f 3" is AB 12 0F 03).
+    let mut bytes = Vec::new();
+    for word in hex.split_whitespace() {
+        let digits: Vec<u32> = word
+            .chars()
+            .map(|c| c.to_digit(16))
+            .collect::<Option<_>>()?;
+        for pair in digits.chunks(2) {
+            let b = match pair {
+                [hi, lo] => hi * 16 + lo,
+                [one] => *one,
+                _ => return None,
+            };
+            bytes.push(u8::try_from(b).ok()?);
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_read_as_keepalived_reads_it() {
+        assert_eq!(hex_text("70696e67").as_deref(), Some("ping"));
+        // 07 06 96 E6 07 is not UTF-8 text.
+        assert_eq!(hex_text("7 0696e67"), None);
+        assert_eq!(hex_text("41 4 42").as_deref(), Some("A\u{4}B"));
+        assert_eq!(hex_text("zz"), None);
+        assert_eq!(hex_text("4x"), None);
+    }
+
+    #[test]
+    fn netmasks() {
+        let n = Node {
+            loc: crate::Loc {
+                file: "f".into(),
+                line: 1,
+            },
+            words: vec!["persistence_granularity".into()],
+            block: None,
+        };
+        assert_eq!(netmask_len(&n, "255.255.255.0").ok(), Some(24));
+        assert_eq!(netmask_len(&n, "0.0.0.0").ok(), Some(0));
+        assert!(netmask_len(&n, "255.0.255.0").is_err());
+    }
+}
