@@ -13,20 +13,8 @@ use std::process::Command;
 
 use vigil_testlab::{bin_path, kernel, lab_dir};
 
-/// The fault kinds the CI run injects: all of the soak's kinds but these three, which
-/// fail against the current code for known defects:
-/// * `state`: a corrupted state file is ignored at start, so its drains are lost (the
-///   drained server is back at full weight after the restart);
-/// * `forge`: a forged advert of a higher priority with a long interval (up to 40.95 s)
-///   makes the backups wait Master_Down_Interval of that interval (up to ~2 min) with no
-///   master;
-/// * `stop`: a director stopped (SIGSTOP) for longer than Master_Down_Interval claims
-///   mastership again when it resumes and the other one yields, but the client's ARP
-///   entry still names the other director (from its gratuitous ARPs while it was master),
-///   and nobody announces again: the client loses the VIP for 5 to 30 s (the `arp`
-///   invariant). Stopping the backup does the same the other way round: its Master_Down
-///   timer fires on resuming, it sends gratuitous ARPs, then yields to the master.
-const FAULTS: &str = "kill,real,link,reload";
+/// The fault kinds the CI run injects: all of the soak's kinds.
+const FAULTS: &str = "kill,stop,real,link,reload,state,forge";
 
 fn main() {
     if !kernel::inside() {

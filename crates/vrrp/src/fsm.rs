@@ -48,10 +48,13 @@ pub struct Config {
     /// This router's primary IPvX address on the interface, the advert source, used to
     /// break priority ties (RFC 5798 §6.4.3).
     pub primary_address: IpAddr,
-    /// A master hearing a lower-priority advert answers with an advert at once, as RFC 9568
-    /// §6.4.3 and keepalived (unless `lower_prio_no_advert`) do, instead of only discarding
-    /// it as RFC 5798 §6.4.3 says. Heals a split brain one advert sooner. At most one
-    /// such reply per Advertisement_Interval (see [`crate::resign_reply_gap`] for priority 0).
+    /// A master hearing a lower-priority advert answers with an advert and a gratuitous
+    /// ARP/NA burst at once, as RFC 9568 §6.4.3 (the advert) and keepalived (unless
+    /// `lower_prio_no_advert`; the burst is its `garp_lower_prio_repeat`) do, instead of
+    /// only discarding it as RFC 5798 §6.4.3 says. Heals a split brain one advert sooner,
+    /// and takes the clients' neighbour entries back from a peer that resumed believing
+    /// it was master. At most one such reply per Advertisement_Interval (see
+    /// [`crate::resign_reply_gap`] for priority 0).
     pub advert_on_lower_priority: bool,
     /// A VRRPv3 Backup learns Master_Adver_Interval from the master's adverts (RFC 5798
     /// §6.4.2) within this many times `advert_interval`, up and down
@@ -667,18 +670,23 @@ impl Instance {
             }
             // "else // new Master logic: Discard ADVERTISEMENT". Optionally assert
             // mastership at once (RFC 9568 §6.4.3, keepalived's default), at most once
-            // per Advertisement_Interval: the Adver_Timer answers the rest.
-            None => {
-                if self.config.advert_on_lower_priority {
-                    match self
-                        .replies
-                        .lower_priority(now, self.config.advert_interval)
-                    {
-                        Reply::Now => self.send_advert(now, out),
-                        Reply::At(_) | Reply::Skip => self.replies_limited += 1,
+            // per Advertisement_Interval: the Adver_Timer answers the rest. The sender
+            // believes it is master (a peer resumed after a stop or a partition), so it
+            // may have moved the clients' neighbour entries to itself: announce the
+            // addresses again too, as keepalived does (garp_lower_prio_repeat).
+            None if self.config.advert_on_lower_priority => {
+                match self
+                    .replies
+                    .lower_priority(now, self.config.advert_interval)
+                {
+                    Reply::Now => {
+                        self.send_advert(now, out);
+                        out.push(Action::SendGratuitous);
                     }
+                    Reply::At(_) | Reply::Skip => self.replies_limited += 1,
                 }
             }
+            None => {}
         }
     }
 

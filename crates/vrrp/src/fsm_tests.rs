@@ -522,7 +522,8 @@ fn master_discards_a_lower_priority_advert() {
 #[test]
 fn master_may_answer_a_lower_priority_advert_at_once() {
     // RFC 9568 §6.4.3 adds to the discard: "Send an ADVERTISEMENT immediately to assert the
-    // Active state to the sending VRRP Router"; keepalived does the same by default.
+    // Active state to the sending VRRP Router"; keepalived does the same by default, and
+    // sends gratuitous ARPs too, since the sender may hold the clients' neighbour entries.
     let t0 = Instant::now();
     let (mut master, at) = master(
         Config {
@@ -534,7 +535,7 @@ fn master_may_answer_a_lower_priority_advert_at_once() {
     let now = at + Duration::from_millis(300);
     assert_eq!(
         master.handle(advert(HIGH, 99), now),
-        vec![Action::SendAdvert { priority: 100 }]
+        vec![Action::SendAdvert { priority: 100 }, Action::SendGratuitous]
     );
     assert_eq!(master.next_deadline(), Some(now + SECOND));
 }
@@ -1460,7 +1461,7 @@ fn master_answers_lower_priority_adverts_at_most_once_per_interval() {
     let later = at + Duration::from_micros(100) + SECOND;
     assert_eq!(
         master.handle(advert(FORGER, 99), later),
-        vec![Action::SendAdvert { priority: 100 }]
+        vec![Action::SendAdvert { priority: 100 }, Action::SendGratuitous]
     );
 }
 
