@@ -215,9 +215,17 @@ pub(crate) fn spawn(
     let e = io::Error::from_raw_os_error(errno);
     Err(SpawnError::Child {
         step: step_name(step),
-        error: e.to_string(),
+        error: strip_os_error(&e.to_string()),
         not_found: step == STEP_EXEC && errno == libc::ENOENT,
     })
+}
+
+/// "No such file or directory (os error 2)" without the number, for reasons.
+fn strip_os_error(s: &str) -> String {
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s.to_string(),
+    }
 }
 
 fn unsafe_zeroed<T: Copy>() -> T {
