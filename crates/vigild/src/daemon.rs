@@ -21,7 +21,10 @@ use crate::{caps, systemd};
 
 /// Loads the file and starts serving; returns when asked to stop.
 pub fn run(config_path: &Path) -> anyhow::Result<()> {
-    let loaded = match vigil_config::load(config_path) {
+    // First, while this is the only thread: the children thread keeps the capabilities
+    // children need and every later thread is created without them.
+    crate::children::init()?;
+    let loaded = match crate::children::load_config(config_path) {
         Ok(l) => l,
         Err(ConfigError::Invalid(d)) => bail!("invalid cluster file:\n{d}"),
         Err(e) => return Err(e.into()),
@@ -33,7 +36,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let missing = caps::missing(&config);
     if !missing.is_empty() {
         bail!(
-            "missing capabilities: {}.\nRun vigild as root, or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW; see deploy/vigild.service)",
+            "missing capabilities: {}.\nRun vigild as root, or grant them (systemd: AmbientCapabilities=, Delegate=; see deploy/vigild.service and docs/operations.md)",
             missing.join("; ")
         );
     }
@@ -187,7 +190,7 @@ fn reload_now(shared: &Shared, trigger: &'static str) -> Result<serde_json::Valu
     let started = Instant::now();
     let snap = shared.snapshot();
     let path = snap.config_file.clone();
-    let outcome = vigil_config::load(&path);
+    let outcome = crate::children::load_config(&path);
     let duration_ms = started.elapsed().as_secs_f64() * 1e3;
     let mut record = ReloadRecord {
         at_unix: unix_now(),

@@ -11,6 +11,7 @@
 pub mod caps;
 pub mod check_config;
 pub mod check_once;
+pub mod children;
 pub mod daemon;
 pub mod director;
 pub mod ipvs_worker;
