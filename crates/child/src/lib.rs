@@ -343,6 +343,10 @@ fn thread_count() -> usize {
 /// `children` thread, and drops CAP_SETUID, CAP_SETGID, CAP_SETPCAP and CAP_KILL from
 /// the calling thread. Call it first in `main`, before other threads exist.
 pub fn init(options: Options) -> Result<&'static Report, InitError> {
+    // One set-up per process, even when callers race (a second children thread would
+    // take the first one's children for orphans and reap them).
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if HANDLE.get().is_some() {
         return Err(InitError::Again);
     }
@@ -443,6 +447,18 @@ pub fn report() -> Option<&'static Report> {
     HANDLE.get().map(|h| &h.report)
 }
 
+/// Kills every running child's tree and waits (at most `patience`) until all are
+/// reaped: for a daemon that is stopping, so nothing it started outlives it.
+pub fn kill_all(patience: Duration) {
+    let Some(h) = HANDLE.get() else {
+        return;
+    };
+    let (tx, rx) = mpsc::channel();
+    if h.send(Request::KillAll(tx)).is_ok() {
+        let _ = rx.recv_timeout(patience);
+    }
+}
+
 /// The handle; without [`init`] (library tests, tools), a minimal set-up on first use:
 /// no subreaper and no cgroup, nothing dropped from other threads.
 fn handle() -> Result<&'static Handle, SpawnError> {
@@ -473,9 +489,9 @@ impl Handle {
 }
 
 /// Kills the child's tree when the caller stops waiting before it ended.
-struct KillOnDrop {
-    id: u64,
-    armed: bool,
+pub(crate) struct KillOnDrop {
+    pub(crate) id: u64,
+    pub(crate) armed: bool,
 }
 
 impl Drop for KillOnDrop {
@@ -496,10 +512,7 @@ pub async fn run(command: &Command) -> Result<Output, SpawnError> {
     let (reply, started) = tokio::sync::oneshot::channel();
     h.send(Request::Spawn { plan, reply })?;
     let started = started.await.map_err(|_| SpawnError::Gone)??;
-    let mut guard = KillOnDrop {
-        id: started.id,
-        armed: true,
-    };
+    let mut guard = started.guard;
     let limit = command.output_limit;
     let mut out = Vec::new();
     let mut err = Vec::new();

@@ -24,6 +24,9 @@ pub(crate) enum Ended {
 
 pub(crate) struct Started {
     pub(crate) id: u64,
+    /// Armed from the start: if the caller is gone before it took this (its future was
+    /// dropped with the reply still in the channel), dropping the reply kills the tree.
+    pub(crate) guard: crate::KillOnDrop,
     pub(crate) stdout: OwnedFd,
     pub(crate) stderr: OwnedFd,
     pub(crate) ended: oneshot::Receiver<Ended>,
@@ -36,6 +39,9 @@ pub(crate) enum Request {
     },
     /// Kill the child's whole tree now (timeout, or its owner went away).
     Kill(u64),
+    /// Kill every child's tree (the daemon is stopping); answered once all are reaped
+    /// and their cgroups removed, or after the caller's patience ran out.
+    KillAll(mpsc::Sender<()>),
 }
 
 struct Entry {
@@ -61,6 +67,8 @@ pub(crate) struct Supervisor {
     draining: Vec<PathBuf>,
     next_id: u64,
     warned_eperm: bool,
+    /// Told when everything is gone after a [`Request::KillAll`].
+    stopping: Option<mpsc::Sender<()>>,
 }
 
 fn pollfd(fd: RawFd) -> libc::pollfd {
@@ -92,6 +100,7 @@ impl Supervisor {
             draining: Vec::new(),
             next_id: 1,
             warned_eperm: false,
+            stopping: None,
         }
     }
 
@@ -145,7 +154,11 @@ impl Supervisor {
                         }
                     }
                     Key::Orphan(pid) => {
-                        if reap(pid).is_some() || fd.revents & (libc::POLLERR | libc::POLLNVAL) != 0
+                        // Readable: it has exited. Reaped through its pidfd, and out of
+                        // the map either way, so a later process with its pid is never
+                        // mistaken for it.
+                        if let Some(fd) = self.orphans.get(&pid)
+                            && (wait_fd(fd, false).is_some() || gone(fd))
                         {
                             self.orphans.remove(&pid);
                             scan = true;
@@ -157,19 +170,44 @@ impl Supervisor {
                 self.sweep_orphans();
             }
             self.draining.retain(|dir| !cgroup::remove(dir));
+            if self.entries.is_empty()
+                && self.orphans.is_empty()
+                && self.draining.is_empty()
+                && let Some(done) = self.stopping.take()
+            {
+                let _ = done.send(());
+            }
         }
     }
 
     fn handle(&mut self, request: Request) {
         match request {
             Request::Spawn { plan, reply } => {
-                let _ = reply.send(self.spawn(plan));
+                // The caller may have stopped waiting (its timeout) before the child
+                // started: then nobody would ever kill it, so it is killed now.
+                if let Err(Ok(started)) = reply.send(self.spawn(plan))
+                    && let Some(e) = self.entries.get(&started.id)
+                {
+                    let (pid, cg) = (e.pid, e.cgroup.clone());
+                    self.kill_tree(pid, cg.as_deref());
+                }
             }
             Request::Kill(id) => {
                 if let Some(e) = self.entries.get(&id) {
                     let (pid, cg) = (e.pid, e.cgroup.clone());
                     self.kill_tree(pid, cg.as_deref());
                 }
+            }
+            Request::KillAll(done) => {
+                let all: Vec<(i32, Option<PathBuf>)> = self
+                    .entries
+                    .values()
+                    .map(|e| (e.pid, e.cgroup.clone()))
+                    .collect();
+                for (pid, cg) in all {
+                    self.kill_tree(pid, cg.as_deref());
+                }
+                self.stopping = Some(done);
             }
         }
     }
@@ -211,6 +249,7 @@ impl Supervisor {
         );
         Ok(Started {
             id,
+            guard: crate::KillOnDrop { id, armed: true },
             stdout: spawned.stdout,
             stderr: spawned.stderr,
             ended: rx,
@@ -222,17 +261,19 @@ impl Supervisor {
         let Some(e) = self.entries.get(&id) else {
             return false;
         };
-        let Some(ended) = reap(e.pid) else {
+        let (pid, cg) = (e.pid, e.cgroup.clone());
+        if wait_fd(&e.pidfd, true).is_none() {
             return false;
-        };
+        }
+        // Killed before the reap: until then the pid (and group id) cannot be reused.
+        self.kill_tree(pid, cg.as_deref());
         let Some(mut e) = self.entries.remove(&id) else {
             return false;
         };
+        let ended = wait_fd(&e.pidfd, false).unwrap_or(Ended::Signaled(libc::SIGKILL));
         if let Some(tx) = e.ended.take() {
             let _ = tx.send(ended);
         }
-        // The leader is gone; its group id stays reserved while members live.
-        self.kill_tree(e.pid, e.cgroup.as_deref());
         if let Some(dir) = e.cgroup {
             self.draining.push(dir);
         }
@@ -240,10 +281,11 @@ impl Supervisor {
     }
 
     fn kill_tree(&mut self, pid: i32, cg: Option<&std::path::Path>) {
-        if let Some(dir) = cg
-            && cgroup::kill(dir).is_ok()
-        {
-            return;
+        if let Some(dir) = cg {
+            match cgroup::kill(dir) {
+                Ok(()) => return,
+                Err(e) => warn!("cgroup.kill of {} failed: {e}", dir.display()),
+            }
         }
         // SAFETY: signals to our child's process group and to the child itself (still
         // unreaped, or its group id still held by its members).
@@ -257,7 +299,8 @@ impl Supervisor {
     }
 
     fn eperm(&mut self) {
-        if !self.warned_eperm {
+        // With a cgroup, cgroup.kill gets every process; a refused kill() is moot.
+        if !self.warned_eperm && self.cgroup.is_none() {
             self.warned_eperm = true;
             warn!(
                 "cannot kill a child running as another user (EPERM): vigild needs CAP_KILL or a delegated cgroup (see docs/operations.md, Child processes)"
@@ -303,7 +346,47 @@ enum Key {
     Orphan(i32),
 }
 
-/// waitpid without blocking: how `pid` ended, if it has.
+/// waitid(P_PIDFD): by the pidfd, never by a pid number that may have been reused.
+const P_PIDFD: libc::idtype_t = 3;
+
+/// How the process behind `pidfd` ended, if it has: reaped unless `peek`.
+fn wait_fd(pidfd: &OwnedFd, peek: bool) -> Option<Ended> {
+    // SAFETY: a zeroed siginfo_t is valid; waitid fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::__WALL | if peek { libc::WNOWAIT } else { 0 };
+    // SAFETY: waitid on a pidfd we own.
+    let r = unsafe { libc::waitid(P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, flags) };
+    // SAFETY: si_pid/si_status are set by waitid when a child was found (else 0).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if r != 0 || pid == 0 {
+        return None;
+    }
+    Some(if info.si_code == libc::CLD_EXITED {
+        Ended::Exited(status)
+    } else {
+        Ended::Signaled(status)
+    })
+}
+
+/// Whether `pidfd` refers to something we can no longer wait for (reaped already, or
+/// not our child): the entry is stale.
+fn gone(pidfd: &OwnedFd) -> bool {
+    // SAFETY: as in `wait_fd`.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid on a pidfd we own.
+    let r = unsafe {
+        libc::waitid(
+            P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+        )
+    };
+    r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
+}
+
+/// waitpid without blocking, for an orphan without a pidfd (pidfd_open failed): it is
+/// our unreaped child, so its pid cannot have been reused.
 fn reap(pid: i32) -> Option<Ended> {
     let mut status = 0;
     // SAFETY: waitpid on a pid that is our child.

@@ -52,7 +52,10 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config_path, config))
+    let served = runtime.block_on(serve(config_path, config));
+    // Nothing a check, track program or hook started outlives the daemon.
+    vigil_child::kill_all(Duration::from_secs(2));
+    served
 }
 
 async fn serve(config_path: &Path, config: Config) -> anyhow::Result<()> {
