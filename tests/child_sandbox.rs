@@ -430,3 +430,93 @@ fn a_detaching_check_leaves_nothing_behind_with_a_delegated_cgroup() {
 fn a_detaching_check_leaves_nothing_behind_without_a_cgroup() {
     a_detaching_check_leaves_nothing_behind(Mode::Fallback);
 }
+
+#[test]
+fn unknown_users_are_rejected_at_their_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[director]\nname = \"u\"\nstatus_socket = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.1:80\"\nreal_server = [{{ address = \"127.0.0.1:80\", check = {{ kind = \"exec\", command = [\"/bin/true\"], user = \"no-such-user-vigil\" }} }}]\n\n[vrrp.v1]\ninterface = \"v0\"\nvrid = 7\npriority = 100\nvips = [\"192.0.2.1/24\"]\ntrack = [{{ exec = [\"/bin/true\"], user = \"no-such-user-vigil2\" }}]\n",
+            dir.path().join("vigil.sock").display()
+        ),
+    )
+    .expect("config");
+    let out = Command::new(bin_path("vigild"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("check-config");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let file = path.display();
+    for line in [
+        format!(
+            "{file}:8:101: error: `virtual_server.web.real_server[0].check.user`: user \"no-such-user-vigil\" does not exist on this system"
+        ),
+        format!(
+            "{file}:15:41: error: `vrrp.v1.track[0].user`: user \"no-such-user-vigil2\" does not exist on this system"
+        ),
+    ] {
+        assert!(err.contains(&line), "{line}\nnot in:\n{err}");
+    }
+}
+
+/// vigild as the unit runs it, but with only `caps`: it must refuse to start an exec
+/// check as `nobody`, saying what is missing.
+fn refused_with(caps: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[director]\nname = \"caps\"\nstatus_socket = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.1:80\"\nreal_server = [{{ address = \"127.0.0.1:80\", check = {{ kind = \"exec\", command = [\"/bin/true\"] }} }}]\n",
+            dir.path().join("vigil.sock").display()
+        ),
+    )
+    .expect("config");
+    std::os::unix::fs::chown(dir.path(), Some(DAEMON_ID), Some(DAEMON_ID)).expect("chown");
+    std::os::unix::fs::chown(&path, Some(DAEMON_ID), Some(DAEMON_ID)).expect("chown");
+    let out = Command::new("timeout")
+        .args(["20", "unshare", "--net", "--", "setpriv"])
+        .arg(format!("--reuid={DAEMON_ID}"))
+        .arg(format!("--regid={DAEMON_ID}"))
+        .arg("--clear-groups")
+        .arg(format!("--inh-caps={caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .arg("--")
+        .arg(bin_path("vigild"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("vigild");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        !dir.path().join("vigil.sock").exists(),
+        "nothing may be started"
+    );
+    err
+}
+
+#[test]
+fn without_setuid_exec_checks_as_another_user_are_refused_at_start() {
+    vigil_testlab::require_or_skip!(prerequisites());
+    let err = refused_with("+net_admin,+net_raw,+kill");
+    assert!(
+        err.contains("CAP_SETUID and CAP_SETGID are needed to run exec checks as user nobody"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_a_cgroup_or_cap_kill_another_users_checks_are_refused_at_start() {
+    vigil_testlab::require_or_skip!(prerequisites());
+    let err = refused_with("+net_admin,+net_raw,+setuid,+setgid");
+    assert!(
+        err.contains("CAP_KILL or a delegated cgroup (systemd Delegate=yes) is needed to run exec checks as user nobody"),
+        "{err}"
+    );
+}
