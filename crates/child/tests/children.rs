@@ -217,3 +217,27 @@ fn a_slow_hook_coalesces_to_the_latest_in_order() {
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order: {seen:?}");
     assert_eq!(seen.last(), Some(&49), "the latest is delivered: {seen:?}");
 }
+
+#[test]
+fn a_hook_past_its_timeout_is_killed_with_its_tree_and_the_next_one_runs() {
+    setup();
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("log");
+    let marker = format!("mark-hook-{}", std::process::id());
+    let rt = rt();
+    rt.block_on(async {
+        let hooks = vigil_child::hook::HookRunner::spawn("test".into(), 4);
+        let mut slow = escaping(&marker, Duration::from_millis(200));
+        slow.run_as = RunAs::Daemon;
+        hooks.submit(slow);
+        let mut next = sh(&format!("echo next >> {}", log.display()));
+        next.run_as = RunAs::Daemon;
+        hooks.submit(next);
+        let until = Instant::now() + Duration::from_secs(5);
+        while !log.exists() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    assert!(log.exists(), "the hook after the slow one ran");
+    assert_eq!(wait_gone(&marker), Vec::<i32>::new(), "left behind");
+}
