@@ -41,8 +41,14 @@ fn the_unit_grants_exactly_the_capabilities_vigild_checks_for() {
             .lines()
             .find(|l| l.starts_with(key))
             .unwrap_or_else(|| panic!("no {key}"));
-        assert_eq!(line, format!("{key}CAP_NET_ADMIN CAP_NET_RAW"));
+        assert_eq!(
+            line,
+            format!("{key}CAP_NET_ADMIN CAP_NET_RAW CAP_SETUID CAP_SETGID CAP_KILL")
+        );
     }
+    // Children's trees are killed through the delegated cgroup (docs/operations.md).
+    assert!(unit.contains("\nDelegate=yes\n"));
+    assert!(!unit.contains("\nProtectControlGroups=yes\n"));
     assert!(unit.contains("\nType=notify\n"));
     assert!(unit.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"));
     assert!(unit.contains("\nUser=vigil\n"));

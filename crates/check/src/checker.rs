@@ -202,13 +202,13 @@ impl ShardStats {
 }
 
 /// A handle on the running checker. Dropping every handle stops it, cancelling running
-/// probes (exec checks have their process groups killed).
+/// probes (exec checks have their process trees killed).
 #[derive(Debug, Clone)]
 pub struct Checker {
     // Dropped first: the last handle closes the channels, which stops the drivers...
     shards: Vec<mpsc::UnboundedSender<Command>>,
     // ...then their threads (if they have them) are joined, so that running probes are
-    // cancelled (exec process groups killed) before, say, the process exits.
+    // cancelled (exec process trees killed) before, say, the process exits.
     _threads: Arc<OwnThreads>,
     liveness: Arc<Vec<Liveness>>,
 }

@@ -100,12 +100,12 @@
 //! are `tls_server_name`, else the Host header, else the address. DNS uses a small codec
 //! of its own (one question out; header, rcode and A/AAAA answers in): a resolver library
 //! would bring caching and retries that a check must not have. exec runs the program
-//! directly (no shell) as the configured user, with a fixed `PATH`, `/` as working
-//! directory, stdin and stdout to /dev/null (the first line of stderr goes into the
-//! reason of a failure) and `VIGIL_VIRTUAL_SERVER`, `VIGIL_REAL_ADDRESS`,
-//! `VIGIL_REAL_PORT`, `VIGIL_CHECK_ADDRESS`, `VIGIL_CHECK_PORT` in its environment; it
-//! leads its own process group, and the whole group is killed at the timeout (or when the
-//! checker stops).
+//! directly (no shell) as the configured user, sandboxed by `vigil-child` (no
+//! capabilities, `no_new_privs`, a cleared environment: `PATH`, `LANG` and
+//! `VIGIL_VIRTUAL_SERVER`, `VIGIL_REAL_ADDRESS`, `VIGIL_REAL_PORT`, `VIGIL_CHECK_ADDRESS`,
+//! `VIGIL_CHECK_PORT`), `/` as working directory, stdin from /dev/null, its own session;
+//! the first line of its stderr (else stdout) goes into the reason of a failure. Its whole
+//! process tree is killed at the timeout, when it exits, or when the checker stops.
 //!
 //! [`ServiceKey`]: vigil_config::ServiceKey
 //! [`Config`]: vigil_config::Config

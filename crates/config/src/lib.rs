@@ -61,8 +61,28 @@ impl ConfigError {
     }
 }
 
+/// What validation may ask about the system a file is to run on. vigil-config never
+/// looks at the running system itself: the daemon passes an implementation to
+/// [`load_on`] / [`parse_on`], so such problems are still reported at their place in
+/// the file.
+pub trait System {
+    /// `Err(why)` when child programs cannot run as user `name` here, e.g.
+    /// `user "nbody" does not exist on this system`.
+    fn check_user(&self, name: &str) -> Result<(), String>;
+}
+
 /// Reads and validates a cluster file.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_inner(path, None)
+}
+
+/// [`load`], also checking what only the system it runs on can tell (the users child
+/// programs run as).
+pub fn load_on(path: &Path, system: &dyn System) -> Result<Loaded, ConfigError> {
+    load_inner(path, Some(system))
+}
+
+fn load_inner(path: &Path, system: Option<&dyn System>) -> Result<Loaded, ConfigError> {
     let read_err = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -101,7 +121,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let source = String::from_utf8(bytes).map_err(|_| ConfigError::NotUtf8 {
         path: path.to_path_buf(),
     })?;
-    parse(path, &source).map_err(ConfigError::Invalid)
+    parse_inner(path, &source, system).map_err(ConfigError::Invalid)
 }
 
 fn file_kind(t: &std::fs::FileType) -> &'static str {
@@ -123,6 +143,23 @@ fn file_kind(t: &std::fs::FileType) -> &'static str {
 
 /// Validates cluster-file text; `file` is only used to name the file in diagnostics.
 pub fn parse(file: &Path, source: &str) -> Result<Loaded, Box<Diagnostics>> {
+    parse_inner(file, source, None)
+}
+
+/// [`parse`], also asking `system` (see [`load_on`]).
+pub fn parse_on(
+    file: &Path,
+    source: &str,
+    system: &dyn System,
+) -> Result<Loaded, Box<Diagnostics>> {
+    parse_inner(file, source, Some(system))
+}
+
+fn parse_inner(
+    file: &Path,
+    source: &str,
+    system: Option<&dyn System>,
+) -> Result<Loaded, Box<Diagnostics>> {
     let fail = |items| Box::new(Diagnostics::new(file, source, items));
     let (root, syntax_errors) = toml::de::DeTable::parse_recoverable(source);
     if !syntax_errors.is_empty() {
@@ -140,6 +177,9 @@ pub fn parse(file: &Path, source: &str) -> Result<Loaded, Box<Diagnostics>> {
     let mut sink = reader::Sink::new(source);
     let parsed = parse::parse_document(&mut sink, root.get_ref(), root.span());
     validate::validate(&mut sink, &parsed);
+    if let Some(system) = system {
+        validate::users(&mut sink, system);
+    }
     let diags = Diagnostics::new(file, source, sink.items);
     match parsed.config {
         Some(config) if !diags.has_errors() => Ok(Loaded {

@@ -677,6 +677,7 @@ fn unusable_vip(pfx: &IpPrefix) -> Option<String> {
 /// One `track` entry: exactly one of `virtual_server`, `interface` or `exec`.
 fn track_entry(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(Track, Range<usize>)> {
     let p = t.path.clone();
+    let table_span = t.span.clone();
     let weight = t
         .int::<i32>(sink, "weight", -254, 254)
         .map_or(0, |(w, _)| w);
@@ -759,7 +760,9 @@ fn track_entry(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(Track, Range<us
             command,
             interval,
             timeout,
-            user: user.map_or("nobody", |(u, _)| u).to_string(),
+            user: sink
+                .user(format!("{p}.user"), user, "nobody", table_span)
+                .to_string(),
         }
     };
     Some((Track { target, weight }, vs_span))
@@ -1418,7 +1421,10 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
                 .and_then(|_| t.str_list(sink, "command"))
                 .filter(|(argv, span)| absolute_program(sink, &f("command"), argv, span.clone()))
                 .map(|(argv, _)| argv);
-            let user = t.str(sink, "user").map_or("nobody", |(u, _)| u).to_string();
+            let user = t.str(sink, "user");
+            let user = sink
+                .user(f("user"), user, "nobody", t.span.clone())
+                .to_string();
             command.map(|command| CheckKind::Exec { command, user })
         }
         _ => None,

@@ -24,6 +24,17 @@ pub(crate) struct Sink {
     /// Its line starts: "first defined on line N" for each of thousands of duplicates
     /// must not count lines from the start of the file each time.
     lines: LineIndex,
+    /// Every user a child program is to run as, for [`crate::System`] to check.
+    pub(crate) users: Vec<UserRef>,
+}
+
+/// A user named by (or defaulted for) a field: `field` is the full path of its `user`
+/// key, `span` the key's value, or the table's span when the default applies.
+pub(crate) struct UserRef {
+    pub(crate) name: String,
+    pub(crate) field: String,
+    pub(crate) span: Range<usize>,
+    pub(crate) defaulted: bool,
 }
 
 impl Sink {
@@ -32,12 +43,34 @@ impl Sink {
             items: Vec::new(),
             source: source.to_string(),
             lines: LineIndex::new(source),
+            users: Vec::new(),
         }
     }
 
     /// The 1-based line of a byte offset of the source.
     pub(crate) fn line_of(&self, offset: usize) -> usize {
         self.lines.line(&self.source, offset)
+    }
+
+    /// Notes the user a child program runs as: `user` as read, or `default` at `table`.
+    pub(crate) fn user<'s>(
+        &mut self,
+        field: String,
+        user: Option<(&'s str, Range<usize>)>,
+        default: &'s str,
+        table: Range<usize>,
+    ) -> &'s str {
+        let (name, span, defaulted) = match user {
+            Some((u, span)) => (u, span, false),
+            None => (default, table, true),
+        };
+        self.users.push(UserRef {
+            name: name.to_string(),
+            field,
+            span,
+            defaulted,
+        });
+        name
     }
 
     pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {

@@ -131,3 +131,30 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
         }
     }
 }
+
+/// Users that child programs cannot run as on this system, each at the field naming it
+/// (or the table whose default applies); each name is asked once.
+pub(crate) fn users(sink: &mut Sink, system: &dyn crate::System) {
+    let mut answers: HashMap<String, Result<(), String>> = HashMap::new();
+    let refs = std::mem::take(&mut sink.users);
+    for r in &refs {
+        let answer = answers
+            .entry(r.name.clone())
+            .or_insert_with(|| system.check_user(&r.name));
+        if let Err(why) = answer {
+            let d = if r.defaulted {
+                Diagnostic::error(
+                    r.span.clone(),
+                    format!(
+                        "`{}` is not given and defaults to \"{}\": {why}",
+                        r.field, r.name
+                    ),
+                )
+            } else {
+                Diagnostic::error(r.span.clone(), format!("`{}`: {why}", r.field))
+            };
+            sink.push(d.with_help("create the user, or name one that exists"));
+        }
+    }
+    sink.users = refs;
+}

@@ -64,13 +64,17 @@ pub fn has(cap: Capability) -> bool {
     effective_set().is_some_and(|set| set & (1u64 << cap.bit()) != 0)
 }
 
-/// Every capability the config needs that this process lacks, as a message per line.
+/// Every capability the config needs that this process lacks, as a message per line;
+/// those of child programs (switching users, killing their trees) come from
+/// [`crate::children::missing`].
 pub fn missing(config: &Config) -> Vec<String> {
-    required(config)
+    let mut out: Vec<String> = required(config)
         .into_iter()
         .filter(|(cap, _)| !has(*cap))
         .map(|(cap, why)| format!("{} is needed {why}", cap.name()))
-        .collect()
+        .collect();
+    out.extend(crate::children::missing(config));
+    out
 }
 
 /// ICMP checks can use unprivileged ping sockets where the kernel allows them, so they

@@ -27,7 +27,7 @@ pub fn summary(config: &Config) -> String {
 pub fn run(files: &[PathBuf]) -> ExitCode {
     let mut failed = 0;
     for file in files {
-        match vigil_config::load(file) {
+        match crate::children::load_config(file) {
             Ok(loaded) => {
                 if !loaded.warnings.is_empty() {
                     eprintln!("{}\n", loaded.warnings);

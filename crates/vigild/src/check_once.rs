@@ -12,7 +12,11 @@ const MAX_IN_FLIGHT: usize = 256;
 
 /// Exit 0 when the checks ran (whatever their verdicts), 1 when the file is invalid.
 pub fn run(file: &Path, json: bool) -> ExitCode {
-    let loaded = match vigil_config::load(file) {
+    if let Err(e) = crate::children::init_for_tool() {
+        eprintln!("vigild: {e}");
+        return ExitCode::FAILURE;
+    }
+    let loaded = match crate::children::load_config(file) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");

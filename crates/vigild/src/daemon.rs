@@ -31,8 +31,11 @@ pub struct StartOptions {
 
 /// Loads the file and starts serving; returns when asked to stop.
 pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
+    // First, while this is the only thread: the children thread keeps the capabilities
+    // children need and every later thread is created without them.
+    crate::children::init()?;
     crate::supervise::install_panic_hook();
-    let loaded = match vigil_config::load(config_path) {
+    let loaded = match crate::children::load_config(config_path) {
         Ok(l) => l,
         Err(ConfigError::Invalid(d)) => bail!("invalid cluster file:\n{d}"),
         Err(e) => return Err(e.into()),
@@ -44,7 +47,7 @@ pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
     let missing = caps::missing(&config);
     if !missing.is_empty() {
         bail!(
-            "missing capabilities: {}.\nRun vigild as root, or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW; see deploy/vigild.service)",
+            "missing capabilities: {}.\nRun vigild as root, or grant them (systemd: AmbientCapabilities=, Delegate=; see deploy/vigild.service and docs/operations.md)",
             missing.join("; ")
         );
     }
@@ -63,7 +66,10 @@ pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config_path, config, state))
+    let served = runtime.block_on(serve(config_path, config, state));
+    // Nothing a check, track program or hook started outlives the daemon.
+    vigil_child::kill_all(Duration::from_secs(2));
+    served
 }
 
 /// The daemon stopped because a worker ended: the process exits non-zero so that it is
@@ -330,7 +336,7 @@ fn reload_now(
     let started = Instant::now();
     let snap = shared.snapshot();
     let path = snap.config_file.clone();
-    let outcome = vigil_config::load(&path);
+    let outcome = crate::children::load_config(&path);
     if abandoned.load(Ordering::Relaxed) {
         return Err(ProtocolError::new(
             "reload_timeout",

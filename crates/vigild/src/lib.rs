@@ -13,6 +13,7 @@ pub mod access;
 pub mod caps;
 pub mod check_config;
 pub mod check_once;
+pub mod children;
 pub mod daemon;
 pub mod director;
 pub mod import_keepalived;

@@ -904,7 +904,10 @@ fn tracked_summary(states: &[(i32, Option<bool>)], holding: bool) -> (TrackedSum
 /// not run yet; after that they count as up, as at start.
 const AWAIT_EXECS_MAX: Duration = Duration::from_secs(5);
 
-/// Runs a tracking program every `interval`; up while it exits 0 within `timeout`.
+/// Runs a tracking program every `interval`; up while it exits 0 within `timeout`. It
+/// runs sandboxed (vigil-child: no capabilities, a cleared environment plus
+/// `VIGIL_INSTANCE`, its whole tree killed at the timeout and when it exits) as `user`;
+/// a user that cannot be looked up counts as down, never as the daemon's own.
 async fn run_exec_track(
     instance: String,
     command: Vec<String>,
@@ -916,33 +919,42 @@ async fn run_exec_track(
     let Some(program) = command.first() else {
         return;
     };
-    let ids = resolve_user(&user);
+    let run_as = resolve_user(&user);
+    if let Err(e) = &run_as {
+        warn!(instance = %instance, "track program {program} cannot run: {e}");
+    }
+    let mut child = vigil_child::Command::new(program.clone());
+    child.args = command.iter().skip(1).cloned().collect();
+    child.env = vec![("VIGIL_INSTANCE".into(), instance.clone())];
+    child.timeout = timeout;
+    child.output_limit = 1024;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_failure = None;
     loop {
         tick.tick().await;
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(command.iter().skip(1))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true);
-        if let Some((uid, gid)) = ids {
-            cmd.uid(uid).gid(gid);
-        }
-        let ok = match cmd.spawn() {
-            Ok(mut child) => match tokio::time::timeout(timeout, child.wait()).await {
-                Ok(Ok(status)) => status.success(),
-                Ok(Err(_)) => false,
-                Err(_) => {
-                    let _ = child.kill().await;
-                    false
+        let failure = match run_as {
+            Ok(run_as) => {
+                child.run_as = run_as;
+                match vigil_child::run(&child).await {
+                    Ok(out) if out.success() => None,
+                    Ok(out) => Some(match out.first_line() {
+                        Some(line) => format!("{} {}: {line}", program, out.describe(timeout)),
+                        None => format!("{} {}", program, out.describe(timeout)),
+                    }),
+                    Err(e) => Some(format!("{program} cannot start: {e}")),
                 }
-            },
-            Err(e) => {
-                warn!(instance = %instance, "track program {program} cannot start: {e}");
-                false
             }
+            Err(_) => Some(String::new()),
         };
+        if failure != last_failure
+            && let Some(why) = &failure
+            && !why.is_empty()
+        {
+            warn!(instance = %instance, "track program {why}");
+        }
+        let ok = failure.is_none();
+        last_failure = failure;
         up.send_if_modified(|v| {
             let changed = *v != Some(ok);
             *v = Some(ok);
@@ -951,14 +963,10 @@ async fn run_exec_track(
     }
 }
 
-/// The uid and gid to run tracking programs as; `None` keeps the daemon's (also when the
-/// user is the daemon's own, or unknown — validation already warned about that).
-fn resolve_user(user: &str) -> Option<(u32, u32)> {
-    let found = nix::unistd::User::from_name(user).ok().flatten()?;
-    if found.uid == nix::unistd::geteuid() {
-        return None;
-    }
-    Some((found.uid.as_raw(), found.gid.as_raw()))
+/// Whom tracking programs run as. Validation rejects unknown users; one removed since
+/// is an error here (the program then counts as down).
+fn resolve_user(user: &str) -> Result<vigil_child::RunAs, vigil_child::UserError> {
+    vigil_child::lookup_user(user)
 }
 
 /// The live part of one instance's `vrrp` reply.

@@ -65,7 +65,7 @@ impl Probe {
             }
             CheckKind::Icmp => Ok(Kind::Icmp(icmp::IcmpProbe::new(addr.ip(), bind))),
             CheckKind::Exec { command, user } => {
-                exec::ExecProbe::new(&target, command, user).map(Kind::Exec)
+                exec::ExecProbe::new(&target, command, user, target.check.timeout).map(Kind::Exec)
             }
         };
         Probe {

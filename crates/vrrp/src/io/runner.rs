@@ -457,7 +457,7 @@ struct Runner {
     local: LocalRouters,
     /// The hook runner, once a hook was configured (kept across reloads, so hooks stay
     /// in order when the hook changes).
-    notify: Option<mpsc::UnboundedSender<(Vec<String>, Transition)>>,
+    notify: Option<Notifier>,
     tracked_weight: i32,
     tracked_fault: bool,
     garp_left: u32,
@@ -1164,20 +1164,44 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// How long one notify hook may run before it is killed so the next can start.
+/// How long one notify hook may run before its whole process tree is killed so the next
+/// can start.
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many transitions may wait behind a running hook. When an instance changes state
+/// faster than its hook runs, the newest waiting one is replaced: hooks still run in
+/// order and the latest state is always delivered, but a flapping instance cannot queue
+/// hundreds of runs.
+pub const NOTIFY_QUEUE: usize = 4;
+
+/// Of a failing hook's stdout and stderr, this much is kept for the log.
+const NOTIFY_OUTPUT: usize = 1024;
 
 /// Runs the notify hook (as configured when the transition happened) for each
 /// transition, one at a time and in order, so a hook never races its successor for the
-/// same instance.
-fn spawn_notifier(instance: String) -> mpsc::UnboundedSender<(Vec<String>, Transition)> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<String>, Transition)>();
-    tokio::spawn(async move {
-        while let Some((argv, t)) = rx.recv().await {
-            run_hook(&instance, &argv, &t).await;
-        }
-    });
-    tx
+/// same instance. Hooks run sandboxed (vigil-child): as the daemon's user but without
+/// its capabilities, with a cleared environment plus the `VIGIL_*` variables below.
+struct Notifier {
+    instance: String,
+    hooks: vigil_child::hook::HookRunner,
+}
+
+impl Notifier {
+    /// Queues the hook for `t`; false when `argv` is empty.
+    fn send(&self, (argv, t): (Vec<String>, Transition)) -> bool {
+        let Some(command) = hook_command(&argv, &self.instance, &t) else {
+            return false;
+        };
+        self.hooks.submit(command);
+        true
+    }
+}
+
+fn spawn_notifier(instance: String) -> Notifier {
+    Notifier {
+        hooks: vigil_child::hook::HookRunner::spawn(format!("notify {instance}"), NOTIFY_QUEUE),
+        instance,
+    }
 }
 
 /// The hook's argument list: the configured argv, then instance, state and priority.
@@ -1189,39 +1213,28 @@ pub fn hook_args(argv: &[String], instance: &str, transition: &Transition) -> Ve
     args
 }
 
-async fn run_hook(instance: &str, argv: &[String], t: &Transition) {
-    let Some(program) = argv.first() else {
-        return;
-    };
-    let mut command = tokio::process::Command::new(program);
-    command
-        .args(hook_args(argv, instance, t))
-        .env("VIGIL_INSTANCE", instance)
-        .env("VIGIL_STATE", t.to.as_str())
-        .env("VIGIL_PREVIOUS_STATE", t.from.as_str())
-        .env("VIGIL_REASON", t.reason.as_str())
-        .env("VIGIL_PRIORITY", t.priority.to_string())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let mut child = match command.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(instance, "notify hook {program} could not start: {e}");
-            return;
-        }
-    };
-    match tokio::time::timeout(NOTIFY_TIMEOUT, child.wait()).await {
-        Ok(Ok(status)) if status.success() => {}
-        Ok(Ok(status)) => warn!(instance, "notify hook {program} failed: {status}"),
-        Ok(Err(e)) => warn!(instance, "notify hook {program}: {e}"),
-        Err(_) => {
-            warn!(
-                instance,
-                "notify hook {program} still running after {NOTIFY_TIMEOUT:?}: killed"
-            );
-            let _ = child.kill().await;
-        }
-    }
+/// The sandboxed command for one transition; `None` for an empty argv.
+pub fn hook_command(
+    argv: &[String],
+    instance: &str,
+    t: &Transition,
+) -> Option<vigil_child::Command> {
+    let program = argv.first()?;
+    let mut command = vigil_child::Command::new(program.clone());
+    command.args = hook_args(argv, instance, t);
+    command.env = [
+        ("VIGIL_INSTANCE", instance.to_string()),
+        ("VIGIL_STATE", t.to.as_str().to_string()),
+        ("VIGIL_PREVIOUS_STATE", t.from.as_str().to_string()),
+        ("VIGIL_REASON", t.reason.as_str().to_string()),
+        ("VIGIL_PRIORITY", t.priority.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    command.timeout = NOTIFY_TIMEOUT;
+    command.output_limit = NOTIFY_OUTPUT;
+    Some(command)
 }
 
 #[cfg(test)]
@@ -1269,6 +1282,23 @@ mod tests {
             hook_args(&argv, "web", &t),
             ["--flag", "web", "master", "150"]
         );
+        let c = hook_command(&argv, "web", &t).expect("a command");
+        assert_eq!(c.program, "/usr/bin/hook");
+        assert_eq!(c.args, ["--flag", "web", "master", "150"]);
+        assert_eq!(c.run_as, vigil_child::RunAs::Daemon);
+        assert_eq!(c.timeout, NOTIFY_TIMEOUT);
+        let env: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            env,
+            [
+                "VIGIL_INSTANCE=web",
+                "VIGIL_STATE=master",
+                "VIGIL_PREVIOUS_STATE=backup",
+                "VIGIL_REASON=master_down",
+                "VIGIL_PRIORITY=150"
+            ]
+        );
+        assert!(hook_command(&[], "web", &t).is_none());
     }
 
     #[test]
