@@ -90,7 +90,7 @@ async fn good_certificate_verified_against_the_ca_file() {
     else {
         unreachable!()
     };
-    with_body.body_regex = Some("^secure$".into());
+    with_body.urls[0].body_regex = Some("^secure$".into());
     let r = once(target(addr, check(CheckKind::Http(with_body)))).await;
     assert!(r.passed, "{r:?}");
     let r = once(target(

@@ -401,17 +401,49 @@ pub enum HttpMethod {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HttpCheck {
     pub method: HttpMethod,
-    pub path: String,
     /// Host header (virtual host); `None` = the probed address.
     pub host: Option<String>,
-    /// Inclusive ranges of accepted status codes.
-    pub expect_status: Vec<(u16, u16)>,
-    pub body_regex: Option<String>,
-    /// Lower-case hex SHA-256 of the expected body.
-    pub body_sha256: Option<String>,
+    /// The URLs requested, one after another, each on a fresh connection; the check passes
+    /// when all pass (keepalived's `url` blocks). Never empty.
+    pub urls: Vec<HttpUrl>,
+    /// At most this much of each body is read; a longer one is cut there.
     pub max_body_bytes: u64,
     /// Present for https.
     pub tls: Option<Tls>,
+}
+
+/// One URL of an http check and what its response must be.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpUrl {
+    pub path: String,
+    /// Inclusive ranges of accepted status codes.
+    pub expect_status: Vec<(u16, u16)>,
+    pub body_regex: Option<String>,
+    /// Pass when `body_regex` does NOT match (keepalived's `regex_no_match`).
+    pub regex_no_match: bool,
+    /// Lower-case hex SHA-256 of the expected body.
+    pub body_sha256: Option<String>,
+    /// Lower-case hex MD5 of the expected body (keepalived's `digest`).
+    pub body_md5: Option<String>,
+}
+
+impl HttpUrl {
+    /// `path` with the defaults: any 2xx, no body check.
+    pub fn new(path: impl Into<String>) -> Self {
+        HttpUrl {
+            path: path.into(),
+            expect_status: vec![(200, 299)],
+            body_regex: None,
+            regex_no_match: false,
+            body_sha256: None,
+            body_md5: None,
+        }
+    }
+
+    /// Whether the body must be kept to be judged.
+    pub fn checks_body(&self) -> bool {
+        self.body_regex.is_some() || self.body_sha256.is_some() || self.body_md5.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1186,6 +1186,9 @@ const KIND_FIELDS: &[(&str, &[&str])] = &[
             "expect_status",
             "body_regex",
             "body_sha256",
+            "body_md5",
+            "regex_no_match",
+            "url",
             "max_body_bytes",
         ],
     ),
@@ -1418,6 +1421,16 @@ fn regex_field(sink: &mut Sink, t: &mut Table<'_, '_>, key: &'static str) -> Opt
     }
 }
 
+/// The keys of one URL: at the check's top level for a single URL, or in each `url` entry.
+const URL_FIELDS: &[&str] = &[
+    "path",
+    "expect_status",
+    "body_regex",
+    "regex_no_match",
+    "body_sha256",
+    "body_md5",
+];
+
 fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) -> Option<HttpCheck> {
     let p = t.path.clone();
     let f = |k: &str| format!("{p}.{k}");
@@ -1425,23 +1438,6 @@ fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) -> Option<Htt
     let method = match t.choice(sink, "method", &["GET", "HEAD"]) {
         Some(("HEAD", _)) => HttpMethod::Head,
         _ => HttpMethod::Get,
-    };
-    let path = match t.str(sink, "path") {
-        Some((path, span))
-            if !path.starts_with('/')
-                || path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-        {
-            sink.error(
-                span,
-                format!(
-                    "`{}`: \"{path}\" must start with '/' and contain no spaces",
-                    f("path")
-                ),
-            );
-            String::new()
-        }
-        Some((path, _)) => path.to_string(),
-        None => "/".to_string(),
     };
     let host = match t.str(sink, "host") {
         Some((h, span))
@@ -1456,47 +1452,33 @@ fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) -> Option<Htt
         Some((h, _)) => Some(h.to_string()),
         None => None,
     };
-    let mut expect_status = Vec::new();
-    if let Some((items, span)) = t.array(sink, "expect_status") {
-        if items.is_empty() {
-            sink.error(span, format!("`{}` is empty", f("expect_status")));
-        }
-        for (i, item) in items.iter().enumerate() {
-            let field = format!("{}[{i}]", f("expect_status"));
-            if let Some(r) = status_range(sink, item, &field) {
-                expect_status.push(r);
+    let mut urls = Vec::new();
+    match t.array(sink, "url") {
+        Some((items, span)) => {
+            if items.is_empty() {
+                sink.error(span, format!("`{}` is empty", f("url")));
+            }
+            // One URL's keys beside `url` would be ambiguous (for which URL?).
+            for key in URL_FIELDS {
+                if let Some(v) = t.get(key) {
+                    sink.push(
+                        Diagnostic::error(
+                            v.span(),
+                            format!("`{}` cannot be used together with `{}`", f(key), f("url")),
+                        )
+                        .with_help(format!("put `{key}` in each `url` entry")),
+                    );
+                }
+            }
+            for (i, item) in items.iter().enumerate() {
+                if let Some(mut ut) = Table::from_value(sink, item, format!("{}[{i}]", f("url"))) {
+                    let url = http_url(sink, &mut ut, method);
+                    ut.finish(sink);
+                    urls.extend(url);
+                }
             }
         }
-    } else {
-        expect_status.push((200, 299));
-    }
-    let body_regex = regex_field(sink, t, "body_regex");
-    let body_sha256 = match t.str(sink, "body_sha256") {
-        Some((h, span)) if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) => {
-            sink.error(
-                span,
-                format!(
-                    "`{}` must be 64 hexadecimal digits (a SHA-256 digest)",
-                    f("body_sha256")
-                ),
-            );
-            None
-        }
-        Some((h, _)) => Some(h.to_ascii_lowercase()),
-        None => None,
-    };
-    if method == HttpMethod::Head {
-        for key in ["body_regex", "body_sha256"] {
-            if let Some(v) = t.get(key) {
-                sink.push(
-                    Diagnostic::error(
-                        v.span(),
-                        format!("`{}` needs a body, but HEAD responses have none", f(key)),
-                    )
-                    .with_help("use method = \"GET\" to check the body"),
-                );
-            }
-        }
+        None => urls.extend(http_url(sink, t, method)),
     }
     let max_body_bytes = t
         .int::<u32>(sink, "max_body_bytes", 0, 64 * 1024 * 1024)
@@ -1520,13 +1502,106 @@ fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) -> Option<Htt
     }
     Some(HttpCheck {
         method,
-        path,
         host,
-        expect_status,
-        body_regex,
-        body_sha256,
+        urls,
         max_body_bytes: u64::from(max_body_bytes),
         tls,
+    })
+}
+
+/// One URL's path, accepted statuses and body checks, from the check table or a `url`
+/// entry (`t`); `None` after an error.
+fn http_url(sink: &mut Sink, t: &mut Table<'_, '_>, method: HttpMethod) -> Option<HttpUrl> {
+    let p = t.path.clone();
+    let f = |k: &str| format!("{p}.{k}");
+    let errors_before = sink.items.len();
+    let path = match t.str(sink, "path") {
+        Some((path, span))
+            if !path.starts_with('/')
+                || path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            sink.error(
+                span,
+                format!(
+                    "`{}`: \"{path}\" must start with '/' and contain no spaces",
+                    f("path")
+                ),
+            );
+            String::new()
+        }
+        Some((path, _)) => path.to_string(),
+        None => "/".to_string(),
+    };
+    let mut expect_status = Vec::new();
+    if let Some((items, span)) = t.array(sink, "expect_status") {
+        if items.is_empty() {
+            sink.error(span, format!("`{}` is empty", f("expect_status")));
+        }
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("{}[{i}]", f("expect_status"));
+            if let Some(r) = status_range(sink, item, &field) {
+                expect_status.push(r);
+            }
+        }
+    } else {
+        expect_status.push((200, 299));
+    }
+    let body_regex = regex_field(sink, t, "body_regex");
+    let regex_no_match = t.bool(sink, "regex_no_match").unwrap_or(false);
+    if regex_no_match
+        && t.get("body_regex").is_none()
+        && let Some(v) = t.get("regex_no_match")
+    {
+        sink.push(
+            Diagnostic::error(
+                v.span(),
+                format!("`{}` needs `{}`", f("regex_no_match"), f("body_regex")),
+            )
+            .with_help("regex_no_match = true passes when body_regex does not match"),
+        );
+    }
+    let hex_digest =
+        |sink: &mut Sink, t: &mut Table<'_, '_>, key: &'static str, len: usize, name: &str| match t
+            .str(sink, key)
+        {
+            Some((h, span)) if h.len() != len || !h.chars().all(|c| c.is_ascii_hexdigit()) => {
+                sink.error(
+                    span,
+                    format!(
+                        "`{}` must be {len} hexadecimal digits ({name} digest)",
+                        f(key)
+                    ),
+                );
+                None
+            }
+            Some((h, _)) => Some(h.to_ascii_lowercase()),
+            None => None,
+        };
+    let body_sha256 = hex_digest(sink, t, "body_sha256", 64, "a SHA-256");
+    let body_md5 = hex_digest(sink, t, "body_md5", 32, "an MD5");
+    if method == HttpMethod::Head {
+        for key in ["body_regex", "body_sha256", "body_md5"] {
+            if let Some(v) = t.get(key) {
+                sink.push(
+                    Diagnostic::error(
+                        v.span(),
+                        format!("`{}` needs a body, but HEAD responses have none", f(key)),
+                    )
+                    .with_help("use method = \"GET\" to check the body"),
+                );
+            }
+        }
+    }
+    if sink.items.len() != errors_before {
+        return None;
+    }
+    Some(HttpUrl {
+        path,
+        expect_status,
+        body_regex,
+        regex_no_match,
+        body_sha256,
+        body_md5,
     })
 }
 

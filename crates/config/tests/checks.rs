@@ -287,11 +287,8 @@ fn http_defaults() {
         c.kind,
         CheckKind::Http(HttpCheck {
             method: HttpMethod::Get,
-            path: "/".into(),
             host: None,
-            expect_status: vec![(200, 299)],
-            body_regex: None,
-            body_sha256: None,
+            urls: vec![HttpUrl::new("/")],
             max_body_bytes: 1024 * 1024,
             tls: None,
         })
@@ -309,9 +306,12 @@ fn http_options() {
         panic!("not http")
     };
     assert_eq!(h.method, HttpMethod::Head);
-    assert_eq!(h.path, "/healthz?full=1");
+    assert_eq!(h.urls[0].path, "/healthz?full=1");
     assert_eq!(h.host.as_deref(), Some("www.example.org"));
-    assert_eq!(h.expect_status, [(200, 200), (300, 399), (404, 404)]);
+    assert_eq!(
+        h.urls[0].expect_status,
+        [(200, 200), (300, 399), (404, 404)]
+    );
     assert_eq!(h.max_body_bytes, 0);
     let sha = "AB".repeat(32);
     let c = check_of(&with_check(
@@ -321,8 +321,8 @@ fn http_options() {
     let CheckKind::Http(h) = c.kind else {
         panic!("not http")
     };
-    assert_eq!(h.body_regex.as_deref(), Some("ok"));
-    assert_eq!(h.body_sha256, Some("ab".repeat(32)));
+    assert_eq!(h.urls[0].body_regex.as_deref(), Some("ok"));
+    assert_eq!(h.urls[0].body_sha256, Some("ab".repeat(32)));
 }
 
 #[test]
@@ -426,7 +426,7 @@ fn https_defaults_and_options() {
     let CheckKind::Http(h) = &c.kind else {
         panic!("not http")
     };
-    assert_eq!(h.path, "/x");
+    assert_eq!(h.urls[0].path, "/x");
     assert_eq!(
         h.tls,
         Some(Tls {
@@ -641,7 +641,7 @@ fn options_of_another_kind_are_named_as_such() {
     assert_eq!(
         help.as_deref(),
         Some(
-            "http checks take: method, path, host, expect_status, body_regex, body_sha256, max_body_bytes"
+            "http checks take: method, path, host, expect_status, body_regex, body_sha256, body_md5, regex_no_match, url, max_body_bytes"
         )
     );
     // Entirely unknown options are still "unknown", with a suggestion.
@@ -680,7 +680,7 @@ fn an_override_without_kind_is_merged_field_by_field() {
     // Everything else comes from the service's check.
     assert_eq!(c.interval, secs(5));
     assert_eq!(c.rise, 4);
-    assert!(matches!(&c.kind, CheckKind::Http(h) if h.path == "/healthz"));
+    assert!(matches!(&c.kind, CheckKind::Http(h) if h.urls[0].path == "/healthz"));
 }
 
 #[test]
@@ -705,7 +705,7 @@ fn an_override_with_kind_replaces_the_service_check() {
         "kind = \"http\", path = \"/healthz\"",
         ", check = { kind = \"http\" }",
     ));
-    assert!(matches!(&c.kind, CheckKind::Http(h) if h.path == "/"));
+    assert!(matches!(&c.kind, CheckKind::Http(h) if h.urls[0].path == "/"));
 }
 
 #[test]
@@ -770,5 +770,74 @@ check = { kind = "tcp", rise = 0 }
 real_server = [{ address = "10.0.0.1" }, { address = "10.0.0.2" }, { address = "10.0.0.3", check = { port = 1 } }]
 "#,
         "t.toml:6:32: error: `virtual_server.web.check.rise` = 0 is out of range 1–100",
+    );
+}
+
+#[test]
+fn http_several_urls() {
+    let md5 = "0F".repeat(16);
+    let c = check_of(&with_check(
+        &format!(
+            "kind = \"http\", url = [{{ path = \"/a\", expect_status = [200], body_md5 = \"{md5}\" }}, {{ path = \"/b\", body_regex = \"down\", regex_no_match = true }}]"
+        ),
+        "",
+    ));
+    let CheckKind::Http(h) = c.kind else {
+        panic!("not http")
+    };
+    assert_eq!(
+        h.urls,
+        [
+            HttpUrl {
+                expect_status: vec![(200, 200)],
+                body_md5: Some("0f".repeat(16)),
+                ..HttpUrl::new("/a")
+            },
+            HttpUrl {
+                body_regex: Some("down".into()),
+                regex_no_match: true,
+                ..HttpUrl::new("/b")
+            },
+        ]
+    );
+}
+
+#[test]
+fn http_url_rules() {
+    assert_errors(
+        &with_check(
+            "kind = \"http\", path = \"/x\", url = [{ path = \"y\", body_md5 = \"abc\", port = 1 }, 3]",
+            "",
+        ),
+        &[
+            "t.toml:6:33: error: `virtual_server.web.check.path` cannot be used together with `virtual_server.web.check.url`",
+            "t.toml:6:55: error: `virtual_server.web.check.url[0].path`: \"y\" must start with '/' and contain no spaces",
+            "t.toml:6:71: error: `virtual_server.web.check.url[0].body_md5` must be 32 hexadecimal digits (an MD5 digest)",
+            "t.toml:6:78: error: unknown field `virtual_server.web.check.url[0].port`",
+            "t.toml:6:90: error: `virtual_server.web.check.url[1]` must be a table, found an integer",
+        ],
+    );
+    let src = with_check(
+        "kind = \"http\", path = \"/x\", url = [{ path = \"/y\" }]",
+        "",
+    );
+    assert_eq!(
+        help_of(&src, "t.toml:6:33: error: `virtual_server.web.check.path` cannot be used together with `virtual_server.web.check.url`").as_deref(),
+        Some("put `path` in each `url` entry")
+    );
+    assert_error(
+        &with_check("kind = \"http\", url = []", ""),
+        "t.toml:6:32: error: `virtual_server.web.check.url` is empty",
+    );
+    assert_error(
+        &with_check("kind = \"http\", regex_no_match = true", ""),
+        "t.toml:6:43: error: `virtual_server.web.check.regex_no_match` needs `virtual_server.web.check.body_regex`",
+    );
+    assert_error(
+        &with_check(
+            "kind = \"http\", method = \"HEAD\", url = [{ body_md5 = \"00000000000000000000000000000000\" }]",
+            "",
+        ),
+        "t.toml:6:63: error: `virtual_server.web.check.url[0].body_md5` needs a body, but HEAD responses have none",
     );
 }
