@@ -449,10 +449,42 @@ impl HttpUrl {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tls {
     pub verify: bool,
+    /// CA certificates to verify against; when set, `trust` is not used.
     pub ca_file: Option<PathBuf>,
+    /// Which roots verify the server when there is no `ca_file`.
+    pub trust: TlsTrust,
     /// SNI and the name the certificate must carry; `None` = the Host header, else the
     /// probed address.
     pub server_name: Option<String>,
+    /// Send the server name in the handshake (SNI); it is verified either way.
+    pub sni: bool,
+    /// Client certificate chain and its key (PEM), both or neither.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+impl Tls {
+    /// The defaults: verify against the bundled public roots, SNI on, no client certificate.
+    pub fn verifying() -> Self {
+        Tls {
+            verify: true,
+            ca_file: None,
+            trust: TlsTrust::Bundled,
+            server_name: None,
+            sni: true,
+            client_cert: None,
+            client_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsTrust {
+    /// The public roots compiled into vigil (Mozilla's, via webpki-roots).
+    Bundled,
+    /// The system's CA bundle (e.g. /etc/ssl/certs/ca-certificates.crt).
+    System,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -410,14 +410,7 @@ fn https_defaults_and_options() {
     let CheckKind::Http(h) = &c.kind else {
         panic!("not http")
     };
-    assert_eq!(
-        h.tls,
-        Some(Tls {
-            verify: true,
-            ca_file: None,
-            server_name: None
-        })
-    );
+    assert_eq!(h.tls, Some(Tls::verifying()));
     assert_eq!(c.kind.name(), "https");
     let c = check_of(&with_check(
         "kind = \"https\", tls_verify = false, tls_ca_file = \"/etc/ca.pem\", tls_server_name = \"www.example.org\", path = \"/x\"",
@@ -432,7 +425,8 @@ fn https_defaults_and_options() {
         Some(Tls {
             verify: false,
             ca_file: Some("/etc/ca.pem".into()),
-            server_name: Some("www.example.org".into())
+            server_name: Some("www.example.org".into()),
+            ..Tls::verifying()
         })
     );
     assert_errors(
@@ -839,5 +833,57 @@ fn http_url_rules() {
             "",
         ),
         "t.toml:6:63: error: `virtual_server.web.check.url[0].body_md5` needs a body, but HEAD responses have none",
+    );
+}
+
+#[test]
+fn https_trust_sni_and_client_certificate() {
+    let c = check_of(&with_check(
+        "kind = \"https\", tls_trust = \"system\", tls_sni = false, tls_client_cert = \"/etc/vigil/client.pem\", tls_client_key = \"/etc/vigil/client.key\"",
+        "",
+    ));
+    let CheckKind::Http(h) = &c.kind else {
+        panic!("not http")
+    };
+    assert_eq!(
+        h.tls,
+        Some(Tls {
+            trust: TlsTrust::System,
+            sni: false,
+            client_cert: Some("/etc/vigil/client.pem".into()),
+            client_key: Some("/etc/vigil/client.key".into()),
+            ..Tls::verifying()
+        })
+    );
+    assert_errors(
+        &with_check(
+            "kind = \"https\", tls_trust = \"os\", tls_sni = 1, tls_client_cert = \"client.pem\"",
+            "",
+        ),
+        &[
+            "t.toml:6:39: error: `virtual_server.web.check.tls_trust`: unknown value \"os\"",
+            "t.toml:6:55: error: `virtual_server.web.check.tls_sni` must be true or false, found an integer",
+            "t.toml:6:76: error: `virtual_server.web.check.tls_client_cert`: \"client.pem\" must be an absolute path",
+        ],
+    );
+    let src = with_check("kind = \"https\", tls_client_key = \"/k.pem\"", "");
+    let help = assert_error(
+        &src,
+        "t.toml:6:44: error: `virtual_server.web.check.tls_client_key` needs `virtual_server.web.check.tls_client_cert`",
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some("a client certificate is given with its private key")
+    );
+    assert_error(
+        &with_check(
+            "kind = \"https\", tls_ca_file = \"/ca.pem\", tls_trust = \"system\"",
+            "",
+        ),
+        "t.toml:6:64: error: `virtual_server.web.check.tls_trust` and `virtual_server.web.check.tls_ca_file` are alternatives",
+    );
+    assert_error(
+        &with_check("kind = \"http\", tls_sni = false", ""),
+        "t.toml:6:26: error: `virtual_server.web.check.tls_sni` is an option of https checks, not of http checks",
     );
 }
