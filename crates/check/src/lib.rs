@@ -91,7 +91,7 @@
 //! | tcp | connect (then `send`, and the reply matches `expect`) | `connect to 10.0.0.12:80 refused` |
 //! | http/https | for each URL: status in `expect_status`, body matches `body_regex` (or not, `regex_no_match`) / `body_sha256` / `body_md5` (reading at most `max_body_bytes`) | `HTTP 503 from 10.0.0.11:80 GET /healthz` |
 //! | dns | the real server answers with `expect_rcode` and all `expect_addresses` (UDP or TCP; no system resolver, no cache) | `DNS SERVFAIL for example.org A from 10.0.0.53:53` |
-//! | udp | a reply arrives (matching `expect`); ICMP port unreachable is down | `UDP port 10.0.0.9:514 unreachable (ICMP port unreachable)` |
+//! | udp | a reply arrives (matching `expect`), or with `require_reply = false` no ICMP port unreachable within the timeout; ICMP port unreachable is down | `UDP port 10.0.0.9:514 unreachable (ICMP port unreachable)` |
 //! | icmp | an echo reply arrives (ping socket, raw socket if not allowed) | `no reply within 500ms (icmp 10.0.0.7)` |
 //! | exec | the program exits 0 | `/usr/lib/vigil/check-db exited with status 2` |
 //!

@@ -365,8 +365,13 @@ pub enum CheckKind {
     Http(HttpCheck),
     Dns(DnsCheck),
     Udp {
-        send: String,
+        /// The datagram (`send` or `send_hex`); may be empty.
+        send: Vec<u8>,
+        /// Regular expression the reply must match (needs `require_reply`).
         expect: Option<String>,
+        /// Fail without a reply. False: pass unless an ICMP port unreachable comes back
+        /// within the timeout (keepalived's UDP_CHECK default).
+        require_reply: bool,
     },
     Icmp,
     Exec {

@@ -1214,7 +1214,7 @@ const KIND_FIELDS: &[(&str, &[&str])] = &[
             "transport",
         ],
     ),
-    ("udp", &["send", "expect"]),
+    ("udp", &["send", "send_hex", "expect", "require_reply"]),
     ("exec", &["command", "user"]),
 ];
 
@@ -1318,11 +1318,7 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
         }
         Some(k @ ("http" | "https")) => http_check(sink, &mut t, k == "https").map(CheckKind::Http),
         Some("dns") => dns_check(sink, &mut t).map(CheckKind::Dns),
-        Some("udp") => {
-            let send = t.req_str(sink, "send").map(|(s, _)| s.to_string());
-            let expect = regex_field(sink, &mut t, "expect");
-            send.map(|send| CheckKind::Udp { send, expect })
-        }
+        Some("udp") => udp_check(sink, &mut t),
         Some("icmp") => {
             if let Some((_, span)) = &port_read {
                 sink.push(
@@ -1408,6 +1404,82 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
         port,
         bind,
     })
+}
+
+fn udp_check(sink: &mut Sink, t: &mut Table<'_, '_>) -> Option<CheckKind> {
+    let p = t.path.clone();
+    let f = |k: &str| format!("{p}.{k}");
+    let errors_before = sink.items.len();
+    let text = t.str(sink, "send");
+    let hex = t.str(sink, "send_hex");
+    let send = match (text, hex) {
+        (Some(_), Some((_, span))) => {
+            sink.error(
+                span,
+                format!("`{}` and `{}` are alternatives", f("send"), f("send_hex")),
+            );
+            Vec::new()
+        }
+        (Some((s, _)), None) => s.as_bytes().to_vec(),
+        (None, Some((h, span))) => match parse_hex(h) {
+            Some(bytes) => bytes,
+            None => {
+                sink.push(
+                    Diagnostic::error(
+                        span,
+                        format!("`{}` must be pairs of hexadecimal digits", f("send_hex")),
+                    )
+                    .with_help("e.g. send_hex = \"0a1b 2c3d\" (spaces are ignored)"),
+                );
+                Vec::new()
+            }
+        },
+        (None, None) => Vec::new(),
+    };
+    let expect = regex_field(sink, t, "expect");
+    let require_reply = t.bool(sink, "require_reply").unwrap_or(true);
+    if !require_reply
+        && expect.is_some()
+        && let Some(v) = t.get("expect")
+    {
+        sink.push(
+            Diagnostic::error(
+                v.span(),
+                format!(
+                    "`{}` needs a reply, but `{}` is false",
+                    f("expect"),
+                    f("require_reply")
+                ),
+            )
+            .with_help("require_reply = false passes on silence, with nothing to match"),
+        );
+    }
+    if sink.items.len() != errors_before {
+        return None;
+    }
+    Some(CheckKind::Udp {
+        send,
+        expect,
+        require_reply,
+    })
+}
+
+/// `"0a1B 2c"` → `[0x0a, 0x1b, 0x2c]`; whitespace between digits is ignored.
+fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok()))
+        .collect::<Option<_>>()?;
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    Some(
+        digits
+            .chunks(2)
+            .map(|pair| (pair[0] << 4) | pair[1])
+            .collect(),
+    )
 }
 
 fn regex_field(sink: &mut Sink, t: &mut Table<'_, '_>, key: &'static str) -> Option<String> {

@@ -541,10 +541,16 @@ fn dns_rules() {
 }
 
 #[test]
-fn udp_needs_send() {
-    assert_error(
-        &with_check("kind = \"udp\"", ""),
-        "t.toml:6:9: error: missing required field `virtual_server.web.check.send`",
+fn udp_payload_and_reply() {
+    // No payload: an empty datagram, as keepalived's UDP_CHECK without `payload`.
+    let c = check_of(&with_check("kind = \"udp\"", ""));
+    assert_eq!(
+        c.kind,
+        CheckKind::Udp {
+            send: vec![],
+            expect: None,
+            require_reply: true
+        }
     );
     let c = check_of(&with_check(
         "kind = \"udp\", send = \"hi\", expect = \"^ok\"",
@@ -554,8 +560,40 @@ fn udp_needs_send() {
         c.kind,
         CheckKind::Udp {
             send: "hi".into(),
-            expect: Some("^ok".into())
+            expect: Some("^ok".into()),
+            require_reply: true
         }
+    );
+    let c = check_of(&with_check(
+        "kind = \"udp\", send_hex = \"00Ff 1a\", require_reply = false",
+        "",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::Udp {
+            send: vec![0x00, 0xff, 0x1a],
+            expect: None,
+            require_reply: false
+        }
+    );
+    assert_errors(
+        &with_check(
+            "kind = \"udp\", send = \"a\", send_hex = \"0\", expect = \"x\", require_reply = false",
+            "",
+        ),
+        &[
+            "t.toml:6:48: error: `virtual_server.web.check.send` and `virtual_server.web.check.send_hex` are alternatives",
+            "t.toml:6:62: error: `virtual_server.web.check.expect` needs a reply, but `virtual_server.web.check.require_reply` is false",
+        ],
+    );
+    let src = with_check("kind = \"udp\", send_hex = \"0g\"", "");
+    let help = assert_error(
+        &src,
+        "t.toml:6:36: error: `virtual_server.web.check.send_hex` must be pairs of hexadecimal digits",
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some("e.g. send_hex = \"0a1b 2c3d\" (spaces are ignored)")
     );
 }
 

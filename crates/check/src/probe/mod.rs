@@ -60,9 +60,19 @@ impl Probe {
                 http::HttpProbe::new(addr, bind, spec).map(|p| Kind::Http(Box::new(p)))
             }
             CheckKind::Dns(spec) => Ok(Kind::Dns(dns::DnsProbe::new(addr, bind, spec))),
-            CheckKind::Udp { send, expect } => {
-                udp::UdpProbe::new(addr, bind, send, expect.as_deref()).map(Kind::Udp)
-            }
+            CheckKind::Udp {
+                send,
+                expect,
+                require_reply,
+            } => udp::UdpProbe::new(
+                addr,
+                bind,
+                send,
+                expect.as_deref(),
+                *require_reply,
+                target.check.timeout,
+            )
+            .map(Kind::Udp),
             CheckKind::Icmp => Ok(Kind::Icmp(icmp::IcmpProbe::new(addr.ip(), bind))),
             CheckKind::Exec { command, user } => {
                 exec::ExecProbe::new(&target, command, user).map(Kind::Exec)
