@@ -93,6 +93,7 @@
 //! | dns | the real server answers with `expect_rcode` and all `expect_addresses` (UDP or TCP; no system resolver, no cache) | `DNS SERVFAIL for example.org A from 10.0.0.53:53` |
 //! | udp | a reply arrives (matching `expect`), or with `require_reply = false` no ICMP port unreachable within the timeout; ICMP port unreachable is down | `UDP port 10.0.0.9:514 unreachable (ICMP port unreachable)` |
 //! | icmp | an echo reply arrives (ping socket, raw socket if not allowed) | `no reply within 500ms (icmp 10.0.0.7)` |
+//! | smtp | the greeting is 220 and `HELO helo_name` is answered 2xx (then `QUIT`) | `SMTP greeting from 10.0.0.25:25 is 554 (220 expected): no service` |
 //! | exec | the program exits 0 | `/usr/lib/vigil/check-db exited with status 2` |
 //!
 //! HTTPS uses rustls with ring: verification is on unless `tls_verify = false`, against

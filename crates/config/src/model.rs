@@ -374,6 +374,11 @@ pub enum CheckKind {
         require_reply: bool,
     },
     Icmp,
+    /// SMTP: the 220 greeting, `HELO helo_name` answered 2xx, then `QUIT`.
+    Smtp {
+        /// Default [`DEFAULT_HELO_NAME`].
+        helo_name: String,
+    },
     Exec {
         command: Vec<String>,
         user: String,
@@ -382,7 +387,7 @@ pub enum CheckKind {
 
 impl CheckKind {
     pub const NAMES: &'static [&'static str] =
-        &["tcp", "http", "https", "dns", "udp", "icmp", "exec"];
+        &["tcp", "http", "https", "dns", "udp", "icmp", "smtp", "exec"];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -392,10 +397,15 @@ impl CheckKind {
             CheckKind::Dns(_) => "dns",
             CheckKind::Udp { .. } => "udp",
             CheckKind::Icmp => "icmp",
+            CheckKind::Smtp { .. } => "smtp",
             CheckKind::Exec { .. } => "exec",
         }
     }
 }
+
+/// The HELO name of smtp checks. keepalived's default is `smtpchecker.keepalived.org`;
+/// ours is a name under `.invalid` (RFC 6761), shaped like the domain HELO asks for.
+pub const DEFAULT_HELO_NAME: &str = "vigil-check.invalid";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum HttpMethod {

@@ -1215,6 +1215,7 @@ const KIND_FIELDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("udp", &["send", "send_hex", "expect", "require_reply"]),
+    ("smtp", &["helo_name"]),
     ("exec", &["command", "user"]),
 ];
 
@@ -1330,6 +1331,27 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
                 );
             }
             Some(CheckKind::Icmp)
+        }
+        Some("smtp") => {
+            let helo_name = match t.str(sink, "helo_name") {
+                Some((h, span))
+                    if h.is_empty()
+                        || h.len() > 255
+                        || h.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    sink.error(
+                        span,
+                        format!(
+                            "`{}`: \"{h}\" must be 1–255 characters without spaces or control characters",
+                            f("helo_name")
+                        ),
+                    );
+                    None
+                }
+                Some((h, _)) => Some(h.to_string()),
+                None => Some(DEFAULT_HELO_NAME.to_string()),
+            };
+            helo_name.map(|helo_name| CheckKind::Smtp { helo_name })
         }
         Some("exec") => {
             let command = t

@@ -96,7 +96,7 @@ fn kind_is_required_and_known() {
     );
     assert_eq!(
         help.as_deref(),
-        Some("one of: tcp, http, https, dns, udp, icmp, exec")
+        Some("one of: tcp, http, https, dns, udp, icmp, smtp, exec")
     );
     let help = assert_error(
         &with_check("kind = \"htp\"", ""),
@@ -923,5 +923,35 @@ fn https_trust_sni_and_client_certificate() {
     assert_error(
         &with_check("kind = \"http\", tls_sni = false", ""),
         "t.toml:6:26: error: `virtual_server.web.check.tls_sni` is an option of https checks, not of http checks",
+    );
+}
+
+#[test]
+fn smtp_helo_name() {
+    let c = check_of(&with_check("kind = \"smtp\"", ""));
+    assert_eq!(
+        c.kind,
+        CheckKind::Smtp {
+            helo_name: DEFAULT_HELO_NAME.into()
+        }
+    );
+    assert_eq!(c.kind.name(), "smtp");
+    let c = check_of(&with_check(
+        "kind = \"smtp\", helo_name = \"lb1.example.org\", port = 25",
+        "",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::Smtp {
+            helo_name: "lb1.example.org".into()
+        }
+    );
+    assert_error(
+        &with_check("kind = \"smtp\", helo_name = \"lb 1\"", ""),
+        "t.toml:6:38: error: `virtual_server.web.check.helo_name`: \"lb 1\" must be 1–255 characters without spaces or control characters",
+    );
+    assert_error(
+        &with_check("kind = \"tcp\", helo_name = \"lb1\"", ""),
+        "t.toml:6:25: error: `virtual_server.web.check.helo_name` is an option of smtp checks, not of tcp checks",
     );
 }

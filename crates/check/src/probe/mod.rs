@@ -7,6 +7,7 @@ mod http;
 mod icmp;
 mod net;
 mod pool;
+mod smtp;
 mod tcp;
 mod tls;
 mod udp;
@@ -37,6 +38,7 @@ enum Kind {
     Dns(dns::DnsProbe),
     Udp(udp::UdpProbe),
     Icmp(icmp::IcmpProbe),
+    Smtp(smtp::SmtpProbe),
     Exec(exec::ExecProbe),
     /// The check cannot run on this system (unreadable CA file, unknown user, ...): every
     /// run fails with this reason, so the operator sees it in the status.
@@ -74,6 +76,9 @@ impl Probe {
             )
             .map(Kind::Udp),
             CheckKind::Icmp => Ok(Kind::Icmp(icmp::IcmpProbe::new(addr.ip(), bind))),
+            CheckKind::Smtp { helo_name } => {
+                smtp::SmtpProbe::new(addr, bind, helo_name).map(Kind::Smtp)
+            }
             CheckKind::Exec { command, user } => {
                 exec::ExecProbe::new(&target, command, user).map(Kind::Exec)
             }
@@ -112,6 +117,7 @@ impl Probe {
             Kind::Dns(p) => Box::pin(p.run()).await,
             Kind::Udp(p) => Box::pin(p.run()).await,
             Kind::Icmp(p) => Box::pin(p.run()).await,
+            Kind::Smtp(p) => Box::pin(p.run()).await,
             Kind::Exec(p) => Box::pin(p.run()).await,
             Kind::Broken(reason) => Err(reason.clone()),
         }
@@ -138,6 +144,7 @@ impl Probe {
             Kind::Dns(p) => format!("dns {} {addr}", p.question()),
             Kind::Udp(_) => format!("udp {addr}"),
             Kind::Icmp(_) => format!("icmp {}", addr.ip()),
+            Kind::Smtp(_) => format!("smtp {addr}"),
             Kind::Exec(p) => format!("exec {}", p.program()),
             Kind::Broken(_) => format!("{} {addr}", self.target.check.kind.name()),
         }
