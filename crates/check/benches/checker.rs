@@ -178,6 +178,9 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
         address: None,
         port: None,
         bind: None,
+        bind_port: None,
+        bind_interface: None,
+        fwmark: None,
     };
     let targets: Vec<Target> = (0..args.reals)
         .map(|i| Target {

@@ -345,6 +345,12 @@ pub struct Check {
     pub port: Option<u16>,
     /// Source address to bind probes to.
     pub bind: Option<IpAddr>,
+    /// Source port to bind probes to (keepalived's `bind_port`).
+    pub bind_port: Option<u16>,
+    /// Interface the probes leave by (`SO_BINDTODEVICE`; keepalived's `bind_if`).
+    pub bind_interface: Option<String>,
+    /// Firewall mark on the probes' packets (`SO_MARK`; keepalived's `fwmark`).
+    pub fwmark: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

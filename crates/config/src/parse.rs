@@ -1299,6 +1299,14 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
     let port_read = t.int::<u16>(sink, "port", 1, 65_535);
     let port = port_read.as_ref().map(|(v, _)| *v);
     let bind = t.get("bind").and_then(|v| as_ip(sink, v, &f("bind")));
+    let bind_port_read = t.int::<u16>(sink, "bind_port", 1, 65_535);
+    let bind_port = bind_port_read.as_ref().map(|(v, _)| *v);
+    let bind_interface_read = t
+        .str(sink, "bind_interface")
+        .filter(|(i, s)| check_interface(sink, &f("bind_interface"), i, s.clone()));
+    let bind_interface = bind_interface_read.as_ref().map(|(i, _)| i.to_string());
+    let fwmark_read = t.int::<u32>(sink, "fwmark", 1, u32::MAX);
+    let fwmark = fwmark_read.as_ref().map(|(v, _)| *v);
     if let (Some(a), Some(b)) = (address, bind)
         && AddressFamily::of(&a) != AddressFamily::of(&b)
     {
@@ -1330,6 +1338,15 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
                     .with_help("an ICMP echo request has no port"),
                 );
             }
+            if let Some((_, span)) = &bind_port_read {
+                sink.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        format!("`{}` does not apply to icmp checks", f("bind_port")),
+                    )
+                    .with_help("an ICMP echo request has no port"),
+                );
+            }
             Some(CheckKind::Icmp)
         }
         Some("smtp") => {
@@ -1354,6 +1371,24 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
             helo_name.map(|helo_name| CheckKind::Smtp { helo_name })
         }
         Some("exec") => {
+            // The program opens its own sockets: nothing of the check's source reaches them.
+            let source_fields = [
+                ("bind", t.get("bind").map(|v| v.span())),
+                ("bind_port", bind_port_read.as_ref().map(|(_, s)| s.clone())),
+                (
+                    "bind_interface",
+                    bind_interface_read.as_ref().map(|(_, s)| s.clone()),
+                ),
+                ("fwmark", fwmark_read.as_ref().map(|(_, s)| s.clone())),
+            ];
+            for (key, span) in source_fields {
+                if let Some(span) = span {
+                    sink.push(
+                        Diagnostic::error(span, format!("`{}` does not apply to exec checks", f(key)))
+                            .with_help("the program opens its own connections; give it the source as an argument"),
+                    );
+                }
+            }
             let command = t
                 .require(sink, "command")
                 .and_then(|_| t.str_list(sink, "command"))
@@ -1425,6 +1460,9 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
         address,
         port,
         bind,
+        bind_port,
+        bind_interface,
+        fwmark,
     })
 }
 

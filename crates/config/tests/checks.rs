@@ -40,6 +40,9 @@ fn common_defaults() {
             address: None,
             port: None,
             bind: None,
+            bind_port: None,
+            bind_interface: None,
+            fwmark: None,
         }
     );
 }
@@ -953,5 +956,42 @@ fn smtp_helo_name() {
     assert_error(
         &with_check("kind = \"tcp\", helo_name = \"lb1\"", ""),
         "t.toml:6:25: error: `virtual_server.web.check.helo_name` is an option of smtp checks, not of tcp checks",
+    );
+}
+
+#[test]
+fn check_source_port_interface_and_fwmark() {
+    let c = check_of(&with_check(
+        "kind = \"tcp\", bind = \"192.0.2.1\", bind_port = 4000, bind_interface = \"eth1\", fwmark = 66",
+        "",
+    ));
+    assert_eq!(c.bind, Some(ip("192.0.2.1")));
+    assert_eq!(c.bind_port, Some(4000));
+    assert_eq!(c.bind_interface.as_deref(), Some("eth1"));
+    assert_eq!(c.fwmark, Some(66));
+    assert_errors(
+        &with_check(
+            "kind = \"tcp\", bind_port = 0, bind_interface = \"a/b\", fwmark = 0",
+            "",
+        ),
+        &[
+            "t.toml:6:37: error: `virtual_server.web.check.bind_port` = 0 is out of range 1–65535",
+            "t.toml:6:57: error: `virtual_server.web.check.bind_interface`: \"a/b\" is not a valid interface name (at most 15 characters, no '/', ':' or spaces)",
+            "t.toml:6:73: error: `virtual_server.web.check.fwmark` = 0 is out of range 1–4294967295",
+        ],
+    );
+    assert_errors(
+        &with_check(
+            "kind = \"exec\", command = [\"/bin/true\"], fwmark = 1, bind_port = 2",
+            "",
+        ),
+        &[
+            "t.toml:6:60: error: `virtual_server.web.check.fwmark` does not apply to exec checks",
+            "t.toml:6:75: error: `virtual_server.web.check.bind_port` does not apply to exec checks",
+        ],
+    );
+    assert_error(
+        &with_check("kind = \"icmp\", bind_port = 2", ""),
+        "t.toml:6:38: error: `virtual_server.web.check.bind_port` does not apply to icmp checks",
     );
 }

@@ -48,36 +48,36 @@ enum Kind {
 impl Probe {
     pub(crate) fn new(target: Arc<Target>) -> Self {
         let addr = target.probe_address();
-        let bind = target.check.bind;
+        let source = net::Source::of(&target.check);
         let kind = match &target.check.kind {
             CheckKind::Tcp { send, expect } => tcp::TcpProbe::new(
                 addr,
-                bind,
+                source.clone(),
                 send.as_deref(),
                 expect.as_deref(),
                 target.check.timeout,
             )
             .map(Kind::Tcp),
             CheckKind::Http(spec) => {
-                http::HttpProbe::new(addr, bind, spec).map(|p| Kind::Http(Box::new(p)))
+                http::HttpProbe::new(addr, source.clone(), spec).map(|p| Kind::Http(Box::new(p)))
             }
-            CheckKind::Dns(spec) => Ok(Kind::Dns(dns::DnsProbe::new(addr, bind, spec))),
+            CheckKind::Dns(spec) => Ok(Kind::Dns(dns::DnsProbe::new(addr, source.clone(), spec))),
             CheckKind::Udp {
                 send,
                 expect,
                 require_reply,
             } => udp::UdpProbe::new(
                 addr,
-                bind,
+                source.clone(),
                 send,
                 expect.as_deref(),
                 *require_reply,
                 target.check.timeout,
             )
             .map(Kind::Udp),
-            CheckKind::Icmp => Ok(Kind::Icmp(icmp::IcmpProbe::new(addr.ip(), bind))),
+            CheckKind::Icmp => Ok(Kind::Icmp(icmp::IcmpProbe::new(addr.ip(), source.clone()))),
             CheckKind::Smtp { helo_name } => {
-                smtp::SmtpProbe::new(addr, bind, helo_name).map(Kind::Smtp)
+                smtp::SmtpProbe::new(addr, source.clone(), helo_name).map(Kind::Smtp)
             }
             CheckKind::Exec { command, user } => {
                 exec::ExecProbe::new(&target, command, user).map(Kind::Exec)

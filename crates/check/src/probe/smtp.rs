@@ -2,11 +2,11 @@
 //! `HELO name`, which must be answered 2xx; then `QUIT`, and read its answer so that the
 //! server sees an ordinary end of session (RFC 5321 §4.1.1.1, §4.1.1.10, §4.2).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::net::{connect_tcp, strip_os_error};
+use super::net::{Source, connect_tcp, strip_os_error};
 use super::{Verdict, excerpt};
 
 /// A reply longer than this is refused (RFC 5321 §4.5.3.1.5: 512 octets a line; a
@@ -16,7 +16,7 @@ const MAX_REPLY: usize = 8 * 1024;
 #[derive(Debug)]
 pub(crate) struct SmtpProbe {
     addr: SocketAddr,
-    bind: Option<IpAddr>,
+    source: Source,
     /// `HELO name\r\n`, built once.
     helo: Vec<u8>,
     helo_name: String,
@@ -68,11 +68,7 @@ pub(crate) fn parse_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, String> 
 }
 
 impl SmtpProbe {
-    pub(crate) fn new(
-        addr: SocketAddr,
-        bind: Option<IpAddr>,
-        helo_name: &str,
-    ) -> Result<Self, String> {
+    pub(crate) fn new(addr: SocketAddr, source: Source, helo_name: &str) -> Result<Self, String> {
         if helo_name.is_empty()
             || helo_name
                 .chars()
@@ -82,7 +78,7 @@ impl SmtpProbe {
         }
         Ok(SmtpProbe {
             addr,
-            bind,
+            source,
             helo: format!("HELO {helo_name}\r\n").into_bytes(),
             helo_name: helo_name.to_string(),
         })
@@ -90,7 +86,7 @@ impl SmtpProbe {
 
     pub(crate) async fn run(&self) -> Verdict {
         let addr = self.addr;
-        let mut stream = connect_tcp(addr, self.bind).await?;
+        let mut stream = connect_tcp(addr, &self.source).await?;
         let mut buf = Vec::with_capacity(512);
         let greeting = read_reply(&mut stream, &mut buf)
             .await

@@ -3,20 +3,20 @@
 //! pattern), or, as keepalived's UDP_CHECK does by default, silence until the timeout
 //! passes and only the port unreachable fails.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use regex::bytes::Regex;
 use tokio::time::Instant;
 use vigil_config::format_duration;
 
-use super::net::{connect_udp, strip_os_error};
+use super::net::{Source, connect_udp, strip_os_error};
 use super::{Verdict, excerpt};
 
 #[derive(Debug)]
 pub(crate) struct UdpProbe {
     addr: SocketAddr,
-    bind: Option<IpAddr>,
+    source: Source,
     send: Vec<u8>,
     expect: Option<Regex>,
     require_reply: bool,
@@ -26,7 +26,7 @@ pub(crate) struct UdpProbe {
 impl UdpProbe {
     pub(crate) fn new(
         addr: SocketAddr,
-        bind: Option<IpAddr>,
+        source: Source,
         send: &[u8],
         expect: Option<&str>,
         require_reply: bool,
@@ -37,7 +37,7 @@ impl UdpProbe {
             .transpose()?;
         Ok(UdpProbe {
             addr,
-            bind,
+            source,
             send: send.to_vec(),
             expect,
             require_reply,
@@ -49,7 +49,7 @@ impl UdpProbe {
         // Silence is judged just before the check's own timeout would call it a failure.
         let deadline = Instant::now() + self.timeout.mul_f64(0.95);
         let addr = self.addr;
-        let socket = connect_udp(addr, self.bind).await?;
+        let socket = connect_udp(addr, &self.source).await?;
         socket
             .send(&self.send)
             .await

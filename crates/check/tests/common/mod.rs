@@ -26,6 +26,9 @@ pub fn check(kind: CheckKind) -> Check {
         address: None,
         port: None,
         bind: None,
+        bind_port: None,
+        bind_interface: None,
+        fwmark: None,
     }
 }
 

@@ -10,7 +10,7 @@
 mod wire;
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use md5::Md5;
@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use vigil_config::{HttpCheck, HttpMethod};
 
-use super::net::{OpenError, connect_send, connect_tcp, strip_os_error};
+use super::net::{OpenError, Source, connect_send, connect_tcp, strip_os_error};
 use super::{Verdict, tls};
 use wire::{ChunkedDecoder, Framing};
 
@@ -32,7 +32,7 @@ const MAX_HEAD: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct HttpProbe {
     addr: SocketAddr,
-    bind: Option<IpAddr>,
+    source: Source,
     method: &'static str,
     /// Requested in order; all must pass. Never empty.
     urls: Vec<UrlProbe>,
@@ -62,11 +62,7 @@ impl UrlProbe {
 }
 
 impl HttpProbe {
-    pub(crate) fn new(
-        addr: SocketAddr,
-        bind: Option<IpAddr>,
-        spec: &HttpCheck,
-    ) -> Result<Self, String> {
+    pub(crate) fn new(addr: SocketAddr, source: Source, spec: &HttpCheck) -> Result<Self, String> {
         let tls = match &spec.tls {
             Some(t) => Some((
                 tls::client_config(t)?,
@@ -117,7 +113,7 @@ impl HttpProbe {
         }
         Ok(HttpProbe {
             addr,
-            bind,
+            source,
             method,
             urls,
             max_body_bytes: spec.max_body_bytes,
@@ -146,7 +142,7 @@ impl HttpProbe {
             None => {
                 // The request goes out with the connect (see `connect_send`): on a nearby
                 // server, one wakeup per check (the response), not two.
-                let conn = connect_send(self.addr, self.bind, &url.request)
+                let conn = connect_send(self.addr, &self.source, &url.request)
                     .await
                     .map_err(|e| match e {
                         OpenError::Connect(reason) => reason,
@@ -157,7 +153,7 @@ impl HttpProbe {
             // Boxed: the TLS session state would otherwise make every plain check's
             // future as large as an https one.
             Some((config, name)) => {
-                let stream = connect_tcp(self.addr, self.bind).await?;
+                let stream = connect_tcp(self.addr, &self.source).await?;
                 Box::pin(self.exchange_tls(url, stream, config, name)).await
             }
         }
