@@ -312,6 +312,7 @@ pub fn check_summary(check: &Option<Check>) -> Option<CheckSummary> {
             format!("{} {}", d.name, format!("{:?}", d.qtype).to_uppercase())
         }
         CheckKind::Exec { command, .. } => command.join(" "),
+        CheckKind::Smtp { helo_name } => format!("HELO {helo_name}"),
         _ => String::new(),
     };
     Some(CheckSummary {
