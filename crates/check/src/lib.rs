@@ -97,8 +97,11 @@
 //! | exec | the program exits 0 | `/usr/lib/vigil/check-db exited with status 2` |
 //!
 //! HTTPS uses rustls with ring: verification is on unless `tls_verify = false`, against
-//! `tls_ca_file` if given, else the Mozilla roots (webpki-roots); SNI and the verified name
-//! are `tls_server_name`, else the Host header, else the address. DNS uses a small codec
+//! `tls_ca_file` if given, else the Mozilla roots (webpki-roots) or, with
+//! `tls_trust = "system"`, the system's CA bundle; SNI (unless `tls_sni = false`) and the
+//! verified name are `tls_server_name`, else the Host header, else the address; a client
+//! certificate is presented when `tls_client_cert`/`tls_client_key` are set. Every probe
+//! socket takes the check's source (`bind`, `bind_port`, `bind_interface`, `fwmark`). DNS uses a small codec
 //! of its own (one question out; header, rcode and A/AAAA answers in): a resolver library
 //! would bring caching and retries that a check must not have. exec runs the program
 //! directly (no shell) as the configured user, with a fixed `PATH`, `/` as working
