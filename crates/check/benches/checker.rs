@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vigil_check::{CheckKey, Checker, CheckerOptions, Target};
 use vigil_config::{
-    Check, CheckKind, HttpCheck, HttpMethod, InitialState, Protocol, ServiceKey, parse_duration,
+    Check, CheckKind, HttpCheck, HttpMethod, HttpUrl, InitialState, Protocol, ServiceKey,
+    parse_duration,
 };
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -152,11 +153,11 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
     let kind = match args.kind.as_str() {
         "http" | "http-hang" => CheckKind::Http(HttpCheck {
             method: HttpMethod::Get,
-            path: "/check".into(),
             host: None,
-            expect_status: vec![(200, 200)],
-            body_regex: None,
-            body_sha256: None,
+            urls: vec![HttpUrl {
+                expect_status: vec![(200, 200)],
+                ..HttpUrl::new("/check")
+            }],
             max_body_bytes: 1 << 20,
             tls: None,
         }),
@@ -177,6 +178,9 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
         address: None,
         port: None,
         bind: None,
+        bind_port: None,
+        bind_interface: None,
+        fwmark: None,
     };
     let targets: Vec<Target> = (0..args.reals)
         .map(|i| Target {

@@ -89,15 +89,19 @@
 //! | kind | passes when | reasons look like |
 //! | --- | --- | --- |
 //! | tcp | connect (then `send`, and the reply matches `expect`) | `connect to 10.0.0.12:80 refused` |
-//! | http/https | status in `expect_status`, body matches `body_regex` / `body_sha256` (reading at most `max_body_bytes`) | `HTTP 503 from 10.0.0.11:80 GET /healthz` |
+//! | http/https | for each URL: status in `expect_status`, body matches `body_regex` (or not, `regex_no_match`) / `body_sha256` / `body_md5` (reading at most `max_body_bytes`) | `HTTP 503 from 10.0.0.11:80 GET /healthz` |
 //! | dns | the real server answers with `expect_rcode` and all `expect_addresses` (UDP or TCP; no system resolver, no cache) | `DNS SERVFAIL for example.org A from 10.0.0.53:53` |
-//! | udp | a reply arrives (matching `expect`); ICMP port unreachable is down | `UDP port 10.0.0.9:514 unreachable (ICMP port unreachable)` |
+//! | udp | a reply arrives (matching `expect`), or with `require_reply = false` no ICMP port unreachable within the timeout; ICMP port unreachable is down | `UDP port 10.0.0.9:514 unreachable (ICMP port unreachable)` |
 //! | icmp | an echo reply arrives (ping socket, raw socket if not allowed) | `no reply within 500ms (icmp 10.0.0.7)` |
+//! | smtp | the greeting is 220 and `HELO helo_name` is answered 2xx (then `QUIT`) | `SMTP greeting from 10.0.0.25:25 is 554 (220 expected): no service` |
 //! | exec | the program exits 0 | `/usr/lib/vigil/check-db exited with status 2` |
 //!
 //! HTTPS uses rustls with ring: verification is on unless `tls_verify = false`, against
-//! `tls_ca_file` if given, else the Mozilla roots (webpki-roots); SNI and the verified name
-//! are `tls_server_name`, else the Host header, else the address. DNS uses a small codec
+//! `tls_ca_file` if given, else the Mozilla roots (webpki-roots) or, with
+//! `tls_trust = "system"`, the system's CA bundle; SNI (unless `tls_sni = false`) and the
+//! verified name are `tls_server_name`, else the Host header, else the address; a client
+//! certificate is presented when `tls_client_cert`/`tls_client_key` are set. Every probe
+//! socket takes the check's source (`bind`, `bind_port`, `bind_interface`, `fwmark`). DNS uses a small codec
 //! of its own (one question out; header, rcode and A/AAAA answers in): a resolver library
 //! would bring caching and retries that a check must not have. exec runs the program
 //! directly (no shell) as the configured user, sandboxed by `vigil-child` (no

@@ -105,3 +105,29 @@ real_server = [
     assert_eq!(json[0]["kind"], "http");
     assert!(json[0]["latency_us"].is_u64());
 }
+
+/// The example's syslog check against a real listener that, like syslogd, never answers:
+/// it passes (it needs no reply), and a closed port fails it.
+#[tokio::test]
+async fn example_syslog_check_passes_on_a_silent_listener() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/dns-fwmark.toml");
+    let config = vigil_config::load(&path).expect("example validates").config;
+    let targets = targets_from_config(&config);
+    let syslog = targets
+        .iter()
+        .find(|t| t.virtual_server == "syslog" && t.check.kind.name() == "udp")
+        .expect("the udp syslog check");
+    let listener = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut on_loopback = syslog.clone();
+    on_loopback.key.real = listener.local_addr().expect("addr");
+    let results = run_once(&[on_loopback.clone()], 1).await;
+    assert!(results[0].passed, "{:?}", results[0]);
+    let mut got = [0u8; 64];
+    let (n, _) = listener.recv_from(&mut got).await.expect("the probe");
+    assert_eq!(&got[..n], b"<14>vigil health probe");
+    drop(listener);
+    let results = run_once(&[on_loopback], 1).await;
+    assert!(!results[0].passed, "{:?}", results[0]);
+}

@@ -204,6 +204,7 @@ fn udp(expect: Option<&str>) -> CheckKind {
     CheckKind::Udp {
         send: "ping".into(),
         expect: expect.map(Into::into),
+        require_reply: true,
     }
 }
 
@@ -247,4 +248,59 @@ async fn silent_udp_port_costs_a_timeout() {
     let r = once(target(addr, c)).await;
     assert_eq!(r.reason, format!("no reply within 300ms (udp {addr})"));
     drop(sock);
+}
+
+fn udp_no_reply_required() -> CheckKind {
+    CheckKind::Udp {
+        send: vec![0x00, 0xff, 0x10],
+        expect: None,
+        require_reply: false,
+    }
+}
+
+/// keepalived's UDP_CHECK default: silence passes, a port unreachable fails, a reply
+/// passes at once.
+#[tokio::test]
+async fn without_require_reply_only_port_unreachable_fails() {
+    let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let mut c = check(udp_no_reply_required());
+    c.timeout = Duration::from_millis(200);
+    let r = once(target(addr, c.clone())).await;
+    assert!(r.passed, "{r:?}");
+    assert_eq!(
+        r.reason,
+        format!("no ICMP port unreachable from {addr} within 190ms (no reply required)")
+    );
+    let mut got = [0u8; 16];
+    let (n, _) = silent.recv_from(&mut got).await.expect("datagram");
+    assert_eq!(&got[..n], [0x00, 0xff, 0x10]);
+    drop(silent);
+
+    let closed = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let r = once(target(addr, c.clone())).await;
+    assert!(!r.passed);
+    assert_eq!(
+        r.reason,
+        format!("UDP port {addr} unreachable (ICMP port unreachable)")
+    );
+
+    let addr = udp_echo().await;
+    let r = once(target(addr, c)).await;
+    assert!(r.passed, "{r:?}");
+    assert_eq!(r.reason, format!("UDP reply from {addr}, 9 bytes"));
+}
+
+#[tokio::test]
+async fn binary_payload_is_sent_as_is() {
+    let addr = udp_echo().await;
+    let kind = CheckKind::Udp {
+        send: vec![0x00, 0xff],
+        expect: Some(r"(?s-u)^echo: \x00\xff$".into()),
+        require_reply: true,
+    };
+    let r = once(target(addr, check(kind))).await;
+    assert!(r.passed, "{r:?}");
 }

@@ -34,7 +34,7 @@ async fn expected_status_ranges() {
             .await
             .passed
     );
-    spec.expect_status = vec![(200, 200), (300, 399)];
+    spec.urls[0].expect_status = vec![(200, 200), (300, 399)];
     assert!(
         once(target(addr, check(CheckKind::Http(spec))))
             .await
@@ -46,14 +46,14 @@ async fn expected_status_ranges() {
 async fn body_regex() {
     let (addr, _) = http_server(|_| response("200 OK", "status: degraded\n")).await;
     let mut spec = http("/");
-    spec.body_regex = Some("status: (ok|fine)".into());
+    spec.urls[0].body_regex = Some("status: (ok|fine)".into());
     let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
     assert!(!r.passed);
     assert_eq!(
         r.reason,
         format!("HTTP 200 from {addr} GET /: body does not match `status: (ok|fine)`")
     );
-    spec.body_regex = Some("status: degraded".into());
+    spec.urls[0].body_regex = Some("status: degraded".into());
     assert!(
         once(target(addr, check(CheckKind::Http(spec))))
             .await
@@ -66,11 +66,11 @@ async fn body_sha256() {
     let (addr, _) = http_server(|_| response("200 OK", "hello\n")).await;
     let mut spec = http("/");
     // sha256("hello\n")
-    spec.body_sha256 =
+    spec.urls[0].body_sha256 =
         Some("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03".into());
     let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
     assert!(r.passed, "{r:?}");
-    spec.body_sha256 = Some("00".repeat(32));
+    spec.urls[0].body_sha256 = Some("00".repeat(32));
     let r = once(target(addr, check(CheckKind::Http(spec)))).await;
     assert!(!r.passed);
     assert!(
@@ -89,7 +89,7 @@ async fn chunked_body_is_read() {
     })
     .await;
     let mut spec = http("/");
-    spec.body_regex = Some("^all good$".into());
+    spec.urls[0].body_regex = Some("^all good$".into());
     let r = once(target(addr, check(CheckKind::Http(spec)))).await;
     assert!(r.passed, "{r:?}");
 }
@@ -100,7 +100,7 @@ async fn body_cap_limits_what_is_read() {
     let (addr, _) = http_server(move |_| response("200 OK", &big)).await;
     let mut spec = http("/");
     spec.max_body_bytes = 1000;
-    spec.body_regex = Some("MARKER".into());
+    spec.urls[0].body_regex = Some("MARKER".into());
     let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
     assert!(!r.passed);
     assert!(
@@ -108,8 +108,8 @@ async fn body_cap_limits_what_is_read() {
         "{}",
         r.reason
     );
-    spec.body_regex = None;
-    spec.body_sha256 = Some("00".repeat(32));
+    spec.urls[0].body_regex = None;
+    spec.urls[0].body_sha256 = Some("00".repeat(32));
     let r = once(target(addr, check(CheckKind::Http(spec)))).await;
     assert!(
         r.reason.contains("body longer than 1000 bytes"),
@@ -215,7 +215,7 @@ async fn every_check_uses_a_fresh_connection() {
 async fn body_delimited_by_close() {
     let (addr, _) = http_server(|_| Reply::Bytes(b"HTTP/1.0 200 OK\r\n\r\nready".to_vec())).await;
     let mut spec = http("/");
-    spec.body_regex = Some("^ready$".into());
+    spec.urls[0].body_regex = Some("^ready$".into());
     let r = once(target(addr, check(CheckKind::Http(spec)))).await;
     assert!(r.passed, "{r:?}");
 }
@@ -227,7 +227,7 @@ async fn body_cut_short_fails() {
     })
     .await;
     let mut spec = http("/");
-    spec.body_regex = Some("only".into());
+    spec.urls[0].body_regex = Some("only".into());
     let r = once(target(addr, check(CheckKind::Http(spec)))).await;
     assert_eq!(
         r.reason,
@@ -244,7 +244,7 @@ async fn interim_100_continue_is_skipped() {
     })
     .await;
     let mut spec = http("/");
-    spec.body_regex = Some("^ok$".into());
+    spec.urls[0].body_regex = Some("^ok$".into());
     let r = once(target(addr, check(CheckKind::Http(spec)))).await;
     assert!(r.passed, "{r:?}");
 }
@@ -288,4 +288,126 @@ async fn request_is_sent_after_a_late_handshake() {
     assert!(r.latency >= Duration::from_millis(200), "{r:?}");
     assert!(server.join().unwrap().starts_with("GET /late HTTP/1.1\r\n"));
     drop(filler);
+}
+
+#[tokio::test]
+async fn several_urls_must_all_pass() {
+    let (addr, accepted) = http_server(|req| {
+        if req.starts_with("GET /a ") {
+            response("200 OK", "alpha")
+        } else if req.starts_with("GET /b ") {
+            response("200 OK", "beta")
+        } else {
+            response("404 Not Found", "")
+        }
+    })
+    .await;
+    let mut spec = http("/a");
+    spec.urls.push(vigil_config::HttpUrl {
+        body_regex: Some("^beta$".into()),
+        ..vigil_config::HttpUrl::new("/b")
+    });
+    let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
+    assert!(r.passed, "{r:?}");
+    assert_eq!(
+        r.reason,
+        format!("HTTP 200 from {addr} GET /a; HTTP 200 from {addr} GET /b")
+    );
+    assert_eq!(r.check, format!("http GET /a,/b {addr}"));
+    // One connection per URL.
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    spec.urls.push(vigil_config::HttpUrl::new("/c"));
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert!(!r.passed);
+    assert_eq!(r.reason, format!("HTTP 404 from {addr} GET /c"));
+}
+
+#[tokio::test]
+async fn body_md5_as_keepalived_digest() {
+    let (addr, _) = http_server(|_| response("200 OK", "hello\n")).await;
+    let mut spec = http("/");
+    // md5("hello\n"), as keepalived's genhash prints it.
+    spec.urls[0].body_md5 = Some("b1946ac92492d2347c6235b4d2611184".into());
+    let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
+    assert!(r.passed, "{r:?}");
+    spec.urls[0].body_md5 = Some("00".repeat(16));
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert_eq!(
+        r.reason,
+        format!(
+            "HTTP 200 from {addr} GET /: body MD5 is b1946ac92492d2347c6235b4d2611184, expected {}",
+            "00".repeat(16)
+        )
+    );
+}
+
+#[tokio::test]
+async fn regex_no_match_passes_when_absent() {
+    let (addr, _) = http_server(|_| response("200 OK", "status: ok\n")).await;
+    let mut spec = http("/");
+    spec.urls[0].body_regex = Some("maintenance".into());
+    spec.urls[0].regex_no_match = true;
+    let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
+    assert!(r.passed, "{r:?}");
+    spec.urls[0].body_regex = Some("status: ok".into());
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert_eq!(
+        r.reason,
+        format!("HTTP 200 from {addr} GET /: body matches `status: ok`")
+    );
+}
+
+/// A server writing a large response in pieces sees every write succeed: the probe reads
+/// the whole body before it closes (and resets) the connection, even when only the status
+/// is checked. Length-delimited and chunked.
+#[tokio::test]
+async fn whole_response_is_read_before_closing() {
+    use std::io::{Read, Write};
+    for chunked in [false, true] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || -> std::io::Result<()> {
+            let (mut conn, _) = listener.accept()?;
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf)?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            let piece = vec![b'x'; 64 * 1024];
+            let pieces = 8;
+            if chunked {
+                conn.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+            } else {
+                let len = piece.len() * pieces;
+                conn.write_all(
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
+                )?;
+            }
+            for _ in 0..pieces {
+                // Slow enough that the status line has long been read.
+                std::thread::sleep(Duration::from_millis(20));
+                if chunked {
+                    conn.write_all(format!("{:x}\r\n", piece.len()).as_bytes())?;
+                    conn.write_all(&piece)?;
+                    conn.write_all(b"\r\n")?;
+                } else {
+                    conn.write_all(&piece)?;
+                }
+            }
+            if chunked {
+                conn.write_all(b"0\r\n\r\n")?;
+            }
+            conn.flush()
+        });
+        let r = once(target(addr, check(CheckKind::Http(http("/"))))).await;
+        assert!(r.passed, "{r:?}");
+        let written = tokio::task::spawn_blocking(move || server.join().unwrap())
+            .await
+            .unwrap();
+        assert!(written.is_ok(), "chunked {chunked}: server saw {written:?}");
+    }
 }

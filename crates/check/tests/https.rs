@@ -4,7 +4,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use common::{check, http, once, response, serve_http, target};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -12,7 +12,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use vigil_config::{CheckKind, Tls};
+use vigil_config::{CheckKind, Tls, TlsTrust};
 
 struct Pki {
     ca_file: PathBuf,
@@ -20,6 +20,9 @@ struct Pki {
     good: (CertificateDer<'static>, PrivateKeyDer<'static>),
     /// Self-signed, for `good.test`.
     self_signed: (CertificateDer<'static>, PrivateKeyDer<'static>),
+    /// A client certificate signed by the CA, and its key, in PEM.
+    client_pem: (String, String),
+    ca: CertificateDer<'static>,
 }
 
 fn pki(tag: &str) -> Pki {
@@ -37,14 +40,22 @@ fn pki(tag: &str) -> Pki {
         .expect("params")
         .self_signed(&ss_key)
         .expect("self-signed");
+    let client_key_pair = KeyPair::generate().expect("key");
+    let client = CertificateParams::new(vec!["director.test".to_string()])
+        .expect("params")
+        .signed_by(&client_key_pair, &ca)
+        .expect("client");
     let ca_file =
         std::env::temp_dir().join(format!("vigil-check-ca-{}-{tag}.pem", std::process::id()));
     std::fs::write(&ca_file, ca.pem()).expect("write CA");
+
     let key_der = |k: &KeyPair| PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.serialize_der()));
     Pki {
         ca_file,
         good: (leaf.der().clone(), key_der(&leaf_key)),
         self_signed: (ss.der().clone(), key_der(&ss_key)),
+        client_pem: (client.pem(), client_key_pair.serialize_pem()),
+        ca: ca.der().clone(),
     }
 }
 
@@ -78,6 +89,7 @@ fn https(verify: bool, ca_file: Option<PathBuf>, server_name: Option<&str>) -> C
         verify,
         ca_file,
         server_name: server_name.map(Into::into),
+        ..Tls::verifying()
     });
     CheckKind::Http(spec)
 }
@@ -90,7 +102,7 @@ async fn good_certificate_verified_against_the_ca_file() {
     else {
         unreachable!()
     };
-    with_body.body_regex = Some("^secure$".into());
+    with_body.urls[0].body_regex = Some("^secure$".into());
     let r = once(target(addr, check(CheckKind::Http(with_body)))).await;
     assert!(r.passed, "{r:?}");
     let r = once(target(
@@ -204,4 +216,176 @@ async fn plain_http_server_fails_the_handshake() {
         "{}",
         r.reason
     );
+}
+
+/// Temporary files removed on drop, also when the test fails.
+struct TempFiles(Vec<PathBuf>);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+fn temp_file(tag: &str, contents: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("vigil-check-{tag}-{}.pem", std::process::id()));
+    std::fs::write(&path, contents).expect("write");
+    path
+}
+
+/// A TLS server that records the SNI of each handshake and, with `client_ca`, requires
+/// a client certificate signed by it.
+async fn recording_server(
+    cert: (CertificateDer<'static>, PrivateKeyDer<'static>),
+    client_ca: Option<CertificateDer<'static>>,
+) -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .expect("versions");
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca).expect("CA");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = Arc::new(
+        builder
+            .with_single_cert(vec![cert.0], cert.1)
+            .expect("server config"),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&names);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let config = Arc::clone(&config);
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let acceptor = tokio_rustls::LazyConfigAcceptor::new(
+                    rustls::server::Acceptor::default(),
+                    stream,
+                );
+                let Ok(start) = acceptor.await else { return };
+                let sni = start.client_hello().server_name().map(String::from);
+                seen.lock().expect("lock").push(sni);
+                if let Ok(tls) = start.into_stream(config).await {
+                    serve_http(tls, |_| response("200 OK", "secure")).await;
+                }
+            });
+        }
+    });
+    (addr, names)
+}
+
+#[tokio::test]
+async fn sni_is_sent_unless_turned_off() {
+    let pki = pki("sni");
+    let (addr, names) = recording_server(pki.good, None).await;
+    let CheckKind::Http(mut spec) = https(true, Some(pki.ca_file.clone()), Some("good.test"))
+    else {
+        unreachable!()
+    };
+    let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
+    assert!(r.passed, "{r:?}");
+    if let Some(tls) = spec.tls.as_mut() {
+        tls.sni = false;
+    }
+    // Without SNI the certificate is still verified against the name.
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert!(r.passed, "{r:?}");
+    assert_eq!(
+        *names.lock().expect("lock"),
+        [Some("good.test".to_string()), None]
+    );
+    let _ = std::fs::remove_file(&pki.ca_file);
+}
+
+#[tokio::test]
+async fn client_certificate_is_presented() {
+    let pki = pki("client");
+    let client_cert = temp_file("client-cert", &pki.client_pem.0);
+    let client_key = temp_file("client-key", &pki.client_pem.1);
+    let _files = TempFiles(vec![
+        client_cert.clone(),
+        client_key.clone(),
+        pki.ca_file.clone(),
+    ]);
+    let (addr, _) = recording_server(pki.good, Some(pki.ca.clone())).await;
+    let CheckKind::Http(mut spec) = https(true, Some(pki.ca_file.clone()), Some("good.test"))
+    else {
+        unreachable!()
+    };
+    let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
+    assert!(!r.passed, "no client certificate: {r:?}");
+    if let Some(tls) = spec.tls.as_mut() {
+        tls.client_cert = Some(client_cert.clone());
+        tls.client_key = Some(client_key.clone());
+    }
+    let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
+    assert!(r.passed, "{r:?}");
+    assert_eq!(r.reason, format!("HTTP 200 from {addr} GET /healthz"));
+    if let Some(tls) = spec.tls.as_mut() {
+        tls.client_key = Some("/nonexistent/vigil-client.key".into());
+    }
+    let r = once(target(addr, check(CheckKind::Http(spec.clone())))).await;
+    assert!(
+        r.reason
+            .starts_with("cannot read client key /nonexistent/vigil-client.key"),
+        "{}",
+        r.reason
+    );
+    if let Some(tls) = spec.tls.as_mut() {
+        // A certificate where the key should be.
+        tls.client_key = Some(client_cert.clone());
+    }
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert!(
+        r.reason.starts_with(&format!(
+            "client key {} holds no usable private key",
+            client_cert.display()
+        )),
+        "{}",
+        r.reason
+    );
+    let _ = std::fs::remove_file(&pki.ca_file);
+}
+
+#[tokio::test]
+async fn system_trust_store_is_used() {
+    let bundle = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if !bundle.exists() {
+        println!("SKIPPED: no system CA bundle at {}", bundle.display());
+        return;
+    }
+    let pki = pki("system");
+    // The test CA is in no system store: the check fails on the issuer, which shows the
+    // store was read (an unreadable one would fail before the handshake).
+    let addr = https_server(pki.good).await;
+    let CheckKind::Http(mut spec) = https(true, None, Some("good.test")) else {
+        unreachable!()
+    };
+    if let Some(tls) = spec.tls.as_mut() {
+        tls.trust = TlsTrust::System;
+    }
+    let r = once(target(addr, check(CheckKind::Http(spec)))).await;
+    assert!(
+        r.reason.starts_with(&format!(
+            "TLS handshake with {addr} (name good.test) failed: invalid peer certificate: UnknownIssuer"
+        )),
+        "{}",
+        r.reason
+    );
+    let _ = std::fs::remove_file(&pki.ca_file);
 }

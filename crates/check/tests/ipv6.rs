@@ -46,6 +46,7 @@ async fn closed_udp_port_over_ipv6() {
     let kind = CheckKind::Udp {
         send: "x".into(),
         expect: None,
+        require_reply: true,
     };
     let r = once(target(addr, check(kind))).await;
     assert_eq!(

@@ -34,6 +34,9 @@ fn check() -> Check {
         address: None,
         port: None,
         bind: None,
+        bind_port: None,
+        bind_interface: None,
+        fwmark: None,
     }
 }
 

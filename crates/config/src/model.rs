@@ -353,6 +353,12 @@ pub struct Check {
     pub port: Option<u16>,
     /// Source address to bind probes to.
     pub bind: Option<IpAddr>,
+    /// Source port to bind probes to (keepalived's `bind_port`).
+    pub bind_port: Option<u16>,
+    /// Interface the probes leave by (`SO_BINDTODEVICE`; keepalived's `bind_if`).
+    pub bind_interface: Option<String>,
+    /// Firewall mark on the probes' packets (`SO_MARK`; keepalived's `fwmark`).
+    pub fwmark: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -373,10 +379,20 @@ pub enum CheckKind {
     Http(HttpCheck),
     Dns(DnsCheck),
     Udp {
-        send: String,
+        /// The datagram (`send` or `send_hex`); may be empty.
+        send: Vec<u8>,
+        /// Regular expression the reply must match (needs `require_reply`).
         expect: Option<String>,
+        /// Fail without a reply. False: pass unless an ICMP port unreachable comes back
+        /// within the timeout (keepalived's UDP_CHECK default).
+        require_reply: bool,
     },
     Icmp,
+    /// SMTP: the 220 greeting, `HELO helo_name` answered 2xx, then `QUIT`.
+    Smtp {
+        /// Default [`DEFAULT_HELO_NAME`].
+        helo_name: String,
+    },
     Exec {
         command: Vec<String>,
         user: String,
@@ -385,7 +401,7 @@ pub enum CheckKind {
 
 impl CheckKind {
     pub const NAMES: &'static [&'static str] =
-        &["tcp", "http", "https", "dns", "udp", "icmp", "exec"];
+        &["tcp", "http", "https", "dns", "udp", "icmp", "smtp", "exec"];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -395,10 +411,15 @@ impl CheckKind {
             CheckKind::Dns(_) => "dns",
             CheckKind::Udp { .. } => "udp",
             CheckKind::Icmp => "icmp",
+            CheckKind::Smtp { .. } => "smtp",
             CheckKind::Exec { .. } => "exec",
         }
     }
 }
+
+/// The HELO name of smtp checks. keepalived's default is `smtpchecker.keepalived.org`;
+/// ours is a name under `.invalid` (RFC 6761), shaped like the domain HELO asks for.
+pub const DEFAULT_HELO_NAME: &str = "vigil-check.invalid";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum HttpMethod {
@@ -409,26 +430,90 @@ pub enum HttpMethod {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HttpCheck {
     pub method: HttpMethod,
-    pub path: String,
     /// Host header (virtual host); `None` = the probed address.
     pub host: Option<String>,
-    /// Inclusive ranges of accepted status codes.
-    pub expect_status: Vec<(u16, u16)>,
-    pub body_regex: Option<String>,
-    /// Lower-case hex SHA-256 of the expected body.
-    pub body_sha256: Option<String>,
+    /// The URLs requested, one after another, each on a fresh connection; the check passes
+    /// when all pass (keepalived's `url` blocks). Never empty.
+    pub urls: Vec<HttpUrl>,
+    /// At most this much of each body is read; a longer one is cut there.
     pub max_body_bytes: u64,
     /// Present for https.
     pub tls: Option<Tls>,
 }
 
+/// One URL of an http check and what its response must be.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpUrl {
+    pub path: String,
+    /// Inclusive ranges of accepted status codes.
+    pub expect_status: Vec<(u16, u16)>,
+    pub body_regex: Option<String>,
+    /// Pass when `body_regex` does NOT match (keepalived's `regex_no_match`).
+    pub regex_no_match: bool,
+    /// Lower-case hex SHA-256 of the expected body.
+    pub body_sha256: Option<String>,
+    /// Lower-case hex MD5 of the expected body (keepalived's `digest`).
+    pub body_md5: Option<String>,
+}
+
+impl HttpUrl {
+    /// `path` with the defaults: any 2xx, no body check.
+    pub fn new(path: impl Into<String>) -> Self {
+        HttpUrl {
+            path: path.into(),
+            expect_status: vec![(200, 299)],
+            body_regex: None,
+            regex_no_match: false,
+            body_sha256: None,
+            body_md5: None,
+        }
+    }
+
+    /// Whether the body must be kept to be judged.
+    pub fn checks_body(&self) -> bool {
+        self.body_regex.is_some() || self.body_sha256.is_some() || self.body_md5.is_some()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tls {
     pub verify: bool,
+    /// CA certificates to verify against; when set, `trust` is not used.
     pub ca_file: Option<PathBuf>,
+    /// Which roots verify the server when there is no `ca_file`.
+    pub trust: TlsTrust,
     /// SNI and the name the certificate must carry; `None` = the Host header, else the
     /// probed address.
     pub server_name: Option<String>,
+    /// Send the server name in the handshake (SNI); it is verified either way.
+    pub sni: bool,
+    /// Client certificate chain and its key (PEM), both or neither.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+impl Tls {
+    /// The defaults: verify against the bundled public roots, SNI on, no client certificate.
+    pub fn verifying() -> Self {
+        Tls {
+            verify: true,
+            ca_file: None,
+            trust: TlsTrust::Bundled,
+            server_name: None,
+            sni: true,
+            client_cert: None,
+            client_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsTrust {
+    /// The public roots compiled into vigil (Mozilla's, via webpki-roots).
+    Bundled,
+    /// The system's CA bundle (e.g. /etc/ssl/certs/ca-certificates.crt).
+    System,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

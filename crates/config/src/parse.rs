@@ -1280,10 +1280,24 @@ const KIND_FIELDS: &[(&str, &[&str])] = &[
             "expect_status",
             "body_regex",
             "body_sha256",
+            "body_md5",
+            "regex_no_match",
+            "url",
             "max_body_bytes",
         ],
     ),
-    ("https", &["tls_verify", "tls_ca_file", "tls_server_name"]),
+    (
+        "https",
+        &[
+            "tls_verify",
+            "tls_ca_file",
+            "tls_trust",
+            "tls_server_name",
+            "tls_sni",
+            "tls_client_cert",
+            "tls_client_key",
+        ],
+    ),
     (
         "dns",
         &[
@@ -1294,7 +1308,8 @@ const KIND_FIELDS: &[(&str, &[&str])] = &[
             "transport",
         ],
     ),
-    ("udp", &["send", "expect"]),
+    ("udp", &["send", "send_hex", "expect", "require_reply"]),
+    ("smtp", &["helo_name"]),
     ("exec", &["command", "user"]),
 ];
 
@@ -1378,6 +1393,14 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
     let port_read = t.int::<u16>(sink, "port", 1, 65_535);
     let port = port_read.as_ref().map(|(v, _)| *v);
     let bind = t.get("bind").and_then(|v| as_ip(sink, v, &f("bind")));
+    let bind_port_read = t.int::<u16>(sink, "bind_port", 1, 65_535);
+    let bind_port = bind_port_read.as_ref().map(|(v, _)| *v);
+    let bind_interface_read = t
+        .str(sink, "bind_interface")
+        .filter(|(i, s)| check_interface(sink, &f("bind_interface"), i, s.clone()));
+    let bind_interface = bind_interface_read.as_ref().map(|(i, _)| i.to_string());
+    let fwmark_read = t.int::<u32>(sink, "fwmark", 1, u32::MAX);
+    let fwmark = fwmark_read.as_ref().map(|(v, _)| *v);
     if let (Some(a), Some(b)) = (address, bind)
         && AddressFamily::of(&a) != AddressFamily::of(&b)
     {
@@ -1398,11 +1421,7 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
         }
         Some(k @ ("http" | "https")) => http_check(sink, &mut t, k == "https").map(CheckKind::Http),
         Some("dns") => dns_check(sink, &mut t).map(CheckKind::Dns),
-        Some("udp") => {
-            let send = t.req_str(sink, "send").map(|(s, _)| s.to_string());
-            let expect = regex_field(sink, &mut t, "expect");
-            send.map(|send| CheckKind::Udp { send, expect })
-        }
+        Some("udp") => udp_check(sink, &mut t),
         Some("icmp") => {
             if let Some((_, span)) = &port_read {
                 sink.push(
@@ -1413,9 +1432,57 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
                     .with_help("an ICMP echo request has no port"),
                 );
             }
+            if let Some((_, span)) = &bind_port_read {
+                sink.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        format!("`{}` does not apply to icmp checks", f("bind_port")),
+                    )
+                    .with_help("an ICMP echo request has no port"),
+                );
+            }
             Some(CheckKind::Icmp)
         }
+        Some("smtp") => {
+            let helo_name = match t.str(sink, "helo_name") {
+                Some((h, span))
+                    if h.is_empty()
+                        || h.len() > 255
+                        || h.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    sink.error(
+                        span,
+                        format!(
+                            "`{}`: \"{h}\" must be 1–255 characters without spaces or control characters",
+                            f("helo_name")
+                        ),
+                    );
+                    None
+                }
+                Some((h, _)) => Some(h.to_string()),
+                None => Some(DEFAULT_HELO_NAME.to_string()),
+            };
+            helo_name.map(|helo_name| CheckKind::Smtp { helo_name })
+        }
         Some("exec") => {
+            // The program opens its own sockets: nothing of the check's source reaches them.
+            let source_fields = [
+                ("bind", t.get("bind").map(|v| v.span())),
+                ("bind_port", bind_port_read.as_ref().map(|(_, s)| s.clone())),
+                (
+                    "bind_interface",
+                    bind_interface_read.as_ref().map(|(_, s)| s.clone()),
+                ),
+                ("fwmark", fwmark_read.as_ref().map(|(_, s)| s.clone())),
+            ];
+            for (key, span) in source_fields {
+                if let Some(span) = span {
+                    sink.push(
+                        Diagnostic::error(span, format!("`{}` does not apply to exec checks", f(key)))
+                            .with_help("the program opens its own connections; give it the source as an argument"),
+                    );
+                }
+            }
             let command = t
                 .require(sink, "command")
                 .and_then(|_| t.str_list(sink, "command"))
@@ -1490,7 +1557,86 @@ fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
         address,
         port,
         bind,
+        bind_port,
+        bind_interface,
+        fwmark,
     })
+}
+
+fn udp_check(sink: &mut Sink, t: &mut Table<'_, '_>) -> Option<CheckKind> {
+    let p = t.path.clone();
+    let f = |k: &str| format!("{p}.{k}");
+    let errors_before = sink.items.len();
+    let text = t.str(sink, "send");
+    let hex = t.str(sink, "send_hex");
+    let send = match (text, hex) {
+        (Some(_), Some((_, span))) => {
+            sink.error(
+                span,
+                format!("`{}` and `{}` are alternatives", f("send"), f("send_hex")),
+            );
+            Vec::new()
+        }
+        (Some((s, _)), None) => s.as_bytes().to_vec(),
+        (None, Some((h, span))) => match parse_hex(h) {
+            Some(bytes) => bytes,
+            None => {
+                sink.push(
+                    Diagnostic::error(
+                        span,
+                        format!("`{}` must be pairs of hexadecimal digits", f("send_hex")),
+                    )
+                    .with_help("e.g. send_hex = \"0a1b 2c3d\" (spaces are ignored)"),
+                );
+                Vec::new()
+            }
+        },
+        (None, None) => Vec::new(),
+    };
+    let expect = regex_field(sink, t, "expect");
+    let require_reply = t.bool(sink, "require_reply").unwrap_or(true);
+    if !require_reply
+        && expect.is_some()
+        && let Some(v) = t.get("expect")
+    {
+        sink.push(
+            Diagnostic::error(
+                v.span(),
+                format!(
+                    "`{}` needs a reply, but `{}` is false",
+                    f("expect"),
+                    f("require_reply")
+                ),
+            )
+            .with_help("require_reply = false passes on silence, with nothing to match"),
+        );
+    }
+    if sink.items.len() != errors_before {
+        return None;
+    }
+    Some(CheckKind::Udp {
+        send,
+        expect,
+        require_reply,
+    })
+}
+
+/// `"0a1B 2c"` → `[0x0a, 0x1b, 0x2c]`; whitespace between digits is ignored.
+fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok()))
+        .collect::<Option<_>>()?;
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    Some(
+        digits
+            .chunks(2)
+            .map(|pair| (pair[0] << 4) | pair[1])
+            .collect(),
+    )
 }
 
 fn regex_field(sink: &mut Sink, t: &mut Table<'_, '_>, key: &'static str) -> Option<String> {
@@ -1515,6 +1661,16 @@ fn regex_field(sink: &mut Sink, t: &mut Table<'_, '_>, key: &'static str) -> Opt
     }
 }
 
+/// The keys of one URL: at the check's top level for a single URL, or in each `url` entry.
+const URL_FIELDS: &[&str] = &[
+    "path",
+    "expect_status",
+    "body_regex",
+    "regex_no_match",
+    "body_sha256",
+    "body_md5",
+];
+
 fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) -> Option<HttpCheck> {
     let p = t.path.clone();
     let f = |k: &str| format!("{p}.{k}");
@@ -1523,6 +1679,127 @@ fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) -> Option<Htt
         Some(("HEAD", _)) => HttpMethod::Head,
         _ => HttpMethod::Get,
     };
+    let host = match t.str(sink, "host") {
+        Some((h, span))
+            if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            sink.error(
+                span,
+                format!("`{}`: \"{h}\" is not a valid Host header", f("host")),
+            );
+            None
+        }
+        Some((h, _)) => Some(h.to_string()),
+        None => None,
+    };
+    let mut urls = Vec::new();
+    match t.array(sink, "url") {
+        Some((items, span)) => {
+            if items.is_empty() {
+                sink.error(span, format!("`{}` is empty", f("url")));
+            }
+            // One URL's keys beside `url` would be ambiguous (for which URL?).
+            for key in URL_FIELDS {
+                if let Some(v) = t.get(key) {
+                    sink.push(
+                        Diagnostic::error(
+                            v.span(),
+                            format!("`{}` cannot be used together with `{}`", f(key), f("url")),
+                        )
+                        .with_help(format!("put `{key}` in each `url` entry")),
+                    );
+                }
+            }
+            for (i, item) in items.iter().enumerate() {
+                if let Some(mut ut) = Table::from_value(sink, item, format!("{}[{i}]", f("url"))) {
+                    let url = http_url(sink, &mut ut, method);
+                    ut.finish(sink);
+                    urls.extend(url);
+                }
+            }
+        }
+        None => urls.extend(http_url(sink, t, method)),
+    }
+    let max_body_bytes = t
+        .int::<u32>(sink, "max_body_bytes", 0, 64 * 1024 * 1024)
+        .map_or(1024 * 1024, |(n, _)| n);
+    let tls = if https {
+        let verify = t.bool(sink, "tls_verify").unwrap_or(true);
+        let ca_file = t
+            .str(sink, "tls_ca_file")
+            .and_then(|(c, span)| absolute_path(sink, &f("tls_ca_file"), c, span));
+        let trust = match t.choice(sink, "tls_trust", &["bundled", "system"]) {
+            Some(("system", span)) => {
+                if ca_file.is_some() {
+                    sink.push(
+                        Diagnostic::error(
+                            span,
+                            format!(
+                                "`{}` and `{}` are alternatives",
+                                f("tls_trust"),
+                                f("tls_ca_file")
+                            ),
+                        )
+                        .with_help("with tls_ca_file, only its certificates are trusted"),
+                    );
+                }
+                TlsTrust::System
+            }
+            _ => TlsTrust::Bundled,
+        };
+        let server_name = t.str(sink, "tls_server_name").map(|(s, _)| s.to_string());
+        let sni = t.bool(sink, "tls_sni").unwrap_or(true);
+        let mut pem_path = |key: &'static str| {
+            t.str(sink, key).and_then(|(c, span)| {
+                absolute_path(sink, &f(key), c, span.clone()).map(|p| (p, span))
+            })
+        };
+        let client_cert = pem_path("tls_client_cert");
+        let client_key = pem_path("tls_client_key");
+        match (&client_cert, &client_key) {
+            (Some((_, span)), None) | (None, Some((_, span))) => {
+                let (has, lacks) = if client_cert.is_some() {
+                    ("tls_client_cert", "tls_client_key")
+                } else {
+                    ("tls_client_key", "tls_client_cert")
+                };
+                sink.push(
+                    Diagnostic::error(span.clone(), format!("`{}` needs `{}`", f(has), f(lacks)))
+                        .with_help("a client certificate is given with its private key"),
+                );
+            }
+            _ => {}
+        }
+        Some(Tls {
+            verify,
+            ca_file,
+            trust,
+            server_name,
+            sni,
+            client_cert: client_cert.map(|(p, _)| p),
+            client_key: client_key.map(|(p, _)| p),
+        })
+    } else {
+        None
+    };
+    if sink.items.len() != errors_before {
+        return None;
+    }
+    Some(HttpCheck {
+        method,
+        host,
+        urls,
+        max_body_bytes: u64::from(max_body_bytes),
+        tls,
+    })
+}
+
+/// One URL's path, accepted statuses and body checks, from the check table or a `url`
+/// entry (`t`); `None` after an error.
+fn http_url(sink: &mut Sink, t: &mut Table<'_, '_>, method: HttpMethod) -> Option<HttpUrl> {
+    let p = t.path.clone();
+    let f = |k: &str| format!("{p}.{k}");
+    let errors_before = sink.items.len();
     let path = match t.str(sink, "path") {
         Some((path, span))
             if !path.starts_with('/')
@@ -1540,19 +1817,6 @@ fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) -> Option<Htt
         Some((path, _)) => path.to_string(),
         None => "/".to_string(),
     };
-    let host = match t.str(sink, "host") {
-        Some((h, span))
-            if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-        {
-            sink.error(
-                span,
-                format!("`{}`: \"{h}\" is not a valid Host header", f("host")),
-            );
-            None
-        }
-        Some((h, _)) => Some(h.to_string()),
-        None => None,
-    };
     let mut expect_status = Vec::new();
     if let Some((items, span)) = t.array(sink, "expect_status") {
         if items.is_empty() {
@@ -1568,22 +1832,40 @@ fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) -> Option<Htt
         expect_status.push((200, 299));
     }
     let body_regex = regex_field(sink, t, "body_regex");
-    let body_sha256 = match t.str(sink, "body_sha256") {
-        Some((h, span)) if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) => {
-            sink.error(
-                span,
-                format!(
-                    "`{}` must be 64 hexadecimal digits (a SHA-256 digest)",
-                    f("body_sha256")
-                ),
-            );
-            None
-        }
-        Some((h, _)) => Some(h.to_ascii_lowercase()),
-        None => None,
-    };
+    let regex_no_match = t.bool(sink, "regex_no_match").unwrap_or(false);
+    if regex_no_match
+        && t.get("body_regex").is_none()
+        && let Some(v) = t.get("regex_no_match")
+    {
+        sink.push(
+            Diagnostic::error(
+                v.span(),
+                format!("`{}` needs `{}`", f("regex_no_match"), f("body_regex")),
+            )
+            .with_help("regex_no_match = true passes when body_regex does not match"),
+        );
+    }
+    let hex_digest =
+        |sink: &mut Sink, t: &mut Table<'_, '_>, key: &'static str, len: usize, name: &str| match t
+            .str(sink, key)
+        {
+            Some((h, span)) if h.len() != len || !h.chars().all(|c| c.is_ascii_hexdigit()) => {
+                sink.error(
+                    span,
+                    format!(
+                        "`{}` must be {len} hexadecimal digits ({name} digest)",
+                        f(key)
+                    ),
+                );
+                None
+            }
+            Some((h, _)) => Some(h.to_ascii_lowercase()),
+            None => None,
+        };
+    let body_sha256 = hex_digest(sink, t, "body_sha256", 64, "a SHA-256");
+    let body_md5 = hex_digest(sink, t, "body_md5", 32, "an MD5");
     if method == HttpMethod::Head {
-        for key in ["body_regex", "body_sha256"] {
+        for key in ["body_regex", "body_sha256", "body_md5"] {
             if let Some(v) = t.get(key) {
                 sink.push(
                     Diagnostic::error(
@@ -1595,35 +1877,16 @@ fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) -> Option<Htt
             }
         }
     }
-    let max_body_bytes = t
-        .int::<u32>(sink, "max_body_bytes", 0, 64 * 1024 * 1024)
-        .map_or(1024 * 1024, |(n, _)| n);
-    let tls = if https {
-        let verify = t.bool(sink, "tls_verify").unwrap_or(true);
-        let ca_file = t
-            .str(sink, "tls_ca_file")
-            .and_then(|(c, span)| absolute_path(sink, &f("tls_ca_file"), c, span));
-        let server_name = t.str(sink, "tls_server_name").map(|(s, _)| s.to_string());
-        Some(Tls {
-            verify,
-            ca_file,
-            server_name,
-        })
-    } else {
-        None
-    };
     if sink.items.len() != errors_before {
         return None;
     }
-    Some(HttpCheck {
-        method,
+    Some(HttpUrl {
         path,
-        host,
         expect_status,
         body_regex,
+        regex_no_match,
         body_sha256,
-        max_body_bytes: u64::from(max_body_bytes),
-        tls,
+        body_md5,
     })
 }
 

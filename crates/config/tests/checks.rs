@@ -40,6 +40,9 @@ fn common_defaults() {
             address: None,
             port: None,
             bind: None,
+            bind_port: None,
+            bind_interface: None,
+            fwmark: None,
         }
     );
 }
@@ -96,7 +99,7 @@ fn kind_is_required_and_known() {
     );
     assert_eq!(
         help.as_deref(),
-        Some("one of: tcp, http, https, dns, udp, icmp, exec")
+        Some("one of: tcp, http, https, dns, udp, icmp, smtp, exec")
     );
     let help = assert_error(
         &with_check("kind = \"htp\"", ""),
@@ -287,11 +290,8 @@ fn http_defaults() {
         c.kind,
         CheckKind::Http(HttpCheck {
             method: HttpMethod::Get,
-            path: "/".into(),
             host: None,
-            expect_status: vec![(200, 299)],
-            body_regex: None,
-            body_sha256: None,
+            urls: vec![HttpUrl::new("/")],
             max_body_bytes: 1024 * 1024,
             tls: None,
         })
@@ -309,9 +309,12 @@ fn http_options() {
         panic!("not http")
     };
     assert_eq!(h.method, HttpMethod::Head);
-    assert_eq!(h.path, "/healthz?full=1");
+    assert_eq!(h.urls[0].path, "/healthz?full=1");
     assert_eq!(h.host.as_deref(), Some("www.example.org"));
-    assert_eq!(h.expect_status, [(200, 200), (300, 399), (404, 404)]);
+    assert_eq!(
+        h.urls[0].expect_status,
+        [(200, 200), (300, 399), (404, 404)]
+    );
     assert_eq!(h.max_body_bytes, 0);
     let sha = "AB".repeat(32);
     let c = check_of(&with_check(
@@ -321,8 +324,8 @@ fn http_options() {
     let CheckKind::Http(h) = c.kind else {
         panic!("not http")
     };
-    assert_eq!(h.body_regex.as_deref(), Some("ok"));
-    assert_eq!(h.body_sha256, Some("ab".repeat(32)));
+    assert_eq!(h.urls[0].body_regex.as_deref(), Some("ok"));
+    assert_eq!(h.urls[0].body_sha256, Some("ab".repeat(32)));
 }
 
 #[test]
@@ -410,14 +413,7 @@ fn https_defaults_and_options() {
     let CheckKind::Http(h) = &c.kind else {
         panic!("not http")
     };
-    assert_eq!(
-        h.tls,
-        Some(Tls {
-            verify: true,
-            ca_file: None,
-            server_name: None
-        })
-    );
+    assert_eq!(h.tls, Some(Tls::verifying()));
     assert_eq!(c.kind.name(), "https");
     let c = check_of(&with_check(
         "kind = \"https\", tls_verify = false, tls_ca_file = \"/etc/ca.pem\", tls_server_name = \"www.example.org\", path = \"/x\"",
@@ -426,13 +422,14 @@ fn https_defaults_and_options() {
     let CheckKind::Http(h) = &c.kind else {
         panic!("not http")
     };
-    assert_eq!(h.path, "/x");
+    assert_eq!(h.urls[0].path, "/x");
     assert_eq!(
         h.tls,
         Some(Tls {
             verify: false,
             ca_file: Some("/etc/ca.pem".into()),
-            server_name: Some("www.example.org".into())
+            server_name: Some("www.example.org".into()),
+            ..Tls::verifying()
         })
     );
     assert_errors(
@@ -547,10 +544,16 @@ fn dns_rules() {
 }
 
 #[test]
-fn udp_needs_send() {
-    assert_error(
-        &with_check("kind = \"udp\"", ""),
-        "t.toml:6:9: error: missing required field `virtual_server.web.check.send`",
+fn udp_payload_and_reply() {
+    // No payload: an empty datagram, as keepalived's UDP_CHECK without `payload`.
+    let c = check_of(&with_check("kind = \"udp\"", ""));
+    assert_eq!(
+        c.kind,
+        CheckKind::Udp {
+            send: vec![],
+            expect: None,
+            require_reply: true
+        }
     );
     let c = check_of(&with_check(
         "kind = \"udp\", send = \"hi\", expect = \"^ok\"",
@@ -560,8 +563,40 @@ fn udp_needs_send() {
         c.kind,
         CheckKind::Udp {
             send: "hi".into(),
-            expect: Some("^ok".into())
+            expect: Some("^ok".into()),
+            require_reply: true
         }
+    );
+    let c = check_of(&with_check(
+        "kind = \"udp\", send_hex = \"00Ff 1a\", require_reply = false",
+        "",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::Udp {
+            send: vec![0x00, 0xff, 0x1a],
+            expect: None,
+            require_reply: false
+        }
+    );
+    assert_errors(
+        &with_check(
+            "kind = \"udp\", send = \"a\", send_hex = \"0\", expect = \"x\", require_reply = false",
+            "",
+        ),
+        &[
+            "t.toml:6:48: error: `virtual_server.web.check.send` and `virtual_server.web.check.send_hex` are alternatives",
+            "t.toml:6:62: error: `virtual_server.web.check.expect` needs a reply, but `virtual_server.web.check.require_reply` is false",
+        ],
+    );
+    let src = with_check("kind = \"udp\", send_hex = \"0g\"", "");
+    let help = assert_error(
+        &src,
+        "t.toml:6:36: error: `virtual_server.web.check.send_hex` must be pairs of hexadecimal digits",
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some("e.g. send_hex = \"0a1b 2c3d\" (spaces are ignored)")
     );
 }
 
@@ -641,7 +676,7 @@ fn options_of_another_kind_are_named_as_such() {
     assert_eq!(
         help.as_deref(),
         Some(
-            "http checks take: method, path, host, expect_status, body_regex, body_sha256, max_body_bytes"
+            "http checks take: method, path, host, expect_status, body_regex, body_sha256, body_md5, regex_no_match, url, max_body_bytes"
         )
     );
     // Entirely unknown options are still "unknown", with a suggestion.
@@ -680,7 +715,7 @@ fn an_override_without_kind_is_merged_field_by_field() {
     // Everything else comes from the service's check.
     assert_eq!(c.interval, secs(5));
     assert_eq!(c.rise, 4);
-    assert!(matches!(&c.kind, CheckKind::Http(h) if h.path == "/healthz"));
+    assert!(matches!(&c.kind, CheckKind::Http(h) if h.urls[0].path == "/healthz"));
 }
 
 #[test]
@@ -705,7 +740,7 @@ fn an_override_with_kind_replaces_the_service_check() {
         "kind = \"http\", path = \"/healthz\"",
         ", check = { kind = \"http\" }",
     ));
-    assert!(matches!(&c.kind, CheckKind::Http(h) if h.path == "/"));
+    assert!(matches!(&c.kind, CheckKind::Http(h) if h.urls[0].path == "/"));
 }
 
 #[test]
@@ -770,5 +805,193 @@ check = { kind = "tcp", rise = 0 }
 real_server = [{ address = "10.0.0.1" }, { address = "10.0.0.2" }, { address = "10.0.0.3", check = { port = 1 } }]
 "#,
         "t.toml:6:32: error: `virtual_server.web.check.rise` = 0 is out of range 1–100",
+    );
+}
+
+#[test]
+fn http_several_urls() {
+    let md5 = "0F".repeat(16);
+    let c = check_of(&with_check(
+        &format!(
+            "kind = \"http\", url = [{{ path = \"/a\", expect_status = [200], body_md5 = \"{md5}\" }}, {{ path = \"/b\", body_regex = \"down\", regex_no_match = true }}]"
+        ),
+        "",
+    ));
+    let CheckKind::Http(h) = c.kind else {
+        panic!("not http")
+    };
+    assert_eq!(
+        h.urls,
+        [
+            HttpUrl {
+                expect_status: vec![(200, 200)],
+                body_md5: Some("0f".repeat(16)),
+                ..HttpUrl::new("/a")
+            },
+            HttpUrl {
+                body_regex: Some("down".into()),
+                regex_no_match: true,
+                ..HttpUrl::new("/b")
+            },
+        ]
+    );
+}
+
+#[test]
+fn http_url_rules() {
+    assert_errors(
+        &with_check(
+            "kind = \"http\", path = \"/x\", url = [{ path = \"y\", body_md5 = \"abc\", port = 1 }, 3]",
+            "",
+        ),
+        &[
+            "t.toml:6:33: error: `virtual_server.web.check.path` cannot be used together with `virtual_server.web.check.url`",
+            "t.toml:6:55: error: `virtual_server.web.check.url[0].path`: \"y\" must start with '/' and contain no spaces",
+            "t.toml:6:71: error: `virtual_server.web.check.url[0].body_md5` must be 32 hexadecimal digits (an MD5 digest)",
+            "t.toml:6:78: error: unknown field `virtual_server.web.check.url[0].port`",
+            "t.toml:6:90: error: `virtual_server.web.check.url[1]` must be a table, found an integer",
+        ],
+    );
+    let src = with_check(
+        "kind = \"http\", path = \"/x\", url = [{ path = \"/y\" }]",
+        "",
+    );
+    assert_eq!(
+        help_of(&src, "t.toml:6:33: error: `virtual_server.web.check.path` cannot be used together with `virtual_server.web.check.url`").as_deref(),
+        Some("put `path` in each `url` entry")
+    );
+    assert_error(
+        &with_check("kind = \"http\", url = []", ""),
+        "t.toml:6:32: error: `virtual_server.web.check.url` is empty",
+    );
+    assert_error(
+        &with_check("kind = \"http\", regex_no_match = true", ""),
+        "t.toml:6:43: error: `virtual_server.web.check.regex_no_match` needs `virtual_server.web.check.body_regex`",
+    );
+    assert_error(
+        &with_check(
+            "kind = \"http\", method = \"HEAD\", url = [{ body_md5 = \"00000000000000000000000000000000\" }]",
+            "",
+        ),
+        "t.toml:6:63: error: `virtual_server.web.check.url[0].body_md5` needs a body, but HEAD responses have none",
+    );
+}
+
+#[test]
+fn https_trust_sni_and_client_certificate() {
+    let c = check_of(&with_check(
+        "kind = \"https\", tls_trust = \"system\", tls_sni = false, tls_client_cert = \"/etc/vigil/client.pem\", tls_client_key = \"/etc/vigil/client.key\"",
+        "",
+    ));
+    let CheckKind::Http(h) = &c.kind else {
+        panic!("not http")
+    };
+    assert_eq!(
+        h.tls,
+        Some(Tls {
+            trust: TlsTrust::System,
+            sni: false,
+            client_cert: Some("/etc/vigil/client.pem".into()),
+            client_key: Some("/etc/vigil/client.key".into()),
+            ..Tls::verifying()
+        })
+    );
+    assert_errors(
+        &with_check(
+            "kind = \"https\", tls_trust = \"os\", tls_sni = 1, tls_client_cert = \"client.pem\"",
+            "",
+        ),
+        &[
+            "t.toml:6:39: error: `virtual_server.web.check.tls_trust`: unknown value \"os\"",
+            "t.toml:6:55: error: `virtual_server.web.check.tls_sni` must be true or false, found an integer",
+            "t.toml:6:76: error: `virtual_server.web.check.tls_client_cert`: \"client.pem\" must be an absolute path",
+        ],
+    );
+    let src = with_check("kind = \"https\", tls_client_key = \"/k.pem\"", "");
+    let help = assert_error(
+        &src,
+        "t.toml:6:44: error: `virtual_server.web.check.tls_client_key` needs `virtual_server.web.check.tls_client_cert`",
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some("a client certificate is given with its private key")
+    );
+    assert_error(
+        &with_check(
+            "kind = \"https\", tls_ca_file = \"/ca.pem\", tls_trust = \"system\"",
+            "",
+        ),
+        "t.toml:6:64: error: `virtual_server.web.check.tls_trust` and `virtual_server.web.check.tls_ca_file` are alternatives",
+    );
+    assert_error(
+        &with_check("kind = \"http\", tls_sni = false", ""),
+        "t.toml:6:26: error: `virtual_server.web.check.tls_sni` is an option of https checks, not of http checks",
+    );
+}
+
+#[test]
+fn smtp_helo_name() {
+    let c = check_of(&with_check("kind = \"smtp\"", ""));
+    assert_eq!(
+        c.kind,
+        CheckKind::Smtp {
+            helo_name: DEFAULT_HELO_NAME.into()
+        }
+    );
+    assert_eq!(c.kind.name(), "smtp");
+    let c = check_of(&with_check(
+        "kind = \"smtp\", helo_name = \"lb1.example.org\", port = 25",
+        "",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::Smtp {
+            helo_name: "lb1.example.org".into()
+        }
+    );
+    assert_error(
+        &with_check("kind = \"smtp\", helo_name = \"lb 1\"", ""),
+        "t.toml:6:38: error: `virtual_server.web.check.helo_name`: \"lb 1\" must be 1–255 characters without spaces or control characters",
+    );
+    assert_error(
+        &with_check("kind = \"tcp\", helo_name = \"lb1\"", ""),
+        "t.toml:6:25: error: `virtual_server.web.check.helo_name` is an option of smtp checks, not of tcp checks",
+    );
+}
+
+#[test]
+fn check_source_port_interface_and_fwmark() {
+    let c = check_of(&with_check(
+        "kind = \"tcp\", bind = \"192.0.2.1\", bind_port = 4000, bind_interface = \"eth1\", fwmark = 66",
+        "",
+    ));
+    assert_eq!(c.bind, Some(ip("192.0.2.1")));
+    assert_eq!(c.bind_port, Some(4000));
+    assert_eq!(c.bind_interface.as_deref(), Some("eth1"));
+    assert_eq!(c.fwmark, Some(66));
+    assert_errors(
+        &with_check(
+            "kind = \"tcp\", bind_port = 0, bind_interface = \"a/b\", fwmark = 0",
+            "",
+        ),
+        &[
+            "t.toml:6:37: error: `virtual_server.web.check.bind_port` = 0 is out of range 1–65535",
+            "t.toml:6:57: error: `virtual_server.web.check.bind_interface`: \"a/b\" is not a valid interface name (at most 15 characters, no '/', ':' or spaces)",
+            "t.toml:6:73: error: `virtual_server.web.check.fwmark` = 0 is out of range 1–4294967295",
+        ],
+    );
+    assert_errors(
+        &with_check(
+            "kind = \"exec\", command = [\"/bin/true\"], fwmark = 1, bind_port = 2",
+            "",
+        ),
+        &[
+            "t.toml:6:60: error: `virtual_server.web.check.fwmark` does not apply to exec checks",
+            "t.toml:6:75: error: `virtual_server.web.check.bind_port` does not apply to exec checks",
+        ],
+    );
+    assert_error(
+        &with_check("kind = \"icmp\", bind_port = 2", ""),
+        "t.toml:6:38: error: `virtual_server.web.check.bind_port` does not apply to icmp checks",
     );
 }

@@ -130,7 +130,7 @@ fn nat_ipv6() {
         panic!("not http")
     };
     assert_eq!(h.method, HttpMethod::Head);
-    assert_eq!(h.expect_status, [(200, 204), (301, 301)]);
+    assert_eq!(h.urls[0].expect_status, [(200, 204), (301, 301)]);
     assert_eq!(c.real_server_count(), 7);
 }
 

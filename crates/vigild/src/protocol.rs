@@ -301,12 +301,18 @@ pub fn check_summary(check: &Option<Check>) -> Option<CheckSummary> {
     let c = check.as_ref()?;
     let target = match &c.kind {
         CheckKind::Http(h) => {
-            format!("{} {}", format!("{:?}", h.method).to_uppercase(), h.path)
+            let paths: Vec<&str> = h.urls.iter().map(|u| u.path.as_str()).collect();
+            format!(
+                "{} {}",
+                format!("{:?}", h.method).to_uppercase(),
+                paths.join(",")
+            )
         }
         CheckKind::Dns(d) => {
             format!("{} {}", d.name, format!("{:?}", d.qtype).to_uppercase())
         }
         CheckKind::Exec { command, .. } => command.join(" "),
+        CheckKind::Smtp { helo_name } => format!("HELO {helo_name}"),
         _ => String::new(),
     };
     Some(CheckSummary {

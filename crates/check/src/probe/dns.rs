@@ -3,28 +3,28 @@
 
 pub(crate) mod codec;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vigil_config::{DnsCheck, DnsTransport};
 
 use super::Verdict;
-use super::net::{connect_tcp, connect_udp, strip_os_error};
+use super::net::{Source, connect_tcp, connect_udp, strip_os_error};
 use codec::{DnsReply, decode_reply, encode_query, qtype_code, qtype_name, rcode_code, rcode_name};
 
 #[derive(Debug)]
 pub(crate) struct DnsProbe {
     addr: SocketAddr,
-    bind: Option<IpAddr>,
+    source: Source,
     spec: DnsCheck,
 }
 
 impl DnsProbe {
-    pub(crate) fn new(addr: SocketAddr, bind: Option<IpAddr>, spec: &DnsCheck) -> Self {
+    pub(crate) fn new(addr: SocketAddr, source: Source, spec: &DnsCheck) -> Self {
         DnsProbe {
             addr,
-            bind,
+            source,
             spec: spec.clone(),
         }
     }
@@ -71,7 +71,7 @@ impl DnsProbe {
 
     async fn over_udp(&self, query: &[u8], id: u16) -> Result<DnsReply, String> {
         let addr = self.addr;
-        let socket = connect_udp(addr, self.bind).await?;
+        let socket = connect_udp(addr, &self.source).await?;
         socket
             .send(query)
             .await
@@ -94,7 +94,7 @@ impl DnsProbe {
 
     async fn over_tcp(&self, query: &[u8], id: u16) -> Result<DnsReply, String> {
         let addr = self.addr;
-        let mut stream = connect_tcp(addr, self.bind).await?;
+        let mut stream = connect_tcp(addr, &self.source).await?;
         let mut framed = Vec::with_capacity(query.len() + 2);
         framed.extend_from_slice(&u16::try_from(query.len()).unwrap_or(u16::MAX).to_be_bytes());
         framed.extend_from_slice(query);

@@ -9,7 +9,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
 use super::Verdict;
-use super::net::strip_os_error;
+use super::net::{Source, strip_os_error};
 
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
@@ -20,7 +20,7 @@ const PAYLOAD: &[u8; 8] = b"vigilchk";
 #[derive(Debug)]
 pub(crate) struct IcmpProbe {
     ip: IpAddr,
-    bind: Option<IpAddr>,
+    source: Source,
 }
 
 /// How the socket was opened decides what a received datagram starts with.
@@ -31,8 +31,8 @@ enum Flavour {
 }
 
 impl IcmpProbe {
-    pub(crate) fn new(ip: IpAddr, bind: Option<IpAddr>) -> Self {
-        IcmpProbe { ip, bind }
+    pub(crate) fn new(ip: IpAddr, source: Source) -> Self {
+        IcmpProbe { ip, source }
     }
 
     pub(crate) async fn run(&self) -> Verdict {
@@ -81,9 +81,9 @@ impl IcmpProbe {
             Err(e) => return Err(e),
         };
         socket.set_nonblocking(true)?;
-        if let Some(bind) = self.bind {
-            socket.bind(&SocketAddr::new(bind, 0).into())?;
-        }
+        self.source
+            .apply(&socket, SocketAddr::new(self.ip, 0))
+            .map_err(io::Error::other)?;
         // Connected: the kernel only hands us datagrams from the probed address.
         socket.connect(&SocketAddr::new(self.ip, 0).into())?;
         let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;

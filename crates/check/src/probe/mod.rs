@@ -7,6 +7,7 @@ mod http;
 mod icmp;
 mod net;
 mod pool;
+mod smtp;
 mod tcp;
 mod tls;
 mod udp;
@@ -37,6 +38,7 @@ enum Kind {
     Dns(dns::DnsProbe),
     Udp(udp::UdpProbe),
     Icmp(icmp::IcmpProbe),
+    Smtp(smtp::SmtpProbe),
     Exec(exec::ExecProbe),
     /// The check cannot run on this system (unreadable CA file, unknown user, ...): every
     /// run fails with this reason, so the operator sees it in the status.
@@ -46,24 +48,37 @@ enum Kind {
 impl Probe {
     pub(crate) fn new(target: Arc<Target>) -> Self {
         let addr = target.probe_address();
-        let bind = target.check.bind;
+        let source = net::Source::of(&target.check);
         let kind = match &target.check.kind {
             CheckKind::Tcp { send, expect } => tcp::TcpProbe::new(
                 addr,
-                bind,
+                source.clone(),
                 send.as_deref(),
                 expect.as_deref(),
                 target.check.timeout,
             )
             .map(Kind::Tcp),
             CheckKind::Http(spec) => {
-                http::HttpProbe::new(addr, bind, spec).map(|p| Kind::Http(Box::new(p)))
+                http::HttpProbe::new(addr, source.clone(), spec).map(|p| Kind::Http(Box::new(p)))
             }
-            CheckKind::Dns(spec) => Ok(Kind::Dns(dns::DnsProbe::new(addr, bind, spec))),
-            CheckKind::Udp { send, expect } => {
-                udp::UdpProbe::new(addr, bind, send, expect.as_deref()).map(Kind::Udp)
+            CheckKind::Dns(spec) => Ok(Kind::Dns(dns::DnsProbe::new(addr, source.clone(), spec))),
+            CheckKind::Udp {
+                send,
+                expect,
+                require_reply,
+            } => udp::UdpProbe::new(
+                addr,
+                source.clone(),
+                send,
+                expect.as_deref(),
+                *require_reply,
+                target.check.timeout,
+            )
+            .map(Kind::Udp),
+            CheckKind::Icmp => Ok(Kind::Icmp(icmp::IcmpProbe::new(addr.ip(), source.clone()))),
+            CheckKind::Smtp { helo_name } => {
+                smtp::SmtpProbe::new(addr, source.clone(), helo_name).map(Kind::Smtp)
             }
-            CheckKind::Icmp => Ok(Kind::Icmp(icmp::IcmpProbe::new(addr.ip(), bind))),
             CheckKind::Exec { command, user } => {
                 exec::ExecProbe::new(&target, command, user, target.check.timeout).map(Kind::Exec)
             }
@@ -102,6 +117,7 @@ impl Probe {
             Kind::Dns(p) => Box::pin(p.run()).await,
             Kind::Udp(p) => Box::pin(p.run()).await,
             Kind::Icmp(p) => Box::pin(p.run()).await,
+            Kind::Smtp(p) => Box::pin(p.run()).await,
             Kind::Exec(p) => Box::pin(p.run()).await,
             Kind::Broken(reason) => Err(reason.clone()),
         }
@@ -128,6 +144,7 @@ impl Probe {
             Kind::Dns(p) => format!("dns {} {addr}", p.question()),
             Kind::Udp(_) => format!("udp {addr}"),
             Kind::Icmp(_) => format!("icmp {}", addr.ip()),
+            Kind::Smtp(_) => format!("smtp {addr}"),
             Kind::Exec(p) => format!("exec {}", p.program()),
             Kind::Broken(_) => format!("{} {addr}", self.target.check.kind.name()),
         }

@@ -1,19 +1,84 @@
-//! Connecting: a fresh connection per check, optionally bound to a source address, on a
-//! socket reused between checks where it can be (see [`super::pool`]).
+//! Connecting: a fresh connection per check, optionally from a given source (address,
+//! port, interface, firewall mark), on a socket reused between checks where it can be
+//! (see [`super::pool`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
+use vigil_config::Check;
 
 use super::pool::PooledSocket;
 
-/// Connects to `addr` from `bind` (any port); the error is a finished reason.
-pub(crate) async fn connect_tcp(addr: SocketAddr, bind: Option<IpAddr>) -> Result<TcpConn, String> {
-    let conn = connect_send(addr, bind, &[]).await.map_err(|e| match e {
+/// Where a check's packets come from: source address and port, interface
+/// (`SO_BINDTODEVICE`) and firewall mark (`SO_MARK`); each optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Source {
+    pub(crate) ip: Option<IpAddr>,
+    pub(crate) port: Option<u16>,
+    pub(crate) interface: Option<String>,
+    pub(crate) mark: Option<u32>,
+}
+
+impl Source {
+    pub(crate) fn of(check: &Check) -> Self {
+        Source {
+            ip: check.bind,
+            port: check.bind_port,
+            interface: check.bind_interface.clone(),
+            mark: check.fwmark,
+        }
+    }
+
+    /// Nothing set: any socket will do, so sockets may be reused between checks.
+    pub(crate) fn is_default(&self) -> bool {
+        *self == Source::default()
+    }
+
+    /// Sets the mark and interface on a fresh socket for `peer`, then binds it when an
+    /// address or port is set; the error is a finished reason.
+    pub(crate) fn apply(&self, socket: &Socket, peer: SocketAddr) -> Result<(), String> {
+        if let Some(mark) = self.mark {
+            socket
+                .set_mark(mark)
+                .map_err(|e| format!("cannot set fwmark {mark}: {}", strip_os_error(&e)))?;
+        }
+        if let Some(dev) = &self.interface {
+            socket
+                .bind_device(Some(dev.as_bytes()))
+                .map_err(|e| format!("cannot bind to interface {dev}: {}", strip_os_error(&e)))?;
+        }
+        if self.ip.is_none() && self.port.is_none() {
+            return Ok(());
+        }
+        let ip = self.ip.unwrap_or(match peer {
+            SocketAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+            SocketAddr::V6(_) => IpAddr::from([0u16; 8]),
+        });
+        let local = SocketAddr::new(ip, self.port.unwrap_or(0));
+        if self.port.is_some() {
+            // A fixed port is reused by every run of the check; its previous connection
+            // was reset, but let a lingering one not refuse the bind.
+            let _ = socket.set_reuse_address(true);
+        }
+        socket.bind(&local.into()).map_err(|e| {
+            let shown = if self.port.is_some() {
+                local.to_string()
+            } else {
+                ip.to_string()
+            };
+            format!("cannot bind source address {shown}: {e}")
+        })
+    }
+}
+
+/// Connects to `addr` from `source`; the error is a finished reason.
+pub(crate) async fn connect_tcp(addr: SocketAddr, source: &Source) -> Result<TcpConn, String> {
+    let conn = connect_send(addr, source, &[]).await.map_err(|e| match e {
         OpenError::Connect(reason) => reason,
         // Nothing was sent.
         OpenError::Send(e) => connect_error(addr, &e),
@@ -132,7 +197,7 @@ impl AsyncWrite for TcpConn {
     }
 }
 
-/// Connects to `addr` from `bind` (any port) and sends `first` (may be empty).
+/// Connects to `addr` from `source` and sends `first` (may be empty).
 ///
 /// A non-blocking `connect()` to a nearby server usually returns with the handshake
 /// already done (on loopback always: the SYN-ACK is processed before the call returns).
@@ -142,18 +207,16 @@ impl AsyncWrite for TcpConn {
 /// handshake still in flight (`EAGAIN` / `ENOTCONN`) waits, as tokio's `connect` does.
 pub(crate) async fn connect_send(
     addr: SocketAddr,
-    bind: Option<IpAddr>,
+    source: &Source,
     first: &[u8],
 ) -> Result<Connected, OpenError> {
-    let pooled = PooledSocket::open(addr, bind.is_some())
+    let pooled = PooledSocket::open(addr, !source.is_default())
         .map_err(|e| OpenError::Connect(format!("cannot open a TCP socket: {e}")))?;
     let Some(socket) = pooled.socket() else {
         return Err(OpenError::Connect("cannot open a TCP socket".into()));
     };
-    if let Some(ip) = bind {
-        socket
-            .bind(&SocketAddr::new(ip, 0).into())
-            .map_err(|e| OpenError::Connect(format!("cannot bind source address {ip}: {e}")))?;
+    if !source.is_default() {
+        source.apply(socket, addr).map_err(OpenError::Connect)?;
     }
     match socket.connect(&addr.into()) {
         Ok(()) => {}
@@ -217,24 +280,21 @@ fn handshake_failure(e: &io::Error) -> bool {
     )
 }
 
-/// A UDP socket connected to `addr`, so that an ICMP port unreachable comes back as
-/// `ECONNREFUSED` on the next receive.
-pub(crate) async fn connect_udp(
-    addr: SocketAddr,
-    bind: Option<IpAddr>,
-) -> Result<UdpSocket, String> {
-    let local = bind.unwrap_or(match addr {
-        SocketAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
-        SocketAddr::V6(_) => IpAddr::from([0u16; 8]),
-    });
-    let socket = UdpSocket::bind(SocketAddr::new(local, 0))
-        .await
-        .map_err(|e| format!("cannot bind UDP source address {local}: {e}"))?;
+/// A UDP socket connected to `addr` from `source`, so that an ICMP port unreachable comes
+/// back as `ECONNREFUSED` on the next receive.
+pub(crate) async fn connect_udp(addr: SocketAddr, source: &Source) -> Result<UdpSocket, String> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::DGRAM.nonblocking(),
+        Some(Protocol::UDP),
+    )
+    .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    source.apply(&socket, addr)?;
+    // Connecting a UDP socket sends nothing: it returns at once.
     socket
-        .connect(addr)
-        .await
+        .connect(&addr.into())
         .map_err(|e| format!("cannot connect UDP socket to {addr}: {e}"))?;
-    Ok(socket)
+    UdpSocket::from_std(socket.into()).map_err(|e| format!("cannot register UDP socket: {e}"))
 }
 
 pub(crate) fn connect_error(addr: SocketAddr, e: &io::Error) -> String {
@@ -260,8 +320,6 @@ mod tests {
     use std::net::TcpListener;
     use std::time::{Duration, Instant};
 
-    use socket2::{Domain, Protocol, Socket, Type};
-
     use super::*;
 
     fn listener(backlog: i32) -> (TcpListener, SocketAddr) {
@@ -286,14 +344,14 @@ mod tests {
     #[tokio::test]
     async fn loopback_handshake_is_done_within_connect() {
         let (listener, addr) = listener(16);
-        let conn = connect_send(addr, None, b"GET / HTTP/1.1\r\n\r\n")
+        let conn = connect_send(addr, &Source::default(), b"GET / HTTP/1.1\r\n\r\n")
             .await
             .unwrap();
         assert!(matches!(conn, Connected::Ready(_)), "{conn:?}");
         drop(conn);
         assert_eq!(received(&listener), b"GET / HTTP/1.1\r\n\r\n");
 
-        let conn = connect_send(addr, None, &[]).await.unwrap();
+        let conn = connect_send(addr, &Source::default(), &[]).await.unwrap();
         assert!(matches!(conn, Connected::Ready(_)), "{conn:?}");
         let mut stream = conn.into_stream(addr).unwrap();
         stream.write_all(b"late").await.unwrap();
@@ -313,7 +371,9 @@ mod tests {
             received(&listener)
         });
         let start = Instant::now();
-        let conn = connect_send(addr, None, b"hello").await.unwrap();
+        let conn = connect_send(addr, &Source::default(), b"hello")
+            .await
+            .unwrap();
         // The SYN was retransmitted (after ~1 s) once the queue had room.
         assert!(matches!(conn, Connected::Stream(_)), "{conn:?}");
         assert!(start.elapsed() >= Duration::from_millis(200));
@@ -322,12 +382,37 @@ mod tests {
         drop(filler);
     }
 
+    /// The mark and interface are on the socket the probe sends from (as root).
+    #[test]
+    fn source_options_are_set_on_the_socket() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("SKIPPED: SO_MARK needs CAP_NET_ADMIN");
+            return;
+        }
+        let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        let source = Source {
+            ip: Some(IpAddr::from([127, 0, 0, 1])),
+            port: None,
+            interface: Some("lo".into()),
+            mark: Some(0x5a),
+        };
+        source.apply(&socket, peer).unwrap();
+        assert_eq!(socket.mark().unwrap(), 0x5a);
+        assert_eq!(socket.device().unwrap().as_deref(), Some(&b"lo"[..]));
+        assert_eq!(
+            socket.local_addr().unwrap().as_socket().unwrap().ip(),
+            IpAddr::from([127, 0, 0, 1])
+        );
+    }
+
     #[tokio::test]
     async fn refused_is_a_connect_error_with_or_without_bytes() {
         let (listener, addr) = listener(1);
         drop(listener);
         for first in [&b""[..], b"GET / HTTP/1.1\r\n\r\n"] {
-            match connect_send(addr, None, first).await {
+            match connect_send(addr, &Source::default(), first).await {
                 Err(OpenError::Connect(reason)) => {
                     assert_eq!(reason, format!("connect to {addr} refused"));
                 }

@@ -1,6 +1,6 @@
 //! TCP: connect; optionally send bytes and require the reply to match a pattern.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use regex::bytes::Regex;
@@ -8,7 +8,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use vigil_config::format_duration;
 
-use super::net::{OpenError, connect_send, strip_os_error};
+use super::net::{OpenError, Source, connect_send, strip_os_error};
 use super::{Verdict, excerpt};
 
 /// At most this much of a reply is read looking for the pattern.
@@ -17,7 +17,7 @@ const MAX_REPLY: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct TcpProbe {
     addr: SocketAddr,
-    bind: Option<IpAddr>,
+    source: Source,
     send: Option<Vec<u8>>,
     expect: Option<Regex>,
     timeout: Duration,
@@ -28,7 +28,7 @@ pub(crate) struct TcpProbe {
 impl TcpProbe {
     pub(crate) fn new(
         addr: SocketAddr,
-        bind: Option<IpAddr>,
+        source: Source,
         send: Option<&str>,
         expect: Option<&str>,
         timeout: Duration,
@@ -38,7 +38,7 @@ impl TcpProbe {
             .transpose()?;
         Ok(TcpProbe {
             addr,
-            bind,
+            source,
             send: send.map(|s| s.as_bytes().to_vec()),
             expect,
             timeout,
@@ -52,7 +52,7 @@ impl TcpProbe {
         let deadline = Instant::now() + self.timeout.mul_f64(0.95);
         let addr = self.addr;
         let send = self.send.as_deref().unwrap_or_default();
-        let conn = connect_send(addr, self.bind, send)
+        let conn = connect_send(addr, &self.source, send)
             .await
             .map_err(|e| match e {
                 OpenError::Connect(reason) => reason,

@@ -1,4 +1,5 @@
-//! TLS client configurations for https checks (rustls with ring).
+//! TLS client configurations for https checks (rustls with ring): roots (bundled, system
+//! or a CA file) or no verification, SNI on or off, an optional client certificate.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -6,52 +7,134 @@ use std::sync::{Arc, OnceLock};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use vigil_config::Tls;
+use vigil_config::{Tls, TlsTrust};
 
 fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
 }
 
-/// The client configuration for `tls`. The two common ones (public roots, and no
-/// verification) are built once per process; one with a CA file per check definition.
+/// The client configuration for `tls`. The common ones (bundled roots, system roots, no
+/// verification; SNI on, no client certificate) are built once per process; any other
+/// per check definition.
 pub(crate) fn client_config(tls: &Tls) -> Result<Arc<ClientConfig>, String> {
-    static PUBLIC_ROOTS: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    static UNVERIFIED: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-    if !tls.verify {
-        return UNVERIFIED.get_or_init(unverified).clone();
+    type Cached = OnceLock<Result<Arc<ClientConfig>, String>>;
+    static BUNDLED: Cached = OnceLock::new();
+    static SYSTEM: Cached = OnceLock::new();
+    static UNVERIFIED: Cached = OnceLock::new();
+    let common = tls.sni && tls.client_cert.is_none() && tls.ca_file.is_none();
+    if !common {
+        return build(tls).map(Arc::new);
     }
-    match &tls.ca_file {
-        Some(path) => with_roots(ca_file_roots(path)?),
-        None => PUBLIC_ROOTS
-            .get_or_init(|| {
-                with_roots(RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                })
-            })
-            .clone(),
-    }
+    let cache = match (tls.verify, tls.trust) {
+        (false, _) => &UNVERIFIED,
+        (true, TlsTrust::Bundled) => &BUNDLED,
+        (true, TlsTrust::System) => &SYSTEM,
+    };
+    cache.get_or_init(|| build(tls).map(Arc::new)).clone()
 }
 
-fn with_roots(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
-    let config = ClientConfig::builder_with_provider(provider())
+fn build(tls: &Tls) -> Result<ClientConfig, String> {
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+        .map_err(|e| format!("TLS setup failed: {e}"))?;
+    let builder = if tls.verify {
+        let roots = match (&tls.ca_file, tls.trust) {
+            (Some(path), _) => Arc::new(ca_file_roots(path)?),
+            (None, TlsTrust::Bundled) => Arc::new(RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            }),
+            (None, TlsTrust::System) => system_roots()?,
+        };
+        builder.with_root_certificates(roots)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
+    };
+    let mut config = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => {
+            let (chain, key_der) = client_identity(cert, key)?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                format!(
+                    "client certificate {} with key {} is unusable: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    config.enable_sni = tls.sni;
+    Ok(config)
 }
 
-fn unverified() -> Result<Arc<ClientConfig>, String> {
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+/// Where distributions keep the system CA bundle (Debian/Ubuntu, Fedora/RHEL, SUSE,
+/// Alpine and others).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's roots, read once per process from the first bundle that exists:
+/// certificates the parser cannot use are skipped, as a bundle may hold odd ones.
+fn system_roots() -> Result<Arc<RootCertStore>, String> {
+    static ROOTS: OnceLock<Result<Arc<RootCertStore>, String>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let path = SYSTEM_BUNDLES
+                .iter()
+                .map(Path::new)
+                .find(|p| p.exists())
+                .ok_or_else(|| {
+                    format!(
+                        "no system CA bundle found (looked for {})",
+                        SYSTEM_BUNDLES.join(", ")
+                    )
+                })?;
+            let shown = path.display();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("cannot read system CA bundle {shown}: {e}"))?
+                .filter_map(Result::ok);
+            let mut roots = RootCertStore::empty();
+            let (added, _skipped) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!(
+                    "system CA bundle {shown} holds no usable certificate"
+                ));
+            }
+            Ok(Arc::new(roots))
+        })
+        .clone()
+}
+
+/// The client certificate chain and private key from PEM files; errors name the file.
+fn client_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let shown = cert.display();
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read client certificate {shown}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("client certificate {shown} is not valid PEM: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("client certificate {shown} holds no certificate"));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+        rustls::pki_types::pem::Error::Io(e) => {
+            format!("cannot read client key {}: {e}", key.display())
+        }
+        e => format!(
+            "client key {} holds no usable private key: {e}",
+            key.display()
+        ),
+    })?;
+    Ok((chain, key))
 }
 
 fn ca_file_roots(path: &Path) -> Result<RootCertStore, String> {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use vigil_check::{CheckKey, OnceResult, Target, run_once};
-use vigil_config::{Check, CheckKind, HttpCheck, HttpMethod, InitialState, Protocol, ServiceKey};
+use vigil_config::{
+    Check, CheckKind, HttpCheck, HttpMethod, HttpUrl, InitialState, Protocol, ServiceKey,
+};
 
 pub fn check(kind: CheckKind) -> Check {
     Check {
@@ -24,6 +26,9 @@ pub fn check(kind: CheckKind) -> Check {
         address: None,
         port: None,
         bind: None,
+        bind_port: None,
+        bind_interface: None,
+        fwmark: None,
     }
 }
 
@@ -44,11 +49,8 @@ pub fn target(real: SocketAddr, check: Check) -> Target {
 pub fn http(path: &str) -> HttpCheck {
     HttpCheck {
         method: HttpMethod::Get,
-        path: path.into(),
         host: None,
-        expect_status: vec![(200, 299)],
-        body_regex: None,
-        body_sha256: None,
+        urls: vec![HttpUrl::new(path)],
         max_body_bytes: 1 << 20,
         tls: None,
     }

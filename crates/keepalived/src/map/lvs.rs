@@ -995,8 +995,16 @@ impl Mapper<'_> {
             f.push(("port".into(), p.to_string()));
         }
         if let Some(b) = bind {
-            // A probe's source must be of the family of what it probes.
-            if b.is_ipv6() == address.unwrap_or(rs_ip).is_ipv6() {
+            // A probe's source must be of the family of what it probes; a program opens
+            // its own connections.
+            if kind == "MISC_CHECK" {
+                self.warn(
+                    sec,
+                    c,
+                    "bindto",
+                    format!("{b} dropped: a MISC_CHECK program opens its own connections"),
+                );
+            } else if b.is_ipv6() == address.unwrap_or(rs_ip).is_ipv6() {
                 f.push(("bind".into(), q(&b.to_string())));
             } else {
                 self.warn(

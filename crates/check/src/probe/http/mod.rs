@@ -1,5 +1,6 @@
 //! HTTP and HTTPS: one request on a fresh connection (a pooled one would hide a dead
-//! server), status in the accepted ranges, optionally a body pattern or digest.
+//! server) per URL, status in the accepted ranges, optionally a body pattern or digest
+//! (SHA-256, or MD5 as keepalived's `digest`).
 //!
 //! The client is our own, on `httparse`: a check sends one fixed request and reads one
 //! response, so the request bytes are built once per check, and a check in flight holds
@@ -9,9 +10,10 @@
 mod wire;
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use md5::Md5;
 use regex::bytes::Regex;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
@@ -20,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use vigil_config::{HttpCheck, HttpMethod};
 
-use super::net::{OpenError, connect_send, connect_tcp, strip_os_error};
+use super::net::{OpenError, Source, connect_send, connect_tcp, strip_os_error};
 use super::{Verdict, tls};
 use wire::{ChunkedDecoder, Framing};
 
@@ -30,26 +32,37 @@ const MAX_HEAD: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct HttpProbe {
     addr: SocketAddr,
-    bind: Option<IpAddr>,
+    source: Source,
     method: &'static str,
+    /// Requested in order; all must pass. Never empty.
+    urls: Vec<UrlProbe>,
+    max_body_bytes: u64,
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+}
+
+/// One URL made ready: its request bytes and what its response must be.
+#[derive(Debug)]
+struct UrlProbe {
     path: String,
     /// The whole request, built once.
     request: Vec<u8>,
     expect_status: Vec<(u16, u16)>,
     body_regex: Option<Regex>,
+    regex_no_match: bool,
     body_sha256: Option<String>,
-    max_body_bytes: u64,
-    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    body_md5: Option<String>,
     /// `from ADDR GET /path`, the end of every status reason, made once.
     from: String,
 }
 
+impl UrlProbe {
+    fn checks_body(&self) -> bool {
+        self.body_regex.is_some() || self.body_sha256.is_some() || self.body_md5.is_some()
+    }
+}
+
 impl HttpProbe {
-    pub(crate) fn new(
-        addr: SocketAddr,
-        bind: Option<IpAddr>,
-        spec: &HttpCheck,
-    ) -> Result<Self, String> {
+    pub(crate) fn new(addr: SocketAddr, source: Source, spec: &HttpCheck) -> Result<Self, String> {
         let tls = match &spec.tls {
             Some(t) => Some((
                 tls::client_config(t)?,
@@ -57,81 +70,108 @@ impl HttpProbe {
             )),
             None => None,
         };
-        let body_regex = spec
-            .body_regex
-            .as_deref()
-            .map(|re| Regex::new(re).map_err(|e| format!("invalid body pattern: {e}")))
-            .transpose()?;
         let method = match spec.method {
             HttpMethod::Get => "GET",
             HttpMethod::Head => "HEAD",
         };
         let host = spec.host.clone().unwrap_or_else(|| addr.to_string());
         let unsafe_char = |c: char| c.is_ascii_control() || c == ' ';
-        if spec.path.chars().any(unsafe_char) || host.chars().any(unsafe_char) {
-            return Err(format!(
-                "path `{}` or host `{host}` has spaces or control characters",
-                spec.path
-            ));
+        if host.chars().any(unsafe_char) {
+            return Err(format!("host `{host}` has spaces or control characters"));
         }
-        let request = format!(
-            "{method} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: vigil-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-            spec.path
-        )
-        .into_bytes();
+        if spec.urls.is_empty() {
+            return Err("no url to request".into());
+        }
+        let mut urls = Vec::with_capacity(spec.urls.len());
+        for url in &spec.urls {
+            if url.path.chars().any(unsafe_char) {
+                return Err(format!(
+                    "path `{}` has spaces or control characters",
+                    url.path
+                ));
+            }
+            let body_regex = url
+                .body_regex
+                .as_deref()
+                .map(|re| Regex::new(re).map_err(|e| format!("invalid body pattern: {e}")))
+                .transpose()?;
+            let request = format!(
+                "{method} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: vigil-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+                url.path
+            )
+            .into_bytes();
+            urls.push(UrlProbe {
+                path: url.path.clone(),
+                request,
+                expect_status: url.expect_status.clone(),
+                body_regex,
+                regex_no_match: url.regex_no_match,
+                body_sha256: url.body_sha256.as_ref().map(|h| h.to_ascii_lowercase()),
+                body_md5: url.body_md5.as_ref().map(|h| h.to_ascii_lowercase()),
+                from: format!("from {addr} {method} {}", url.path),
+            });
+        }
         Ok(HttpProbe {
             addr,
-            bind,
+            source,
             method,
-            path: spec.path.clone(),
-            request,
-            expect_status: spec.expect_status.clone(),
-            body_regex,
-            body_sha256: spec.body_sha256.as_ref().map(|h| h.to_ascii_lowercase()),
+            urls,
             max_body_bytes: spec.max_body_bytes,
             tls,
-            from: format!("from {addr} {method} {}", spec.path),
         })
     }
 
-    /// `GET /healthz`
+    /// `GET /healthz`, or `GET /a,/b` for several URLs.
     pub(crate) fn request_line(&self) -> String {
-        format!("{} {}", self.method, self.path)
+        let paths: Vec<&str> = self.urls.iter().map(|u| u.path.as_str()).collect();
+        format!("{} {}", self.method, paths.join(","))
     }
 
+    /// Requests every URL in turn, each on a fresh connection (as keepalived does); the
+    /// first failure is the verdict.
     pub(crate) async fn run(&self) -> Verdict {
+        let mut seen = Vec::new();
+        for url in &self.urls {
+            seen.push(self.run_url(url).await?);
+        }
+        Ok(seen.join("; "))
+    }
+
+    async fn run_url(&self, url: &UrlProbe) -> Verdict {
         match &self.tls {
             None => {
                 // The request goes out with the connect (see `connect_send`): on a nearby
                 // server, one wakeup per check (the response), not two.
-                let conn = connect_send(self.addr, self.bind, &self.request)
+                let conn = connect_send(self.addr, &self.source, &url.request)
                     .await
                     .map_err(|e| match e {
                         OpenError::Connect(reason) => reason,
-                        OpenError::Send(e) => self.send_failed(&e),
+                        OpenError::Send(e) => self.send_failed(url, &e),
                     })?;
-                self.read_response(conn.into_stream(self.addr)?).await
+                self.read_response(url, conn.into_stream(self.addr)?).await
             }
             // Boxed: the TLS session state would otherwise make every plain check's
             // future as large as an https one.
             Some((config, name)) => {
-                let stream = connect_tcp(self.addr, self.bind).await?;
-                Box::pin(self.exchange_tls(stream, config, name)).await
+                let stream = connect_tcp(self.addr, &self.source).await?;
+                Box::pin(self.exchange_tls(url, stream, config, name)).await
             }
         }
     }
 
-    fn send_failed(&self, e: &std::io::Error) -> String {
+    fn send_failed(&self, url: &UrlProbe, e: &std::io::Error) -> String {
         format!(
-            "{} {}: sending the request failed: {}",
+            "{} {} {}: sending the request failed: {}",
             self.addr,
-            self.request_line(),
+            self.method,
+            url.path,
             strip_os_error(e)
         )
     }
 
     async fn exchange_tls(
         &self,
+        url: &UrlProbe,
         stream: super::net::TcpConn,
         config: &Arc<ClientConfig>,
         name: &ServerName<'static>,
@@ -146,18 +186,21 @@ impl HttpProbe {
         })?;
         let mut stream = stream;
         stream
-            .write_all(&self.request)
+            .write_all(&url.request)
             .await
-            .map_err(|e| self.send_failed(&e))?;
-        self.read_response(stream).await
+            .map_err(|e| self.send_failed(url, &e))?;
+        self.read_response(url, stream).await
     }
 
-    /// Reads the response to the request already sent, and judges it.
-    async fn read_response<Io>(&self, mut io: Io) -> Verdict
+    /// Reads the response to the request already sent, and judges it. The whole response
+    /// is read (up to `max_body_bytes` of body) even when only the status matters: the
+    /// connection is reset when the probe drops it, and a reset while the server is still
+    /// writing shows as an error in the server's log.
+    async fn read_response<Io>(&self, url: &UrlProbe, mut io: Io) -> Verdict
     where
         Io: AsyncRead + Unpin,
     {
-        let fail = |what: &str| format!("{} {}: {what}", self.addr, self.request_line());
+        let fail = |what: &str| format!("{} {} {}: {what}", self.addr, self.method, url.path);
         let mut buf: Vec<u8> = Vec::with_capacity(1024);
         let head = loop {
             if let Some(head) =
@@ -177,27 +220,31 @@ impl HttpProbe {
             }
         };
         let status = head.status;
-        let seen = format!("HTTP {status} {}", self.from);
-        if !self
+        let seen = format!("HTTP {status} {}", url.from);
+        if !url
             .expect_status
             .iter()
             .any(|&(lo, hi)| (lo..=hi).contains(&status))
         {
             return Err(seen);
         }
-        if self.body_regex.is_none() && self.body_sha256.is_none() {
-            // Nothing to see in the body: do not spend time reading it.
-            return Ok(seen);
-        }
+        let keep = url.checks_body();
         let cap = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
         let mut body = Vec::new();
+        // Bytes of body seen, kept or not.
+        let mut length = 0usize;
         let mut reader = BodyReader::new(head.framing);
         let mut received = buf.split_off(head.len);
         let truncated = loop {
+            let before = body.len();
             let done = reader
                 .feed(&received, &mut body)
                 .map_err(|e| format!("{seen}: {e}"))?;
-            if body.len() > cap {
+            length = length.saturating_add(body.len() - before);
+            if !keep {
+                body.clear();
+            }
+            if length > cap {
                 body.truncate(cap);
                 break true;
             }
@@ -218,34 +265,48 @@ impl HttpProbe {
                 ));
             }
         };
-        if let Some(expected) = &self.body_sha256 {
+        for (expected, name, actual) in [
+            (
+                &url.body_sha256,
+                "SHA-256",
+                digest_hex::<Sha256> as fn(&[u8]) -> String,
+            ),
+            (&url.body_md5, "MD5", digest_hex::<Md5>),
+        ] {
+            let Some(expected) = expected else { continue };
             if truncated {
                 return Err(format!(
-                    "{seen}: body longer than {cap} bytes, cannot check its SHA-256"
+                    "{seen}: body longer than {cap} bytes, cannot check its {name}"
                 ));
             }
-            let actual = hex(&Sha256::digest(&body));
+            let actual = actual(&body);
             if actual != *expected {
                 return Err(format!(
-                    "{seen}: body SHA-256 is {actual}, expected {expected}"
+                    "{seen}: body {name} is {actual}, expected {expected}"
                 ));
             }
         }
-        if let Some(re) = &self.body_regex
-            && !re.is_match(&body)
+        if let Some(re) = &url.body_regex
+            && re.is_match(&body) == url.regex_no_match
         {
             let read = if truncated {
                 format!("first {cap} bytes of the ")
             } else {
                 String::new()
             };
-            return Err(format!(
-                "{seen}: {read}body does not match `{}`",
-                re.as_str()
-            ));
+            let how = if url.regex_no_match {
+                "matches"
+            } else {
+                "does not match"
+            };
+            return Err(format!("{seen}: {read}body {how} `{}`", re.as_str()));
         }
         Ok(seen)
     }
+}
+
+fn digest_hex<D: Digest>(body: &[u8]) -> String {
+    hex(&D::digest(body))
 }
 
 /// Reads what is available into `buf`; 0 at the end. A TLS peer that closes without
