@@ -908,3 +908,42 @@ fn a_corrupt_state_file_never_loses_a_drain() {
     assert!(!drained_in(&sock, real));
     third.terminate(Duration::from_secs(10)).unwrap();
 }
+
+#[test]
+fn keepalived_dump_signals_write_files_and_never_stop_the_daemon() {
+    // SIGUSR1, SIGUSR2 and SIGRTMIN+2 are keepalived's data, stats and JSON dumps; their
+    // default action would end vigild (a failover) when a keepalived user sends them.
+    let mut d = Daemon::start("dumps");
+    let dir = d.socket.parent().expect("socket dir").to_path_buf();
+    let rtmin2 = libc::SIGRTMIN() + 2;
+    for (sig, file) in [
+        (libc::SIGUSR1, "vigild.data"),
+        (libc::SIGUSR2, "vigild.stats"),
+        (rtmin2, "vigild.json"),
+    ] {
+        signal(d.pid(), sig);
+        let path = dir.join(file);
+        assert!(
+            wait_for(Duration::from_secs(10), || path.exists()),
+            "{file} was not written after signal {sig}"
+        );
+        assert!(
+            matches!(d.child.try_wait(), Ok(None)),
+            "vigild ended on signal {sig}"
+        );
+    }
+    let data: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("vigild.data")).unwrap()).unwrap();
+    assert_eq!(data["status"]["director"], "dumps", "{data}");
+    assert!(
+        data["vrrp"].is_object() && data["services"].is_object(),
+        "{data}"
+    );
+    let json = std::fs::read_to_string(dir.join("vigild.json")).unwrap();
+    assert_eq!(json.lines().count(), 1, "one compact line: {json}");
+    let stats = std::fs::read_to_string(dir.join("vigild.stats")).unwrap();
+    assert!(stats.contains("vigil_build_info"), "{stats}");
+    assert_eq!(d.generation(), 1, "still serving");
+    let log = d.stderr_now();
+    assert!(log.contains("SIGUSR1: wrote"), "{log}");
+}

@@ -14,6 +14,7 @@ use vigil_config::{Config, ConfigError};
 
 use crate::check_config::summary;
 use crate::director::{Command as DirectorCommand, Director, Notice};
+use crate::dumps::{self, Dump};
 use crate::protocol::ProtocolError;
 use crate::state::{ReloadRecord, Shared, unix_now};
 use crate::state_file::{Restored, StateFile};
@@ -109,6 +110,11 @@ async fn serve(
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    // keepalived's dump signals: their default action would end the daemon (a failover).
+    let mut sigusr1 = signal(SignalKind::user_defined1()).context("cannot handle SIGUSR1")?;
+    let mut sigusr2 = signal(SignalKind::user_defined2()).context("cannot handle SIGUSR2")?;
+    let mut sigjson =
+        signal(SignalKind::from_raw(libc::SIGRTMIN() + 2)).context("cannot handle SIGRTMIN+2")?;
 
     let faults = TestFaults::from_env();
     let (supervisor, mut ended) = Supervisor::new(systemd::watchdog_interval());
@@ -215,6 +221,9 @@ async fn serve(
                 failure = Some(WorkerEnded { worker: "status socket".into(), why });
                 break;
             }
+            _ = sigusr1.recv() => dump(Dump::Data, &shared, &director),
+            _ = sigusr2.recv() => dump(Dump::Stats, &shared, &director),
+            _ = sigjson.recv() => dump(Dump::Json, &shared, &director),
             _ = sighup.recv() => {
                 if reloading.is_some() {
                     info!("SIGHUP during a reload: reloading again once it is done");
@@ -430,6 +439,16 @@ fn reload_now(
             ),
         }),
     }
+}
+
+/// Writes a state dump on a task of its own (keepalived's SIGUSR1/SIGUSR2/JSON signals).
+fn dump(which: Dump, shared: &Arc<Shared>, director: &mpsc::Sender<DirectorCommand>) {
+    info!(
+        "{}: writing {}",
+        which.signal_name(),
+        dumps::path(shared, which).display()
+    );
+    tokio::spawn(dumps::write(which, shared.clone(), director.clone()));
 }
 
 /// Every probe in flight holds a socket (up to 4,096 at once), plus the status socket's

@@ -16,6 +16,7 @@ pub mod check_once;
 pub mod children;
 pub mod daemon;
 pub mod director;
+pub mod dumps;
 pub mod import_keepalived;
 pub mod ipvs_worker;
 pub mod logging;
