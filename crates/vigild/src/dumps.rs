@@ -10,10 +10,8 @@
 //! | SIGUSR2 | `vigild.stats` | the metrics exposition (Prometheus text) |
 //! | SIGRTMIN+2 | `vigild.json` | the same as `vigild.data`, one compact JSON line |
 //!
-//! Each is written to a temporary file and renamed, mode 0640, and the log says where.
+//! Each is written whole ([`crate::atomic_file`]), mode 0640, and the log says where.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -87,7 +85,7 @@ pub async fn write(dump: Dump, shared: Arc<Shared>, director: mpsc::Sender<Direc
             }
         }
     };
-    match write_file(&to, &bytes) {
+    match crate::atomic_file::replace(&to, &bytes, 0o640) {
         Ok(()) => info!(
             file = %to.display(),
             "{}: wrote {} ({} bytes)",
@@ -116,24 +114,4 @@ async fn everything(shared: &Shared, director: &mpsc::Sender<DirectorCommand>) -
         "vrrp": crate::protocol::vrrp(shared, &snap),
         "services": services,
     })
-}
-
-fn write_file(to: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = to.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    drop(f);
-    std::fs::rename(&tmp, to)
 }

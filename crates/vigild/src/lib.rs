@@ -10,6 +10,7 @@
 //! `vigil-ipvs`, the protocol to `vigil-vrrp`, and config rules to `vigil-config`.
 
 pub mod access;
+pub mod atomic_file;
 pub mod caps;
 pub mod check_config;
 pub mod check_once;

@@ -19,8 +19,6 @@
 //! reads as having no owned services.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{error, warn};
 use vigil_ipvs::ServiceKey;
 
+use crate::atomic_file;
 use crate::overrides::Drains;
 
 /// A state file larger than this is not one vigild wrote (a few KiB at 10,000 drains).
@@ -254,37 +253,15 @@ impl Inner {
     /// and an fsync of the directory, so each name always holds a whole state.
     fn save(&self) -> std::io::Result<()> {
         let path = &self.path;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir)?;
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
         let bytes = serde_json::to_vec_pretty(&self.contents).map_err(std::io::Error::other)?;
-        write_atomically(dir, path, &bytes)?;
-        write_atomically(dir, &backup_path(path), &bytes)
+        atomic_file::replace(path, &bytes, 0o600)?;
+        atomic_file::replace(&backup_path(path), &bytes, 0o600)
     }
-}
-
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = with_suffix(path, ".tmp");
-    // A temporary file left by a crash (or planted: a symlink) is removed, never
-    // followed or reused.
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
