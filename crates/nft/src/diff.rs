@@ -1,0 +1,132 @@
+//! Pure diff: the wanted [`Model`] against what the kernel holds ([`Current`]) → one nft
+//! transaction ([`Batch`]), empty when nothing differs.
+
+use serde_json::{Value, json};
+
+use crate::model::Model;
+use crate::readback::Current;
+use crate::render::{
+    add_service, create_all, delete_service, document, masquerade_elements, replace_service,
+};
+
+/// One nft transaction: applied whole or not at all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// The commands, in order.
+    pub commands: Vec<Value>,
+    /// The whole table is (re)created rather than patched.
+    pub full: bool,
+    /// Services added, changed or deleted.
+    pub services_changed: usize,
+}
+
+impl Batch {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// The `nft -j -f -` input.
+    pub fn document(&self) -> Value {
+        json!({ "nftables": self.commands })
+    }
+}
+
+fn same(a: &crate::model::NftService, b: &crate::model::NftService) -> bool {
+    // Without real servers a service has no rule, so its selector cannot differ.
+    (a.slots.is_empty() && b.slots.is_empty()) || a == b
+}
+
+/// The transaction turning `current` (`None`: no table) into `want`.
+pub fn diff(want: &Model, current: Option<&Current>) -> Batch {
+    let Some(cur) = current else {
+        let mut commands = Vec::new();
+        create_all(want, &mut commands);
+        return Batch {
+            commands,
+            full: true,
+            services_changed: want.services.len(),
+        };
+    };
+    if !cur.intact() {
+        let doc = document(want);
+        let commands = doc
+            .get("nftables")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        return Batch {
+            commands,
+            full: true,
+            services_changed: want.services.len(),
+        };
+    }
+    let mut out = Vec::new();
+    let mut changed = 0;
+    let have = &cur.model.services;
+    for key in have.keys().chain(cur.rewrite.iter()) {
+        if !want.services.contains_key(key) {
+            delete_service(key, &mut out);
+            changed += 1;
+        }
+    }
+    for (key, s) in &want.services {
+        if cur.rewrite.contains(key) {
+            replace_service(key, s, &mut out);
+            changed += 1;
+            continue;
+        }
+        match have.get(key) {
+            None => {
+                add_service(key, s, &mut out);
+                changed += 1;
+            }
+            Some(h) if !same(h, s) => {
+                replace_service(key, s, &mut out);
+                changed += 1;
+            }
+            Some(_) => {}
+        }
+    }
+    let add: Vec<_> = want.masquerade.difference(&cur.model.masquerade).collect();
+    let del: Vec<_> = cur.model.masquerade.difference(&want.masquerade).collect();
+    if !add.is_empty() {
+        masquerade_elements("add", add, &mut out);
+    }
+    if !del.is_empty() {
+        masquerade_elements("delete", del, &mut out);
+    }
+    Batch {
+        commands: out,
+        full: false,
+        services_changed: changed,
+    }
+}
+
+/// What a command is about, for an error message: `add rule (tcp 192.0.2.1:80) in
+/// chain tcp4_192_0_2_1_80`.
+pub fn describe(command: &Value) -> String {
+    let Some((verb, obj)) = command.as_object().and_then(|m| m.iter().next()) else {
+        return command.to_string();
+    };
+    let Some((kind, body)) = obj.as_object().and_then(|m| m.iter().next()) else {
+        return format!("{verb} {obj}");
+    };
+    let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("");
+    match kind.as_str() {
+        "rule" => {
+            let about = s("comment");
+            if about.is_empty() {
+                format!("{verb} rule in chain {}", s("chain"))
+            } else {
+                format!("{verb} rule of {about} in chain {}", s("chain"))
+            }
+        }
+        "element" => format!(
+            "{verb} element {} in {}",
+            body.get("elem").map(Value::to_string).unwrap_or_default(),
+            s("name")
+        ),
+        _ => format!("{verb} {kind} {}", s("name")),
+    }
+}
