@@ -1,12 +1,12 @@
 //! Pure diff: the wanted [`Model`] against what the kernel holds ([`Current`]) → one nft
 //! transaction ([`Batch`]), empty when nothing differs.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::model::Model;
 use crate::readback::Current;
 use crate::render::{
-    add_service, create_all, delete_service, document, masquerade_elements, replace_service,
+    add_service, create_all, delete_service, masquerade_elements, replace_all, replace_service,
 };
 
 /// One nft transaction: applied whole or not at all.
@@ -27,9 +27,17 @@ impl Batch {
     }
 
     /// The `nft -j -f -` input.
-    pub fn document(&self) -> Value {
-        json!({ "nftables": self.commands })
+    pub fn document(&self) -> String {
+        document_of(&self.commands)
     }
+}
+
+/// `{"nftables": COMMANDS}` as text, without copying the commands.
+pub fn document_of(commands: &[Value]) -> String {
+    let mut s = String::from("{\"nftables\":");
+    s.push_str(&serde_json::to_string(commands).unwrap_or_else(|_| "[]".into()));
+    s.push('}');
+    s
 }
 
 fn same(a: &crate::model::NftService, b: &crate::model::NftService) -> bool {
@@ -49,14 +57,8 @@ pub fn diff(want: &Model, current: Option<&Current>) -> Batch {
         };
     };
     if !cur.intact() {
-        let doc = document(want);
-        let commands = doc
-            .get("nftables")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
         return Batch {
-            commands,
+            commands: replace_all(want),
             full: true,
             services_changed: want.services.len(),
         };

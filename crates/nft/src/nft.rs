@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::diff::{Batch, describe};
+use crate::diff::{Batch, describe, document_of};
 use crate::error::Error;
 use crate::model::{FAMILY, TABLE};
 
@@ -158,13 +158,13 @@ impl Nft {
         if batch.is_empty() {
             return Ok(());
         }
-        let doc = batch.document().to_string();
+        let doc = batch.document();
         let ran = self.run("applying", &["-j", "-f", "-"], Some(doc.as_bytes()))?;
         if ran.ok {
             return Ok(());
         }
         let object = first_failing(batch.commands.len(), |n| {
-            let prefix = serde_json::json!({"nftables": &batch.commands[..n]}).to_string();
+            let prefix = document_of(&batch.commands[..n]);
             self.run(
                 "checking",
                 &["-c", "-j", "-f", "-"],

@@ -311,15 +311,20 @@ fn dispatch_key(key: &ServiceKey) -> Value {
     }
 }
 
+/// `{key: value}`, moving `value` (`json!` would copy it through `to_value`, which
+/// dominated rendering a large table).
+pub fn wrap(key: &str, value: Value) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(key.to_owned(), value);
+    Value::Object(m)
+}
+
 fn obj(kind: &str, mut body: Value) -> Value {
     if let Some(m) = body.as_object_mut() {
-        let mut full = serde_json::Map::new();
-        full.insert("family".into(), json!(FAMILY));
-        full.insert("table".into(), json!(TABLE));
-        full.extend(std::mem::take(m));
-        *m = full;
+        m.insert("family".into(), json!(FAMILY));
+        m.insert("table".into(), json!(TABLE));
     }
-    json!({ kind: body })
+    wrap(kind, body)
 }
 
 /// The skeleton's objects, in the form `nft -j list` gives them back (minus handles),
@@ -430,50 +435,78 @@ pub fn service_rule(key: &ServiceKey, s: &NftService) -> Option<Value> {
             json!([k, v])
         })
         .collect();
-    let dnat = json!({"dnat": {"family": l3(fam), "addr": {"map": {"key": pick, "data": {"set": elems}}}}});
+    let mut map = serde_json::Map::new();
+    map.insert("key".into(), pick);
+    map.insert("data".into(), wrap("set", Value::Array(elems)));
+    let mut nat = serde_json::Map::new();
+    nat.insert("family".into(), json!(l3(fam)));
+    nat.insert("addr".into(), wrap("map", Value::Object(map)));
+    let dnat = wrap("dnat", Value::Object(nat));
     let expr = match key {
         // nft insists on a protocol match before it maps to a port.
-        ServiceKey::Addr { protocol, .. } => json!([
-            {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": proto_name(*protocol)}},
-            dnat
-        ]),
-        ServiceKey::Fwmark { .. } => json!([dnat]),
+        ServiceKey::Addr { protocol, .. } => vec![
+            json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": proto_name(*protocol)}}),
+            dnat,
+        ],
+        ServiceKey::Fwmark { .. } => vec![dnat],
     };
-    Some(obj(
-        "rule",
-        json!({"chain": chain_name(key), "expr": expr, "comment": key.to_string()}),
-    ))
+    let mut body = serde_json::Map::new();
+    body.insert("chain".into(), json!(chain_name(key)));
+    body.insert("expr".into(), Value::Array(expr));
+    body.insert("comment".into(), json!(key.to_string()));
+    Some(obj("rule", Value::Object(body)))
 }
 
 /// Commands creating a service (chain, rule, dispatch element).
 pub fn add_service(key: &ServiceKey, s: &NftService, out: &mut Vec<Value>) {
-    out.push(json!({"add": obj("chain", json!({"name": chain_name(key)}))}));
+    out.push(wrap("add", obj("chain", json!({"name": chain_name(key)}))));
     if let Some(r) = service_rule(key, s) {
-        out.push(json!({"add": r}));
+        out.push(wrap("add", r));
     }
-    out.push(json!({"add": obj("element", json!({
-        "name": dispatch_map(key),
-        "elem": [[dispatch_key(key), {"goto": {"target": chain_name(key)}}]]
-    }))}));
+    out.push(wrap(
+        "add",
+        obj(
+            "element",
+            json!({
+                "name": dispatch_map(key),
+                "elem": [[dispatch_key(key), {"goto": {"target": chain_name(key)}}]]
+            }),
+        ),
+    ));
 }
 
 /// Commands replacing a service's rule in place.
 pub fn replace_service(key: &ServiceKey, s: &NftService, out: &mut Vec<Value>) {
-    out.push(json!({"flush": obj("chain", json!({"name": chain_name(key)}))}));
+    out.push(wrap(
+        "flush",
+        obj("chain", json!({"name": chain_name(key)})),
+    ));
     if let Some(r) = service_rule(key, s) {
-        out.push(json!({"add": r}));
+        out.push(wrap("add", r));
     }
 }
 
 /// Commands deleting a service: its element first (it refers to the chain), then the
 /// chain's rule, then the chain.
 pub fn delete_service(key: &ServiceKey, out: &mut Vec<Value>) {
-    out.push(json!({"delete": obj("element", json!({
-        "name": dispatch_map(key),
-        "elem": [dispatch_key(key)]
-    }))}));
-    out.push(json!({"flush": obj("chain", json!({"name": chain_name(key)}))}));
-    out.push(json!({"delete": obj("chain", json!({"name": chain_name(key)}))}));
+    out.push(wrap(
+        "delete",
+        obj(
+            "element",
+            json!({
+                "name": dispatch_map(key),
+                "elem": [dispatch_key(key)]
+            }),
+        ),
+    ));
+    out.push(wrap(
+        "flush",
+        obj("chain", json!({"name": chain_name(key)})),
+    ));
+    out.push(wrap(
+        "delete",
+        obj("chain", json!({"name": chain_name(key)})),
+    ));
 }
 
 /// The masquerade set an address goes in.
@@ -498,7 +531,10 @@ pub fn masquerade_elements<'a>(
             .push(json!(ip.to_string()));
     }
     for (set, elems) in by_set {
-        out.push(json!({verb: obj("element", json!({"name": set, "elem": elems}))}));
+        out.push(wrap(
+            verb,
+            obj("element", json!({"name": set, "elem": elems})),
+        ));
     }
 }
 
@@ -509,8 +545,8 @@ pub fn create_all(model: &Model, out: &mut Vec<Value>) {
     let (defs, rules): (Vec<Value>, Vec<Value>) = skeleton()
         .into_iter()
         .partition(|o| o.get("rule").is_none());
-    out.extend(defs.into_iter().map(|o| json!({"add": o})));
-    out.extend(rules.into_iter().map(|o| json!({"add": o})));
+    out.extend(defs.into_iter().map(|o| wrap("add", o)));
+    out.extend(rules.into_iter().map(|o| wrap("add", o)));
     for (key, s) in &model.services {
         add_service(key, s, out);
     }
@@ -523,12 +559,17 @@ pub fn create_all(model: &Model, out: &mut Vec<Value>) {
 /// same name in one transaction: `add table` (so the delete cannot fail), `delete
 /// table`, then everything.
 pub fn document(model: &Model) -> Value {
+    wrap("nftables", Value::Array(replace_all(model)))
+}
+
+/// The commands of [`document`].
+pub fn replace_all(model: &Model) -> Vec<Value> {
     let mut out = vec![
         json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
         json!({"delete": {"table": {"family": FAMILY, "name": TABLE}}}),
     ];
     create_all(model, &mut out);
-    json!({ "nftables": out })
+    out
 }
 
 /// Renders a desired table (unsettled real servers by their fallback) into the nft JSON
