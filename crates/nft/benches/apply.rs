@@ -1,6 +1,7 @@
 //! Render and apply cost of the nftables datapath on this kernel, in a network namespace
 //! of its own: a table of SERVICES x REALS (default 10,000 x 10), then a change of one
-//! real server on it. Prints figures; asserts only that each step did what it should.
+//! real server on it (through `Applier::apply` and `Applier::apply_service`). Prints
+//! figures; asserts only that each step did what it should.
 //!
 //! `cargo bench -p vigil-nft --bench apply [-- SERVICES REALS REPS]` (root; see
 //! docs/benchmarks.md).
@@ -151,6 +152,13 @@ fn main() {
         assert!(rep.written && !rep.full && rep.services_changed == 1);
     });
     println!("  one real server removed / restored (warm applier, one transaction): {r}");
+    let r = measure(reps, || {
+        flip = !flip;
+        let d = if flip { &toggled[&key] } else { &t[&key] };
+        let rep = a.apply_service(key, Some(d)).unwrap();
+        assert!(rep.written && !rep.full && rep.services_changed == 1);
+    });
+    println!("  the same through apply_service (one service planned and diffed): {r}");
     let r = measure(reps, || {
         let cur = a.read_back().unwrap().unwrap();
         let want = plan(&t, Some(&cur.model), &opts).unwrap();

@@ -1,14 +1,15 @@
 //! The applier: keeps what the kernel holds, and writes only differences.
 
 use serde_json::Value;
-use vigil_ipvs::reconcile::DesiredTable;
+use vigil_ipvs::ServiceKey;
+use vigil_ipvs::reconcile::{DesiredService, DesiredTable};
 
-use crate::diff::{Batch, diff};
+use crate::diff::{Batch, diff, diff_one};
 use crate::error::Error;
 use crate::model::{Model, Options};
 use crate::nft::Nft;
 use crate::readback::{Current, parse};
-use crate::render::plan;
+use crate::render::{plan, plan_one};
 
 /// What an [`Applier::apply`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,6 +86,73 @@ impl Applier {
             return Err(e);
         }
         self.current = Some(Some(Current::from_model(want)));
+        Ok(report)
+    }
+
+    /// Makes the kernel's table match `desired` for one service only (`None`: delete
+    /// it), in one transaction: a health change or drain costs the same at any table
+    /// size (as `vigil_ipvs::Reconciler::sync_service`). Needs a table this applier can
+    /// patch: after [`Applier::apply`], or one read back intact.
+    pub fn apply_service(
+        &mut self,
+        key: ServiceKey,
+        desired: Option<&DesiredService>,
+    ) -> Result<ApplyReport, Error> {
+        if self.current.is_none() {
+            self.current = Some(self.read_back()?);
+        }
+        let Some(Some(cur)) = self.current.as_mut() else {
+            return Err(Error::NotIntact("there is no table".into()));
+        };
+        if !cur.intact() {
+            return Err(Error::NotIntact(cur.foreign.join("; ")));
+        }
+        let want = desired
+            .map(|d| plan_one(&key, d, cur.model.services.get(&key)))
+            .transpose()?;
+        let batch = diff_one(&key, want.as_ref(), cur, self.options.masquerade);
+        let report = ApplyReport {
+            written: !batch.is_empty(),
+            full: false,
+            commands: batch.commands.len(),
+            services_changed: batch.services_changed,
+        };
+        if batch.is_empty() {
+            return Ok(report);
+        }
+        if let Err(e) = self.nft.apply(&batch) {
+            self.current = None;
+            return Err(e);
+        }
+        // What the kernel holds now: the batch's effect on the known table.
+        cur.rewrite.remove(&key);
+        match &want {
+            Some(w) => cur.model.services.insert(key, w.clone()),
+            None => cur.model.services.remove(&key),
+        };
+        if self.options.masquerade {
+            for cmd in &batch.commands {
+                let (verb, body) = match cmd.as_object().and_then(|m| m.iter().next()) {
+                    Some(x) => x,
+                    None => continue,
+                };
+                let Some(el) = body.get("element") else {
+                    continue;
+                };
+                if !el["name"].as_str().is_some_and(|n| n.starts_with("masq")) {
+                    continue;
+                }
+                for ip in el["elem"].as_array().into_iter().flatten() {
+                    if let Some(ip) = ip.as_str().and_then(|s| s.parse().ok()) {
+                        if verb == "add" {
+                            cur.model.masquerade.insert(ip);
+                        } else {
+                            cur.model.masquerade.remove(&ip);
+                        }
+                    }
+                }
+            }
+        }
         Ok(report)
     }
 

@@ -1,9 +1,13 @@
 //! Pure diff: the wanted [`Model`] against what the kernel holds ([`Current`]) → one nft
 //! transaction ([`Batch`]), empty when nothing differs.
 
-use serde_json::Value;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 
-use crate::model::Model;
+use serde_json::Value;
+use vigil_ipvs::ServiceKey;
+
+use crate::model::{Model, NftService};
 use crate::readback::Current;
 use crate::render::{
     add_service, create_all, delete_service, masquerade_elements, replace_all, replace_service,
@@ -40,7 +44,7 @@ pub fn document_of(commands: &[Value]) -> String {
     s
 }
 
-fn same(a: &crate::model::NftService, b: &crate::model::NftService) -> bool {
+fn same(a: &NftService, b: &NftService) -> bool {
     // Without real servers a service has no rule, so its selector cannot differ.
     (a.slots.is_empty() && b.slots.is_empty()) || a == b
 }
@@ -130,5 +134,64 @@ pub fn describe(command: &Value) -> String {
             s("name")
         ),
         _ => format!("{verb} {kind} {}", s("name")),
+    }
+}
+
+/// The transaction for one service alone: `want` is its new model (`None`: delete it),
+/// `cur` the whole table as known (must be [`Current::intact`]). With `masquerade`,
+/// addresses the service adds go into the masquerade set and those it drops leave it
+/// unless another service still uses them. Cost independent of the table's size, but
+/// for that check.
+pub fn diff_one(
+    key: &ServiceKey,
+    want: Option<&NftService>,
+    cur: &Current,
+    masquerade: bool,
+) -> Batch {
+    let mut out = Vec::new();
+    let old = cur.model.services.get(key);
+    let present = old.is_some() || cur.rewrite.contains(key);
+    let mut changed = 1;
+    match (present, want) {
+        (false, Some(w)) => add_service(key, w, &mut out),
+        (true, Some(w)) if cur.rewrite.contains(key) || old.is_some_and(|o| !same(o, w)) => {
+            replace_service(key, w, &mut out)
+        }
+        (true, None) => delete_service(key, &mut out),
+        _ => changed = 0,
+    }
+    if masquerade {
+        let new_ips: BTreeSet<IpAddr> = want
+            .map(|w| w.slots.keys().map(|a| a.ip()).collect())
+            .unwrap_or_default();
+        let add: Vec<&IpAddr> = new_ips
+            .iter()
+            .filter(|ip| !cur.model.masquerade.contains(ip))
+            .collect();
+        let used_elsewhere = |ip: &IpAddr| {
+            cur.model
+                .services
+                .iter()
+                .any(|(k, s)| k != key && s.slots.keys().any(|a| a.ip() == *ip))
+        };
+        let old_ips: BTreeSet<IpAddr> = old
+            .map(|o| o.slots.keys().map(|a| a.ip()).collect())
+            .unwrap_or_default();
+        let del: Vec<&IpAddr> = old_ips
+            .iter()
+            .filter(|ip| !new_ips.contains(ip) && cur.model.masquerade.contains(ip))
+            .filter(|ip| !used_elsewhere(ip))
+            .collect();
+        if !add.is_empty() {
+            masquerade_elements("add", add, &mut out);
+        }
+        if !del.is_empty() {
+            masquerade_elements("delete", del, &mut out);
+        }
+    }
+    Batch {
+        commands: out,
+        full: false,
+        services_changed: changed,
     }
 }

@@ -39,6 +39,10 @@ pub enum Error {
         /// The first command of the batch nft refuses on its own (`nft -c`), described.
         object: Option<String>,
     },
+    /// The table holds something vigil did not write: one service cannot be patched,
+    /// the whole desired table must be applied (`Applier::apply`).
+    #[error("table inet vigil needs a full apply before one service can be patched: {0}")]
+    NotIntact(String),
     /// The listing was not JSON.
     #[error("nft listing is not JSON: {0}")]
     Listing(String),

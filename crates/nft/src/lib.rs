@@ -19,7 +19,8 @@
 //! - [`diff`]: pure; wanted vs current → one [`Batch`], empty when nothing differs (a
 //!   restart with an unchanged state writes nothing).
 //! - [`nft`]: the I/O shell running the `nft` program with a timeout.
-//! - [`Applier`]: reads back once, then applies only differences.
+//! - [`Applier`]: reads back once, then applies only differences: the whole desired
+//!   table ([`Applier::apply`]) or one service ([`Applier::apply_service`]).
 //!
 //! docs/datapath-nftables.md describes the table, the schedulers and forwarding modes,
 //! and what differs from IPVS.
@@ -56,9 +57,9 @@ mod tests;
 mod testutil;
 
 pub use apply::{Applier, ApplyReport};
-pub use diff::{Batch, diff};
+pub use diff::{Batch, diff, diff_one};
 pub use error::Error;
 pub use model::{Model, NftService, Options, Selector};
 pub use nft::Nft;
 pub use readback::{Current, parse};
-pub use render::{RenderError, RenderErrors, Unsupported, plan, render};
+pub use render::{RenderError, RenderErrors, Unsupported, plan, plan_one, render};

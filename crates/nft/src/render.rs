@@ -151,6 +151,21 @@ pub fn plan(
     }
 }
 
+/// The model of one service (see [`plan`]); `current` is what the kernel holds for it.
+pub fn plan_one(
+    key: &ServiceKey,
+    desired: &DesiredService,
+    current: Option<&NftService>,
+) -> Result<NftService, RenderErrors> {
+    plan_service(key, desired, current).map_err(|why| {
+        RenderErrors(
+            why.into_iter()
+                .map(|why| RenderError { service: *key, why })
+                .collect(),
+        )
+    })
+}
+
 fn plan_service(
     key: &ServiceKey,
     d: &DesiredService,

@@ -8,7 +8,7 @@ use vigil_ipvs::{
     DestinationKey, Family, ForwardMethod, Protocol, Service, ServiceFlags, ServiceKey,
 };
 
-use crate::diff::{describe, diff};
+use crate::diff::{describe, diff, diff_one};
 use crate::model::{Model, NftService, Options, Selector};
 use crate::nft::first_failing;
 use crate::readback::{Current, parse};
@@ -523,4 +523,54 @@ fn current_from_model_is_intact() {
     let c = Current::from_model(m.clone());
     assert!(c.intact());
     assert!(diff(&m, Some(&c)).is_empty());
+}
+
+#[test]
+fn one_service_is_patched_alone_and_keeps_shared_masquerade_addresses() {
+    let cur = Current::from_model(plan_fresh(&sample(), &masq()).unwrap());
+    let key = ServiceKey::tcp(sa("192.0.2.1:80"));
+    let old = &cur.model.services[&key];
+    // Unchanged: nothing.
+    assert!(diff_one(&key, Some(old), &cur, true).is_empty());
+    // 10.0.0.2 leaves: rule replaced, address out of the masquerade set.
+    let mut w = old.clone();
+    w.slots.remove(&sa("10.0.0.2:8080"));
+    let verbs: Vec<String> = diff_one(&key, Some(&w), &cur, true)
+        .commands
+        .iter()
+        .map(describe)
+        .collect();
+    assert_eq!(
+        verbs,
+        [
+            "flush chain tcp4_192_0_2_1_80",
+            "add rule of tcp 192.0.2.1:80 in chain tcp4_192_0_2_1_80",
+            "delete element [\"10.0.0.2\"] in masq4"
+        ]
+    );
+    // Another service on 10.0.0.2 keeps the address in the set.
+    let mut cur2 = cur.clone();
+    let other = ServiceKey::tcp(sa("192.0.2.1:81"));
+    cur2.model.services.insert(
+        other,
+        NftService {
+            selector: Selector::Random,
+            slots: BTreeMap::from([(sa("10.0.0.2:9090"), 1)]),
+        },
+    );
+    let b = diff_one(&key, None, &cur2, true);
+    let verbs: Vec<String> = b.commands.iter().map(describe).collect();
+    assert_eq!(
+        verbs,
+        [
+            "delete element [{\"concat\":[\"192.0.2.1\",\"tcp\",80]}] in services4",
+            "flush chain tcp4_192_0_2_1_80",
+            "delete chain tcp4_192_0_2_1_80",
+            "delete element [\"10.0.0.1\"] in masq4"
+        ]
+    );
+    // A new service: chain, rule, dispatch element; its address is already masqueraded.
+    let b = diff_one(&other, Some(&cur2.model.services[&other]), &cur, true);
+    assert_eq!(b.commands.len(), 3);
+    assert_eq!(b.services_changed, 1);
 }
