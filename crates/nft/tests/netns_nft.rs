@@ -60,7 +60,8 @@ impl Lab {
         for r in REALS {
             let name = r.to_string();
             let listener = lab
-                .run_in(r, || TcpListener::bind(("0.0.0.0", PORT)))
+                // Dual stack: IPv4 and IPv6 clients on one port.
+                .run_in(r, || TcpListener::bind(("::", PORT)))
                 .unwrap()
                 .unwrap();
             std::thread::spawn(move || serve(listener, name));
@@ -102,9 +103,59 @@ impl Lab {
         DesiredTable::from([(self.key(), d)])
     }
 
+    /// Gives every host an IPv6 address (`fd00:99::` + its IPv4 host number) and the
+    /// director the IPv6 VIP `fd00:99::100`, forwarding on; returns the VIP.
+    fn ipv6(&self) -> SocketAddr {
+        let six = |host: &str| format!("fd00:99::{}", self.lab.ip(host).octets()[3]);
+        for h in ["director", "client", "rs1", "rs2", "rs3"] {
+            self.lab
+                .run(
+                    h,
+                    [
+                        "ip",
+                        "addr",
+                        "add",
+                        &format!("{}/64", six(h)),
+                        "dev",
+                        "eth0",
+                        "nodad",
+                    ],
+                )
+                .unwrap();
+        }
+        let d = "director";
+        self.lab
+            .run(
+                d,
+                [
+                    "ip",
+                    "addr",
+                    "add",
+                    "fd00:99::100/64",
+                    "dev",
+                    "eth0",
+                    "nodad",
+                ],
+            )
+            .unwrap();
+        self.lab
+            .run(d, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+            .unwrap();
+        "[fd00:99::100]:80".parse().unwrap()
+    }
+
+    /// The IPv6 address of a real server (after [`Lab::ipv6`]).
+    fn real6(&self, name: &str) -> SocketAddr {
+        let ip = format!("fd00:99::{}", self.lab.ip(name).octets()[3]);
+        SocketAddr::new(ip.parse().unwrap(), PORT)
+    }
+
     /// Opens `n` connections from the client, one request each; answers by name.
     fn hits(&self, n: usize) -> BTreeMap<String, usize> {
-        let vip = self.vip;
+        self.hits_to(self.vip, n)
+    }
+
+    fn hits_to(&self, vip: SocketAddr, n: usize) -> BTreeMap<String, usize> {
         self.lab
             .run_in("client", move || {
                 let mut seen = BTreeMap::new();
@@ -153,9 +204,10 @@ fn serve(listener: TcpListener, name: String) {
         let Ok(conn) = conn else { continue };
         let name = name.clone();
         std::thread::spawn(move || {
+            // The listener is dual-stack: IPv4 peers arrive v4-mapped.
             let peer = conn
                 .peer_addr()
-                .map(|p| p.ip().to_string())
+                .map(|p| p.ip().to_canonical().to_string())
                 .unwrap_or_default();
             let mut w = conn.try_clone().unwrap();
             for line in BufReader::new(conn).lines() {
@@ -389,4 +441,41 @@ fn a_refused_transaction_names_the_command_and_changes_nothing() {
     let report = applier.apply(&t).unwrap();
     assert!(report.full, "{report:?}");
     assert_eq!(lab.hits(5).get("rs1"), Some(&5));
+}
+
+#[test]
+fn ipv6_traffic_spreads_by_weight_and_source_hash_holds() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let lab = Lab::up(true);
+    let vip = lab.ipv6();
+    let key = ServiceKey::tcp(vip);
+    let svc = |scheduler: &str| {
+        let mut d = DesiredService::new(Service::new(key, scheduler));
+        for (name, w) in [("rs1", 1), ("rs2", 3)] {
+            d = d.with(Destination::new(lab.real6(name), ForwardMethod::Masquerade).weight(w));
+        }
+        DesiredTable::from([(key, d)])
+    };
+    let mut applier = lab.applier(true);
+    applier.apply(&svc("wrr")).unwrap();
+    let seen = lab.hits_to(vip, 400);
+    let counts = [
+        seen.get("rs1").copied().unwrap_or(0),
+        seen.get("rs2").copied().unwrap_or(0),
+    ];
+    let chi = chi_square(&counts, &[0.25, 0.75]);
+    // 1 degree of freedom: 20 is p < 0.00001 for a correct 1:3 split.
+    assert!(
+        chi < 20.0,
+        "counts {counts:?} for weights 1:3, chi-square {chi:.1}"
+    );
+    assert_eq!(counts.iter().sum::<usize>(), 400, "{seen:?}");
+
+    applier.apply(&svc("sh")).unwrap();
+    let seen = lab.hits_to(vip, 40);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    // Nothing to write for the same table read back by a new applier.
+    assert!(!lab.applier(true).apply(&svc("sh")).unwrap().written);
 }
