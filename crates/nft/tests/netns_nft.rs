@@ -479,3 +479,30 @@ fn ipv6_traffic_spreads_by_weight_and_source_hash_holds() {
     // Nothing to write for the same table read back by a new applier.
     assert!(!lab.applier(true).apply(&svc("sh")).unwrap().written);
 }
+
+#[test]
+fn a_fwmark_service_takes_packets_another_table_marked() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let lab = Lab::up(true);
+    let vip = SocketAddr::new(lab.vip.ip(), PORT);
+    // The operator's own table marks the traffic (mangle runs before vigil's dstnat).
+    let rule = format!(
+        "add table ip marker; add chain ip marker pre {{ type filter hook prerouting priority mangle; policy accept; }}; add rule ip marker pre ip daddr {} tcp dport {PORT} meta mark set 7",
+        vip.ip()
+    );
+    lab.lab.run("director", ["nft", &rule]).unwrap();
+    let key = ServiceKey::fwmark(vigil_ipvs::Family::Inet, 7);
+    let mut d = DesiredService::new(Service::new(key, "rr"));
+    for name in ["rs1", "rs2"] {
+        // Port 0: the packet keeps its destination port.
+        let addr = SocketAddr::new(lab.real(name).ip(), 0);
+        d = d.with(Destination::new(addr, ForwardMethod::Masquerade).weight(5));
+    }
+    lab.applier(true)
+        .apply(&DesiredTable::from([(key, d)]))
+        .unwrap();
+    let seen = lab.hits_to(vip, 60);
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["rs1", "rs2"], "{seen:?}");
+}
