@@ -11,6 +11,10 @@ use crate::diff::{Batch, describe, document_of};
 use crate::error::Error;
 use crate::model::{FAMILY, TABLE};
 
+/// Above this many commands a refused batch is not searched for the failing command:
+/// each `nft -c` of a prefix costs as much as the batch (seconds for a whole large table).
+pub const BISECT_MAX_COMMANDS: usize = 5_000;
+
 /// How to run `nft`.
 #[derive(Debug, Clone)]
 pub struct Nft {
@@ -153,7 +157,8 @@ impl Nft {
 
     /// Applies a batch as one transaction (`nft -j -f -`). If nft refuses it, finds the
     /// first command it refuses (`nft -c` on prefixes of the batch, a binary search) and
-    /// names it in the error: nft's own message for JSON input has no position.
+    /// names it in the error: nft's own message for JSON input has no position. Batches
+    /// above [`BISECT_MAX_COMMANDS`] are reported without it.
     pub fn apply(&self, batch: &Batch) -> Result<(), Error> {
         if batch.is_empty() {
             return Ok(());
@@ -162,6 +167,14 @@ impl Nft {
         let ran = self.run("applying", &["-j", "-f", "-"], Some(doc.as_bytes()))?;
         if ran.ok {
             return Ok(());
+        }
+        if batch.commands.len() > BISECT_MAX_COMMANDS {
+            return Err(Error::Nft {
+                what: "applying",
+                status: ran.status,
+                stderr: ran.stderr,
+                object: None,
+            });
         }
         let object = first_failing(batch.commands.len(), |n| {
             let prefix = document_of(&batch.commands[..n]);
