@@ -4,13 +4,13 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use vigil_ipvs::ServiceKey;
 
-use crate::model::{Model, NftService};
+use crate::model::{FAMILY, Model, NftService, TABLE};
 use crate::readback::Current;
 use crate::render::{
-    add_service, create_all, delete_service, masquerade_elements, replace_all, replace_service,
+    add_service, create_all, delete_service, masquerade_elements, replace_service, wrap,
 };
 
 /// One nft transaction: applied whole or not at all.
@@ -34,6 +34,39 @@ impl Batch {
     pub fn document(&self) -> String {
         document_of(&self.commands)
     }
+}
+
+/// Replaces the whole table in one transaction without deleting it: `flush table`
+/// (every rule), delete every set, map and chain it has, then create everything, but
+/// keep the NAT base chains when they are exactly as wanted. Deleting and re-creating
+/// the table (or its base chains) in one transaction re-registers the NAT hooks, and on
+/// kernel 6.18 about 1 in 3,000 new connections during such swaps went through
+/// untranslated (`crates/nft/tests/netns_nft.rs`); keeping the hooks avoids that.
+fn replace_in_place(want: &Model, cur: &Current) -> Vec<Value> {
+    let mut out = vec![wrap(
+        "flush",
+        json!({"table": {"family": FAMILY, "name": TABLE}}),
+    )];
+    // Sets and maps first: their elements refer to chains (goto).
+    for (kind, name) in &cur.sets {
+        out.push(wrap(
+            "delete",
+            wrap(
+                kind,
+                json!({"family": FAMILY, "table": TABLE, "name": name}),
+            ),
+        ));
+    }
+    for (name, keep) in &cur.chains {
+        if !keep {
+            out.push(wrap(
+                "delete",
+                json!({"chain": {"family": FAMILY, "table": TABLE, "name": name}}),
+            ));
+        }
+    }
+    create_all(want, &mut out);
+    out
 }
 
 /// `{"nftables": COMMANDS}` as text, without copying the commands.
@@ -62,7 +95,7 @@ pub fn diff(want: &Model, current: Option<&Current>) -> Batch {
     };
     if !cur.intact() {
         return Batch {
-            commands: replace_all(want),
+            commands: replace_in_place(want, cur),
             full: true,
             services_changed: want.services.len(),
         };

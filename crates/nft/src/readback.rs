@@ -27,6 +27,13 @@ pub struct Current {
     pub rewrite: BTreeSet<ServiceKey>,
     /// What does not belong (for logs); non-empty means "replace the whole table".
     pub foreign: Vec<String>,
+    /// Every named set or map in the table, as (`"set"` or `"map"`, name): what a
+    /// replacement deletes.
+    pub sets: Vec<(String, String)>,
+    /// Every chain in the table, and whether it is one of the skeleton's base chains
+    /// exactly as this version writes it (a replacement keeps those: see
+    /// [`crate::diff::diff`]).
+    pub chains: Vec<(String, bool)>,
 }
 
 impl Current {
@@ -87,6 +94,15 @@ pub fn parse(listing: &Value) -> Current {
             continue;
         };
         let name = body.get("name").and_then(Value::as_str).unwrap_or("");
+        match kind.as_str() {
+            "map" | "set" => cur.sets.push((kind.clone(), name.to_owned())),
+            "chain" => {
+                let base =
+                    body.get("hook").is_some() && skel.contains(&strip(item.clone(), &["handle"]));
+                cur.chains.push((name.to_owned(), base));
+            }
+            _ => {}
+        }
         match kind.as_str() {
             "metainfo" | "table" => {}
             "map" | "set" if skel_sets.contains(&name) => {

@@ -572,7 +572,9 @@ pub fn create_all(model: &Model, out: &mut Vec<Value>) {
 
 /// The whole table as one nft JSON document (`nft -j -f -`), replacing any table of the
 /// same name in one transaction: `add table` (so the delete cannot fail), `delete
-/// table`, then everything.
+/// table`, then everything. For inspection and first installs: replacing a table that
+/// serves traffic this way re-registers its NAT hooks, which lets a few new connections
+/// through untranslated; the [`crate::Applier`] replaces in place instead.
 pub fn document(model: &Model) -> Value {
     wrap("nftables", Value::Array(replace_all(model)))
 }

@@ -435,10 +435,29 @@ fn a_changed_listing_is_patched_or_replaced() {
     let want = plan_fresh(&sample(), &masq()).unwrap();
     let b = diff(&want, Some(&c3));
     assert!(b.full);
+    // Replaced in place: rules flushed, sets, maps and chains deleted, but the NAT base
+    // chains (the hooks) kept, and the table never deleted.
     assert_eq!(
-        b.commands[1],
-        json!({"delete": {"table": {"family": "inet", "name": "vigil"}}})
+        b.commands[0],
+        json!({"flush": {"table": {"family": "inet", "name": "vigil"}}})
     );
+    let verbs: Vec<String> = b.commands.iter().map(describe).collect();
+    for gone in [
+        "delete map services4",
+        "delete set masq6",
+        "delete chain dispatch",
+        "delete chain mine",
+        "delete chain fwmark4_7",
+    ] {
+        assert!(verbs.iter().any(|v| v == gone), "{gone}: {verbs:?}");
+    }
+    for kept in ["prerouting", "output", "postrouting"] {
+        assert!(
+            !verbs.contains(&format!("delete chain {kept}")),
+            "{verbs:?}"
+        );
+    }
+    assert!(!b.document().contains("\"delete\":{\"table\""));
     // No table at all: created, nothing deleted.
     let b = diff(&want, None);
     assert!(b.full);
