@@ -75,7 +75,7 @@ impl Applier {
         let report = ApplyReport {
             written: !batch.is_empty(),
             full: batch.full,
-            commands: batch.commands.len(),
+            commands: batch.commands.len() + batch.after.len(),
             services_changed: batch.services_changed,
         };
         if batch.is_empty() {
@@ -114,7 +114,7 @@ impl Applier {
         let report = ApplyReport {
             written: !batch.is_empty(),
             full: false,
-            commands: batch.commands.len(),
+            commands: batch.commands.len() + batch.after.len(),
             services_changed: batch.services_changed,
         };
         if batch.is_empty() {
@@ -131,7 +131,7 @@ impl Applier {
             None => cur.model.services.remove(&key),
         };
         if self.options.masquerade {
-            for cmd in &batch.commands {
+            for cmd in batch.commands.iter().chain(&batch.after) {
                 let (verb, body) = match cmd.as_object().and_then(|m| m.iter().next()) {
                     Some(x) => x,
                     None => continue,
@@ -164,6 +164,7 @@ impl Applier {
         ];
         let batch = Batch {
             commands: cmds,
+            after: Vec::new(),
             full: true,
             services_changed: 0,
         };

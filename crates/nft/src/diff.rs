@@ -13,11 +13,19 @@ use crate::render::{
     add_service, create_all, delete_service, masquerade_elements, replace_service, wrap,
 };
 
-/// One nft transaction: applied whole or not at all.
+/// One nft transaction (applied whole or not at all), and a clean-up transaction run
+/// after it commits.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
     /// The commands, in order.
     pub commands: Vec<Value>,
+    /// Masquerade addresses no real server of the new rules uses: removed in a second
+    /// transaction once the first has committed. A packet DNATed by the old rules in
+    /// prerouting may reach postrouting after the commit; removing its real server from
+    /// the masquerade set in the same transaction would send it out unmasqueraded, and
+    /// the real server's answer would bypass the director (the client's connect times
+    /// out: seen in the netns tests).
+    pub after: Vec<Value>,
     /// The whole table is (re)created rather than patched.
     pub full: bool,
     /// Services added, changed or deleted.
@@ -27,7 +35,7 @@ pub struct Batch {
 impl Batch {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.commands.is_empty()
+        self.commands.is_empty() && self.after.is_empty()
     }
 
     /// The `nft -j -f -` input.
@@ -89,13 +97,23 @@ pub fn diff(want: &Model, current: Option<&Current>) -> Batch {
         create_all(want, &mut commands);
         return Batch {
             commands,
+            after: Vec::new(),
             full: true,
             services_changed: want.services.len(),
         };
     };
     if !cur.intact() {
+        let mut commands = replace_in_place(want, cur);
+        // Addresses only the old table masqueraded stay until the clean-up.
+        let old: Vec<&IpAddr> = cur.model.masquerade.difference(&want.masquerade).collect();
+        let mut after = Vec::new();
+        if !old.is_empty() {
+            masquerade_elements("add", old.iter().copied(), &mut commands);
+            masquerade_elements("delete", old, &mut after);
+        }
         return Batch {
-            commands: replace_in_place(want, cur),
+            commands,
+            after,
             full: true,
             services_changed: want.services.len(),
         };
@@ -132,11 +150,13 @@ pub fn diff(want: &Model, current: Option<&Current>) -> Batch {
     if !add.is_empty() {
         masquerade_elements("add", add, &mut out);
     }
+    let mut after = Vec::new();
     if !del.is_empty() {
-        masquerade_elements("delete", del, &mut out);
+        masquerade_elements("delete", del, &mut after);
     }
     Batch {
         commands: out,
+        after,
         full: false,
         services_changed: changed,
     }
@@ -182,6 +202,7 @@ pub fn diff_one(
     masquerade: bool,
 ) -> Batch {
     let mut out = Vec::new();
+    let mut after = Vec::new();
     let old = cur.model.services.get(key);
     let present = old.is_some() || cur.rewrite.contains(key);
     let mut changed = 1;
@@ -219,11 +240,12 @@ pub fn diff_one(
             masquerade_elements("add", add, &mut out);
         }
         if !del.is_empty() {
-            masquerade_elements("delete", del, &mut out);
+            masquerade_elements("delete", del, &mut after);
         }
     }
     Batch {
         commands: out,
+        after,
         full: false,
         services_changed: changed,
     }

@@ -155,20 +155,26 @@ impl Nft {
             .map_err(|e| Error::Listing(e.to_string()))
     }
 
-    /// Applies a batch as one transaction (`nft -j -f -`). If nft refuses it, finds the
+    /// Applies a batch as one transaction (`nft -j -f -`), then its clean-up
+    /// ([`Batch::after`]) as a second one. If nft refuses one, finds the
     /// first command it refuses (`nft -c` on prefixes of the batch, a binary search) and
     /// names it in the error: nft's own message for JSON input has no position. Batches
     /// above [`BISECT_MAX_COMMANDS`] are reported without it.
     pub fn apply(&self, batch: &Batch) -> Result<(), Error> {
-        if batch.is_empty() {
+        self.transaction(&batch.commands)?;
+        self.transaction(&batch.after)
+    }
+
+    fn transaction(&self, commands: &[Value]) -> Result<(), Error> {
+        if commands.is_empty() {
             return Ok(());
         }
-        let doc = batch.document();
+        let doc = document_of(commands);
         let ran = self.run("applying", &["-j", "-f", "-"], Some(doc.as_bytes()))?;
         if ran.ok {
             return Ok(());
         }
-        if batch.commands.len() > BISECT_MAX_COMMANDS {
+        if commands.len() > BISECT_MAX_COMMANDS {
             return Err(Error::Nft {
                 what: "applying",
                 status: ran.status,
@@ -176,8 +182,8 @@ impl Nft {
                 object: None,
             });
         }
-        let object = first_failing(batch.commands.len(), |n| {
-            let prefix = document_of(&batch.commands[..n]);
+        let object = first_failing(commands.len(), |n| {
+            let prefix = document_of(&commands[..n]);
             self.run(
                 "checking",
                 &["-c", "-j", "-f", "-"],
@@ -186,7 +192,7 @@ impl Nft {
             .ok()
             .map(|r| !r.ok)
         })
-        .and_then(|i| batch.commands.get(i))
+        .and_then(|i| commands.get(i))
         .map(describe);
         Err(Error::Nft {
             what: "applying",

@@ -276,20 +276,14 @@ fn parse_rule(key: &ServiceKey, rule: &Value) -> Option<NftService> {
     } else {
         return None;
     };
-    let mut ranges: Vec<(u64, u64, SocketAddr)> = Vec::new();
+    // One element per slot (see `render::service_rule`); an interval map (ranges, as an
+    // earlier version wrote) is not canonical and gets rewritten.
+    let mut elems: Vec<(u64, SocketAddr)> = Vec::new();
     for e in map.get("data")?.get("set")?.as_array()? {
         let [k, v] = e.as_array()?.as_slice() else {
             return None;
         };
-        let (first, last) = match k.get("range") {
-            Some(r) => {
-                let [a, b] = r.as_array()?.as_slice() else {
-                    return None;
-                };
-                (a.as_u64()?, b.as_u64()?)
-            }
-            None => (k.as_u64()?, k.as_u64()?),
-        };
+        let slot = k.as_u64()?;
         let addr = match v.get("concat") {
             Some(c) => {
                 let [ip, port] = c.as_array()?.as_slice() else {
@@ -302,22 +296,19 @@ fn parse_rule(key: &ServiceKey, rule: &Value) -> Option<NftService> {
             }
             None => SocketAddr::new(v.as_str()?.parse().ok()?, 0),
         };
-        ranges.push((first, last, addr));
+        elems.push((slot, addr));
     }
-    ranges.sort();
-    let mut slots = BTreeMap::new();
-    for (first, last, addr) in &ranges {
-        let n = u32::try_from(last.checked_sub(*first)? + 1).ok()?;
-        if slots.insert(*addr, n).is_some() {
-            return None;
-        }
+    elems.sort();
+    let mut slots: BTreeMap<SocketAddr, u32> = BTreeMap::new();
+    for (_, addr) in &elems {
+        *slots.entry(*addr).or_insert(0) += 1;
     }
     let s = NftService { selector, slots };
-    // Canonical: contiguous from 0 in address order, covering the modulus exactly.
-    let canonical: Vec<(u64, u64, SocketAddr)> = s
+    // Canonical: slots 0.. in address order, covering the modulus exactly.
+    let canonical: Vec<(u64, SocketAddr)> = s
         .ranges()
         .into_iter()
-        .map(|(a, b, addr)| (u64::from(a), u64::from(b), addr))
+        .flat_map(|(a, b, addr)| (u64::from(a)..=u64::from(b)).map(move |k| (k, addr)))
         .collect();
-    (canonical == ranges && s.total() == modulus).then_some(s)
+    (canonical == elems && s.total() == modulus).then_some(s)
 }

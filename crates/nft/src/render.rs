@@ -4,7 +4,7 @@
 //! chain, a `dispatch` chain used by the `prerouting` and `output` NAT hooks, and a
 //! `postrouting` chain that masquerades connections to the addresses in `masq4`/`masq6`.
 //! Each virtual service has a chain holding one rule: `dnat to SELECTOR mod TOTAL map {
-//! SLOTS : REAL }` with an anonymous interval map, so a change of a service is `flush
+//! SLOT : REAL, ... }` with an anonymous map, so a change of a service is `flush
 //! chain` + `add rule` in one transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,8 +42,6 @@ pub enum Unsupported {
     Protocol(u16),
     /// A service on port 0 (all ports) is for persistence only.
     PortZero,
-    /// The slots of all real servers do not fit in 32 bits.
-    WeightTotal(u64),
 }
 
 impl fmt::Display for Unsupported {
@@ -88,10 +86,6 @@ impl fmt::Display for Unsupported {
             Unsupported::PortZero => {
                 f.write_str("a service on port 0 (all ports) is not supported by the nftables datapath")
             }
-            Unsupported::WeightTotal(t) => write!(
-                f,
-                "the real servers' weights add up to {t}, more than nftables' 32-bit slot numbers hold"
-            ),
         }
     }
 }
@@ -261,16 +255,37 @@ fn plan_service(
     }
     // rr ignores weights (as in IPVS) except 0, which takes the server out.
     let rr = svc.scheduler == "rr";
-    let slots: BTreeMap<SocketAddr, u32> = weights
+    let weights: BTreeMap<SocketAddr, u32> = weights
         .into_iter()
         .filter(|&(_, w)| w > 0)
         .map(|(a, w)| (a, if rr { 1 } else { w }))
         .collect();
-    let s = NftService { selector, slots };
-    if s.total() > u64::from(u32::MAX) {
-        why.push(Unsupported::WeightTotal(s.total()));
-    }
+    let s = NftService {
+        selector,
+        slots: slots_for(weights),
+    };
     if why.is_empty() { Ok(s) } else { Err(why) }
+}
+
+/// At most this many slots per service (plus one per real server, for rounding): each
+/// slot is one element of the service's map.
+pub const MAX_SLOTS: u64 = 1024;
+
+/// Slots per real server: its weight, or when the weights add up to more than
+/// [`MAX_SLOTS`], its share of `MAX_SLOTS` rounded down (at least 1). Shares are then
+/// exact to within 1/1024 of the total.
+pub fn slots_for(weights: BTreeMap<SocketAddr, u32>) -> BTreeMap<SocketAddr, u32> {
+    let total: u64 = weights.values().map(|&w| u64::from(w)).sum();
+    if total <= MAX_SLOTS {
+        return weights;
+    }
+    weights
+        .into_iter()
+        .map(|(a, w)| {
+            let n = (u64::from(w) * MAX_SLOTS / total).max(1);
+            (a, u32::try_from(n).unwrap_or(1))
+        })
+        .collect()
 }
 
 /// The chain of a service: readable and unique, e.g. `tcp4_192_0_2_1_80`,
@@ -433,23 +448,22 @@ pub fn service_rule(key: &ServiceKey, s: &NftService) -> Option<Value> {
             json!({"jhash": {"mod": total, "seed": HASH_SEED, "expr": expr}})
         }
     };
-    let elems: Vec<Value> = s
-        .ranges()
-        .into_iter()
-        .map(|(first, last, addr)| {
-            let k = if first == last {
-                json!(first)
-            } else {
-                json!({"range": [first, last]})
-            };
-            let v = if addr.port() == 0 {
-                json!(addr.ip().to_string())
-            } else {
-                json!({"concat": [addr.ip().to_string(), addr.port()]})
-            };
-            json!([k, v])
-        })
-        .collect();
+    // One element per slot, not one range per real server: the kernel (6.18) makes a
+    // new interval map's elements visible a moment after the rule that uses it, and a
+    // connection in that moment went untranslated (the netns test
+    // connections_never_fail_while_the_table_is_patched_and_replaced); a plain map has
+    // no such step.
+    let mut elems: Vec<Value> = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    for (first, last, addr) in s.ranges() {
+        let v = if addr.port() == 0 {
+            json!(addr.ip().to_string())
+        } else {
+            json!({"concat": [addr.ip().to_string(), addr.port()]})
+        };
+        for slot in first..=last {
+            elems.push(Value::Array(vec![json!(slot), v.clone()]));
+        }
+    }
     let mut map = serde_json::Map::new();
     map.insert("key".into(), pick);
     map.insert("data".into(), wrap("set", Value::Array(elems)));

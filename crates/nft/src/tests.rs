@@ -44,7 +44,8 @@ fn weighted_random_gives_each_real_server_its_weight_in_slots() {
                     "key": {"numgen": {"mode": "random", "mod": 3, "offset": 0}},
                     "data": {"set": [
                         [0, {"concat": ["10.0.0.1", 8080]}],
-                        [{"range": [1, 2]}, {"concat": ["10.0.0.2", 8080]}]
+                        [1, {"concat": ["10.0.0.2", 8080]}],
+                        [2, {"concat": ["10.0.0.2", 8080]}]
                     ]}}}}}
             ],
             "comment": "tcp 192.0.2.1:80"}})
@@ -66,7 +67,9 @@ fn source_hash_over_ipv6_hashes_address_and_port_with_weights() {
                         {"payload": {"protocol": "th", "field": "sport"}}
                     ]}}},
                     "data": {"set": [
-                        [{"range": [0, 2]}, {"concat": ["2001:db8::a", 5353]}],
+                        [0, {"concat": ["2001:db8::a", 5353]}],
+                        [1, {"concat": ["2001:db8::a", 5353]}],
+                        [2, {"concat": ["2001:db8::a", 5353]}],
                         [3, {"concat": ["2001:db8::b", 5353]}]
                     ]}}}}}
             ],
@@ -280,17 +283,30 @@ fn persistence_forwarding_thresholds_and_odd_keys_are_refused() {
         refused(Service::new(ServiceKey::tcp(sa("192.0.2.1:0")), "wrr"), &[]),
         [Unsupported::PortZero]
     );
-    assert_eq!(
-        refused(
-            Service::new(key, "wrr"),
-            &[
-                nat("10.0.0.1:80", i32::MAX as u32),
-                nat("10.0.0.2:80", i32::MAX as u32),
-                nat("10.0.0.3:80", i32::MAX as u32)
-            ]
-        ),
-        [Unsupported::WeightTotal(3 * i32::MAX as u64)]
-    );
+}
+
+#[test]
+fn large_weights_are_scaled_to_at_most_1024_slots_keeping_their_shares() {
+    let key = ServiceKey::tcp(sa("192.0.2.1:80"));
+    let t = DesiredTable::from([(
+        key,
+        DesiredService::new(Service::new(key, "wrr"))
+            .with(nat("10.0.0.1:80", 1))
+            .with(nat("10.0.0.2:80", 30_000))
+            .with(nat("10.0.0.3:80", 60_000)),
+    )]);
+    let m = plan_fresh(&t, &Options::default()).unwrap();
+    let slots: Vec<u32> = m.services[&key].slots.values().copied().collect();
+    // 1024 x 30000 / 90001 = 341.3, x 60000 / 90001 = 682.6; the smallest keeps 1.
+    assert_eq!(slots, [1, 341, 682]);
+    // Weights that fit are kept as they are: readback gives them back.
+    let m = plan_fresh(&sample(), &Options::default()).unwrap();
+    let w: Vec<u32> = m.services[&ServiceKey::tcp(sa("192.0.2.1:80"))]
+        .slots
+        .values()
+        .copied()
+        .collect();
+    assert_eq!(w, [1, 2]);
 }
 
 #[test]
@@ -479,7 +495,9 @@ fn a_weight_change_is_one_chain_flush_and_one_rule() {
     let b = diff(&want, Some(&cur));
     assert!(!b.full);
     assert_eq!(b.services_changed, 1);
-    let verbs: Vec<String> = b.commands.iter().map(describe).collect();
+    // The masquerade address goes in a second transaction (see Batch::after).
+    assert_eq!(b.after.len(), 1);
+    let verbs: Vec<String> = b.commands.iter().chain(&b.after).map(describe).collect();
     assert_eq!(
         verbs,
         [
@@ -502,11 +520,9 @@ fn services_are_added_and_deleted_with_their_dispatch_element() {
         DesiredService::new(Service::new(k, "wrr")).with(nat("10.0.0.1:8080", 1)),
     );
     let want = plan(&t, Some(&cur.model), &masq()).unwrap();
-    let verbs: Vec<String> = diff(&want, Some(&cur))
-        .commands
-        .iter()
-        .map(describe)
-        .collect();
+    let b = diff(&want, Some(&cur));
+    assert_eq!(b.after.len(), 1);
+    let verbs: Vec<String> = b.commands.iter().chain(&b.after).map(describe).collect();
     assert_eq!(
         verbs,
         [
@@ -554,11 +570,9 @@ fn one_service_is_patched_alone_and_keeps_shared_masquerade_addresses() {
     // 10.0.0.2 leaves: rule replaced, address out of the masquerade set.
     let mut w = old.clone();
     w.slots.remove(&sa("10.0.0.2:8080"));
-    let verbs: Vec<String> = diff_one(&key, Some(&w), &cur, true)
-        .commands
-        .iter()
-        .map(describe)
-        .collect();
+    let b = diff_one(&key, Some(&w), &cur, true);
+    assert_eq!(b.after.len(), 1);
+    let verbs: Vec<String> = b.commands.iter().chain(&b.after).map(describe).collect();
     assert_eq!(
         verbs,
         [
@@ -578,7 +592,7 @@ fn one_service_is_patched_alone_and_keeps_shared_masquerade_addresses() {
         },
     );
     let b = diff_one(&key, None, &cur2, true);
-    let verbs: Vec<String> = b.commands.iter().map(describe).collect();
+    let verbs: Vec<String> = b.commands.iter().chain(&b.after).map(describe).collect();
     assert_eq!(
         verbs,
         [

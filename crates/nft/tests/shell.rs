@@ -15,6 +15,7 @@ fn fake(script: &str) -> Nft {
 fn batch() -> Batch {
     Batch {
         commands: vec![json!({"add": {"table": {"family": "inet", "name": "vigil"}}})],
+        after: Vec::new(),
         full: true,
         services_changed: 0,
     }
