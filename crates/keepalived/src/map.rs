@@ -54,6 +54,8 @@ struct Globals {
     garp_interval_us: Option<u64>,
     gna_interval_us: Option<u64>,
     lvs_sync: Option<Node>,
+    /// The top-level `SSL` block as https check fields (`tls_ca_file`, client certificate).
+    ssl: Vec<(String, String)>,
 }
 
 pub(crate) struct Mapper<'a> {
@@ -126,6 +128,7 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
                 m.warn(&mut sec, n, n.keyword(), format!("dropped: {what}"));
             }
             "vrrp_sync_group" => m.sync_group(n, &mut sec)?,
+            "SSL" => m.ssl(n, &mut sec)?,
             "virtual_server_group" => {
                 let name = n.args().first().cloned().unwrap_or_default();
                 m.vs_groups.insert(name, n.children().to_vec());
@@ -199,6 +202,7 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
             | "track_file"
             | "vrrp_track_process"
             | "vrrp_sync_group"
+            | "SSL"
             | "virtual_server_group" => {}
             "vrrp_instance" => {
                 for sec in m.vrrp_instance(n)? {

@@ -211,7 +211,14 @@ fn vrrp_instance(r: &mut Rng, name: &str, out: &mut String) {
             15 => "notify_master /bin/m".to_string(),
             16 => "dont_track_primary".to_string(),
             17 => "virtual_ipaddress_excluded {\n2001:db8::9/64\n}".to_string(),
-            18 => "use_vmac".to_string(),
+            18 => r
+                .pick(&[
+                    "use_vmac",
+                    "unicast_ttl 64",
+                    "unicast_ttl 255",
+                    "unicast_ttl 0",
+                ])
+                .to_string(),
             _ => "virtual_routes {\n10.0.0.0/8 via 192.0.2.254\n}".to_string(),
         };
         out.push_str(&line);
@@ -250,7 +257,34 @@ fn checker(r: &mut Rng, out: &mut String) {
     ]);
     out.push_str(&format!("{kind} {{\n"));
     for _ in 0..r.below(6) {
-        let line = match r.below(14) {
+        let line = match r.below(21) {
+            14 => format!("bind_port {}", port(r)),
+            15 => format!("bind_if {}", r.pick(&["eth1", "eth0:1", "bond0"])),
+            16 => format!("fwmark {}", r.pick(&["1", "66", "0"])),
+            17 => format!(
+                "url {{\npath /\ndigest {}\n{}}}",
+                r.pick(&[
+                    "bfaa334fdd71444e45eca3b7a1679a4a",
+                    "xyz",
+                    "BFAA334FDD71444E45ECA3B7A1679A4A"
+                ]),
+                r.pick(&[
+                    "",
+                    "regex ok\n",
+                    "regex_no_match\n",
+                    "regex ok\nregex_no_match\n",
+                    "virtualhost a.example\n"
+                ])
+            ),
+            18 => format!("require_reply {}", r.pick(&["", "0a0b", "zz", "41 4"])),
+            19 => format!("helo_name {}", r.pick(&["lb.example.org", "\"a b\""])),
+            20 => r
+                .pick(&[
+                    "enable_sni",
+                    "sni_name www.example.org",
+                    "host {\nconnect_ip 10.0.0.9\n}",
+                ])
+                .to_string(),
             0 => format!("connect_timeout {}", num(r)),
             1 => format!("retry {}", int(r)),
             2 => format!("delay_before_retry {}", num(r)),
@@ -348,6 +382,13 @@ fn config(r: &mut Rng) -> String {
     let mut out = String::new();
     if r.chance(80) {
         global_defs(r, &mut out);
+    }
+    if r.chance(20) {
+        out.push_str(r.pick(&[
+            "SSL {\nca /etc/ca.pem\ncertificate /etc/c.pem\nkey /etc/c.key\n}\n",
+            "SSL {\ncertificate c.pem\npassword x\n}\n",
+            "SSL {\nkey /etc/c.key\n}\n",
+        ]));
     }
     for name in ["chk_a", "chk_b"] {
         if r.chance(50) {

@@ -27,6 +27,7 @@ const MAPPED: &[(&str, &[&str])] = &[
             "virtual_server_group",
             "virtual_server",
             "include",
+            "SSL",
         ],
     ),
     (
@@ -84,6 +85,7 @@ const MAPPED: &[(&str, &[&str])] = &[
             "unicast_src_ip",
             "mcast_src_ip",
             "unicast_peer",
+            "unicast_ttl",
             "authentication",
             "garp_master_repeat",
             "garp_master_refresh",
@@ -197,12 +199,23 @@ const MAPPED: &[(&str, &[&str])] = &[
             "payload",
             "require_reply",
             "helo_name",
+            "bind_port",
+            "bind_if",
+            "fwmark",
         ],
     ),
     (
         "url",
-        &["path", "status_code", "virtualhost", "digest", "regex"],
+        &[
+            "path",
+            "status_code",
+            "virtualhost",
+            "digest",
+            "regex",
+            "regex_no_match",
+        ],
     ),
+    ("SSL", &["ca", "certificate", "key"]),
 ];
 
 const NO_MAIL: &str = "vigil sends no mail; follow `vigilctl events` or the metrics instead";
@@ -224,11 +237,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
         "top",
         "garp_group",
         "vigil spaces gratuitous ARPs per instance (`garp_interval`), not per interface group",
-    ),
-    (
-        "top",
-        "SSL",
-        "vigil's https checks present no client certificate; set `tls_ca_file` to verify servers",
     ),
     ("global_defs", "notification_email", NO_MAIL),
     ("global_defs", "notification_email_from", NO_MAIL),
@@ -587,19 +595,8 @@ const DROPPED: &[(&str, &str, &str)] = &[
     ("real_server", "smtp_alert", NO_MAIL),
     (
         "checker",
-        "bind_port",
-        "vigil's probes use a source port the kernel chooses",
-    ),
-    (
-        "checker",
-        "bind_if",
-        "vigil's probes are routed by the kernel (give `bind` an address instead)",
-    ),
-    ("checker", "fwmark", "vigil does not mark probe packets"),
-    (
-        "checker",
         "host",
-        "vigil's approximation of SMTP_CHECK reads the greeting only",
+        "keepalived's deprecated SMTP_CHECK host block is not mapped; give the real server another check",
     ),
     (
         "checker",
@@ -612,11 +609,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
         "vigil matches a UDP reply by `expect` only",
     ),
     ("checker", "track_file", "vigil has no file checks"),
-    (
-        "checker",
-        "regex_no_match",
-        "vigil has no inverted body match",
-    ),
     (
         "top",
         "linkbeat_interfaces",
@@ -1045,11 +1037,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
     ),
     (
         "vrrp_instance",
-        "unicast_ttl",
-        "vigil sends adverts with TTL / hop limit 255 (RFC 5798 §5.1.1.3)",
-    ),
-    (
-        "vrrp_instance",
         "v3_checksum_as_v2",
         "vigil computes the RFC 5798 checksum",
     ),
@@ -1096,7 +1083,11 @@ const DROPPED: &[(&str, &str, &str)] = &[
     ),
     ("checker", "dynamic", "vigil has no file checks"),
     ("checker", "weight", "vigil has no file checks"),
-    ("url", "regex_no_match", "vigil has no inverted body match"),
+    (
+        "SSL",
+        "password",
+        "vigil reads unencrypted private keys only (decrypt the key file)",
+    ),
     (
         "url",
         "regex_options",
@@ -1135,7 +1126,6 @@ pub fn keyword_status(context: &str, keyword: &str) -> KeywordStatus {
             | "vrrp_track_process"
             | "bfd_instance"
             | "garp_group"
-            | "SSL"
             | "static"
     ) {
         return KeywordStatus::Dropped("its block is dropped");

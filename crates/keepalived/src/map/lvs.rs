@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::text::{Section, array, inline, one_line, q};
 use super::vrrp::shorter_than;
-use super::{Mapper, arg, boolean, dur, int_in, ip, sanitize_name, secs_us};
+use super::{Mapper, arg, boolean, dur, iface_name, int_in, ip, sanitize_name, secs_us};
 use crate::reader::{Loc, Node, ReadError};
 
 /// IPVS schedulers vigil knows (those of Linux 6.x).
@@ -99,6 +99,56 @@ impl Mapper<'_> {
                 format!("`{opts}` dropped: vigil's tunnels are IPIP, as IPVS's default"),
             );
         }
+    }
+
+    /// The top-level `SSL { ca certificate key password }` block: the https checks' CA file
+    /// and client certificate (keepalived's SSL_GET presents it to every server).
+    pub(super) fn ssl(&mut self, n: &Node, sec: &mut Section) -> Result<(), ReadError> {
+        let mut cert = None;
+        let mut key = None;
+        for c in n.children() {
+            let kw = c.keyword();
+            let field = match kw {
+                "ca" => "tls_ca_file",
+                "certificate" => "tls_client_cert",
+                "key" => "tls_client_key",
+                _ => {
+                    self.unhandled(sec, "SSL", c);
+                    continue;
+                }
+            };
+            let path = arg(c, 0)?;
+            if !path.starts_with('/') {
+                self.warn(
+                    sec,
+                    c,
+                    kw,
+                    format!("\"{path}\" dropped: vigil takes absolute paths only"),
+                );
+                continue;
+            }
+            match kw {
+                "ca" => self.globals.ssl.push((field.into(), q(path))),
+                "certificate" => cert = Some((q(path), c)),
+                _ => key = Some((q(path), c)),
+            }
+        }
+        match (cert, key) {
+            (Some((cert, _)), Some((key, _))) => {
+                self.globals.ssl.push(("tls_client_cert".into(), cert));
+                self.globals.ssl.push(("tls_client_key".into(), key));
+            }
+            (Some((_, c)), None) | (None, Some((_, c))) => {
+                self.warn(
+                    sec,
+                    c,
+                    c.keyword(),
+                    "dropped: vigil presents a client certificate with its key, both or neither",
+                );
+            }
+            (None, None) => {}
+        }
+        Ok(())
     }
 
     pub(super) fn virtual_server(&mut self, n: &Node) -> Result<Vec<Section>, ReadError> {
@@ -645,7 +695,8 @@ impl Mapper<'_> {
         let mut check = None;
         for (i, c) in checkers.iter().enumerate() {
             if i == 0 {
-                check = self.checker(c, a, &defaults, &mut comments, &mut inhibit)?;
+                let rs_port = p.or(svc_port);
+                check = self.checker(c, a, rs_port, &defaults, &mut comments, &mut inhibit)?;
             } else {
                 self.warn(
                     &mut comments,
@@ -673,6 +724,7 @@ impl Mapper<'_> {
         &mut self,
         c: &Node,
         rs_ip: IpAddr,
+        rs_port: Option<u16>,
         rs_defaults: &CheckDefaults,
         sec: &mut Section,
         inhibit: &mut Option<bool>,
@@ -681,7 +733,8 @@ impl Mapper<'_> {
         let mut d = rs_defaults.clone();
         let mut f: Vec<(String, String)> = Vec::new();
         let vigil_kind = match kind {
-            "TCP_CHECK" | "SMTP_CHECK" => "tcp",
+            "TCP_CHECK" => "tcp",
+            "SMTP_CHECK" => "smtp",
             "HTTP_GET" => "http",
             "SSL_GET" => "https",
             "DNS_CHECK" => "dns",
@@ -716,6 +769,11 @@ impl Mapper<'_> {
         let mut dns_name = ".".to_string();
         let mut urls = Vec::new();
         let mut sni: Option<String> = None;
+        let mut sni_on = false;
+        let mut helo: Option<(String, &Node)> = None;
+        let mut bind_port: Option<(u16, &Node)> = None;
+        let mut bind_if: Option<(String, &Node)> = None;
+        let mut mark: Option<(u32, &Node)> = None;
         let mut misc_cmd = None;
         let mut misc_user = None;
         let mut payload: Option<String> = None;
@@ -730,9 +788,12 @@ impl Mapper<'_> {
                 (_, "connect_port") => port_v = Some(port(o, arg(o, 0)?)?),
                 (_, "bindto" | "bind_to") => bind = Some(ip(o, arg(o, 0)?)?),
                 (_, "inhibit_on_failure") => *inhibit = Some(boolean(o)?),
+                (_, "bind_port") => bind_port = Some((port(o, arg(o, 0)?)?, o)),
+                (_, "bind_if") => bind_if = Some((arg(o, 0)?.to_string(), o)),
+                (_, "fwmark") => mark = Some((fwmark(o, arg(o, 0)?)?, o)),
                 ("HTTP_GET" | "SSL_GET", "url") => urls.push(o),
                 ("SSL_GET", "sni_name") => sni = Some(arg(o, 0)?.to_string()),
-                ("SSL_GET", "enable_sni") => {}
+                ("SSL_GET", "enable_sni") => sni_on = boolean(o)?,
                 ("HTTP_GET" | "SSL_GET", "http_protocol" | "fast_recovery" | "tls_compliant") => {
                     self.warn(sec, o, kw, "dropped: vigil sends HTTP/1.1 requests with SNI (https) and reads the whole response");
                 }
@@ -749,54 +810,113 @@ impl Mapper<'_> {
                 ("MISC_CHECK", "misc_dynamic") => self.warn(sec, o, kw, "dropped: vigil does not set weights from a program's exit code; 0 is up, anything else down"),
                 ("UDP_CHECK", "payload") => payload = Some(o.args().join(" ")),
                 ("UDP_CHECK", "require_reply") => reply = Some(o.args().join(" ")),
-                ("SMTP_CHECK", "helo_name" | "host") => self.warn(sec, o, kw, "dropped: vigil's approximation of SMTP_CHECK reads the greeting only"),
+                ("SMTP_CHECK", "helo_name") => helo = Some((arg(o, 0)?.to_string(), o)),
+                ("SMTP_CHECK", "host") => self.warn(sec, o, kw, "dropped: keepalived's deprecated host block (another address to check) is not mapped, the real server itself is checked; give that address a real server of its own"),
                 _ => self.unhandled(sec, "checker", o),
             }
         }
         match kind {
             "HTTP_GET" | "SSL_GET" => {
                 let mut host = d.virtualhost.clone();
-                for (i, u) in urls.iter().enumerate() {
-                    if i > 0 {
-                        self.warn(
-                            sec,
-                            u,
-                            "url",
-                            format!(
-                                "dropped: vigil checks one URL; the one at line {} is kept",
-                                urls[0].loc.line
-                            ),
-                        );
-                        continue;
-                    }
+                // A URL's own virtualhost: vigil sends one Host header for all URLs.
+                let mut url_host: Option<(String, u32)> = None;
+                let mut entries: Vec<Vec<(String, String)>> = Vec::new();
+                for u in &urls {
+                    let mut e: Vec<(String, String)> = Vec::new();
+                    let mut has_regex = false;
+                    let mut no_match = None;
                     for o in u.children() {
                         match o.keyword() {
                             "path" => {
                                 let p = arg(o, 0)?;
-                                if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                                if !p.starts_with('/')
+                                    || p.chars().any(|c| c.is_whitespace() || c.is_control())
+                                {
                                     self.warn(sec, o, "path", format!("\"{p}\" dropped: not a request path (it must start with '/' and have no spaces); \"/\" is asked"));
-                                } else if p != "/" {
-                                    f.push(("path".into(), q(p)));
+                                } else {
+                                    e.push(("path".into(), q(p)));
                                 }
                             }
                             "status_code" => {
                                 let codes = self.status_codes(o)?;
                                 if codes != ["\"200-299\""] {
-                                    f.push(("expect_status".into(), array(&codes)));
+                                    e.push(("expect_status".into(), one_line(&codes)));
                                 }
                             }
-                            "virtualhost" => host = Some(arg(o, 0)?.to_string()),
-                            "digest" => self.warn(sec, o, "digest", "dropped: vigil compares bodies by SHA-256 (`body_sha256`), not MD5; compute it from the page"),
+                            "virtualhost" => {
+                                let h = arg(o, 0)?.to_string();
+                                match &url_host {
+                                    None => url_host = Some((h, o.loc.line)),
+                                    Some((first, line)) if *first != h => {
+                                        let line = *line;
+                                        self.warn(sec, o, "virtualhost", format!("\"{h}\" dropped: vigil sends one Host header for all URLs; the one at line {line} is kept"));
+                                    }
+                                    Some(_) => {}
+                                }
+                            }
+                            // keepalived's digest is the MD5 of the body (as genhash prints it).
+                            "digest" => {
+                                let dg = arg(o, 0)?;
+                                if dg.len() == 32 && dg.chars().all(|c| c.is_ascii_hexdigit()) {
+                                    e.push(("body_md5".into(), q(&dg.to_ascii_lowercase())));
+                                } else {
+                                    self.warn(
+                                        sec,
+                                        o,
+                                        "digest",
+                                        format!(
+                                            "\"{dg}\" dropped: not an MD5 digest (32 hex digits)"
+                                        ),
+                                    );
+                                }
+                            }
                             "regex" => {
                                 let re = arg(o, 0)?;
                                 if regex::Regex::new(re).is_ok() {
-                                    f.push(("body_regex".into(), q(re)));
+                                    e.push(("body_regex".into(), q(re)));
+                                    has_regex = true;
                                 } else {
                                     self.warn(sec, o, "regex", "dropped: not a regular expression vigil's (Rust) syntax accepts");
                                 }
                             }
+                            "regex_no_match" => no_match = Some(o),
                             _ => self.unhandled(sec, "url", o),
                         }
+                    }
+                    if let Some(o) = no_match {
+                        if !boolean(o)? {
+                        } else if has_regex {
+                            e.push(("regex_no_match".into(), "true".into()));
+                        } else {
+                            self.warn(sec, o, "regex_no_match", "dropped: the URL has no regex (vigil's regex_no_match inverts body_regex)");
+                        }
+                    }
+                    entries.push(e);
+                }
+                if let Some((h, _)) = url_host {
+                    host = Some(h);
+                }
+                match entries.len() {
+                    0 => {}
+                    1 => {
+                        for (k, v) in entries.remove(0) {
+                            if k != "path" || v != "\"/\"" {
+                                f.push((k, v));
+                            }
+                        }
+                    }
+                    _ => {
+                        // All must pass, as keepalived's several url blocks.
+                        let items: Vec<String> = entries
+                            .into_iter()
+                            .map(|mut e| {
+                                if !e.iter().any(|(k, _)| k == "path") {
+                                    e.insert(0, ("path".into(), q("/")));
+                                }
+                                inline(&e)
+                            })
+                            .collect();
+                        f.push(("url".into(), one_line(&items)));
                     }
                 }
                 if let Some(h) = host {
@@ -807,11 +927,16 @@ impl Mapper<'_> {
                     }
                 }
                 if kind == "SSL_GET" {
-                    // keepalived's SSL_GET does not verify the certificate.
+                    // keepalived's SSL_GET does not verify the certificate, and sends SNI
+                    // only with enable_sni.
                     f.push(("tls_verify".into(), "false".into()));
+                    if !sni_on {
+                        f.push(("tls_sni".into(), "false".into()));
+                    }
                     if let Some(n) = sni {
                         f.push(("tls_server_name".into(), q(&n)));
                     }
+                    f.extend(self.globals.ssl.iter().cloned());
                 }
             }
             "DNS_CHECK" => {
@@ -855,34 +980,58 @@ impl Mapper<'_> {
                 }
             }
             "UDP_CHECK" => {
-                let send = match payload {
-                    Some(hex) => match hex_text(&hex) {
-                        Some(s) => s,
-                        None => {
-                            self.warn(sec, c, "payload", "dropped: not hex bytes vigil can send as text; an empty datagram is sent");
-                            String::new()
-                        }
-                    },
-                    None => String::new(),
-                };
-                f.push(("send".into(), q(&send)));
-                if let Some(hex) = reply
-                    && !hex.is_empty()
-                {
-                    match hex_text(&hex) {
-                        Some(s) => f.push(("expect".into(), q(&format!("^{}", regex::escape(&s))))),
+                if let Some(hex) = payload {
+                    match hex_bytes(&hex) {
+                        Some(b) if !b.is_empty() => f.push(("send_hex".into(), q(&hex_pairs(&b)))),
+                        Some(_) => {}
                         None => self.warn(
                             sec,
                             c,
-                            "require_reply",
-                            "dropped: not hex bytes vigil can match as text",
+                            "payload",
+                            "dropped: not hex bytes; an empty datagram is sent",
                         ),
                     }
                 }
+                match reply {
+                    // keepalived passes a silent server unless require_reply is given.
+                    None => f.push(("require_reply".into(), "false".into())),
+                    Some(hex) if hex.is_empty() => {}
+                    Some(hex) => match hex_bytes(&hex) {
+                        Some(b) if !b.is_empty() => {
+                            let re: String = b.iter().map(|x| format!("\\x{x:02x}")).collect();
+                            f.push(("expect".into(), q(&format!("(?s-u)^{re}"))));
+                        }
+                        _ => self.warn(
+                            sec,
+                            c,
+                            "require_reply",
+                            "pattern dropped: not hex bytes; any reply passes",
+                        ),
+                    },
+                }
             }
             "SMTP_CHECK" => {
-                self.warn(sec, c, kind, "approximated: a tcp check that expects the \"220\" greeting (vigil has no SMTP check)");
-                f.push(("expect".into(), q("^220")));
+                if let Some((h, o)) = helo {
+                    if h.is_empty()
+                        || h.len() > 255
+                        || h.chars().any(|c| c.is_whitespace() || c.is_control())
+                    {
+                        self.warn(
+                            sec,
+                            o,
+                            "helo_name",
+                            format!(
+                                "\"{h}\" dropped: not a HELO name (1–255 characters, no spaces)"
+                            ),
+                        );
+                    } else {
+                        f.push(("helo_name".into(), q(&h)));
+                    }
+                }
+                // keepalived's SMTP_CHECK connects to port 25 unless connect_port is given.
+                if port_v.is_none() && rs_port != Some(25) {
+                    port_v = Some(25);
+                }
             }
             "PING_CHECK" if port_v.take().is_some() => {
                 self.warn(sec, c, "connect_port", "dropped: a ping has no port");
@@ -1013,6 +1162,46 @@ impl Mapper<'_> {
                     "bindto",
                     format!("{b} dropped: not of the family of the address probed"),
                 );
+            }
+        }
+        // keepalived's bind_port, bind_if and fwmark: a program opens its own sockets, and
+        // a ping has no port.
+        let program = kind == "MISC_CHECK";
+        if let Some((p, o)) = bind_port {
+            if program || kind == "PING_CHECK" {
+                let why = if program {
+                    "a MISC_CHECK program opens its own connections"
+                } else {
+                    "a ping has no port"
+                };
+                self.warn(sec, o, "bind_port", format!("{p} dropped: {why}"));
+            } else {
+                f.push(("bind_port".into(), p.to_string()));
+            }
+        }
+        if let Some((i, o)) = bind_if {
+            if program {
+                self.warn(
+                    sec,
+                    o,
+                    "bind_if",
+                    format!("{i} dropped: a MISC_CHECK program opens its own connections"),
+                );
+            } else {
+                let name = iface_name(self, sec, o, "bind_if", &i)?;
+                f.push(("bind_interface".into(), q(&name)));
+            }
+        }
+        if let Some((m, o)) = mark {
+            if program {
+                self.warn(
+                    sec,
+                    o,
+                    "fwmark",
+                    format!("{m} dropped: a MISC_CHECK program opens its own connections"),
+                );
+            } else {
+                f.push(("fwmark".into(), m.to_string()));
             }
         }
         Ok(Some(f))
@@ -1214,10 +1403,9 @@ fn valid_dns_name(n: &str) -> bool {
             }))
 }
 
-/// Hex bytes as text, when they are UTF-8.
-fn hex_text(hex: &str) -> Option<String> {
-    // keepalived's free format: hex digit pairs within each word, a last odd digit is a
-    // byte of its own ("Ab12f 3" is AB 12 0F 03).
+/// Hex bytes in keepalived's free format: hex digit pairs within each word, a last odd
+/// digit is a byte of its own ("Ab12f 3" is AB 12 0F 03); `None` when not hex.
+fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
     let mut bytes = Vec::new();
     for word in hex.split_whitespace() {
         let digits: Vec<u32> = word
@@ -1233,7 +1421,12 @@ fn hex_text(hex: &str) -> Option<String> {
             bytes.push(u8::try_from(b).ok()?);
         }
     }
-    String::from_utf8(bytes).ok()
+    Some(bytes)
+}
+
+/// Bytes as vigil's `send_hex`: pairs of lower-case hex digits.
+fn hex_pairs(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -1242,12 +1435,18 @@ mod tests {
 
     #[test]
     fn hex_is_read_as_keepalived_reads_it() {
-        assert_eq!(hex_text("70696e67").as_deref(), Some("ping"));
-        // 07 06 96 E6 07 is not UTF-8 text.
-        assert_eq!(hex_text("7 0696e67"), None);
-        assert_eq!(hex_text("41 4 42").as_deref(), Some("A\u{4}B"));
-        assert_eq!(hex_text("zz"), None);
-        assert_eq!(hex_text("4x"), None);
+        assert_eq!(hex_bytes("70696e67").as_deref(), Some(&b"ping"[..]));
+        assert_eq!(
+            hex_bytes("7 0696e67").as_deref(),
+            Some(&[0x07, 0x06, 0x96, 0xe6, 0x07][..])
+        );
+        assert_eq!(hex_bytes("41 4 42").as_deref(), Some(&b"A\x04B"[..]));
+        assert_eq!(
+            hex_pairs(&hex_bytes("Ab12f 3").unwrap_or_default()),
+            "ab120f03"
+        );
+        assert_eq!(hex_bytes("zz"), None);
+        assert_eq!(hex_bytes("4x"), None);
     }
 
     #[test]

@@ -24,6 +24,8 @@ struct Instance {
     advert_loc: Option<Loc>,
     vips: Vec<(IpAddr, u8, Loc, Option<String>)>,
     peers: Vec<(IpAddr, Loc)>,
+    /// `unicast_ttl`: the TTL keepalived sends unicast adverts with (its default 255).
+    unicast_ttl: Option<(i64, Loc)>,
     source: Option<(IpAddr, Loc)>,
     auth_type: Option<(String, Loc)>,
     auth_pass: Option<(String, Loc)>,
@@ -178,6 +180,7 @@ impl Mapper<'_> {
                         sec.set("vips", String::new());
                     }
                 }
+                "unicast_ttl" => st.unicast_ttl = Some((int_in(c, 0, 1, 255)?, c.loc.clone())),
                 "unicast_src_ip" | "mcast_src_ip" => {
                     let a = ip(c, arg(c, 0)?)?;
                     st.source = Some((a, c.loc.clone()));
@@ -192,7 +195,7 @@ impl Mapper<'_> {
                                 p,
                                 "unicast_peer",
                                 format!(
-                                    "`{}` dropped: vigil checks no TTL of unicast adverts",
+                                    "`{}` dropped: vigil checks the TTL per instance (255, or any with unicast_accept_any_ttl)",
                                     p.args().join(" ")
                                 ),
                             );
@@ -432,8 +435,33 @@ impl Mapper<'_> {
             .collect();
         if peers.is_empty() {
             sec.remove("unicast_peers");
+            if let Some((ttl, loc)) = &st.unicast_ttl {
+                let loc = loc.clone();
+                self.warn_at(
+                    &mut sec,
+                    &loc,
+                    "unicast_ttl",
+                    format!("{ttl} dropped: the instance has no unicast peers"),
+                );
+            }
         } else {
             sec.set("unicast_peers", array(&peers));
+            // vigil accepts unicast adverts with TTL 255 only (RFC 5798 §5.1.1.3) unless
+            // told otherwise; keepalived's unicast_ttl is what the peers (sharing this
+            // file) send.
+            match &st.unicast_ttl {
+                Some((ttl, loc)) if *ttl < 255 => {
+                    let loc = loc.clone();
+                    sec.set_after("unicast_accept_any_ttl", "true".into(), &["unicast_peers"]);
+                    self.warn_key(&mut sec, &loc, "unicast_ttl", "unicast_accept_any_ttl", format!("{ttl}: the peers send adverts with a TTL below 255, so vigil accepts any TTL (RFC 5798 §5.1.1.3 asks for 255)"));
+                }
+                _ => {
+                    if let Some((_, loc)) = st.peers.first() {
+                        let loc = loc.clone();
+                        self.warn_key(&mut sec, &loc, "unicast_peer", "unicast_peers", "vigil accepts unicast adverts with TTL 255 only (RFC 5798 §5.1.1.3), as keepalived's peers send them; peers behind a router need unicast_accept_any_ttl = true");
+                    }
+                }
+            }
         }
         if let Some((a, loc)) = &st.source
             && a.is_ipv6() != v6
