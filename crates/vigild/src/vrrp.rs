@@ -625,6 +625,11 @@ pub fn runner_config(v: &VrrpInstance) -> RunnerConfig {
             vigil_config::AddressFamily::Ipv6 => Family::Ipv6,
         },
         vips: v.vips.iter().map(|p| (p.addr, p.prefix_len)).collect(),
+        vips_excluded: v
+            .vips_excluded
+            .iter()
+            .map(|p| (p.addr, p.prefix_len))
+            .collect(),
         unicast_peers: v.unicast_peers.clone(),
         unicast_source: v.unicast_source,
         allowed_peers: v.allowed_peers.clone(),
@@ -877,7 +882,10 @@ pub fn instances_carrying_virtual_servers(config: &Config) -> Vec<String> {
         .vrrp
         .iter()
         .filter(|v| {
-            v.vips.iter().any(|p| addresses.contains(&p.addr))
+            v.vips
+                .iter()
+                .chain(&v.vips_excluded)
+                .any(|p| addresses.contains(&p.addr))
                 || v.track
                     .iter()
                     .any(|t| matches!(t.target, TrackTarget::VirtualServer(_)))
@@ -1191,12 +1199,14 @@ version = 2
 advert_interval = "1s"
 auth_password = "pw"
 vips = ["10.0.0.100/24"]
+vips_excluded = ["10.0.0.200/24"]
 "#,
         )
         .unwrap();
         let c = runner_config(&loaded.config.vrrp[0]);
         assert_eq!(c.version, Version::V2);
         assert_eq!(c.vips, vec![("10.0.0.100".parse().unwrap(), 24)]);
+        assert_eq!(c.vips_excluded, vec![("10.0.0.200".parse().unwrap(), 24)]);
         assert!(matches!(c.auth, Auth::SimplePassword(_)));
         assert_eq!(c.garp.repeat, 5);
     }

@@ -48,6 +48,13 @@ pub struct GarpConfig {
     pub refresh: Option<Duration>,
 }
 
+impl RunnerConfig {
+    /// Every address the master holds: the advertised ones, then the excluded ones.
+    pub fn held(&self) -> impl Iterator<Item = &(IpAddr, u8)> {
+        self.vips.iter().chain(&self.vips_excluded)
+    }
+}
+
 /// Everything one runner needs, from the cluster file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerConfig {
@@ -63,6 +70,9 @@ pub struct RunnerConfig {
     pub family: Family,
     /// Virtual addresses with their prefix lengths.
     pub vips: Vec<(IpAddr, u8)>,
+    /// Held and announced with `vips` but not listed in adverts (keepalived's
+    /// `virtual_ipaddress_excluded`).
+    pub vips_excluded: Vec<(IpAddr, u8)>,
     /// Empty: multicast to 224.0.0.18 / ff02::12.
     pub unicast_peers: Vec<IpAddr>,
     pub unicast_source: Option<IpAddr>,
@@ -195,6 +205,7 @@ pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
         garp: old.garp,
         notify: old.notify.clone(),
         vips: old.vips.clone(),
+        vips_excluded: old.vips_excluded.clone(),
         allowed_peers: old.allowed_peers.clone(),
         unicast_accept_any_ttl: old.unicast_accept_any_ttl,
         ..new.clone()
@@ -645,7 +656,7 @@ impl Runner {
         let ifindex =
             iface::index(&c.interface).map_err(|e| format!("interface {}: {e}", c.interface))?;
         let mut netlink = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
-        let vip_addrs: Vec<IpAddr> = c.vips.iter().map(|(a, _)| *a).collect();
+        let vip_addrs: Vec<IpAddr> = c.held().map(|(a, _)| *a).collect();
         let primary = match c.unicast_source {
             Some(source) => source,
             None => {
@@ -723,8 +734,7 @@ impl Runner {
         match io.netlink.addresses(io.ifindex) {
             Ok(present) => self
                 .config
-                .vips
-                .iter()
+                .held()
                 .any(|(vip, _)| present.iter().any(|p| p.address == *vip)),
             Err(e) => {
                 warn!(instance = %self.config.name, "cannot list addresses of {}: {e}", self.config.interface);
@@ -828,7 +838,7 @@ impl Runner {
                 self.next_refresh = config.garp.refresh.map(|r| now + r);
             }
         }
-        if config.vips != self.config.vips {
+        if config.vips != self.config.vips || config.vips_excluded != self.config.vips_excluded {
             self.move_vips(io, &config);
         }
         io.rules = receive_rules(&config);
@@ -848,21 +858,18 @@ impl Runner {
             io.addresses = addresses;
         }
         let holding = io.instance.holds_vips();
-        let old = &self.config.vips;
+        let old: Vec<(IpAddr, u8)> = self.config.held().copied().collect();
+        let new: Vec<(IpAddr, u8)> = config.held().copied().collect();
         if holding || self.drain_until.is_some() {
-            for (vip, prefix) in old.iter().filter(|v| !config.vips.contains(v)) {
+            for (vip, prefix) in old.iter().filter(|v| !new.contains(v)) {
                 if let Err(e) = io.netlink.del_address(io.ifindex, *vip, *prefix) {
                     warn!(instance = %config.name, "cannot remove {vip}/{prefix}: {e}");
                 }
             }
         }
         if holding {
-            let added: Vec<(IpAddr, u8)> = config
-                .vips
-                .iter()
-                .filter(|v| !old.contains(v))
-                .copied()
-                .collect();
+            let added: Vec<(IpAddr, u8)> =
+                new.iter().filter(|v| !old.contains(v)).copied().collect();
             for (vip, prefix) in &added {
                 if let Err(e) = io.netlink.add_address(io.ifindex, *vip, *prefix) {
                     warn!(instance = %config.name, "cannot add {vip}/{prefix}: {e}");
@@ -989,7 +996,7 @@ impl Runner {
     }
 
     fn announce(&self, io: &Io) {
-        self.announce_these(io, self.config.vips.iter().map(|(vip, _)| *vip));
+        self.announce_these(io, self.config.held().map(|(vip, _)| *vip));
     }
 
     fn announce_these(&self, io: &Io, vips: impl Iterator<Item = IpAddr>) {
@@ -1036,7 +1043,7 @@ impl Runner {
     }
 
     fn remove_vips(&mut self, io: &mut Io) {
-        for (vip, prefix) in &self.config.vips {
+        for (vip, prefix) in self.config.held() {
             if let Err(e) = io.netlink.del_address(io.ifindex, *vip, *prefix) {
                 warn!(instance = %self.config.name, "cannot remove {vip}/{prefix}: {e}");
             }
@@ -1058,7 +1065,7 @@ impl Runner {
                 Action::SendAdvert { priority } => self.send_advert(io, priority).await,
                 Action::AddVips => {
                     self.drain_until = None;
-                    for (vip, prefix) in &self.config.vips {
+                    for (vip, prefix) in self.config.held() {
                         match io.netlink.add_address(io.ifindex, *vip, *prefix) {
                             Ok(_) => {}
                             Err(e) => {
@@ -1253,6 +1260,7 @@ mod tests {
             preempt_delay: Duration::ZERO,
             family: Family::Ipv4,
             vips: vec![("10.0.0.100".parse().unwrap(), 24)],
+            vips_excluded: vec![],
             unicast_peers: vec![],
             unicast_source: None,
             allowed_peers: vec![],
@@ -1343,11 +1351,12 @@ mod tests {
         assert_eq!(kind(&|_| {}), ReloadChange::Unchanged);
         // What shapes only the next transition, and the election inputs the running
         // machine takes like any priority change (RFC 5798 §6.4.2/§6.4.3).
-        let in_place: [&dyn Fn(&mut RunnerConfig); 12] = [
+        let in_place: [&dyn Fn(&mut RunnerConfig); 13] = [
             &|c| c.allowed_peers = vec!["10.0.0.2".parse().unwrap()],
             &|c| c.unicast_accept_any_ttl = true,
             &|c| c.vips.push(("10.0.0.101".parse().unwrap(), 24)),
             &|c| c.vips = vec![("10.0.0.100".parse().unwrap(), 32)],
+            &|c| c.vips_excluded = vec![("10.0.0.200".parse().unwrap(), 24)],
             &|c| c.garp.repeat = 1,
             &|c| c.garp.interval = Duration::from_millis(100),
             &|c| c.garp.refresh = Some(Duration::from_secs(30)),
