@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::fsm::{
     Action, Config as FsmConfig, ConfigError, Event, Instance, State, TransitionReason,
@@ -33,6 +33,7 @@ use crate::io::netlink::Netlink;
 use crate::io::socket::{AdvertSocket, Datagram};
 use crate::packet::{
     Advertisement, Auth, Family, MULTICAST_V4, MULTICAST_V6, Version, VirtualAddresses,
+    advert_packet_len,
 };
 use crate::receive::{DropReason, IpFacts, ReceiveRules, decode, is_for_sibling};
 use crate::sync_group::SyncDirective;
@@ -410,6 +411,23 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
+/// Marks the status error of adverts the link refuses as too big.
+const TOO_BIG: &str = "advert too big for the link";
+
+/// Why `config`'s adverts cannot be sent on a link of `mtu` bytes, naming instance, size
+/// and MTU; `None` when they fit.
+pub fn advert_too_big(config: &RunnerConfig, mtu: u32) -> Option<String> {
+    let size = advert_packet_len(config.version, config.family, config.vips.len());
+    (u32::try_from(size).unwrap_or(u32::MAX) > mtu).then(|| {
+        format!(
+            "instance {}: an advert of its {} virtual addresses is {size} bytes, more than the MTU {mtu} of {}; move addresses to vips_excluded or raise the MTU",
+            config.name,
+            config.vips.len(),
+            config.interface
+        )
+    })
+}
+
 /// The receive rules an instance's adverts are checked against (RFC 5798 §7.1,
 /// RFC 3768 §7.1).
 pub fn receive_rules(config: &RunnerConfig) -> ReceiveRules {
@@ -656,7 +674,15 @@ impl Runner {
         let ifindex =
             iface::index(&c.interface).map_err(|e| format!("interface {}: {e}", c.interface))?;
         let mut netlink = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
-        let vip_addrs: Vec<IpAddr> = c.held().map(|(a, _)| *a).collect();
+        // The advert must fit the link (adverts are not fragmented): otherwise the
+        // instance would run without ever being heard, and two masters would follow.
+        let mtu = iface::mtu(&c.interface).map_err(|e| format!("MTU of {}: {e}", c.interface))?;
+        if let Some(e) = advert_too_big(c, mtu) {
+            return Err(e);
+        }
+        let vip_addrs: Vec<IpAddr> = c.vips.iter().map(|(a, _)| *a).collect();
+        // Excluded addresses are ours while master too: never advertise from them.
+        let held_addrs: Vec<IpAddr> = c.held().map(|(a, _)| *a).collect();
         let primary = match c.unicast_source {
             Some(source) => source,
             None => {
@@ -671,12 +697,12 @@ impl Runner {
                     .iter()
                     .any(|p| matches!(p, IpAddr::V6(v6) if !v6.is_unicast_link_local()));
                 let global = if routed_peers {
-                    iface::global_ipv6_address(&present, &vip_addrs)
+                    iface::global_ipv6_address(&present, &held_addrs)
                 } else {
                     None
                 };
                 global
-                    .or_else(|| iface::primary_address(&present, c.family, &vip_addrs))
+                    .or_else(|| iface::primary_address(&present, c.family, &held_addrs))
                     .ok_or_else(|| {
                         format!(
                             "no usable {} address on {} to advertise from",
@@ -1032,7 +1058,39 @@ impl Runner {
                 Err(e) => Err(io::Error::other(e)),
             };
             match sent {
-                Ok(()) => self.status.adverts_sent += 1,
+                Ok(()) => {
+                    self.status.adverts_sent += 1;
+                    if self
+                        .status
+                        .error
+                        .as_deref()
+                        .is_some_and(|e| e.contains(TOO_BIG))
+                    {
+                        info!(instance = %self.config.name, "adverts fit the link again");
+                        self.status.error = None;
+                    }
+                }
+                // The MTU shrank under a running instance: peers no longer hear it. Said
+                // loudly once (and in the status); the instance keeps its state.
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    self.status.send_errors += 1;
+                    if self
+                        .status
+                        .error
+                        .as_deref()
+                        .is_none_or(|e| !e.contains(TOO_BIG))
+                    {
+                        let mtu = iface::mtu(&self.config.interface).unwrap_or(0);
+                        let why = advert_too_big(&self.config, mtu).unwrap_or_else(|| {
+                            format!(
+                                "instance {}: advert to {destination} {TOO_BIG}: {e}",
+                                self.config.name
+                            )
+                        });
+                        error!(instance = %self.config.name, "{why}");
+                        self.status.error = Some(format!("{TOO_BIG}: {why}"));
+                    }
+                }
                 Err(e) => {
                     // A pulled cable makes every send fail: count, log quietly.
                     self.status.send_errors += 1;
