@@ -932,6 +932,70 @@ fn excluded_vips_are_held_but_not_advertised() {
         .unwrap();
 }
 
+/// An advert must fit the interface MTU (it is not fragmented): 20 VIPs make a 108-byte
+/// packet (20 + 8 + 4 x 20, RFC 5798 §5.2.5), more than an MTU of 100. vigild refuses to
+/// start and refuses the reload naming instance, size and MTU; an MTU shrunk under a
+/// running master shows as the instance's error.
+#[test]
+fn adverts_larger_than_the_mtu_are_refused() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let many: Vec<String> = (100..120)
+        .map(|i| format!("{}/24", lab.subnet_addr(i)))
+        .collect();
+    let big = instance("web", 51, 150, "100ms", &many, "");
+    let mtu = |m: &str| {
+        lab.run("lb1", ["ip", "link", "set", "dev", "eth0", "mtu", m])
+            .unwrap();
+    };
+    let want = "instance web: an advert of its 20 virtual addresses is 108 bytes, more than the MTU 100 of eth0";
+
+    mtu("100");
+    let config = dir.path().join("big.toml");
+    std::fs::write(&config, format!("{}{big}", director(dir.path(), "lb1"))).unwrap();
+    let out = lab
+        .cmd(
+            "lb1",
+            [
+                bin_path("vigild").as_os_str(),
+                "--config".as_ref(),
+                config.as_os_str(),
+            ],
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(want), "{stderr}");
+
+    // A reload to the big list is refused while the MTU is 100.
+    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
+    lb1.expect_state("web", "master", SETTLE);
+    lb1.rewrite(&big);
+    let reply = lb1.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert!(reply.to_string().contains(want), "{reply}");
+
+    // With room it is taken; shrinking the MTU under the master then shows as its error.
+    mtu("1500");
+    let reply = lb1.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    expect_addr_only_on(&lab, &lab.subnet_addr(119).to_string(), "lb1", &["lb1"]);
+    mtu("100");
+    assert!(
+        wait_for(SETTLE, || lb1.instance("web").unwrap()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(want))),
+        "{}",
+        lb1.instance("web").unwrap()
+    );
+    assert!(lb1.log_text().contains(want));
+    mtu("1500");
+    assert!(wait_for(SETTLE, || lb1.instance("web").unwrap()["error"].is_null()));
+    assert!(lb1.stop().success());
+}
+
 /// The address lists of VRRPv3/IPv4 adverts for `vrid` seen on the wire for `window`
 /// (AF_PACKET, so 224.0.0.18 need not be joined), in arrival order.
 fn capture_adverts(vrid: u8, window: Duration) -> Vec<Vec<Ipv4Addr>> {
