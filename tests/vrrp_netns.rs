@@ -2,7 +2,8 @@
 //! crash and takeover, graceful stop and handover without loss, preemption and
 //! no-preempt, unicast, IPv6, tracking, sync groups, reload (unchanged instances kept;
 //! announcements, hook, priority, addresses and tracking applied in place), sibling
-//! instances on one interface not counted as drops, and foreign or malformed packets
+//! instances on one interface not counted as drops, excluded addresses held but not
+//! advertised, and foreign or malformed packets
 //! counted and ignored; forged adverts: a bounded outage from a slow one, rate-limited
 //! replies to a flood, the multicast allow-list and the unicast TTL rule. Timings are only bounded loosely (two shared cores);
 //! the failover benchmark (tests/lab/failover-bench.py) measures them.
@@ -873,6 +874,173 @@ fn capture_garps(vip: Ipv4Addr, window: Duration) -> Vec<Duration> {
             if op == [0, 1] && sip == vip.octets() && tip == vip.octets() {
                 seen.push(start.elapsed());
             }
+        }
+        libc::close(fd);
+    }
+    seen
+}
+
+/// `vips_excluded` (keepalived's virtual_ipaddress_excluded): the master holds the
+/// excluded address with the VIP and announces it (gratuitous ARP), the adverts on the
+/// wire list only the VIP (RFC 5798 §5.2.5 Count IPvX Addr, §5.2.9 the addresses), so
+/// the backup drops nothing, and the excluded address moves with mastership.
+#[test]
+fn excluded_vips_are_held_but_not_advertised() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let excluded = lab.subnet_addr(102).to_string();
+    let extra = format!("vips_excluded = [\"{excluded}/24\"]");
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(100, &vip, &extra));
+    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, &extra));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
+    expect_addr_only_on(&lab, &excluded, "lb1", &HOSTS);
+    lab.run("client", ["ping", "-c", "1", "-W", "2", &excluded])
+        .unwrap();
+
+    let adverts = lab
+        .run_in("client", || capture_adverts(51, Duration::from_millis(700)))
+        .unwrap();
+    assert!(adverts.len() >= 3, "{adverts:?}");
+    let only_vip = vec![vip.parse::<Ipv4Addr>().unwrap()];
+    assert!(adverts.iter().all(|a| *a == only_vip), "{adverts:?}");
+    let seen = lb2.instance("web").unwrap();
+    assert_eq!(seen["drops"], serde_json::json!({}), "{seen}");
+    assert_eq!(
+        lb1.instance("web").unwrap()["vips_excluded"],
+        serde_json::json!([format!("{excluded}/24")])
+    );
+
+    // A graceful stop hands both addresses over; the new master announces the excluded
+    // one too.
+    let target: Ipv4Addr = excluded.parse().unwrap();
+    let garps = std::thread::scope(|s| {
+        let capture = s.spawn(|| {
+            lab.run_in("client", || capture_garps(target, Duration::from_secs(3)))
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(lb1.stop().success());
+        capture.join().unwrap()
+    });
+    lb2.expect_state("web", "master", SETTLE);
+    expect_addr_only_on(&lab, &vip, "lb2", &HOSTS);
+    expect_addr_only_on(&lab, &excluded, "lb2", &HOSTS);
+    assert!(!garps.is_empty(), "the excluded address was not announced");
+    lab.run("client", ["ping", "-c", "1", "-W", "2", &excluded])
+        .unwrap();
+}
+
+/// An advert must fit the interface MTU (it is not fragmented): 20 VIPs make a 108-byte
+/// packet (20 + 8 + 4 x 20, RFC 5798 §5.2.5), more than an MTU of 100. vigild refuses to
+/// start and refuses the reload naming instance, size and MTU; an MTU shrunk under a
+/// running master shows as the instance's error.
+#[test]
+fn adverts_larger_than_the_mtu_are_refused() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    let many: Vec<String> = (100..120)
+        .map(|i| format!("{}/24", lab.subnet_addr(i)))
+        .collect();
+    let big = instance("web", 51, 150, "100ms", &many, "");
+    let mtu = |m: &str| {
+        lab.run("lb1", ["ip", "link", "set", "dev", "eth0", "mtu", m])
+            .unwrap();
+    };
+    let want = "instance web: an advert of its 20 virtual addresses is 108 bytes, more than the MTU 100 of eth0";
+
+    mtu("100");
+    let config = dir.path().join("big.toml");
+    std::fs::write(&config, format!("{}{big}", director(dir.path(), "lb1"))).unwrap();
+    let out = lab
+        .cmd(
+            "lb1",
+            [
+                bin_path("vigild").as_os_str(),
+                "--config".as_ref(),
+                config.as_os_str(),
+            ],
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(want), "{stderr}");
+
+    // A reload to the big list is refused while the MTU is 100.
+    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(150, &vip, ""));
+    lb1.expect_state("web", "master", SETTLE);
+    lb1.rewrite(&big);
+    let reply = lb1.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert!(reply.to_string().contains(want), "{reply}");
+
+    // With room it is taken; shrinking the MTU under the master then shows as its error.
+    mtu("1500");
+    let reply = lb1.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    expect_addr_only_on(&lab, &lab.subnet_addr(119).to_string(), "lb1", &["lb1"]);
+    mtu("100");
+    assert!(
+        wait_for(SETTLE, || lb1.instance("web").unwrap()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(want))),
+        "{}",
+        lb1.instance("web").unwrap()
+    );
+    assert!(lb1.log_text().contains(want));
+    mtu("1500");
+    assert!(wait_for(SETTLE, || lb1.instance("web").unwrap()["error"].is_null()));
+    assert!(lb1.stop().success());
+}
+
+/// The address lists of VRRPv3/IPv4 adverts for `vrid` seen on the wire for `window`
+/// (AF_PACKET, so 224.0.0.18 need not be joined), in arrival order.
+fn capture_adverts(vrid: u8, window: Duration) -> Vec<Vec<Ipv4Addr>> {
+    let start = std::time::Instant::now();
+    let mut seen = Vec::new();
+    // SAFETY: plain libc socket calls on a descriptor we own, closed at the end.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM,
+            i32::from(0x0800u16.to_be()),
+        );
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 50_000,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const timeout).cast(),
+            size_of::<libc::timeval>() as u32,
+        );
+        let mut buf = [0u8; 2048];
+        while start.elapsed() < window {
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            let Ok(n) = usize::try_from(n) else { continue };
+            let ihl = usize::from(buf[0] & 0x0f) * 4;
+            if n < ihl + 8 || buf[9] != IP_PROTOCOL_VRRP {
+                continue;
+            }
+            let vrrp = &buf[ihl..n];
+            if vrrp[1] != vrid {
+                continue;
+            }
+            // RFC 5798 §5.2.5: the count, then the addresses after the 8 fixed bytes.
+            let count = usize::from(vrrp[3]);
+            let list = vrrp[8..]
+                .chunks_exact(4)
+                .take(count)
+                .map(|o| Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+                .collect::<Vec<_>>();
+            assert_eq!(list.len(), count, "truncated advert");
+            seen.push(list);
         }
         libc::close(fd);
     }

@@ -137,6 +137,9 @@ pub struct VrrpInstance {
     pub learned_interval_factor: u32,
     /// All of one address family (RFC 5798 §5.2.9: one instance is IPv4 or IPv6).
     pub vips: Vec<IpPrefix>,
+    /// Held with the VIPs but not listed in adverts (keepalived's
+    /// `virtual_ipaddress_excluded`); same family as `vips`.
+    pub vips_excluded: Vec<IpPrefix>,
     pub family: AddressFamily,
     /// VRRPv2 simple text authentication (RFC 3768 §5.3.6.1), at most 8 bytes.
     pub auth_password: Option<String>,

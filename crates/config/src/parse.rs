@@ -39,6 +39,7 @@ pub(crate) struct Spans {
 pub(crate) struct VrrpSpans {
     pub(crate) vrid: Range<usize>,
     pub(crate) vips: Vec<Range<usize>>,
+    pub(crate) vips_excluded: Vec<Range<usize>>,
     pub(crate) sync_group: Range<usize>,
     pub(crate) track_vs: Vec<Range<usize>>,
 }
@@ -315,8 +316,7 @@ fn vrrp_instance(
     };
     let accept = t.bool(sink, "accept").unwrap_or(false);
 
-    let mut vips = Vec::new();
-    let mut vip_spans = Vec::new();
+    let (mut vips, mut vip_spans) = (Vec::new(), Vec::new());
     let vips_field = t.require(sink, "vips");
     if let Some(v) = vips_field
         && let Some(items) = as_array(sink, v, &f("vips"))
@@ -330,35 +330,37 @@ fn vrrp_instance(
                 ),
             );
         }
-        for (i, item) in items.iter().enumerate() {
-            let field = format!("{}[{i}]", f("vips"));
-            if let Some(pfx) = as_prefix(sink, item, &field) {
-                if let Some(why) = unusable_vip(&pfx) {
-                    sink.push(
-                        Diagnostic::error(item.span(), format!("`{field}`: {pfx} {why}"))
-                            .with_help("a virtual address must be a unicast host address of its subnet, e.g. \"192.0.2.100/24\""),
-                    );
-                } else if vips.iter().any(|p: &IpPrefix| p.addr == pfx.addr) {
-                    sink.error(
-                        item.span(),
-                        format!("`{field}`: {} is listed twice", pfx.addr),
-                    );
-                } else {
-                    vips.push(pfx);
-                    vip_spans.push(item.span());
-                }
-            }
+        (vips, vip_spans) = vip_list(sink, items, &f("vips"), &[]);
+        // RFC 5798 §5.2.5 / RFC 3768 §5.3.5: "Count IPvX Addr" is one byte, so an advert
+        // lists at most 255 addresses; more would leave the instance unable to advertise.
+        if vips.len() > usize::from(u8::MAX) {
+            sink.push(
+                Diagnostic::error(v.span(), format!("`{}`: instance \"{name}\" advertises {} addresses, more than the 255 an advert can list", f("vips"), vips.len()))
+                    .with_help("the advert's address count is one byte (RFC 5798 §5.2.5, RFC 3768 §5.3.5); move the rest to `vips_excluded` or another instance"),
+            );
         }
+    }
+    // keepalived's virtual_ipaddress_excluded: held like `vips` but not advertised, so
+    // they do not count toward the 255 and peers need not list them.
+    let (mut vips_excluded, mut excluded_spans) = (Vec::new(), Vec::new());
+    if let Some((items, _)) = t.array(sink, "vips_excluded") {
+        (vips_excluded, excluded_spans) = vip_list(sink, items, &f("vips_excluded"), &vips);
     }
     // RFC 5798 §5.2.9 / §7: an instance carries addresses of one family; RFC 3768 is IPv4 only.
     let family = vips
         .first()
         .map_or(AddressFamily::Ipv4, |p| AddressFamily::of(&p.addr));
-    for (pfx, span) in vips.iter().zip(&vip_spans) {
+    let both = vips.iter().zip(&vip_spans).map(|p| (p, "vips")).chain(
+        vips_excluded
+            .iter()
+            .zip(&excluded_spans)
+            .map(|p| (p, "vips_excluded")),
+    );
+    for ((pfx, span), key) in both {
         let fam = AddressFamily::of(&pfx.addr);
         if fam != family {
             sink.push(
-                Diagnostic::error(span.clone(), format!("`{}`: {pfx} is {fam} but the first virtual address is {family}", f("vips")))
+                Diagnostic::error(span.clone(), format!("`{}`: {pfx} is {fam} but the first virtual address is {family}", f(key)))
                     .with_help("one VRRP instance carries one address family (RFC 5798 §5.2.9); make a second instance for the other family"),
             );
         }
@@ -368,7 +370,7 @@ fn vrrp_instance(
                     span.clone(),
                     format!(
                         "`{}`: {pfx} is IPv6, which VRRP version 2 cannot carry",
-                        f("vips")
+                        f(key)
                     ),
                 )
                 .with_help("use version = 3 for IPv6 (RFC 5798)"),
@@ -534,6 +536,7 @@ fn vrrp_instance(
     let spans = VrrpSpans {
         vrid: vrid_span,
         vips: vip_spans,
+        vips_excluded: excluded_spans,
         sync_group: sync_group.as_ref().map_or(0..0, |(_, s)| s.clone()),
         track_vs,
     };
@@ -554,6 +557,7 @@ fn vrrp_instance(
             unicast_accept_any_ttl,
             learned_interval_factor,
             vips,
+            vips_excluded,
             family,
             auth_password,
             garp,
@@ -616,6 +620,42 @@ fn allowed_peers(
 }
 
 /// Why an address cannot be a virtual (host) address, if it cannot.
+/// The usable, distinct addresses of a `vips`-like array, with their spans; `other` is a
+/// list of the same instance they must not repeat.
+fn vip_list(
+    sink: &mut Sink,
+    items: &[Value<'_>],
+    key: &str,
+    other: &[IpPrefix],
+) -> (Vec<IpPrefix>, Vec<Range<usize>>) {
+    let (mut vips, mut spans) = (Vec::new(), Vec::new());
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("{key}[{i}]");
+        if let Some(pfx) = as_prefix(sink, item, &field) {
+            if let Some(why) = unusable_vip(&pfx) {
+                sink.push(
+                    Diagnostic::error(item.span(), format!("`{field}`: {pfx} {why}"))
+                        .with_help("a virtual address must be a unicast host address of its subnet, e.g. \"192.0.2.100/24\""),
+                );
+            } else if vips.iter().any(|p: &IpPrefix| p.addr == pfx.addr) {
+                sink.error(
+                    item.span(),
+                    format!("`{field}`: {} is listed twice", pfx.addr),
+                );
+            } else if other.iter().any(|p| p.addr == pfx.addr) {
+                sink.error(
+                    item.span(),
+                    format!("`{field}`: {} is also in `vips`", pfx.addr),
+                );
+            } else {
+                vips.push(pfx);
+                spans.push(item.span());
+            }
+        }
+    }
+    (vips, spans)
+}
+
 fn unusable_vip(pfx: &IpPrefix) -> Option<String> {
     let ip = pfx.addr;
     if ip.is_unspecified() {

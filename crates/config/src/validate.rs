@@ -63,6 +63,7 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
             v.vips
                 .iter()
                 .zip(&s.vips)
+                .chain(v.vips_excluded.iter().zip(&s.vips_excluded))
                 .map(|(p, span)| (p.addr, span.clone()))
         }),
         |addr| format!("virtual address {addr} is carried by two VRRP instances"),
@@ -115,9 +116,12 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     if !vrrp.is_empty() {
         for (vs, s) in virtual_servers.iter().zip(vs_spans) {
             if let ServiceKey::Address { address, .. } = vs.key {
-                let carried = vrrp
-                    .iter()
-                    .any(|v| v.vips.iter().any(|p| p.addr == address.ip()));
+                let carried = vrrp.iter().any(|v| {
+                    v.vips
+                        .iter()
+                        .chain(&v.vips_excluded)
+                        .any(|p| p.addr == address.ip())
+                });
                 if !carried {
                     sink.push(
                         Diagnostic::warning(

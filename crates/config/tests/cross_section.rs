@@ -131,6 +131,27 @@ vips = ["192.0.2.5/24", "192.0.2.1/32"]
 }
 
 #[test]
+fn an_excluded_vip_is_carried_by_one_instance_only() {
+    let src = r#"[director]
+name = "lb"
+[vrrp.web]
+interface = "eth0"
+vrid = 1
+vips = ["192.0.2.1/24"]
+[vrrp.db]
+interface = "eth0"
+vrid = 2
+vips = ["192.0.2.5/24"]
+vips_excluded = ["192.0.2.1/32"]
+"#;
+    let help = assert_error(
+        src,
+        "t.toml:11:18: error: virtual address 192.0.2.1 is carried by two VRRP instances",
+    );
+    assert_eq!(help.as_deref(), Some("first defined on line 6"));
+}
+
+#[test]
 fn tracked_virtual_servers_must_exist() {
     let src = r#"[director]
 name = "lb"

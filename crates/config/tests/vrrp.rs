@@ -487,6 +487,70 @@ fn v2_cannot_carry_ipv6() {
     assert_eq!(help.as_deref(), Some("use version = 3 for IPv6 (RFC 5798)"));
 }
 
+/// `n` distinct addresses of 10.0.0.0/16 as a TOML array body.
+fn many(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("\"10.0.{}.{}/16\"", i / 250, i % 250 + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn an_advert_lists_at_most_255_addresses() {
+    // RFC 5798 §5.2.5 / RFC 3768 §5.3.5: Count IPvX Addr is one byte.
+    ok(&inst(&format!("vips = [{}]\n", many(255))));
+    let src = inst(&format!("vips = [{}]\n", many(256)));
+    let help = assert_error(
+        &src,
+        "t.toml:6:8: error: `vrrp.web.vips`: instance \"web\" advertises 256 addresses, more than the 255 an advert can list",
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some(
+            "the advert's address count is one byte (RFC 5798 §5.2.5, RFC 3768 §5.3.5); move the rest to `vips_excluded` or another instance"
+        )
+    );
+    // Excluded addresses are not advertised, so they do not count.
+    let l = ok(&inst(&format!(
+        "vips = [\"192.0.2.1/24\"]\nvips_excluded = [{}]\n",
+        many(300)
+    )));
+    assert_eq!(l.config.vrrp[0].vips_excluded.len(), 300);
+}
+
+#[test]
+fn vips_excluded_are_read_like_vips() {
+    let l = ok(&inst(
+        "vips = [\"192.0.2.1/24\"]\nvips_excluded = [\"192.0.2.2/24\", \"198.51.100.1/32\"]\n",
+    ));
+    let v = &l.config.vrrp[0];
+    assert_eq!(v.vips.len(), 1);
+    assert_eq!(
+        v.vips_excluded
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+        ["192.0.2.2/24", "198.51.100.1/32"]
+    );
+    assert!(ok(&inst("")).config.vrrp[0].vips_excluded.is_empty());
+    ok(&inst("vips = [\"192.0.2.1/24\"]\nvips_excluded = []\n"));
+    assert_errors(
+        &inst(
+            "vips = [\"192.0.2.1/24\"]\nvips_excluded = [\"192.0.2.1/32\", \"192.0.2.0/24\", \"192.0.2.9/24\", \"192.0.2.9/24\", \"2001:db8::1/64\"]\n",
+        ),
+        &[
+            "t.toml:7:18: error: `vrrp.web.vips_excluded[0]`: 192.0.2.1 is also in `vips`",
+            "t.toml:7:34: error: `vrrp.web.vips_excluded[1]`: 192.0.2.0/24 is the network address of 192.0.2.0/24",
+            "t.toml:7:66: error: `vrrp.web.vips_excluded[3]`: 192.0.2.9 is listed twice",
+            "t.toml:7:82: error: `vrrp.web.vips_excluded`: 2001:db8::1/64 is IPv6 but the first virtual address is IPv4",
+        ],
+    );
+    assert_error(
+        &inst("vips = [\"192.0.2.1/24\"]\nvips_excluded = \"192.0.2.2/24\"\n"),
+        "t.toml:7:17: error: `vrrp.web.vips_excluded` must be an array, found a string",
+    );
+}
+
 #[test]
 fn unicast_peers_match_the_family_and_are_distinct() {
     assert_errors(

@@ -330,7 +330,18 @@ pub(crate) fn vrrp(v: &Value) -> String {
         "LAST CHANGE".into(),
     ]];
     for i in instances {
-        let vips: Vec<&str> = list(i, "vips").iter().filter_map(Value::as_str).collect();
+        // Excluded addresses (held, not advertised) follow the advertised ones, marked.
+        let vips: Vec<String> = list(i, "vips")
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .chain(
+                list(i, "vips_excluded")
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|v| format!("{v}(excl)")),
+            )
+            .collect();
         let drops = i
             .get("drops")
             .and_then(Value::as_object)
@@ -531,6 +542,7 @@ mod tests {
             "name": "web", "interface": "eth0", "vrid": 51, "version": 3,
             "effective_priority": 150, "state": "backup", "standing_down": true,
             "master": "10.0.0.2", "advert_interval": "100ms", "vips": ["10.0.0.100/24"],
+            "vips_excluded": ["10.0.0.200/24"],
             "adverts_sent": 12, "adverts_received": 40, "drops": {"vrid": 3, "ttl": 1},
             "replies_limited": 7,
             "last_transition": {"from": "master", "to": "backup", "reason": "handover",
@@ -548,6 +560,7 @@ mod tests {
             "ttl=1,vrid=3",
             "12 (7 limited)",
             "master -> backup (handover)",
+            "10.0.0.100/24,10.0.0.200/24(excl)",
         ] {
             assert!(web.contains(want), "{want}: {out}");
         }

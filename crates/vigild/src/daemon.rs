@@ -52,6 +52,10 @@ pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
             missing.join("; ")
         );
     }
+    let too_big = crate::vrrp::adverts_over_mtu(&config, &crate::vrrp::interface_mtu);
+    if !too_big.is_empty() {
+        bail!("VRRP adverts that cannot be sent: {}", too_big.join("; "));
+    }
     if caps::icmp_checks_without_raw(&config) {
         warn!(
             "ICMP checks without CAP_NET_RAW need unprivileged ping sockets (net.ipv4.ping_group_range)"
@@ -365,7 +369,11 @@ fn reload_now(
     let result = match outcome {
         Ok(loaded) => {
             let config = loaded.config;
-            let missing = caps::missing(&config);
+            let mut missing = caps::missing(&config);
+            missing.extend(crate::vrrp::adverts_over_mtu(
+                &config,
+                &crate::vrrp::interface_mtu,
+            ));
             record.warnings = loaded
                 .warnings
                 .warnings()

@@ -345,6 +345,7 @@ pub fn vrrp(shared: &Shared, snap: &Snapshot) -> Value {
                 "advert_interval": format_duration(v.advert_interval),
                 "preempt": v.preempt,
                 "vips": v.vips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "vips_excluded": v.vips_excluded.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "unicast_peers": v.unicast_peers,
                 "sync_group": v.sync_group,
                 "track": v.track.iter().map(|t| match &t.target {

@@ -606,6 +606,23 @@ impl VrrpManager {
     }
 }
 
+/// One message per instance whose adverts would not fit its interface's MTU, asked of
+/// `mtu` (vigil-config must not look at the running system, docs/design.md). An
+/// interface that cannot be asked (not there yet) is left to the runner, which checks
+/// again when it appears.
+pub fn adverts_over_mtu(config: &Config, mtu: &dyn Fn(&str) -> Option<u32>) -> Vec<String> {
+    config
+        .vrrp
+        .iter()
+        .filter_map(|v| vio::advert_too_big(&runner_config(v), mtu(&v.interface)?))
+        .collect()
+}
+
+/// The interface's MTU, `None` when it cannot be read.
+pub fn interface_mtu(name: &str) -> Option<u32> {
+    vio::iface::mtu(name).ok()
+}
+
 /// The runner's view of a configured instance.
 pub fn runner_config(v: &VrrpInstance) -> RunnerConfig {
     RunnerConfig {
@@ -625,6 +642,11 @@ pub fn runner_config(v: &VrrpInstance) -> RunnerConfig {
             vigil_config::AddressFamily::Ipv6 => Family::Ipv6,
         },
         vips: v.vips.iter().map(|p| (p.addr, p.prefix_len)).collect(),
+        vips_excluded: v
+            .vips_excluded
+            .iter()
+            .map(|p| (p.addr, p.prefix_len))
+            .collect(),
         unicast_peers: v.unicast_peers.clone(),
         unicast_source: v.unicast_source,
         allowed_peers: v.allowed_peers.clone(),
@@ -877,7 +899,10 @@ pub fn instances_carrying_virtual_servers(config: &Config) -> Vec<String> {
         .vrrp
         .iter()
         .filter(|v| {
-            v.vips.iter().any(|p| addresses.contains(&p.addr))
+            v.vips
+                .iter()
+                .chain(&v.vips_excluded)
+                .any(|p| addresses.contains(&p.addr))
                 || v.track
                     .iter()
                     .any(|t| matches!(t.target, TrackTarget::VirtualServer(_)))
@@ -1176,6 +1201,38 @@ real_server = [{ address = "10.0.1.2:25" }]
     }
 
     #[test]
+    fn adverts_must_fit_the_interface_mtu() {
+        let loaded = vigil_config::parse(
+            std::path::Path::new("t.toml"),
+            r#"
+[director]
+name = "a"
+
+[vrrp.web]
+interface = "eth0"
+vrid = 7
+vips = ["2001:db8::1/64", "2001:db8::2/64"]
+vips_excluded = ["2001:db8::3/64"]
+
+[vrrp.gone]
+interface = "eth9"
+vrid = 8
+vips = ["10.0.0.1/24"]
+"#,
+        )
+        .unwrap();
+        let mtu = |m: u32| move |name: &str| (name == "eth0").then_some(m);
+        // IPv6: 40 + 8 + 16 x 2 = 80 bytes; excluded addresses are not in the advert.
+        assert!(adverts_over_mtu(&loaded.config, &mtu(80)).is_empty());
+        assert_eq!(
+            adverts_over_mtu(&loaded.config, &mtu(79)),
+            [
+                "instance web: an advert of its 2 virtual addresses is 80 bytes, more than the MTU 79 of eth0; move addresses to vips_excluded or raise the MTU"
+            ]
+        );
+    }
+
+    #[test]
     fn runner_config_maps_the_cluster_file() {
         let loaded = vigil_config::parse(
             std::path::Path::new("t.toml"),
@@ -1191,12 +1248,14 @@ version = 2
 advert_interval = "1s"
 auth_password = "pw"
 vips = ["10.0.0.100/24"]
+vips_excluded = ["10.0.0.200/24"]
 "#,
         )
         .unwrap();
         let c = runner_config(&loaded.config.vrrp[0]);
         assert_eq!(c.version, Version::V2);
         assert_eq!(c.vips, vec![("10.0.0.100".parse().unwrap(), 24)]);
+        assert_eq!(c.vips_excluded, vec![("10.0.0.200".parse().unwrap(), 24)]);
         assert!(matches!(c.auth, Auth::SimplePassword(_)));
         assert_eq!(c.garp.repeat, 5);
     }

@@ -1024,3 +1024,42 @@ proptest! {
         let _ = Advertisement::parse(&bytes, Family::Ipv6);
     }
 }
+
+/// RFC 5798 §5.2.5 / RFC 3768 §5.3.5 (one address count byte), §5.1.1 / §5.1.2 (the IP
+/// header): the packet an advert needs on the link, checked against the MTU by vigild.
+#[test]
+fn advert_packet_len_adds_the_ip_header() {
+    // IPv4: 20 + 8 + 4n; VRRPv2 adds 8 bytes of authentication data.
+    assert_eq!(advert_packet_len(Version::V3, Family::Ipv4, 1), 32);
+    assert_eq!(advert_packet_len(Version::V2, Family::Ipv4, 1), 40);
+    assert_eq!(
+        advert_packet_len(Version::V3, Family::Ipv4, 255),
+        20 + 8 + 1020
+    );
+    assert_eq!(
+        advert_packet_len(Version::V2, Family::Ipv4, 255),
+        20 + 8 + 1020 + 8
+    );
+    // IPv6: 40 + 8 + 16n; 255 addresses need 4128 bytes, more than a 1500 MTU.
+    assert_eq!(advert_packet_len(Version::V3, Family::Ipv6, 1), 64);
+    assert_eq!(advert_packet_len(Version::V3, Family::Ipv6, 255), 4128);
+    // The largest IPv6 list fitting 1500 bytes: (1500 - 48) / 16 = 90.
+    assert!(advert_packet_len(Version::V3, Family::Ipv6, 90) <= 1500);
+    assert!(advert_packet_len(Version::V3, Family::Ipv6, 91) > 1500);
+    // It agrees with what encode produces.
+    let addresses = VirtualAddresses::V4(vec![Ipv4Addr::new(192, 0, 2, 1); 3]);
+    let advert = Advertisement::new(
+        Version::V2,
+        1,
+        100,
+        Duration::from_secs(1),
+        Auth::None,
+        addresses,
+    )
+    .expect("valid");
+    let bytes = advert.encode(v4(192, 0, 2, 1), GROUP_V4).expect("encodes");
+    assert_eq!(
+        advert_packet_len(Version::V2, Family::Ipv4, 3),
+        20 + bytes.len()
+    );
+}

@@ -94,7 +94,7 @@ pub use packet::{
     Advertisement, AdvertisementError, Auth, EncodeError, FIXED_HEADER_LEN, Family,
     IP_PROTOCOL_VRRP, IntervalError, MULTICAST_V4, MULTICAST_V6, Password, PasswordTooLong,
     REQUIRED_TTL, V2_AUTH_DATA_LEN, V3_MAX_INTERVAL_CENTIS, Version, VersionFields,
-    VirtualAddresses, interval_to_wire, message_len,
+    VirtualAddresses, advert_packet_len, interval_to_wire, message_len,
 };
 pub use priority::{Tracked, TrackedSummary, effective_priority, summarize};
 pub use receive::{

@@ -510,6 +510,18 @@ pub fn message_len(version: Version, family: Family, count: usize) -> usize {
     FIXED_HEADER_LEN + count * family.address_len() + auth
 }
 
+/// Size of the IP packet an advert of `count` addresses travels in: the message plus an
+/// option-less IPv4 header (20 bytes, as we build it) or the IPv6 header (40). It must fit
+/// the interface's MTU, since adverts are not fragmented (RFC 5798 §5.1.1.3 / §5.1.2.3 set
+/// the TTL / hop limit to 255 and say nothing of fragments; keepalived drops them).
+pub fn advert_packet_len(version: Version, family: Family, count: usize) -> usize {
+    let ip_header = match family {
+        Family::Ipv4 => 20,
+        Family::Ipv6 => 40,
+    };
+    ip_header + message_len(version, family, count)
+}
+
 /// Reads the version nibble and checks type and length against the address count.
 ///
 /// RFC 5798 §7.1 / RFC 3768 §7.1: "MUST verify that the received packet contains the

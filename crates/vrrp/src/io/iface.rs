@@ -60,6 +60,19 @@ pub fn mac(name: &str) -> io::Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// The interface's MTU (SIOCGIFMTU), which an advert must fit in.
+pub fn mtu(name: &str) -> io::Result<u32> {
+    let mut req = ifreq_for(name)?;
+    let sock = ioctl_socket()?;
+    // SAFETY: valid socket and ifreq for this request.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, &raw mut req) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFMTU fills the mtu member of the union.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
 /// Whether the interface is administratively up and has carrier (IFF_UP and
 /// IFF_RUNNING): a pulled cable clears IFF_RUNNING.
 pub fn is_running(name: &str) -> io::Result<bool> {

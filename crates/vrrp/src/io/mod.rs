@@ -19,5 +19,5 @@ pub mod socket;
 
 pub use runner::{
     Control, GarpConfig, InstanceStatus, LocalRouters, ReloadChange, RunnerConfig, RunnerError,
-    RunnerHandle, StateEvent, Transition, reload_change, spawn,
+    RunnerHandle, StateEvent, Transition, advert_too_big, reload_change, spawn,
 };

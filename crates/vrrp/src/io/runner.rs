@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::fsm::{
     Action, Config as FsmConfig, ConfigError, Event, Instance, State, TransitionReason,
@@ -33,6 +33,7 @@ use crate::io::netlink::Netlink;
 use crate::io::socket::{AdvertSocket, Datagram};
 use crate::packet::{
     Advertisement, Auth, Family, MULTICAST_V4, MULTICAST_V6, Version, VirtualAddresses,
+    advert_packet_len,
 };
 use crate::receive::{DropReason, IpFacts, ReceiveRules, decode, is_for_sibling};
 use crate::sync_group::SyncDirective;
@@ -46,6 +47,13 @@ pub struct GarpConfig {
     pub interval: Duration,
     /// Announce again this often while master.
     pub refresh: Option<Duration>,
+}
+
+impl RunnerConfig {
+    /// Every address the master holds: the advertised ones, then the excluded ones.
+    pub fn held(&self) -> impl Iterator<Item = &(IpAddr, u8)> {
+        self.vips.iter().chain(&self.vips_excluded)
+    }
 }
 
 /// Everything one runner needs, from the cluster file.
@@ -63,6 +71,9 @@ pub struct RunnerConfig {
     pub family: Family,
     /// Virtual addresses with their prefix lengths.
     pub vips: Vec<(IpAddr, u8)>,
+    /// Held and announced with `vips` but not listed in adverts (keepalived's
+    /// `virtual_ipaddress_excluded`).
+    pub vips_excluded: Vec<(IpAddr, u8)>,
     /// Empty: multicast to 224.0.0.18 / ff02::12.
     pub unicast_peers: Vec<IpAddr>,
     pub unicast_source: Option<IpAddr>,
@@ -195,6 +206,7 @@ pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
         garp: old.garp,
         notify: old.notify.clone(),
         vips: old.vips.clone(),
+        vips_excluded: old.vips_excluded.clone(),
         allowed_peers: old.allowed_peers.clone(),
         unicast_accept_any_ttl: old.unicast_accept_any_ttl,
         ..new.clone()
@@ -397,6 +409,23 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs_f64()
+}
+
+/// Marks the status error of adverts the link refuses as too big.
+const TOO_BIG: &str = "advert too big for the link";
+
+/// Why `config`'s adverts cannot be sent on a link of `mtu` bytes, naming instance, size
+/// and MTU; `None` when they fit.
+pub fn advert_too_big(config: &RunnerConfig, mtu: u32) -> Option<String> {
+    let size = advert_packet_len(config.version, config.family, config.vips.len());
+    (u32::try_from(size).unwrap_or(u32::MAX) > mtu).then(|| {
+        format!(
+            "instance {}: an advert of its {} virtual addresses is {size} bytes, more than the MTU {mtu} of {}; move addresses to vips_excluded or raise the MTU",
+            config.name,
+            config.vips.len(),
+            config.interface
+        )
+    })
 }
 
 /// The receive rules an instance's adverts are checked against (RFC 5798 §7.1,
@@ -645,7 +674,15 @@ impl Runner {
         let ifindex =
             iface::index(&c.interface).map_err(|e| format!("interface {}: {e}", c.interface))?;
         let mut netlink = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
+        // The advert must fit the link (adverts are not fragmented): otherwise the
+        // instance would run without ever being heard, and two masters would follow.
+        let mtu = iface::mtu(&c.interface).map_err(|e| format!("MTU of {}: {e}", c.interface))?;
+        if let Some(e) = advert_too_big(c, mtu) {
+            return Err(e);
+        }
         let vip_addrs: Vec<IpAddr> = c.vips.iter().map(|(a, _)| *a).collect();
+        // Excluded addresses are ours while master too: never advertise from them.
+        let held_addrs: Vec<IpAddr> = c.held().map(|(a, _)| *a).collect();
         let primary = match c.unicast_source {
             Some(source) => source,
             None => {
@@ -660,12 +697,12 @@ impl Runner {
                     .iter()
                     .any(|p| matches!(p, IpAddr::V6(v6) if !v6.is_unicast_link_local()));
                 let global = if routed_peers {
-                    iface::global_ipv6_address(&present, &vip_addrs)
+                    iface::global_ipv6_address(&present, &held_addrs)
                 } else {
                     None
                 };
                 global
-                    .or_else(|| iface::primary_address(&present, c.family, &vip_addrs))
+                    .or_else(|| iface::primary_address(&present, c.family, &held_addrs))
                     .ok_or_else(|| {
                         format!(
                             "no usable {} address on {} to advertise from",
@@ -723,8 +760,7 @@ impl Runner {
         match io.netlink.addresses(io.ifindex) {
             Ok(present) => self
                 .config
-                .vips
-                .iter()
+                .held()
                 .any(|(vip, _)| present.iter().any(|p| p.address == *vip)),
             Err(e) => {
                 warn!(instance = %self.config.name, "cannot list addresses of {}: {e}", self.config.interface);
@@ -828,7 +864,7 @@ impl Runner {
                 self.next_refresh = config.garp.refresh.map(|r| now + r);
             }
         }
-        if config.vips != self.config.vips {
+        if config.vips != self.config.vips || config.vips_excluded != self.config.vips_excluded {
             self.move_vips(io, &config);
         }
         io.rules = receive_rules(&config);
@@ -848,21 +884,18 @@ impl Runner {
             io.addresses = addresses;
         }
         let holding = io.instance.holds_vips();
-        let old = &self.config.vips;
+        let old: Vec<(IpAddr, u8)> = self.config.held().copied().collect();
+        let new: Vec<(IpAddr, u8)> = config.held().copied().collect();
         if holding || self.drain_until.is_some() {
-            for (vip, prefix) in old.iter().filter(|v| !config.vips.contains(v)) {
+            for (vip, prefix) in old.iter().filter(|v| !new.contains(v)) {
                 if let Err(e) = io.netlink.del_address(io.ifindex, *vip, *prefix) {
                     warn!(instance = %config.name, "cannot remove {vip}/{prefix}: {e}");
                 }
             }
         }
         if holding {
-            let added: Vec<(IpAddr, u8)> = config
-                .vips
-                .iter()
-                .filter(|v| !old.contains(v))
-                .copied()
-                .collect();
+            let added: Vec<(IpAddr, u8)> =
+                new.iter().filter(|v| !old.contains(v)).copied().collect();
             for (vip, prefix) in &added {
                 if let Err(e) = io.netlink.add_address(io.ifindex, *vip, *prefix) {
                     warn!(instance = %config.name, "cannot add {vip}/{prefix}: {e}");
@@ -989,7 +1022,7 @@ impl Runner {
     }
 
     fn announce(&self, io: &Io) {
-        self.announce_these(io, self.config.vips.iter().map(|(vip, _)| *vip));
+        self.announce_these(io, self.config.held().map(|(vip, _)| *vip));
     }
 
     fn announce_these(&self, io: &Io, vips: impl Iterator<Item = IpAddr>) {
@@ -1025,7 +1058,39 @@ impl Runner {
                 Err(e) => Err(io::Error::other(e)),
             };
             match sent {
-                Ok(()) => self.status.adverts_sent += 1,
+                Ok(()) => {
+                    self.status.adverts_sent += 1;
+                    if self
+                        .status
+                        .error
+                        .as_deref()
+                        .is_some_and(|e| e.contains(TOO_BIG))
+                    {
+                        info!(instance = %self.config.name, "adverts fit the link again");
+                        self.status.error = None;
+                    }
+                }
+                // The MTU shrank under a running instance: peers no longer hear it. Said
+                // loudly once (and in the status); the instance keeps its state.
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    self.status.send_errors += 1;
+                    if self
+                        .status
+                        .error
+                        .as_deref()
+                        .is_none_or(|e| !e.contains(TOO_BIG))
+                    {
+                        let mtu = iface::mtu(&self.config.interface).unwrap_or(0);
+                        let why = advert_too_big(&self.config, mtu).unwrap_or_else(|| {
+                            format!(
+                                "instance {}: advert to {destination} {TOO_BIG}: {e}",
+                                self.config.name
+                            )
+                        });
+                        error!(instance = %self.config.name, "{why}");
+                        self.status.error = Some(format!("{TOO_BIG}: {why}"));
+                    }
+                }
                 Err(e) => {
                     // A pulled cable makes every send fail: count, log quietly.
                     self.status.send_errors += 1;
@@ -1036,7 +1101,7 @@ impl Runner {
     }
 
     fn remove_vips(&mut self, io: &mut Io) {
-        for (vip, prefix) in &self.config.vips {
+        for (vip, prefix) in self.config.held() {
             if let Err(e) = io.netlink.del_address(io.ifindex, *vip, *prefix) {
                 warn!(instance = %self.config.name, "cannot remove {vip}/{prefix}: {e}");
             }
@@ -1058,7 +1123,7 @@ impl Runner {
                 Action::SendAdvert { priority } => self.send_advert(io, priority).await,
                 Action::AddVips => {
                     self.drain_until = None;
-                    for (vip, prefix) in &self.config.vips {
+                    for (vip, prefix) in self.config.held() {
                         match io.netlink.add_address(io.ifindex, *vip, *prefix) {
                             Ok(_) => {}
                             Err(e) => {
@@ -1253,6 +1318,7 @@ mod tests {
             preempt_delay: Duration::ZERO,
             family: Family::Ipv4,
             vips: vec![("10.0.0.100".parse().unwrap(), 24)],
+            vips_excluded: vec![],
             unicast_peers: vec![],
             unicast_source: None,
             allowed_peers: vec![],
@@ -1343,11 +1409,12 @@ mod tests {
         assert_eq!(kind(&|_| {}), ReloadChange::Unchanged);
         // What shapes only the next transition, and the election inputs the running
         // machine takes like any priority change (RFC 5798 §6.4.2/§6.4.3).
-        let in_place: [&dyn Fn(&mut RunnerConfig); 12] = [
+        let in_place: [&dyn Fn(&mut RunnerConfig); 13] = [
             &|c| c.allowed_peers = vec!["10.0.0.2".parse().unwrap()],
             &|c| c.unicast_accept_any_ttl = true,
             &|c| c.vips.push(("10.0.0.101".parse().unwrap(), 24)),
             &|c| c.vips = vec![("10.0.0.100".parse().unwrap(), 32)],
+            &|c| c.vips_excluded = vec![("10.0.0.200".parse().unwrap(), 24)],
             &|c| c.garp.repeat = 1,
             &|c| c.garp.interval = Duration::from_millis(100),
             &|c| c.garp.refresh = Some(Duration::from_secs(30)),
