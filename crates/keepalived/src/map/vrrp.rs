@@ -22,7 +22,11 @@ struct Instance {
     version: Option<(u8, Loc)>,
     advert_us: u64,
     advert_loc: Option<Loc>,
-    vips: Vec<(IpAddr, u8, Loc, Option<String>)>,
+    /// Address, prefix length, where, `dev`, and whether it came from
+    /// `virtual_ipaddress_excluded` (held and announced, never advertised).
+    vips: Vec<(IpAddr, u8, Loc, Option<String>, bool)>,
+    /// Set while reading `virtual_ipaddress_excluded`.
+    reading_excluded: bool,
     peers: Vec<(IpAddr, Loc)>,
     /// `unicast_ttl`: the TTL keepalived sends unicast adverts with (its default 255).
     unicast_ttl: Option<(i64, Loc)>,
@@ -170,14 +174,17 @@ impl Mapper<'_> {
                 "accept" => sec.set("accept", "true".into()),
                 "no_accept" => sec.remove("accept"),
                 "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
-                    if kw == "virtual_ipaddress_excluded" && !c.children().is_empty() {
-                        self.warn(&mut sec, c, kw, "approximated: written to `vips`, so these addresses are advertised too (vigil has no excluded addresses)");
-                    }
+                    st.reading_excluded = kw == "virtual_ipaddress_excluded";
                     for v in c.children() {
                         self.vip(v, &mut st, &mut sec)?;
                     }
-                    if !st.vips.is_empty() {
+                    st.reading_excluded = false;
+                    // Placeholders: the keys keep the input's order.
+                    if st.vips.iter().any(|v| !v.4) {
                         sec.set("vips", String::new());
+                    }
+                    if st.vips.iter().any(|v| v.4) {
+                        sec.set("vips_excluded", String::new());
                     }
                 }
                 "unicast_ttl" => st.unicast_ttl = Some((int_in(c, 0, 1, 255)?, c.loc.clone())),
@@ -315,7 +322,8 @@ impl Mapper<'_> {
         let other_name = format!("{primary}-{}", if v6 { "ipv4" } else { "ipv6" });
         let mut other = None;
         let mut vips = Vec::new();
-        for (a, len, loc, dev) in std::mem::take(&mut st.vips) {
+        let mut excluded = Vec::new();
+        for (a, len, loc, dev, is_excluded) in std::mem::take(&mut st.vips) {
             if let Some(d) = dev
                 && *d != iface
             {
@@ -335,7 +343,7 @@ impl Mapper<'_> {
                 continue;
             }
             let text = format!("{a}/{len}");
-            if vips.contains(&q(&text)) {
+            if vips.contains(&q(&text)) || excluded.contains(&q(&text)) {
                 continue;
             }
             if self.vips.contains(&a) {
@@ -343,7 +351,16 @@ impl Mapper<'_> {
                 continue;
             }
             self.vips.insert(a);
-            vips.push(q(&text));
+            if is_excluded {
+                excluded.push(q(&text));
+            } else {
+                vips.push(q(&text));
+            }
+        }
+        if vips.is_empty() && !excluded.is_empty() {
+            // vigil's instance advertises at least one address.
+            self.warn(&mut sec, n, "virtual_ipaddress_excluded", "approximated: the instance has no other address, so these are advertised too (`vips`)");
+            vips = std::mem::take(&mut excluded);
         }
         if vips.is_empty() {
             let why = format!(
@@ -370,6 +387,11 @@ impl Mapper<'_> {
         }
         self.emitted_vrids.insert(vrid_key, name.clone());
         sec.set("vips", array(&vips));
+        if excluded.is_empty() {
+            sec.remove("vips_excluded");
+        } else {
+            sec.set("vips_excluded", array(&excluded));
+        }
         // The two halves of a split instance fail over together.
         if sec.get("sync_group").is_none() && (other.is_some() || force.is_some()) {
             sec.set("sync_group", q(&primary));
@@ -747,7 +769,8 @@ impl Mapper<'_> {
                 }
             }
         }
-        st.vips.push((a, len, v.loc.clone(), dev));
+        st.vips
+            .push((a, len, v.loc.clone(), dev, st.reading_excluded));
         Ok(())
     }
 
