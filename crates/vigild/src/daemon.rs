@@ -91,6 +91,15 @@ pub struct WorkerEnded {
 /// hung network filesystem) gets here.
 pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The reload running on its task: abandoned (never aborted while it may commit) after
+/// [`RELOAD_TIMEOUT`]; `id` tells its end from that of an earlier, abandoned one.
+struct RunningReload {
+    task: tokio::task::JoinHandle<()>,
+    abandoned: Arc<AtomicBool>,
+    since: Instant,
+    id: u64,
+}
+
 /// Who asked for a reload; a socket client waits for the outcome.
 enum ReloadRequest {
     Signal,
@@ -166,12 +175,7 @@ async fn serve(
     // One reload at a time, on a task of its own: the loop goes on serving drains and
     // status meanwhile. A SIGHUP during one is remembered and run after it (the file may
     // have changed since it was read); a socket request during one is refused.
-    let mut reloading: Option<(
-        tokio::task::JoinHandle<()>,
-        Arc<AtomicBool>,
-        std::time::Instant,
-        u64,
-    )> = None;
+    let mut reloading: Option<RunningReload> = None;
     let mut reload_id = 0u64;
     let (reloaded_tx, mut reloaded_rx) = mpsc::unbounded_channel::<u64>();
     let mut hup_pending = false;
@@ -203,7 +207,12 @@ async fn serve(
             }
             let _ = done.send(id);
         });
-        (handle, abandoned, std::time::Instant::now(), id)
+        RunningReload {
+            task: handle,
+            abandoned,
+            since: Instant::now(),
+            id,
+        }
     };
 
     let mut failure = None;
@@ -238,7 +247,7 @@ async fn serve(
             }
             Some(id) = reloaded_rx.recv() => {
                 // An abandoned reload that finished after all is not the current one.
-                if reloading.as_ref().is_some_and(|r| r.3 == id) {
+                if reloading.as_ref().is_some_and(|r| r.id == id) {
                     reloading = None;
                 }
                 if reloading.is_none() && std::mem::take(&mut hup_pending) {
@@ -246,24 +255,24 @@ async fn serve(
                 }
             }
             _ = heartbeat.tick() => {
-                if let Some((_, abandoned, since, _)) = &reloading
-                    && since.elapsed() > RELOAD_TIMEOUT
+                if let Some(r) = &reloading
+                    && r.since.elapsed() > RELOAD_TIMEOUT
                 {
                     // Not aborted: once it has committed a config, it must hand it on.
                     // Before that, it sees the flag and commits nothing.
-                    abandoned.store(true, Ordering::Relaxed);
+                    r.abandoned.store(true, Ordering::Relaxed);
                     error!("reload abandoned: still reading and validating after {RELOAD_TIMEOUT:?}; the running config stays");
                     reloading = None;
                 }
             }
             Some(control) = control_rx.recv() => match control {
                 Control::Reload(reply) => {
-                    if let Some((_, _, since, _)) = &reloading {
+                    if let Some(r) = &reloading {
                         let _ = reply.send(Err(ProtocolError::new(
                             "reload_in_progress",
                             format!(
                                 "a reload started {:.1} s ago is still running; try again when it is done",
-                                since.elapsed().as_secs_f64()
+                                r.since.elapsed().as_secs_f64()
                             ),
                         )));
                     } else {
@@ -281,9 +290,9 @@ async fn serve(
     }
     supervisor.stopping();
     systemd::stopping();
-    if let Some((task, abandoned, _, _)) = reloading.take() {
-        abandoned.store(true, Ordering::Relaxed);
-        task.abort();
+    if let Some(r) = reloading.take() {
+        r.abandoned.store(true, Ordering::Relaxed);
+        r.task.abort();
     }
     // Masters hand over make-before-break: each keeps its addresses until the new
     // master is heard, which the runner bounds by the slowest backup's
