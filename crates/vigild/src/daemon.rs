@@ -215,6 +215,9 @@ async fn serve(
         }
     };
 
+    // At most one dump of each kind at a time: a burst of signals must not queue
+    // `services` walks of the whole table on the director.
+    let mut dumping: [Option<tokio::task::JoinHandle<()>>; 3] = [None, None, None];
     let mut failure = None;
     loop {
         main_guard.beat();
@@ -234,9 +237,9 @@ async fn serve(
                 failure = Some(WorkerEnded { worker: "status socket".into(), why });
                 break;
             }
-            _ = sigusr1.recv() => dump(Dump::Data, &shared, &director),
-            _ = sigusr2.recv() => dump(Dump::Stats, &shared, &director),
-            _ = sigjson.recv() => dump(Dump::Json, &shared, &director),
+            _ = sigusr1.recv() => dump(Dump::Data, &shared, &director, &mut dumping),
+            _ = sigusr2.recv() => dump(Dump::Stats, &shared, &director, &mut dumping),
+            _ = sigjson.recv() => dump(Dump::Json, &shared, &director, &mut dumping),
             _ = sighup.recv() => {
                 if reloading.is_some() {
                     info!("SIGHUP during a reload: reloading again once it is done");
@@ -458,14 +461,30 @@ fn reload_now(
     }
 }
 
-/// Writes a state dump on a task of its own (keepalived's SIGUSR1/SIGUSR2/JSON signals).
-fn dump(which: Dump, shared: &Arc<Shared>, director: &mpsc::Sender<DirectorCommand>) {
-    info!(
-        "{}: writing {}",
-        which.signal_name(),
-        dumps::path(shared, which).display()
-    );
-    tokio::spawn(dumps::write(which, shared.clone(), director.clone()));
+/// Writes a state dump on a task of its own (keepalived's SIGUSR1/SIGUSR2/JSON signals),
+/// unless the previous one of that kind is still being written.
+fn dump(
+    which: Dump,
+    shared: &Arc<Shared>,
+    director: &mpsc::Sender<DirectorCommand>,
+    running: &mut [Option<tokio::task::JoinHandle<()>>; 3],
+) {
+    let running = &mut running[which as usize];
+    let path = dumps::path(shared, which);
+    if running.as_ref().is_some_and(|t| !t.is_finished()) {
+        warn!(
+            "{}: a dump is still being written; {} is not written for this signal",
+            which.signal_name(),
+            path.display()
+        );
+        return;
+    }
+    info!("{}: writing {}", which.signal_name(), path.display());
+    *running = Some(tokio::spawn(dumps::write(
+        which,
+        shared.clone(),
+        director.clone(),
+    )));
 }
 
 /// Every probe in flight holds a socket (up to 4,096 at once), plus the status socket's
