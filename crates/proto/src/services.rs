@@ -1,0 +1,141 @@
+//! `services`' reply: every virtual server with its real servers, the kernel's view
+//! included.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// `services`' `result`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServicesReply {
+    pub virtual_servers: Vec<VirtualServerView>,
+    pub ipvs: IpvsView,
+}
+
+/// One virtual server. Names from a small set (`protocol`, `forwarding`) are `Cow` so that
+/// vigild fills them without allocating per server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VirtualServerView {
+    pub name: String,
+    /// `tcp`, `udp`, `sctp`; null for a fwmark service.
+    pub protocol: Option<Cow<'static, str>>,
+    /// `IP:PORT`; null for a fwmark service.
+    pub address: Option<String>,
+    pub fwmark: Option<u32>,
+    pub family: Family,
+    pub scheduler: String,
+    pub forwarding: Cow<'static, str>,
+    /// The persistence timeout (`"300s"`), null without persistence.
+    pub persistence: Option<String>,
+    pub quorum: u32,
+    /// Null while undecided at start.
+    pub has_quorum: Option<bool>,
+    pub sorry_server: Option<SocketAddr>,
+    /// The sorry server serves.
+    pub sorry_active: bool,
+    /// Whether the kernel holds the service (null: IPVS could not be read).
+    pub in_kernel: Option<bool>,
+    pub real_servers: Vec<RealServerView>,
+}
+
+/// A virtual server's address family.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    #[default]
+    Ipv4,
+    Ipv6,
+    /// A family this version does not know, as sent.
+    #[serde(untagged)]
+    Other(String),
+}
+
+/// One real server of a virtual server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RealServerView {
+    pub address: SocketAddr,
+    /// The configured weight.
+    #[serde(default)]
+    pub weight: u32,
+    /// As IPVS holds it now; null when not in the kernel table (or IPVS unavailable).
+    #[serde(default)]
+    pub kernel_weight: Option<u32>,
+    #[serde(default)]
+    pub forwarding: Cow<'static, str>,
+    #[serde(default)]
+    pub health: Health,
+    #[serde(default)]
+    pub drained: bool,
+    /// The check result that decided the last change of health (or the last result).
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub since_unix_ms: Option<u64>,
+    #[serde(default)]
+    pub last_latency_us: Option<u64>,
+    #[serde(default)]
+    pub active_conns: Option<u32>,
+    #[serde(default)]
+    pub inactive_conns: Option<u32>,
+    #[serde(default)]
+    pub check: Option<CheckSummary>,
+}
+
+/// A real server's health as `services` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Up,
+    Down,
+    /// Its check has not reached a first verdict.
+    #[default]
+    Pending,
+    /// No check: always in.
+    Unchecked,
+    /// A health this version does not know, as sent.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl Health {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Health::Up => "up",
+            Health::Down => "down",
+            Health::Pending => "pending",
+            Health::Unchecked => "unchecked",
+            Health::Other(h) => h,
+        }
+    }
+}
+
+/// A check as `services` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CheckSummary {
+    /// `tcp`, `http`, `dns`, `exec`...
+    pub kind: Cow<'static, str>,
+    /// What is asked: `GET /healthz`, `example.org A`, the command line; empty for others.
+    pub target: String,
+    pub interval: String,
+    pub timeout: String,
+    pub rise: u32,
+    pub fall: u32,
+    pub port: Option<u16>,
+}
+
+/// The IPVS thread's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IpvsView {
+    pub available: bool,
+    pub error: Option<String>,
+    pub writes: u64,
+    pub write_errors: u64,
+    pub pending_retries: bool,
+    /// E.g. `master eth0 id 51`.
+    pub sync_daemon: Option<String>,
+}
