@@ -1,7 +1,8 @@
 //! `vigilctl`: the operator's view of a running vigild, over its status socket.
 //!
-//! Owns: talking the status-socket protocol (docs/status-socket.md) and rendering replies
-//! as tables (in the spirit of `ipvsadm -Ln`) or JSON. Must not: change anything except
+//! Owns: talking the status-socket protocol (docs/status-socket.md; its types are
+//! `vigil_proto`'s) and rendering replies as tables (in the spirit of `ipvsadm -Ln`) or
+//! JSON. Must not: change anything except
 //! through daemon requests, or read the daemon's files directly.
 //!
 //! Exit codes: 0 success; 1 the daemon refused or failed the request (for example a
@@ -16,7 +17,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use vigil_proto::{Event, Reply, Request, VrrpReply};
 
 const DEFAULT_SOCKET: &str = "/run/vigil/vigil.sock";
 
@@ -103,11 +106,8 @@ fn connect(socket: &PathBuf) -> Result<UnixStream, Failure> {
     })
 }
 
-fn request(socket: &PathBuf, command: &str) -> Result<Value, Failure> {
-    request_with(socket, json!({ "command": command }))
-}
-
-fn request_with(socket: &PathBuf, body: Value) -> Result<Value, Failure> {
+/// Sends `request` and reads its reply line.
+fn call(socket: &PathBuf, request: &Request) -> Result<String, Failure> {
     let mut stream = connect(socket)?;
     // A reload of a very large file is the slowest request; anything beyond this is a
     // hung daemon.
@@ -117,71 +117,104 @@ fn request_with(socket: &PathBuf, body: Value) -> Result<Value, Failure> {
     };
     stream.set_read_timeout(timeout).map_err(io_err)?;
     stream.set_write_timeout(timeout).map_err(io_err)?;
-    let mut line = body.to_string();
-    line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(io_err)?;
+    stream.write_all(&request.to_line()).map_err(io_err)?;
     let mut reply = String::new();
     BufReader::new(stream)
         .read_line(&mut reply)
         .map_err(io_err)?;
-    parse_reply(&reply, socket)
+    Ok(reply)
 }
 
-fn parse_reply(reply: &str, socket: &std::path::Path) -> Result<Value, Failure> {
+/// The `result` of reply line `reply`, decoded as `T`, or why the daemon refused.
+fn parse_reply<T: DeserializeOwned>(reply: &str, socket: &std::path::Path) -> Result<T, Failure> {
     if reply.is_empty() {
         return Err(Failure::Unreachable(format!(
             "vigild at {} closed the connection without replying",
             socket.display()
         )));
     }
-    let v: Value = serde_json::from_str(reply)
-        .map_err(|e| Failure::Unreachable(format!("vigild sent a reply that is not JSON: {e}")))?;
-    if v.get("ok") == Some(&Value::Bool(true)) {
-        Ok(v.get("result").cloned().unwrap_or(Value::Null))
-    } else {
-        let error = v.get("error");
-        let code = error
-            .and_then(|e| e.get("code"))
-            .and_then(Value::as_str)
-            .unwrap_or("error");
-        let message = error
-            .and_then(|e| e.get("message"))
-            .and_then(Value::as_str)
-            .unwrap_or("the daemon reported an error without a message");
-        Err(Failure::Refused(format!("{code}: {message}")))
+    let reply: Reply<T> = serde_json::from_str(reply).map_err(|e| {
+        if e.is_data() {
+            Failure::Unreachable(format!(
+                "vigild sent a reply this vigilctl cannot read: {e}"
+            ))
+        } else {
+            Failure::Unreachable(format!("vigild sent a reply that is not JSON: {e}"))
+        }
+    })?;
+    match reply.into_result() {
+        Ok(Some(result)) => Ok(result),
+        Ok(None) => Err(Failure::Unreachable(
+            "vigild sent a reply without a result".to_string(),
+        )),
+        Err(error) => {
+            let code = match error.code.as_str() {
+                "" => "error",
+                code => code,
+            };
+            let message = match error.message.as_str() {
+                "" => "the daemon reported an error without a message",
+                message => message,
+            };
+            Err(Failure::Refused(format!("{code}: {message}")))
+        }
     }
 }
 
-/// A streaming request: sends `command`, hands the first reply's result to `first`, then
-/// prints every following line (as JSON, or rendered by `each`) until the daemon goes
-/// away (exit 3) or the user interrupts.
+/// Sends `request` and prints its result: as JSON (as the daemon sent it) with
+/// `--json`, else as `render` shows the typed reply.
+fn show<T: DeserializeOwned>(
+    cli: &Cli,
+    request: &Request,
+    render: fn(&T) -> String,
+) -> Result<(), Failure> {
+    let reply = call(&cli.socket, request)?;
+    if cli.json {
+        let result: Value = parse_reply(&reply, &cli.socket)?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).unwrap_or_default()
+        );
+    } else {
+        let result: T = parse_reply(&reply, &cli.socket)?;
+        print!("{}", render(&result));
+    }
+    Ok(())
+}
+
+/// A streaming request: sends `request`, hands the first reply's line to `first`, then
+/// prints every following line (as it came with `--json`, else rendered by `each`, or as
+/// it came for an event this vigilctl does not know) until the daemon goes away (exit 3)
+/// or the user interrupts.
 fn stream(
     socket: &PathBuf,
     as_json: bool,
-    command: &str,
-    first: impl FnOnce(&Value),
-    each: impl Fn(&Value) -> String,
-) -> Result<Value, Failure> {
+    request: &Request,
+    first: impl FnOnce(&str) -> Result<(), Failure>,
+    each: fn(&Event) -> Option<String>,
+) -> Result<(), Failure> {
     let mut stream = connect(socket)?;
     let io_err = |e: std::io::Error| {
         Failure::Unreachable(format!("talking to vigild at {}: {e}", socket.display()))
     };
-    let request = format!("{}\n", json!({ "command": command }));
-    stream.write_all(request.as_bytes()).map_err(io_err)?;
+    stream.write_all(&request.to_line()).map_err(io_err)?;
     let mut lines = BufReader::new(stream).lines();
     let reply = lines
         .next()
         .transpose()
         .map_err(io_err)?
         .unwrap_or_default();
-    first(&parse_reply(&reply, socket)?);
+    first(&reply)?;
     let _ = std::io::stdout().flush();
     for line in lines {
         let line = line.map_err(io_err)?;
         if as_json {
             println!("{line}");
-        } else if let Ok(event) = serde_json::from_str::<Value>(&line) {
-            println!("{}", each(&event));
+        } else if let Ok(event) = serde_json::from_str::<Event>(&line) {
+            match each(&event) {
+                Some(text) => println!("{text}"),
+                None => println!("{line}"),
+            }
         }
         let _ = std::io::stdout().flush();
     }
@@ -192,97 +225,92 @@ fn stream(
 }
 
 /// `vigilctl events`: one line per event.
-fn events(socket: &PathBuf, as_json: bool) -> Result<Value, Failure> {
-    let first = |_: &Value| {
+fn events(socket: &PathBuf, as_json: bool) -> Result<(), Failure> {
+    let first = |reply: &str| {
+        parse_reply::<Value>(reply, socket)?;
         if !as_json {
             eprintln!("following events of {} (Ctrl-C to stop)", socket.display());
         }
+        Ok(())
     };
-    stream(socket, as_json, "events", first, render::event)
+    stream(socket, as_json, &Request::Events, first, render::event)
 }
 
 /// `vrrp --watch`: the current table, then one line per state change.
-fn watch(socket: &PathBuf, as_json: bool) -> Result<Value, Failure> {
-    let first = |table: &Value| {
+fn watch(socket: &PathBuf, as_json: bool) -> Result<(), Failure> {
+    let first = |reply: &str| {
         if as_json {
-            println!("{}", serde_json::to_string(table).unwrap_or_default());
+            let table: Value = parse_reply(reply, socket)?;
+            println!("{}", serde_json::to_string(&table).unwrap_or_default());
         } else {
-            print!("{}", render::vrrp(table));
+            let table: VrrpReply = parse_reply(reply, socket)?;
+            print!("{}", render::vrrp(&table));
         }
+        Ok(())
     };
-    stream(socket, as_json, "vrrp-watch", first, render::vrrp_event)
+    stream(
+        socket,
+        as_json,
+        &Request::VrrpWatch,
+        first,
+        render::vrrp_event,
+    )
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (command, outcome) = match cli.command {
-        Command::Status => ("status", request(&cli.socket, "status")),
-        Command::Services => ("services", request(&cli.socket, "services")),
-        Command::Vrrp { watch: true, .. } => ("watch", watch(&cli.socket, cli.json)),
-        Command::Events => ("watch", events(&cli.socket, cli.json)),
+    let outcome = match &cli.command {
+        Command::Status => show(&cli, &Request::Status, render::status),
+        Command::Services => show(&cli, &Request::Services, render::services),
+        Command::Vrrp { watch: true, .. } => watch(&cli.socket, cli.json),
+        Command::Events => events(&cli.socket, cli.json),
         Command::Vrrp {
             action: Some(VrrpAction::Handover { instance }),
             ..
-        } => (
-            "vrrp-control",
-            request_with(
-                &cli.socket,
-                json!({"command": "vrrp-handover", "instance": instance}),
-            ),
+        } => show(
+            &cli,
+            &Request::VrrpHandover {
+                instance: instance.clone(),
+            },
+            render::vrrp_control,
         ),
         Command::Vrrp {
             action: Some(VrrpAction::Reclaim { instance }),
             ..
-        } => (
-            "vrrp-control",
-            request_with(
-                &cli.socket,
-                json!({"command": "vrrp-reclaim", "instance": instance}),
-            ),
+        } => show(
+            &cli,
+            &Request::VrrpReclaim {
+                instance: instance.clone(),
+            },
+            render::vrrp_control,
         ),
-        Command::Vrrp { .. } => ("vrrp", request(&cli.socket, "vrrp")),
-        Command::Reload => ("reload", request(&cli.socket, "reload")),
+        Command::Vrrp { .. } => show(&cli, &Request::Vrrp, render::vrrp),
+        Command::Reload => show(&cli, &Request::Reload, render::reload),
         Command::Drain {
             virtual_server,
             real_server,
-        } => (
-            "drain",
-            request_with(
-                &cli.socket,
-                json!({"command": "drain", "virtual_server": virtual_server, "real_server": real_server}),
-            ),
+        } => show(
+            &cli,
+            &Request::Drain {
+                virtual_server: virtual_server.clone(),
+                real_server: real_server.clone(),
+            },
+            render::drain,
         ),
         Command::Enable {
             virtual_server,
             real_server,
-        } => (
-            "drain",
-            request_with(
-                &cli.socket,
-                json!({"command": "enable", "virtual_server": virtual_server, "real_server": real_server}),
-            ),
+        } => show(
+            &cli,
+            &Request::Enable {
+                virtual_server: virtual_server.clone(),
+                real_server: real_server.clone(),
+            },
+            render::drain,
         ),
     };
     match outcome {
-        Ok(result) => {
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&result).unwrap_or_default()
-                );
-            } else {
-                let text = match command {
-                    "status" => render::status(&result),
-                    "services" => render::services(&result),
-                    "vrrp" => render::vrrp(&result),
-                    "vrrp-control" => render::vrrp_control(&result),
-                    "drain" => render::drain(&result),
-                    _ => render::reload(&result),
-                };
-                print!("{text}");
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused(message)) => {
             if cli.json {
                 println!("{}", json!({ "ok": false, "error": message }));

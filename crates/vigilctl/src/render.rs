@@ -1,26 +1,37 @@
-//! Human tables from status-socket replies. Replies are read leniently (a missing field
-//! shows as "-") so that a vigilctl of another version still prints what it can.
+//! Human tables from status-socket replies, typed by `vigil_proto`. Replies decode
+//! leniently (a field the daemon did not send reads as its default, which shows as "-"
+//! where that means "unknown"), so that a vigilctl of another version still prints what
+//! it can.
 
 use std::fmt::Write;
 
-use serde_json::Value;
+use vigil_proto::{
+    DrainReply, Event, ReloadRecord, ServicesReply, StatusReply, VrrpControlReply, VrrpReply,
+};
 
-fn s(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        None | Some(Value::Null) => "-".to_string(),
-        Some(Value::String(x)) => x.clone(),
-        Some(other) => other.to_string(),
-    }
+/// `text`, or "-" when the daemon did not say.
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
 }
 
-fn f64_of(v: &Value, key: &str) -> Option<f64> {
-    v.get(key).and_then(Value::as_f64)
+/// `n`, or "-" for 0 where 0 means "not sent" (a pid, a VRID).
+fn nonzero(n: u64) -> String {
+    if n == 0 { "-".into() } else { n.to_string() }
 }
 
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+/// Unix seconds as a UTC time, "-" for 0 (not sent).
+fn at(unix: f64) -> String {
+    if unix == 0.0 { "-".into() } else { utc(unix) }
+}
+
+/// Unix milliseconds as a UTC time.
+fn at_ms(ms: u64) -> String {
+    utc(ms as f64 / 1e3)
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), ToString::to_string)
 }
 
 /// `2h 3m 4s`.
@@ -67,85 +78,72 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-pub(crate) fn status(v: &Value) -> String {
+pub(crate) fn status(v: &StatusReply) -> String {
     let mut out = String::new();
-    let counts = v.get("counts").cloned().unwrap_or(Value::Null);
-    let count = |k: &str| counts.get(k).and_then(Value::as_u64).unwrap_or(0);
     let _ = writeln!(
         out,
         "director    {} (vigild {}, pid {})",
-        s(v, "director"),
-        s(v, "version"),
-        s(v, "pid")
+        or_dash(&v.director),
+        or_dash(&v.version),
+        nonzero(u64::from(v.pid))
     );
     let _ = writeln!(
         out,
         "uptime      {} (since {})",
-        f64_of(v, "uptime_secs").map_or("-".into(), human_duration),
-        f64_of(v, "started_at_unix").map_or("-".into(), utc)
+        human_duration(v.uptime_secs),
+        at(v.started_at_unix)
     );
     let _ = writeln!(
         out,
         "config      {} (generation {}, loaded {})",
-        s(v, "config_file"),
-        s(v, "config_generation"),
-        f64_of(v, "config_loaded_at_unix").map_or("-".into(), utc)
+        or_dash(&v.config_file.to_string_lossy()),
+        nonzero(v.config_generation),
+        at(v.config_loaded_at_unix)
     );
+    let c = &v.counts;
     let _ = writeln!(
         out,
         "cluster     {}, {}, {}",
-        plural(count("vrrp_instances"), "VRRP instance", "VRRP instances"),
-        plural(
-            count("virtual_servers"),
-            "virtual server",
-            "virtual servers"
-        ),
-        plural(count("real_servers"), "real server", "real servers"),
+        plural(c.vrrp_instances, "VRRP instance", "VRRP instances"),
+        plural(c.virtual_servers, "virtual server", "virtual servers"),
+        plural(c.real_servers, "real server", "real servers"),
     );
-    let reloads = list(v, "reloads");
-    match reloads.last() {
+    match v.reloads.last() {
         None => {
             let _ = writeln!(out, "reloads     none");
         }
         Some(last) => {
-            let ok = last.get("ok") == Some(&Value::Bool(true));
             let _ = writeln!(
                 out,
                 "reloads     {} (last: {} at {} by {})",
-                reloads.len(),
-                if ok { "ok" } else { "REJECTED" },
-                f64_of(last, "at_unix").map_or("-".into(), utc),
-                s(last, "trigger")
+                v.reloads.len(),
+                if last.ok { "ok" } else { "REJECTED" },
+                at(last.at_unix),
+                or_dash(last.trigger.as_str())
             );
-            for e in list(last, "errors") {
-                let _ = writeln!(out, "            {}", e.as_str().unwrap_or("-"));
+            for e in &last.errors {
+                let _ = writeln!(out, "            {e}");
             }
         }
     }
-    if let Some(sock) = v.get("status_socket") {
-        let n = |k: &str| sock.get(k).and_then(Value::as_u64).unwrap_or(0);
-        let refused: Vec<String> = sock
-            .get("refused")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(why, n)| {
-                let n = n.as_u64().filter(|n| *n > 0)?;
-                Some(format!("{n} {}", why.replace('_', " ")))
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "socket      {}, {} following events; refused: {}",
-            plural(n("connections"), "client", "clients"),
-            n("subscribers"),
-            if refused.is_empty() {
-                "none".to_string()
-            } else {
-                refused.join(", ")
-            }
-        );
-    }
+    let sock = &v.status_socket;
+    let refused: Vec<String> = sock
+        .refused
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(why, n)| format!("{n} {}", why.replace('_', " ")))
+        .collect();
+    let _ = writeln!(
+        out,
+        "socket      {}, {} following events; refused: {}",
+        plural(sock.connections, "client", "clients"),
+        sock.subscribers,
+        if refused.is_empty() {
+            "none".to_string()
+        } else {
+            refused.join(", ")
+        }
+    );
     out
 }
 
@@ -185,15 +183,12 @@ fn ago(unix_ms: u64) -> String {
     format!("{} ago", human_duration(now - unix_ms as f64 / 1e3))
 }
 
-pub(crate) fn services(v: &Value) -> String {
+pub(crate) fn services(v: &ServicesReply) -> String {
     let mut out = String::new();
-    if let Some(ipvs) = v.get("ipvs")
-        && ipvs.get("available") == Some(&Value::Bool(false))
-    {
-        let _ = writeln!(out, "IPVS: UNAVAILABLE: {}\n", s(ipvs, "error"));
+    if !v.ipvs.available {
+        let _ = writeln!(out, "IPVS: UNAVAILABLE: {}\n", opt(&v.ipvs.error));
     }
-    let services = list(v, "virtual_servers");
-    if services.is_empty() {
+    if v.virtual_servers.is_empty() {
         out.push_str("no virtual servers\n");
         return out;
     }
@@ -207,29 +202,27 @@ pub(crate) fn services(v: &Value) -> String {
         "CHECK".into(),
         "LAST RESULT".into(),
     ]];
-    for vs in services {
-        let key = match vs.get("fwmark").and_then(Value::as_u64) {
-            Some(mark) => format!("FWM {mark} {}", s(vs, "family")),
-            None => format!("{} {}", s(vs, "protocol").to_uppercase(), s(vs, "address")),
+    for vs in &v.virtual_servers {
+        let key = match vs.fwmark {
+            Some(mark) => format!("FWM {mark} {}", family(&vs.family)),
+            None => format!("{} {}", opt(&vs.protocol).to_uppercase(), opt(&vs.address)),
         };
         let mut extra = String::new();
-        if let Some(p) = vs.get("persistence").and_then(Value::as_str) {
+        if let Some(p) = &vs.persistence {
             let _ = write!(extra, " persistent {p}");
         }
-        let quorum = match vs.get("has_quorum") {
-            Some(Value::Bool(true)) => "quorum".to_string(),
-            Some(Value::Bool(false)) if vs.get("sorry_active") == Some(&Value::Bool(true)) => {
-                "NO QUORUM: sorry server".to_string()
-            }
-            Some(Value::Bool(false)) => "NO QUORUM".to_string(),
-            _ => "pending".to_string(),
+        let quorum = match vs.has_quorum {
+            Some(true) => "quorum".to_string(),
+            Some(false) if vs.sorry_active => "NO QUORUM: sorry server".to_string(),
+            Some(false) => "NO QUORUM".to_string(),
+            None => "pending".to_string(),
         };
         rows.push(vec![
-            format!("{} ({}){extra}", key, s(vs, "name")),
-            s(vs, "scheduler"),
+            format!("{} ({}){extra}", key, or_dash(&vs.name)),
+            or_dash(&vs.scheduler).to_string(),
             String::new(),
-            match vs.get("in_kernel") {
-                Some(Value::Bool(false)) => "absent".to_string(),
+            match vs.in_kernel {
+                Some(false) => "absent".to_string(),
                 _ => String::new(),
             },
             quorum,
@@ -237,45 +230,46 @@ pub(crate) fn services(v: &Value) -> String {
             String::new(),
             String::new(),
         ]);
-        for rs in list(vs, "real_servers") {
-            let check = match rs.get("check") {
-                Some(c) if c.is_object() => {
-                    let target = s(c, "target");
-                    let target = if target == "-" || target.is_empty() {
+        for rs in &vs.real_servers {
+            let check = match &rs.check {
+                Some(c) => {
+                    let target = if c.target.is_empty() {
                         String::new()
                     } else {
-                        format!(" {target}")
+                        format!(" {}", c.target)
                     };
-                    format!("{}{} every {}", s(c, "kind"), target, s(c, "interval"))
+                    format!(
+                        "{}{} every {}",
+                        or_dash(&c.kind),
+                        target,
+                        or_dash(&c.interval)
+                    )
                 }
-                _ => "none".to_string(),
+                None => "none".to_string(),
             };
-            let mut health = s(rs, "health");
-            if rs.get("drained") == Some(&Value::Bool(true)) {
+            let mut health = rs.health.as_str().to_string();
+            if rs.drained {
                 health.push_str(" (drained)");
             }
-            let conns = match (
-                rs.get("active_conns").and_then(Value::as_u64),
-                rs.get("inactive_conns").and_then(Value::as_u64),
-            ) {
+            let conns = match (rs.active_conns, rs.inactive_conns) {
                 (Some(a), Some(i)) => format!("{a}/{i}"),
                 _ => "-".to_string(),
             };
             let mut last = String::new();
-            if let Some(us) = rs.get("last_latency_us").and_then(Value::as_u64) {
+            if let Some(us) = rs.last_latency_us {
                 let _ = write!(last, "{:.1}ms ", us as f64 / 1e3);
             }
-            if let Some(r) = rs.get("reason").and_then(Value::as_str) {
+            if let Some(r) = &rs.reason {
                 last.push_str(r);
             }
-            if let Some(ms) = rs.get("since_unix_ms").and_then(Value::as_u64) {
+            if let Some(ms) = rs.since_unix_ms {
                 let _ = write!(last, " (since {})", ago(ms));
             }
             rows.push(vec![
-                format!("  -> {}", s(rs, "address")),
-                s(rs, "forwarding"),
-                s(rs, "weight"),
-                s(rs, "kernel_weight"),
+                format!("  -> {}", rs.address),
+                or_dash(&rs.forwarding).to_string(),
+                rs.weight.to_string(),
+                opt(&rs.kernel_weight),
                 health,
                 conns,
                 check,
@@ -287,31 +281,30 @@ pub(crate) fn services(v: &Value) -> String {
     out
 }
 
-pub(crate) fn drain(v: &Value) -> String {
+fn family(f: &vigil_proto::Family) -> &str {
+    match f {
+        vigil_proto::Family::Ipv4 => "ipv4",
+        vigil_proto::Family::Ipv6 => "ipv6",
+        vigil_proto::Family::Other(f) => f,
+    }
+}
+
+pub(crate) fn drain(v: &DrainReply) -> String {
     let mut out = format!(
         "{} {} of {}{}\n",
-        if v.get("drained") == Some(&Value::Bool(true)) {
-            "drained"
-        } else {
-            "enabled"
-        },
-        s(v, "real_server"),
-        s(v, "virtual_server"),
-        if v.get("changed") == Some(&Value::Bool(false)) {
-            " (it already was)"
-        } else {
-            ""
-        },
+        if v.drained { "drained" } else { "enabled" },
+        v.real_server,
+        or_dash(&v.virtual_server),
+        if v.changed { "" } else { " (it already was)" },
     );
-    for w in list(v, "warnings") {
-        let _ = writeln!(out, "warning: {}", w.as_str().unwrap_or("-"));
+    for w in &v.warnings {
+        let _ = writeln!(out, "warning: {w}");
     }
     out
 }
 
-pub(crate) fn vrrp(v: &Value) -> String {
-    let instances = list(v, "instances");
-    if instances.is_empty() {
+pub(crate) fn vrrp(v: &VrrpReply) -> String {
+    if v.instances.is_empty() {
         return "no VRRP instances\n".to_string();
     }
     let mut rows = vec![vec![
@@ -329,171 +322,150 @@ pub(crate) fn vrrp(v: &Value) -> String {
         "DROPS".into(),
         "LAST CHANGE".into(),
     ]];
-    for i in instances {
+    for i in &v.instances {
         // Excluded addresses (held, not advertised) follow the advertised ones, marked.
-        let vips: Vec<String> = list(i, "vips")
+        let vips: Vec<String> = i
+            .vips
             .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .chain(
-                list(i, "vips_excluded")
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(|v| format!("{v}(excl)")),
-            )
+            .cloned()
+            .chain(i.vips_excluded.iter().map(|v| format!("{v}(excl)")))
             .collect();
-        let drops = i
-            .get("drops")
-            .and_then(Value::as_object)
-            .map(|d| {
-                d.iter()
+        let live = i.live.as_ref();
+        let drops = live
+            .map(|l| {
+                l.drops
+                    .iter()
                     .map(|(k, n)| format!("{k}={n}"))
                     .collect::<Vec<_>>()
                     .join(",")
             })
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "-".into());
-        let last = match i.get("last_transition") {
-            Some(t) if t.is_object() => format!(
+        let last = match live.and_then(|l| l.last_transition.as_ref()) {
+            Some(t) => format!(
                 "{} -> {} ({}) {}",
-                s(t, "from"),
-                s(t, "to"),
-                s(t, "reason"),
-                f64_of(t, "at_unix").map_or("-".into(), utc)
+                t.from.as_str(),
+                t.to.as_str(),
+                t.reason.as_str(),
+                utc(t.at_unix)
             ),
-            _ => "-".into(),
+            None => "-".into(),
         };
+        let count =
+            |f: fn(&vigil_proto::LiveStatus) -> u64| live.map_or("-".into(), |l| f(l).to_string());
         // Adverts the reply rate limit held back, only when there were any.
-        let sent = match i.get("replies_limited").and_then(Value::as_u64) {
-            Some(n) if n > 0 => format!("{} ({n} limited)", s(i, "adverts_sent")),
-            _ => s(i, "adverts_sent"),
+        let sent = match live.map(|l| l.replies_limited) {
+            Some(n) if n > 0 => format!("{} ({n} limited)", count(|l| l.adverts_sent)),
+            _ => count(|l| l.adverts_sent),
         };
-        let mut state = s(i, "state");
-        if i.get("standing_down") == Some(&Value::Bool(true)) {
+        let mut state = i.state.as_str().to_string();
+        if live.is_some_and(|l| l.standing_down) {
             state.push_str(" (handed over)");
         }
         rows.push(vec![
-            s(i, "name"),
-            s(i, "interface"),
-            s(i, "vrid"),
-            s(i, "version"),
-            s(i, "effective_priority"),
+            or_dash(&i.name).to_string(),
+            or_dash(&i.interface).to_string(),
+            nonzero(u64::from(i.vrid)),
+            nonzero(u64::from(i.version)),
+            nonzero(u64::from(i.effective_priority)),
             state,
-            s(i, "master"),
-            s(i, "advert_interval"),
+            opt(&live.and_then(|l| l.master)),
+            or_dash(&i.advert_interval).to_string(),
             vips.join(","),
             sent,
-            s(i, "adverts_received"),
+            count(|l| l.adverts_received),
             drops,
             last,
         ]);
     }
     let mut out = table(&rows);
-    for i in instances {
-        if let Some(e) = i.get("error").and_then(Value::as_str) {
-            let _ = writeln!(out, "{}: {e}", s(i, "name"));
+    for i in &v.instances {
+        if let Some(e) = live_error(i) {
+            let _ = writeln!(out, "{}: {e}", or_dash(&i.name));
         }
-        if let Some(r) = i.get("fault_reason").and_then(Value::as_str) {
-            let _ = writeln!(out, "{}: held in fault: {r}", s(i, "name"));
+        if let Some(r) = &i.fault_reason {
+            let _ = writeln!(out, "{}: held in fault: {r}", or_dash(&i.name));
         }
     }
     out
 }
 
-/// One `vrrp --watch` event line.
-pub(crate) fn vrrp_event(e: &Value) -> String {
-    match e.get("event").and_then(Value::as_str) {
-        Some("vrrp_state") => format!(
-            "{}  {}  {} -> {}  ({}, priority {})",
-            f64_of(e, "at_unix").map_or("-".into(), utc),
-            s(e, "instance"),
-            s(e, "from"),
-            s(e, "to"),
-            s(e, "reason"),
-            s(e, "priority")
-        ),
-        Some("lagged") => format!("(missed {} state changes)", s(e, "missed")),
-        _ => e.to_string(),
-    }
+fn live_error(i: &vigil_proto::InstanceView) -> Option<&str> {
+    i.live.as_ref()?.error.as_deref()
 }
 
-/// One line per event of `vigilctl events`: time, kind, what.
-pub(crate) fn event(e: &Value) -> String {
-    let at_ms = |e: &Value| {
-        e.get("at_unix_ms")
-            .and_then(Value::as_f64)
-            .map_or("-".into(), |ms| utc(ms / 1e3))
-    };
-    match e.get("event").and_then(Value::as_str) {
-        Some("vrrp_state") => format!(
-            "{}  vrrp    {}",
-            f64_of(e, "at_unix").map_or("-".into(), utc),
-            {
-                let line = vrrp_event(e);
-                // vrrp_event starts with the time too.
-                line.split_once("  ")
-                    .map_or(line.clone(), |(_, rest)| rest.to_string())
-            }
+/// One `vrrp --watch` event line; `None` for an event this vigilctl does not know (the
+/// caller prints it as it came).
+pub(crate) fn vrrp_event(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::VrrpState(e) => format!(
+            "{}  {}  {} -> {}  ({}, priority {})",
+            at_ms(e.at_unix_ms),
+            or_dash(&e.instance),
+            e.from.as_str(),
+            e.to.as_str(),
+            e.reason.as_str(),
+            e.priority
         ),
-        Some("health") => format!(
+        Event::Lagged(l) => format!("(missed {} state changes)", l.missed),
+        _ => return None,
+    })
+}
+
+/// One line per event of `vigilctl events`: time, kind, what; `None` for an event this
+/// vigilctl does not know (the caller prints it as it came).
+pub(crate) fn event(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::VrrpState(v) => format!(
+            "{}  vrrp    {}  {} -> {}  ({}, priority {})",
+            at_ms(v.at_unix_ms),
+            or_dash(&v.instance),
+            v.from.as_str(),
+            v.to.as_str(),
+            v.reason.as_str(),
+            v.priority
+        ),
+        Event::Health(h) => format!(
             "{}  health  {} {} {}: {}",
-            at_ms(e),
-            s(e, "virtual_server"),
-            s(e, "real_server"),
-            s(e, "health").to_uppercase(),
-            s(e, "reason")
+            at_ms(h.at_unix_ms),
+            or_dash(&h.virtual_server),
+            h.real_server,
+            h.health.as_str().to_uppercase(),
+            or_dash(&h.reason)
         ),
-        Some("drain") => format!(
+        Event::Drain(d) => format!(
             "{}  drain   {} {} {}",
-            at_ms(e),
-            s(e, "virtual_server"),
-            s(e, "real_server"),
-            if e.get("drained") == Some(&Value::Bool(true)) {
-                "drained"
-            } else {
-                "enabled"
-            }
+            at_ms(d.at_unix_ms),
+            or_dash(&d.virtual_server),
+            d.real_server,
+            if d.drained { "drained" } else { "enabled" }
         ),
-        Some("quorum") => format!(
+        Event::Quorum(q) => format!(
             "{}  quorum  {} {}",
-            at_ms(e),
-            s(e, "virtual_server"),
-            if e.get("has_quorum") == Some(&Value::Bool(true)) {
-                "regained"
-            } else {
-                "LOST"
-            }
+            at_ms(q.at_unix_ms),
+            or_dash(&q.virtual_server),
+            if q.has_quorum { "regained" } else { "LOST" }
         ),
-        Some("reload") => {
-            let ok = e.get("ok") == Some(&Value::Bool(true));
+        Event::Reload(r) => {
             let mut line = format!(
                 "{}  reload  {} by {}: generation {}",
-                f64_of(e, "at_unix").map_or("-".into(), utc),
-                if ok { "ok" } else { "REJECTED" },
-                s(e, "trigger"),
-                s(e, "generation")
+                at_ms(r.at_unix_ms),
+                if r.ok { "ok" } else { "REJECTED" },
+                or_dash(r.trigger.as_str()),
+                r.generation
             );
-            for err in list(e, "errors") {
-                let _ = write!(line, "\n        {}", err.as_str().unwrap_or("-"));
+            for err in &r.errors {
+                let _ = write!(line, "\n        {err}");
             }
             line
         }
-        Some("ipvs_fault") => {
-            let names = |key| {
-                list(e, key)
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+        Event::IpvsFault(f) => {
             let mut line = format!(
                 "{}  ipvs    {}",
-                at_ms(e),
-                e.get("reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("IPVS can be programmed")
+                at_ms(f.at_unix_ms),
+                f.reason.as_deref().unwrap_or("IPVS can be programmed")
             );
-            let (held, released) = (names("held"), names("released"));
+            let (held, released) = (f.held.join(", "), f.released.join(", "));
             if !held.is_empty() {
                 let _ = write!(line, "; VRRP held in fault: {held}");
             }
@@ -502,31 +474,28 @@ pub(crate) fn event(e: &Value) -> String {
             }
             line
         }
-        Some("lagged") => format!(
-            "(missed {} events: this client was too slow)",
-            s(e, "missed")
-        ),
-        _ => e.to_string(),
-    }
+        Event::Lagged(l) => format!("(missed {} events: this client was too slow)", l.missed),
+        Event::Subscribed | Event::Other => return None,
+    })
 }
 
-pub(crate) fn vrrp_control(v: &Value) -> String {
+pub(crate) fn vrrp_control(v: &VrrpControlReply) -> String {
     format!(
         "{}: {} requested (was {})\n",
-        s(v, "instance"),
-        s(v, "action"),
-        s(v, "state_before")
+        or_dash(&v.instance),
+        v.action.as_str(),
+        v.state_before.as_str()
     )
 }
 
-pub(crate) fn reload(v: &Value) -> String {
+pub(crate) fn reload(v: &ReloadRecord) -> String {
     let mut out = format!(
         "reloaded: generation {} in {:.1} ms\n",
-        s(v, "generation"),
-        f64_of(v, "duration_ms").unwrap_or(0.0)
+        nonzero(v.generation),
+        v.duration_ms
     );
-    for w in list(v, "warnings") {
-        let _ = writeln!(out, "warning: {}", w.as_str().unwrap_or("-"));
+    for w in &v.warnings {
+        let _ = writeln!(out, "warning: {w}");
     }
     out
 }
@@ -535,6 +504,11 @@ pub(crate) fn reload(v: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A reply or event as vigilctl decodes it from the wire.
+    fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
 
     #[test]
     fn vrrp_table_shows_live_state_counters_and_errors() {
@@ -552,7 +526,7 @@ mod tests {
             "name": "dns", "interface": "bond0", "state": "initialize",
             "error": "interface bond0: No such device"
         }]});
-        let out = vrrp(&v);
+        let out = vrrp(&typed(v));
         let web = out.lines().find(|l| l.starts_with("web")).unwrap();
         for want in [
             "backup (handed over)",
@@ -576,6 +550,7 @@ mod tests {
             "name": "web", "interface": "eth0", "state": "fault", "error": null,
             "fault_reason": "IPVS cannot be programmed: load ip_vs"
         }]});
+        let v: VrrpReply = typed(v);
         assert!(
             vrrp(&v).contains("web: held in fault: IPVS cannot be programmed: load ip_vs"),
             "{}",
@@ -583,29 +558,31 @@ mod tests {
         );
         let held = json!({"event": "ipvs_fault", "reason": "IPVS cannot be programmed: x",
             "held": ["web"], "released": [], "at_unix_ms": 0});
+        let event = |e| event(&typed(e)).unwrap();
         assert_eq!(
-            event(&held),
+            event(held),
             "1970-01-01 00:00:00 UTC  ipvs    IPVS cannot be programmed: x; VRRP held in fault: web"
         );
         let cleared = json!({"event": "ipvs_fault", "reason": null, "held": [],
             "released": ["web"], "at_unix_ms": 0});
         assert!(
-            event(&cleared).ends_with("ipvs    IPVS can be programmed; VRRP released: web"),
+            event(cleared.clone()).ends_with("ipvs    IPVS can be programmed; VRRP released: web"),
             "{}",
-            event(&cleared)
+            event(cleared)
         );
     }
 
     #[test]
     fn vrrp_events_are_one_line_each() {
         let e = json!({"event": "vrrp_state", "instance": "web", "from": "backup",
-                       "to": "master", "reason": "master_down", "priority": 100, "at_unix": 0.0});
+                       "to": "master", "reason": "master_down", "priority": 100, "at_unix_ms": 0});
+        let vrrp_event = |e| vrrp_event(&typed(e)).unwrap();
         assert_eq!(
-            vrrp_event(&e),
+            vrrp_event(e),
             "1970-01-01 00:00:00 UTC  web  backup -> master  (master_down, priority 100)"
         );
         assert_eq!(
-            vrrp_event(&json!({"event": "lagged", "missed": 3})),
+            vrrp_event(json!({"event": "lagged", "missed": 3})),
             "(missed 3 state changes)"
         );
     }
@@ -634,7 +611,7 @@ mod tests {
                               "health": "unknown",
                               "check": {"kind": "http", "target": "GET /healthz", "interval": "1s"}}]
         }]});
-        let text = services(&v);
+        let text = services(&typed(v));
         assert!(text.contains("TCP 192.0.2.100:80 (web)"), "{text}");
         assert!(text.contains("  -> 10.0.0.11:80"), "{text}");
         assert!(text.contains("http GET /healthz every 1s"), "{text}");
@@ -642,7 +619,7 @@ mod tests {
 
     #[test]
     fn missing_fields_show_as_dashes() {
-        let text = status(&json!({}));
+        let text = status(&typed(json!({})));
         assert!(
             text.starts_with("director    - (vigild -, pid -)"),
             "{text}"

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -15,13 +14,14 @@ use vigil_config::{Config, ConfigError};
 use crate::check_config::summary;
 use crate::director::{Command as DirectorCommand, Director, Notice};
 use crate::dumps::{self, Dump};
-use crate::protocol::ProtocolError;
+use crate::protocol::{ErrorCode, ProtocolError};
 use crate::state::{ReloadRecord, Shared, unix_now};
 use crate::state_file::{Restored, StateFile};
 use crate::status::{Control, StatusSocket};
 use crate::supervise::{Supervisor, TestFaults};
 use crate::vrrp::VrrpManager;
 use crate::{caps, systemd};
+use vigil_proto::{Event, ReloadEvent, Trigger};
 
 /// How the daemon was asked to start.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,7 +103,7 @@ struct RunningReload {
 /// Who asked for a reload; a socket client waits for the outcome.
 enum ReloadRequest {
     Signal,
-    Socket(tokio::sync::oneshot::Sender<Result<serde_json::Value, ProtocolError>>),
+    Socket(tokio::sync::oneshot::Sender<Result<ReloadRecord, ProtocolError>>),
 }
 
 async fn serve(
@@ -189,8 +189,8 @@ async fn serve(
         let (director, vrrp) = (director.clone(), vrrp.clone());
         let handle = tokio::spawn(async move {
             let trigger = match request {
-                ReloadRequest::Signal => "sighup",
-                ReloadRequest::Socket(_) => "socket",
+                ReloadRequest::Signal => Trigger::Sighup,
+                ReloadRequest::Socket(_) => Trigger::Socket,
             };
             let outcome = reload(&shared, trigger, gone).await;
             let ok = outcome.is_ok();
@@ -272,7 +272,7 @@ async fn serve(
                 Control::Reload(reply) => {
                     if let Some(r) = &reloading {
                         let _ = reply.send(Err(ProtocolError::new(
-                            "reload_in_progress",
+                            ErrorCode::ReloadInProgress,
                             format!(
                                 "a reload started {:.1} s ago is still running; try again when it is done",
                                 r.since.elapsed().as_secs_f64()
@@ -336,15 +336,15 @@ async fn serve(
 /// worker held that long would delay VRRP adverts and checks queued behind it.
 async fn reload(
     shared: &Arc<Shared>,
-    trigger: &'static str,
+    trigger: Trigger,
     abandoned: Arc<AtomicBool>,
-) -> Result<serde_json::Value, ProtocolError> {
+) -> Result<ReloadRecord, ProtocolError> {
     let shared = shared.clone();
     tokio::task::spawn_blocking(move || reload_now(&shared, trigger, &abandoned))
         .await
         .unwrap_or_else(|e| {
             Err(ProtocolError::new(
-                "internal",
+                ErrorCode::Internal,
                 format!("the reload failed: {e}"),
             ))
         })
@@ -354,9 +354,9 @@ async fn reload(
 /// file changes nothing.
 fn reload_now(
     shared: &Shared,
-    trigger: &'static str,
+    trigger: Trigger,
     abandoned: &AtomicBool,
-) -> Result<serde_json::Value, ProtocolError> {
+) -> Result<ReloadRecord, ProtocolError> {
     systemd::reloading();
     let started = Instant::now();
     let snap = shared.snapshot();
@@ -364,7 +364,7 @@ fn reload_now(
     let outcome = crate::children::load_config(&path);
     if abandoned.load(Ordering::Relaxed) {
         return Err(ProtocolError::new(
-            "reload_timeout",
+            ErrorCode::ReloadTimeout,
             format!("the reload took longer than {RELOAD_TIMEOUT:?} and was abandoned"),
         ));
     }
@@ -443,14 +443,20 @@ fn reload_now(
         }
     };
     systemd::ready("reloaded");
-    shared.publish(match &result {
-        Ok(r) => json!({"event": "reload", "ok": true, "trigger": trigger, "generation": r.generation, "at_unix": r.at_unix}),
-        Err(r) => json!({"event": "reload", "ok": false, "trigger": trigger, "generation": r.generation, "errors": r.errors, "at_unix": r.at_unix}),
-    });
+    let r = match &result {
+        Ok(r) | Err(r) => r,
+    };
+    shared.publish(Event::Reload(ReloadEvent {
+        ok: r.ok,
+        trigger: r.trigger.clone(),
+        generation: r.generation,
+        errors: r.errors.clone(),
+        at_unix_ms: (r.at_unix * 1e3).round().max(0.0) as u64,
+    }));
     match result {
-        Ok(r) => Ok(json!(r)),
+        Ok(r) => Ok(r),
         Err(r) => Err(ProtocolError {
-            code: "reload_failed",
+            code: ErrorCode::ReloadFailed,
             message: format!(
                 "{} is invalid; still running generation {}:\n{}",
                 path.display(),

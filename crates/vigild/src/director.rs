@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
 use vigil_check::{
@@ -24,14 +23,19 @@ use vigil_vrrp::State;
 
 use crate::ipvs_worker::{IpvsWorker, Job};
 use crate::overrides::Drains;
-use crate::services::{IpvsView, RealServerView, ServicesView, VirtualServerView};
+use crate::services::ServicesView;
 use crate::state::{
     DirectorStats, DirectorView, RealServerStats, Shared, VirtualServerStats, recv_or_never,
+    unix_ms, unix_now_ms,
 };
 use crate::state_file::{Restored, StateFile};
 use crate::supervise::{Armed, FaultKind, Guard, HEARTBEAT, Supervisor, TestFaults};
 use crate::table::{self, Known};
 use crate::vrrp::Registry;
+use vigil_proto::{
+    DrainEvent, DrainReply, ErrorCode, Event, IpvsView, ProtocolError, QuorumEvent, RealServerView,
+    ServicesReply, VirtualServerView,
+};
 
 /// What the daemon asks of the director.
 pub enum Command {
@@ -41,9 +45,9 @@ pub enum Command {
         virtual_server: String,
         real_server: String,
         drain: bool,
-        reply: oneshot::Sender<Result<Value, (&'static str, String)>>,
+        reply: oneshot::Sender<Result<DrainReply, ProtocolError>>,
     },
-    Services(oneshot::Sender<ServicesView>),
+    Services(oneshot::Sender<ServicesReply>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -74,7 +78,7 @@ pub struct Director {
     notices: mpsc::UnboundedSender<Notice>,
     vrrp: Arc<Registry>,
     /// Daemon events for `events` watchers.
-    published: broadcast::Sender<Value>,
+    published: broadcast::Sender<Event>,
     /// Where metrics read the director's state without asking this task.
     view: Arc<DirectorView>,
     /// Something metrics show changed since the last publication.
@@ -89,11 +93,6 @@ pub struct Director {
 /// the next tick (at 10,000 real servers a rebuild per health event would cost more than
 /// the health events themselves).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
-
-fn unix_ms(at: std::time::SystemTime) -> u64 {
-    at.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 impl Director {
     /// Starts checking and programming IPVS for `config`. Must run inside the runtime.
@@ -257,11 +256,10 @@ impl Director {
                 info!(virtual_server = %vs.name, "quorum {}", if q { "regained" } else { "lost" });
             }
             let _ = self.notices.send(Notice::Quorum(vs.name.clone(), q));
-            let _ = self.published.send(json!({
-                "event": "quorum",
-                "virtual_server": vs.name,
-                "has_quorum": q,
-                "at_unix_ms": unix_ms(std::time::SystemTime::now()),
+            let _ = self.published.send(Event::Quorum(QuorumEvent {
+                virtual_server: vs.name.clone(),
+                has_quorum: q,
+                at_unix_ms: unix_now_ms(),
             }));
         }
         e
@@ -317,14 +315,16 @@ impl Director {
             e.health,
             e.reason
         );
-        let _ = self.published.send(json!({
-            "event": "health",
-            "virtual_server": e.virtual_server,
-            "real_server": e.key.real,
-            "health": e.health.to_string(),
-            "reason": e.reason,
-            "latency_us": u64::try_from(e.latency.as_micros()).unwrap_or(u64::MAX),
-            "at_unix_ms": unix_ms(e.at),
+        let _ = self.published.send(Event::Health(vigil_proto::HealthEvent {
+            virtual_server: e.virtual_server.clone(),
+            real_server: e.key.real,
+            health: match e.health {
+                Health::Up => vigil_proto::Health::Up,
+                Health::Down => vigil_proto::Health::Down,
+            },
+            reason: e.reason.clone(),
+            latency_us: u64::try_from(e.latency.as_micros()).unwrap_or(u64::MAX),
+            at_unix_ms: unix_ms(e.at),
         }));
         self.health.insert(
             (e.key.service, e.key.real),
@@ -379,7 +379,7 @@ impl Director {
         vs_name: &str,
         rs_text: &str,
         drain: bool,
-    ) -> Result<Value, (&'static str, String)> {
+    ) -> Result<DrainReply, ProtocolError> {
         let config = self.config.clone();
         let Some(vs) = config.virtual_server(vs_name) else {
             let names: Vec<&str> = config
@@ -387,8 +387,8 @@ impl Director {
                 .iter()
                 .map(|v| v.name.as_str())
                 .collect();
-            return Err((
-                "no_such_virtual_server",
+            return Err(ProtocolError::new(
+                ErrorCode::NoSuchVirtualServer,
                 format!(
                     "no virtual server \"{vs_name}\" (virtual servers: {})",
                     names.join(", ")
@@ -405,8 +405,8 @@ impl Director {
                 .iter()
                 .map(|r| r.address.to_string())
                 .collect();
-            return Err((
-                "no_such_real_server",
+            return Err(ProtocolError::new(
+                ErrorCode::NoSuchRealServer,
                 format!(
                     "virtual server \"{vs_name}\" has no real server \"{rs_text}\" (real servers: {})",
                     list.join(", ")
@@ -430,21 +430,20 @@ impl Director {
                 if drain { "drained" } else { "enabled" }
             );
             self.sync_service(&vs.key);
-            let _ = self.published.send(json!({
-                "event": "drain",
-                "virtual_server": vs.name,
-                "real_server": rs.address,
-                "drained": drain,
-                "at_unix_ms": unix_ms(std::time::SystemTime::now()),
+            let _ = self.published.send(Event::Drain(DrainEvent {
+                virtual_server: vs.name.clone(),
+                real_server: rs.address,
+                drained: drain,
+                at_unix_ms: unix_now_ms(),
             }));
         }
-        Ok(json!({
-            "virtual_server": vs.name,
-            "real_server": rs.address,
-            "drained": drain,
-            "changed": changed,
-            "warnings": warnings,
-        }))
+        Ok(DrainReply {
+            virtual_server: vs.name.clone(),
+            real_server: rs.address,
+            drained: drain,
+            changed,
+            warnings,
+        })
     }
 
     fn update_sync_daemon(&mut self) {
@@ -518,7 +517,7 @@ impl Director {
     /// The director's half of `services` (see [`crate::services`]): filled in one pass
     /// here, completed with the checker's results and the kernel's counters on a task of
     /// its own, so health changes never wait for it.
-    fn services(&self, reply: oneshot::Sender<ServicesView>) {
+    fn services(&self, reply: oneshot::Sender<ServicesReply>) {
         let ipvs = self.ipvs.status();
         let virtual_servers = self
             .config
@@ -526,15 +525,24 @@ impl Director {
             .iter()
             .map(|vs| self.virtual_server_view(vs))
             .collect();
+        let keys = self
+            .config
+            .virtual_servers
+            .iter()
+            .map(|vs| vs.key)
+            .collect();
         let view = ServicesView {
-            virtual_servers,
-            ipvs: IpvsView {
-                available: ipvs.available,
-                error: ipvs.error,
-                writes: ipvs.writes,
-                write_errors: ipvs.write_errors,
-                pending_retries: ipvs.pending_retries,
-                sync_daemon: ipvs.sync_daemon,
+            keys,
+            reply: ServicesReply {
+                virtual_servers,
+                ipvs: IpvsView {
+                    available: ipvs.available,
+                    error: ipvs.error,
+                    writes: ipvs.writes,
+                    write_errors: ipvs.write_errors,
+                    pending_retries: ipvs.pending_retries,
+                    sync_daemon: ipvs.sync_daemon,
+                },
             },
         };
         let checker = self.checker.clone();
@@ -551,16 +559,16 @@ impl Director {
             .map(|rs| {
                 let record = self.health.get(&(vs.key, rs.address));
                 let health = match (&rs.check, record.map(|r| r.known)) {
-                    (None, _) => "unchecked",
-                    (Some(_), Some(Known::Up)) => "up",
-                    (Some(_), Some(Known::Down)) => "down",
-                    (Some(_), _) => "pending",
+                    (None, _) => vigil_proto::Health::Unchecked,
+                    (Some(_), Some(Known::Up)) => vigil_proto::Health::Up,
+                    (Some(_), Some(Known::Down)) => vigil_proto::Health::Down,
+                    (Some(_), _) => vigil_proto::Health::Pending,
                 };
                 RealServerView {
                     address: rs.address,
                     weight: rs.weight,
                     kernel_weight: None,
-                    forwarding: rs.forwarding.name(),
+                    forwarding: rs.forwarding.name().into(),
                     health,
                     drained: self.drains.contains(&vs.name, rs.address),
                     reason: record.map(|r| r.reason.clone()),
@@ -573,9 +581,11 @@ impl Director {
             })
             .collect();
         let (protocol, address, fwmark) = match vs.key {
-            ServiceKey::Address { protocol, address } => {
-                (Some(protocol.name()), Some(address.to_string()), None)
-            }
+            ServiceKey::Address { protocol, address } => (
+                Some(protocol.name().into()),
+                Some(address.to_string()),
+                None,
+            ),
             ServiceKey::Fwmark { mark, .. } => (None, None, Some(mark)),
         };
         VirtualServerView {
@@ -583,9 +593,12 @@ impl Director {
             protocol,
             address,
             fwmark,
-            family: vs.key.family(),
+            family: match vs.key.family() {
+                vigil_config::AddressFamily::Ipv4 => vigil_proto::Family::Ipv4,
+                vigil_config::AddressFamily::Ipv6 => vigil_proto::Family::Ipv6,
+            },
             scheduler: vs.scheduler.clone(),
-            forwarding: vs.forwarding.name(),
+            forwarding: vs.forwarding.name().into(),
             persistence: vs
                 .persistence
                 .map(|p| vigil_config::format_duration(p.timeout)),
@@ -595,7 +608,6 @@ impl Director {
             sorry_active: e.sorry_active,
             in_kernel: None,
             real_servers,
-            key: vs.key,
         }
     }
 }

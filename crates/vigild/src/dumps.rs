@@ -15,12 +15,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::director::Command as DirectorCommand;
 use crate::state::Shared;
+use vigil_proto::{ServicesReply, StatusReply, VrrpReply};
 
 /// Which dump a signal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,19 +100,25 @@ pub async fn write(dump: Dump, shared: Arc<Shared>, director: mpsc::Sender<Direc
     }
 }
 
-async fn everything(shared: &Shared, director: &mpsc::Sender<DirectorCommand>) -> Value {
+/// `vigild.data` and `vigild.json`: the three replies side by side (`services` null when
+/// the director could not answer).
+#[derive(Serialize)]
+struct Everything {
+    status: StatusReply,
+    vrrp: VrrpReply,
+    services: Option<ServicesReply>,
+}
+
+async fn everything(shared: &Shared, director: &mpsc::Sender<DirectorCommand>) -> Everything {
     let snap = shared.snapshot();
     let (tx, rx) = oneshot::channel();
     let services = match director.send(DirectorCommand::Services(tx)).await {
-        Ok(()) => match rx.await {
-            Ok(view) => serde_json::to_value(view).unwrap_or(Value::Null),
-            Err(_) => Value::Null,
-        },
-        Err(_) => Value::Null,
+        Ok(()) => rx.await.ok(),
+        Err(_) => None,
     };
-    json!({
-        "status": crate::protocol::status(shared, &snap),
-        "vrrp": crate::protocol::vrrp(shared, &snap),
-        "services": services,
-    })
+    Everything {
+        status: crate::protocol::status(shared, &snap),
+        vrrp: crate::protocol::vrrp(shared, &snap),
+        services,
+    }
 }

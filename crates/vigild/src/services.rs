@@ -14,65 +14,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use serde::Serialize;
 use vigil_check::{CheckKey, Checker};
-use vigil_config::{AddressFamily, ServiceKey as ConfigKey};
+use vigil_config::ServiceKey as ConfigKey;
 use vigil_ipvs::{Client, ServiceKey};
+use vigil_proto::ServicesReply;
 
-use crate::protocol::CheckSummary;
-
-#[derive(Debug, Serialize)]
+/// The director's half of the reply, with each virtual server's key (in the same order)
+/// for the second half to find its checks and kernel service.
+#[derive(Debug)]
 pub struct ServicesView {
-    pub virtual_servers: Vec<VirtualServerView>,
-    pub ipvs: IpvsView,
-}
-
-#[derive(Debug, Serialize)]
-pub struct VirtualServerView {
-    pub name: String,
-    pub protocol: Option<&'static str>,
-    pub address: Option<String>,
-    pub fwmark: Option<u32>,
-    pub family: AddressFamily,
-    pub scheduler: String,
-    pub forwarding: &'static str,
-    pub persistence: Option<String>,
-    pub quorum: u32,
-    pub has_quorum: Option<bool>,
-    pub sorry_server: Option<SocketAddr>,
-    pub sorry_active: bool,
-    /// Whether the kernel holds the service (`None`: IPVS could not be read).
-    pub in_kernel: Option<bool>,
-    pub real_servers: Vec<RealServerView>,
-    #[serde(skip)]
-    pub key: ConfigKey,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RealServerView {
-    pub address: SocketAddr,
-    pub weight: u32,
-    pub kernel_weight: Option<u32>,
-    pub forwarding: &'static str,
-    /// `up`, `down`, `pending` (no verdict yet) or `unchecked`.
-    pub health: &'static str,
-    pub drained: bool,
-    pub reason: Option<String>,
-    pub since_unix_ms: Option<u64>,
-    pub last_latency_us: Option<u64>,
-    pub active_conns: Option<u32>,
-    pub inactive_conns: Option<u32>,
-    pub check: Option<CheckSummary>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct IpvsView {
-    pub available: bool,
-    pub error: Option<String>,
-    pub writes: u64,
-    pub write_errors: u64,
-    pub pending_retries: bool,
-    pub sync_daemon: Option<String>,
+    pub reply: ServicesReply,
+    pub keys: Vec<ConfigKey>,
 }
 
 /// A destination as the kernel holds it, with its connection counters.
@@ -131,15 +83,16 @@ pub fn read_kernel(keys: &[ServiceKey]) -> Result<KernelServices, String> {
 impl ServicesView {
     /// Adds the checker's last results and the kernel's view, then hands the view on.
     /// Runs on a task of its own (see the module doc).
-    pub async fn complete(mut self, checker: Checker) -> ServicesView {
-        let keys: Vec<ServiceKey> = self
-            .virtual_servers
-            .iter()
-            .map(|v| crate::table::service_key(&v.key))
-            .collect();
+    pub async fn complete(self, checker: Checker) -> ServicesReply {
+        let ServicesView {
+            reply: mut view,
+            keys: config_keys,
+        } = self;
+        let keys: Vec<ServiceKey> = config_keys.iter().map(crate::table::service_key).collect();
+        let asked = keys.clone();
         // Both at once: they wait on different threads.
         let (kernel, snapshot) = tokio::join!(
-            tokio::task::spawn_blocking(move || read_kernel(&keys)),
+            tokio::task::spawn_blocking(move || read_kernel(&asked)),
             checker.snapshot()
         );
         let kernel = kernel.unwrap_or_else(|e| Err(format!("reading IPVS failed: {e}")));
@@ -149,10 +102,10 @@ impl ServicesView {
                 .into_iter()
                 .filter_map(|c| c.last_result.map(|l| (c.key, l)))
                 .collect();
-            for vs in &mut self.virtual_servers {
+            for (vs, service) in view.virtual_servers.iter_mut().zip(&config_keys) {
                 for rs in &mut vs.real_servers {
                     let key = CheckKey {
-                        service: vs.key,
+                        service: *service,
                         real: rs.address,
                     };
                     if let Some(last) = checks.get(&key) {
@@ -166,10 +119,8 @@ impl ServicesView {
         }
         match kernel {
             Ok(kernel) => {
-                for vs in &mut self.virtual_servers {
-                    let service = kernel
-                        .get(&crate::table::service_key(&vs.key))
-                        .and_then(Option::as_ref);
+                for (vs, key) in view.virtual_servers.iter_mut().zip(&keys) {
+                    let service = kernel.get(key).and_then(Option::as_ref);
                     vs.in_kernel = Some(service.is_some());
                     for rs in &mut vs.real_servers {
                         let d = service.and_then(|s| s.get(&rs.address));
@@ -180,11 +131,11 @@ impl ServicesView {
                 }
             }
             Err(e) => {
-                if self.ipvs.error.is_none() {
-                    self.ipvs.error = Some(e);
+                if view.ipvs.error.is_none() {
+                    view.ipvs.error = Some(e);
                 }
             }
         }
-        self
+        view
     }
 }

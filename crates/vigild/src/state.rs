@@ -8,26 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use vigil_config::Config;
+use vigil_proto::Event;
+pub use vigil_proto::ReloadRecord;
 
 /// How many reloads the status socket remembers.
 pub const RELOAD_HISTORY: usize = 32;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadRecord {
-    /// Seconds since the Unix epoch.
-    pub at_unix: f64,
-    /// `sighup` or `socket`.
-    pub trigger: &'static str,
-    pub ok: bool,
-    /// The generation in force after this reload.
-    pub generation: u64,
-    pub duration_ms: f64,
-    /// The diagnostics, one per line (`FILE:LINE:COL: error: MESSAGE`), when it failed.
-    pub errors: Vec<String>,
-    pub warnings: Vec<String>,
-}
 
 /// Everything the status socket can show, as of one moment.
 #[derive(Debug, Clone)]
@@ -47,7 +33,7 @@ pub struct Snapshot {
 pub struct Shared {
     /// Daemon events (health changes, drains, quorum, reloads) for `events` watchers;
     /// VRRP state changes have their own stream in the registry.
-    pub events: tokio::sync::broadcast::Sender<serde_json::Value>,
+    pub events: tokio::sync::broadcast::Sender<Event>,
     snapshot: RwLock<Arc<Snapshot>>,
     pub started: Instant,
     pub started_at_unix: f64,
@@ -213,6 +199,16 @@ pub fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
+/// Milliseconds since the Unix epoch: every event's `at_unix_ms`.
+pub fn unix_now_ms() -> u64 {
+    unix_ms(SystemTime::now())
+}
+
+pub fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl Shared {
     pub fn new(config: Config, config_file: PathBuf) -> Arc<Self> {
         let now = unix_now();
@@ -257,7 +253,7 @@ impl Shared {
     }
 
     /// Publishes a daemon event to `events` watchers (none listening is fine).
-    pub fn publish(&self, event: serde_json::Value) {
+    pub fn publish(&self, event: Event) {
         let _ = self.events.send(event);
     }
 

@@ -1,4 +1,4 @@
-//! The status socket: a Unix stream socket serving the protocol in `protocol.rs` to any
+//! The status socket: a Unix stream socket serving the protocol (`vigil_proto`) to any
 //! number of clients, none of which can stall or crash the daemon.
 //!
 //! One socket for everyone: each connection's credentials (SO_PEERCRED, SO_PEERGROUPS)
@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
-use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -23,8 +22,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::access::{Admission, Peer, Policy, refusal_message};
-use crate::protocol::{self, MAX_LINE, ProtocolError, Request};
+use crate::protocol::{self, ErrorCode, MAX_LINE, ProtocolError, Request};
 use crate::state::{Refusal, Shared, recv_or_never};
+use vigil_proto::{ConfigReply, DrainReply, Event, LaggedEvent, PONG, ReloadRecord};
 
 pub use crate::access::MAX_CLIENTS;
 /// A reply that cannot be written within this long means a client that does not read.
@@ -57,7 +57,7 @@ pub enum SocketError {
 
 /// A request the main loop must handle (it owns reloading).
 pub enum Control {
-    Reload(oneshot::Sender<Result<Value, ProtocolError>>),
+    Reload(oneshot::Sender<Result<ReloadRecord, ProtocolError>>),
     /// For the director (services, drains), passed on by the main loop.
     Director(crate::director::Command),
 }
@@ -264,7 +264,10 @@ impl Drop for Client {
 /// non-blocking write: tokio's `try_write` may not yet know a fresh socket is writable.
 fn refuse(stream: UnixStream, refusal: Refusal, uid: u32) {
     let line = protocol::reply_line(
-        Err::<Value, _>(ProtocolError::new("busy", refusal_message(refusal, uid))),
+        Err::<(), _>(ProtocolError::new(
+            ErrorCode::Busy,
+            refusal_message(refusal, uid),
+        )),
         None,
     );
     if let Ok(mut s) = stream.into_std() {
@@ -311,8 +314,8 @@ async fn serve_client(
         }
         if buf.len() > MAX_LINE {
             let reply = protocol::reply_line(
-                Err::<Value, _>(ProtocolError::new(
-                    "line_too_long",
+                Err::<(), _>(ProtocolError::new(
+                    ErrorCode::LineTooLong,
                     format!("request line longer than {MAX_LINE} bytes"),
                 )),
                 None,
@@ -326,8 +329,8 @@ async fn serve_client(
             Err(_) => {
                 client.shared.status_socket.count(Refusal::Idle);
                 let reply = protocol::reply_line(
-                    Err::<Value, _>(ProtocolError::new(
-                        "idle",
+                    Err::<(), _>(ProtocolError::new(
+                        ErrorCode::Idle,
                         format!("no complete request within {} s; closing", waited.as_secs()),
                     )),
                     None,
@@ -349,7 +352,7 @@ async fn drain(
     virtual_server: String,
     real_server: String,
     drain: bool,
-) -> Result<Value, ProtocolError> {
+) -> Result<DrainReply, ProtocolError> {
     let (reply, rx) = oneshot::channel();
     let command = crate::director::Command::Drain {
         virtual_server,
@@ -358,19 +361,10 @@ async fn drain(
         reply,
     };
     if control.send(Control::Director(command)).await.is_err() {
-        return Err(ProtocolError::new(
-            "shutting_down",
-            "the daemon is stopping",
-        ));
+        return Err(ProtocolError::shutting_down());
     }
-    match rx.await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err((code, message))) => Err(ProtocolError::new(code, message)),
-        Err(_) => Err(ProtocolError::new(
-            "shutting_down",
-            "the daemon is stopping",
-        )),
-    }
+    rx.await
+        .unwrap_or_else(|_| Err(ProtocolError::shutting_down()))
 }
 
 /// Closing a socket with unread input makes the kernel send a reset, which can destroy
@@ -395,7 +389,7 @@ async fn close_gracefully(mut stream: UnixStream) {
 /// that no event falls between the two: `vrrp-watch` follows VRRP only, `events` also
 /// the daemon's own events.
 struct Watch {
-    daemon: Option<broadcast::Receiver<Value>>,
+    daemon: Option<broadcast::Receiver<Event>>,
     vrrp: Option<broadcast::Receiver<vigil_vrrp::io::StateEvent>>,
 }
 
@@ -406,7 +400,7 @@ struct Watch {
 async fn stream_events(mut stream: UnixStream, mut watch: Watch) -> io::Result<()> {
     use broadcast::error::RecvError;
     let mut chunk = [0u8; 1024];
-    let lagged = |n| json!({"event": "lagged", "missed": n});
+    let lagged = |missed| Event::Lagged(LaggedEvent { missed });
     loop {
         if watch.daemon.is_none() && watch.vrrp.is_none() {
             return Ok(());
@@ -421,7 +415,7 @@ async fn stream_events(mut stream: UnixStream, mut watch: Watch) -> io::Result<(
                 }
             },
             e = recv_or_never(&mut watch.vrrp) => match e {
-                Ok(e) => crate::vrrp::event_json(&e),
+                Ok(e) => crate::vrrp::state_event(&e),
                 Err(RecvError::Lagged(n)) => lagged(n),
                 // No VRRP (or it stopped): keep serving the other events, if any.
                 Err(RecvError::Closed) => {
@@ -434,9 +428,7 @@ async fn stream_events(mut stream: UnixStream, mut watch: Watch) -> io::Result<(
                 Ok(_) => continue,
             },
         };
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-        bytes.push(b'\n');
-        write_reply(&mut stream, &bytes).await?;
+        write_reply(&mut stream, &line.to_line()).await?;
     }
 }
 
@@ -458,7 +450,7 @@ fn authorize(request: &Request, client: &mut Client) -> Option<ProtocolError> {
                 "status socket: refused {what}: not an admin"
             );
             return Some(ProtocolError::new(
-                "forbidden",
+                ErrorCode::Forbidden,
                 client.policy.needs(command, peer),
             ));
         }
@@ -473,7 +465,7 @@ fn authorize(request: &Request, client: &mut Client) -> Option<ProtocolError> {
         if let Err(refusal) = lock(&client.admission).subscribe(client.admin) {
             client.shared.status_socket.count(refusal);
             return Some(ProtocolError::new(
-                "busy",
+                ErrorCode::Busy,
                 refusal_message(refusal, peer.uid),
             ));
         }
@@ -502,80 +494,79 @@ async fn handle_line(
     };
     let shared = client.shared.clone();
     let shared = &*shared;
-    let mut watch = None;
-    let result = match request {
-        Err(e) => Err(e),
-        Ok(Request::Events) => {
-            watch = Some(Watch {
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return (protocol::reply_line(Err::<(), _>(e), id), None),
+    };
+    // Each reply is written straight from its typed form: at 10,000 real servers a
+    // `Value` tree of `services` would cost tens of MiB that the allocator then keeps.
+    let line = match request {
+        Request::Events => {
+            let watch = Watch {
                 daemon: Some(shared.events.subscribe()),
                 vrrp: Some(shared.vrrp.subscribe()),
-            });
-            Ok(json!({"event": "subscribed"}))
+            };
+            let line = protocol::reply_line(Ok(Event::Subscribed), id);
+            return (line, Some(watch));
         }
-        Ok(Request::Ping) => Ok(json!("pong")),
-        Ok(Request::Status) => Ok(protocol::status(shared, &shared.snapshot())),
-        Ok(Request::Config) => {
+        Request::Ping => protocol::reply_line(Ok(PONG), id),
+        Request::Status => {
+            protocol::reply_line(Ok(protocol::status(shared, &shared.snapshot())), id)
+        }
+        Request::Config => {
             let snap = shared.snapshot();
-            serde_json::to_value(&*snap.config)
-                .map(|c| json!({ "generation": snap.generation, "file": snap.config_file, "config": c }))
-                .map_err(|e| ProtocolError::new("internal", e.to_string()))
+            let reply = ConfigReply {
+                generation: snap.generation,
+                file: snap.config_file.clone(),
+                config: &*snap.config,
+            };
+            protocol::reply_line(Ok(reply), id)
         }
-        Ok(Request::Services) => {
+        Request::Services => {
             let (tx, rx) = oneshot::channel();
             let asked = control
                 .send(Control::Director(crate::director::Command::Services(tx)))
                 .await;
-            // Written straight from its typed form: at 10,000 real servers a `Value`
-            // tree of it would cost tens of MiB that the allocator then keeps.
             let reply = match (asked, rx.await) {
                 (Ok(()), Ok(view)) => Ok(view),
-                _ => Err(ProtocolError::new(
-                    "shutting_down",
-                    "the daemon is stopping",
-                )),
+                _ => Err(ProtocolError::shutting_down()),
             };
-            return (protocol::reply_line(reply, id), watch);
+            protocol::reply_line(reply, id)
         }
-        Ok(Request::Drain {
+        Request::Drain {
             virtual_server,
             real_server,
-        }) => drain(control, virtual_server, real_server, true).await,
-        Ok(Request::Enable {
+        } => protocol::reply_line(drain(control, virtual_server, real_server, true).await, id),
+        Request::Enable {
             virtual_server,
             real_server,
-        }) => drain(control, virtual_server, real_server, false).await,
-        Ok(Request::Vrrp) => Ok(protocol::vrrp(shared, &shared.snapshot())),
-        Ok(Request::VrrpWatch) => {
+        } => protocol::reply_line(drain(control, virtual_server, real_server, false).await, id),
+        Request::Vrrp => protocol::reply_line(Ok(protocol::vrrp(shared, &shared.snapshot())), id),
+        Request::VrrpWatch => {
             // Subscribed before the snapshot is taken, so no change falls between them.
-            watch = Some(Watch {
+            let watch = Watch {
                 daemon: None,
                 vrrp: Some(shared.vrrp.subscribe()),
-            });
-            Ok(protocol::vrrp(shared, &shared.snapshot()))
+            };
+            let line = protocol::reply_line(Ok(protocol::vrrp(shared, &shared.snapshot())), id);
+            return (line, Some(watch));
         }
-        Ok(Request::VrrpHandover(name)) => vrrp_control(shared, &name, true).await,
-        Ok(Request::VrrpReclaim(name)) => vrrp_control(shared, &name, false).await,
-        Ok(Request::Reload) => {
+        Request::VrrpHandover { instance } => {
+            protocol::reply_line(shared.vrrp.request(&instance, true).await, id)
+        }
+        Request::VrrpReclaim { instance } => {
+            protocol::reply_line(shared.vrrp.request(&instance, false).await, id)
+        }
+        Request::Reload => {
             let (tx, rx) = oneshot::channel();
-            if control.send(Control::Reload(tx)).await.is_err() {
-                Err(ProtocolError::new(
-                    "shutting_down",
-                    "the daemon is stopping",
-                ))
+            let reply = if control.send(Control::Reload(tx)).await.is_err() {
+                Err(ProtocolError::shutting_down())
             } else {
-                rx.await.unwrap_or_else(|_| {
-                    Err(ProtocolError::new(
-                        "shutting_down",
-                        "the daemon is stopping",
-                    ))
-                })
-            }
+                rx.await
+                    .unwrap_or_else(|_| Err(ProtocolError::shutting_down()))
+            };
+            protocol::reply_line(reply, id)
         }
     };
-    (protocol::reply_line(result, id), watch)
-}
-
-/// Hands over (or reclaims) instance `name`, through the VRRP task.
-async fn vrrp_control(shared: &Shared, name: &str, handover: bool) -> Result<Value, ProtocolError> {
-    shared.vrrp.request(name, handover).await
+    (line, None)
 }

@@ -30,8 +30,11 @@ use vigil_vrrp::io::{
 };
 use vigil_vrrp::{Auth, Family, Password, State, Tracked, TrackedSummary, Version, summarize};
 
-use crate::protocol::ProtocolError;
 use crate::supervise::{Armed, Guard, Supervisor, TestFaults, WorkerId};
+use vigil_proto::{
+    self as proto, ErrorCode, Event, InstanceView, IpvsFaultEvent, LiveStatus, ProtocolError,
+    TransitionView, VrrpAction, VrrpControlReply, VrrpState, VrrpStateEvent,
+};
 
 /// How often interface links are polled for tracking.
 pub const LINK_POLL: Duration = Duration::from_millis(100);
@@ -79,8 +82,8 @@ impl Registry {
         &self,
         name: &str,
         handover: bool,
-    ) -> Result<serde_json::Value, ProtocolError> {
-        let stopping = || ProtocolError::new("shutting_down", "the daemon is stopping");
+    ) -> Result<VrrpControlReply, ProtocolError> {
+        let stopping = ProtocolError::shutting_down;
         let Some(commands) = self.commands.get() else {
             return Err(stopping());
         };
@@ -135,7 +138,7 @@ enum Command {
     Control {
         instance: String,
         handover: bool,
-        reply: oneshot::Sender<Result<serde_json::Value, ProtocolError>>,
+        reply: oneshot::Sender<Result<VrrpControlReply, ProtocolError>>,
     },
     Shutdown(oneshot::Sender<()>),
 }
@@ -199,7 +202,7 @@ pub struct VrrpManager {
     /// The instances held in fault for it, with the reason; read by their trackers.
     ipvs_faults: Arc<watch::Sender<HashMap<String, String>>>,
     /// Daemon events for `events` watchers.
-    published: broadcast::Sender<serde_json::Value>,
+    published: broadcast::Sender<Event>,
 }
 
 impl VrrpManager {
@@ -213,7 +216,7 @@ impl VrrpManager {
         supervisor: Supervisor,
         faults: &TestFaults,
         ipvs_fault: watch::Receiver<Option<String>>,
-        published: broadcast::Sender<serde_json::Value>,
+        published: broadcast::Sender<Event>,
     ) -> VrrpHandle {
         let groups = Arc::new(RwLock::new(BTreeMap::new()));
         let sync_task = tokio::spawn(sync_groups(registry.clone(), groups.clone()));
@@ -356,15 +359,11 @@ impl VrrpManager {
                 }
             );
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let _ = self.published.send(serde_json::json!({
-            "event": "ipvs_fault",
-            "reason": fault,
-            "held": held,
-            "released": released,
-            "at_unix_ms": now_ms,
+        let _ = self.published.send(Event::IpvsFault(IpvsFaultEvent {
+            reason: fault.clone(),
+            held: held.iter().map(|s| s.to_string()).collect(),
+            released: released.iter().map(|s| s.to_string()).collect(),
+            at_unix_ms: crate::state::unix_now_ms(),
         }));
         *self
             .registry
@@ -402,18 +401,18 @@ impl VrrpManager {
 
     /// Hands over (or reclaims) instance `name`: the request is queued to the runner,
     /// never waited for.
-    fn control(&self, name: &str, handover: bool) -> Result<serde_json::Value, ProtocolError> {
+    fn control(&self, name: &str, handover: bool) -> Result<VrrpControlReply, ProtocolError> {
         let (Some(status), Some(control)) =
             (self.registry.status(name), self.registry.control(name))
         else {
             return Err(ProtocolError::new(
-                "unknown_instance",
+                ErrorCode::UnknownInstance,
                 format!("no running VRRP instance \"{name}\""),
             ));
         };
         if handover && status.state != State::Master {
             return Err(ProtocolError::new(
-                "not_master",
+                ErrorCode::NotMaster,
                 format!(
                     "instance \"{name}\" is {}, not master: nothing to hand over",
                     status.state.as_str()
@@ -427,18 +426,22 @@ impl VrrpManager {
         };
         control.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ProtocolError::new(
-                "instance_busy",
+                ErrorCode::InstanceBusy,
                 format!("instance \"{name}\" has too many requests queued; try again"),
             ),
             mpsc::error::TrySendError::Closed(_) => {
-                ProtocolError::new("shutting_down", "the instance is stopping")
+                ProtocolError::new(ErrorCode::ShuttingDown, "the instance is stopping")
             }
         })?;
-        Ok(serde_json::json!({
-            "instance": name,
-            "action": if handover { "handover" } else { "reclaim" },
-            "state_before": status.state.as_str(),
-        }))
+        Ok(VrrpControlReply {
+            instance: name.to_string(),
+            action: if handover {
+                VrrpAction::Handover
+            } else {
+                VrrpAction::Reclaim
+            },
+            state_before: state_view(status.state),
+        })
     }
 
     fn start_new(&mut self, config: &Config) {
@@ -994,47 +997,81 @@ fn resolve_user(user: &str) -> Result<vigil_child::RunAs, vigil_child::UserError
     vigil_child::lookup_user(user)
 }
 
-/// The live part of one instance's `vrrp` reply.
-pub fn status_json(status: &InstanceStatus) -> serde_json::Value {
-    use serde_json::json;
-    let ip = |a: Option<IpAddr>| a.map(|a| a.to_string());
-    json!({
-        "state": status.state.as_str(),
-        "effective_priority": status.priority,
-        "master": ip(status.master),
-        "primary_address": ip(status.primary_address),
-        "holds_vips": status.holds_vips,
-        "standing_down": status.standing_down,
-        "own_fault": status.own_fault,
-        "transitions": status.transitions,
-        "last_transition": status.last_transition.map(|t| transition_json(&t)),
-        "adverts_sent": status.adverts_sent,
-        "adverts_received": status.adverts_received,
-        "replies_limited": status.replies_limited,
-        "send_errors": status.send_errors,
-        "drops": status.drops,
-        "error": status.error,
-    })
+/// The live part of one instance's `vrrp` reply: its state, effective priority and the
+/// runner's counters.
+pub fn fill_live(entry: &mut InstanceView, status: &InstanceStatus) {
+    entry.state = state_view(status.state);
+    entry.effective_priority = status.priority;
+    entry.live = Some(LiveStatus {
+        master: status.master,
+        primary_address: status.primary_address,
+        holds_vips: status.holds_vips,
+        standing_down: status.standing_down,
+        own_fault: status.own_fault,
+        transitions: status.transitions,
+        last_transition: status.last_transition.map(|t| transition_view(&t)),
+        adverts_sent: status.adverts_sent,
+        adverts_received: status.adverts_received,
+        replies_limited: status.replies_limited,
+        send_errors: status.send_errors,
+        drops: status
+            .drops
+            .iter()
+            .map(|(k, n)| ((*k).to_string(), *n))
+            .collect(),
+        error: status.error.clone(),
+    });
 }
 
-pub fn transition_json(t: &vio::Transition) -> serde_json::Value {
-    serde_json::json!({
-        "from": t.from.as_str(),
-        "to": t.to.as_str(),
-        "reason": t.reason.as_str(),
-        "priority": t.priority,
-        "at_unix": t.at_unix,
-    })
-}
-
-/// One `vrrp-watch` event line.
-pub fn event_json(e: &StateEvent) -> serde_json::Value {
-    let mut v = transition_json(&e.transition);
-    if let serde_json::Value::Object(o) = &mut v {
-        o.insert("event".into(), "vrrp_state".into());
-        o.insert("instance".into(), e.instance.clone().into());
+pub fn state_view(state: State) -> VrrpState {
+    match state {
+        State::Initialize => VrrpState::Initialize,
+        State::Backup => VrrpState::Backup,
+        State::Master => VrrpState::Master,
+        State::Fault => VrrpState::Fault,
     }
-    v
+}
+
+fn reason_view(reason: vigil_vrrp::TransitionReason) -> proto::TransitionReason {
+    use proto::TransitionReason as P;
+    use vigil_vrrp::TransitionReason as R;
+    match reason {
+        R::Startup => P::Startup,
+        R::AddressOwner => P::AddressOwner,
+        R::MasterDown => P::MasterDown,
+        R::MasterResigned => P::MasterResigned,
+        R::HigherPriorityMaster => P::HigherPriorityMaster,
+        R::PreferredMaster => P::PreferredMaster,
+        R::Shutdown => P::Shutdown,
+        R::Fault => P::Fault,
+        R::FaultCleared => P::FaultCleared,
+        R::Handover => P::Handover,
+        R::SyncGroup => P::SyncGroup,
+    }
+}
+
+pub fn transition_view(t: &vio::Transition) -> TransitionView {
+    TransitionView {
+        from: state_view(t.from),
+        to: state_view(t.to),
+        reason: reason_view(t.reason),
+        priority: t.priority,
+        at_unix: t.at_unix,
+    }
+}
+
+/// One `vrrp_state` event line (`events`, `vrrp-watch`); its time in milliseconds, as
+/// every event's.
+pub fn state_event(e: &StateEvent) -> Event {
+    let t = &e.transition;
+    Event::VrrpState(VrrpStateEvent {
+        instance: e.instance.clone(),
+        from: state_view(t.from),
+        to: state_view(t.to),
+        reason: reason_view(t.reason),
+        priority: t.priority,
+        at_unix_ms: (t.at_unix * 1e3).round().max(0.0) as u64,
+    })
 }
 
 #[cfg(test)]
@@ -1050,14 +1087,15 @@ mod tests {
             priority: 100,
             at_unix: 1.5,
         };
-        let event = event_json(&StateEvent {
+        let event = serde_json::to_value(state_event(&StateEvent {
             instance: "web".into(),
             transition,
-        });
+        }))
+        .unwrap();
         assert_eq!(
             event,
             serde_json::json!({"event": "vrrp_state", "instance": "web", "from": "backup",
-                "to": "master", "reason": "master_down", "priority": 100, "at_unix": 1.5})
+                "to": "master", "reason": "master_down", "priority": 100, "at_unix_ms": 1500})
         );
         let status = InstanceStatus {
             name: "web".into(),
@@ -1077,7 +1115,9 @@ mod tests {
             send_errors: 0,
             error: None,
         };
-        let v = status_json(&status);
+        let mut entry = InstanceView::default();
+        fill_live(&mut entry, &status);
+        let v = serde_json::to_value(&entry).unwrap();
         assert_eq!(v["state"], "master");
         assert_eq!(v["master"], "10.0.0.1");
         assert_eq!(v["drops"]["vrid"], 3);
