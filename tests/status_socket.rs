@@ -550,3 +550,108 @@ fn an_admin_group_that_does_not_exist_is_refused_at_start() {
         vigil_tests::output_text(&out)
     );
 }
+
+/// `value` decoded as vigil-proto's `T` and encoded again: the same JSON, so nothing the
+/// daemon sent is unknown to the protocol crate (or lost by it).
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(value: &Value) -> T {
+    let t: T = serde_json::from_value(value.clone())
+        .unwrap_or_else(|e| panic!("not a {}: {e}: {value}", std::any::type_name::<T>()));
+    assert_eq!(
+        serde_json::to_value(&t).expect("encodes"),
+        *value,
+        "{} does not carry all of it",
+        std::any::type_name::<T>()
+    );
+    t
+}
+
+/// Every reply and event a real daemon sends is a vigil-proto type (vigilctl decodes them
+/// as such); requests are built from vigil-proto too.
+#[test]
+fn every_reply_and_event_is_a_vigil_proto_type() {
+    use vigil_proto::*;
+    // The VRRP instance names an interface that does not exist: its runner reports it
+    // and waits. The check's target is closed: a `down` verdict, hence a health event.
+    let d = Daemon::start_with(|dir| {
+        format!(
+            "{}\n[vrrp.web]\ninterface = \"vigil-none0\"\nvrid = 7\nvips = [\"192.0.2.7/32\"]\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.7:80\"\ncheck = {{ kind = \"tcp\", interval = \"300ms\", timeout = \"100ms\", start_spread = \"0s\" }}\nreal_server = [{{ address = \"127.0.0.1:9\" }}]\n",
+            vigil_tests::minimal_config(dir, "typed")
+        )
+    });
+    let send = |c: &mut StatusClient, r: &Request| {
+        c.send_line(std::str::from_utf8(&r.to_line()).unwrap().trim_end());
+        c.read_reply().expect("a reply")
+    };
+    let mut events = StatusClient::connect(&d.socket);
+    let subscribed = send(&mut events, &Request::Events);
+    assert_eq!(typed::<Event>(&subscribed["result"]), Event::Subscribed);
+
+    let mut c = StatusClient::connect(&d.socket);
+    let status: StatusReply = typed(&send(&mut c, &Request::Status)["result"]);
+    assert_eq!(status.director, "typed");
+    let config: ConfigReply = typed(&send(&mut c, &Request::Config)["result"]);
+    assert_eq!(config.generation, 1);
+    let services: ServicesReply = typed(&send(&mut c, &Request::Services)["result"]);
+    assert_eq!(services.virtual_servers[0].name, "web");
+    let vrrp: VrrpReply = typed(&send(&mut c, &Request::Vrrp)["result"]);
+    assert_eq!(vrrp.instances[0].name, "web");
+    assert_eq!(
+        typed::<String>(&send(&mut c, &Request::Ping)["result"]),
+        PONG
+    );
+    for drain in [true, false] {
+        let (virtual_server, real_server) = ("web".to_string(), "127.0.0.1:9".to_string());
+        let request = if drain {
+            Request::Drain {
+                virtual_server,
+                real_server,
+            }
+        } else {
+            Request::Enable {
+                virtual_server,
+                real_server,
+            }
+        };
+        let reply: DrainReply = typed(&send(&mut c, &request)["result"]);
+        assert_eq!(reply.drained, drain);
+    }
+    let reload: ReloadRecord = typed(&send(&mut c, &Request::Reload)["result"]);
+    assert!(reload.ok);
+    assert_eq!(reload.trigger, Trigger::Socket);
+    let reclaim = send(
+        &mut c,
+        &Request::VrrpReclaim {
+            instance: "web".into(),
+        },
+    );
+    let reclaim: VrrpControlReply = typed(&reclaim["result"]);
+    assert_eq!(reclaim.action, VrrpAction::Reclaim);
+    let refused = send(
+        &mut c,
+        &Request::VrrpHandover {
+            instance: "nope".into(),
+        },
+    );
+    let refused: Reply<VrrpControlReply> = typed(&refused);
+    assert_eq!(
+        refused.into_result().unwrap_err().code,
+        ErrorCode::UnknownInstance
+    );
+
+    // The events those caused: each one a known kind, every time in milliseconds.
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !["drain", "reload", "health"]
+        .iter()
+        .all(|k| seen.contains(*k))
+    {
+        assert!(Instant::now() < deadline, "events seen: {seen:?}");
+        let line = events.read_reply().expect("an event");
+        let kind = line["event"].as_str().unwrap_or("").to_string();
+        assert_ne!(typed::<Event>(&line), Event::Other, "{line}");
+        if kind != "lagged" {
+            assert!(line["at_unix_ms"].as_u64().unwrap() > 0, "{line}");
+        }
+        seen.insert(kind);
+    }
+}
