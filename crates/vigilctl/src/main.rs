@@ -210,8 +210,13 @@ fn stream(
         let line = line.map_err(io_err)?;
         if as_json {
             println!("{line}");
-        } else if let Ok(event) = serde_json::from_str::<Event>(&line) {
-            match each(&event) {
+        } else {
+            // What this vigilctl cannot read or render is shown as it came.
+            match serde_json::from_str::<Event>(&line)
+                .ok()
+                .as_ref()
+                .and_then(each)
+            {
                 Some(text) => println!("{text}"),
                 None => println!("{line}"),
             }

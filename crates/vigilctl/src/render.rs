@@ -588,6 +588,25 @@ mod tests {
     }
 
     #[test]
+    fn every_event_time_is_in_milliseconds_and_unknown_events_are_left_to_the_caller() {
+        let reload = json!({"event": "reload", "ok": false, "trigger": "sighup",
+            "generation": 3, "errors": ["c.toml:1:1: error: x"], "at_unix_ms": 951_782_400_500u64});
+        assert_eq!(
+            event(&typed(reload)).unwrap(),
+            "2000-02-29 00:00:00 UTC  reload  REJECTED by sighup: generation 3\n        c.toml:1:1: error: x"
+        );
+        let state = json!({"event": "vrrp_state", "instance": "web", "from": "master",
+            "to": "standby", "reason": "maintenance", "priority": 0, "at_unix_ms": 0});
+        assert_eq!(
+            event(&typed(state)).unwrap(),
+            "1970-01-01 00:00:00 UTC  vrrp    web  master -> standby  (maintenance, priority 0)"
+        );
+        let unknown: Event = typed(json!({"event": "certificate_expiry", "days": 3}));
+        assert_eq!(event(&unknown), None);
+        assert_eq!(vrrp_event(&unknown), None);
+    }
+
+    #[test]
     fn utc_formats_known_instants() {
         assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400.0), "2000-02-29 00:00:00 UTC");
