@@ -2,6 +2,7 @@
 //! shares, then the kind's own (tcp, udp, icmp, smtp, exec here; http in [`super::http`],
 //! dns in [`super::dns`]).
 
+use std::net::IpAddr;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -66,6 +67,47 @@ pub(super) fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
         .require(sink, "kind")
         .and_then(|v| as_choice(sink, v, &f("kind"), CheckKind::NAMES));
 
+    let timing = timing(sink, &mut t, &f);
+    let source = source(sink, &mut t, &f, &p);
+
+    let kind = kind(sink, &mut t, &f, kind_name, &source);
+    if let Some(k) = kind_name {
+        misplaced_fields(sink, &mut t, &f, k);
+    }
+    t.finish(sink);
+    if sink.items.len() != errors_before {
+        return None;
+    }
+    Some(Check {
+        kind: kind?,
+        interval: timing.interval,
+        timeout: timing.timeout,
+        rise: timing.rise,
+        fall: timing.fall,
+        initial_state: timing.initial_state,
+        retry_delay: timing.retry_delay,
+        start_spread: timing.start_spread,
+        address: source.address,
+        port: source.port_read.map(|(v, _)| v),
+        bind: source.bind,
+        bind_port: source.bind_port_read.map(|(v, _)| v),
+        bind_interface: source.bind_interface_read.map(|(i, _)| i),
+        fwmark: source.fwmark_read.map(|(v, _)| v),
+    })
+}
+
+/// When and how often a check runs, and how many results change its verdict.
+struct Timing {
+    interval: Duration,
+    timeout: Duration,
+    rise: u32,
+    fall: u32,
+    initial_state: InitialState,
+    retry_delay: Option<Duration>,
+    start_spread: Duration,
+}
+
+fn timing(sink: &mut Sink, t: &mut Table<'_, '_>, f: &dyn Fn(&str) -> String) -> Timing {
     let interval = t.duration(sink, "interval");
     let timeout = t.duration(sink, "timeout");
     let interval_value = interval
@@ -134,18 +176,39 @@ pub(super) fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
         Some((d, _)) => d,
         None => interval_value,
     };
+    Timing {
+        interval: interval_value,
+        timeout: timeout_value,
+        rise,
+        fall,
+        initial_state,
+        retry_delay,
+        start_spread,
+    }
+}
+
+/// Where a check goes and comes from: `address` and `port` to probe (the real server's
+/// by default), the source `bind`, `bind_port`, `bind_interface`, and the `fwmark` its
+/// packets carry; each with its span, which some kinds refuse.
+struct Source {
+    address: Option<IpAddr>,
+    port_read: Option<(u16, Range<usize>)>,
+    bind: Option<IpAddr>,
+    bind_port_read: Option<(u16, Range<usize>)>,
+    bind_interface_read: Option<(String, Range<usize>)>,
+    fwmark_read: Option<(u32, Range<usize>)>,
+}
+
+fn source(sink: &mut Sink, t: &mut Table<'_, '_>, f: &dyn Fn(&str) -> String, p: &str) -> Source {
     let address = t.get("address").and_then(|v| as_ip(sink, v, &f("address")));
     let port_read = t.int::<u16>(sink, "port", 1, 65_535);
-    let port = port_read.as_ref().map(|(v, _)| *v);
     let bind = t.get("bind").and_then(|v| as_ip(sink, v, &f("bind")));
     let bind_port_read = t.int::<u16>(sink, "bind_port", 1, 65_535);
-    let bind_port = bind_port_read.as_ref().map(|(v, _)| *v);
     let bind_interface_read = t
         .str(sink, "bind_interface")
-        .filter(|(i, s)| check_interface(sink, &f("bind_interface"), i, s.clone()));
-    let bind_interface = bind_interface_read.as_ref().map(|(i, _)| i.to_string());
+        .filter(|(i, s)| check_interface(sink, &f("bind_interface"), i, s.clone()))
+        .map(|(i, s)| (i.to_string(), s));
     let fwmark_read = t.int::<u32>(sink, "fwmark", 1, u32::MAX);
-    let fwmark = fwmark_read.as_ref().map(|(v, _)| *v);
     if let (Some(a), Some(b)) = (address, bind)
         && AddressFamily::of(&a) != AddressFamily::of(&b)
     {
@@ -157,18 +220,35 @@ pub(super) fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
             ),
         );
     }
+    Source {
+        address,
+        port_read,
+        bind,
+        bind_port_read,
+        bind_interface_read,
+        fwmark_read,
+    }
+}
 
-    let kind = match kind_name {
+/// The kind's own fields.
+fn kind(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    kind_name: Option<&str>,
+    source: &Source,
+) -> Option<CheckKind> {
+    match kind_name {
         Some("tcp") => {
             let send = t.str(sink, "send").map(|(s, _)| s.to_string());
-            let expect = regex_field(sink, &mut t, "expect");
+            let expect = regex_field(sink, t, "expect");
             Some(CheckKind::Tcp { send, expect })
         }
-        Some(k @ ("http" | "https")) => http_check(sink, &mut t, k == "https").map(CheckKind::Http),
-        Some("dns") => dns_check(sink, &mut t).map(CheckKind::Dns),
-        Some("udp") => udp_check(sink, &mut t),
+        Some(k @ ("http" | "https")) => http_check(sink, t, k == "https").map(CheckKind::Http),
+        Some("dns") => dns_check(sink, t).map(CheckKind::Dns),
+        Some("udp") => udp_check(sink, t),
         Some("icmp") => {
-            if let Some((_, span)) = &port_read {
+            if let Some((_, span)) = &source.port_read {
                 sink.push(
                     Diagnostic::error(
                         span.clone(),
@@ -177,7 +257,7 @@ pub(super) fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
                     .with_help("an ICMP echo request has no port"),
                 );
             }
-            if let Some((_, span)) = &bind_port_read {
+            if let Some((_, span)) = &source.bind_port_read {
                 sink.push(
                     Diagnostic::error(
                         span.clone(),
@@ -188,124 +268,126 @@ pub(super) fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
             }
             Some(CheckKind::Icmp)
         }
-        Some("smtp") => {
-            let helo_name = match t.str(sink, "helo_name") {
-                Some((h, span))
-                    if h.is_empty()
-                        || h.len() > 255
-                        || h.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-                {
-                    sink.error(
-                        span,
-                        format!(
-                            "`{}`: \"{h}\" must be 1–255 characters without spaces or control characters",
-                            f("helo_name")
-                        ),
-                    );
-                    None
-                }
-                Some((h, _)) => Some(h.to_string()),
-                None => Some(DEFAULT_HELO_NAME.to_string()),
-            };
-            helo_name.map(|helo_name| CheckKind::Smtp { helo_name })
-        }
-        Some("exec") => {
-            // The program opens its own sockets: nothing of the check's source reaches them.
-            let source_fields = [
-                ("bind", t.get("bind").map(|v| v.span())),
-                ("bind_port", bind_port_read.as_ref().map(|(_, s)| s.clone())),
-                (
-                    "bind_interface",
-                    bind_interface_read.as_ref().map(|(_, s)| s.clone()),
-                ),
-                ("fwmark", fwmark_read.as_ref().map(|(_, s)| s.clone())),
-            ];
-            for (key, span) in source_fields {
-                if let Some(span) = span {
-                    sink.push(
-                        Diagnostic::error(span, format!("`{}` does not apply to exec checks", f(key)))
-                            .with_help("the program opens its own connections; give it the source as an argument"),
-                    );
-                }
-            }
-            let command = t
-                .require(sink, "command")
-                .and_then(|_| t.str_list(sink, "command"))
-                .filter(|(argv, span)| absolute_program(sink, &f("command"), argv, span.clone()))
-                .map(|(argv, _)| argv);
-            let user = t.str(sink, "user");
-            let user = sink
-                .user(f("user"), user, "nobody", t.span.clone())
-                .to_string();
-            command.map(|command| CheckKind::Exec { command, user })
-        }
+        Some("smtp") => smtp_check(sink, t, f),
+        Some("exec") => exec_check(sink, t, f, source),
         _ => None,
-    };
-    if let Some(k) = kind_name {
-        // Say which kind a misplaced field belongs to, rather than only "unknown".
-        let own: Vec<&str> = KIND_FIELDS
-            .iter()
-            .filter(|(n, _)| *n == k || (k == "https" && *n == "http"))
-            .flat_map(|(_, fs)| fs.iter().copied())
-            .collect();
-        let misplaced: Vec<(String, Range<usize>, &str)> = t
-            .entries()
-            .filter(|(key, _)| !own.contains(&key.get_ref().as_ref()))
-            .filter_map(|(key, _)| {
-                let other = KIND_FIELDS
-                    .iter()
-                    .find(|(_, fs)| fs.contains(&key.get_ref().as_ref()))?;
-                Some((key.get_ref().to_string(), key.span(), other.0))
-            })
-            .collect();
-        for (key, span, other) in misplaced {
-            sink.push(
-                Diagnostic::error(
-                    span,
-                    format!(
-                        "`{}` is an option of {other} checks, not of {k} checks",
-                        f(&key)
-                    ),
-                )
-                .with_help(format!(
-                    "{k} checks take: {}",
-                    if own.is_empty() {
-                        "only the common options".to_string()
-                    } else {
-                        own.join(", ")
-                    }
-                )),
+    }
+}
+
+fn smtp_check(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+) -> Option<CheckKind> {
+    let helo_name = match t.str(sink, "helo_name") {
+        Some((h, span))
+            if h.is_empty()
+                || h.len() > 255
+                || h.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            sink.error(
+                span,
+                format!(
+                    "`{}`: \"{h}\" must be 1–255 characters without spaces or control characters",
+                    f("helo_name")
+                ),
             );
-            // Reported here with the better message: keep finish() from repeating it.
-            if let Some(field) = KIND_FIELDS
-                .iter()
-                .flat_map(|(_, fs)| fs.iter())
-                .find(|f| **f == key)
-            {
-                t.get(field);
-            }
+            None
+        }
+        Some((h, _)) => Some(h.to_string()),
+        None => Some(DEFAULT_HELO_NAME.to_string()),
+    };
+    helo_name.map(|helo_name| CheckKind::Smtp { helo_name })
+}
+
+fn exec_check(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    source: &Source,
+) -> Option<CheckKind> {
+    // The program opens its own sockets: nothing of the check's source reaches them.
+    let source_fields = [
+        ("bind", t.get("bind").map(|v| v.span())),
+        (
+            "bind_port",
+            source.bind_port_read.as_ref().map(|(_, s)| s.clone()),
+        ),
+        (
+            "bind_interface",
+            source.bind_interface_read.as_ref().map(|(_, s)| s.clone()),
+        ),
+        (
+            "fwmark",
+            source.fwmark_read.as_ref().map(|(_, s)| s.clone()),
+        ),
+    ];
+    for (key, span) in source_fields {
+        if let Some(span) = span {
+            sink.push(
+                Diagnostic::error(span, format!("`{}` does not apply to exec checks", f(key)))
+                    .with_help(
+                        "the program opens its own connections; give it the source as an argument",
+                    ),
+            );
         }
     }
-    t.finish(sink);
-    if sink.items.len() != errors_before {
-        return None;
+    let command = t
+        .require(sink, "command")
+        .and_then(|_| t.str_list(sink, "command"))
+        .filter(|(argv, span)| absolute_program(sink, &f("command"), argv, span.clone()))
+        .map(|(argv, _)| argv);
+    let user = t.str(sink, "user");
+    let user = sink
+        .user(f("user"), user, "nobody", t.span.clone())
+        .to_string();
+    command.map(|command| CheckKind::Exec { command, user })
+}
+
+/// Fields of another kind than `k`: said so, rather than only "unknown".
+fn misplaced_fields(sink: &mut Sink, t: &mut Table<'_, '_>, f: &dyn Fn(&str) -> String, k: &str) {
+    let own: Vec<&str> = KIND_FIELDS
+        .iter()
+        .filter(|(n, _)| *n == k || (k == "https" && *n == "http"))
+        .flat_map(|(_, fs)| fs.iter().copied())
+        .collect();
+    let misplaced: Vec<(String, Range<usize>, &str)> = t
+        .entries()
+        .filter(|(key, _)| !own.contains(&key.get_ref().as_ref()))
+        .filter_map(|(key, _)| {
+            let other = KIND_FIELDS
+                .iter()
+                .find(|(_, fs)| fs.contains(&key.get_ref().as_ref()))?;
+            Some((key.get_ref().to_string(), key.span(), other.0))
+        })
+        .collect();
+    for (key, span, other) in misplaced {
+        sink.push(
+            Diagnostic::error(
+                span,
+                format!(
+                    "`{}` is an option of {other} checks, not of {k} checks",
+                    f(&key)
+                ),
+            )
+            .with_help(format!(
+                "{k} checks take: {}",
+                if own.is_empty() {
+                    "only the common options".to_string()
+                } else {
+                    own.join(", ")
+                }
+            )),
+        );
+        // Reported here with the better message: keep finish() from repeating it.
+        if let Some(field) = KIND_FIELDS
+            .iter()
+            .flat_map(|(_, fs)| fs.iter())
+            .find(|f| **f == key)
+        {
+            t.get(field);
+        }
     }
-    Some(Check {
-        kind: kind?,
-        interval: interval_value,
-        timeout: timeout_value,
-        rise,
-        fall,
-        initial_state,
-        retry_delay,
-        start_spread,
-        address,
-        port,
-        bind,
-        bind_port,
-        bind_interface,
-        fwmark,
-    })
 }
 
 fn udp_check(sink: &mut Sink, t: &mut Table<'_, '_>) -> Option<CheckKind> {

@@ -71,65 +71,7 @@ pub(super) fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) ->
     let max_body_bytes = t
         .int::<u32>(sink, "max_body_bytes", 0, 64 * 1024 * 1024)
         .map_or(1024 * 1024, |(n, _)| n);
-    let tls = if https {
-        let verify = t.bool(sink, "tls_verify").unwrap_or(true);
-        let ca_file = t
-            .str(sink, "tls_ca_file")
-            .and_then(|(c, span)| absolute_path(sink, &f("tls_ca_file"), c, span));
-        let trust = match t.choice(sink, "tls_trust", &["bundled", "system"]) {
-            Some(("system", span)) => {
-                if ca_file.is_some() {
-                    sink.push(
-                        Diagnostic::error(
-                            span,
-                            format!(
-                                "`{}` and `{}` are alternatives",
-                                f("tls_trust"),
-                                f("tls_ca_file")
-                            ),
-                        )
-                        .with_help("with tls_ca_file, only its certificates are trusted"),
-                    );
-                }
-                TlsTrust::System
-            }
-            _ => TlsTrust::Bundled,
-        };
-        let server_name = t.str(sink, "tls_server_name").map(|(s, _)| s.to_string());
-        let sni = t.bool(sink, "tls_sni").unwrap_or(true);
-        let mut pem_path = |key: &'static str| {
-            t.str(sink, key).and_then(|(c, span)| {
-                absolute_path(sink, &f(key), c, span.clone()).map(|p| (p, span))
-            })
-        };
-        let client_cert = pem_path("tls_client_cert");
-        let client_key = pem_path("tls_client_key");
-        match (&client_cert, &client_key) {
-            (Some((_, span)), None) | (None, Some((_, span))) => {
-                let (has, lacks) = if client_cert.is_some() {
-                    ("tls_client_cert", "tls_client_key")
-                } else {
-                    ("tls_client_key", "tls_client_cert")
-                };
-                sink.push(
-                    Diagnostic::error(span.clone(), format!("`{}` needs `{}`", f(has), f(lacks)))
-                        .with_help("a client certificate is given with its private key"),
-                );
-            }
-            _ => {}
-        }
-        Some(Tls {
-            verify,
-            ca_file,
-            trust,
-            server_name,
-            sni,
-            client_cert: client_cert.map(|(p, _)| p),
-            client_key: client_key.map(|(p, _)| p),
-        })
-    } else {
-        None
-    };
+    let tls = https.then(|| tls(sink, t, &f));
     if sink.items.len() != errors_before {
         return None;
     }
@@ -140,6 +82,64 @@ pub(super) fn http_check(sink: &mut Sink, t: &mut Table<'_, '_>, https: bool) ->
         max_body_bytes: u64::from(max_body_bytes),
         tls,
     })
+}
+
+/// The https kind's TLS settings: verification, trust, server name, client certificate.
+fn tls(sink: &mut Sink, t: &mut Table<'_, '_>, f: &dyn Fn(&str) -> String) -> Tls {
+    let verify = t.bool(sink, "tls_verify").unwrap_or(true);
+    let ca_file = t
+        .str(sink, "tls_ca_file")
+        .and_then(|(c, span)| absolute_path(sink, &f("tls_ca_file"), c, span));
+    let trust = match t.choice(sink, "tls_trust", &["bundled", "system"]) {
+        Some(("system", span)) => {
+            if ca_file.is_some() {
+                sink.push(
+                    Diagnostic::error(
+                        span,
+                        format!(
+                            "`{}` and `{}` are alternatives",
+                            f("tls_trust"),
+                            f("tls_ca_file")
+                        ),
+                    )
+                    .with_help("with tls_ca_file, only its certificates are trusted"),
+                );
+            }
+            TlsTrust::System
+        }
+        _ => TlsTrust::Bundled,
+    };
+    let server_name = t.str(sink, "tls_server_name").map(|(s, _)| s.to_string());
+    let sni = t.bool(sink, "tls_sni").unwrap_or(true);
+    let mut pem_path = |key: &'static str| {
+        t.str(sink, key)
+            .and_then(|(c, span)| absolute_path(sink, &f(key), c, span.clone()).map(|p| (p, span)))
+    };
+    let client_cert = pem_path("tls_client_cert");
+    let client_key = pem_path("tls_client_key");
+    match (&client_cert, &client_key) {
+        (Some((_, span)), None) | (None, Some((_, span))) => {
+            let (has, lacks) = if client_cert.is_some() {
+                ("tls_client_cert", "tls_client_key")
+            } else {
+                ("tls_client_key", "tls_client_cert")
+            };
+            sink.push(
+                Diagnostic::error(span.clone(), format!("`{}` needs `{}`", f(has), f(lacks)))
+                    .with_help("a client certificate is given with its private key"),
+            );
+        }
+        _ => {}
+    }
+    Tls {
+        verify,
+        ca_file,
+        trust,
+        server_name,
+        sni,
+        client_cert: client_cert.map(|(p, _)| p),
+        client_key: client_key.map(|(p, _)| p),
+    }
 }
 
 /// One URL's path, accepted statuses and body checks, from the check table or a `url`

@@ -14,7 +14,7 @@ use toml::de::DeTable;
 
 use crate::diag::Diagnostic;
 use crate::model::*;
-use crate::reader::{Sink, Table, as_array};
+use crate::reader::{Sink, Table};
 
 mod check;
 mod director;
@@ -27,8 +27,8 @@ mod vrrp;
 
 use director::director;
 use ipvs_sync::ipvs_sync;
-use virtual_server::virtual_server;
-use vrrp::vrrp_instance;
+use virtual_server::virtual_server_section;
+use vrrp::vrrp_section;
 
 /// What parsed, possibly only part of the file: cross-section rules run on the parts that
 /// did, so one run reports as much as possible.
@@ -45,7 +45,6 @@ pub(crate) struct Parsed {
 }
 
 /// Source positions of things that cross-section validation points at.
-#[derive(Default)]
 pub(crate) struct Spans {
     pub(crate) vrrp: Vec<VrrpSpans>,
     pub(crate) virtual_servers: Vec<VsSpans>,
@@ -134,89 +133,40 @@ pub(crate) fn parse_document(
     root_span: Range<usize>,
 ) -> Parsed {
     let mut top = Table::new(root, root_span.clone(), "");
-    let mut spans = Spans::default();
 
     let director = top
         .require(sink, "director")
         .and_then(|v| Table::from_value(sink, v, "director"))
         .and_then(|t| director(sink, t));
-
-    let mut vrrp = Vec::new();
-    let mut vrrp_ok = true;
-    // Names of all instance tables, including those with errors, so a reference to a
-    // broken instance is not reported as dangling too (and a dangling one still is).
-    let mut vrrp_names = Vec::new();
-    if let Some(v) = top.get("vrrp")
-        && let Some(t) = Table::from_value(sink, v, "vrrp")
-    {
-        for (name, value) in t.entries() {
-            let name_str: &str = name.get_ref();
-            vrrp_names.push(name_str.to_string());
-            let path = format!("vrrp.{name_str}");
-            let parsed = check_name(sink, name_str, name.span(), "VRRP instance")
-                .then(|| Table::from_value(sink, value, path.clone()))
-                .flatten()
-                .and_then(|t| vrrp_instance(sink, name_str, t));
-            match parsed {
-                Some((inst, s)) => {
-                    vrrp.push(inst);
-                    spans.vrrp.push(s);
-                }
-                None => vrrp_ok = false,
-            }
-        }
-    }
-
+    let vrrp = vrrp_section(sink, &mut top);
     let ipvs_sync = match top.get("ipvs_sync") {
         Some(v) => match Table::from_value(sink, v, "ipvs_sync") {
-            Some(t) => ipvs_sync(sink, t, &vrrp, &vrrp_names),
+            Some(t) => ipvs_sync(sink, t, &vrrp.instances, &vrrp.names),
             None => None,
         },
         None => None,
     };
     let ipvs_sync_ok = top.get("ipvs_sync").is_none() || ipvs_sync.is_some();
-
-    let mut virtual_servers = Vec::new();
-    let mut vs_names = Vec::new();
-    let mut vs_ok = true;
-    if let Some(v) = top.get("virtual_server")
-        && let Some(items) = as_array(sink, v, &"virtual_server")
-    {
-        for (i, item) in items.iter().enumerate() {
-            if let Some(name) = item
-                .get_ref()
-                .get("name")
-                .and_then(|n| n.get_ref().as_str())
-            {
-                vs_names.push((name.to_string(), item.span()));
-            }
-            let parsed = Table::from_value(sink, item, format!("virtual_server[{i}]"))
-                .and_then(|t| virtual_server(sink, t));
-            match parsed {
-                Some((vs, s)) => {
-                    virtual_servers.push(vs);
-                    spans.virtual_servers.push(s);
-                }
-                None => vs_ok = false,
-            }
-        }
-    }
+    let vs = virtual_server_section(sink, &mut top);
     top.finish(sink);
 
     let config = match director {
-        Some(director) if vrrp_ok && vs_ok && ipvs_sync_ok => Some(Config {
+        Some(director) if vrrp.ok && vs.ok && ipvs_sync_ok => Some(Config {
             director,
-            vrrp: vrrp.clone(),
+            vrrp: vrrp.instances.clone(),
             ipvs_sync,
-            virtual_servers: virtual_servers.clone(),
+            virtual_servers: vs.servers.clone(),
         }),
         _ => None,
     };
     Parsed {
         config,
-        vrrp,
-        virtual_servers,
-        spans,
-        vs_names,
+        vrrp: vrrp.instances,
+        virtual_servers: vs.servers,
+        spans: Spans {
+            vrrp: vrrp.spans,
+            virtual_servers: vs.spans,
+        },
+        vs_names: vs.names,
     }
 }

@@ -7,15 +7,55 @@ use toml::de::DeValue;
 
 use crate::diag::Diagnostic;
 use crate::model::*;
-use crate::reader::{Sink, Table, Value, as_choice, as_socket_addr, type_name};
+use crate::reader::{Sink, Table, Value, as_array, as_choice, as_socket_addr, type_name};
 
 use super::check::check;
 use super::{VsSpans, check_name};
 
-pub(super) fn virtual_server(
-    sink: &mut Sink,
-    mut t: Table<'_, '_>,
-) -> Option<(VirtualServer, VsSpans)> {
+/// The `[[virtual_server]]` tables: every server that parsed, with its spans.
+pub(super) struct VsSection {
+    pub(super) servers: Vec<VirtualServer>,
+    pub(super) spans: Vec<VsSpans>,
+    /// Names (and table spans) of all virtual server tables, including those with errors
+    /// (see [`super::Parsed::vs_names`]).
+    pub(super) names: Vec<(String, Range<usize>)>,
+    /// No server had an error.
+    pub(super) ok: bool,
+}
+
+pub(super) fn virtual_server_section(sink: &mut Sink, top: &mut Table<'_, '_>) -> VsSection {
+    let mut section = VsSection {
+        servers: Vec::new(),
+        spans: Vec::new(),
+        names: Vec::new(),
+        ok: true,
+    };
+    if let Some(v) = top.get("virtual_server")
+        && let Some(items) = as_array(sink, v, &"virtual_server")
+    {
+        for (i, item) in items.iter().enumerate() {
+            if let Some(name) = item
+                .get_ref()
+                .get("name")
+                .and_then(|n| n.get_ref().as_str())
+            {
+                section.names.push((name.to_string(), item.span()));
+            }
+            let parsed = Table::from_value(sink, item, format!("virtual_server[{i}]"))
+                .and_then(|t| virtual_server(sink, t));
+            match parsed {
+                Some((vs, s)) => {
+                    section.servers.push(vs);
+                    section.spans.push(s);
+                }
+                None => section.ok = false,
+            }
+        }
+    }
+    section
+}
+
+fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServer, VsSpans)> {
     let errors_before = sink.items.len();
     let name = t
         .req_str(sink, "name")
@@ -27,6 +67,83 @@ pub(super) fn virtual_server(
     let p = t.path.clone();
     let f = |k: &str| format!("{p}.{k}");
 
+    let (key, key_span) = service_key(sink, &mut t, &f, &p);
+    let vs_port = match &key {
+        Some(ServiceKey::Address { address, .. }) => Some(address.port()),
+        _ => None,
+    };
+
+    let (scheduler, scheduler_flags) = scheduler(sink, &mut t, &f);
+    let forwarding = t
+        .choice(sink, "forwarding", Forwarding::NAMES)
+        .map_or(Forwarding::Nat, |(n, _)| forwarding_named(n));
+
+    let persistence = persistence(sink, &mut t, &f, &key);
+
+    let quorum = t.int::<u32>(sink, "quorum", 0, 100_000);
+    // An invalid quorum has its own error: do not judge the hysteresis against a guess.
+    let quorum_known = quorum.is_some() || t.get("quorum").is_none();
+    let hysteresis_read = t.int::<u32>(sink, "hysteresis", 0, 100_000);
+    let hysteresis = hysteresis_read.as_ref().map_or(0, |(h, _)| *h);
+    let sorry_server = t
+        .get("sorry_server")
+        .and_then(|v| as_socket_addr(sink, v, &f("sorry_server"), vs_port).map(|a| (a, v.span())));
+    let inhibit_on_failure = t.bool(sink, "inhibit_on_failure").unwrap_or(false);
+
+    let default_check = default_check(sink, &mut t, &f);
+    let (real_servers, rs_spans, rs_count) =
+        real_servers(sink, &mut t, &p, vs_port, forwarding, &default_check);
+    t.finish(sink);
+
+    crate::validate::unique(
+        sink,
+        real_servers
+            .iter()
+            .zip(&rs_spans)
+            .map(|(rs, span)| (rs.address, span.clone())),
+        |addr| format!("real server {addr} appears twice in `{p}`"),
+    );
+    // Rules across fields of this server.
+    let quorum_value = quorum_rules(sink, &f, &quorum, quorum_known, &hysteresis_read, rs_count);
+    destination_rules(
+        sink,
+        &f,
+        &key,
+        forwarding,
+        &sorry_server,
+        &real_servers,
+        &rs_spans,
+    );
+
+    if sink.items.len() != errors_before {
+        return None;
+    }
+    Some((
+        VirtualServer {
+            name: name?.0.to_string(),
+            key: key?,
+            scheduler,
+            scheduler_flags,
+            forwarding,
+            persistence,
+            quorum: quorum_value,
+            hysteresis,
+            sorry_server: sorry_server.map(|(a, _)| a),
+            inhibit_on_failure,
+            real_servers,
+        },
+        VsSpans { key: key_span },
+    ))
+}
+
+/// The service's identity, `address` (with `protocol`) or `fwmark` (with `family`), and
+/// the span validation points at for it.
+fn service_key(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    p: &str,
+) -> (Option<ServiceKey>, Range<usize>) {
     let address = t.get("address");
     let fwmark = t.int::<u32>(sink, "fwmark", 1, u32::MAX);
     let family = t.choice(sink, "family", &["ipv4", "ipv6"]);
@@ -95,11 +212,15 @@ pub(super) fn virtual_server(
             None
         }
     };
-    let vs_port = match &key {
-        Some(ServiceKey::Address { address, .. }) => Some(address.port()),
-        _ => None,
-    };
+    (key, key_span)
+}
 
+/// `scheduler` and its `scheduler_flags`.
+fn scheduler(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+) -> (String, Vec<SchedulerFlag>) {
     let scheduler_read = t.choice(sink, "scheduler", SCHEDULERS);
     // An unknown scheduler has its own error: do not judge the flags against the default.
     let scheduler_known = scheduler_read.is_some() || t.get("scheduler").is_none();
@@ -129,14 +250,20 @@ pub(super) fn virtual_server(
             }
         }
     }
-    let forwarding = t
-        .choice(sink, "forwarding", Forwarding::NAMES)
-        .map_or(Forwarding::Nat, |(n, _)| forwarding_named(n));
+    (scheduler, scheduler_flags)
+}
 
+/// `persistence` (the timeout) and `persistence_prefix`.
+fn persistence(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    key: &Option<ServiceKey>,
+) -> Option<Persistence> {
     let persistence_timeout = t.duration(sink, "persistence");
     let persistence_prefix = t.int::<u8>(sink, "persistence_prefix", 0, 128);
     let fam = key.as_ref().map_or(AddressFamily::Ipv4, |k| k.family());
-    let persistence = match persistence_timeout {
+    match persistence_timeout {
         Some((d, span))
             if d.subsec_nanos() != 0 || d.is_zero() || d.as_secs() > u64::from(u32::MAX) =>
         {
@@ -182,34 +309,50 @@ pub(super) fn virtual_server(
             }
             None
         }
-    };
+    }
+}
 
-    let quorum = t.int::<u32>(sink, "quorum", 0, 100_000);
-    // An invalid quorum has its own error: do not judge the hysteresis against a guess.
-    let quorum_known = quorum.is_some() || t.get("quorum").is_none();
-    let hysteresis_read = t.int::<u32>(sink, "hysteresis", 0, 100_000);
-    let hysteresis = hysteresis_read.as_ref().map_or(0, |(h, _)| *h);
-    let sorry_server = t
-        .get("sorry_server")
-        .and_then(|v| as_socket_addr(sink, v, &f("sorry_server"), vs_port).map(|a| (a, v.span())));
-    let inhibit_on_failure = t.bool(sink, "inhibit_on_failure").unwrap_or(false);
+/// A virtual server's own `check`, which its real servers take unless they override it.
+struct DefaultCheck<'a, 'i> {
+    value: Option<&'a Value<'i>>,
+    parsed: Option<Check>,
+    /// False when it has errors (reported once, here).
+    ok: bool,
+}
 
+fn default_check<'a, 'i>(
+    sink: &mut Sink,
+    t: &mut Table<'a, 'i>,
+    f: &dyn Fn(&str) -> String,
+) -> DefaultCheck<'a, 'i> {
     // The default check, validated on its own so that its errors are reported once, and
     // parsed once: real servers without an override share it (a 10,000-server file
     // would otherwise parse the same table 10,000 times, on every reload).
-    let default_check = t.get("check");
-    let mut default_parsed = None;
-    let default_check_ok = match default_check {
+    let value = t.get("check");
+    let mut parsed = None;
+    let ok = match value {
         Some(v) => {
             let before = sink.items.len();
             if let Some(ct) = Table::from_value(sink, v, f("check")) {
-                default_parsed = check(sink, ct);
+                parsed = check(sink, ct);
             }
             sink.items.len() == before
         }
         None => true,
     };
+    DefaultCheck { value, parsed, ok }
+}
 
+/// The parsed real servers with their spans, and how many entries there are, including
+/// those with errors (which are reported on their own).
+fn real_servers(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    p: &str,
+    vs_port: Option<u16>,
+    forwarding: Forwarding,
+    default_check: &DefaultCheck<'_, '_>,
+) -> (Vec<RealServer>, Vec<Range<usize>>, usize) {
     let mut real_servers = Vec::new();
     let mut rs_spans = Vec::new();
     // All entries, including those with errors (which are reported on their own).
@@ -224,9 +367,9 @@ pub(super) fn virtual_server(
                     rt,
                     vs_port,
                     forwarding,
-                    default_check,
-                    default_parsed.as_ref(),
-                    default_check_ok,
+                    default_check.value,
+                    default_check.parsed.as_ref(),
+                    default_check.ok,
                 )
             {
                 real_servers.push(rs);
@@ -234,17 +377,19 @@ pub(super) fn virtual_server(
             }
         }
     }
-    t.finish(sink);
+    (real_servers, rs_spans, rs_count)
+}
 
-    crate::validate::unique(
-        sink,
-        real_servers
-            .iter()
-            .zip(&rs_spans)
-            .map(|(rs, span)| (rs.address, span.clone())),
-        |addr| format!("real server {addr} appears twice in `{p}`"),
-    );
-    // Rules across fields of this server.
+/// `quorum` against the number of real servers, and `hysteresis` against the quorum;
+/// the quorum (1 when not given).
+fn quorum_rules(
+    sink: &mut Sink,
+    f: &dyn Fn(&str) -> String,
+    quorum: &Option<(u32, Range<usize>)>,
+    quorum_known: bool,
+    hysteresis_read: &Option<(u32, Range<usize>)>,
+    rs_count: usize,
+) -> u32 {
     let quorum_value = quorum.as_ref().map_or(1, |(q, _)| *q);
     if let Some((q, span)) = &quorum
         && *q as usize > rs_count
@@ -263,10 +408,10 @@ pub(super) fn virtual_server(
             ),
         );
     }
-    if let Some((_, hysteresis_span)) = &hysteresis_read
+    if let Some((hysteresis, hysteresis_span)) = hysteresis_read
         && quorum_known
-        && hysteresis > 0
-        && hysteresis >= quorum_value
+        && *hysteresis > 0
+        && *hysteresis >= quorum_value
     {
         sink.error(
             hysteresis_span.clone(),
@@ -276,7 +421,20 @@ pub(super) fn virtual_server(
             ),
         );
     }
-    if let (Some((sorry, span)), Some(k)) = (&sorry_server, &key) {
+    quorum_value
+}
+
+/// The sorry server and every real server against the service's address and forwarding.
+fn destination_rules(
+    sink: &mut Sink,
+    f: &dyn Fn(&str) -> String,
+    key: &Option<ServiceKey>,
+    forwarding: Forwarding,
+    sorry_server: &Option<(std::net::SocketAddr, Range<usize>)>,
+    real_servers: &[RealServer],
+    rs_spans: &[Range<usize>],
+) {
+    if let (Some((sorry, span)), Some(k)) = (sorry_server, key) {
         check_destination(
             sink,
             &f("sorry_server"),
@@ -286,32 +444,12 @@ pub(super) fn virtual_server(
             forwarding,
         );
     }
-    if let Some(k) = &key {
-        let field = format!("{p}.real_server");
-        for (rs, span) in real_servers.iter().zip(&rs_spans) {
+    if let Some(k) = key {
+        let field = f("real_server");
+        for (rs, span) in real_servers.iter().zip(rs_spans) {
             check_destination(sink, &field, rs.address, span.clone(), k, rs.forwarding);
         }
     }
-
-    if sink.items.len() != errors_before {
-        return None;
-    }
-    Some((
-        VirtualServer {
-            name: name?.0.to_string(),
-            key: key?,
-            scheduler,
-            scheduler_flags,
-            forwarding,
-            persistence,
-            quorum: quorum_value,
-            hysteresis,
-            sorry_server: sorry_server.map(|(a, _)| a),
-            inhibit_on_failure,
-            real_servers,
-        },
-        VsSpans { key: key_span },
-    ))
 }
 
 fn forwarding_named(n: &str) -> Forwarding {

@@ -11,7 +11,48 @@ use crate::reader::{Sink, Table, Value, as_array, as_int, as_ip, as_prefix};
 use super::track::track_entry;
 use super::{VrrpSpans, absolute_program, check_interface, check_name};
 
-pub(super) fn vrrp_instance(
+/// The `[vrrp]` tables: every instance that parsed, with its spans.
+pub(super) struct VrrpSection {
+    pub(super) instances: Vec<VrrpInstance>,
+    pub(super) spans: Vec<VrrpSpans>,
+    /// Names of all instance tables, including those with errors, so a reference to a
+    /// broken instance is not reported as dangling too (and a dangling one still is).
+    pub(super) names: Vec<String>,
+    /// No instance had an error.
+    pub(super) ok: bool,
+}
+
+pub(super) fn vrrp_section(sink: &mut Sink, top: &mut Table<'_, '_>) -> VrrpSection {
+    let mut section = VrrpSection {
+        instances: Vec::new(),
+        spans: Vec::new(),
+        names: Vec::new(),
+        ok: true,
+    };
+    if let Some(v) = top.get("vrrp")
+        && let Some(t) = Table::from_value(sink, v, "vrrp")
+    {
+        for (name, value) in t.entries() {
+            let name_str: &str = name.get_ref();
+            section.names.push(name_str.to_string());
+            let path = format!("vrrp.{name_str}");
+            let parsed = check_name(sink, name_str, name.span(), "VRRP instance")
+                .then(|| Table::from_value(sink, value, path.clone()))
+                .flatten()
+                .and_then(|t| vrrp_instance(sink, name_str, t));
+            match parsed {
+                Some((inst, s)) => {
+                    section.instances.push(inst);
+                    section.spans.push(s);
+                }
+                None => section.ok = false,
+            }
+        }
+    }
+    section
+}
+
+fn vrrp_instance(
     sink: &mut Sink,
     name: &str,
     mut t: Table<'_, '_>,
@@ -27,8 +68,85 @@ pub(super) fn vrrp_instance(
     let priority = t
         .int::<u8>(sink, "priority", 1, 255)
         .map_or(100, |(v, _)| v);
-    // `None` when `version` is invalid: its error is enough, so the rules that depend on
-    // the version are skipped rather than checked against a guess.
+    let (version_read, advert_interval) = version_and_interval(sink, &mut t, &f);
+    let version = version_read.unwrap_or(VrrpVersion::V3);
+    let preempt = t.bool(sink, "preempt").unwrap_or(true);
+    let preempt_delay = match t.duration(sink, "preempt_delay") {
+        Some((d, span)) if d > Duration::from_secs(1000) => {
+            sink.error(
+                span,
+                format!("`{}` must be at most 1000s", f("preempt_delay")),
+            );
+            Duration::ZERO
+        }
+        Some((d, _)) => d,
+        None => Duration::ZERO,
+    };
+    let accept = t.bool(sink, "accept").unwrap_or(false);
+    let vips = addresses(sink, &mut t, &f, name, version_read);
+    let family = vips.family;
+    let peers = peers(sink, &mut t, &f, family);
+    let learned_interval_factor = learned_interval_factor(sink, &mut t, &f, version_read);
+    let auth_password = auth_password(sink, &mut t, &f, version_read);
+    let garp = garp(sink, &mut t, &f);
+    let (track, track_vs) = tracks(sink, &mut t, &f);
+    let notify = t
+        .str_list(sink, "notify")
+        .filter(|(argv, span)| absolute_program(sink, &f("notify"), argv, span.clone()))
+        .map(|(argv, _)| argv);
+    let sync_group = t
+        .str(sink, "sync_group")
+        .filter(|(g, s)| check_name(sink, g, s.clone(), "sync group"));
+    t.finish(sink);
+
+    if sink.items.len() != errors_before {
+        return None;
+    }
+    let (vrid, vrid_span) = vrid?;
+    let spans = VrrpSpans {
+        vrid: vrid_span,
+        vips: vips.vip_spans,
+        vips_excluded: vips.excluded_spans,
+        sync_group: sync_group.as_ref().map_or(0..0, |(_, s)| s.clone()),
+        track_vs,
+    };
+    Some((
+        VrrpInstance {
+            name: name.to_string(),
+            interface: interface?.0.to_string(),
+            vrid,
+            priority,
+            version,
+            advert_interval,
+            preempt,
+            preempt_delay,
+            accept,
+            unicast_peers: peers.unicast_peers,
+            unicast_source: peers.unicast_source,
+            allowed_peers: peers.allowed_peers,
+            unicast_accept_any_ttl: peers.unicast_accept_any_ttl,
+            learned_interval_factor,
+            vips: vips.vips,
+            vips_excluded: vips.vips_excluded,
+            family,
+            auth_password,
+            garp,
+            track,
+            notify,
+            sync_group: sync_group.map(|(g, _)| g.to_string()),
+        },
+        spans,
+    ))
+}
+
+/// `version` and `advert_interval`. The version is `None` when `version` is invalid: its
+/// error is enough, so the rules that depend on the version are skipped rather than
+/// checked against a guess.
+fn version_and_interval(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+) -> (Option<VrrpVersion>, Duration) {
     let version_read = match t.get("version") {
         None => Some(VrrpVersion::V3),
         Some(v) => match as_int::<u8>(sink, v, &f("version"), 2, 3) {
@@ -37,7 +155,6 @@ pub(super) fn vrrp_instance(
             None => None,
         },
     };
-    let version = version_read.unwrap_or(VrrpVersion::V3);
     let advert = t.duration(sink, "advert_interval");
     let advert_interval = advert.as_ref().map_or(Duration::from_secs(1), |(d, _)| *d);
     if let Some((d, span)) = &advert {
@@ -65,20 +182,26 @@ pub(super) fn vrrp_instance(
             _ => {}
         }
     }
-    let preempt = t.bool(sink, "preempt").unwrap_or(true);
-    let preempt_delay = match t.duration(sink, "preempt_delay") {
-        Some((d, span)) if d > Duration::from_secs(1000) => {
-            sink.error(
-                span,
-                format!("`{}` must be at most 1000s", f("preempt_delay")),
-            );
-            Duration::ZERO
-        }
-        Some((d, _)) => d,
-        None => Duration::ZERO,
-    };
-    let accept = t.bool(sink, "accept").unwrap_or(false);
+    (version_read, advert_interval)
+}
 
+/// An instance's virtual addresses (`vips`, `vips_excluded`) with their spans, and the
+/// one family they share.
+struct Vips {
+    vips: Vec<IpPrefix>,
+    vip_spans: Vec<Range<usize>>,
+    vips_excluded: Vec<IpPrefix>,
+    excluded_spans: Vec<Range<usize>>,
+    family: AddressFamily,
+}
+
+fn addresses(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    name: &str,
+    version_read: Option<VrrpVersion>,
+) -> Vips {
     let (mut vips, mut vip_spans) = (Vec::new(), Vec::new());
     let vips_field = t.require(sink, "vips");
     if let Some(v) = vips_field
@@ -140,7 +263,30 @@ pub(super) fn vrrp_instance(
             );
         }
     }
+    Vips {
+        vips,
+        vip_spans,
+        vips_excluded,
+        excluded_spans,
+        family,
+    }
+}
 
+/// Whom an instance talks to and hears: unicast peers and source, the multicast
+/// allow-list, and whether unicast adverts may arrive with any TTL.
+struct Peers {
+    unicast_peers: Vec<IpAddr>,
+    unicast_source: Option<IpAddr>,
+    allowed_peers: Vec<IpAddr>,
+    unicast_accept_any_ttl: bool,
+}
+
+fn peers(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    family: AddressFamily,
+) -> Peers {
     let mut unicast_peers = Vec::new();
     if let Some((items, _)) = t.array(sink, "unicast_peers") {
         for (i, item) in items.iter().enumerate() {
@@ -174,7 +320,7 @@ pub(super) fn vrrp_instance(
             }
         });
 
-    let allowed_peers = allowed_peers(sink, &mut t, &f, family, !unicast_peers.is_empty());
+    let allowed_peers = allowed_peers(sink, t, f, family, !unicast_peers.is_empty());
     let unicast_accept_any_ttl = match t.get("unicast_accept_any_ttl") {
         Some(v) => match t.bool(sink, "unicast_accept_any_ttl") {
             Some(true) if unicast_peers.is_empty() => {
@@ -194,7 +340,21 @@ pub(super) fn vrrp_instance(
         },
         None => false,
     };
-    let learned_interval_factor = match t.int::<u32>(sink, "learned_interval_factor", 1, 100) {
+    Peers {
+        unicast_peers,
+        unicast_source,
+        allowed_peers,
+        unicast_accept_any_ttl,
+    }
+}
+
+fn learned_interval_factor(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    version_read: Option<VrrpVersion>,
+) -> u32 {
+    match t.int::<u32>(sink, "learned_interval_factor", 1, 100) {
         Some((_, span)) if version_read == Some(VrrpVersion::V2) => {
             sink.push(
                 Diagnostic::error(
@@ -210,38 +370,43 @@ pub(super) fn vrrp_instance(
         }
         Some((factor, _)) => factor,
         None => DEFAULT_LEARNED_INTERVAL_FACTOR,
-    };
+    }
+}
 
-    let auth_password = match t.str(sink, "auth_password") {
-        Some((pw, span)) => {
-            if version_read.is_none() {
-                None
-            } else if version != VrrpVersion::V2 {
-                sink.push(
-                    Diagnostic::error(
-                        span,
-                        format!("`{}` is only for VRRP version 2", f("auth_password")),
-                    )
-                    .with_help("RFC 5798 removed authentication from VRRPv3"),
-                );
-                None
-            } else if pw.is_empty() || pw.len() > 8 {
-                sink.error(
-                    span,
-                    format!(
-                        "`{}` must be 1 to 8 bytes (RFC 3768 §5.3.6.1)",
-                        f("auth_password")
-                    ),
-                );
-                None
-            } else {
-                Some(pw.to_string())
-            }
-        }
-        None => None,
-    };
+fn auth_password(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    version_read: Option<VrrpVersion>,
+) -> Option<String> {
+    let (pw, span) = t.str(sink, "auth_password")?;
+    if version_read.is_none() {
+        None
+    } else if version_read != Some(VrrpVersion::V2) {
+        sink.push(
+            Diagnostic::error(
+                span,
+                format!("`{}` is only for VRRP version 2", f("auth_password")),
+            )
+            .with_help("RFC 5798 removed authentication from VRRPv3"),
+        );
+        None
+    } else if pw.is_empty() || pw.len() > 8 {
+        sink.error(
+            span,
+            format!(
+                "`{}` must be 1 to 8 bytes (RFC 3768 §5.3.6.1)",
+                f("auth_password")
+            ),
+        );
+        None
+    } else {
+        Some(pw.to_string())
+    }
+}
 
-    let garp = Garp {
+fn garp(sink: &mut Sink, t: &mut Table<'_, '_>, f: &dyn Fn(&str) -> String) -> Garp {
+    Garp {
         repeat: t
             .int::<u32>(sink, "garp_repeat", 1, 100)
             .map_or(5, |(v, _)| v),
@@ -268,8 +433,16 @@ pub(super) fn vrrp_instance(
             Some((d, _)) => Some(d),
             None => None,
         },
-    };
+    }
+}
 
+/// The `track` entries, each with the span of the virtual server it names (`0..0` for
+/// the other kinds).
+fn tracks(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+) -> (Vec<Track>, Vec<Range<usize>>) {
     let mut track = Vec::new();
     let mut track_vs = Vec::new();
     if let Some((items, _)) = t.array(sink, "track") {
@@ -282,54 +455,7 @@ pub(super) fn vrrp_instance(
             }
         }
     }
-
-    let notify = t
-        .str_list(sink, "notify")
-        .filter(|(argv, span)| absolute_program(sink, &f("notify"), argv, span.clone()))
-        .map(|(argv, _)| argv);
-    let sync_group = t
-        .str(sink, "sync_group")
-        .filter(|(g, s)| check_name(sink, g, s.clone(), "sync group"));
-    t.finish(sink);
-
-    if sink.items.len() != errors_before {
-        return None;
-    }
-    let (vrid, vrid_span) = vrid?;
-    let spans = VrrpSpans {
-        vrid: vrid_span,
-        vips: vip_spans,
-        vips_excluded: excluded_spans,
-        sync_group: sync_group.as_ref().map_or(0..0, |(_, s)| s.clone()),
-        track_vs,
-    };
-    Some((
-        VrrpInstance {
-            name: name.to_string(),
-            interface: interface?.0.to_string(),
-            vrid,
-            priority,
-            version,
-            advert_interval,
-            preempt,
-            preempt_delay,
-            accept,
-            unicast_peers,
-            unicast_source,
-            allowed_peers,
-            unicast_accept_any_ttl,
-            learned_interval_factor,
-            vips,
-            vips_excluded,
-            family,
-            auth_password,
-            garp,
-            track,
-            notify,
-            sync_group: sync_group.map(|(g, _)| g.to_string()),
-        },
-        spans,
-    ))
+    (track, track_vs)
 }
 
 /// vigil_vrrp::DEFAULT_LEARNED_INTERVAL_FACTOR (this crate does not depend on it): a
