@@ -1,33 +1,11 @@
 //! Rules that span sections: uniqueness, references between sections, and advice.
 
 use std::collections::HashMap;
-use std::hash::Hash;
-use std::ops::Range;
 
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::model::{ServiceKey, TrackTarget};
 use crate::parse::Parsed;
-use crate::reader::Sink;
-
-/// Reports the second and later occurrences of each key, pointing back at the first.
-pub(crate) fn unique<K: Eq + Hash>(
-    sink: &mut Sink,
-    items: impl IntoIterator<Item = (K, Range<usize>)>,
-    message: impl Fn(&K) -> String,
-) {
-    let mut seen: HashMap<K, Range<usize>> = HashMap::new();
-    for (key, span) in items {
-        if let Some(first) = seen.get(&key) {
-            let line = sink.line_of(first.start);
-            sink.push(
-                Diagnostic::error(span, message(&key))
-                    .with_help(format!("first defined on line {line}")),
-            );
-        } else {
-            seen.insert(key, span);
-        }
-    }
-}
+use crate::reader::{Sink, unique};
 
 pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     let spans = &parsed.spans;

@@ -80,6 +80,7 @@
 //! channel and a watch of [`io::InstanceStatus`]).
 
 mod checksum;
+mod drop_reason;
 mod fsm;
 pub mod io;
 mod packet;
@@ -88,7 +89,11 @@ mod receive;
 mod sync_group;
 mod timing;
 
-pub use fsm::{Action, AdvertSeen, Config, ConfigError, Event, Instance, State, TransitionReason};
+pub use drop_reason::DropReason;
+pub use fsm::{
+    Action, AdvertSeen, Config, ConfigError, Event, Instance, State, SyncDirective,
+    TransitionReason,
+};
 
 pub use packet::{
     Advertisement, AdvertisementError, Auth, EncodeError, FIXED_HEADER_LEN, Family,
@@ -98,10 +103,9 @@ pub use packet::{
 };
 pub use priority::{Tracked, TrackedSummary, effective_priority, summarize};
 pub use receive::{
-    ChecksumForm, DropReason, IpFacts, ReceiveRules, Received, decode, is_for_sibling,
-    source_allowed,
+    ChecksumForm, IpFacts, ReceiveRules, Received, decode, is_for_sibling, source_allowed,
 };
-pub use sync_group::{SyncDirective, sync_group_directives};
+pub use sync_group::sync_group_directives;
 pub use timing::{
     DEFAULT_LEARNED_INTERVAL_FACTOR, learned_interval, master_down_interval, resign_reply_gap,
     skew_time,

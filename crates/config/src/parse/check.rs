@@ -12,7 +12,7 @@ use crate::reader::{Sink, Table, as_choice, as_ip};
 
 use super::dns::dns_check;
 use super::http::http_check;
-use super::{absolute_program, check_interface};
+use super::{absolute_program, check_interface, regex_field};
 
 /// Fields that belong to each check kind, for "unknown field" hints.
 const KIND_FIELDS: &[(&str, &[&str])] = &[
@@ -464,30 +464,4 @@ fn parse_hex(text: &str) -> Option<Vec<u8>> {
             .map(|pair| (pair[0] << 4) | pair[1])
             .collect(),
     )
-}
-
-pub(super) fn regex_field(
-    sink: &mut Sink,
-    t: &mut Table<'_, '_>,
-    key: &'static str,
-) -> Option<String> {
-    let (re, span) = t.str(sink, key)?;
-    match regex::Regex::new(re) {
-        Ok(_) => Some(re.to_string()),
-        Err(e) => {
-            // The regex error is multi-line with its own caret; keep its last line.
-            let why = e.to_string();
-            let why = why
-                .lines()
-                .last()
-                .unwrap_or("invalid")
-                .trim_start_matches("error: ")
-                .to_string();
-            sink.error(
-                span,
-                format!("`{}`: invalid regular expression: {why}", t.field(key)),
-            );
-            None
-        }
-    }
 }

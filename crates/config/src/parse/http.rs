@@ -6,8 +6,7 @@ use crate::diag::Diagnostic;
 use crate::model::*;
 use crate::reader::{Sink, Table, Value, as_int};
 
-use super::absolute_path;
-use super::check::regex_field;
+use super::{absolute_path, regex_field};
 
 /// The keys of one URL: at the check's top level for a single URL, or in each `url` entry.
 const URL_FIELDS: &[&str] = &[

@@ -5,7 +5,7 @@
 //! One file per section of the cluster file: [`director`], [`vrrp`] (instances, with
 //! their `track` entries in [`track`]), [`ipvs_sync`], [`virtual_server`] (and its real
 //! servers), [`check`] (with the [`http`] and [`dns`] kinds); the rules several sections
-//! share (names, interfaces, programs, paths) are here.
+//! share (names, interfaces, programs, paths, regular expressions) are here.
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -124,6 +124,29 @@ fn absolute_path(sink: &mut Sink, field: &str, path: &str, span: Range<usize>) -
             format!("`{field}`: \"{path}\" must be an absolute path"),
         );
         None
+    }
+}
+
+/// A regular expression field, checked to compile.
+fn regex_field(sink: &mut Sink, t: &mut Table<'_, '_>, key: &'static str) -> Option<String> {
+    let (re, span) = t.str(sink, key)?;
+    match regex::Regex::new(re) {
+        Ok(_) => Some(re.to_string()),
+        Err(e) => {
+            // The regex error is multi-line with its own caret; keep its last line.
+            let why = e.to_string();
+            let why = why
+                .lines()
+                .last()
+                .unwrap_or("invalid")
+                .trim_start_matches("error: ")
+                .to_string();
+            sink.error(
+                span,
+                format!("`{}`: invalid regular expression: {why}", t.field(key)),
+            );
+            None
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use toml::de::DeValue;
 
 use crate::diag::Diagnostic;
 use crate::model::*;
-use crate::reader::{Sink, Table, Value, as_array, as_choice, as_socket_addr, type_name};
+use crate::reader::{Sink, Table, Value, as_array, as_choice, as_socket_addr, type_name, unique};
 
 use super::check::check;
 use super::{VsSpans, check_name};
@@ -95,7 +95,7 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         real_servers(sink, &mut t, &p, vs_port, forwarding, &default_check);
     t.finish(sink);
 
-    crate::validate::unique(
+    unique(
         sink,
         real_servers
             .iter()

@@ -24,8 +24,10 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use crate::drop_reason::DropReason;
 use crate::fsm::{
-    Action, Config as FsmConfig, ConfigError, Event, Instance, State, TransitionReason,
+    Action, Config as FsmConfig, ConfigError, Event, Instance, State, SyncDirective,
+    TransitionReason,
 };
 use crate::io::announce::Announcer;
 use crate::io::iface;
@@ -35,8 +37,7 @@ use crate::packet::{
     Advertisement, Auth, Family, MULTICAST_V4, MULTICAST_V6, Version, VirtualAddresses,
     advert_packet_len,
 };
-use crate::receive::{DropReason, IpFacts, ReceiveRules, decode, is_for_sibling};
-use crate::sync_group::SyncDirective;
+use crate::receive::{IpFacts, ReceiveRules, decode, is_for_sibling};
 
 /// Gratuitous ARP / NA schedule of a new master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
