@@ -25,7 +25,7 @@ pub enum DropReason {
     #[error("bad VRRP checksum")]
     Checksum,
     /// VRID not this instance's. The shell sets aside adverts for a VRID another local
-    /// instance runs on the interface ([`is_for_sibling`]), so what it counts under this
+    /// instance runs on the interface ([`crate::is_for_sibling`]), so what it counts under this
     /// reason is configured nowhere on the interface (RFC 5798 §7.1).
     #[error("VRID does not match the instance")]
     Vrid,
@@ -49,7 +49,7 @@ pub enum DropReason {
     /// address owner.
     #[error("virtual address list mismatch")]
     AddressList,
-    /// IP source not in [`ReceiveRules::allowed_sources`] (a unicast peer list or the
+    /// IP source not in [`crate::ReceiveRules::allowed_sources`] (a unicast peer list or the
     /// multicast allow-list).
     #[error("source is not an allowed peer")]
     UnknownPeer,

@@ -86,6 +86,7 @@ pub mod io;
 mod packet;
 mod priority;
 mod receive;
+mod runner_config;
 mod sync_group;
 mod timing;
 
@@ -104,6 +105,9 @@ pub use packet::{
 pub use priority::{Tracked, TrackedSummary, effective_priority, summarize};
 pub use receive::{
     ChecksumForm, IpFacts, ReceiveRules, Received, decode, is_for_sibling, source_allowed,
+};
+pub use runner_config::{
+    GarpConfig, ReloadChange, RunnerConfig, advert_too_big, receive_rules, reload_change,
 };
 pub use sync_group::sync_group_directives;
 pub use timing::{
