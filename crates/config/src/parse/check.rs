@@ -248,23 +248,19 @@ fn kind(
         Some("dns") => dns_check(sink, t).map(CheckKind::Dns),
         Some("udp") => udp_check(sink, t),
         Some("icmp") => {
-            if let Some((_, span)) = &source.port_read {
-                sink.push(
-                    Diagnostic::error(
-                        span.clone(),
-                        format!("`{}` does not apply to icmp checks", f("port")),
-                    )
-                    .with_help("an ICMP echo request has no port"),
-                );
-            }
-            if let Some((_, span)) = &source.bind_port_read {
-                sink.push(
-                    Diagnostic::error(
-                        span.clone(),
-                        format!("`{}` does not apply to icmp checks", f("bind_port")),
-                    )
-                    .with_help("an ICMP echo request has no port"),
-                );
+            for (key, read) in [
+                ("port", &source.port_read),
+                ("bind_port", &source.bind_port_read),
+            ] {
+                if let Some((_, span)) = read {
+                    sink.push(
+                        Diagnostic::error(
+                            span.clone(),
+                            format!("`{}` does not apply to icmp checks", f(key)),
+                        )
+                        .with_help("an ICMP echo request has no port"),
+                    );
+                }
             }
             Some(CheckKind::Icmp)
         }

@@ -62,6 +62,38 @@ pub(crate) struct VsSpans {
     pub(crate) key: Range<usize>,
 }
 
+/// The tables of one section: those that parsed, with their spans; the names of all of
+/// them, including those with errors, so a reference to a broken one is not reported as
+/// dangling too (and a dangling one still is); and whether none had an error.
+struct Section<T, S, N> {
+    items: Vec<T>,
+    spans: Vec<S>,
+    names: Vec<N>,
+    ok: bool,
+}
+
+impl<T, S, N> Section<T, S, N> {
+    fn new() -> Self {
+        Section {
+            items: Vec::new(),
+            spans: Vec::new(),
+            names: Vec::new(),
+            ok: true,
+        }
+    }
+
+    /// One table's result: `None` when it had errors (reported already).
+    fn take(&mut self, parsed: Option<(T, S)>) {
+        match parsed {
+            Some((item, span)) => {
+                self.items.push(item);
+                self.spans.push(span);
+            }
+            None => self.ok = false,
+        }
+    }
+}
+
 /// Names people use for things in CLIs and metrics: keep them plain.
 fn check_name(sink: &mut Sink, name: &str, span: Range<usize>, what: &str) -> bool {
     let ok = !name.is_empty()
@@ -164,7 +196,7 @@ pub(crate) fn parse_document(
     let vrrp = vrrp_section(sink, &mut top);
     let ipvs_sync = match top.get("ipvs_sync") {
         Some(v) => match Table::from_value(sink, v, "ipvs_sync") {
-            Some(t) => ipvs_sync(sink, t, &vrrp.instances, &vrrp.names),
+            Some(t) => ipvs_sync(sink, t, &vrrp.items, &vrrp.names),
             None => None,
         },
         None => None,
@@ -176,16 +208,16 @@ pub(crate) fn parse_document(
     let config = match director {
         Some(director) if vrrp.ok && vs.ok && ipvs_sync_ok => Some(Config {
             director,
-            vrrp: vrrp.instances.clone(),
+            vrrp: vrrp.items.clone(),
             ipvs_sync,
-            virtual_servers: vs.servers.clone(),
+            virtual_servers: vs.items.clone(),
         }),
         _ => None,
     };
     Parsed {
         config,
-        vrrp: vrrp.instances,
-        virtual_servers: vs.servers,
+        vrrp: vrrp.items,
+        virtual_servers: vs.items,
         spans: Spans {
             vrrp: vrrp.spans,
             virtual_servers: vs.spans,

@@ -10,26 +10,14 @@ use crate::model::*;
 use crate::reader::{Sink, Table, Value, as_array, as_choice, as_socket_addr, type_name, unique};
 
 use super::check::check;
-use super::{VsSpans, check_name};
+use super::{Section, VsSpans, check_name};
 
-/// The `[[virtual_server]]` tables: every server that parsed, with its spans.
-pub(super) struct VsSection {
-    pub(super) servers: Vec<VirtualServer>,
-    pub(super) spans: Vec<VsSpans>,
-    /// Names (and table spans) of all virtual server tables, including those with errors
-    /// (see [`super::Parsed::vs_names`]).
-    pub(super) names: Vec<(String, Range<usize>)>,
-    /// No server had an error.
-    pub(super) ok: bool,
-}
-
-pub(super) fn virtual_server_section(sink: &mut Sink, top: &mut Table<'_, '_>) -> VsSection {
-    let mut section = VsSection {
-        servers: Vec::new(),
-        spans: Vec::new(),
-        names: Vec::new(),
-        ok: true,
-    };
+/// The `[[virtual_server]]` tables; names with the span of their table.
+pub(super) fn virtual_server_section(
+    sink: &mut Sink,
+    top: &mut Table<'_, '_>,
+) -> Section<VirtualServer, VsSpans, (String, Range<usize>)> {
+    let mut section = Section::new();
     if let Some(v) = top.get("virtual_server")
         && let Some(items) = as_array(sink, v, &"virtual_server")
     {
@@ -43,13 +31,7 @@ pub(super) fn virtual_server_section(sink: &mut Sink, top: &mut Table<'_, '_>) -
             }
             let parsed = Table::from_value(sink, item, format!("virtual_server[{i}]"))
                 .and_then(|t| virtual_server(sink, t));
-            match parsed {
-                Some((vs, s)) => {
-                    section.servers.push(vs);
-                    section.spans.push(s);
-                }
-                None => section.ok = false,
-            }
+            section.take(parsed);
         }
     }
     section

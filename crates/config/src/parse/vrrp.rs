@@ -9,26 +9,14 @@ use crate::model::*;
 use crate::reader::{Sink, Table, Value, as_array, as_int, as_ip, as_prefix};
 
 use super::track::track_entry;
-use super::{VrrpSpans, absolute_program, check_interface, check_name};
+use super::{Section, VrrpSpans, absolute_program, check_interface, check_name};
 
-/// The `[vrrp]` tables: every instance that parsed, with its spans.
-pub(super) struct VrrpSection {
-    pub(super) instances: Vec<VrrpInstance>,
-    pub(super) spans: Vec<VrrpSpans>,
-    /// Names of all instance tables, including those with errors, so a reference to a
-    /// broken instance is not reported as dangling too (and a dangling one still is).
-    pub(super) names: Vec<String>,
-    /// No instance had an error.
-    pub(super) ok: bool,
-}
-
-pub(super) fn vrrp_section(sink: &mut Sink, top: &mut Table<'_, '_>) -> VrrpSection {
-    let mut section = VrrpSection {
-        instances: Vec::new(),
-        spans: Vec::new(),
-        names: Vec::new(),
-        ok: true,
-    };
+/// The `[vrrp]` tables, by instance name.
+pub(super) fn vrrp_section(
+    sink: &mut Sink,
+    top: &mut Table<'_, '_>,
+) -> Section<VrrpInstance, VrrpSpans, String> {
+    let mut section = Section::new();
     if let Some(v) = top.get("vrrp")
         && let Some(t) = Table::from_value(sink, v, "vrrp")
     {
@@ -40,13 +28,7 @@ pub(super) fn vrrp_section(sink: &mut Sink, top: &mut Table<'_, '_>) -> VrrpSect
                 .then(|| Table::from_value(sink, value, path.clone()))
                 .flatten()
                 .and_then(|t| vrrp_instance(sink, name_str, t));
-            match parsed {
-                Some((inst, s)) => {
-                    section.instances.push(inst);
-                    section.spans.push(s);
-                }
-                None => section.ok = false,
-            }
+            section.take(parsed);
         }
     }
     section
@@ -287,21 +269,10 @@ fn peers(
     f: &dyn Fn(&str) -> String,
     family: AddressFamily,
 ) -> Peers {
-    let mut unicast_peers = Vec::new();
-    if let Some((items, _)) = t.array(sink, "unicast_peers") {
-        for (i, item) in items.iter().enumerate() {
-            let field = format!("{}[{i}]", f("unicast_peers"));
-            if let Some(ip) = as_ip(sink, item, &field) {
-                if AddressFamily::of(&ip) != family {
-                    sink.error(item.span(), format!("`{field}`: peer {ip} is not {family} like the instance's virtual addresses"));
-                } else if unicast_peers.contains(&ip) {
-                    sink.error(item.span(), format!("`{field}`: peer {ip} is listed twice"));
-                } else {
-                    unicast_peers.push(ip);
-                }
-            }
-        }
-    }
+    let unicast_peers = match t.array(sink, "unicast_peers") {
+        Some((items, _)) => peer_list(sink, items, &f("unicast_peers"), family),
+        None => Vec::new(),
+    };
     let unicast_source = t
         .get("unicast_source")
         .and_then(|v| as_ip(sink, v, &f("unicast_source")).map(|ip| (ip, v.span())))
@@ -470,16 +441,15 @@ fn allowed_peers(
     family: AddressFamily,
     unicast: bool,
 ) -> Vec<IpAddr> {
-    let mut peers = Vec::new();
     let Some((items, span)) = t.array(sink, "allowed_peers") else {
-        return peers;
+        return Vec::new();
     };
     if unicast {
         sink.push(
             Diagnostic::error(span, format!("`{}` is for multicast mode", f("allowed_peers")))
                 .with_help("with `unicast_peers`, adverts from other sources are dropped already; remove one of the two"),
         );
-        return peers;
+        return Vec::new();
     }
     if items.is_empty() {
         sink.push(
@@ -488,8 +458,20 @@ fn allowed_peers(
             ),
         );
     }
+    peer_list(sink, items, &f("allowed_peers"), family)
+}
+
+/// The distinct peer addresses of a `unicast_peers`-like array, each of the instance's
+/// family.
+fn peer_list(
+    sink: &mut Sink,
+    items: &[Value<'_>],
+    key: &str,
+    family: AddressFamily,
+) -> Vec<IpAddr> {
+    let mut peers = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let field = format!("{}[{i}]", f("allowed_peers"));
+        let field = format!("{key}[{i}]");
         if let Some(ip) = as_ip(sink, item, &field) {
             if AddressFamily::of(&ip) != family {
                 sink.error(
@@ -508,7 +490,7 @@ fn allowed_peers(
     peers
 }
 
-/// Why an address cannot be a virtual (host) address, if it cannot.
+/// The usable, distinct addresses of a `vips`-like array, with their spans; `other` is a
 /// list of the same instance they must not repeat.
 fn vip_list(
     sink: &mut Sink,
