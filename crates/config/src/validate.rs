@@ -7,6 +7,16 @@ use crate::model::{ServiceKey, TrackTarget};
 use crate::parse::Parsed;
 use crate::reader::{Sink, unique};
 
+/// What validation may ask about the system a file is to run on. vigil-config never
+/// looks at the running system itself: the daemon passes an implementation to
+/// [`crate::load_on`] / [`crate::parse_on`], so such problems are still reported at their place in
+/// the file.
+pub trait System {
+    /// `Err(why)` when child programs cannot run as user `name` here, e.g.
+    /// `user "nbody" does not exist on this system`.
+    fn check_user(&self, name: &str) -> Result<(), String>;
+}
+
 pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     let spans = &parsed.spans;
     let vs_spans = &spans.virtual_servers;
@@ -116,7 +126,7 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
 
 /// Users that child programs cannot run as on this system, each at the field naming it
 /// (or the table whose default applies); each name is asked once.
-pub(crate) fn users(sink: &mut Sink, system: &dyn crate::System) {
+pub(crate) fn users(sink: &mut Sink, system: &dyn System) {
     let mut answers: HashMap<String, Result<(), String>> = HashMap::new();
     let refs = std::mem::take(&mut sink.users);
     for r in &refs {

@@ -142,8 +142,8 @@ fn timing(sink: &mut Sink, t: &mut Table<'_, '_>, f: &dyn Fn(&str) -> String) ->
                     format!(
                         "`{}` ({}) must be shorter than the interval ({})",
                         f("timeout"),
-                        crate::format_duration(*d),
-                        crate::format_duration(interval_value)
+                        crate::duration::format_duration(*d),
+                        crate::duration::format_duration(interval_value)
                     ),
                 )
                 .with_help("a check must finish before the next one is due"),

@@ -83,7 +83,7 @@ pub(super) fn track_entry(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(Trac
                     span,
                     format!(
                         "`{p}.timeout` must be above zero and shorter than the interval ({})",
-                        crate::format_duration(interval)
+                        crate::duration::format_duration(interval)
                     ),
                 );
                 return None;
