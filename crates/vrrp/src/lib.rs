@@ -78,6 +78,11 @@
 //! gratuitous ARP / unsolicited NA, and [`io::runner`], a tokio task per instance that
 //! runs the loop above for real ([`io::spawn`] → [`io::RunnerHandle`] with a control
 //! channel and a watch of [`io::InstanceStatus`]).
+//!
+//! What a runner is configured with, and the decisions about it that need no socket,
+//! are here with the machine: [`RunnerConfig`], [`reload_change`] (which reloads an
+//! instance takes in place), [`receive_rules`] (which adverts count) and
+//! [`advert_too_big`].
 
 mod checksum;
 mod drop_reason;
