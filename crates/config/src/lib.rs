@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 pub use diag::{Diagnostic, Diagnostics, MAX_REPORTED_ERRORS, Position, Severity};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use model::*;
+pub use validate::System;
 
 /// Files larger than this are refused before parsing (a 10,000-real-server cluster is
 /// about 1 MiB).
@@ -59,16 +60,6 @@ impl ConfigError {
             _ => 1,
         }
     }
-}
-
-/// What validation may ask about the system a file is to run on. vigil-config never
-/// looks at the running system itself: the daemon passes an implementation to
-/// [`load_on`] / [`parse_on`], so such problems are still reported at their place in
-/// the file.
-pub trait System {
-    /// `Err(why)` when child programs cannot run as user `name` here, e.g.
-    /// `user "nbody" does not exist on this system`.
-    fn check_user(&self, name: &str) -> Result<(), String>;
 }
 
 /// Reads and validates a cluster file.

@@ -1,7 +1,9 @@
 //! Typed reads from the spanned TOML tree. Each read that fails records a diagnostic at
 //! the value's span and returns `None`, so one pass over a file reports every problem.
 
+use std::collections::HashMap;
 use std::fmt::Display;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::str::FromStr;
@@ -86,6 +88,26 @@ impl Sink {
     /// generated file with tens of thousands of unknown keys spent seconds on them.
     pub(crate) fn wants_suggestions(&self) -> bool {
         self.items.len() < 5 * crate::diag::MAX_REPORTED_ERRORS
+    }
+}
+
+/// Reports the second and later occurrences of each key, pointing back at the first.
+pub(crate) fn unique<K: Eq + Hash>(
+    sink: &mut Sink,
+    items: impl IntoIterator<Item = (K, Range<usize>)>,
+    message: impl Fn(&K) -> String,
+) {
+    let mut seen: HashMap<K, Range<usize>> = HashMap::new();
+    for (key, span) in items {
+        if let Some(first) = seen.get(&key) {
+            let line = sink.line_of(first.start);
+            sink.push(
+                Diagnostic::error(span, message(&key))
+                    .with_help(format!("first defined on line {line}")),
+            );
+        } else {
+            seen.insert(key, span);
+        }
     }
 }
 

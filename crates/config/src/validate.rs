@@ -1,32 +1,20 @@
 //! Rules that span sections: uniqueness, references between sections, and advice.
 
 use std::collections::HashMap;
-use std::hash::Hash;
-use std::ops::Range;
 
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::model::{ServiceKey, TrackTarget};
 use crate::parse::Parsed;
-use crate::reader::Sink;
+use crate::reader::{Sink, unique};
 
-/// Reports the second and later occurrences of each key, pointing back at the first.
-pub(crate) fn unique<K: Eq + Hash>(
-    sink: &mut Sink,
-    items: impl IntoIterator<Item = (K, Range<usize>)>,
-    message: impl Fn(&K) -> String,
-) {
-    let mut seen: HashMap<K, Range<usize>> = HashMap::new();
-    for (key, span) in items {
-        if let Some(first) = seen.get(&key) {
-            let line = sink.line_of(first.start);
-            sink.push(
-                Diagnostic::error(span, message(&key))
-                    .with_help(format!("first defined on line {line}")),
-            );
-        } else {
-            seen.insert(key, span);
-        }
-    }
+/// What validation may ask about the system a file is to run on. vigil-config never
+/// looks at the running system itself: the daemon passes an implementation to
+/// [`crate::load_on`] / [`crate::parse_on`], so such problems are still reported at their place in
+/// the file.
+pub trait System {
+    /// `Err(why)` when child programs cannot run as user `name` here, e.g.
+    /// `user "nbody" does not exist on this system`.
+    fn check_user(&self, name: &str) -> Result<(), String>;
 }
 
 pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
@@ -138,7 +126,7 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
 
 /// Users that child programs cannot run as on this system, each at the field naming it
 /// (or the table whose default applies); each name is asked once.
-pub(crate) fn users(sink: &mut Sink, system: &dyn crate::System) {
+pub(crate) fn users(sink: &mut Sink, system: &dyn System) {
     let mut answers: HashMap<String, Result<(), String>> = HashMap::new();
     let refs = std::mem::take(&mut sink.users);
     for r in &refs {

@@ -1,10 +1,13 @@
 //! Linux IP Virtual Server driver.
 //!
-//! Owns: the generic-netlink "IPVS" family (message codec, socket client) and the
-//! reconciler that turns a desired table into the minimal set of kernel writes.
+//! Owns: the generic-netlink "IPVS" family (message codec, socket client), the table
+//! policy that turns configured real servers, their health and operator drains into the
+//! desired table (weights, inhibit-on-failure, quorum with hysteresis, the sorry server;
+//! [`policy`]), and the reconciler that turns a desired table into the minimal set of
+//! kernel writes.
 //!
-//! Must not: decide health or policy beyond what the desired table says, or touch
-//! services it does not own (those created by `ipvsadm`, kube-proxy and the like).
+//! Must not: decide health (it takes each server's verdict as given), or touch services
+//! it does not own (those created by `ipvsadm`, kube-proxy and the like).
 //!
 //! # Layout
 //!

@@ -8,7 +8,9 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::packet::IP_PROTOCOL_VRRP;
+/// IP protocol number of VRRP (RFC 5798 §5.1.1.4 and §5.1.2.4): the pseudo-headers
+/// below carry it, and the advert socket opens it.
+pub const IP_PROTOCOL_VRRP: u8 = 112;
 
 /// Running one's-complement sum over a sequence of byte slices treated as one stream.
 ///

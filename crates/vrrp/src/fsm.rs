@@ -27,7 +27,6 @@ use thiserror::Error;
 use crate::packet::{IntervalError, Version, interval_to_wire};
 use crate::priority::effective_priority;
 use crate::receive::Received;
-use crate::sync_group::SyncDirective;
 use crate::timing::{
     Reply, ReplyLimiter, learned_interval, master_down_interval, resign_reply_gap, skew_time,
 };
@@ -191,6 +190,16 @@ pub enum Event {
     Reclaim,
     /// A directive from [`crate::sync_group_directives`].
     Sync(SyncDirective),
+}
+
+/// What a sync group member must do to stay with its group ([`Event::Sync`], produced
+/// by [`crate::sync_group_directives`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncDirective {
+    EnterFault,
+    LeaveFault,
+    StepDown,
+    TakeOver,
 }
 
 /// What the I/O shell must do, in order.

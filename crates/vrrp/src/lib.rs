@@ -78,17 +78,28 @@
 //! gratuitous ARP / unsolicited NA, and [`io::runner`], a tokio task per instance that
 //! runs the loop above for real ([`io::spawn`] → [`io::RunnerHandle`] with a control
 //! channel and a watch of [`io::InstanceStatus`]).
+//!
+//! What a runner is configured with, and the decisions about it that need no socket,
+//! are here with the machine: [`RunnerConfig`], [`reload_change`] (which reloads an
+//! instance takes in place), [`receive_rules`] (which adverts count) and
+//! [`advert_too_big`].
 
 mod checksum;
+mod drop_reason;
 mod fsm;
 pub mod io;
 mod packet;
 mod priority;
 mod receive;
+mod runner_config;
 mod sync_group;
 mod timing;
 
-pub use fsm::{Action, AdvertSeen, Config, ConfigError, Event, Instance, State, TransitionReason};
+pub use drop_reason::DropReason;
+pub use fsm::{
+    Action, AdvertSeen, Config, ConfigError, Event, Instance, State, SyncDirective,
+    TransitionReason,
+};
 
 pub use packet::{
     Advertisement, AdvertisementError, Auth, EncodeError, FIXED_HEADER_LEN, Family,
@@ -98,10 +109,12 @@ pub use packet::{
 };
 pub use priority::{Tracked, TrackedSummary, effective_priority, summarize};
 pub use receive::{
-    ChecksumForm, DropReason, IpFacts, ReceiveRules, Received, decode, is_for_sibling,
-    source_allowed,
+    ChecksumForm, IpFacts, ReceiveRules, Received, decode, is_for_sibling, source_allowed,
 };
-pub use sync_group::{SyncDirective, sync_group_directives};
+pub use runner_config::{
+    GarpConfig, ReloadChange, RunnerConfig, advert_too_big, receive_rules, reload_change,
+};
+pub use sync_group::sync_group_directives;
 pub use timing::{
     DEFAULT_LEARNED_INTERVAL_FACTOR, learned_interval, master_down_interval, resign_reply_gap,
     skew_time,

@@ -18,10 +18,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::checksum;
-use crate::receive::DropReason;
+use crate::drop_reason::DropReason;
 
-/// IP protocol number of VRRP (RFC 5798 §5.1.1.4 and §5.1.2.4).
-pub const IP_PROTOCOL_VRRP: u8 = 112;
+pub use crate::checksum::IP_PROTOCOL_VRRP;
 /// The only TTL / hop limit a VRRP packet may be sent or accepted with (RFC 5798 §5.1.1.3,
 /// §5.1.2.3; RFC 3768 §5.2.3).
 pub const REQUIRED_TTL: u8 = 255;

@@ -15,16 +15,7 @@
 //! Directives to members already in the target state are not produced, so feeding the
 //! followers' own `StateChanged` back in converges instead of echoing.
 
-use crate::fsm::State;
-
-/// What a follower must do to stay with its group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SyncDirective {
-    EnterFault,
-    LeaveFault,
-    StepDown,
-    TakeOver,
-}
+use crate::fsm::{State, SyncDirective};
 
 /// Directives for the other members after member `leader` went from `previous` to
 /// `states[leader]`. Returns `(member index, directive)` pairs; empty if `leader` is out

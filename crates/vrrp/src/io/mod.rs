@@ -6,18 +6,24 @@
 //!   the interface's addresses listed;
 //! - [`announce`]: gratuitous ARP and unsolicited neighbour advertisements;
 //! - [`iface`]: interface index, hardware address, link state, primary address;
-//! - [`runner`]: the tokio task per instance that ties them to [`crate::Instance`].
+//! - [`runner`]: the tokio task per instance that ties them to [`crate::Instance`];
+//!   [`status`] is what it publishes, [`notify`] runs its hook on every state change.
 //!
 //! Each shell only translates between bytes and the pure core; every protocol decision
-//! stays in `fsm`, `receive` and `packet`.
+//! stays in `fsm`, `receive`, `packet` and `runner_config`.
 
 pub mod announce;
 pub mod iface;
 pub mod netlink;
+pub mod notify;
 pub mod runner;
 pub mod socket;
+pub mod status;
 
-pub use runner::{
-    Control, GarpConfig, InstanceStatus, LocalRouters, ReloadChange, RunnerConfig, RunnerError,
-    RunnerHandle, StateEvent, Transition, advert_too_big, reload_change, spawn,
+pub use runner::{Control, LocalRouters, RunnerError, RunnerHandle, spawn};
+pub use status::{InstanceStatus, StateEvent, Transition};
+// The runner's configuration and the decisions about it are sans-IO (crate root); named
+// here too, beside the runner they configure.
+pub use crate::runner_config::{
+    GarpConfig, ReloadChange, RunnerConfig, advert_too_big, reload_change,
 };

@@ -24,74 +24,19 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::fsm::{
-    Action, Config as FsmConfig, ConfigError, Event, Instance, State, TransitionReason,
-};
+use crate::drop_reason::DropReason;
+use crate::fsm::{Action, ConfigError, Event, Instance, State, SyncDirective};
 use crate::io::announce::Announcer;
 use crate::io::iface;
 use crate::io::netlink::Netlink;
+use crate::io::notify::{Notifier, spawn_notifier};
 use crate::io::socket::{AdvertSocket, Datagram};
-use crate::packet::{
-    Advertisement, Auth, Family, MULTICAST_V4, MULTICAST_V6, Version, VirtualAddresses,
-    advert_packet_len,
+use crate::io::status::{InstanceStatus, StateEvent, Transition};
+use crate::packet::{Advertisement, Family, MULTICAST_V4, MULTICAST_V6, Version, VirtualAddresses};
+use crate::receive::{IpFacts, ReceiveRules, decode, is_for_sibling};
+use crate::runner_config::{
+    ReloadChange, RunnerConfig, advert_too_big, fsm_config, receive_rules, reload_change,
 };
-use crate::receive::{DropReason, IpFacts, ReceiveRules, decode, is_for_sibling};
-use crate::sync_group::SyncDirective;
-
-/// Gratuitous ARP / NA schedule of a new master.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GarpConfig {
-    /// Announcements per address on becoming master (at least 1).
-    pub repeat: u32,
-    /// Gap between those announcements.
-    pub interval: Duration,
-    /// Announce again this often while master.
-    pub refresh: Option<Duration>,
-}
-
-impl RunnerConfig {
-    /// Every address the master holds: the advertised ones, then the excluded ones.
-    pub fn held(&self) -> impl Iterator<Item = &(IpAddr, u8)> {
-        self.vips.iter().chain(&self.vips_excluded)
-    }
-}
-
-/// Everything one runner needs, from the cluster file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunnerConfig {
-    pub name: String,
-    pub interface: String,
-    pub vrid: u8,
-    pub version: Version,
-    /// Base priority (255 = address owner).
-    pub priority: u8,
-    pub advert_interval: Duration,
-    pub preempt: bool,
-    pub preempt_delay: Duration,
-    pub family: Family,
-    /// Virtual addresses with their prefix lengths.
-    pub vips: Vec<(IpAddr, u8)>,
-    /// Held and announced with `vips` but not listed in adverts (keepalived's
-    /// `virtual_ipaddress_excluded`).
-    pub vips_excluded: Vec<(IpAddr, u8)>,
-    /// Empty: multicast to 224.0.0.18 / ff02::12.
-    pub unicast_peers: Vec<IpAddr>,
-    pub unicast_source: Option<IpAddr>,
-    /// Multicast mode: when not empty, adverts from other sources are dropped as
-    /// `unknown_peer` (unicast mode restricts to `unicast_peers` already).
-    pub allowed_peers: Vec<IpAddr>,
-    /// Unicast mode: accept adverts whatever their TTL / hop limit (peers behind
-    /// routers); otherwise RFC 5798 §7.1's 255 is required in both modes.
-    pub unicast_accept_any_ttl: bool,
-    /// Bounds on the learned Master_Adver_Interval: `advert_interval` times or divided
-    /// by this ([`crate::learned_interval`]).
-    pub learned_interval_factor: u32,
-    pub auth: Auth,
-    pub garp: GarpConfig,
-    /// Program and arguments, run without a shell on every state change with the
-    /// instance name, new state and priority appended.
-    pub notify: Option<Vec<String>>,
-}
 
 /// Every virtual router this daemon runs, as (interface, family, VRID): how a runner
 /// tells a sibling instance's adverts from unknown VRIDs ([`crate::is_for_sibling`],
@@ -169,102 +114,6 @@ async fn test_fault(fault: TestFault) {
 
 /// How often an idle runner still turns its loop, stamping its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
-
-/// What a reloaded configuration of a running instance takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadChange {
-    Unchanged,
-    /// [`Control::Reconfigure`]: the instance keeps its state, addresses and timers.
-    InPlace,
-    /// A new runner: stop this one (make-before-break) and start another.
-    Restart,
-}
-
-/// Decides, field by field, what a reload needs (see docs/config.md "Reloads"):
-///
-/// - in place: the gratuitous ARP / NA schedule and the notify hook (they only shape
-///   what happens at the next transition); the receive filters `allowed_peers` and
-///   `unicast_accept_any_ttl` (they only decide which later adverts count); the base
-///   priority, Preempt_Mode and preempt_delay, which the running machine takes like any
-///   priority change ([`Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied
-///   from then on); the virtual addresses (a master adds and removes the difference and
-///   announces only the added ones; the adverts carry the new list, §5.2.9);
-/// - restart: what names the virtual router or how it talks — interface, VRID, version,
-///   family (RFC 5798 §7.1 keys adverts by VRID on an interface), the advert interval
-///   (VRRPv2 peers must match it, RFC 3768 §7.1), unicast peers and source,
-///   authentication, the learned-interval factor (part of the machine's config) — and
-///   becoming or ceasing to be the address owner (priority 255, §6.4.1).
-pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
-    if old == new {
-        return ReloadChange::Unchanged;
-    }
-    let owner = |c: &RunnerConfig| c.priority == u8::MAX;
-    let rest_unchanged = RunnerConfig {
-        priority: old.priority,
-        preempt: old.preempt,
-        preempt_delay: old.preempt_delay,
-        garp: old.garp,
-        notify: old.notify.clone(),
-        vips: old.vips.clone(),
-        vips_excluded: old.vips_excluded.clone(),
-        allowed_peers: old.allowed_peers.clone(),
-        unicast_accept_any_ttl: old.unicast_accept_any_ttl,
-        ..new.clone()
-    } == *old;
-    if rest_unchanged && owner(old) == owner(new) {
-        ReloadChange::InPlace
-    } else {
-        ReloadChange::Restart
-    }
-}
-
-/// One state change.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Transition {
-    pub from: State,
-    pub to: State,
-    pub reason: TransitionReason,
-    /// Effective priority after the change.
-    pub priority: u8,
-    pub at_unix: f64,
-}
-
-/// A state change of a named instance, as broadcast to watchers and sync groups.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StateEvent {
-    pub instance: String,
-    pub transition: Transition,
-}
-
-/// The live view of one instance.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InstanceStatus {
-    pub name: String,
-    pub state: State,
-    pub priority: u8,
-    /// The current master's address, when known (ours while master).
-    pub master: Option<IpAddr>,
-    /// The address adverts go out from, once the interface is resolved.
-    pub primary_address: Option<IpAddr>,
-    pub holds_vips: bool,
-    pub standing_down: bool,
-    /// A weight-0 tracked object of this instance is down (its own fault, as opposed to
-    /// one its sync group imposed).
-    pub own_fault: bool,
-    pub last_transition: Option<Transition>,
-    pub transitions: u64,
-    pub adverts_sent: u64,
-    pub adverts_received: u64,
-    /// Received adverts not answered by an advert of their own because of the reply rate
-    /// limit (RFC 5798 §6.4.3 replies; see [`crate::resign_reply_gap`]).
-    pub replies_limited: u64,
-    /// Dropped packets by [`DropReason::as_str`] (`unknown_peer`: a source not among the
-    /// unicast peers or `allowed_peers`), plus the shell's own `malformed_ip`.
-    pub drops: BTreeMap<&'static str, u64>,
-    pub send_errors: u64,
-    /// Why the runner is not (yet) running the protocol, e.g. a missing interface.
-    pub error: Option<String>,
-}
 
 /// Why a runner could not be started.
 #[derive(Debug, Error)]
@@ -391,19 +240,6 @@ pub fn spawn(
     })
 }
 
-fn fsm_config(config: &RunnerConfig, primary: IpAddr) -> FsmConfig {
-    FsmConfig {
-        version: config.version,
-        priority: config.priority,
-        advert_interval: config.advert_interval,
-        preempt: config.preempt,
-        preempt_delay: config.preempt_delay,
-        primary_address: primary,
-        advert_on_lower_priority: true,
-        learned_interval_factor: config.learned_interval_factor,
-    }
-}
-
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -413,48 +249,6 @@ fn unix_now() -> f64 {
 
 /// Marks the status error of adverts the link refuses as too big.
 const TOO_BIG: &str = "advert too big for the link";
-
-/// Why `config`'s adverts cannot be sent on a link of `mtu` bytes, naming instance, size
-/// and MTU; `None` when they fit.
-pub fn advert_too_big(config: &RunnerConfig, mtu: u32) -> Option<String> {
-    let size = advert_packet_len(config.version, config.family, config.vips.len());
-    (u32::try_from(size).unwrap_or(u32::MAX) > mtu).then(|| {
-        format!(
-            "instance {}: an advert of its {} virtual addresses is {size} bytes, more than the MTU {mtu} of {}; move addresses to vips_excluded or raise the MTU",
-            config.name,
-            config.vips.len(),
-            config.interface
-        )
-    })
-}
-
-/// The receive rules an instance's adverts are checked against (RFC 5798 §7.1,
-/// RFC 3768 §7.1).
-pub fn receive_rules(config: &RunnerConfig) -> ReceiveRules {
-    ReceiveRules {
-        version: config.version,
-        family: config.family,
-        vrid: config.vrid,
-        local_is_owner: config.priority == u8::MAX,
-        auth: config.auth,
-        advert_interval: config.advert_interval,
-        expected_addresses: Some(config.vips.iter().map(|(a, _)| *a).collect()),
-        // RFC 9568 senders checksum VRRPv3/IPv4 without the pseudo-header; accepting both
-        // costs nothing and keepalived's form is still what we send.
-        accept_message_only_ipv4_checksum: true,
-        // Unicast mode answers only to its peers; multicast mode to `allowed_peers` if set.
-        allowed_sources: if !config.unicast_peers.is_empty() {
-            Some(config.unicast_peers.clone())
-        } else if !config.allowed_peers.is_empty() {
-            Some(config.allowed_peers.clone())
-        } else {
-            None
-        },
-        // keepalived skips the TTL check of unicast adverts (they may cross routers);
-        // vigil keeps RFC 5798 §7.1's check unless the operator waives it.
-        waive_ttl: !config.unicast_peers.is_empty() && config.unicast_accept_any_ttl,
-    }
-}
 
 /// What the runner holds once the interface is resolved.
 struct Io {
@@ -1229,142 +1023,13 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// How long one notify hook may run before its whole process tree is killed so the next
-/// can start.
-pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How many transitions may wait behind a running hook. When an instance changes state
-/// faster than its hook runs, the newest waiting one is replaced: hooks still run in
-/// order and the latest state is always delivered, but a flapping instance cannot queue
-/// hundreds of runs.
-pub const NOTIFY_QUEUE: usize = 4;
-
-/// Of a failing hook's stdout and stderr, this much is kept for the log.
-const NOTIFY_OUTPUT: usize = 1024;
-
-/// Runs the notify hook (as configured when the transition happened) for each
-/// transition, one at a time and in order, so a hook never races its successor for the
-/// same instance. Hooks run sandboxed (vigil-child): as the daemon's user but without
-/// its capabilities, with a cleared environment plus the `VIGIL_*` variables below.
-struct Notifier {
-    instance: String,
-    hooks: vigil_child::hook::HookRunner,
-}
-
-impl Notifier {
-    /// Queues the hook for `t`; false when `argv` is empty.
-    fn send(&self, (argv, t): (Vec<String>, Transition)) -> bool {
-        let Some(command) = hook_command(&argv, &self.instance, &t) else {
-            return false;
-        };
-        self.hooks.submit(command);
-        true
-    }
-}
-
-fn spawn_notifier(instance: String) -> Notifier {
-    Notifier {
-        hooks: vigil_child::hook::HookRunner::spawn(format!("notify {instance}"), NOTIFY_QUEUE),
-        instance,
-    }
-}
-
-/// The hook's argument list: the configured argv, then instance, state and priority.
-pub fn hook_args(argv: &[String], instance: &str, transition: &Transition) -> Vec<String> {
-    let mut args: Vec<String> = argv.iter().skip(1).cloned().collect();
-    args.push(instance.to_string());
-    args.push(transition.to.as_str().to_string());
-    args.push(transition.priority.to_string());
-    args
-}
-
-/// The sandboxed command for one transition; `None` for an empty argv.
-pub fn hook_command(
-    argv: &[String],
-    instance: &str,
-    t: &Transition,
-) -> Option<vigil_child::Command> {
-    let program = argv.first()?;
-    let mut command = vigil_child::Command::new(program.clone());
-    command.args = hook_args(argv, instance, t);
-    command.env = [
-        ("VIGIL_INSTANCE", instance.to_string()),
-        ("VIGIL_STATE", t.to.as_str().to_string()),
-        ("VIGIL_PREVIOUS_STATE", t.from.as_str().to_string()),
-        ("VIGIL_REASON", t.reason.as_str().to_string()),
-        ("VIGIL_PRIORITY", t.priority.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    command.timeout = NOTIFY_TIMEOUT;
-    command.output_limit = NOTIFY_OUTPUT;
-    Some(command)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsm::TransitionReason;
 
     fn config() -> RunnerConfig {
-        RunnerConfig {
-            name: "web".into(),
-            interface: "eth0".into(),
-            vrid: 51,
-            version: Version::V3,
-            priority: 100,
-            advert_interval: Duration::from_secs(1),
-            preempt: true,
-            preempt_delay: Duration::ZERO,
-            family: Family::Ipv4,
-            vips: vec![("10.0.0.100".parse().unwrap(), 24)],
-            vips_excluded: vec![],
-            unicast_peers: vec![],
-            unicast_source: None,
-            allowed_peers: vec![],
-            unicast_accept_any_ttl: false,
-            learned_interval_factor: 3,
-            auth: Auth::None,
-            garp: GarpConfig {
-                repeat: 5,
-                interval: Duration::from_millis(10),
-                refresh: None,
-            },
-            notify: None,
-        }
-    }
-
-    #[test]
-    fn hook_gets_instance_state_and_priority_after_its_own_args() {
-        let t = Transition {
-            from: State::Backup,
-            to: State::Master,
-            reason: TransitionReason::MasterDown,
-            priority: 150,
-            at_unix: 0.0,
-        };
-        let argv = vec!["/usr/bin/hook".to_string(), "--flag".to_string()];
-        assert_eq!(
-            hook_args(&argv, "web", &t),
-            ["--flag", "web", "master", "150"]
-        );
-        let c = hook_command(&argv, "web", &t).expect("a command");
-        assert_eq!(c.program, "/usr/bin/hook");
-        assert_eq!(c.args, ["--flag", "web", "master", "150"]);
-        assert_eq!(c.run_as, vigil_child::RunAs::Daemon);
-        assert_eq!(c.timeout, NOTIFY_TIMEOUT);
-        let env: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        assert_eq!(
-            env,
-            [
-                "VIGIL_INSTANCE=web",
-                "VIGIL_STATE=master",
-                "VIGIL_PREVIOUS_STATE=backup",
-                "VIGIL_REASON=master_down",
-                "VIGIL_PRIORITY=150"
-            ]
-        );
-        assert!(hook_command(&[], "web", &t).is_none());
+        crate::runner_config::example()
     }
 
     #[test]
@@ -1396,108 +1061,6 @@ mod tests {
             Action::RemoveVips,
         ];
         assert_eq!(make_before_advert(resign.clone()), resign);
-    }
-
-    #[test]
-    fn reload_changes_are_classified_field_by_field() {
-        let old = config();
-        let kind = |change: &dyn Fn(&mut RunnerConfig)| {
-            let mut new = old.clone();
-            change(&mut new);
-            reload_change(&old, &new)
-        };
-        assert_eq!(kind(&|_| {}), ReloadChange::Unchanged);
-        // What shapes only the next transition, and the election inputs the running
-        // machine takes like any priority change (RFC 5798 §6.4.2/§6.4.3).
-        let in_place: [&dyn Fn(&mut RunnerConfig); 13] = [
-            &|c| c.allowed_peers = vec!["10.0.0.2".parse().unwrap()],
-            &|c| c.unicast_accept_any_ttl = true,
-            &|c| c.vips.push(("10.0.0.101".parse().unwrap(), 24)),
-            &|c| c.vips = vec![("10.0.0.100".parse().unwrap(), 32)],
-            &|c| c.vips_excluded = vec![("10.0.0.200".parse().unwrap(), 24)],
-            &|c| c.garp.repeat = 1,
-            &|c| c.garp.interval = Duration::from_millis(100),
-            &|c| c.garp.refresh = Some(Duration::from_secs(30)),
-            &|c| c.notify = Some(vec!["/bin/true".into()]),
-            &|c| c.priority = 254,
-            &|c| c.priority = 1,
-            &|c| c.preempt = false,
-            &|c| c.preempt_delay = Duration::from_secs(5),
-        ];
-        for change in in_place {
-            assert_eq!(kind(change), ReloadChange::InPlace);
-        }
-        // Several in-place changes together are still in place.
-        assert_eq!(
-            kind(&|c| {
-                c.priority = 120;
-                c.garp.repeat = 2;
-                c.notify = None;
-            }),
-            ReloadChange::InPlace
-        );
-        // What names the virtual router or how it talks (RFC 5798 §7.1: VRID on an
-        // interface; RFC 3768 §7.1 the v2 interval), and ownership (priority 255,
-        // §6.4.1).
-        let restart: [&dyn Fn(&mut RunnerConfig); 10] = [
-            &|c| c.learned_interval_factor = 10,
-            &|c| c.interface = "eth1".into(),
-            &|c| c.vrid = 52,
-            &|c| c.version = Version::V2,
-            &|c| c.family = Family::Ipv6,
-            &|c| c.advert_interval = Duration::from_millis(500),
-            &|c| c.unicast_peers = vec!["10.0.0.2".parse().unwrap()],
-            &|c| c.unicast_source = Some("10.0.0.1".parse().unwrap()),
-            &|c| c.auth = Auth::SimplePassword(crate::Password::new(b"pw").unwrap()),
-            &|c| c.priority = 255,
-        ];
-        for change in restart {
-            assert_eq!(kind(change), ReloadChange::Restart);
-        }
-        // A restart-worthy field wins over in-place ones changed with it.
-        assert_eq!(
-            kind(&|c| {
-                c.garp.repeat = 1;
-                c.vrid = 9;
-            }),
-            ReloadChange::Restart
-        );
-        let mut owner = old.clone();
-        owner.priority = 255;
-        let mut lower = owner.clone();
-        lower.priority = 200;
-        assert_eq!(reload_change(&owner, &lower), ReloadChange::Restart);
-    }
-
-    #[test]
-    fn rules_follow_the_config() {
-        // RFC 5798 §7.1: the owner (priority 255) drops every advert for its VRID.
-        let mut c = config();
-        c.priority = 255;
-        let rules = receive_rules(&c);
-        assert!(rules.local_is_owner);
-        assert_eq!(rules.vrid, 51);
-        assert_eq!(
-            rules.expected_addresses,
-            Some(vec!["10.0.0.100".parse().unwrap()])
-        );
-        // Multicast: anyone, unless allowed_peers lists the sources; the TTL rule of
-        // RFC 5798 §7.1 always applies.
-        let peer: IpAddr = "10.0.0.2".parse().unwrap();
-        let mut c = config();
-        assert_eq!(receive_rules(&c).allowed_sources, None);
-        c.allowed_peers = vec![peer];
-        c.unicast_accept_any_ttl = true;
-        let rules = receive_rules(&c);
-        assert_eq!(rules.allowed_sources, Some(vec![peer]));
-        assert!(!rules.waive_ttl);
-        // Unicast: the peers, and the TTL waived only when asked.
-        c.allowed_peers = vec![];
-        c.unicast_peers = vec![peer];
-        assert_eq!(receive_rules(&c).allowed_sources, Some(vec![peer]));
-        assert!(receive_rules(&c).waive_ttl);
-        c.unicast_accept_any_ttl = false;
-        assert!(!receive_rules(&c).waive_ttl);
     }
 
     #[tokio::test]

@@ -1,0 +1,227 @@
+//! From the spanned TOML tree to [`Config`]: field by field, each with its type, range and
+//! default, recording a diagnostic for every problem instead of stopping at the first.
+//! Cross-section rules (duplicates, references) live in `validate.rs`.
+//!
+//! One file per section of the cluster file: [`director`], [`vrrp`] (instances, with
+//! their `track` entries in [`track`]), [`ipvs_sync`], [`virtual_server`] (and its real
+//! servers), [`check`] (with the [`http`] and [`dns`] kinds); the rules several sections
+//! share (names, interfaces, programs, paths, regular expressions) are here.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use toml::de::DeTable;
+
+use crate::diag::Diagnostic;
+use crate::model::*;
+use crate::reader::{Sink, Table};
+
+mod check;
+mod director;
+mod dns;
+mod http;
+mod ipvs_sync;
+mod track;
+mod virtual_server;
+mod vrrp;
+
+use director::director;
+use ipvs_sync::ipvs_sync;
+use virtual_server::virtual_server_section;
+use vrrp::vrrp_section;
+
+/// What parsed, possibly only part of the file: cross-section rules run on the parts that
+/// did, so one run reports as much as possible.
+pub(crate) struct Parsed {
+    /// `None` when any section had an error.
+    pub(crate) config: Option<Config>,
+    pub(crate) vrrp: Vec<VrrpInstance>,
+    pub(crate) virtual_servers: Vec<VirtualServer>,
+    pub(crate) spans: Spans,
+    /// Names (and table spans) of all virtual server tables, including those with errors,
+    /// so references to a broken server are not reported as dangling too, and a name used
+    /// twice is reported even when one of the servers has errors.
+    pub(crate) vs_names: Vec<(String, Range<usize>)>,
+}
+
+/// Source positions of things that cross-section validation points at.
+pub(crate) struct Spans {
+    pub(crate) vrrp: Vec<VrrpSpans>,
+    pub(crate) virtual_servers: Vec<VsSpans>,
+}
+
+pub(crate) struct VrrpSpans {
+    pub(crate) vrid: Range<usize>,
+    pub(crate) vips: Vec<Range<usize>>,
+    pub(crate) vips_excluded: Vec<Range<usize>>,
+    pub(crate) sync_group: Range<usize>,
+    pub(crate) track_vs: Vec<Range<usize>>,
+}
+
+pub(crate) struct VsSpans {
+    pub(crate) key: Range<usize>,
+}
+
+/// The tables of one section: those that parsed, with their spans; the names of all of
+/// them, including those with errors, so a reference to a broken one is not reported as
+/// dangling too (and a dangling one still is); and whether none had an error.
+struct Section<T, S, N> {
+    items: Vec<T>,
+    spans: Vec<S>,
+    names: Vec<N>,
+    ok: bool,
+}
+
+impl<T, S, N> Section<T, S, N> {
+    fn new() -> Self {
+        Section {
+            items: Vec::new(),
+            spans: Vec::new(),
+            names: Vec::new(),
+            ok: true,
+        }
+    }
+
+    /// One table's result: `None` when it had errors (reported already).
+    fn take(&mut self, parsed: Option<(T, S)>) {
+        match parsed {
+            Some((item, span)) => {
+                self.items.push(item);
+                self.spans.push(span);
+            }
+            None => self.ok = false,
+        }
+    }
+}
+
+/// Names people use for things in CLIs and metrics: keep them plain.
+fn check_name(sink: &mut Sink, name: &str, span: Range<usize>, what: &str) -> bool {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        sink.push(
+            Diagnostic::error(span, format!("{what} name \"{name}\" is not a valid name"))
+                .with_help("use 1 to 64 letters, digits, '-', '_' or '.'"),
+        );
+    }
+    ok
+}
+
+fn check_interface(sink: &mut Sink, field: &str, name: &str, span: Range<usize>) -> bool {
+    // IFNAMSIZ is 16 including the terminating NUL.
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && !name.contains(['/', ':'])
+        && !name.chars().any(char::is_whitespace)
+        && name != "."
+        && name != "..";
+    if !ok {
+        sink.error(
+            span,
+            format!("`{field}`: \"{name}\" is not a valid interface name (at most 15 characters, no '/', ':' or spaces)"),
+        );
+    }
+    ok
+}
+
+fn absolute_program(sink: &mut Sink, field: &str, argv: &[String], span: Range<usize>) -> bool {
+    match argv.first() {
+        None => {
+            sink.error(
+                span,
+                format!("`{field}` is empty: give the program and its arguments"),
+            );
+            false
+        }
+        Some(p) if !p.starts_with('/') => {
+            sink.push(
+                Diagnostic::error(span, format!("`{field}`: program \"{p}\" must be an absolute path"))
+                    .with_help("programs are run directly, never through a shell or $PATH, e.g. [\"/usr/local/bin/notify\", \"arg\"]"),
+            );
+            false
+        }
+        Some(_) => true,
+    }
+}
+
+fn absolute_path(sink: &mut Sink, field: &str, path: &str, span: Range<usize>) -> Option<PathBuf> {
+    if path.starts_with('/') {
+        Some(PathBuf::from(path))
+    } else {
+        sink.error(
+            span,
+            format!("`{field}`: \"{path}\" must be an absolute path"),
+        );
+        None
+    }
+}
+
+/// A regular expression field, checked to compile.
+fn regex_field(sink: &mut Sink, t: &mut Table<'_, '_>, key: &'static str) -> Option<String> {
+    let (re, span) = t.str(sink, key)?;
+    match regex::Regex::new(re) {
+        Ok(_) => Some(re.to_string()),
+        Err(e) => {
+            // The regex error is multi-line with its own caret; keep its last line.
+            let why = e.to_string();
+            let why = why
+                .lines()
+                .last()
+                .unwrap_or("invalid")
+                .trim_start_matches("error: ")
+                .to_string();
+            sink.error(
+                span,
+                format!("`{}`: invalid regular expression: {why}", t.field(key)),
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn parse_document(
+    sink: &mut Sink,
+    root: &DeTable<'_>,
+    root_span: Range<usize>,
+) -> Parsed {
+    let mut top = Table::new(root, root_span.clone(), "");
+
+    let director = top
+        .require(sink, "director")
+        .and_then(|v| Table::from_value(sink, v, "director"))
+        .and_then(|t| director(sink, t));
+    let vrrp = vrrp_section(sink, &mut top);
+    let ipvs_sync = match top.get("ipvs_sync") {
+        Some(v) => match Table::from_value(sink, v, "ipvs_sync") {
+            Some(t) => ipvs_sync(sink, t, &vrrp.items, &vrrp.names),
+            None => None,
+        },
+        None => None,
+    };
+    let ipvs_sync_ok = top.get("ipvs_sync").is_none() || ipvs_sync.is_some();
+    let vs = virtual_server_section(sink, &mut top);
+    top.finish(sink);
+
+    let config = match director {
+        Some(director) if vrrp.ok && vs.ok && ipvs_sync_ok => Some(Config {
+            director,
+            vrrp: vrrp.items.clone(),
+            ipvs_sync,
+            virtual_servers: vs.items.clone(),
+        }),
+        _ => None,
+    };
+    Parsed {
+        config,
+        vrrp: vrrp.items,
+        virtual_servers: vs.items,
+        spans: Spans {
+            vrrp: vrrp.spans,
+            virtual_servers: vs.spans,
+        },
+        vs_names: vs.names,
+    }
+}

@@ -1,0 +1,596 @@
+//! `[[virtual_server]]`: one service, its scheduling, persistence and quorum, and its
+//! real servers with their checks.
+
+use std::ops::Range;
+
+use toml::de::DeValue;
+
+use crate::diag::Diagnostic;
+use crate::model::*;
+use crate::reader::{Sink, Table, Value, as_array, as_choice, as_socket_addr, type_name, unique};
+
+use super::check::check;
+use super::{Section, VsSpans, check_name};
+
+/// The `[[virtual_server]]` tables; names with the span of their table.
+pub(super) fn virtual_server_section(
+    sink: &mut Sink,
+    top: &mut Table<'_, '_>,
+) -> Section<VirtualServer, VsSpans, (String, Range<usize>)> {
+    let mut section = Section::new();
+    if let Some(v) = top.get("virtual_server")
+        && let Some(items) = as_array(sink, v, &"virtual_server")
+    {
+        for (i, item) in items.iter().enumerate() {
+            if let Some(name) = item
+                .get_ref()
+                .get("name")
+                .and_then(|n| n.get_ref().as_str())
+            {
+                section.names.push((name.to_string(), item.span()));
+            }
+            let parsed = Table::from_value(sink, item, format!("virtual_server[{i}]"))
+                .and_then(|t| virtual_server(sink, t));
+            section.take(parsed);
+        }
+    }
+    section
+}
+
+fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServer, VsSpans)> {
+    let errors_before = sink.items.len();
+    let name = t
+        .req_str(sink, "name")
+        .filter(|(n, s)| check_name(sink, n, s.clone(), "virtual server"));
+    // Messages name the server by its name once we know it.
+    if let Some((n, _)) = &name {
+        t.path = format!("virtual_server.{n}");
+    }
+    let p = t.path.clone();
+    let f = |k: &str| format!("{p}.{k}");
+
+    let (key, key_span) = service_key(sink, &mut t, &f, &p);
+    let vs_port = match &key {
+        Some(ServiceKey::Address { address, .. }) => Some(address.port()),
+        _ => None,
+    };
+
+    let (scheduler, scheduler_flags) = scheduler(sink, &mut t, &f);
+    let forwarding = t
+        .choice(sink, "forwarding", Forwarding::NAMES)
+        .map_or(Forwarding::Nat, |(n, _)| forwarding_named(n));
+
+    let persistence = persistence(sink, &mut t, &f, &key);
+
+    let quorum = t.int::<u32>(sink, "quorum", 0, 100_000);
+    // An invalid quorum has its own error: do not judge the hysteresis against a guess.
+    let quorum_known = quorum.is_some() || t.get("quorum").is_none();
+    let hysteresis_read = t.int::<u32>(sink, "hysteresis", 0, 100_000);
+    let hysteresis = hysteresis_read.as_ref().map_or(0, |(h, _)| *h);
+    let sorry_server = t
+        .get("sorry_server")
+        .and_then(|v| as_socket_addr(sink, v, &f("sorry_server"), vs_port).map(|a| (a, v.span())));
+    let inhibit_on_failure = t.bool(sink, "inhibit_on_failure").unwrap_or(false);
+
+    let default_check = default_check(sink, &mut t, &f);
+    let (real_servers, rs_spans, rs_count) =
+        real_servers(sink, &mut t, &p, vs_port, forwarding, &default_check);
+    t.finish(sink);
+
+    unique(
+        sink,
+        real_servers
+            .iter()
+            .zip(&rs_spans)
+            .map(|(rs, span)| (rs.address, span.clone())),
+        |addr| format!("real server {addr} appears twice in `{p}`"),
+    );
+    // Rules across fields of this server.
+    let quorum_value = quorum_rules(sink, &f, &quorum, quorum_known, &hysteresis_read, rs_count);
+    destination_rules(
+        sink,
+        &f,
+        &key,
+        forwarding,
+        &sorry_server,
+        &real_servers,
+        &rs_spans,
+    );
+
+    if sink.items.len() != errors_before {
+        return None;
+    }
+    Some((
+        VirtualServer {
+            name: name?.0.to_string(),
+            key: key?,
+            scheduler,
+            scheduler_flags,
+            forwarding,
+            persistence,
+            quorum: quorum_value,
+            hysteresis,
+            sorry_server: sorry_server.map(|(a, _)| a),
+            inhibit_on_failure,
+            real_servers,
+        },
+        VsSpans { key: key_span },
+    ))
+}
+
+/// The service's identity, `address` (with `protocol`) or `fwmark` (with `family`), and
+/// the span validation points at for it.
+fn service_key(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    p: &str,
+) -> (Option<ServiceKey>, Range<usize>) {
+    let address = t.get("address");
+    let fwmark = t.int::<u32>(sink, "fwmark", 1, u32::MAX);
+    let family = t.choice(sink, "family", &["ipv4", "ipv6"]);
+    let protocol = t.choice(sink, "protocol", Protocol::NAMES);
+    let mut key_span = t.span.clone();
+    let key = match (address, fwmark) {
+        (Some(a), None) => {
+            key_span = a.span();
+            if let Some((_, span)) = &family {
+                sink.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        format!("`{}` applies only to fwmark services", f("family")),
+                    )
+                    .with_help("an address service takes its family from `address`"),
+                );
+            }
+            as_socket_addr(sink, a, &f("address"), None).map(|address| ServiceKey::Address {
+                protocol: match protocol.as_ref().map(|(p, _)| *p) {
+                    Some("udp") => Protocol::Udp,
+                    Some("sctp") => Protocol::Sctp,
+                    _ => Protocol::Tcp,
+                },
+                address,
+            })
+        }
+        (None, Some((mark, span))) => {
+            key_span = span;
+            if let Some((_, span)) = &protocol {
+                sink.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        format!("`{}` does not apply to fwmark services", f("protocol")),
+                    )
+                    .with_help(
+                        "a fwmark service matches whatever the firewall marked; the mark decides",
+                    ),
+                );
+            }
+            Some(ServiceKey::Fwmark {
+                mark,
+                family: match family.as_ref().map(|(f, _)| *f) {
+                    Some("ipv6") => AddressFamily::Ipv6,
+                    _ => AddressFamily::Ipv4,
+                },
+            })
+        }
+        (Some(a), Some(_)) => {
+            sink.error(
+                a.span(),
+                format!("`{p}` has both `address` and `fwmark`: give one"),
+            );
+            None
+        }
+        (None, None) => {
+            // A missing fwmark may also have been reported as out of range above.
+            if t.get("fwmark").is_none() {
+                sink.push(
+                    Diagnostic::error(
+                        t.span.clone(),
+                        format!("`{p}` needs `address` (IP:PORT) or `fwmark`"),
+                    )
+                    .with_help("e.g. address = \"192.0.2.100:80\""),
+                );
+            }
+            None
+        }
+    };
+    (key, key_span)
+}
+
+/// `scheduler` and its `scheduler_flags`.
+fn scheduler(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+) -> (String, Vec<SchedulerFlag>) {
+    let scheduler_read = t.choice(sink, "scheduler", SCHEDULERS);
+    // An unknown scheduler has its own error: do not judge the flags against the default.
+    let scheduler_known = scheduler_read.is_some() || t.get("scheduler").is_none();
+    let scheduler = scheduler_read.map_or("wlc", |(s, _)| s).to_string();
+    let mut scheduler_flags = Vec::new();
+    if let Some((items, span)) = t.array(sink, "scheduler_flags") {
+        if scheduler_known && !matches!(scheduler.as_str(), "sh" | "mh") {
+            sink.error(
+                span,
+                format!(
+                    "`{}` apply only to the sh and mh schedulers, not {scheduler}",
+                    f("scheduler_flags")
+                ),
+            );
+        } else {
+            for (i, item) in items.iter().enumerate() {
+                match as_choice(
+                    sink,
+                    item,
+                    &format!("{}[{i}]", f("scheduler_flags")),
+                    &["fallback", "port"],
+                ) {
+                    Some("fallback") => scheduler_flags.push(SchedulerFlag::Fallback),
+                    Some(_) => scheduler_flags.push(SchedulerFlag::Port),
+                    None => {}
+                }
+            }
+        }
+    }
+    (scheduler, scheduler_flags)
+}
+
+/// `persistence` (the timeout) and `persistence_prefix`.
+fn persistence(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    key: &Option<ServiceKey>,
+) -> Option<Persistence> {
+    let persistence_timeout = t.duration(sink, "persistence");
+    let persistence_prefix = t.int::<u8>(sink, "persistence_prefix", 0, 128);
+    let fam = key.as_ref().map_or(AddressFamily::Ipv4, |k| k.family());
+    match persistence_timeout {
+        Some((d, span))
+            if d.subsec_nanos() != 0 || d.is_zero() || d.as_secs() > u64::from(u32::MAX) =>
+        {
+            sink.error(
+                span,
+                format!(
+                    "`{}` must be a whole number of seconds, at least 1s",
+                    f("persistence")
+                ),
+            );
+            None
+        }
+        Some((d, _)) => {
+            let prefix_len = match persistence_prefix {
+                Some((n, span)) if n > fam.max_prefix() => {
+                    sink.error(
+                        span,
+                        format!(
+                            "`{}` must be at most {} for an {fam} service",
+                            f("persistence_prefix"),
+                            fam.max_prefix()
+                        ),
+                    );
+                    fam.max_prefix()
+                }
+                Some((n, _)) => n,
+                None => fam.max_prefix(),
+            };
+            Some(Persistence {
+                timeout: d,
+                prefix_len,
+            })
+        }
+        None => {
+            if let Some((_, span)) = persistence_prefix {
+                sink.error(
+                    span,
+                    format!(
+                        "`{}` needs `persistence` (the timeout) as well",
+                        f("persistence_prefix")
+                    ),
+                );
+            }
+            None
+        }
+    }
+}
+
+/// A virtual server's own `check`, which its real servers take unless they override it.
+struct DefaultCheck<'a, 'i> {
+    value: Option<&'a Value<'i>>,
+    parsed: Option<Check>,
+    /// False when it has errors (reported once, here).
+    ok: bool,
+}
+
+fn default_check<'a, 'i>(
+    sink: &mut Sink,
+    t: &mut Table<'a, 'i>,
+    f: &dyn Fn(&str) -> String,
+) -> DefaultCheck<'a, 'i> {
+    // The default check, validated on its own so that its errors are reported once, and
+    // parsed once: real servers without an override share it (a 10,000-server file
+    // would otherwise parse the same table 10,000 times, on every reload).
+    let value = t.get("check");
+    let mut parsed = None;
+    let ok = match value {
+        Some(v) => {
+            let before = sink.items.len();
+            if let Some(ct) = Table::from_value(sink, v, f("check")) {
+                parsed = check(sink, ct);
+            }
+            sink.items.len() == before
+        }
+        None => true,
+    };
+    DefaultCheck { value, parsed, ok }
+}
+
+/// The parsed real servers with their spans, and how many entries there are, including
+/// those with errors (which are reported on their own).
+fn real_servers(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    p: &str,
+    vs_port: Option<u16>,
+    forwarding: Forwarding,
+    default_check: &DefaultCheck<'_, '_>,
+) -> (Vec<RealServer>, Vec<Range<usize>>, usize) {
+    let mut real_servers = Vec::new();
+    let mut rs_spans = Vec::new();
+    // All entries, including those with errors (which are reported on their own).
+    let mut rs_count = 0;
+    if let Some((items, _)) = t.array(sink, "real_server") {
+        rs_count = items.len();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{p}.real_server[{i}]");
+            if let Some(rt) = Table::from_value(sink, item, path)
+                && let Some((rs, span)) = real_server(
+                    sink,
+                    rt,
+                    vs_port,
+                    forwarding,
+                    default_check.value,
+                    default_check.parsed.as_ref(),
+                    default_check.ok,
+                )
+            {
+                real_servers.push(rs);
+                rs_spans.push(span);
+            }
+        }
+    }
+    (real_servers, rs_spans, rs_count)
+}
+
+/// `quorum` against the number of real servers, and `hysteresis` against the quorum;
+/// the quorum (1 when not given).
+fn quorum_rules(
+    sink: &mut Sink,
+    f: &dyn Fn(&str) -> String,
+    quorum: &Option<(u32, Range<usize>)>,
+    quorum_known: bool,
+    hysteresis_read: &Option<(u32, Range<usize>)>,
+    rs_count: usize,
+) -> u32 {
+    let quorum_value = quorum.as_ref().map_or(1, |(q, _)| *q);
+    if let Some((q, span)) = &quorum
+        && *q as usize > rs_count
+        && rs_count > 0
+    {
+        sink.error(
+            span.clone(),
+            format!(
+                "`{}` = {q} can never be met: there {}",
+                f("quorum"),
+                if rs_count == 1 {
+                    "is only 1 real server".to_string()
+                } else {
+                    format!("are only {rs_count} real servers")
+                }
+            ),
+        );
+    }
+    if let Some((hysteresis, hysteresis_span)) = hysteresis_read
+        && quorum_known
+        && *hysteresis > 0
+        && *hysteresis >= quorum_value
+    {
+        sink.error(
+            hysteresis_span.clone(),
+            format!(
+                "`{}` ({hysteresis}) must be smaller than the quorum ({quorum_value})",
+                f("hysteresis")
+            ),
+        );
+    }
+    quorum_value
+}
+
+/// The sorry server and every real server against the service's address and forwarding.
+fn destination_rules(
+    sink: &mut Sink,
+    f: &dyn Fn(&str) -> String,
+    key: &Option<ServiceKey>,
+    forwarding: Forwarding,
+    sorry_server: &Option<(std::net::SocketAddr, Range<usize>)>,
+    real_servers: &[RealServer],
+    rs_spans: &[Range<usize>],
+) {
+    if let (Some((sorry, span)), Some(k)) = (sorry_server, key) {
+        check_destination(
+            sink,
+            &f("sorry_server"),
+            *sorry,
+            span.clone(),
+            k,
+            forwarding,
+        );
+    }
+    if let Some(k) = key {
+        let field = f("real_server");
+        for (rs, span) in real_servers.iter().zip(rs_spans) {
+            check_destination(sink, &field, rs.address, span.clone(), k, rs.forwarding);
+        }
+    }
+}
+
+fn forwarding_named(n: &str) -> Forwarding {
+    match n {
+        "dr" => Forwarding::Dr,
+        "tunnel" => Forwarding::Tunnel,
+        _ => Forwarding::Nat,
+    }
+}
+
+/// Rules for a destination (real or sorry server) of a service.
+fn check_destination(
+    sink: &mut Sink,
+    field: &str,
+    dest: std::net::SocketAddr,
+    span: Range<usize>,
+    key: &ServiceKey,
+    forwarding: Forwarding,
+) {
+    if let ServiceKey::Address { address, .. } = key
+        && dest.ip() == address.ip()
+    {
+        sink.push(
+            Diagnostic::error(
+                span,
+                format!(
+                    "`{field}`: {dest} is on the service's own address {}",
+                    address.ip()
+                ),
+            )
+            .with_help(
+                "the director would forward the service to itself: use another host's address",
+            ),
+        );
+        return;
+    }
+    if let ServiceKey::Address { address, .. } = key
+        && !forwarding.can_remap_port()
+        && dest.port() != address.port()
+    {
+        sink.push(
+            Diagnostic::error(span.clone(), format!("`{field}`: {dest} has port {} but {} forwarding cannot change the port of the service ({})", dest.port(), forwarding.name(), address.port()))
+                .with_help(format!("use port {} (or leave the port out), or forwarding = \"nat\"", address.port())),
+        );
+    }
+    let fam = AddressFamily::of(&dest.ip());
+    if fam != key.family() && forwarding != Forwarding::Tunnel {
+        sink.push(
+            Diagnostic::error(
+                span,
+                format!(
+                    "`{field}`: {dest} is {fam} but the service is {}",
+                    key.family()
+                ),
+            )
+            .with_help("only tunnel forwarding can mix address families"),
+        );
+    }
+}
+
+fn real_server(
+    sink: &mut Sink,
+    mut t: Table<'_, '_>,
+    vs_port: Option<u16>,
+    vs_forwarding: Forwarding,
+    default_check: Option<&Value<'_>>,
+    default_parsed: Option<&Check>,
+    default_check_ok: bool,
+) -> Option<(RealServer, Range<usize>)> {
+    let p = t.path.clone();
+    let errors_before = sink.items.len();
+    let address = t
+        .require(sink, "address")
+        .and_then(|v| as_socket_addr(sink, v, &t.field("address"), vs_port).map(|a| (a, v.span())));
+    let weight = t
+        .int::<u32>(sink, "weight", 0, 65_535)
+        .map_or(1, |(w, _)| w);
+    let forwarding = t
+        .choice(sink, "forwarding", Forwarding::NAMES)
+        .map_or(vs_forwarding, |(n, _)| forwarding_named(n));
+    let upper = t.int::<u32>(sink, "upper_threshold", 0, u32::MAX);
+    let lower = t.int::<u32>(sink, "lower_threshold", 0, u32::MAX);
+    if let (Some((u, _)), Some((l, span))) = (&upper, &lower)
+        && l > u
+    {
+        sink.error(
+            span.clone(),
+            format!("`{p}.lower_threshold` ({l}) must not exceed `upper_threshold` ({u})"),
+        );
+    }
+    let own_check = t.get("check");
+    t.finish(sink);
+
+    let check = match (own_check, default_check) {
+        (None, None) => None,
+        (None, Some(_)) if !default_check_ok => None,
+        (None, Some(_)) => default_parsed.cloned(),
+        (Some(own), default) => match own.get_ref() {
+            DeValue::Table(own_table) => {
+                // Without `kind`, the override is merged over the virtual server's check
+                // field by field (e.g. only another port); with `kind` it replaces it.
+                let merged;
+                let table = match default.map(|d| d.get_ref()) {
+                    Some(DeValue::Table(dt)) if !own_table.contains_key("kind") => {
+                        if !default_check_ok {
+                            return None;
+                        }
+                        let mut m = dt.clone();
+                        for (k, v) in own_table.iter() {
+                            m.insert(k.clone(), v.clone());
+                        }
+                        merged = m;
+                        &merged
+                    }
+                    _ => own_table,
+                };
+                check(sink, Table::new(table, own.span(), format!("{p}.check")))
+            }
+            DeValue::Boolean(false) => None,
+            other => {
+                sink.push(Diagnostic::error(
+                    own.span(),
+                    format!(
+                        "`{p}.check` must be a table (or false for no check), found {}",
+                        type_name(other)
+                    ),
+                ));
+                None
+            }
+        },
+    };
+    // A probe bound to a source of one family cannot reach an address of the other.
+    if let (Some(c), Some((addr, _))) = (&check, &address)
+        && c.address.is_none()
+        && let Some(bind) = c.bind
+        && AddressFamily::of(&bind) != AddressFamily::of(&addr.ip())
+    {
+        sink.error(
+            own_check.or(default_check).map_or(0..0, |v| v.span()),
+            format!(
+                "`{p}.check`: bind address {bind} is {} but the real server {addr} is {}",
+                AddressFamily::of(&bind),
+                AddressFamily::of(&addr.ip())
+            ),
+        );
+    }
+    if sink.items.len() != errors_before {
+        return None;
+    }
+    let (address, span) = address?;
+    Some((
+        RealServer {
+            address,
+            weight,
+            forwarding,
+            upper_threshold: upper.map(|(u, _)| u),
+            lower_threshold: lower.map(|(l, _)| l),
+            check,
+        },
+        span,
+    ))
+}
