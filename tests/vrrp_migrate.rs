@@ -420,7 +420,7 @@ fn figures(record: &Record, end: Instant) -> Vec<Figures> {
 }
 
 fn print_figures(title: &str, figures: &[Figures]) {
-    println!("\nrolling migration, {title}:");
+    println!("\nfigures, {title}:");
     println!(
         "| step | s | probes | failed | longest gap ms | samples | both | none | VIP on | answered by |"
     );
