@@ -1,6 +1,7 @@
-//! Helpers shared by the VRRP lab tests (`vrrp_netns`, `vrrp_keepalived`): a real
-//! `vigild` in a lab namespace with its own cluster file, log and status socket in the
-//! test's temporary directory; address checks; a ping gap meter.
+//! Helpers shared by the VRRP lab tests (`vrrp_netns`, `vrrp_keepalived`,
+//! `vrrp_migrate`): a real `vigild` in a lab namespace with its own cluster file, log and
+//! status socket in the test's temporary directory; address checks; a ping gap meter; a
+//! real keepalived and its configuration for the interop tests.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::fs::File;
@@ -11,7 +12,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use vigil_testlab::{LabChild, NetnsLab, bin_path, wait_for};
+use vigil_testlab::{LabChild, NetnsLab, bin_path, have_tools, require_or_skip, wait_for};
 
 /// Generous: two cores are shared with parallel tests.
 pub const SETTLE: Duration = Duration::from_secs(10);
@@ -19,7 +20,16 @@ pub const SETTLE: Duration = Duration::from_secs(10);
 /// A `[director]` section whose socket and state live in `dir`, named after `host`.
 pub fn director(dir: &Path, host: &str) -> String {
     format!(
-        "[director]\nname = \"{host}\"\nstatus_socket = \"{}\"\nstate_file = \"{}\"\n\n",
+        "[director]\nname = \"{host}\"\n{}\n",
+        director_paths(dir, host)
+    )
+}
+
+/// The `status_socket` and `state_file` lines of [`director`], for a `[director]` section
+/// written by someone else (`vigild import-keepalived`).
+pub fn director_paths(dir: &Path, host: &str) -> String {
+    format!(
+        "status_socket = \"{}\"\nstate_file = \"{}\"\n",
         dir.join(format!("{host}.sock")).display(),
         dir.join(format!("{host}-state.json")).display()
     )
@@ -55,6 +65,20 @@ impl Vigild {
     pub fn start(lab: &NetnsLab, dir: &Path, host: &str, instances: &str) -> Vigild {
         let config = dir.join(format!("{host}.toml"));
         std::fs::write(&config, format!("{}{instances}", director(dir, host))).unwrap();
+        let mut v = Vigild {
+            host: host.to_string(),
+            config,
+            socket: dir.join(format!("{host}.sock")),
+            log: dir.join(format!("{host}.log")),
+            child: None,
+        };
+        v.restart(lab);
+        v
+    }
+
+    /// Starts vigild on a cluster file written elsewhere, whose `[director]` section has
+    /// the [`director_paths`] of `dir` and `host`.
+    pub fn start_file(lab: &NetnsLab, dir: &Path, host: &str, config: PathBuf) -> Vigild {
         let mut v = Vigild {
             host: host.to_string(),
             config,
@@ -242,5 +266,222 @@ pub fn parse_ping(out: &str) -> PingResult {
         replies: replies.len(),
         lost,
         max_gap: Duration::from_secs_f64(max_gap.max(0.0)),
+    }
+}
+
+pub const HOSTS: [&str; 2] = ["lb1", "lb2"];
+/// keepalived at advert 1 s needs 3 x 1 s + skew to take over, and more to preempt.
+pub const SLOW: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Copy)]
+pub struct Setup {
+    pub version: u8,
+    pub unicast: bool,
+    pub ipv6: bool,
+}
+
+impl Setup {
+    pub fn advert_secs(self) -> f64 {
+        if self.version == 2 { 1.0 } else { 0.1 }
+    }
+
+    pub fn vip(self, lab: &NetnsLab) -> String {
+        if self.ipv6 {
+            "fd00:99::100".into()
+        } else {
+            lab.subnet_addr(100).to_string()
+        }
+    }
+
+    pub fn prefix_len(self) -> u8 {
+        if self.ipv6 { 64 } else { 24 }
+    }
+
+    /// IPv6: gives the client an address in the VIP's prefix, and waits until the
+    /// directors' link-local addresses have finished duplicate detection (keepalived
+    /// started before that fails its first sends with EINVAL).
+    pub fn prepare(self, lab: &NetnsLab) {
+        if !self.ipv6 {
+            return;
+        }
+        lab.run(
+            "client",
+            ["ip", "addr", "add", "fd00:99::3/64", "dev", "eth0", "nodad"],
+        )
+        .unwrap();
+        for host in HOSTS {
+            assert!(wait_for(SETTLE, || lab
+                .run(
+                    host,
+                    ["ip", "-6", "addr", "show", "dev", "eth0", "tentative"]
+                )
+                .is_ok_and(|out| out.trim().is_empty())));
+        }
+    }
+}
+
+/// A keepalived (`--vrrp` only) in a lab host: the parent and its VRRP child.
+pub struct Keepalived {
+    pub host: String,
+    pub conf: PathBuf,
+    pub log: PathBuf,
+    pub vrrp_pid: PathBuf,
+    pub parent: Option<LabChild>,
+}
+
+impl Keepalived {
+    pub fn start(lab: &NetnsLab, dir: &Path, host: &str, conf_text: &str) -> Keepalived {
+        let conf = dir.join(format!("ka-{host}.conf"));
+        std::fs::write(&conf, conf_text).unwrap();
+        let mut k = Keepalived {
+            host: host.into(),
+            conf,
+            log: dir.join(format!("ka-{host}.log")),
+            vrrp_pid: dir.join(format!("ka-{host}-vrrp.pid")),
+            parent: None,
+        };
+        k.restart(lab, dir);
+        k
+    }
+
+    pub fn restart(&mut self, lab: &NetnsLab, dir: &Path) {
+        let _ = std::fs::remove_file(&self.vrrp_pid);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let pid = dir.join(format!("ka-{}.pid", self.host));
+        let mut cmd = lab.cmd(
+            &self.host,
+            [
+                "keepalived".as_ref(),
+                "--vrrp".as_ref(),
+                "-n".as_ref(),
+                "-l".as_ref(),
+                "-D".as_ref(),
+                "-f".as_ref(),
+                self.conf.as_os_str(),
+                "--pid".as_ref(),
+                pid.as_os_str(),
+                "--vrrp_pid".as_ref(),
+                self.vrrp_pid.as_os_str(),
+            ],
+        );
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        self.parent = Some(LabChild::spawn(&mut cmd).unwrap());
+        assert!(
+            wait_for(SETTLE, || self.child_pid().is_some()),
+            "keepalived on {} did not start:\n{}",
+            self.host,
+            self.log_text()
+        );
+    }
+
+    pub fn child_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.vrrp_pid)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// A crash: SIGKILL the VRRP child first (else the parent makes it resign), then the
+    /// parent (tests/lab/README.md).
+    pub fn crash(&mut self) {
+        if let Some(pid) = self.child_pid() {
+            // SAFETY: plain kill(2) of keepalived's VRRP child, which we started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if let Some(p) = &mut self.parent {
+            let _ = p.signal(libc::SIGKILL);
+            let _ = p.wait();
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(p) = &mut self.parent {
+            let _ = p.terminate(Duration::from_secs(10));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn entered(&self, state: &str) -> usize {
+        self.log_text()
+            .matches(&format!("Entering {state} STATE"))
+            .count()
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        // The lab's teardown kills what is left too; the child is not ours to reap.
+        self.crash();
+    }
+}
+
+pub fn keepalived_conf(
+    s: Setup,
+    lab: &NetnsLab,
+    host: &str,
+    peer: &str,
+    priority: u8,
+    vip: &str,
+) -> String {
+    let auth = if s.version == 2 {
+        "  authentication {\n    auth_type PASS\n    auth_pass vigil42\n  }\n"
+    } else {
+        ""
+    };
+    let unicast = if s.unicast {
+        format!(
+            "  unicast_src_ip {}\n  unicast_peer {{\n    {}\n  }}\n",
+            lab.ip(host),
+            lab.ip(peer)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "global_defs {{\n  router_id {host}\n  vrrp_version {}\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int {}\n{auth}{unicast}  virtual_ipaddress {{\n    {vip}/{} dev eth0\n  }}\n}}\n",
+        s.version,
+        s.advert_secs(),
+        s.prefix_len()
+    )
+}
+
+pub fn require_keepalived() -> bool {
+    require_or_skip!(have_tools(&["keepalived"]), false);
+    true
+}
+
+/// keepalived complained about none of vigil's adverts (checksum, auth, address list,
+/// interval, TTL).
+pub fn assert_clean_log(ka: &Keepalived) {
+    let log = ka.log_text().to_lowercase();
+    // A restarted higher-priority keepalived discards the lower-priority master's adverts
+    // until its own timer fires (its normal preemption; tests/lab/README.md).
+    let log: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.contains("received lower priority"))
+        .collect();
+    for complaint in [
+        "invalid",
+        "bad ",
+        "mismatch",
+        "not present",
+        "discard",
+        "error",
+    ] {
+        let hits: Vec<&&str> = log.iter().filter(|l| l.contains(complaint)).collect();
+        assert!(
+            hits.is_empty(),
+            "keepalived logged {complaint:?}: {hits:#?}"
+        );
     }
 }
