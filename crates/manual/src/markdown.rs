@@ -48,11 +48,10 @@ pub fn to_man(markdown: &str, page: &Page<'_>) -> String {
             Block::Heading(1, _) => {}
             Block::Heading(level, text) => {
                 described = true;
-                let text = strip_inline(text);
                 if *level == 2 {
-                    out.push_str(&format!(".SH {}\n", quote_arg(&text.to_uppercase())));
+                    out.push_str(&format!(".SH {}\n", quote_arg(&section_title(text))));
                 } else {
-                    out.push_str(&format!(".SS {}\n", quote_arg(&text)));
+                    out.push_str(&format!(".SS {}\n", quote_arg(&strip_inline(text))));
                 }
             }
             other => {
@@ -285,6 +284,22 @@ fn strip_inline(text: &str) -> String {
     text.replace('`', "").replace("**", "")
 }
 
+/// A `.SH` title: upper case as man pages have them, except code (`[director]` is
+/// a key, `[DIRECTOR]` would be another).
+fn section_title(text: &str) -> String {
+    text.replace("**", "")
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 0 {
+                part.to_uppercase()
+            } else {
+                part.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A macro argument: quoted, since headings have spaces.
 fn quote_arg(text: &str) -> String {
     format!("\"{}\"", escape_text(text).replace('"', "\\(dq"))
@@ -407,7 +422,7 @@ mod tests {
     #[test]
     fn headings_become_sections_and_the_title_becomes_name() {
         let man = to_man(
-            "# The file\n\nIntro.\n\n## Value `syntax`\n\n### Sub\n",
+            "# The file\n\nIntro.\n\n## Value `syntax`\n\n### Sub `x`\n\n## `[vrrp.NAME]`: VRRP\n",
             &PAGE,
         );
         let th = format!(
@@ -417,7 +432,11 @@ mod tests {
         assert!(man.starts_with(&th), "{man}");
         assert!(man.contains(".SH NAME\nvigil.toml \\- the cluster file\n"));
         assert!(man.contains(".SH DESCRIPTION\n.PP\nIntro.\n"));
-        assert!(man.contains(".SH \"VALUE SYNTAX\"\n.SS \"Sub\"\n"));
+        assert!(
+            man.contains(".SH \"VALUE syntax\"\n.SS \"Sub x\"\n"),
+            "{man}"
+        );
+        assert!(man.contains(".SH \"[vrrp.NAME]: VRRP\"\n"), "{man}");
         assert!(man.ends_with(".SH \"SEE ALSO\"\n\\fBvigild\\fR(8)\n"));
     }
 
