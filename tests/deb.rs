@@ -239,6 +239,8 @@ fn the_package_installs_works_and_purges_without_a_trace() {
     for file in FILES {
         assert!(Path::new(file).exists(), "{file} not installed");
     }
+    // Every installed file is the package's (DEBIAN/md5sums).
+    run(Command::new("dpkg").args(["--verify", "vigil"]));
     let sbin = std::fs::metadata("/usr/sbin/vigild").unwrap();
     assert_eq!(sbin.permissions().mode() & 0o7777, 0o755);
     assert!(exists("passwd", "vigil") && exists("group", "vigil"));
