@@ -76,7 +76,11 @@ skip_step() {
 # The test suite's own needs; the kernel lab's packages come along so that one apt
 # run covers everything (install-kernel-lab then finds them in place).
 PKGS=(iproute2 procps util-linux curl iputils-ping keepalived nftables
-      qemu-system-x86 kmod busybox-static ipvsadm cpio xz-utils)
+      qemu-system-x86 kmod busybox-static ipvsadm cpio xz-utils
+      # the Debian package test (tests/deb.rs): deploy/build-deb strips and reads the
+      # binaries (binutils); installing it runs systemd-sysusers, and the test runs
+      # systemd-analyze verify and man on what it installed
+      binutils systemd man-db)
 install_packages() {
   local missing=() p
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

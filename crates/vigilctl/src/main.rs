@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use vigil_proto::{Event, Reply, Request, VrrpReply};
@@ -262,7 +262,72 @@ fn watch(socket: &PathBuf, as_json: bool) -> Result<(), Failure> {
     )
 }
 
+/// `vigilctl generate-manual DIR`, for packaging (deploy/build-deb): vigilctl's man pages
+/// and completions.
+fn generate_manual(request: Result<vigil_manual::Request, String>) -> ExitCode {
+    let out = match request {
+        Ok(vigil_manual::Request {
+            out,
+            config_reference: None,
+        }) => out,
+        Ok(_) => {
+            eprintln!("vigilctl generate-manual: --config-reference is vigild's");
+            return ExitCode::from(2);
+        }
+        Err(usage) => {
+            eprintln!("vigilctl generate-manual: {usage}");
+            return ExitCode::from(2);
+        }
+    };
+    let source = format!("vigil {}", env!("CARGO_PKG_VERSION"));
+    let page = vigil_manual::Page {
+        section: "8",
+        source: &source,
+        manual: "vigil manual",
+        extra: &[
+            vigil_manual::Section {
+                title: "EXIT STATUS",
+                text: &[],
+                items: &[
+                    ("0", "success"),
+                    (
+                        "1",
+                        "the daemon refused or failed the request (e.g. a reload of an invalid file)",
+                    ),
+                    ("2", "usage error"),
+                    ("3", "the daemon could not be reached"),
+                ],
+            },
+            vigil_manual::Section {
+                title: "FILES",
+                text: &[],
+                items: &[(
+                    DEFAULT_SOCKET,
+                    "vigild's status socket: readable by the members of director.status_socket_group (vigil under the packaged unit)",
+                )],
+            },
+        ],
+        see_also: &["vigild(8)", "vigil.toml(5)"],
+    };
+    match vigil_manual::write_command(Cli::command(), &page, &out) {
+        Ok(written) => {
+            for path in written {
+                println!("{}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vigilctl: writing the manual to {}: {e}", out.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(request) = vigil_manual::request(&args) {
+        return generate_manual(request);
+    }
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Status => show(&cli, &Request::Status, render::status),

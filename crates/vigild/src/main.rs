@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use vigild::logging::{self, LogFormat};
 
 #[derive(Parser)]
@@ -63,7 +63,118 @@ enum Command {
     },
 }
 
+/// The man page's own sections: what the generated option list cannot say.
+const MAN_EXTRA: &[vigil_manual::Section<'static>] = &[
+    vigil_manual::Section {
+        title: "EXIT STATUS",
+        text: &[
+            "0 on a clean stop, and when check-config finds every file valid. 1 when the \
+             daemon cannot start or a worker ended unexpectedly (systemd restarts it), and \
+             when a checked file is invalid. 2 on a usage error.",
+        ],
+        items: &[],
+    },
+    vigil_manual::Section {
+        title: "SIGNALS",
+        text: &[],
+        items: &[
+            (
+                "SIGHUP",
+                "reload the cluster file; an invalid file changes nothing",
+            ),
+            ("SIGTERM, SIGINT", "stop: VRRP masters hand over first"),
+            (
+                "SIGUSR1, SIGUSR2, SIGRTMIN+2",
+                "write the data, stats and JSON dumps beside the status socket",
+            ),
+        ],
+    },
+    vigil_manual::Section {
+        title: "FILES",
+        text: &[],
+        items: &[
+            (
+                "/etc/vigil/cluster.toml",
+                "the cluster file the systemd unit runs (VIGIL_CONFIG)",
+            ),
+            (
+                "/run/vigil/vigil.sock",
+                "the status socket vigilctl talks to (director.status_socket)",
+            ),
+            (
+                "/var/lib/vigil/state.json",
+                "drains and owned IPVS services, kept across restarts (director.state_file)",
+            ),
+            (
+                "/usr/share/doc/vigil/",
+                "the operations guide and the other references",
+            ),
+        ],
+    },
+];
+
+/// `vigild generate-manual DIR [--config-reference docs/config.md]`, for packaging
+/// (deploy/build-deb): vigild's man pages and completions, and vigil.toml(5) when asked.
+fn generate_manual(request: Result<vigil_manual::Request, String>) -> ExitCode {
+    let vigil_manual::Request {
+        out,
+        config_reference,
+    } = match request {
+        Ok(request) => request,
+        Err(usage) => {
+            eprintln!("vigild generate-manual: {usage}");
+            return ExitCode::from(2);
+        }
+    };
+    let source = format!("vigil {}", env!("CARGO_PKG_VERSION"));
+    let page = vigil_manual::Page {
+        section: "8",
+        source: &source,
+        manual: "vigil manual",
+        extra: MAN_EXTRA,
+        see_also: &["vigilctl(8)", "vigil.toml(5)", "systemctl(1)", "ipvsadm(8)"],
+    };
+    let mut written = match vigil_manual::write_command(Cli::command(), &page, &out) {
+        Ok(written) => written,
+        Err(e) => {
+            eprintln!("vigild: writing the manual to {}: {e}", out.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(reference) = &config_reference {
+        let markdown = match std::fs::read_to_string(reference) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("vigild: {}: {e}", reference.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let page = vigil_manual::markdown::Page {
+            name: "vigil.toml",
+            section: "5",
+            summary: "the vigil cluster file",
+            source: &source,
+            manual: "vigil manual",
+            see_also: &["vigild(8)", "vigilctl(8)"],
+        };
+        let path = out.join("man/vigil.toml.5");
+        if let Err(e) = std::fs::write(&path, vigil_manual::markdown::to_man(&markdown, &page)) {
+            eprintln!("vigild: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        written.push(path);
+    }
+    for path in written {
+        println!("{}", path.display());
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(request) = vigil_manual::request(&args) {
+        return generate_manual(request);
+    }
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { files }) => vigild::check_config::run(&files),
