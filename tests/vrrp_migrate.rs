@@ -31,7 +31,7 @@ mod vrrp_support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -206,47 +206,6 @@ fn serve(record: &Record, listener: &TcpListener, name: &str) {
             let _ = c.write_all(format!("{name}\n").as_bytes());
         }
     }
-}
-
-/// `vigild import-keepalived CONF -o OUT`, then the lab's socket and state paths added to
-/// its `[director]` section (two directors share this machine's file system here).
-fn import(dir: &Path, host: &str, conf: &Path) -> PathBuf {
-    let out = dir.join(format!("{host}-imported.toml"));
-    let run = Command::new(bin_path("vigild"))
-        .arg("import-keepalived")
-        .arg(conf)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "import of {} failed:\n{stderr}",
-        conf.display()
-    );
-    for line in stderr.lines() {
-        println!("    import: {line}");
-    }
-    let text = std::fs::read_to_string(&out).unwrap();
-    let paths = director_paths(dir, host);
-    let text = match text.split_once("[director]\n") {
-        Some((before, after)) => format!("{before}[director]\n{paths}{after}"),
-        None => format!("[director]\n{paths}\n{text}"),
-    };
-    let config = dir.join(format!("{host}.toml"));
-    std::fs::write(&config, text).unwrap();
-    let check = Command::new(bin_path("vigild"))
-        .arg("check-config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    config
 }
 
 /// The cluster file with `priority` set in `[vrrp.INSTANCE]` (the importer leaves out

@@ -1,14 +1,14 @@
 //! Helpers shared by the VRRP lab tests (`vrrp_netns`, `vrrp_keepalived`,
-//! `vrrp_migrate`): a real `vigild` in a lab namespace with its own cluster file, log and
+//! `vrrp_migrate`, `vrrp_notify`): a real `vigild` in a lab namespace with its own cluster file, log and
 //! status socket in the test's temporary directory; address checks; a ping gap meter; a
-//! real keepalived and its configuration for the interop tests.
+//! real keepalived and its configuration for the interop tests; `vigild import-keepalived`.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -484,4 +484,45 @@ pub fn assert_clean_log(ka: &Keepalived) {
             "keepalived logged {complaint:?}: {hits:#?}"
         );
     }
+}
+
+/// `vigild import-keepalived CONF -o OUT`, then the lab's socket and state paths added to
+/// its `[director]` section (two directors share this machine's file system here).
+pub fn import(dir: &Path, host: &str, conf: &Path) -> PathBuf {
+    let out = dir.join(format!("{host}-imported.toml"));
+    let run = Command::new(bin_path("vigild"))
+        .arg("import-keepalived")
+        .arg(conf)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "import of {} failed:\n{stderr}",
+        conf.display()
+    );
+    for line in stderr.lines() {
+        println!("    import: {line}");
+    }
+    let text = std::fs::read_to_string(&out).unwrap();
+    let paths = director_paths(dir, host);
+    let text = match text.split_once("[director]\n") {
+        Some((before, after)) => format!("{before}[director]\n{paths}{after}"),
+        None => format!("[director]\n{paths}\n{text}"),
+    };
+    let config = dir.join(format!("{host}.toml"));
+    std::fs::write(&config, text).unwrap();
+    let check = Command::new(bin_path("vigild"))
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    config
 }

@@ -1,7 +1,9 @@
 //! A hook runner: runs hook commands one at a time, in order, each within its timeout,
 //! and when hooks are slower than the events that trigger them, keeps only a bounded
 //! number waiting by replacing the newest waiting one with the next: the latest command
-//! is always run, and a flapping source cannot queue hundreds of runs.
+//! is always run, and a flapping source cannot queue hundreds of runs. One event may
+//! need several commands (keepalived's `notify_master` then `notify`): they are queued
+//! and replaced as one batch.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -13,14 +15,20 @@ use crate::{Command, run};
 
 #[derive(Default)]
 struct Queue {
-    waiting: VecDeque<Command>,
+    waiting: VecDeque<Vec<Command>>,
     coalesced: u64,
     closed: bool,
+    /// Closed, but the waiting batches still run ([`HookRunner::finish`]).
+    finishing: bool,
+    /// The worker has returned.
+    done: bool,
 }
 
 struct Shared {
     queue: Mutex<Queue>,
     wake: Notify,
+    /// Signalled when the worker returns.
+    finished: Notify,
     max_waiting: usize,
 }
 
@@ -37,6 +45,7 @@ impl HookRunner {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
+            finished: Notify::new(),
             max_waiting: max_waiting.max(1),
         });
         let worker = shared.clone();
@@ -44,13 +53,21 @@ impl HookRunner {
             loop {
                 let next = {
                     let mut q = worker.queue.lock().unwrap_or_else(|e| e.into_inner());
-                    if q.closed {
+                    let next = q.waiting.pop_front();
+                    if q.closed || (q.finishing && next.is_none()) {
+                        q.done = true;
+                        drop(q);
+                        worker.finished.notify_waiters();
                         return;
                     }
-                    q.waiting.pop_front()
+                    next
                 };
                 match next {
-                    Some(command) => run_one(&name, &command).await,
+                    Some(batch) => {
+                        for command in &batch {
+                            run_one(&name, command).await;
+                        }
+                    }
                     None => worker.wake.notified().await,
                 }
             }
@@ -61,15 +78,57 @@ impl HookRunner {
     /// Queues `command`; when `max_waiting` already wait, the newest waiting one is
     /// replaced by it.
     pub fn submit(&self, command: Command) {
+        self.submit_batch(vec![command]);
+    }
+
+    /// Queues commands that run one after the other as one unit; when `max_waiting`
+    /// units already wait, the newest waiting unit is replaced by this one. An empty
+    /// batch is ignored.
+    pub fn submit_batch(&self, batch: Vec<Command>) {
+        if batch.is_empty() {
+            return;
+        }
         {
             let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             if q.waiting.len() >= self.shared.max_waiting {
                 q.waiting.pop_back();
                 q.coalesced += 1;
             }
-            q.waiting.push_back(command);
+            q.waiting.push_back(batch);
         }
         self.shared.wake.notify_one();
+    }
+
+    /// Runs what is waiting, then stops; returns when the last hook has ended or after
+    /// `limit`, whichever is first (then, as on drop, the running hook finishes within
+    /// its timeout and the rest is dropped). For the hooks of a stop, which must run
+    /// before the daemon exits.
+    pub async fn finish(self, limit: std::time::Duration) {
+        let finished = self.shared.clone();
+        {
+            let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.finishing = true;
+            if q.done {
+                return;
+            }
+        }
+        let wait = async {
+            loop {
+                let notified = finished.finished.notified();
+                if finished
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .done
+                {
+                    return;
+                }
+                finished.wake.notify_one();
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+        // Dropping `self` closes the queue if the limit passed first.
     }
 
     /// How many waiting commands were replaced by newer ones so far.

@@ -16,6 +16,9 @@ pub struct Config {
     pub ipvs_sync: Option<IpvsSync>,
     /// Virtual servers in file order.
     pub virtual_servers: Vec<VirtualServer>,
+    /// `[sync_group.NAME]` tables (hooks of a group), in file order. A group named only
+    /// by its members' `sync_group` needs none.
+    pub sync_groups: Vec<SyncGroup>,
 }
 
 impl Config {
@@ -48,6 +51,12 @@ pub struct Director {
     pub metrics_listen: Option<SocketAddr>,
     /// Where operator overrides (drains) are kept across restarts.
     pub state_file: PathBuf,
+    /// keepalived's `notify_fifo`: every VRRP and health line below, to one FIFO.
+    pub notify_fifo: Option<PathBuf>,
+    /// keepalived's `vrrp_notify_fifo`: `INSTANCE` and `GROUP` lines.
+    pub vrrp_notify_fifo: Option<PathBuf>,
+    /// keepalived's `lvs_notify_fifo`: `VS` and `RS` lines.
+    pub lvs_notify_fifo: Option<PathBuf>,
 }
 
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/vigil/vigil.sock";
@@ -145,9 +154,56 @@ pub struct VrrpInstance {
     pub auth_password: Option<String>,
     pub garp: Garp,
     pub track: Vec<Track>,
-    /// Program and arguments run on every state change (never through a shell).
-    pub notify: Option<Vec<String>>,
+    /// Programs run on state changes (never through a shell).
+    #[serde(flatten)]
+    pub hooks: NotifyHooks,
     pub sync_group: Option<String>,
+}
+
+/// Programs run on the state changes of a VRRP instance or sync group: keepalived's
+/// notify family.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NotifyHooks {
+    /// Run on every state change, with the arguments `notify_args` names appended.
+    pub notify: Option<Vec<String>>,
+    pub notify_args: NotifyArgs,
+    /// Run as given (nothing appended) on becoming master.
+    pub notify_master: Option<Vec<String>>,
+    /// ... on becoming backup.
+    pub notify_backup: Option<Vec<String>>,
+    /// ... on entering fault.
+    pub notify_fault: Option<Vec<String>>,
+    /// ... when the instance (or group) stops: the daemon stops or a reload removes it.
+    pub notify_stop: Option<Vec<String>>,
+}
+
+impl NotifyHooks {
+    pub fn is_empty(&self) -> bool {
+        self.notify.is_none()
+            && self.notify_master.is_none()
+            && self.notify_backup.is_none()
+            && self.notify_fault.is_none()
+            && self.notify_stop.is_none()
+    }
+}
+
+/// What `notify` gets after its configured arguments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyArgs {
+    /// `NAME STATE PRIORITY`, the state in lower case, and `VIGIL_*` variables.
+    #[default]
+    Vigil,
+    /// keepalived's: `INSTANCE|GROUP NAME STATE PRIORITY`, the state in upper case.
+    Keepalived,
+}
+
+/// A `[sync_group.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncGroup {
+    pub name: String,
+    #[serde(flatten)]
+    pub hooks: NotifyHooks,
 }
 
 /// Gratuitous ARP / unsolicited neighbour advertisements sent on becoming master.

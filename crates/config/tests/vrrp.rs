@@ -51,7 +51,7 @@ fn defaults() {
         }
     );
     assert!(v.track.is_empty());
-    assert_eq!(v.notify, None);
+    assert_eq!(v.hooks.notify, None);
     assert_eq!(v.sync_group, None);
     assert!(l.warnings.is_empty());
 }
@@ -95,7 +95,7 @@ notify = ["/usr/local/bin/notify", "web"]
         }
     );
     assert_eq!(
-        v.notify,
+        v.hooks.notify,
         Some(vec!["/usr/local/bin/notify".to_string(), "web".to_string()])
     );
 }
@@ -953,5 +953,65 @@ vips = ["192.0.2.2/24"]
             "t.toml:9:15: error: `vrrp.web.garp_repeat` = 0 is out of range 1–100",
             "t.toml:11:13: error: `vrrp.api.interface`: \"eth 1\" is not a valid interface name (at most 15 characters, no '/', ':' or spaces)",
         ],
+    );
+}
+
+#[test]
+fn keepalived_notify_family_is_read() {
+    let src = inst(
+        "notify = [\"/n\"]\nnotify_args = \"keepalived\"\nnotify_master = [\"/m\", \"a\"]\nnotify_backup = [\"/b\"]\nnotify_fault = [\"/f\"]\nnotify_stop = [\"/s\"]\nsync_group = \"g\"\nvips = [\"192.0.2.100/24\"]\n[sync_group.g]\nnotify = [\"/gn\"]\nnotify_args = \"keepalived\"\nnotify_master = [\"/gm\"]\n",
+    );
+    let config = ok(&src).config;
+    let h = &config.vrrp[0].hooks;
+    assert_eq!(h.notify_args, NotifyArgs::Keepalived);
+    assert_eq!(
+        h.notify_master,
+        Some(vec!["/m".to_string(), "a".to_string()])
+    );
+    assert_eq!(h.notify_stop, Some(vec!["/s".to_string()]));
+    assert_eq!(config.sync_groups.len(), 1);
+    assert_eq!(config.sync_groups[0].name, "g");
+    assert_eq!(
+        config.sync_groups[0].hooks.notify_args,
+        NotifyArgs::Keepalived
+    );
+    assert_eq!(
+        config.sync_groups[0].hooks.notify_master,
+        Some(vec!["/gm".to_string()])
+    );
+    // The default stays vigil's own convention.
+    assert_eq!(
+        ok(&inst("")).config.vrrp[0].hooks.notify_args,
+        NotifyArgs::Vigil
+    );
+}
+
+#[test]
+fn keepalived_notify_family_errors_name_the_field() {
+    assert_error(
+        &inst("notify_args = \"upper\"\n"),
+        "t.toml:6:15: error: `vrrp.web.notify_args`: unknown value \"upper\"",
+    );
+    assert_error(
+        &inst("notify_master = [\"master.sh\"]\n"),
+        "t.toml:6:17: error: `vrrp.web.notify_master`: program \"master.sh\" must be an absolute path",
+    );
+    assert_error(
+        &inst("vips = [\"192.0.2.100/24\"]\n[sync_group.g]\nnotify_stop = []\n"),
+        "t.toml:8:15: error: `sync_group.g.notify_stop` is empty: give the program and its arguments",
+    );
+    assert_error(
+        &inst("vips = [\"192.0.2.100/24\"]\n[sync_group.g]\nnotify = [\"/n\"]\n"),
+        "t.toml:7:13: error: sync group \"g\" has no members",
+    );
+    assert_error(
+        &inst(
+            "sync_group = \"g\"\nvips = [\"192.0.2.100/24\"]\n[sync_group.g]\nnotfy = [\"/n\"]\n",
+        ),
+        "t.toml:9:1: error: unknown field `sync_group.g.notfy`",
+    );
+    assert_error(
+        "[director]\nname = \"lb\"\nvrrp_notify_fifo = \"notify.fifo\"\n",
+        "t.toml:3:20: error: `director.vrrp_notify_fifo`: \"notify.fifo\" must be an absolute path",
     );
 }

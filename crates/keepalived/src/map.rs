@@ -69,6 +69,8 @@ pub(crate) struct Mapper<'a> {
     track_processes: HashSet<String>,
     /// Instance name (keepalived's) → its sync group.
     sync_groups: HashMap<String, SyncGroup>,
+    /// `[sync_group.NAME]` tables (a group's notify programs), by the block's `FILE:LINE`.
+    sync_group_sections: HashMap<String, Section>,
     /// keepalived instance names → vigil names (sanitised).
     instance_names: HashMap<String, String>,
     /// The vigil names given to instances so far.
@@ -97,6 +99,7 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         track_files: HashSet::new(),
         track_processes: HashSet::new(),
         sync_groups: HashMap::new(),
+        sync_group_sections: HashMap::new(),
         instance_names: HashMap::new(),
         used_instance_names: HashSet::new(),
         vs_groups: HashMap::new(),
@@ -201,9 +204,17 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
             | "vrrp_track_file"
             | "track_file"
             | "vrrp_track_process"
-            | "vrrp_sync_group"
             | "SSL"
             | "virtual_server_group" => {}
+            "vrrp_sync_group" => {
+                if let Some(sec) = m
+                    .sync_group_sections
+                    .remove(&format!("{}:{}", n.loc.file, n.loc.line))
+                {
+                    out.push(String::new());
+                    out.extend(sec.render());
+                }
+            }
             "vrrp_instance" => {
                 for sec in m.vrrp_instance(n)? {
                     out.push(String::new());
@@ -441,6 +452,22 @@ impl Mapper<'_> {
                     self.globals.gna_interval_us = Some(self.garp_interval(c, sec)?);
                 }
                 "lvs_sync_daemon" => self.globals.lvs_sync = Some(c.clone()),
+                "notify_fifo" | "vrrp_notify_fifo" | "lvs_notify_fifo" => {
+                    let path = arg(c, 0)?;
+                    if !path.starts_with('/') {
+                        self.warn(
+                            sec,
+                            c,
+                            kw,
+                            format!("dropped: \"{path}\" is not an absolute path"),
+                        );
+                        continue;
+                    }
+                    if c.args().len() > 1 {
+                        self.warn(sec, c, kw, "user and group dropped: vigild creates the FIFO as its own user, mode 0600");
+                    }
+                    sec.set(kw, q(path));
+                }
                 _ => self.unhandled(sec, "global_defs", c),
             }
         }
@@ -620,6 +647,30 @@ impl Mapper<'_> {
         Ok(Some(argv))
     }
 
+    /// `notify`, `notify_master` ... of an instance or sync group: the program keeps
+    /// keepalived's arguments (`notify_args = "keepalived"` for `notify`).
+    fn notify_hook(&mut self, c: &Node, sec: &mut Section) -> Result<(), ReadError> {
+        let kw = c.keyword();
+        let Some(argv) = self.program(c, sec)? else {
+            self.warn(sec, c, kw, "dropped: no program");
+            return Ok(());
+        };
+        if c.args().len() > 1 {
+            self.warn(
+                sec,
+                c,
+                kw,
+                "user dropped: vigil runs notify programs as its own user",
+            );
+        }
+        let items: Vec<String> = argv.iter().map(|a| q(a)).collect();
+        sec.set(kw, text::array(&items));
+        if kw == "notify" {
+            sec.set("notify_args", q("keepalived"));
+        }
+        Ok(())
+    }
+
     fn sync_group(&mut self, n: &Node, sec: &mut Section) -> Result<(), ReadError> {
         let name = arg(n, 0)?.to_string();
         let mut group = SyncGroup {
@@ -628,6 +679,7 @@ impl Mapper<'_> {
             tracking_weight: false,
         };
         let mut members = Vec::new();
+        let mut hooks = Section::new(&format!("[sync_group.{}]", group.name));
         for c in n.children() {
             let kw = c.keyword();
             match kw {
@@ -638,8 +690,15 @@ impl Mapper<'_> {
                 }
                 "track_interface" | "track_script" => group.tracks.push(c.clone()),
                 "sync_group_tracking_weight" => group.tracking_weight = true,
+                "notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
+                    self.notify_hook(c, &mut hooks)?;
+                }
                 _ => self.unhandled(sec, "vrrp_sync_group", c),
             }
+        }
+        if hooks.has_keys() {
+            self.sync_group_sections
+                .insert(format!("{}:{}", n.loc.file, n.loc.line), hooks);
         }
         if !group.tracks.is_empty() {
             self.warn(sec, n, "vrrp_sync_group", "tracking of the group is written into each member instance's `track` (the members fail over together either way)");

@@ -92,7 +92,9 @@ pub fn missing(config: &Config) -> Vec<String> {
             out.extend(report.missing_for(run_as, &format!("to run {what} as user {user}")));
         }
     }
-    if config.vrrp.iter().any(|v| v.notify.is_some()) {
+    if config.vrrp.iter().any(|v| !v.hooks.is_empty())
+        || config.sync_groups.iter().any(|g| !g.hooks.is_empty())
+    {
         out.extend(report.missing_for(RunAs::Daemon, "to run notify hooks"));
     }
     out.dedup();

@@ -134,6 +134,7 @@ async fn serve(
     let main_guard = supervisor.guard("main", Duration::ZERO);
     let what = summary(&config);
     let shared = Shared::new(config, config_path.to_path_buf());
+    shared.fifos.configure(&shared.snapshot().config.director)?;
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(16);
     let mut server = tokio::spawn(socket.clone().serve(shared.clone(), control_tx));
     // Why IPVS cannot be programmed, from the IPVS thread to VRRP (which then holds the
@@ -146,6 +147,7 @@ async fn serve(
         &faults,
         ipvs_fault,
         shared.events.clone(),
+        shared.fifos.clone(),
     );
     let (director, mut notices) = Director::spawn(
         shared.snapshot().config.clone(),
@@ -386,6 +388,12 @@ fn reload_now(
                 &config,
                 &crate::vrrp::interface_mtu,
             ));
+            // New FIFO paths are opened now; on an error the old ones stay.
+            if missing.is_empty()
+                && let Err(e) = shared.fifos.configure(&config.director)
+            {
+                missing.push(e.to_string());
+            }
             record.warnings = loaded
                 .warnings
                 .warnings()

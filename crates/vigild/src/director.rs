@@ -77,6 +77,8 @@ pub struct Director {
     quorum: HashMap<ServiceKey, Option<bool>>,
     notices: mpsc::UnboundedSender<Notice>,
     vrrp: Arc<Registry>,
+    /// keepalived's notify FIFOs: `VS` and `RS` lines.
+    fifos: Arc<crate::notify_fifo::NotifyFifos>,
     /// Daemon events for `events` watchers.
     published: broadcast::Sender<Event>,
     /// Where metrics read the director's state without asking this task.
@@ -141,6 +143,7 @@ impl Director {
             quorum: HashMap::new(),
             notices,
             vrrp,
+            fifos: shared.fifos.clone(),
             published,
             view,
             stats_dirty: false,
@@ -256,6 +259,11 @@ impl Director {
                 info!(virtual_server = %vs.name, "quorum {}", if q { "regained" } else { "lost" });
             }
             let _ = self.notices.send(Notice::Quorum(vs.name.clone(), q));
+            self.fifos.lvs(&crate::notify_fifo::lvs_line(
+                None,
+                &lvs_service(&vs.key),
+                q,
+            ));
             let _ = self.published.send(Event::Quorum(QuorumEvent {
                 virtual_server: vs.name.clone(),
                 has_quorum: q,
@@ -315,6 +323,13 @@ impl Director {
             e.health,
             e.reason
         );
+        let service = lvs_service(&e.key.service);
+        let real = crate::notify_fifo::lvs_endpoint(e.key.real, service_protocol(&e.key.service));
+        self.fifos.lvs(&crate::notify_fifo::lvs_line(
+            Some(&real),
+            &service,
+            e.health == Health::Up,
+        ));
         let _ = self.published.send(Event::Health(vigil_proto::HealthEvent {
             virtual_server: e.virtual_server.clone(),
             real_server: e.key.real,
@@ -609,5 +624,24 @@ impl Director {
             in_kernel: None,
             real_servers,
         }
+    }
+}
+
+/// keepalived's name of a service in its notify FIFO lines: `[VIP]:tcp:80`, `FWM 1`.
+fn lvs_service(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Address { address, .. } => {
+            crate::notify_fifo::lvs_endpoint(*address, service_protocol(key))
+        }
+        ServiceKey::Fwmark { mark, .. } => format!("FWM {mark}"),
+    }
+}
+
+/// The protocol word keepalived uses for a real server's address; a fwmark service's
+/// real servers are written as TCP, as keepalived does.
+fn service_protocol(key: &ServiceKey) -> &'static str {
+    match key {
+        ServiceKey::Address { protocol, .. } => protocol.name(),
+        ServiceKey::Fwmark { .. } => "tcp",
     }
 }

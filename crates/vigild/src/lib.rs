@@ -22,6 +22,7 @@ pub mod import_keepalived;
 pub mod ipvs_worker;
 pub mod logging;
 pub mod metrics;
+pub mod notify_fifo;
 pub mod overrides;
 pub mod protocol;
 pub mod services;

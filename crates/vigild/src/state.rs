@@ -46,6 +46,8 @@ pub struct Shared {
     pub status_socket: SocketCounters,
     /// Metrics endpoint connections and refusals, for metrics.
     pub metrics_endpoint: SocketCounters,
+    /// keepalived's notify FIFOs, written by the VRRP sync task and the director.
+    pub fifos: Arc<crate::notify_fifo::NotifyFifos>,
 }
 
 /// A real server as the director sees it, for metrics.
@@ -230,6 +232,7 @@ impl Shared {
             director: Arc::default(),
             status_socket: SocketCounters::default(),
             metrics_endpoint: SocketCounters::default(),
+            fifos: Arc::default(),
         })
     }
 

@@ -88,6 +88,7 @@ mod checksum;
 mod drop_reason;
 mod fsm;
 pub mod io;
+pub mod notify;
 mod packet;
 mod priority;
 mod receive;

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::fsm::Config as FsmConfig;
+use crate::notify::NotifyHooks;
 use crate::packet::{Auth, Family, Version, advert_packet_len};
 use crate::receive::ReceiveRules;
 
@@ -54,9 +55,8 @@ pub struct RunnerConfig {
     pub learned_interval_factor: u32,
     pub auth: Auth,
     pub garp: GarpConfig,
-    /// Program and arguments, run without a shell on every state change with the
-    /// instance name, new state and priority appended.
-    pub notify: Option<Vec<String>>,
+    /// Programs run without a shell on state changes ([`NotifyHooks::programs`]).
+    pub notify: NotifyHooks,
 }
 
 impl RunnerConfig {
@@ -196,7 +196,7 @@ pub(crate) fn example() -> RunnerConfig {
             interval: Duration::from_millis(10),
             refresh: None,
         },
-        notify: None,
+        notify: NotifyHooks::default(),
     }
 }
 
@@ -228,7 +228,7 @@ mod tests {
             &|c| c.garp.repeat = 1,
             &|c| c.garp.interval = Duration::from_millis(100),
             &|c| c.garp.refresh = Some(Duration::from_secs(30)),
-            &|c| c.notify = Some(vec!["/bin/true".into()]),
+            &|c| c.notify.notify = Some(vec!["/bin/true".into()]),
             &|c| c.priority = 254,
             &|c| c.priority = 1,
             &|c| c.preempt = false,
@@ -242,7 +242,7 @@ mod tests {
             kind(&|c| {
                 c.priority = 120;
                 c.garp.repeat = 2;
-                c.notify = None;
+                c.notify = NotifyHooks::default();
             }),
             ReloadChange::InPlace
         );

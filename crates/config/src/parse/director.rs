@@ -35,6 +35,13 @@ pub(super) fn director(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Director
         Some((p, span)) => absolute_path(sink, "director.state_file", p, span),
         None => Some(PathBuf::from(DEFAULT_STATE_FILE)),
     };
+    let mut fifo = |t: &mut Table<'_, '_>, key: &'static str| match t.str(sink, key) {
+        Some((p, span)) => absolute_path(sink, &format!("director.{key}"), p, span).map(Some),
+        None => Some(None),
+    };
+    let notify_fifo = fifo(&mut t, "notify_fifo");
+    let vrrp_notify_fifo = fifo(&mut t, "vrrp_notify_fifo");
+    let lvs_notify_fifo = fifo(&mut t, "lvs_notify_fifo");
     t.finish(sink);
     Some(Director {
         name: name?.0.to_string(),
@@ -46,5 +53,8 @@ pub(super) fn director(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Director
             None => None,
         },
         state_file: state_file?,
+        notify_fifo: notify_fifo?,
+        vrrp_notify_fifo: vrrp_notify_fifo?,
+        lvs_notify_fifo: lvs_notify_fifo?,
     })
 }

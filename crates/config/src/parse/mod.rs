@@ -21,12 +21,14 @@ mod director;
 mod dns;
 mod http;
 mod ipvs_sync;
+mod notify;
 mod track;
 mod virtual_server;
 mod vrrp;
 
 use director::director;
 use ipvs_sync::ipvs_sync;
+use notify::{notify_hooks, sync_group_section};
 use virtual_server::virtual_server_section;
 use vrrp::vrrp_section;
 
@@ -202,15 +204,17 @@ pub(crate) fn parse_document(
         None => None,
     };
     let ipvs_sync_ok = top.get("ipvs_sync").is_none() || ipvs_sync.is_some();
+    let sync_groups = sync_group_section(sink, &mut top, &vrrp.items, vrrp.ok);
     let vs = virtual_server_section(sink, &mut top);
     top.finish(sink);
 
-    let config = match director {
-        Some(director) if vrrp.ok && vs.ok && ipvs_sync_ok => Some(Config {
+    let config = match (director, sync_groups) {
+        (Some(director), Some(sync_groups)) if vrrp.ok && vs.ok && ipvs_sync_ok => Some(Config {
             director,
             vrrp: vrrp.items.clone(),
             ipvs_sync,
             virtual_servers: vs.items.clone(),
+            sync_groups,
         }),
         _ => None,
     };

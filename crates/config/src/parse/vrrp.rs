@@ -9,7 +9,7 @@ use crate::model::*;
 use crate::reader::{Sink, Table, Value, as_array, as_int, as_ip, as_prefix};
 
 use super::track::track_entry;
-use super::{Section, VrrpSpans, absolute_program, check_interface, check_name};
+use super::{Section, VrrpSpans, check_interface, check_name, notify_hooks};
 
 /// The `[vrrp]` tables, by instance name.
 pub(super) fn vrrp_section(
@@ -72,10 +72,7 @@ fn vrrp_instance(
     let auth_password = auth_password(sink, &mut t, &f, version_read);
     let garp = garp(sink, &mut t, &f);
     let (track, track_vs) = tracks(sink, &mut t, &f);
-    let notify = t
-        .str_list(sink, "notify")
-        .filter(|(argv, span)| absolute_program(sink, &f("notify"), argv, span.clone()))
-        .map(|(argv, _)| argv);
+    let hooks = notify_hooks(sink, &mut t);
     let sync_group = t
         .str(sink, "sync_group")
         .filter(|(g, s)| check_name(sink, g, s.clone(), "sync group"));
@@ -114,7 +111,7 @@ fn vrrp_instance(
             auth_password,
             garp,
             track,
-            notify,
+            hooks,
             sync_group: sync_group.map(|(g, _)| g.to_string()),
         },
         spans,

@@ -42,6 +42,9 @@ const MAPPED: &[(&str, &[&str])] = &[
             "vrrp_garp_interval",
             "vrrp_gna_interval",
             "lvs_sync_daemon",
+            "notify_fifo",
+            "vrrp_notify_fifo",
+            "lvs_notify_fifo",
         ],
     ),
     (
@@ -64,6 +67,11 @@ const MAPPED: &[(&str, &[&str])] = &[
             "group",
             "track_interface",
             "track_script",
+            "notify",
+            "notify_master",
+            "notify_backup",
+            "notify_fault",
+            "notify_stop",
         ],
     ),
     (
@@ -222,8 +230,9 @@ const NO_MAIL: &str = "vigil sends no mail; follow `vigilctl events` or the metr
 const NO_SNMP: &str =
     "vigil has no SNMP or D-Bus interface; it exports Prometheus metrics (director.metrics_listen)";
 const NO_TUNING: &str = "vigil has no process tuning options; use the systemd unit (Nice=, CPUSchedulingPolicy=, LimitRTTIME=...)";
-const NO_FIFO: &str =
-    "vigil writes no notify FIFO; follow `vigilctl events` or use a `notify` program";
+const NO_FIFO_SCRIPT: &str =
+    "vigild starts no FIFO reader; run the script as a service of its own that reads the FIFO";
+const NO_PRIORITY_LINES: &str = "vigil writes no priority-change lines to the notify FIFO; `vigilctl events` shows priority changes";
 const NO_STARTUP: &str = "vigil starts its instances at once (a systemd ExecStartPre= or unit ordering can delay vigild)";
 const NO_STATIC: &str = "vigil configures no static addresses, routes or rules; leave them to the system's network configuration";
 
@@ -359,12 +368,9 @@ const DROPPED: &[(&str, &str, &str)] = &[
         "enable_script_security",
         "vigil runs every program directly (no shell) as the user given; it checks no file permissions",
     ),
-    ("global_defs", "notify_fifo", NO_FIFO),
-    ("global_defs", "notify_fifo_script", NO_FIFO),
-    ("global_defs", "vrrp_notify_fifo", NO_FIFO),
-    ("global_defs", "vrrp_notify_fifo_script", NO_FIFO),
-    ("global_defs", "lvs_notify_fifo", NO_FIFO),
-    ("global_defs", "lvs_notify_fifo_script", NO_FIFO),
+    ("global_defs", "notify_fifo_script", NO_FIFO_SCRIPT),
+    ("global_defs", "vrrp_notify_fifo_script", NO_FIFO_SCRIPT),
+    ("global_defs", "lvs_notify_fifo_script", NO_FIFO_SCRIPT),
     (
         "global_defs",
         "dynamic_interfaces",
@@ -403,31 +409,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
         "vigil cannot track a file's value",
     ),
     ("vrrp_sync_group", "track_bfd", "vigil has no BFD"),
-    (
-        "vrrp_sync_group",
-        "notify_master",
-        "vigil runs `notify` per instance; set it on the member instances",
-    ),
-    (
-        "vrrp_sync_group",
-        "notify_backup",
-        "vigil runs `notify` per instance; set it on the member instances",
-    ),
-    (
-        "vrrp_sync_group",
-        "notify_fault",
-        "vigil runs `notify` per instance; set it on the member instances",
-    ),
-    (
-        "vrrp_sync_group",
-        "notify_stop",
-        "vigil runs `notify` per instance; set it on the member instances",
-    ),
-    (
-        "vrrp_sync_group",
-        "notify",
-        "vigil runs `notify` per instance; set it on the member instances",
-    ),
     ("vrrp_sync_group", "smtp_alert", NO_MAIL),
     (
         "vrrp_sync_group",
@@ -785,7 +766,7 @@ const DROPPED: &[(&str, &str, &str)] = &[
     (
         "global_defs",
         "vrrp_notify_priority_changes",
-        "vigil writes no notify FIFO",
+        NO_PRIORITY_LINES,
     ),
     (
         "global_defs",
@@ -840,7 +821,7 @@ const DROPPED: &[(&str, &str, &str)] = &[
     (
         "global_defs",
         "fifo_write_vrrp_states_on_reload",
-        "vigil writes no notify FIFO",
+        "vigil writes no states to the notify FIFO on a reload, only changes",
     ),
     (
         "global_defs",
@@ -1008,7 +989,7 @@ const DROPPED: &[(&str, &str, &str)] = &[
     (
         "vrrp_sync_group",
         "notify_priority_changes",
-        "vigil writes no notify FIFO",
+        NO_PRIORITY_LINES,
     ),
     (
         "vrrp_instance",
@@ -1068,7 +1049,7 @@ const DROPPED: &[(&str, &str, &str)] = &[
     (
         "vrrp_instance",
         "notify_priority_changes",
-        "vigil writes no notify FIFO",
+        NO_PRIORITY_LINES,
     ),
     (
         "virtual_server",

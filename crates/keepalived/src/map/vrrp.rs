@@ -234,36 +234,20 @@ impl Mapper<'_> {
                     self.tracks(c, &mut st, &mut sec)?;
                     sec.set("track", String::new());
                 }
-                "notify_master"
-                | "notify_backup"
-                | "notify_fault"
-                | "notify_stop"
-                | "notify_deleted"
-                | "notify_master_rx_lower_pri" => {
-                    self.warn(&mut sec, c, kw, "dropped: vigil runs one `notify` program on every state change, with the new state as an argument; call this script from it");
+                "notify_deleted" => {
+                    self.warn(&mut sec, c, kw, "dropped: a vigil instance removed by a reload runs its stop hooks (`notify_stop`, `notify ... STOP`)");
+                }
+                "notify_master_rx_lower_pri" => {
+                    self.warn(&mut sec, c, kw, "dropped: vigil answers a lower-priority master's advert itself (advert and gratuitous ARP) and runs no hook for it");
+                }
+                "notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
+                    self.notify_hook(c, &mut sec)?;
                 }
                 "track_file" | "track_process" | "track_bfd" => {
                     let names: Vec<&str> = c.children().iter().map(Node::keyword).collect();
                     self.warn(&mut sec, c, kw, format!("dropped ({}): vigil tracks virtual servers, interfaces and programs only", names.join(", ")));
                 }
                 "dont_track_primary" => st.track_primary = false,
-                "notify" => {
-                    let Some(argv) = self.program(c, &mut sec)? else {
-                        self.warn(&mut sec, c, kw, "dropped: no program");
-                        continue;
-                    };
-                    if c.args().len() > 1 {
-                        self.warn(
-                            &mut sec,
-                            c,
-                            kw,
-                            "user dropped: vigil runs notify programs as its own user",
-                        );
-                    }
-                    self.warn(&mut sec, c, kw, "approximated: vigil appends NAME STATE PRIORITY (state in lower case) where keepalived appends INSTANCE NAME STATE PRIORITY; adapt the script");
-                    let items: Vec<String> = argv.iter().map(|a| q(a)).collect();
-                    sec.set("notify", array(&items));
-                }
                 _ => self.unhandled(&mut sec, "vrrp_instance", c),
             }
         }

@@ -14,11 +14,13 @@ use vigil_vrrp::State;
 use vigil_vrrp::io::{self as vio, Control, ReloadChange, RunnerHandle};
 
 use super::registry::{Entry, Registry};
-use super::sync_groups::sync_groups;
+use super::sync_groups::{GroupSpec, sync_groups};
 use super::trackers::track;
 use super::view::state_view;
 use super::{instances_carrying_virtual_servers, reload_change, runner_config};
+use crate::notify_fifo::NotifyFifos;
 use crate::supervise::{Armed, Guard, Supervisor, TestFaults, WorkerId};
+use vigil_vrrp::io::notify::NOTIFY_STOP_WAIT;
 
 struct Running {
     config: VrrpInstance,
@@ -86,11 +88,13 @@ pub struct VrrpManager {
     registry: Arc<Registry>,
     running: BTreeMap<String, Running>,
     vs_health: Arc<watch::Sender<HashMap<String, bool>>>,
-    groups: Arc<RwLock<BTreeMap<String, Vec<String>>>>,
+    groups: Arc<RwLock<BTreeMap<String, GroupSpec>>>,
     /// Every configured instance's (interface, family, VRID), shared with the runners so
     /// they do not count each other's adverts as drops.
     local: vio::LocalRouters,
     sync_task: JoinHandle<()>,
+    /// Tells the sync task the instances have stopped (it reports and runs the last hooks).
+    sync_stop: Option<oneshot::Sender<()>>,
     supervisor: Supervisor,
     runner_fault: Armed,
     /// The configuration applied last (for which instances carry virtual servers).
@@ -115,9 +119,16 @@ impl VrrpManager {
         faults: &TestFaults,
         ipvs_fault: watch::Receiver<Option<String>>,
         published: broadcast::Sender<Event>,
+        fifos: Arc<NotifyFifos>,
     ) -> VrrpHandle {
         let groups = Arc::new(RwLock::new(BTreeMap::new()));
-        let sync_task = tokio::spawn(sync_groups(registry.clone(), groups.clone()));
+        let (sync_stop, stopped) = oneshot::channel();
+        let sync_task = tokio::spawn(sync_groups(
+            registry.clone(),
+            groups.clone(),
+            fifos,
+            stopped,
+        ));
         let vs_health = Arc::new(watch::channel(HashMap::new()).0);
         let (commands, rx) = mpsc::unbounded_channel();
         let _ = registry.commands.set(commands.clone());
@@ -129,6 +140,7 @@ impl VrrpManager {
             groups,
             local: vio::LocalRouters::new(),
             sync_task,
+            sync_stop: Some(sync_stop),
             supervisor,
             runner_fault: Armed::new(faults, "vrrp-runner"),
             config: config.clone(),
@@ -349,6 +361,23 @@ impl VrrpManager {
             let c = runner_config(v);
             (c.interface, c.family, c.vrid)
         }));
+        // Before the runners start: their first change must find its group.
+        let mut groups: BTreeMap<String, GroupSpec> = BTreeMap::new();
+        for v in &config.vrrp {
+            if let Some(g) = &v.sync_group {
+                groups
+                    .entry(g.clone())
+                    .or_default()
+                    .members
+                    .push(v.name.clone());
+            }
+        }
+        for g in &config.sync_groups {
+            if let Some(spec) = groups.get_mut(&g.name) {
+                spec.hooks = super::notify_hooks(&g.hooks);
+            }
+        }
+        *self.groups.write().unwrap_or_else(|e| e.into_inner()) = groups;
         for v in &config.vrrp {
             if self.running.contains_key(&v.name) {
                 continue;
@@ -396,13 +425,6 @@ impl VrrpManager {
                 Err(e) => error!("VRRP instance not started: {e}"),
             }
         }
-        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for v in &config.vrrp {
-            if let Some(g) = &v.sync_group {
-                groups.entry(g.clone()).or_default().push(v.name.clone());
-            }
-        }
-        *self.groups.write().unwrap_or_else(|e| e.into_inner()) = groups;
     }
 
     /// The first half of applying a reloaded configuration (see the module doc): changes
@@ -503,6 +525,16 @@ impl VrrpManager {
             stopping.spawn(self.stop(r));
         }
         while stopping.join_next().await.is_some() {}
-        self.sync_task.abort();
+        // The sync task reports the stops and runs the last hooks, bounded.
+        if let Some(stop) = self.sync_stop.take() {
+            let _ = stop.send(());
+        }
+        let sync_task = &mut self.sync_task;
+        if tokio::time::timeout(NOTIFY_STOP_WAIT + Duration::from_secs(1), sync_task)
+            .await
+            .is_err()
+        {
+            self.sync_task.abort();
+        }
     }
 }

@@ -98,7 +98,22 @@ pub fn runner_config(v: &VrrpInstance) -> RunnerConfig {
             interval: v.garp.interval,
             refresh: v.garp.refresh,
         },
-        notify: v.notify.clone(),
+        notify: notify_hooks(&v.hooks),
+    }
+}
+
+/// The cluster file's notify keys as the runner (and the sync groups) run them.
+pub fn notify_hooks(h: &vigil_config::NotifyHooks) -> vigil_vrrp::notify::NotifyHooks {
+    vigil_vrrp::notify::NotifyHooks {
+        notify: h.notify.clone(),
+        args: match h.notify_args {
+            vigil_config::NotifyArgs::Vigil => vigil_vrrp::notify::NotifyArgs::Vigil,
+            vigil_config::NotifyArgs::Keepalived => vigil_vrrp::notify::NotifyArgs::Keepalived,
+        },
+        master: h.notify_master.clone(),
+        backup: h.notify_backup.clone(),
+        fault: h.notify_fault.clone(),
+        stop: h.notify_stop.clone(),
     }
 }
 

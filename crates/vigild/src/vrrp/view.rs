@@ -95,6 +95,7 @@ mod tests {
             reason: vigil_vrrp::TransitionReason::MasterDown,
             priority: 100,
             at_unix: 1.5,
+            stopping: false,
         };
         let event = serde_json::to_value(state_event(&StateEvent {
             instance: "web".into(),

@@ -1,9 +1,11 @@
-//! The notify hook: a program run on every state change of an instance, sandboxed and
-//! one at a time (vigil-child's hook runner).
+//! The notify hooks: the programs run on a state change of an instance
+//! ([`crate::notify`] says which, with which arguments), sandboxed and one change at a
+//! time (vigil-child's hook runner).
 
 use std::time::Duration;
 
 use crate::io::status::Transition;
+use crate::notify::{NotifyHooks, Subject};
 
 /// How long one notify hook may run before its whole process tree is killed so the next
 /// can start.
@@ -16,25 +18,41 @@ pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const NOTIFY_QUEUE: usize = 4;
 
 /// Of a failing hook's stdout and stderr, this much is kept for the log.
-const NOTIFY_OUTPUT: usize = 1024;
+pub const NOTIFY_OUTPUT: usize = 1024;
 
-/// Runs the notify hook (as configured when the transition happened) for each
-/// transition, one at a time and in order, so a hook never races its successor for the
-/// same instance. Hooks run sandboxed (vigil-child): as the daemon's user but without
-/// its capabilities, with a cleared environment plus the `VIGIL_*` variables below.
+/// How long a stopping runner waits for its last hooks (`notify_stop`, `notify ...
+/// STOP`) before it returns.
+pub const NOTIFY_STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the notify programs (as configured when the transition happened) for each
+/// transition, one batch at a time and in order, so a hook never races its successor
+/// for the same instance. Hooks run sandboxed (vigil-child): as the daemon's user but
+/// without its capabilities, with a cleared environment plus the `VIGIL_*` variables
+/// below.
 pub(crate) struct Notifier {
     instance: String,
     hooks: vigil_child::hook::HookRunner,
 }
 
 impl Notifier {
-    /// Queues the hook for `t`; false when `argv` is empty.
-    pub(crate) fn send(&self, (argv, t): (Vec<String>, Transition)) -> bool {
-        let Some(command) = hook_command(&argv, &self.instance, &t) else {
-            return false;
-        };
-        self.hooks.submit(command);
-        true
+    /// Queues the programs `hooks` names for `t` ([`NotifyHooks::programs`]).
+    pub(crate) fn send(&self, hooks: &NotifyHooks, t: &Transition) {
+        let batch = hooks
+            .programs(
+                Subject::Instance(&self.instance),
+                t.to,
+                t.priority,
+                t.stopping,
+            )
+            .into_iter()
+            .map(|(program, args)| hook_command(program, args, &self.instance, t))
+            .collect();
+        self.hooks.submit_batch(batch);
+    }
+
+    /// Runs what is queued (a stop's hooks), for at most [`NOTIFY_STOP_WAIT`].
+    pub(crate) async fn finish(self) {
+        self.hooks.finish(NOTIFY_STOP_WAIT).await;
     }
 }
 
@@ -45,24 +63,15 @@ pub(crate) fn spawn_notifier(instance: String) -> Notifier {
     }
 }
 
-/// The hook's argument list: the configured argv, then instance, state and priority.
-pub fn hook_args(argv: &[String], instance: &str, transition: &Transition) -> Vec<String> {
-    let mut args: Vec<String> = argv.iter().skip(1).cloned().collect();
-    args.push(instance.to_string());
-    args.push(transition.to.as_str().to_string());
-    args.push(transition.priority.to_string());
-    args
-}
-
-/// The sandboxed command for one transition; `None` for an empty argv.
+/// The sandboxed command of one hook program for one transition.
 pub fn hook_command(
-    argv: &[String],
+    program: String,
+    args: Vec<String>,
     instance: &str,
     t: &Transition,
-) -> Option<vigil_child::Command> {
-    let program = argv.first()?;
-    let mut command = vigil_child::Command::new(program.clone());
-    command.args = hook_args(argv, instance, t);
+) -> vigil_child::Command {
+    let mut command = vigil_child::Command::new(program);
+    command.args = args;
     command.env = [
         ("VIGIL_INSTANCE", instance.to_string()),
         ("VIGIL_STATE", t.to.as_str().to_string()),
@@ -75,7 +84,7 @@ pub fn hook_command(
     .collect();
     command.timeout = NOTIFY_TIMEOUT;
     command.output_limit = NOTIFY_OUTPUT;
-    Some(command)
+    command
 }
 
 #[cfg(test)]
@@ -91,13 +100,16 @@ mod tests {
             reason: TransitionReason::MasterDown,
             priority: 150,
             at_unix: 0.0,
+            stopping: false,
         };
-        let argv = vec!["/usr/bin/hook".to_string(), "--flag".to_string()];
-        assert_eq!(
-            hook_args(&argv, "web", &t),
-            ["--flag", "web", "master", "150"]
-        );
-        let c = hook_command(&argv, "web", &t).expect("a command");
+        let hooks = NotifyHooks {
+            notify: Some(vec!["/usr/bin/hook".to_string(), "--flag".to_string()]),
+            ..NotifyHooks::default()
+        };
+        let mut programs = hooks.programs(Subject::Instance("web"), t.to, t.priority, false);
+        assert_eq!(programs.len(), 1);
+        let (program, args) = programs.remove(0);
+        let c = hook_command(program, args, "web", &t);
         assert_eq!(c.program, "/usr/bin/hook");
         assert_eq!(c.args, ["--flag", "web", "master", "150"]);
         assert_eq!(c.run_as, vigil_child::RunAs::Daemon);
@@ -113,6 +125,5 @@ mod tests {
                 "VIGIL_PRIORITY=150"
             ]
         );
-        assert!(hook_command(&[], "web", &t).is_none());
     }
 }

@@ -210,10 +210,7 @@ pub fn spawn(
     };
     let (status_tx, status_rx) = watch::channel(status.clone());
     let (control_tx, control_rx) = mpsc::channel(64);
-    let notify = config
-        .notify
-        .is_some()
-        .then(|| spawn_notifier(config.name.clone()));
+    let notify = (!config.notify.is_empty()).then(|| spawn_notifier(config.name.clone()));
     let beats = Arc::new(AtomicU64::new(0));
     let runner = Runner {
         beats: beats.clone(),
@@ -359,6 +356,9 @@ impl Runner {
                 let actions = io.instance.handle(Event::Shutdown, Instant::now());
                 self.apply(&mut io, actions).await;
                 info!(instance = %self.config.name, "stopped");
+                if let Some(notify) = self.notify.take() {
+                    notify.finish().await;
+                }
                 return;
             }
         }
@@ -704,7 +704,7 @@ impl Runner {
     /// Adopts `config` as this runner's (in-place fields only). A changed hook runs from
     /// the next transition on, after the hooks already queued, on the same notifier.
     fn take_config(&mut self, config: RunnerConfig) {
-        if config.notify.is_some() && self.notify.is_none() {
+        if !config.notify.is_empty() && self.notify.is_none() {
             self.notify = Some(spawn_notifier(config.name.clone()));
         }
         self.config = config;
@@ -947,6 +947,7 @@ impl Runner {
                         reason,
                         priority: io.instance.priority(),
                         at_unix: unix_now(),
+                        stopping: self.stopping,
                     };
                     info!(
                         instance = %self.config.name,
@@ -966,13 +967,16 @@ impl Runner {
                     // Published before the event goes out: whoever reacts to the event
                     // (the sync group) must find this state, not the one before.
                     self.status.state = to;
+                    // With the fault that caused it: a sync group reading a member that
+                    // left Fault must not find its old fault and pull it back in.
+                    self.status.own_fault = self.tracked_fault;
                     self.publish();
                     let _ = self.events.send(StateEvent {
                         instance: self.config.name.clone(),
                         transition,
                     });
-                    if let (Some(notify), Some(argv)) = (&self.notify, &self.config.notify) {
-                        let _ = notify.send((argv.clone(), transition));
+                    if let Some(notify) = &self.notify {
+                        notify.send(&self.config.notify, &transition);
                     }
                 }
             }

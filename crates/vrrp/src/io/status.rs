@@ -15,6 +15,9 @@ pub struct Transition {
     /// Effective priority after the change.
     pub priority: u8,
     pub at_unix: f64,
+    /// Made while the instance stops (a master resigning first): keepalived reports
+    /// only the STOP that ends it ([`crate::notify`]).
+    pub stopping: bool,
 }
 
 /// A state change of a named instance, as broadcast to watchers and sync groups.
