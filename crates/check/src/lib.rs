@@ -96,6 +96,12 @@
 //! | smtp | the greeting is 220 and `HELO helo_name` is answered 2xx (then `QUIT`) | `SMTP greeting from 10.0.0.25:25 is 554 (220 expected): no service` |
 //! | exec | the program exits 0 | `/usr/lib/vigil/check-db exited with status 2` |
 //!
+//! A failure's reason is for people; beside it every failed [`Outcome`] carries a
+//! [`FailureCause`] (`refused`, `timeout`, `http_status`, `dns_rcode`, ...), a closed set
+//! that metrics and tables group by. The checker counts failures by kind and cause
+//! ([`KindStats::failed_by_cause`]) and keeps each check's last failure
+//! ([`CheckState::last_failure`]) after it passes again.
+//!
 //! HTTPS uses rustls with ring: verification is on unless `tls_verify = false`, against
 //! `tls_ca_file` if given, else the Mozilla roots (webpki-roots) or, with
 //! `tls_trust = "system"`, the system's CA bundle; SNI (unless `tls_sni = false`) and the
@@ -115,6 +121,7 @@
 //! [`Config`]: vigil_config::Config
 
 mod checker;
+mod failure;
 mod once;
 mod probe;
 mod scheduler;
@@ -126,11 +133,14 @@ mod target;
 pub use checker::TestFault;
 pub use checker::{
     BATCH_MAX_EARLY, CHECKS_PER_THREAD, ChangeState, CheckState, Checker, CheckerError,
-    CheckerOptions, HEARTBEAT, HealthEvent, HealthEvents, Liveness, ResultState, Snapshot,
-    threads_for,
+    CheckerOptions, FailureState, HEARTBEAT, HealthEvent, HealthEvents, Liveness, ResultState,
+    Snapshot, threads_for,
 };
+pub use failure::FailureCause;
 pub use once::{OnceResult, format_table, run_once};
 pub use stats::{Histogram, KindStats, LATENCY_BUCKETS_S, LatenessSummary, Stats};
 
-pub use scheduler::{CheckStatus, Due, Health, LastResult, Outcome, RunId, Scheduler, Transition};
+pub use scheduler::{
+    CheckStatus, Due, Health, LastFailure, LastResult, Outcome, RunId, Scheduler, Transition,
+};
 pub use target::{CheckKey, Target, targets_from_config};

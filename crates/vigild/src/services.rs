@@ -60,6 +60,9 @@ pub struct RealServerView {
     pub reason: Option<String>,
     pub since_unix_ms: Option<u64>,
     pub last_latency_us: Option<u64>,
+    /// The cause of the check's last failed run (also after passes since) and when.
+    pub last_failure: Option<vigil_check::FailureCause>,
+    pub last_failure_unix_ms: Option<u64>,
     pub active_conns: Option<u32>,
     pub inactive_conns: Option<u32>,
     pub check: Option<CheckSummary>,
@@ -147,7 +150,7 @@ impl ServicesView {
             let checks: HashMap<CheckKey, _> = snapshot
                 .checks
                 .into_iter()
-                .filter_map(|c| c.last_result.map(|l| (c.key, l)))
+                .map(|c| (c.key, (c.last_result, c.last_failure)))
                 .collect();
             for vs in &mut self.virtual_servers {
                 for rs in &mut vs.real_servers {
@@ -155,12 +158,17 @@ impl ServicesView {
                         service: vs.key,
                         real: rs.address,
                     };
-                    if let Some(last) = checks.get(&key) {
+                    let Some((last, failure)) = checks.get(&key) else {
+                        continue;
+                    };
+                    if let Some(last) = last {
                         rs.last_latency_us = Some(last.latency_us);
                         if rs.reason.is_none() {
                             rs.reason = Some(last.reason.clone());
                         }
                     }
+                    rs.last_failure = failure.map(|f| f.cause);
+                    rs.last_failure_unix_ms = failure.map(|f| f.at_unix_ms);
                 }
             }
         }
