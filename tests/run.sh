@@ -76,7 +76,8 @@ skip_step() {
 # The test suite's own needs; the kernel lab's packages come along so that one apt
 # run covers everything (install-kernel-lab then finds them in place).
 PKGS=(iproute2 procps util-linux curl iputils-ping keepalived nftables
-      qemu-system-x86 kmod busybox-static ipvsadm cpio xz-utils)
+      qemu-system-x86 kmod busybox-static ipvsadm cpio xz-utils
+      dnsmasq-base)                 # a real DNS server for the DNS check tests
 install_packages() {
   local missing=() p
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -168,6 +168,7 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
             expect_rcode: DnsRcode::NoError,
             expect_addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
             transport: DnsTransport::Udp,
+            edns: true,
         }),
         _ => CheckKind::Tcp {
             send: None,

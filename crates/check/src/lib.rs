@@ -90,7 +90,7 @@
 //! | --- | --- | --- |
 //! | tcp | connect (then `send`, and the reply matches `expect`) | `connect to 10.0.0.12:80 refused` |
 //! | http/https | for each URL: status in `expect_status`, body matches `body_regex` (or not, `regex_no_match`) / `body_sha256` / `body_md5` (reading at most `max_body_bytes`) | `HTTP 503 from 10.0.0.11:80 GET /healthz` |
-//! | dns | the real server answers with `expect_rcode` and all `expect_addresses` (UDP or TCP; no system resolver, no cache) | `DNS SERVFAIL for example.org A from 10.0.0.53:53` |
+//! | dns | the real server answers the question asked with `expect_rcode` and all `expect_addresses` (UDP or TCP; no system resolver, no cache) | `DNS SERVFAIL for example.org A from 10.0.0.53:53` |
 //! | udp | a reply arrives (matching `expect`), or with `require_reply = false` no ICMP port unreachable within the timeout; ICMP port unreachable is down | `UDP port 10.0.0.9:514 unreachable (ICMP port unreachable)` |
 //! | icmp | an echo reply arrives (ping socket, raw socket if not allowed) | `no reply within 500ms (icmp 10.0.0.7)` |
 //! | smtp | the greeting is 220 and `HELO helo_name` is answered 2xx (then `QUIT`) | `SMTP greeting from 10.0.0.25:25 is 554 (220 expected): no service` |
@@ -107,9 +107,10 @@
 //! `tls_trust = "system"`, the system's CA bundle; SNI (unless `tls_sni = false`) and the
 //! verified name are `tls_server_name`, else the Host header, else the address; a client
 //! certificate is presented when `tls_client_cert`/`tls_client_key` are set. Every probe
-//! socket takes the check's source (`bind`, `bind_port`, `bind_interface`, `fwmark`). DNS uses a small codec
-//! of its own (one question out; header, rcode and A/AAAA answers in): a resolver library
-//! would bring caching and retries that a check must not have. exec runs the program
+//! socket takes the check's source (`bind`, `bind_port`, `bind_interface`, `fwmark`). DNS messages are
+//! encoded and decoded with hickory-proto, the protocol crate alone (a resolver would
+//! bring caching and retries that a check must not have): EDNS(0) unless `edns = false`,
+//! and a reply must carry the query's id and repeat its question. exec runs the program
 //! directly (no shell) as the configured user, sandboxed by `vigil-child` (no
 //! capabilities, `no_new_privs`, a cleared environment: `PATH`, `LANG` and
 //! `VIGIL_VIRTUAL_SERVER`, `VIGIL_REAL_ADDRESS`, `VIGIL_REAL_PORT`, `VIGIL_CHECK_ADDRESS`,

@@ -37,6 +37,8 @@ fn answer(query: &[u8]) -> Option<Vec<u8>> {
     reply[2] = 0x81;
     reply[3] = 0x80 | rcode;
     reply[6..8].copy_from_slice(&(addrs.len() as u16).to_be_bytes());
+    // The query's EDNS record is not copied: no additional records.
+    reply[10..12].copy_from_slice(&[0, 0]);
     for a in addrs {
         reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
         reply.extend_from_slice(a);
@@ -85,6 +87,7 @@ fn dns(name: &str, transport: DnsTransport) -> DnsCheck {
         expect_rcode: DnsRcode::NoError,
         expect_addresses: vec![],
         transport,
+        edns: true,
     }
 }
 

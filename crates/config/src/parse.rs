@@ -1346,6 +1346,7 @@ const KIND_FIELDS: &[(&str, &[&str])] = &[
             "expect_rcode",
             "expect_addresses",
             "transport",
+            "edns",
         ],
     ),
     ("udp", &["send", "send_hex", "expect", "require_reply"]),
@@ -2045,6 +2046,7 @@ fn dns_check(sink: &mut Sink, t: &mut Table<'_, '_>) -> Option<DnsCheck> {
         Some(("tcp", _)) => DnsTransport::Tcp,
         _ => DnsTransport::Udp,
     };
+    let edns = t.bool(sink, "edns").unwrap_or(true);
     if sink.items.len() != errors_before {
         return None;
     }
@@ -2054,6 +2056,7 @@ fn dns_check(sink: &mut Sink, t: &mut Table<'_, '_>) -> Option<DnsCheck> {
         expect_rcode,
         expect_addresses,
         transport,
+        edns,
     })
 }
 

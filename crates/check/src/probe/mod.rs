@@ -63,7 +63,7 @@ impl Probe {
             CheckKind::Http(spec) => {
                 http::HttpProbe::new(addr, source.clone(), spec).map(|p| Kind::Http(Box::new(p)))
             }
-            CheckKind::Dns(spec) => Ok(Kind::Dns(dns::DnsProbe::new(addr, source.clone(), spec))),
+            CheckKind::Dns(spec) => dns::DnsProbe::new(addr, source.clone(), spec).map(Kind::Dns),
             CheckKind::Udp {
                 send,
                 expect,
