@@ -82,7 +82,9 @@ real_server = [
     let results = v.as_array().unwrap();
     assert_eq!(results.len(), 2);
     assert_eq!(results[0]["passed"], true);
+    assert_eq!(results[0]["cause"], Value::Null);
     assert_eq!(results[1]["passed"], false);
+    assert_eq!(results[1]["cause"], "refused");
     drop(up);
 }
 

@@ -624,6 +624,9 @@ fn prometheus_metrics_show_health_reloads_and_ipvs() {
     assert_eq!(inf, count, "{body}");
     assert_eq!(inf, passed.zip(failed).map(|(p, f)| p + f), "{body}");
     assert!(short.zip(inf).is_some_and(|(s, i)| s <= i), "{body}");
+    // Failures by cause: the closed port refuses, and that is every failure.
+    let refused = sample("vigil_check_failures_total{kind=\"tcp\",reason=\"refused\"}");
+    assert_eq!(refused, failed, "{body}");
     // The healthy server is weighted in; the failed one is not in the table.
     assert!(
         body.contains(&format!(
@@ -693,7 +696,22 @@ fn events_stream_health_drains_and_reloads() {
         let v: Value = serde_json::from_slice(&vigilctl(&sock, &["services", "--json"]).stdout)
             .unwrap_or(Value::Null);
         v["virtual_servers"][0]["real_servers"][0]["health"] == "up"
+            && v["virtual_servers"][0]["real_servers"][1]["health"] == "down"
     }));
+    // The closed port's last failure is shown by cause; the listener never failed.
+    let v: Value = serde_json::from_slice(&vigilctl(&sock, &["services", "--json"]).stdout)
+        .unwrap_or(Value::Null);
+    let rs = &v["virtual_servers"][0]["real_servers"];
+    assert_eq!(rs[0]["last_failure"], Value::Null, "{v}");
+    assert_eq!(rs[1]["last_failure"], "refused", "{v}");
+    assert!(rs[1]["last_failure_unix_ms"].as_u64().is_some(), "{v}");
+    let table = stdout(&vigilctl(&sock, &["services"]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(&closed_addr.to_string()) && l.contains("refused ")),
+        "{table}"
+    );
     // While watching: the up server goes away, a drain, a reload.
     drop(up);
     // Unknown names are refused, naming what exists.

@@ -80,7 +80,8 @@ PKGS=(iproute2 procps util-linux curl iputils-ping keepalived nftables
       # the Debian package test (tests/deb.rs): deploy/build-deb strips and reads the
       # binaries (binutils); installing it runs systemd-sysusers, and the test runs
       # systemd-analyze verify and man on what it installed
-      binutils systemd man-db)
+      binutils systemd man-db
+      dnsmasq-base)                 # a real DNS server for the DNS check tests
 install_packages() {
   local missing=() p
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -5,12 +5,13 @@
 //! checker threads as vigild would use, unless `--checker-threads` says), and prints
 //! checks/s, CPU per 1,000 checks, scheduling lateness and peak RSS.
 //!
-//! cargo bench -p vigil-check --bench checker -- [--kind tcp|http] [--reals N]
+//! cargo bench -p vigil-check --bench checker -- [--kind tcp|http|dns] [--reals N]
 //!     [--interval DURATION] [--seconds S] [--warmup S] [--port P] [--threads T] [--external]
 //!     [--own-thread] [--checker-threads N]
 //!
 //! `--kind http-hang`: the servers read each request and never answer, so every check
-//! times out (the memory of many slow servers at once).
+//! times out (the memory of many slow servers at once). `--kind dns`: each server is a UDP
+//! socket answering an A query for `check.test` with 192.0.2.1 (the DNS check's codec).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -20,8 +21,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vigil_check::{CheckKey, Checker, CheckerOptions, Target};
 use vigil_config::{
-    Check, CheckKind, HttpCheck, HttpMethod, HttpUrl, InitialState, Protocol, ServiceKey,
-    parse_duration,
+    Check, CheckKind, DnsCheck, DnsRcode, DnsTransport, DnsType, HttpCheck, HttpMethod, HttpUrl,
+    InitialState, Protocol, ServiceKey, parse_duration,
 };
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -75,8 +76,8 @@ fn parse_args() -> BenchResult<Args> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    if !matches!(args.kind.as_str(), "tcp" | "http" | "http-hang") {
-        return Err("--kind must be tcp, http or http-hang".into());
+    if !matches!(args.kind.as_str(), "tcp" | "http" | "http-hang" | "dns") {
+        return Err("--kind must be tcp, http, http-hang or dns".into());
     }
     Ok(args)
 }
@@ -160,6 +161,14 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
             }],
             max_body_bytes: 1 << 20,
             tls: None,
+        }),
+        "dns" => CheckKind::Dns(DnsCheck {
+            name: "check.test".into(),
+            qtype: DnsType::A,
+            expect_rcode: DnsRcode::NoError,
+            expect_addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))],
+            transport: DnsTransport::Udp,
+            edns: true,
         }),
         _ => CheckKind::Tcp {
             send: None,
@@ -375,6 +384,25 @@ fn raise_fd_limit() {
     }
 }
 
+/// The reply to a DNS query: its header and question (any EDNS record dropped), then one
+/// A record, 192.0.2.1, pointing at the question's name.
+fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
+    let mut pos = 12;
+    loop {
+        let len = usize::from(*query.get(pos)?);
+        pos += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let mut reply = query.get(..pos + 4)?.to_vec();
+    reply[2] = 0x81; // QR, RD
+    reply[3] = 0x80; // RA, NOERROR
+    reply[4..12].copy_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0]);
+    reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+    Some(reply)
+}
+
 /// The server side: one listener per real server; tcp closes each connection at once,
 /// http answers each request with a small 200 and closes.
 fn serve(kind: &str, reals: usize, port: u16) -> BenchResult<()> {
@@ -386,6 +414,18 @@ fn serve(kind: &str, reals: usize, port: u16) -> BenchResult<()> {
         .build()?;
     runtime.block_on(async move {
         for i in 0..reals {
+            if kind == "dns" {
+                let socket = tokio::net::UdpSocket::bind(real(i, port)).await?;
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1500];
+                    while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+                        if let Some(reply) = dns_answer(&buf[..n]) {
+                            let _ = socket.send_to(&reply, peer).await;
+                        }
+                    }
+                });
+                continue;
+            }
             let socket = tokio::net::TcpSocket::new_v4()?;
             socket.set_reuseaddr(true)?;
             socket.bind(real(i, port))?;

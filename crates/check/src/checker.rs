@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{Id as TaskId, JoinSet};
 use tokio::time::Instant;
 
+use crate::failure::FailureCause;
 use crate::probe::Probe;
 use crate::scheduler::{CheckStatus, Due, Health, Outcome, RunId, Scheduler};
 use crate::stats::{Histogram, KindStats, Stats};
@@ -109,12 +110,16 @@ pub struct CheckState {
     pub runs: u64,
     pub last_result: Option<ResultState>,
     pub last_change: Option<ChangeState>,
+    /// The last failed run, also after passes since.
+    pub last_failure: Option<FailureState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ResultState {
     pub passed: bool,
     pub reason: String,
+    /// Why it failed (`None` when it passed).
+    pub cause: Option<FailureCause>,
     pub latency_us: u64,
     pub at_unix_ms: u64,
 }
@@ -122,6 +127,12 @@ pub struct ResultState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangeState {
     pub reason: String,
+    pub at_unix_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FailureState {
+    pub cause: FailureCause,
     pub at_unix_ms: u64,
 }
 
@@ -523,7 +534,11 @@ impl Driver {
             let Some(probe) = self.probes.get(&due.key).map(Arc::clone) else {
                 // Cannot happen (probes follow the targets), but a run must always end, or
                 // the check would never be scheduled again.
-                let outcome = Outcome::fail("no probe for this check", Duration::ZERO);
+                let outcome = Outcome::fail(
+                    FailureCause::Internal,
+                    "no probe for this check",
+                    Duration::ZERO,
+                );
                 self.scheduler
                     .on_result(&due.key, due.run, outcome, now.into_std());
                 continue;
@@ -541,7 +556,11 @@ impl Driver {
             // A probe that panicked still ends its run, as a failure, so the check goes on.
             Err(e) => (
                 e.id(),
-                Outcome::fail(format!("probe failed internally: {e}"), Duration::ZERO),
+                Outcome::fail(
+                    FailureCause::Internal,
+                    format!("probe failed internally: {e}"),
+                    Duration::ZERO,
+                ),
             ),
         };
         let Some((key, run)) = self.running_keys.remove(&id) else {
@@ -557,7 +576,7 @@ impl Driver {
             self.per_kind
                 .entry(probe.target().check.kind.name())
                 .or_default()
-                .record(outcome.passed, outcome.latency);
+                .record(outcome.cause, outcome.latency);
         }
         let now = Instant::now().into_std();
         let Some(transition) = self.scheduler.on_result(&key, run, outcome, now) else {
@@ -651,11 +670,16 @@ impl Driver {
                     passed: l.outcome.passed,
                     latency_us: u64::try_from(l.outcome.latency.as_micros()).unwrap_or(u64::MAX),
                     reason: l.outcome.reason,
+                    cause: l.outcome.cause,
                     at_unix_ms: unix_ms(l.at),
                 }),
                 last_change: s.last_change.map(|(at, reason)| ChangeState {
                     reason,
                     at_unix_ms: unix_ms(at),
+                }),
+                last_failure: s.last_failure.map(|f| FailureState {
+                    cause: f.cause,
+                    at_unix_ms: unix_ms(f.at),
                 }),
             })
             .collect();

@@ -90,20 +90,27 @@
 //! | --- | --- | --- |
 //! | tcp | connect (then `send`, and the reply matches `expect`) | `connect to 10.0.0.12:80 refused` |
 //! | http/https | for each URL: status in `expect_status`, body matches `body_regex` (or not, `regex_no_match`) / `body_sha256` / `body_md5` (reading at most `max_body_bytes`) | `HTTP 503 from 10.0.0.11:80 GET /healthz` |
-//! | dns | the real server answers with `expect_rcode` and all `expect_addresses` (UDP or TCP; no system resolver, no cache) | `DNS SERVFAIL for example.org A from 10.0.0.53:53` |
+//! | dns | the real server answers the question asked with `expect_rcode` and all `expect_addresses` (UDP or TCP; no system resolver, no cache) | `DNS SERVFAIL for example.org A from 10.0.0.53:53` |
 //! | udp | a reply arrives (matching `expect`), or with `require_reply = false` no ICMP port unreachable within the timeout; ICMP port unreachable is down | `UDP port 10.0.0.9:514 unreachable (ICMP port unreachable)` |
 //! | icmp | an echo reply arrives (ping socket, raw socket if not allowed) | `no reply within 500ms (icmp 10.0.0.7)` |
 //! | smtp | the greeting is 220 and `HELO helo_name` is answered 2xx (then `QUIT`) | `SMTP greeting from 10.0.0.25:25 is 554 (220 expected): no service` |
 //! | exec | the program exits 0 | `/usr/lib/vigil/check-db exited with status 2` |
+//!
+//! A failure's reason is for people; beside it every failed [`Outcome`] carries a
+//! [`FailureCause`] (`refused`, `timeout`, `http_status`, `dns_rcode`, ...), a closed set
+//! that metrics and tables group by. The checker counts failures by kind and cause
+//! ([`KindStats::failed_by_cause`]) and keeps each check's last failure
+//! ([`CheckState::last_failure`]) after it passes again.
 //!
 //! HTTPS uses rustls with ring: verification is on unless `tls_verify = false`, against
 //! `tls_ca_file` if given, else the Mozilla roots (webpki-roots) or, with
 //! `tls_trust = "system"`, the system's CA bundle; SNI (unless `tls_sni = false`) and the
 //! verified name are `tls_server_name`, else the Host header, else the address; a client
 //! certificate is presented when `tls_client_cert`/`tls_client_key` are set. Every probe
-//! socket takes the check's source (`bind`, `bind_port`, `bind_interface`, `fwmark`). DNS uses a small codec
-//! of its own (one question out; header, rcode and A/AAAA answers in): a resolver library
-//! would bring caching and retries that a check must not have. exec runs the program
+//! socket takes the check's source (`bind`, `bind_port`, `bind_interface`, `fwmark`). DNS messages are
+//! encoded and decoded with hickory-proto, the protocol crate alone (a resolver would
+//! bring caching and retries that a check must not have): EDNS(0) unless `edns = false`,
+//! and a reply must carry the query's id and repeat its question. exec runs the program
 //! directly (no shell) as the configured user, sandboxed by `vigil-child` (no
 //! capabilities, `no_new_privs`, a cleared environment: `PATH`, `LANG` and
 //! `VIGIL_VIRTUAL_SERVER`, `VIGIL_REAL_ADDRESS`, `VIGIL_REAL_PORT`, `VIGIL_CHECK_ADDRESS`,
@@ -115,6 +122,7 @@
 //! [`Config`]: vigil_config::Config
 
 mod checker;
+mod failure;
 mod once;
 mod probe;
 mod scheduler;
@@ -126,11 +134,14 @@ mod target;
 pub use checker::TestFault;
 pub use checker::{
     BATCH_MAX_EARLY, CHECKS_PER_THREAD, ChangeState, CheckState, Checker, CheckerError,
-    CheckerOptions, HEARTBEAT, HealthEvent, HealthEvents, Liveness, ResultState, Snapshot,
-    threads_for,
+    CheckerOptions, FailureState, HEARTBEAT, HealthEvent, HealthEvents, Liveness, ResultState,
+    Snapshot, threads_for,
 };
+pub use failure::FailureCause;
 pub use once::{OnceResult, format_table, run_once};
 pub use stats::{Histogram, KindStats, LATENCY_BUCKETS_S, LatenessSummary, Stats};
 
-pub use scheduler::{CheckStatus, Due, Health, LastResult, Outcome, RunId, Scheduler, Transition};
+pub use scheduler::{
+    CheckStatus, Due, Health, LastFailure, LastResult, Outcome, RunId, Scheduler, Transition,
+};
 pub use target::{CheckKey, Target, targets_from_config};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use crate::failure::FailureCause;
 use crate::probe::Probe;
 use crate::target::{CheckKey, Target};
 
@@ -21,6 +22,8 @@ pub struct OnceResult {
     #[serde(rename = "latency_us", serialize_with = "as_micros")]
     pub latency: Duration,
     pub reason: String,
+    /// Why it failed (`None` when it passed).
+    pub cause: Option<FailureCause>,
 }
 
 fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -52,6 +55,7 @@ pub async fn run_once(targets: &[Target], max_in_flight: usize) -> Vec<OnceResul
                     passed: outcome.passed,
                     latency: outcome.latency,
                     reason: outcome.reason,
+                    cause: outcome.cause,
                 },
             )
         });
@@ -73,6 +77,7 @@ pub async fn run_once(targets: &[Target], max_in_flight: usize) -> Vec<OnceResul
                 passed: false,
                 latency: Duration::ZERO,
                 reason: "probe failed internally".into(),
+                cause: Some(FailureCause::Internal),
             })
         })
         .collect()

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use vigil_config::InitialState;
 
+use crate::failure::FailureCause;
 use crate::target::{CheckKey, Target};
 
 /// Whether a real server should get traffic.
@@ -35,6 +36,8 @@ pub struct Outcome {
     pub passed: bool,
     /// What was seen, for people: `HTTP 503 from 10.0.0.11:80 GET /healthz`.
     pub reason: String,
+    /// Why it failed, for grouping (`http_status`); `None` when it passed.
+    pub cause: Option<FailureCause>,
     pub latency: Duration,
 }
 
@@ -43,17 +46,26 @@ impl Outcome {
         Outcome {
             passed: true,
             reason: reason.into(),
+            cause: None,
             latency,
         }
     }
 
-    pub fn fail(reason: impl Into<String>, latency: Duration) -> Self {
+    pub fn fail(cause: FailureCause, reason: impl Into<String>, latency: Duration) -> Self {
         Outcome {
             passed: false,
             reason: reason.into(),
+            cause: Some(cause),
             latency,
         }
     }
+}
+
+/// The last failed run of a check: when, and its cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastFailure {
+    pub cause: FailureCause,
+    pub at: Instant,
 }
 
 /// Identifies one run of one check, so that a late result of a check that was removed or
@@ -102,6 +114,8 @@ pub struct CheckStatus {
     pub last: Option<LastResult>,
     /// The last change of health and why; `None` while still in the initial state.
     pub last_change: Option<(Instant, String)>,
+    /// The last failed run, kept after passes (the last result may be a pass).
+    pub last_failure: Option<LastFailure>,
     pub running: bool,
     /// When the next run is due; `None` while running.
     pub next_due: Option<Instant>,
@@ -128,6 +142,7 @@ struct Entry {
     failures: u32,
     last: Option<LastResult>,
     last_change: Option<(Instant, String)>,
+    last_failure: Option<LastFailure>,
     phase: Phase,
     runs: u64,
     /// The check has reached a verdict: a change of health, or its initial state
@@ -195,6 +210,7 @@ impl Scheduler {
             failures: 0,
             last: None,
             last_change: None,
+            last_failure: None,
             phase: Phase::Waiting { due: first, seq },
             runs: 0,
             settled: false,
@@ -409,6 +425,9 @@ impl Scheduler {
         if transition.is_some() {
             entry.last_change = Some((now, outcome.reason.clone()));
         }
+        if let Some(cause) = outcome.cause {
+            entry.last_failure = Some(LastFailure { cause, at: now });
+        }
         entry.last = Some(LastResult { outcome, at: now });
         transition
     }
@@ -451,6 +470,7 @@ impl Entry {
             failures: self.failures,
             last: self.last.clone(),
             last_change: self.last_change.clone(),
+            last_failure: self.last_failure,
             running,
             next_due,
             runs: self.runs,

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::failure::FailureCause;
+
 /// Buckets grow by 5 %: percentiles are exact to within 5 %, at a fixed 3 KiB.
 const GROWTH: f64 = 1.05;
 const BUCKETS: usize = 420;
@@ -113,14 +115,19 @@ pub struct KindStats {
     /// in the total (`passed + failed`).
     pub latency_buckets: [u64; LATENCY_BUCKETS_S.len()],
     pub latency_sum_us: u64,
+    /// Failures by cause; they add up to `failed`.
+    pub failed_by_cause: std::collections::BTreeMap<FailureCause, u64>,
 }
 
 impl KindStats {
-    pub fn record(&mut self, passed: bool, latency: Duration) {
-        if passed {
-            self.passed += 1;
-        } else {
-            self.failed += 1;
+    /// One run: passed when `cause` is `None`.
+    pub fn record(&mut self, cause: Option<FailureCause>, latency: Duration) {
+        match cause {
+            None => self.passed += 1,
+            Some(cause) => {
+                self.failed += 1;
+                *self.failed_by_cause.entry(cause).or_default() += 1;
+            }
         }
         let seconds = latency.as_secs_f64();
         if let Some(i) = LATENCY_BUCKETS_S.iter().position(|&le| seconds <= le) {
@@ -137,6 +144,9 @@ impl KindStats {
             *mine += theirs;
         }
         self.latency_sum_us = self.latency_sum_us.saturating_add(other.latency_sum_us);
+        for (cause, n) in &other.failed_by_cause {
+            *self.failed_by_cause.entry(*cause).or_default() += n;
+        }
     }
 }
 
@@ -163,10 +173,11 @@ mod tests {
     #[test]
     fn kind_stats_count_results_and_bucket_latency() {
         let mut k = KindStats::default();
-        k.record(true, Duration::from_micros(300));
-        k.record(true, Duration::from_micros(1000));
-        k.record(false, Duration::from_secs(3));
+        k.record(None, Duration::from_micros(300));
+        k.record(None, Duration::from_micros(1000));
+        k.record(Some(FailureCause::Timeout), Duration::from_secs(3));
         assert_eq!((k.passed, k.failed), (2, 1));
+        assert_eq!(k.failed_by_cause.get(&FailureCause::Timeout), Some(&1));
         assert_eq!(k.latency_buckets[0], 1, "0.3 ms <= 0.5 ms");
         assert_eq!(k.latency_buckets[1], 1, "1 ms <= 1 ms");
         assert_eq!(
@@ -198,11 +209,15 @@ mod tests {
         assert_eq!(a.max(), both.max());
         assert_eq!(a.summary(), both.summary());
         let (mut x, mut y) = (KindStats::default(), KindStats::default());
-        x.record(true, Duration::from_micros(300));
-        y.record(false, Duration::from_millis(30));
+        x.record(None, Duration::from_micros(300));
+        x.record(Some(FailureCause::Refused), Duration::from_millis(1));
+        y.record(Some(FailureCause::Refused), Duration::from_millis(29));
+        y.record(Some(FailureCause::HttpStatus), Duration::ZERO);
         x.merge(&y);
-        assert_eq!((x.passed, x.failed, x.latency_sum_us), (1, 1, 30_300));
-        assert_eq!(x.latency_buckets.iter().sum::<u64>(), 2);
+        assert_eq!((x.passed, x.failed, x.latency_sum_us), (1, 3, 30_300));
+        assert_eq!(x.failed_by_cause.get(&FailureCause::Refused), Some(&2));
+        assert_eq!(x.failed_by_cause.get(&FailureCause::HttpStatus), Some(&1));
+        assert_eq!(x.latency_buckets.iter().sum::<u64>(), 4);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{check, once, target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
+use vigil_check::FailureCause;
 use vigil_config::{CheckKind, DnsCheck, DnsRcode, DnsTransport, DnsType};
 
 /// Answers by query name: `ok.test` NOERROR with 192.0.2.10 and 192.0.2.11, `nx.test`
@@ -36,6 +37,8 @@ fn answer(query: &[u8]) -> Option<Vec<u8>> {
     reply[2] = 0x81;
     reply[3] = 0x80 | rcode;
     reply[6..8].copy_from_slice(&(addrs.len() as u16).to_be_bytes());
+    // The query's EDNS record is not copied: no additional records.
+    reply[10..12].copy_from_slice(&[0, 0]);
     for a in addrs {
         reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
         reply.extend_from_slice(a);
@@ -84,6 +87,7 @@ fn dns(name: &str, transport: DnsTransport) -> DnsCheck {
         expect_rcode: DnsRcode::NoError,
         expect_addresses: vec![],
         transport,
+        edns: true,
     }
 }
 
@@ -117,6 +121,7 @@ async fn servfail_and_nxdomain_fail_with_reason() {
         r.reason,
         format!("DNS SERVFAIL for fail.test A from {addr}")
     );
+    assert_eq!(r.cause, Some(FailureCause::DnsRcode));
     let r = once(target(
         addr,
         check(CheckKind::Dns(dns("nx.test", DnsTransport::Tcp))),
@@ -152,6 +157,7 @@ async fn expected_addresses() {
         r.reason,
         format!("DNS NOERROR for ok.test A from {addr} lacks 192.0.2.99")
     );
+    assert_eq!(r.cause, Some(FailureCause::DnsAnswer));
 }
 
 #[tokio::test]
@@ -184,6 +190,7 @@ async fn closed_dns_port_is_unreachable() {
         r.reason,
         format!("DNS server {addr} unreachable (ICMP port unreachable)")
     );
+    assert_eq!(r.cause, Some(FailureCause::Refused));
 }
 
 async fn udp_echo() -> SocketAddr {
@@ -224,6 +231,7 @@ async fn udp_echo_passes_and_pattern_applies() {
         r.reason,
         format!("UDP reply from {addr} does not match `^pong`: got \"echo: ping\"")
     );
+    assert_eq!(r.cause, Some(FailureCause::ReplyMismatch));
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{check, once, target};
+use vigil_check::FailureCause;
 use vigil_config::CheckKind;
 
 fn exec(argv: &[&str]) -> CheckKind {
@@ -45,6 +46,7 @@ async fn exit_zero_passes_and_non_zero_fails() {
     let r = once(target(real(), check(exec(&["/bin/sh", "-c", "exit 3"])))).await;
     assert!(!r.passed);
     assert_eq!(r.reason, "/bin/sh exited with status 3");
+    assert_eq!(r.cause, Some(FailureCause::ExecExit));
     let script = "echo; echo '  replica lag 300s  ' >&2; echo second line >&2; exit 2";
     let r = once(target(real(), check(exec(&["/bin/sh", "-c", script])))).await;
     assert_eq!(r.reason, "/bin/sh exited with status 2: replica lag 300s");
@@ -74,6 +76,7 @@ async fn hanging_program_and_its_children_are_killed_at_the_timeout() {
         r.reason,
         "/bin/sh did not exit within 500ms: its process tree was killed"
     );
+    assert_eq!(r.cause, Some(FailureCause::ExecTimeout));
     // SIGKILL is asynchronous: give the kernel a moment to finish them off.
     let mut left = processes_with(marker);
     for _ in 0..100 {
@@ -101,6 +104,7 @@ async fn unknown_user_and_missing_program_fail_with_reason() {
         r.reason,
         "user \"no-such-user-vigil\" does not exist on this system"
     );
+    assert_eq!(r.cause, Some(FailureCause::Setup));
     let r = once(target(real(), check(exec(&["/nonexistent/check"])))).await;
     assert_eq!(
         r.reason,

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{Reply, check, closed_port, http, http_server, once, response, target};
+use vigil_check::FailureCause;
 use vigil_config::{CheckKind, HttpMethod};
 
 #[tokio::test]
@@ -23,6 +24,7 @@ async fn status_503_fails_with_reason() {
     let r = once(target(addr, check(CheckKind::Http(http("/healthz"))))).await;
     assert!(!r.passed);
     assert_eq!(r.reason, format!("HTTP 503 from {addr} GET /healthz"));
+    assert_eq!(r.cause, Some(FailureCause::HttpStatus));
 }
 
 #[tokio::test]
@@ -53,6 +55,7 @@ async fn body_regex() {
         r.reason,
         format!("HTTP 200 from {addr} GET /: body does not match `status: (ok|fine)`")
     );
+    assert_eq!(r.cause, Some(FailureCause::BodyRegex));
     spec.urls[0].body_regex = Some("status: degraded".into());
     assert!(
         once(target(addr, check(CheckKind::Http(spec))))
@@ -78,6 +81,7 @@ async fn body_sha256() {
         "{}",
         r.reason
     );
+    assert_eq!(r.cause, Some(FailureCause::BodyDigest));
 }
 
 #[tokio::test]
@@ -173,6 +177,7 @@ async fn slow_server_costs_a_timeout() {
         r.reason,
         format!("no reply within 300ms (http GET /healthz {addr})")
     );
+    assert_eq!(r.cause, Some(FailureCause::Timeout));
     assert!(r.latency < Duration::from_secs(5));
 }
 
@@ -186,6 +191,7 @@ async fn closed_connection_fails() {
         "{}",
         r.reason
     );
+    assert_eq!(r.cause, Some(FailureCause::Closed), "{r:?}");
 }
 
 #[tokio::test]
@@ -193,6 +199,7 @@ async fn garbage_reply_fails() {
     let (addr, _) = http_server(|_| Reply::Bytes(b"SSH-2.0-OpenSSH\r\n\r\n".to_vec())).await;
     let r = once(target(addr, check(CheckKind::Http(http("/"))))).await;
     assert!(!r.passed, "{r:?}");
+    assert_eq!(r.cause, Some(FailureCause::Malformed), "{r:?}");
 }
 
 #[tokio::test]

@@ -142,6 +142,7 @@ async fn self_signed_fails_verification() {
         "{}",
         r.reason
     );
+    assert_eq!(r.cause, Some(vigil_check::FailureCause::Tls));
     let _ = std::fs::remove_file(pki.ca_file);
 }
 
@@ -195,6 +196,7 @@ async fn unreadable_ca_file_is_a_failure_with_reason() {
         "{}",
         r.reason
     );
+    assert_eq!(r.cause, Some(vigil_check::FailureCause::Setup));
     let _ = std::fs::remove_file(pki.ca_file);
 }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use vigil_check::{CheckKey, Health, Outcome, Scheduler, Target};
+use vigil_check::{CheckKey, FailureCause, Health, Outcome, Scheduler, Target};
 use vigil_config::{Check, CheckKind, InitialState, Protocol, ServiceKey};
 
 const MS: Duration = Duration::from_millis(1);
@@ -53,7 +53,7 @@ fn pass() -> Outcome {
 }
 
 fn fail() -> Outcome {
-    Outcome::fail("connect refused", MS)
+    Outcome::fail(FailureCause::Refused, "connect refused", MS)
 }
 
 /// Runs the single check once at `at`, returning the transition's health if any.
@@ -151,6 +151,23 @@ fn transition_carries_the_deciding_reason() {
         st.last_change,
         Some((t0 + MS, "HTTP 200 from x".to_string()))
     );
+}
+
+/// The last failure's cause stays known after the server passes again, so `vigilctl
+/// services` can show why an up server last failed.
+#[test]
+fn last_failure_is_kept_after_passes() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(1);
+    s.add(target(1, check()), t0);
+    assert_eq!(s.status(&key(1)).expect("status").last_failure, None);
+    run_at(&mut s, t0, fail());
+    let at = s.next_deadline().expect("due");
+    run_at(&mut s, at, pass());
+    let st = s.status(&key(1)).expect("status");
+    assert_eq!(st.last.expect("last").outcome.cause, None);
+    let last = st.last_failure.expect("a failure");
+    assert_eq!((last.cause, last.at), (FailureCause::Refused, t0 + MS));
 }
 
 #[test]
@@ -531,7 +548,7 @@ mod properties {
                 let later = now + Duration::from_millis(delays[i]);
                 prop_assert!(s.poll(later + Duration::from_secs(60)).is_empty());
                 let reason = format!("run {i}");
-                let outcome = if *passed { Outcome::pass(&reason, MS) } else { Outcome::fail(&reason, MS) };
+                let outcome = if *passed { Outcome::pass(&reason, MS) } else { Outcome::fail(FailureCause::Timeout, &reason, MS) };
                 let tr = s.on_result(&due[0].key, due[0].run, outcome, later);
                 if *passed { passes += 1; fails = 0; } else { fails += 1; passes = 0; }
                 let flip = if model_up { !*passed && fails >= fall } else { *passed && passes >= rise };

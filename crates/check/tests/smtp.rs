@@ -80,6 +80,7 @@ async fn greeting_other_than_220_fails() {
         r.reason,
         format!("SMTP greeting from {addr} is 554 (220 expected): 5.3.2 no service here")
     );
+    assert_eq!(r.cause, Some(vigil_check::FailureCause::SmtpReply));
     drop(server);
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::{check, closed_port, once, target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use vigil_check::FailureCause;
 use vigil_config::{Check, CheckKind};
 
 fn tcp(send: Option<&str>, expect: Option<&str>) -> Check {
@@ -42,6 +43,7 @@ async fn connect_passes_on_a_listening_port() {
     let r = once(target(addr, tcp(None, None))).await;
     assert!(r.passed, "{r:?}");
     assert_eq!(r.reason, format!("connected to {addr}"));
+    assert_eq!(r.cause, None);
 }
 
 #[tokio::test]
@@ -50,6 +52,7 @@ async fn refused_connect_fails_with_reason() {
     let r = once(target(addr, tcp(None, None))).await;
     assert!(!r.passed);
     assert_eq!(r.reason, format!("connect to {addr} refused"));
+    assert_eq!(r.cause, Some(FailureCause::Refused));
 }
 
 #[tokio::test]
@@ -65,6 +68,7 @@ async fn send_and_expect() {
         r.reason,
         format!("reply from {addr} does not match `^-ERR` within 500ms: got \"+PONG\\r\\n\"")
     );
+    assert_eq!(r.cause, Some(FailureCause::ReplyMismatch));
 }
 
 #[tokio::test]

@@ -621,4 +621,6 @@ pub struct DnsCheck {
     /// Addresses that must all be in the answer (A/AAAA).
     pub expect_addresses: Vec<IpAddr>,
     pub transport: DnsTransport,
+    /// Send an EDNS(0) OPT record with the query (RFC 6891).
+    pub edns: bool,
 }

@@ -458,10 +458,11 @@ fn dns_defaults_and_options() {
             expect_rcode: DnsRcode::NoError,
             expect_addresses: vec![],
             transport: DnsTransport::Udp,
+            edns: true,
         })
     );
     let c = check_of(&with_check(
-        "kind = \"dns\", query_name = \"_sip._tcp.example.org.\", query_type = \"aaaa\", expect_rcode = \"nxdomain\", expect_addresses = [\"2001:db8::1\"], transport = \"tcp\"",
+        "kind = \"dns\", query_name = \"_sip._tcp.example.org.\", query_type = \"aaaa\", expect_rcode = \"nxdomain\", expect_addresses = [\"2001:db8::1\"], transport = \"tcp\", edns = false",
         "",
     ));
     assert_eq!(
@@ -472,6 +473,7 @@ fn dns_defaults_and_options() {
             expect_rcode: DnsRcode::NxDomain,
             expect_addresses: vec![ip("2001:db8::1")],
             transport: DnsTransport::Tcp,
+            edns: false,
         })
     );
     for (t, want) in [

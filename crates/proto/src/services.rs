@@ -76,6 +76,12 @@ pub struct RealServerView {
     pub since_unix_ms: Option<u64>,
     #[serde(default)]
     pub last_latency_us: Option<u64>,
+    /// The cause of the check's last failed run (also after passes since; see
+    /// docs/metrics.md for the causes) and when it was.
+    #[serde(default)]
+    pub last_failure: Option<String>,
+    #[serde(default)]
+    pub last_failure_unix_ms: Option<u64>,
     #[serde(default)]
     pub active_conns: Option<u32>,
     #[serde(default)]

@@ -208,6 +208,8 @@ fn services() {
         reason: Some("HTTP 200 from 192.0.2.11:80 GET /healthz".into()),
         since_unix_ms: Some(1_795_000_000_123),
         last_latency_us: Some(1830),
+        last_failure: Some("refused".into()),
+        last_failure_unix_ms: Some(1_765_000_000_000),
         active_conns: Some(12),
         inactive_conns: Some(40),
         check: Some(CheckSummary {
@@ -226,6 +228,8 @@ fn services() {
         reason: None,
         since_unix_ms: None,
         last_latency_us: None,
+        last_failure: None,
+        last_failure_unix_ms: None,
         active_conns: None,
         inactive_conns: None,
         check: None,

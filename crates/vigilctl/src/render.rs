@@ -200,6 +200,7 @@ pub(crate) fn services(v: &ServicesReply) -> String {
         "HEALTH".into(),
         "CONNS".into(),
         "CHECK".into(),
+        "LAST FAILURE".into(),
         "LAST RESULT".into(),
     ]];
     for vs in &v.virtual_servers {
@@ -226,6 +227,7 @@ pub(crate) fn services(v: &ServicesReply) -> String {
                 _ => String::new(),
             },
             quorum,
+            String::new(),
             String::new(),
             String::new(),
             String::new(),
@@ -265,6 +267,14 @@ pub(crate) fn services(v: &ServicesReply) -> String {
             if let Some(ms) = rs.since_unix_ms {
                 let _ = write!(last, " (since {})", ago(ms));
             }
+            // The cause of the last failed run, also while the server passes now.
+            let failure = match rs.last_failure.as_deref() {
+                Some(cause) => match rs.last_failure_unix_ms {
+                    Some(ms) => format!("{cause} {}", ago(ms)),
+                    None => cause.to_string(),
+                },
+                None => "-".to_string(),
+            };
             rows.push(vec![
                 format!("  -> {}", rs.address),
                 or_dash(&rs.forwarding).to_string(),
@@ -273,6 +283,7 @@ pub(crate) fn services(v: &ServicesReply) -> String {
                 health,
                 conns,
                 check,
+                failure,
                 last.trim().to_string(),
             ]);
         }
@@ -634,6 +645,32 @@ mod tests {
         assert!(text.contains("TCP 192.0.2.100:80 (web)"), "{text}");
         assert!(text.contains("  -> 10.0.0.11:80"), "{text}");
         assert!(text.contains("http GET /healthz every 1s"), "{text}");
+        assert!(text.contains("LAST FAILURE"), "{text}");
+    }
+
+    #[test]
+    fn services_table_shows_the_last_failure_cause() {
+        let v = json!({"virtual_servers": [{
+            "name": "web", "protocol": "tcp", "address": "192.0.2.100:80",
+            "scheduler": "wrr",
+            "real_servers": [{"address": "10.0.0.11:80", "forwarding": "dr", "weight": 100,
+                              "health": "up", "reason": "HTTP 200 from 10.0.0.11:80 GET /",
+                              "last_failure": "http_status", "last_failure_unix_ms": 0,
+                              "check": {"kind": "http", "target": "GET /", "interval": "1s"}},
+                             {"address": "10.0.0.12:80", "forwarding": "dr", "weight": 100,
+                              "health": "up", "last_failure": null,
+                              "check": {"kind": "http", "target": "GET /", "interval": "1s"}}]
+        }]});
+        let text = services(&typed(v));
+        let line = |addr: &str| {
+            text.lines()
+                .find(|l| l.contains(addr))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(line("10.0.0.11:80").contains("http_status "), "{text}");
+        assert!(line("10.0.0.11:80").contains(" ago"), "{text}");
+        assert!(line("10.0.0.12:80").contains("every 1s  -"), "{text}");
     }
 
     #[test]

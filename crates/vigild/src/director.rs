@@ -589,6 +589,8 @@ impl Director {
                     reason: record.map(|r| r.reason.clone()),
                     since_unix_ms: record.map(|r| r.since_unix_ms),
                     last_latency_us: None,
+                    last_failure: None,
+                    last_failure_unix_ms: None,
                     active_conns: None,
                     inactive_conns: None,
                     check: crate::protocol::check_summary(&rs.check),

@@ -465,6 +465,20 @@ async fn checker_metrics(checker: &vigil_check::Checker, m: &mut Exposition) {
             );
         }
         m.family(
+            "vigil_check_failures_total",
+            "counter",
+            "Failed health check runs by kind and cause.",
+        );
+        for (kind, k) in &stats.per_kind {
+            for (cause, n) in &k.failed_by_cause {
+                m.sample(
+                    "vigil_check_failures_total",
+                    &[("kind", kind), ("reason", cause.name())],
+                    *n as f64,
+                );
+            }
+        }
+        m.family(
             "vigil_check_duration_seconds",
             "histogram",
             "Probe latency (connect to verdict) by check kind.",

@@ -100,7 +100,7 @@ impl ServicesView {
             let checks: HashMap<CheckKey, _> = snapshot
                 .checks
                 .into_iter()
-                .filter_map(|c| c.last_result.map(|l| (c.key, l)))
+                .map(|c| (c.key, (c.last_result, c.last_failure)))
                 .collect();
             for (vs, service) in view.virtual_servers.iter_mut().zip(&config_keys) {
                 for rs in &mut vs.real_servers {
@@ -108,12 +108,17 @@ impl ServicesView {
                         service: *service,
                         real: rs.address,
                     };
-                    if let Some(last) = checks.get(&key) {
+                    let Some((last, failure)) = checks.get(&key) else {
+                        continue;
+                    };
+                    if let Some(last) = last {
                         rs.last_latency_us = Some(last.latency_us);
                         if rs.reason.is_none() {
                             rs.reason = Some(last.reason.clone());
                         }
                     }
+                    rs.last_failure = failure.map(|f| f.cause.name().to_string());
+                    rs.last_failure_unix_ms = failure.map(|f| f.at_unix_ms);
                 }
             }
         }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::Verdict;
+use crate::failure::{Failure, FailureCause};
 use crate::target::Target;
 
 /// Of a failing program's output, this much is kept (its first line goes in the reason).
@@ -62,16 +63,20 @@ impl ExecProbe {
 
     pub(crate) async fn run(&self) -> Verdict {
         let program = self.program();
-        let out = vigil_child::run(&self.command)
-            .await
-            .map_err(|e| format!("cannot run {program} as user {}: {e}", self.user))?;
+        let out = vigil_child::run(&self.command).await.map_err(|e| {
+            Failure::setup(format!("cannot run {program} as user {}: {e}", self.user))
+        })?;
         if out.success() {
             return Ok(format!("{program} exited 0"));
         }
         let verdict = format!("{program} {}", out.describe(self.command.timeout));
+        let cause = match out.status {
+            vigil_child::Status::TimedOut { .. } => FailureCause::ExecTimeout,
+            _ => FailureCause::ExecExit,
+        };
         match out.first_line() {
-            Some(line) => Err(format!("{verdict}: {line}")),
-            None => Err(verdict),
+            Some(line) => Err(Failure::new(cause, format!("{verdict}: {line}"))),
+            None => Err(Failure::new(cause, verdict)),
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::net::UdpSocket;
 
 use super::Verdict;
 use super::net::{Source, strip_os_error};
+use crate::failure::Failure;
 
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
@@ -37,23 +38,22 @@ impl IcmpProbe {
 
     pub(crate) async fn run(&self) -> Verdict {
         let ip = self.ip;
-        let (socket, flavour) = self
-            .open()
-            .map_err(|e| format!("cannot open an ICMP socket: {}", strip_os_error(&e)))?;
+        let (socket, flavour) = self.open().map_err(|e| {
+            Failure::setup(format!(
+                "cannot open an ICMP socket: {}",
+                strip_os_error(&e)
+            ))
+        })?;
         static SEQUENCE: AtomicU16 = AtomicU16::new(1);
         let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let ident = (std::process::id() & 0xffff) as u16;
         let request = echo_request(ip.is_ipv6(), ident, seq);
-        socket
-            .send(&request)
-            .await
-            .map_err(|e| format!("ping {ip} failed: {}", strip_os_error(&e)))?;
+        let failed =
+            |e: io::Error| Failure::io(&e, format!("ping {ip} failed: {}", strip_os_error(&e)));
+        socket.send(&request).await.map_err(failed)?;
         let mut buf = [0u8; 1500];
         loop {
-            let n = socket
-                .recv(&mut buf)
-                .await
-                .map_err(|e| format!("ping {ip} failed: {}", strip_os_error(&e)))?;
+            let n = socket.recv(&mut buf).await.map_err(failed)?;
             if is_our_reply(&buf[..n], ip.is_ipv6(), flavour, seq) {
                 return Ok(format!("echo reply from {ip}"));
             }
@@ -83,7 +83,7 @@ impl IcmpProbe {
         socket.set_nonblocking(true)?;
         self.source
             .apply(&socket, SocketAddr::new(self.ip, 0))
-            .map_err(io::Error::other)?;
+            .map_err(|f| io::Error::other(f.text))?;
         // Connected: the kernel only hands us datagrams from the probed address.
         socket.connect(&SocketAddr::new(self.ip, 0).into())?;
         let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;

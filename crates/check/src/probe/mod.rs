@@ -18,11 +18,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 use vigil_config::{CheckKind, format_duration};
 
+use crate::failure::{Failure, FailureCause};
 use crate::scheduler::Outcome;
 use crate::target::Target;
 
-/// What a probe found: `Ok(what was seen)` or `Err(why it failed)`, both for people.
-pub(crate) type Verdict = Result<String, String>;
+/// What a probe found: `Ok(what was seen)` or `Err(why it failed)`, the text for people
+/// and the failure's cause for grouping.
+pub(crate) type Verdict = Result<String, Failure>;
 
 /// A check made ready to run.
 #[derive(Debug)]
@@ -61,7 +63,7 @@ impl Probe {
             CheckKind::Http(spec) => {
                 http::HttpProbe::new(addr, source.clone(), spec).map(|p| Kind::Http(Box::new(p)))
             }
-            CheckKind::Dns(spec) => Ok(Kind::Dns(dns::DnsProbe::new(addr, source.clone(), spec))),
+            CheckKind::Dns(spec) => dns::DnsProbe::new(addr, source.clone(), spec).map(Kind::Dns),
             CheckKind::Udp {
                 send,
                 expect,
@@ -104,7 +106,7 @@ impl Probe {
         let latency = start.elapsed();
         match verdict {
             Ok(reason) => Outcome::pass(reason, latency),
-            Err(reason) => Outcome::fail(reason, latency),
+            Err(failure) => Outcome::fail(failure.cause, failure.text, latency),
         }
     }
 
@@ -119,15 +121,18 @@ impl Probe {
             Kind::Icmp(p) => Box::pin(p.run()).await,
             Kind::Smtp(p) => Box::pin(p.run()).await,
             Kind::Exec(p) => Box::pin(p.run()).await,
-            Kind::Broken(reason) => Err(reason.clone()),
+            Kind::Broken(reason) => Err(Failure::setup(reason.clone())),
         }
     }
 
-    fn timeout_reason(&self, timeout: Duration) -> String {
+    fn timeout_reason(&self, timeout: Duration) -> Failure {
         let within = format_duration(timeout);
         match &self.kind {
-            Kind::Exec(p) => p.timeout_reason(&within),
-            _ => format!("no reply within {within} ({})", self.describe()),
+            Kind::Exec(p) => Failure::new(FailureCause::ExecTimeout, p.timeout_reason(&within)),
+            _ => Failure::new(
+                FailureCause::Timeout,
+                format!("no reply within {within} ({})", self.describe()),
+            ),
         }
     }
 

@@ -13,6 +13,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use vigil_config::Check;
 
 use super::pool::PooledSocket;
+use crate::failure::Failure;
 
 /// Where a check's packets come from: source address and port, interface
 /// (`SO_BINDTODEVICE`) and firewall mark (`SO_MARK`); each optional.
@@ -41,16 +42,19 @@ impl Source {
 
     /// Sets the mark and interface on a fresh socket for `peer`, then binds it when an
     /// address or port is set; the error is a finished reason.
-    pub(crate) fn apply(&self, socket: &Socket, peer: SocketAddr) -> Result<(), String> {
+    pub(crate) fn apply(&self, socket: &Socket, peer: SocketAddr) -> Result<(), Failure> {
         if let Some(mark) = self.mark {
-            socket
-                .set_mark(mark)
-                .map_err(|e| format!("cannot set fwmark {mark}: {}", strip_os_error(&e)))?;
+            socket.set_mark(mark).map_err(|e| {
+                Failure::setup(format!("cannot set fwmark {mark}: {}", strip_os_error(&e)))
+            })?;
         }
         if let Some(dev) = &self.interface {
-            socket
-                .bind_device(Some(dev.as_bytes()))
-                .map_err(|e| format!("cannot bind to interface {dev}: {}", strip_os_error(&e)))?;
+            socket.bind_device(Some(dev.as_bytes())).map_err(|e| {
+                Failure::setup(format!(
+                    "cannot bind to interface {dev}: {}",
+                    strip_os_error(&e)
+                ))
+            })?;
         }
         if self.ip.is_none() && self.port.is_none() {
             return Ok(());
@@ -71,13 +75,13 @@ impl Source {
             } else {
                 ip.to_string()
             };
-            format!("cannot bind source address {shown}: {e}")
+            Failure::setup(format!("cannot bind source address {shown}: {e}"))
         })
     }
 }
 
 /// Connects to `addr` from `source`; the error is a finished reason.
-pub(crate) async fn connect_tcp(addr: SocketAddr, source: &Source) -> Result<TcpConn, String> {
+pub(crate) async fn connect_tcp(addr: SocketAddr, source: &Source) -> Result<TcpConn, Failure> {
     let conn = connect_send(addr, source, &[]).await.map_err(|e| match e {
         OpenError::Connect(reason) => reason,
         // Nothing was sent.
@@ -90,7 +94,7 @@ pub(crate) async fn connect_tcp(addr: SocketAddr, source: &Source) -> Result<Tcp
 #[derive(Debug)]
 pub(crate) enum OpenError {
     /// Opening or connecting failed: a finished reason.
-    Connect(String),
+    Connect(Failure),
     /// Connected, but sending the first bytes failed.
     Send(io::Error),
 }
@@ -109,11 +113,12 @@ pub(crate) enum Connected {
 
 impl Connected {
     /// The connection as a stream registered with the runtime.
-    pub(crate) fn into_stream(self, addr: SocketAddr) -> Result<TcpConn, String> {
+    pub(crate) fn into_stream(self, addr: SocketAddr) -> Result<TcpConn, Failure> {
         match self {
             Connected::Stream(conn) => Ok(conn),
-            Connected::Ready(pooled) => TcpConn::register(pooled)
-                .map_err(|e| format!("cannot register the connection to {addr}: {e}")),
+            Connected::Ready(pooled) => TcpConn::register(pooled).map_err(|e| {
+                Failure::setup(format!("cannot register the connection to {addr}: {e}"))
+            }),
         }
     }
 }
@@ -210,10 +215,13 @@ pub(crate) async fn connect_send(
     source: &Source,
     first: &[u8],
 ) -> Result<Connected, OpenError> {
-    let pooled = PooledSocket::open(addr, !source.is_default())
-        .map_err(|e| OpenError::Connect(format!("cannot open a TCP socket: {e}")))?;
+    let pooled = PooledSocket::open(addr, !source.is_default()).map_err(|e| {
+        OpenError::Connect(Failure::setup(format!("cannot open a TCP socket: {e}")))
+    })?;
     let Some(socket) = pooled.socket() else {
-        return Err(OpenError::Connect("cannot open a TCP socket".into()));
+        return Err(OpenError::Connect(Failure::setup(
+            "cannot open a TCP socket",
+        )));
     };
     if !source.is_default() {
         source.apply(socket, addr).map_err(OpenError::Connect)?;
@@ -241,7 +249,9 @@ pub(crate) async fn connect_send(
         }
     };
     let mut conn = TcpConn::register(pooled).map_err(|e| {
-        OpenError::Connect(format!("cannot register the connection to {addr}: {e}"))
+        OpenError::Connect(Failure::setup(format!(
+            "cannot register the connection to {addr}: {e}"
+        )))
     })?;
     let stream = conn
         .stream()
@@ -282,27 +292,29 @@ fn handshake_failure(e: &io::Error) -> bool {
 
 /// A UDP socket connected to `addr` from `source`, so that an ICMP port unreachable comes
 /// back as `ECONNREFUSED` on the next receive.
-pub(crate) async fn connect_udp(addr: SocketAddr, source: &Source) -> Result<UdpSocket, String> {
+pub(crate) async fn connect_udp(addr: SocketAddr, source: &Source) -> Result<UdpSocket, Failure> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::DGRAM.nonblocking(),
         Some(Protocol::UDP),
     )
-    .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    .map_err(|e| Failure::setup(format!("cannot open a UDP socket: {e}")))?;
     source.apply(&socket, addr)?;
     // Connecting a UDP socket sends nothing: it returns at once.
     socket
         .connect(&addr.into())
-        .map_err(|e| format!("cannot connect UDP socket to {addr}: {e}"))?;
-    UdpSocket::from_std(socket.into()).map_err(|e| format!("cannot register UDP socket: {e}"))
+        .map_err(|e| Failure::io(&e, format!("cannot connect UDP socket to {addr}: {e}")))?;
+    UdpSocket::from_std(socket.into())
+        .map_err(|e| Failure::setup(format!("cannot register UDP socket: {e}")))
 }
 
-pub(crate) fn connect_error(addr: SocketAddr, e: &io::Error) -> String {
-    match e.kind() {
+pub(crate) fn connect_error(addr: SocketAddr, e: &io::Error) -> Failure {
+    let text = match e.kind() {
         io::ErrorKind::ConnectionRefused => format!("connect to {addr} refused"),
         io::ErrorKind::TimedOut => format!("connect to {addr} timed out"),
         _ => format!("connect to {addr} failed: {}", strip_os_error(e)),
-    }
+    };
+    Failure::io(e, text)
 }
 
 /// `No route to host (os error 113)` → `No route to host`: the number helps nobody.
@@ -414,7 +426,8 @@ mod tests {
         for first in [&b""[..], b"GET / HTTP/1.1\r\n\r\n"] {
             match connect_send(addr, &Source::default(), first).await {
                 Err(OpenError::Connect(reason)) => {
-                    assert_eq!(reason, format!("connect to {addr} refused"));
+                    assert_eq!(reason.text, format!("connect to {addr} refused"));
+                    assert_eq!(reason.cause, crate::FailureCause::Refused);
                 }
                 other => panic!("{other:?}"),
             }

@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::net::{Source, connect_tcp, strip_os_error};
 use super::{Verdict, excerpt};
+use crate::failure::{Failure, FailureCause};
 
 /// A reply longer than this is refused (RFC 5321 §4.5.3.1.5: 512 octets a line; a
 /// multi-line greeting or EHLO reply has a few lines).
@@ -90,23 +91,33 @@ impl SmtpProbe {
         let mut buf = Vec::with_capacity(512);
         let greeting = read_reply(&mut stream, &mut buf)
             .await
-            .map_err(|e| format!("SMTP greeting from {addr}: {e}"))?;
+            .map_err(|f| f.map_text(|e| format!("SMTP greeting from {addr}: {e}")))?;
         if greeting.code != 220 {
-            return Err(format!(
-                "SMTP greeting from {addr} is {} (220 expected): {}",
-                greeting.code, greeting.text
+            return Err(Failure::new(
+                FailureCause::SmtpReply,
+                format!(
+                    "SMTP greeting from {addr} is {} (220 expected): {}",
+                    greeting.code, greeting.text
+                ),
             ));
         }
-        let send_failed =
-            |e: std::io::Error| format!("sending to {addr} failed: {}", strip_os_error(&e));
+        let send_failed = |e: std::io::Error| {
+            Failure::io(
+                &e,
+                format!("sending to {addr} failed: {}", strip_os_error(&e)),
+            )
+        };
         stream.write_all(&self.helo).await.map_err(send_failed)?;
         let helo = read_reply(&mut stream, &mut buf)
             .await
-            .map_err(|e| format!("SMTP HELO {} to {addr}: {e}", self.helo_name))?;
+            .map_err(|f| f.map_text(|e| format!("SMTP HELO {} to {addr}: {e}", self.helo_name)))?;
         if !(200..300).contains(&helo.code) {
-            return Err(format!(
-                "SMTP {} from {addr} to HELO {}: {}",
-                helo.code, self.helo_name, helo.text
+            return Err(Failure::new(
+                FailureCause::SmtpReply,
+                format!(
+                    "SMTP {} from {addr} to HELO {}: {}",
+                    helo.code, self.helo_name, helo.text
+                ),
             ));
         }
         // The check has passed; QUIT and its answer only end the session politely, so
@@ -125,26 +136,34 @@ impl SmtpProbe {
 async fn read_reply<Io: AsyncRead + Unpin>(
     io: &mut Io,
     buf: &mut Vec<u8>,
-) -> Result<Reply, String> {
+) -> Result<Reply, Failure> {
     loop {
-        if let Some((reply, used)) = parse_reply(buf)? {
+        if let Some((reply, used)) =
+            parse_reply(buf).map_err(|e| Failure::new(FailureCause::Malformed, e))?
+        {
             buf.drain(..used);
             return Ok(reply);
         }
         if buf.len() >= MAX_REPLY {
-            return Err(format!("reply longer than {MAX_REPLY} bytes"));
+            return Err(Failure::new(
+                FailureCause::Malformed,
+                format!("reply longer than {MAX_REPLY} bytes"),
+            ));
         }
         buf.reserve(512);
         let n = io
             .read_buf(buf)
             .await
-            .map_err(|e| format!("reading failed: {}", strip_os_error(&e)))?;
+            .map_err(|e| Failure::io(&e, format!("reading failed: {}", strip_os_error(&e))))?;
         if n == 0 {
-            return Err(if buf.is_empty() {
-                "connection closed without a reply".to_string()
-            } else {
-                format!("connection closed inside a reply: \"{}\"", excerpt(buf))
-            });
+            return Err(Failure::new(
+                FailureCause::Closed,
+                if buf.is_empty() {
+                    "connection closed without a reply".to_string()
+                } else {
+                    format!("connection closed inside a reply: \"{}\"", excerpt(buf))
+                },
+            ));
         }
     }
 }

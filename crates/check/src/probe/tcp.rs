@@ -10,6 +10,7 @@ use vigil_config::format_duration;
 
 use super::net::{OpenError, Source, connect_send, strip_os_error};
 use super::{Verdict, excerpt};
+use crate::failure::{Failure, FailureCause};
 
 /// At most this much of a reply is read looking for the pattern.
 const MAX_REPLY: usize = 64 * 1024;
@@ -56,7 +57,10 @@ impl TcpProbe {
             .await
             .map_err(|e| match e {
                 OpenError::Connect(reason) => reason,
-                OpenError::Send(e) => format!("sending to {addr} failed: {}", strip_os_error(&e)),
+                OpenError::Send(e) => Failure::io(
+                    &e,
+                    format!("sending to {addr} failed: {}", strip_os_error(&e)),
+                ),
             })?;
         let Some(expect) = &self.expect else {
             // Connected (and sent): nothing to read, so the connection is never
@@ -75,23 +79,33 @@ impl TcpProbe {
             reply.reserve(4096);
             let Ok(read) = tokio::time::timeout_at(deadline, stream.read_buf(&mut reply)).await
             else {
-                return Err(format!(
-                    "reply from {addr} does not match `{}` within {}: got \"{}\"",
-                    expect.as_str(),
-                    format_duration(self.timeout),
-                    excerpt(&reply)
+                return Err(Failure::new(
+                    FailureCause::ReplyMismatch,
+                    format!(
+                        "reply from {addr} does not match `{}` within {}: got \"{}\"",
+                        expect.as_str(),
+                        format_duration(self.timeout),
+                        excerpt(&reply)
+                    ),
                 ));
             };
-            let n =
-                read.map_err(|e| format!("reading from {addr} failed: {}", strip_os_error(&e)))?;
+            let n = read.map_err(|e| {
+                Failure::io(
+                    &e,
+                    format!("reading from {addr} failed: {}", strip_os_error(&e)),
+                )
+            })?;
             if n == 0 {
                 break;
             }
         }
-        Err(format!(
-            "reply from {addr} does not match `{}`: got \"{}\"",
-            expect.as_str(),
-            excerpt(&reply)
+        Err(Failure::new(
+            FailureCause::ReplyMismatch,
+            format!(
+                "reply from {addr} does not match `{}`: got \"{}\"",
+                expect.as_str(),
+                excerpt(&reply)
+            ),
         ))
     }
 }

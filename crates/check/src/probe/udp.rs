@@ -12,6 +12,7 @@ use vigil_config::format_duration;
 
 use super::net::{Source, connect_udp, strip_os_error};
 use super::{Verdict, excerpt};
+use crate::failure::{Failure, FailureCause};
 
 #[derive(Debug)]
 pub(crate) struct UdpProbe {
@@ -50,10 +51,12 @@ impl UdpProbe {
         let deadline = Instant::now() + self.timeout.mul_f64(0.95);
         let addr = self.addr;
         let socket = connect_udp(addr, &self.source).await?;
-        socket
-            .send(&self.send)
-            .await
-            .map_err(|e| format!("sending to {addr} failed: {}", strip_os_error(&e)))?;
+        socket.send(&self.send).await.map_err(|e| {
+            Failure::io(
+                &e,
+                format!("sending to {addr} failed: {}", strip_os_error(&e)),
+            )
+        })?;
         // The first 4 KiB of the reply is all a pattern is matched against.
         let mut buf = vec![0u8; 4096];
         let received = if self.require_reply {
@@ -70,17 +73,24 @@ impl UdpProbe {
             }
         };
         let n = received.map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => {
-                format!("UDP port {addr} unreachable (ICMP port unreachable)")
-            }
-            _ => format!("receiving from {addr} failed: {}", strip_os_error(&e)),
+            std::io::ErrorKind::ConnectionRefused => Failure::new(
+                FailureCause::Refused,
+                format!("UDP port {addr} unreachable (ICMP port unreachable)"),
+            ),
+            _ => Failure::io(
+                &e,
+                format!("receiving from {addr} failed: {}", strip_os_error(&e)),
+            ),
         })?;
         let reply = &buf[..n];
         match &self.expect {
-            Some(re) if !re.is_match(reply) => Err(format!(
-                "UDP reply from {addr} does not match `{}`: got \"{}\"",
-                re.as_str(),
-                excerpt(reply)
+            Some(re) if !re.is_match(reply) => Err(Failure::new(
+                FailureCause::ReplyMismatch,
+                format!(
+                    "UDP reply from {addr} does not match `{}`: got \"{}\"",
+                    re.as_str(),
+                    excerpt(reply)
+                ),
             )),
             _ => Ok(format!("UDP reply from {addr}, {n} bytes")),
         }

@@ -52,6 +52,7 @@ const KIND_FIELDS: &[(&str, &[&str])] = &[
             "expect_rcode",
             "expect_addresses",
             "transport",
+            "edns",
         ],
     ),
     ("udp", &["send", "send_hex", "expect", "require_reply"]),

@@ -78,6 +78,7 @@ pub(super) fn dns_check(sink: &mut Sink, t: &mut Table<'_, '_>) -> Option<DnsChe
         Some(("tcp", _)) => DnsTransport::Tcp,
         _ => DnsTransport::Udp,
     };
+    let edns = t.bool(sink, "edns").unwrap_or(true);
     if sink.items.len() != errors_before {
         return None;
     }
@@ -87,6 +88,7 @@ pub(super) fn dns_check(sink: &mut Sink, t: &mut Table<'_, '_>) -> Option<DnsChe
         expect_rcode,
         expect_addresses,
         transport,
+        edns,
     })
 }
 

@@ -24,6 +24,7 @@ use vigil_config::{HttpCheck, HttpMethod};
 
 use super::net::{OpenError, Source, connect_send, connect_tcp, strip_os_error};
 use super::{Verdict, tls};
+use crate::failure::{Failure, FailureCause};
 use wire::{ChunkedDecoder, Framing};
 
 /// A response head larger than this is refused.
@@ -159,13 +160,16 @@ impl HttpProbe {
         }
     }
 
-    fn send_failed(&self, url: &UrlProbe, e: &std::io::Error) -> String {
-        format!(
-            "{} {} {}: sending the request failed: {}",
-            self.addr,
-            self.method,
-            url.path,
-            strip_os_error(e)
+    fn send_failed(&self, url: &UrlProbe, e: &std::io::Error) -> Failure {
+        Failure::io(
+            e,
+            format!(
+                "{} {} {}: sending the request failed: {}",
+                self.addr,
+                self.method,
+                url.path,
+                strip_os_error(e)
+            ),
         )
     }
 
@@ -178,10 +182,18 @@ impl HttpProbe {
     ) -> Verdict {
         let connector = TlsConnector::from(Arc::clone(config));
         let stream = connector.connect(name.clone(), stream).await.map_err(|e| {
-            format!(
-                "TLS handshake with {} (name {}) failed: {e}",
-                self.addr,
-                name.to_str()
+            // rustls' own errors come as InvalidData; a reset or close is the peer's.
+            let cause = match e.kind() {
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other => FailureCause::Tls,
+                _ => FailureCause::of_io(&e),
+            };
+            Failure::new(
+                cause,
+                format!(
+                    "TLS handshake with {} (name {}) failed: {e}",
+                    self.addr,
+                    name.to_str()
+                ),
             )
         })?;
         let mut stream = stream;
@@ -200,23 +212,38 @@ impl HttpProbe {
     where
         Io: AsyncRead + Unpin,
     {
-        let fail = |what: &str| format!("{} {} {}: {what}", self.addr, self.method, url.path);
+        let fail = |cause, what: &str| {
+            Failure::new(
+                cause,
+                format!("{} {} {}: {what}", self.addr, self.method, url.path),
+            )
+        };
         let mut buf: Vec<u8> = Vec::with_capacity(1024);
         let head = loop {
-            if let Some(head) =
-                wire::parse_head(&buf, self.method == "HEAD").map_err(|e| fail(&e.to_string()))?
+            if let Some(head) = wire::parse_head(&buf, self.method == "HEAD")
+                .map_err(|e| fail(FailureCause::Malformed, &e.to_string()))?
             {
                 break head;
             }
             if buf.len() >= MAX_HEAD {
-                return Err(fail(&format!("response head larger than {MAX_HEAD} bytes")));
+                return Err(fail(
+                    FailureCause::Malformed,
+                    &format!("response head larger than {MAX_HEAD} bytes"),
+                ));
             }
-            if read_more(&mut io, &mut buf).await.map_err(|e| fail(&e))? == 0 {
-                return Err(fail(if buf.is_empty() {
-                    "connection closed without a response"
-                } else {
-                    "connection closed inside the response head"
-                }));
+            if read_more(&mut io, &mut buf)
+                .await
+                .map_err(|f| fail(f.cause, &f.text))?
+                == 0
+            {
+                return Err(fail(
+                    FailureCause::Closed,
+                    if buf.is_empty() {
+                        "connection closed without a response"
+                    } else {
+                        "connection closed inside the response head"
+                    },
+                ));
             }
         };
         let status = head.status;
@@ -226,7 +253,7 @@ impl HttpProbe {
             .iter()
             .any(|&(lo, hi)| (lo..=hi).contains(&status))
         {
-            return Err(seen);
+            return Err(Failure::new(FailureCause::HttpStatus, seen));
         }
         let keep = url.checks_body();
         let cap = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
@@ -239,7 +266,7 @@ impl HttpProbe {
             let before = body.len();
             let done = reader
                 .feed(&received, &mut body)
-                .map_err(|e| format!("{seen}: {e}"))?;
+                .map_err(|e| Failure::new(FailureCause::Malformed, format!("{seen}: {e}")))?;
             length = length.saturating_add(body.len() - before);
             if !keep {
                 body.clear();
@@ -254,14 +281,15 @@ impl HttpProbe {
             received.clear();
             if read_more(&mut io, &mut received)
                 .await
-                .map_err(|e| format!("{seen}: {e}"))?
+                .map_err(|f| f.map_text(|e| format!("{seen}: {e}")))?
                 == 0
             {
                 if reader.ends_at_close() {
                     break false;
                 }
-                return Err(format!(
-                    "{seen}: connection closed before the end of the body"
+                return Err(Failure::new(
+                    FailureCause::Closed,
+                    format!("{seen}: connection closed before the end of the body"),
                 ));
             }
         };
@@ -275,14 +303,16 @@ impl HttpProbe {
         ] {
             let Some(expected) = expected else { continue };
             if truncated {
-                return Err(format!(
-                    "{seen}: body longer than {cap} bytes, cannot check its {name}"
+                return Err(Failure::new(
+                    FailureCause::BodyDigest,
+                    format!("{seen}: body longer than {cap} bytes, cannot check its {name}"),
                 ));
             }
             let actual = actual(&body);
             if actual != *expected {
-                return Err(format!(
-                    "{seen}: body {name} is {actual}, expected {expected}"
+                return Err(Failure::new(
+                    FailureCause::BodyDigest,
+                    format!("{seen}: body {name} is {actual}, expected {expected}"),
                 ));
             }
         }
@@ -299,7 +329,10 @@ impl HttpProbe {
             } else {
                 "does not match"
             };
-            return Err(format!("{seen}: {read}body {how} `{}`", re.as_str()));
+            return Err(Failure::new(
+                FailureCause::BodyRegex,
+                format!("{seen}: {read}body {how} `{}`", re.as_str()),
+            ));
         }
         Ok(seen)
     }
@@ -311,7 +344,10 @@ fn digest_hex<D: Digest>(body: &[u8]) -> String {
 
 /// Reads what is available into `buf`; 0 at the end. A TLS peer that closes without
 /// close_notify counts as an end: only the body framing says whether that was early.
-async fn read_more<Io: AsyncRead + Unpin>(io: &mut Io, buf: &mut Vec<u8>) -> Result<usize, String> {
+async fn read_more<Io: AsyncRead + Unpin>(
+    io: &mut Io,
+    buf: &mut Vec<u8>,
+) -> Result<usize, Failure> {
     // Grow by doubling from the 1 KiB start: most health responses fit in that.
     if buf.capacity() - buf.len() < 512 {
         buf.reserve(buf.capacity().max(1024));
@@ -319,9 +355,9 @@ async fn read_more<Io: AsyncRead + Unpin>(io: &mut Io, buf: &mut Vec<u8>) -> Res
     match io.read_buf(buf).await {
         Ok(n) => Ok(n),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
-        Err(e) => Err(format!(
-            "reading the response failed: {}",
-            strip_os_error(&e)
+        Err(e) => Err(Failure::io(
+            &e,
+            format!("reading the response failed: {}", strip_os_error(&e)),
         )),
     }
 }
