@@ -16,6 +16,8 @@ struct Queue {
     waiting: VecDeque<Command>,
     coalesced: u64,
     closed: bool,
+    /// A command is running now.
+    running: bool,
 }
 
 struct Shared {
@@ -47,10 +49,16 @@ impl HookRunner {
                     if q.closed {
                         return;
                     }
-                    q.waiting.pop_front()
+                    let next = q.waiting.pop_front();
+                    q.running = next.is_some();
+                    next
                 };
                 match next {
-                    Some(command) => run_one(&name, &command).await,
+                    Some(command) => {
+                        run_one(&name, &command).await;
+                        let mut q = worker.queue.lock().unwrap_or_else(|e| e.into_inner());
+                        q.running = false;
+                    }
                     None => worker.wake.notified().await,
                 }
             }
@@ -79,6 +87,28 @@ impl HookRunner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .coalesced
+    }
+}
+
+impl HookRunner {
+    /// Waits (at most `within`) until every queued command has run, then drops the
+    /// runner; true when all ran. For hooks that must run before the daemon exits
+    /// (e.g. at shutdown), where dropping would discard the waiting ones.
+    pub async fn finish(self, within: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            {
+                let q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+                if q.waiting.is_empty() && !q.running {
+                    return true;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            // Polled: shutdown only, and a hook takes far longer than this.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 //! affected service with `vigil_ipvs::policy` and hands it to the IPVS thread, which
 //! writes only the difference. It also moves the IPVS connection sync daemon between
 //! master and backup as the VRRP instance named in `[ipvs_sync]` changes role, and tells
-//! VRRP when a virtual server gains or loses its quorum (for `track`).
+//! VRRP when a virtual server gains or loses its quorum (for `track`). Quorum and
+//! real-server changes all pass through [`Director::transition`], which runs their hooks
+//! (`director_hooks`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +23,7 @@ use vigil_config::{Config, ServiceKey, VirtualServer};
 use vigil_ipvs::{DesiredTable, SyncDaemon, SyncState, policy};
 use vigil_vrrp::State;
 
+use crate::director_hooks::{self, Hooks, Transition};
 use crate::ipvs_worker::{IpvsWorker, Job};
 use crate::overrides::Drains;
 use crate::services::ServicesView;
@@ -87,7 +90,15 @@ pub struct Director {
     /// Test faults (debug builds) for the director itself and the checker.
     fault: Armed,
     checker_fault: Armed,
+    /// Quorum and real-server hooks.
+    hooks: Hooks,
+    /// Each real server's place in `config`, for its hooks and initial state.
+    places: HashMap<(ServiceKey, SocketAddr), (usize, usize)>,
 }
+
+/// How long queued hooks (omega's among them) may still run at shutdown: within the
+/// daemon's 10 s wait for the director.
+const HOOKS_AT_STOP: Duration = Duration::from_secs(8);
 
 /// The director's stats are published at most this often; a change within it waits for
 /// the next tick (at 10,000 real servers a rebuild per health event would cost more than
@@ -128,6 +139,7 @@ impl Director {
             ipvs_programmable,
         );
         view.attach(ipvs.status_handle(), checker.clone());
+        let places = director_hooks::index(&config);
         let director = Director {
             fault: Armed::new(faults, "director"),
             checker_fault: Armed::new(faults, "checker"),
@@ -145,6 +157,8 @@ impl Director {
             view,
             stats_dirty: false,
             stats_published_at: Instant::now(),
+            hooks: Hooks::default(),
+            places,
         };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(director.run(rx, guard));
@@ -183,6 +197,7 @@ impl Director {
                 command = commands.recv() => match command {
                     None => break,
                     Some(Command::Stop(reply)) => {
+                        self.omega_and_hooks().await;
                         self.stop();
                         let _ = reply.send(());
                         guard.finish();
@@ -211,6 +226,40 @@ impl Director {
     fn stop(self) {
         // The kernel table stays: a restart adopts it without a gap.
         self.ipvs.stop();
+    }
+
+    /// At a requested stop: queues omega's down hooks, then lets every queued hook run
+    /// (bounded by [`HOOKS_AT_STOP`]).
+    async fn omega_and_hooks(&mut self) {
+        let config = self.config.clone();
+        for vs in &config.virtual_servers {
+            if !vs.omega {
+                continue;
+            }
+            let e = self.evaluation(vs);
+            // Up as the table sees it: a pending server is its initial state.
+            let up = |rs: &vigil_config::RealServer| match self.known(&vs.key, rs.address) {
+                Known::Up => true,
+                Known::Down => false,
+                Known::Pending => director_hooks::initially_up(rs),
+            };
+            let previous = self.quorum.get(&vs.key).copied().flatten();
+            for t in director_hooks::omega(vs, up, previous, e.counted) {
+                self.transition(&t);
+            }
+        }
+        let hooks = std::mem::take(&mut self.hooks);
+        if !hooks.finish(HOOKS_AT_STOP).await {
+            warn!(
+                "hooks still queued after {}s at shutdown were dropped",
+                HOOKS_AT_STOP.as_secs()
+            );
+        }
+    }
+
+    /// The one place quorum and real-server changes pass: their hooks run from here.
+    fn transition(&mut self, t: &Transition<'_>) {
+        self.hooks.run(t);
     }
 
     #[cfg(debug_assertions)]
@@ -254,6 +303,14 @@ impl Director {
         {
             if before.is_some() || !q {
                 info!(virtual_server = %vs.name, "quorum {}", if q { "regained" } else { "lost" });
+            }
+            if before.is_some() || !q {
+                self.transition(&Transition::Quorum {
+                    vs,
+                    up: q,
+                    counted: e.counted,
+                    shutdown: false,
+                });
             }
             let _ = self.notices.send(Notice::Quorum(vs.name.clone(), q));
             let _ = self.published.send(Event::Quorum(QuorumEvent {
@@ -308,6 +365,21 @@ impl Director {
             Health::Up => Known::Up,
             Health::Down => Known::Down,
         };
+        let before = self.known(&e.key.service, e.key.real);
+        let config = self.config.clone();
+        if let Some(&(vi, ri)) = self.places.get(&(e.key.service, e.key.real))
+            && let Some(vs) = config.virtual_servers.get(vi)
+            && let Some(rs) = vs.real_servers.get(ri)
+            && let Some(up) =
+                director_hooks::real_server_change(before, director_hooks::initially_up(rs), known)
+        {
+            self.transition(&Transition::RealServer {
+                vs,
+                rs,
+                up,
+                reason: &e.reason,
+            });
+        }
         info!(
             virtual_server = %e.virtual_server,
             real_server = %e.key.real,
@@ -351,6 +423,8 @@ impl Director {
                 self.health.retain(|k, _| keys.contains(k));
                 self.quorum
                     .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
+                self.hooks.retain(&config);
+                self.places = director_hooks::index(&config);
                 if let Err(e) = self.state_file.set_path(&config.director.state_file) {
                     warn!(
                         "cannot write the state file at its new place {}: {e}",
@@ -505,6 +579,8 @@ impl Director {
                 VirtualServerStats {
                     name: vs.name.clone(),
                     quorum: e.quorum,
+                    quorum_counted: e.counted,
+                    quorum_needed: vs.quorum,
                     real_servers,
                 }
             })
@@ -604,6 +680,11 @@ impl Director {
                 .map(|p| vigil_config::format_duration(p.timeout)),
             quorum: vs.quorum,
             has_quorum: e.quorum,
+            quorum_by: match vs.quorum_by {
+                vigil_config::QuorumBy::Servers => "servers".into(),
+                vigil_config::QuorumBy::Weight => "weight".into(),
+            },
+            quorum_counted: e.counted,
             sorry_server: vs.sorry_server,
             sorry_active: e.sorry_active,
             in_kernel: None,
