@@ -163,18 +163,19 @@ fn no_omega_no_hooks_at_shutdown_and_a_start_without_quorum_runs_quorum_down() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_addr = closed.local_addr().unwrap();
     drop(closed);
-    let mut d = Daemon::start_plain_with(|dir| {
+    let config = |dir: &std::path::Path, more: &str| {
         format!(
             "{}\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\n\
              quorum_up = {}\nquorum_down = {}\n\
              check = {{ kind = \"tcp\", interval = \"200ms\", timeout = \"100ms\", rise = 1, fall = 1, start_spread = \"0s\" }}\n\
-             real_server = [{{ address = \"{closed_addr}\", check = {{ initial_state = \"up\" }}, notify_down = {} }}]\n",
+             real_server = [{{ address = \"{closed_addr}\", check = {{ initial_state = \"up\" }}, notify_down = {} }}{more}]\n",
             minimal_config(dir, "hooks-plain"),
             hook(&log, "qup"),
             hook(&log, "qdown"),
             hook(&log, "down"),
         )
-    });
+    };
+    let mut d = Daemon::start_plain_with(|dir| config(dir, ""));
     let mut seen = 0;
     step(
         &log,
@@ -185,7 +186,19 @@ fn no_omega_no_hooks_at_shutdown_and_a_start_without_quorum_runs_quorum_down() {
         ],
         &[("real_server_down", "connect to")],
     );
+    // A reload adds a live server: the quorum is undecided until its first check, then
+    // regained, which is a change (quorum_up), not a first decision.
+    let live = TcpListener::bind("127.0.0.1:0").unwrap();
+    let live_addr = live.local_addr().unwrap();
+    d.write_config(&config(
+        d.dir.path(),
+        &format!(", {{ address = \"{live_addr}\" }}"),
+    ));
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(d.pid() as libc::pid_t, libc::SIGHUP) };
+    step(&log, &mut seen, &["quorum_up web - 1 qup"], &[]);
     let _ = d.stderr_now();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(lines(&log).len(), 2, "{:?}", lines(&log));
+    assert_eq!(lines(&log).len(), 3, "{:?}", lines(&log));
+    drop(live);
 }

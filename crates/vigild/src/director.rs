@@ -94,6 +94,10 @@ pub struct Director {
     hooks: Hooks,
     /// Each real server's place in `config`, for its hooks and initial state.
     places: HashMap<(ServiceKey, SocketAddr), (usize, usize)>,
+    /// Each service's last decided quorum as transitions reported it: a reload that
+    /// makes a quorum undecided for a while must not make its next decision look like
+    /// the first.
+    quorum_reported: HashMap<ServiceKey, bool>,
 }
 
 /// How long queued hooks (omega's among them) may still run at shutdown: within the
@@ -159,6 +163,7 @@ impl Director {
             stats_published_at: Instant::now(),
             hooks: Hooks::default(),
             places,
+            quorum_reported: HashMap::new(),
         };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(director.run(rx, guard));
@@ -304,7 +309,10 @@ impl Director {
             if before.is_some() || !q {
                 info!(virtual_server = %vs.name, "quorum {}", if q { "regained" } else { "lost" });
             }
-            if before.is_some() || !q {
+            let reported = self.quorum_reported.insert(vs.key, q);
+            // The first decision is a change only when it is a loss, as keepalived's
+            // start; after that every change of the decided quorum is one.
+            if reported != Some(q) && (reported.is_some() || !q) {
                 self.transition(&Transition::Quorum {
                     vs,
                     up: q,
@@ -424,6 +432,8 @@ impl Director {
                 self.quorum
                     .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
                 self.hooks.retain(&config);
+                self.quorum_reported
+                    .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
                 self.places = director_hooks::index(&config);
                 if let Err(e) = self.state_file.set_path(&config.director.state_file) {
                     warn!(
