@@ -431,10 +431,10 @@ impl Director {
                 self.health.retain(|k, _| keys.contains(k));
                 self.quorum
                     .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
-                self.hooks.retain(&config);
+                self.places = director_hooks::index(&config);
+                self.hooks.retain(&config, &self.places);
                 self.quorum_reported
                     .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
-                self.places = director_hooks::index(&config);
                 if let Err(e) = self.state_file.set_path(&config.director.state_file) {
                     warn!(
                         "cannot write the state file at its new place {}: {e}",

@@ -195,9 +195,13 @@ impl Hooks {
         runner.submit(c);
     }
 
-    /// Drops the runners of sources `config` no longer has (their waiting hooks too).
-    pub fn retain(&mut self, config: &Config) {
-        let index = index(config);
+    /// Drops the runners of sources `config` (with its [`index`]) no longer has (their
+    /// waiting hooks too).
+    pub fn retain(
+        &mut self,
+        config: &Config,
+        index: &HashMap<(ServiceKey, SocketAddr), (usize, usize)>,
+    ) {
         self.runners.retain(|s, _| match s {
             Source::Quorum(k) => config.virtual_servers.iter().any(|v| v.key == *k),
             Source::RealServer(k, a) => index.contains_key(&(*k, *a)),
