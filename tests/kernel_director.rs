@@ -29,6 +29,10 @@ fn main() {
             "pair_failover_keeps_established_connections",
             pair_failover_keeps_established_connections,
         ),
+        kernel::trial(
+            "quorum_by_weight_inhibit_per_server_and_quorum_hooks_in_ipvs",
+            quorum_by_weight_inhibit_per_server_and_quorum_hooks_in_ipvs,
+        ),
     ]);
 }
 
@@ -121,6 +125,38 @@ impl Cluster {
 
     fn socket(&self) -> std::path::PathBuf {
         self.dir.path().join("vigil.sock")
+    }
+
+    /// The cluster file with `extra` lines in the virtual server and `reals` (the TOML
+    /// array's items, `{rs1}` replaced by rs1's address and so on).
+    fn write_config_with(&self, extra: &str, reals: &str) {
+        let mut reals = reals.to_string();
+        for rs in ["rs1", "rs2", "rs3"] {
+            reals = reals.replace(&format!("{{{rs}}}"), &self.lab.ip(rs).to_string());
+        }
+        std::fs::write(
+            self.config_path(),
+            format!(
+                r#"[director]
+name = "lab-lb"
+status_socket = "{}"
+state_file = "{}"
+
+[[virtual_server]]
+name = "web"
+address = "{}:80"
+scheduler = "wrr"
+forwarding = "nat"
+{extra}
+check = {{ kind = "http", path = "/id", interval = "300ms", timeout = "250ms", rise = 2, fall = 2 }}
+real_server = [{reals}]
+"#,
+                self.socket().display(),
+                self.dir.path().join("state.json").display(),
+                self.vip,
+            ),
+        )
+        .unwrap();
     }
 
     fn write_config(&self) {
@@ -692,4 +728,82 @@ real_server = [{reals}]
     for i in 0..10 {
         assert_eq!(echo(&format!("after {i}\n")), format!("after {i}\n"));
     }
+}
+
+/// keepalived's quorum (summed weights, with a sorry server) and inhibit_on_failure per
+/// real server, as `ipvsadm -Ln` sees them, and the quorum hooks run with the table.
+fn quorum_by_weight_inhibit_per_server_and_quorum_hooks_in_ipvs() {
+    let mut c = Cluster::new();
+    let sorry = c.lab.subnet_addr(50);
+    let log = c.dir.path().join("hooks.log");
+    let hook = |arg: &str| {
+        format!(
+            "[\"/bin/sh\", \"-c\", \"echo $VIGIL_EVENT $VIGIL_QUORUM_COUNTED >> {}\", \"{arg}\"]",
+            log.display()
+        )
+    };
+    // Weights 3 + 1 + 1, quorum 3 by weight: rs1 alone holds it. inhibit_on_failure on
+    // the service, off for rs3.
+    c.write_config_with(
+        &format!(
+            "quorum_by = \"weight\"\nquorum = 3\ninhibit_on_failure = true\nsorry_server = \"{sorry}:8080\"\nquorum_up = {}\nquorum_down = {}",
+            hook("up"),
+            hook("down")
+        ),
+        "{ address = \"{rs1}:8080\", weight = 3 }, { address = \"{rs2}:8080\" }, { address = \"{rs3}:8080\", inhibit_on_failure = false }",
+    );
+    let mut vigild = c.start_vigild();
+    expect_weights(&c, &[("rs1", 3), ("rs2", 1), ("rs3", 1)], "after start");
+    let hooks = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // rs3 fails: removed (its own inhibit_on_failure = false).
+    c.stop_httpd("rs3");
+    expect_weights(&c, &[("rs1", 3), ("rs2", 1)], "after rs3 failed");
+    // rs2 fails: kept at weight 0 (the service's inhibit_on_failure); rs1's weight 3
+    // still meets the quorum, so no sorry server.
+    c.stop_httpd("rs2");
+    expect_weights(&c, &[("rs1", 3), ("rs2", 0)], "after rs2 failed");
+    assert_eq!(c.services()["virtual_servers"][0]["has_quorum"], true);
+    assert_eq!(c.services()["virtual_servers"][0]["quorum_counted"], 3);
+
+    // rs1 fails: quorum lost, the sorry server in, the reals withdrawn (kept at 0 where
+    // inhibited), and quorum_down ran with what counted.
+    let before = hooks().lines().count();
+    c.stop_httpd("rs1");
+    let sorry_rs = format!("{sorry}:8080");
+    let want_sorry = |c: &Cluster| {
+        let w = c.kernel_weights();
+        w.get(&sorry_rs) == Some(&1)
+            && w.get(&c.rs("rs1")) == Some(&0)
+            && w.get(&c.rs("rs2")) == Some(&0)
+            && !w.contains_key(&c.rs("rs3"))
+    };
+    assert!(
+        wait_for(SETTLE, || want_sorry(&c)),
+        "after quorum lost: {:?}",
+        c.kernel_weights()
+    );
+    // Hooks written since rs1 was stopped (the emulated VM may flap a check at start).
+    let new_hooks = |from: usize| hooks().lines().skip(from).collect::<Vec<_>>().join("\n");
+    assert!(
+        wait_for(SETTLE, || new_hooks(before).contains("quorum_down 0")),
+        "{}",
+        hooks()
+    );
+
+    // rs1 returns: quorum regained with weight 3, the sorry server leaves, quorum_up ran.
+    c.start_httpd("rs1");
+    expect_weights(&c, &[("rs1", 3), ("rs2", 0)], "after rs1 returned");
+    assert!(
+        wait_for(SETTLE, || hooks().lines().last() == Some("quorum_up 3")),
+        "{}",
+        hooks()
+    );
+    // Each hook is a change: up and down alternate.
+    let events: Vec<String> = hooks()
+        .lines()
+        .map(|l| l.split(' ').next().unwrap_or("").to_string())
+        .collect();
+    assert!(events.windows(2).all(|w| w[0] != w[1]), "{}", hooks());
+    vigild.terminate(Duration::from_secs(10)).unwrap();
 }

@@ -99,17 +99,17 @@ impl HookRunner {
         self.shared.wake.notify_one();
     }
 
-    /// Runs what is waiting, then stops; returns when the last hook has ended or after
-    /// `limit`, whichever is first (then, as on drop, the running hook finishes within
-    /// its timeout and the rest is dropped). For the hooks of a stop, which must run
-    /// before the daemon exits.
-    pub async fn finish(self, limit: std::time::Duration) {
+    /// Runs what is waiting, then stops; returns when the last hook has ended (true) or
+    /// after `limit` (false), whichever is first (then, as on drop, the running hook
+    /// finishes within its timeout and the rest is dropped). For the hooks of a stop,
+    /// which must run before the daemon exits.
+    pub async fn finish(self, limit: std::time::Duration) -> bool {
         let finished = self.shared.clone();
         {
             let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             q.finishing = true;
             if q.done {
-                return;
+                return true;
             }
         }
         let wait = async {
@@ -127,8 +127,8 @@ impl HookRunner {
                 notified.await;
             }
         };
-        let _ = tokio::time::timeout(limit, wait).await;
         // Dropping `self` closes the queue if the limit passed first.
+        tokio::time::timeout(limit, wait).await.is_ok()
     }
 
     /// How many waiting commands were replaced by newer ones so far.

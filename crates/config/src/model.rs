@@ -373,6 +373,29 @@ pub struct VirtualServer {
     /// instead of being removed.
     pub inhibit_on_failure: bool,
     pub real_servers: Vec<RealServer>,
+    /// What `quorum` and `hysteresis` count: live real servers, or their summed weights.
+    pub quorum_by: QuorumBy,
+    /// Run when the service gains its quorum (keepalived's `quorum_up`).
+    pub quorum_up: Option<Vec<String>>,
+    /// Run when the service loses its quorum (keepalived's `quorum_down`).
+    pub quorum_down: Option<Vec<String>>,
+    /// At shutdown, run `quorum_down` (if it has quorum) and the real servers'
+    /// `notify_down` (those up), as keepalived's `omega` does.
+    pub omega: bool,
+}
+
+/// What a virtual server's quorum counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuorumBy {
+    /// Live real servers (vigil's default).
+    Servers,
+    /// The summed configured weights of live real servers (keepalived's rule).
+    Weight,
+}
+
+impl QuorumBy {
+    pub const NAMES: &'static [&'static str] = &["servers", "weight"];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -382,6 +405,13 @@ pub struct RealServer {
     pub forwarding: Forwarding,
     pub upper_threshold: Option<u32>,
     pub lower_threshold: Option<u32>,
+    /// Whether a failed server is kept with weight 0: its own setting, else the virtual
+    /// server's.
+    pub inhibit_on_failure: bool,
+    /// Run when the server's health goes up (keepalived's `notify_up`).
+    pub notify_up: Option<Vec<String>>,
+    /// Run when the server's health goes down (keepalived's `notify_down`).
+    pub notify_down: Option<Vec<String>>,
     /// The effective check (the virtual server's default merged with this server's
     /// override); `None` means the server is always considered up.
     pub check: Option<Check>,

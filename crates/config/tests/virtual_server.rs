@@ -722,3 +722,69 @@ real_server = [{ address = "10.0.0.1:8443" }, { address = "10.0.0.2", weight = -
         ],
     );
 }
+
+#[test]
+fn keepalived_quorum_hooks_and_inhibit_per_real_server() {
+    let l = ok(&vs(concat!(
+        "quorum_by = \"weight\"\nquorum = 3\nhysteresis = 1\ninhibit_on_failure = true\n",
+        "quorum_up = [\"/usr/local/bin/q\", \"up\"]\nquorum_down = [\"/usr/local/bin/q\", \"down\"]\n",
+        "omega = true\n",
+        "real_server = [{ address = \"10.0.0.1\", weight = 2, inhibit_on_failure = false,",
+        " notify_up = [\"/bin/up\"], notify_down = [\"/bin/down\", \"x\"] },",
+        " { address = \"10.0.0.2\" }]\n",
+    )));
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(v.quorum_by, QuorumBy::Weight);
+    assert_eq!(
+        v.quorum_up.as_deref(),
+        Some(&["/usr/local/bin/q".to_string(), "up".into()][..])
+    );
+    assert_eq!(v.quorum_down.as_ref().map(|a| a[1].as_str()), Some("down"));
+    assert!(v.omega);
+    let (a, b) = (&v.real_servers[0], &v.real_servers[1]);
+    assert!(!a.inhibit_on_failure, "its own setting wins");
+    assert!(b.inhibit_on_failure, "the virtual server's by default");
+    assert_eq!(a.notify_up.as_deref(), Some(&["/bin/up".to_string()][..]));
+    assert_eq!(a.notify_down.as_ref().map(|d| d.len()), Some(2));
+    assert_eq!((b.notify_up.as_ref(), b.notify_down.as_ref()), (None, None));
+    // Defaults: by servers, no hooks, no omega.
+    let d = ok(&vs("real_server = [{ address = \"10.0.0.1\" }]\n"));
+    let d = &d.config.virtual_servers[0];
+    assert_eq!(d.quorum_by, QuorumBy::Servers);
+    assert!(d.quorum_up.is_none() && d.quorum_down.is_none() && !d.omega);
+}
+
+#[test]
+fn quorum_by_weight_must_be_reachable_by_the_weights() {
+    // Three servers, weights 2 + 1 + 0 = 3: quorum 3 is fine by weight, 4 is not.
+    let rs = "real_server = [{ address = \"10.0.0.1\", weight = 2 }, { address = \"10.0.0.2\" }, { address = \"10.0.0.3\", weight = 0 }]\n";
+    ok(&vs(&format!("quorum_by = \"weight\"\nquorum = 3\n{rs}")));
+    assert_error(
+        &vs(&format!("quorum_by = \"weight\"\nquorum = 4\n{rs}")),
+        "t.toml:7:10: error: `virtual_server.web.quorum` = 4 can never be met: the real servers' weights sum to 3",
+    );
+    // By weight a quorum above the number of servers is fine.
+    ok(&vs(
+        "quorum_by = \"weight\"\nquorum = 150\nreal_server = [{ address = \"10.0.0.1\", weight = 100 }, { address = \"10.0.0.2\", weight = 100 }]\n",
+    ));
+    assert_error(
+        &vs("quorum_by = \"count\"\n"),
+        "t.toml:6:13: error: `virtual_server.web.quorum_by`: unknown value \"count\"",
+    );
+}
+
+#[test]
+fn quorum_and_real_server_hooks_are_absolute_programs() {
+    assert_error(
+        &vs("quorum_down = [\"notify.sh\"]\n"),
+        "t.toml:6:15: error: `virtual_server.web.quorum_down`: program \"notify.sh\" must be an absolute path",
+    );
+    assert_error(
+        &vs("real_server = [{ address = \"10.0.0.1\", notify_up = [] }]\n"),
+        "t.toml:6:52: error: `virtual_server.web.real_server[0].notify_up` is empty: give the program and its arguments",
+    );
+    assert_error(
+        &vs("real_server = [{ address = \"10.0.0.1\", inhibit_on_failure = 1 }]\n"),
+        "t.toml:6:61: error: `virtual_server.web.real_server[0].inhibit_on_failure` must be true or false, found an integer",
+    );
+}

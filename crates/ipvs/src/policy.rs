@@ -32,6 +32,9 @@
 //! * with no previous state (first computation), it has quorum when `counted >= Q` and
 //!   `counted > 0`.
 //!
+//! With `quorum_by_weight` (keepalived's rule, the importer sets it) a counted server adds
+//! its configured weight instead of 1, and Q, H and the cap below are in weight units.
+//!
 //! One deliberate difference from keepalived: the regain threshold is capped at the number
 //! of real servers that could count (configured weight above 0, not drained), though never
 //! below Q. Without the
@@ -96,6 +99,8 @@ pub struct RealServer {
     pub health: Health,
     /// Drained by the operator: weight 0, kept.
     pub drained: bool,
+    /// This server's own `inhibit_on_failure`; `None` takes the service's.
+    pub inhibit_on_failure: Option<bool>,
 }
 
 impl RealServer {
@@ -110,6 +115,7 @@ impl RealServer {
             tunnel: Tunnel::default(),
             health: Health::Up,
             drained: false,
+            inhibit_on_failure: None,
         }
     }
 
@@ -140,6 +146,11 @@ impl RealServer {
     fn eligible(&self) -> bool {
         self.weight > 0 && !self.drained
     }
+
+    /// What this server adds to the quorum count when it counts.
+    fn units(&self, by_weight: bool) -> u32 {
+        if by_weight { self.weight } else { 1 }
+    }
 }
 
 /// The sorry server: installed while quorum is lost.
@@ -164,8 +175,11 @@ pub struct ServicePolicy {
     pub hysteresis: u32,
     /// The sorry server, if any.
     pub sorry_server: Option<SorryServer>,
-    /// Failed real servers stay with weight 0 instead of being removed.
+    /// Failed real servers stay with weight 0 instead of being removed (unless a real
+    /// server says otherwise).
     pub inhibit_on_failure: bool,
+    /// The quorum counts configured weights, not servers (keepalived's rule).
+    pub quorum_by_weight: bool,
 }
 
 impl ServicePolicy {
@@ -178,6 +192,7 @@ impl ServicePolicy {
             hysteresis: 0,
             sorry_server: None,
             inhibit_on_failure: false,
+            quorum_by_weight: false,
         }
     }
 }
@@ -190,7 +205,8 @@ pub struct Evaluation {
     /// `Some(true)`: has quorum; `Some(false)`: lost; `None`: undecided (unknown health).
     /// Pass it back as `previous` next time.
     pub quorum: Option<bool>,
-    /// Real servers that count (up, not drained, weight above 0), unknowns not included.
+    /// Real servers that count (up, not drained, weight above 0), unknowns not included;
+    /// their summed weights with `quorum_by_weight`.
     pub counted: u32,
     /// Real servers whose health is unknown.
     pub unknown: u32,
@@ -220,16 +236,18 @@ pub fn evaluate(policy: &ServicePolicy, previous: Option<bool>) -> Evaluation {
     let mut unknown_eligible = 0u32;
     let mut unknown = 0u32;
     let mut eligible = 0u32;
+    let by_weight = policy.quorum_by_weight;
     for r in &policy.reals {
+        let units = r.units(by_weight);
         if r.eligible() {
-            eligible += 1;
+            eligible = eligible.saturating_add(units);
         }
         match r.health {
-            Health::Up if r.eligible() => counted += 1,
+            Health::Up if r.eligible() => counted = counted.saturating_add(units),
             Health::Unknown { .. } => {
                 unknown += 1;
                 if r.eligible() {
-                    unknown_eligible += 1;
+                    unknown_eligible = unknown_eligible.saturating_add(units);
                 }
             }
             _ => {}
@@ -237,15 +255,22 @@ pub fn evaluate(policy: &ServicePolicy, previous: Option<bool>) -> Evaluation {
     }
     let (q, h) = (policy.quorum, policy.hysteresis);
     let low = quorum_for(counted, eligible, q, h, previous);
-    let high = quorum_for(counted + unknown_eligible, eligible, q, h, previous);
+    let high = quorum_for(
+        counted.saturating_add(unknown_eligible),
+        eligible,
+        q,
+        h,
+        previous,
+    );
     let quorum = (low == high).then_some(low);
 
     let mut desired = DesiredService::new(policy.service.clone());
     let withdraw = quorum == Some(false) && policy.sorry_server.is_some();
     for r in &policy.reals {
         let key = DestinationKey(r.addr);
+        let inhibit = r.inhibit_on_failure.unwrap_or(policy.inhibit_on_failure);
         if withdraw {
-            if policy.inhibit_on_failure {
+            if inhibit {
                 desired.destinations.insert(key, r.destination(0));
             }
             continue;
@@ -256,14 +281,14 @@ pub fn evaluate(policy: &ServicePolicy, previous: Option<bool>) -> Evaluation {
                 desired.destinations.insert(key, r.destination(w));
             }
             Health::Down => {
-                if policy.inhibit_on_failure {
+                if inhibit {
                     desired.destinations.insert(key, r.destination(0));
                 }
             }
             Health::Unknown { assume_up } => {
                 let fallback = if assume_up {
                     Some(r.destination(if r.drained { 0 } else { r.weight }))
-                } else if policy.inhibit_on_failure {
+                } else if inhibit {
                     Some(r.destination(0))
                 } else {
                     None
@@ -512,6 +537,85 @@ mod tests {
                 (5, true, false),
             ]
         );
+    }
+
+    /// keepalived's rule (`quorum_by_weight`): live weights summed against Q and H, as
+    /// `update_quorum_state` in keepalived's `check/ipwrapper.c`.
+    #[test]
+    fn quorum_by_weight_sums_live_weights() {
+        // Weights 100, 50, 50, 10 (drained), 0; Q = 150, H = 20.
+        let mut p = ServicePolicy::new(
+            svc(),
+            vec![
+                real(1, 100, UP),
+                real(2, 50, UP),
+                real(3, 50, UP),
+                real(4, 10, UP).drained(true),
+                real(5, 0, UP),
+            ],
+        );
+        p.quorum = 150;
+        p.hysteresis = 20;
+        p.quorum_by_weight = true;
+        p.sorry_server = Some(sorry());
+        let e = evaluate(&p, None);
+        assert_eq!((e.counted, e.quorum), (200, Some(true)));
+        // 100 + 50 = 150 >= Q: kept; 100 alone is below Q - H = 130: lost.
+        p.reals[2].health = DOWN;
+        let e = evaluate(&p, Some(true));
+        assert_eq!((e.counted, e.quorum), (150, Some(true)));
+        p.reals[1].health = DOWN;
+        let e = evaluate(&p, Some(true));
+        assert_eq!(
+            (e.counted, e.quorum, e.sorry_active),
+            (100, Some(false), true)
+        );
+        // Lost: 150 is below the regain threshold Q + H = 170; 200 regains.
+        p.reals[1].health = UP;
+        assert_eq!(evaluate(&p, Some(false)).quorum, Some(false));
+        p.reals[2].health = UP;
+        assert_eq!(evaluate(&p, Some(false)).quorum, Some(true));
+        // By servers the same pool has 3 counted and Q = 150 is never met.
+        p.quorum_by_weight = false;
+        let e = evaluate(&p, None);
+        assert_eq!((e.counted, e.quorum), (3, Some(false)));
+    }
+
+    #[test]
+    fn quorum_by_weight_caps_the_regain_at_the_eligible_weight() {
+        // Q = 100, H = 50, eligible weight 120: regains at 120, not 150.
+        let mut p = ServicePolicy::new(svc(), vec![real(1, 100, DOWN), real(2, 20, UP)]);
+        p.quorum = 100;
+        p.hysteresis = 50;
+        p.quorum_by_weight = true;
+        assert_eq!(evaluate(&p, None).quorum, Some(false));
+        p.reals[0].health = UP;
+        assert_eq!(evaluate(&p, Some(false)).quorum, Some(true));
+        // Unknown weight makes it undecided only when it matters.
+        p.reals[1].health = UNK_UP;
+        assert_eq!(evaluate(&p, Some(false)).quorum, None);
+        assert_eq!(evaluate(&p, None).quorum, Some(true));
+    }
+
+    #[test]
+    fn inhibit_on_failure_per_real_server_overrides_the_service() {
+        let mut p = ServicePolicy::new(
+            svc(),
+            vec![real(1, 5, DOWN), real(2, 5, DOWN), real(3, 5, UP)],
+        );
+        p.reals[0].inhibit_on_failure = Some(true);
+        // Service off: only the server that says so stays, at weight 0.
+        assert_eq!(weights(&evaluate(&p, None)), vec![(1, 0), (3, 5)]);
+        // Service on: a server that says false is removed.
+        p.inhibit_on_failure = true;
+        p.reals[0].inhibit_on_failure = Some(false);
+        assert_eq!(weights(&evaluate(&p, None)), vec![(2, 0), (3, 5)]);
+        // Withdrawn for the sorry server: the same per-server choice.
+        p.quorum = 3;
+        p.sorry_server = Some(sorry());
+        let e = evaluate(&p, None);
+        assert!(e.sorry_active);
+        assert_eq!(weights(&e), vec![(2, 0), (3, 0), (SORRY, 1)]);
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct VirtualServerView {
     pub quorum: u32,
     /// Null while undecided at start.
     pub has_quorum: Option<bool>,
+    /// What `quorum` counts: `servers` or `weight` (empty from a vigild before it).
+    pub quorum_by: Cow<'static, str>,
+    /// What counts now toward the quorum (healthy servers, or their summed weights).
+    pub quorum_counted: u32,
     pub sorry_server: Option<SocketAddr>,
     /// The sorry server serves.
     pub sorry_active: bool,

@@ -212,12 +212,16 @@ pub(crate) fn services(v: &ServicesReply) -> String {
         if let Some(p) = &vs.persistence {
             let _ = write!(extra, " persistent {p}");
         }
-        let quorum = match vs.has_quorum {
+        let mut quorum = match vs.has_quorum {
             Some(true) => "quorum".to_string(),
             Some(false) if vs.sorry_active => "NO QUORUM: sorry server".to_string(),
             Some(false) => "NO QUORUM".to_string(),
             None => "pending".to_string(),
         };
+        // By weight the numbers are not obvious from the rows below: show them.
+        if vs.quorum_by == "weight" {
+            let _ = write!(quorum, " (weight {}/{})", vs.quorum_counted, vs.quorum);
+        }
         rows.push(vec![
             format!("{} ({}){extra}", key, or_dash(&vs.name)),
             or_dash(&vs.scheduler).to_string(),

@@ -5,7 +5,9 @@
 //! affected service with `vigil_ipvs::policy` and hands it to the IPVS thread, which
 //! writes only the difference. It also moves the IPVS connection sync daemon between
 //! master and backup as the VRRP instance named in `[ipvs_sync]` changes role, and tells
-//! VRRP when a virtual server gains or loses its quorum (for `track`).
+//! VRRP when a virtual server gains or loses its quorum (for `track`). Quorum and
+//! real-server changes all pass through [`Director::transition`], which runs their hooks
+//! (`director_hooks`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +23,7 @@ use vigil_config::{Config, ServiceKey, VirtualServer};
 use vigil_ipvs::{DesiredTable, SyncDaemon, SyncState, policy};
 use vigil_vrrp::State;
 
+use crate::director_hooks::{self, Hooks, Transition};
 use crate::ipvs_worker::{IpvsWorker, Job};
 use crate::overrides::Drains;
 use crate::services::ServicesView;
@@ -89,7 +92,19 @@ pub struct Director {
     /// Test faults (debug builds) for the director itself and the checker.
     fault: Armed,
     checker_fault: Armed,
+    /// Quorum and real-server hooks.
+    hooks: Hooks,
+    /// Each real server's place in `config`, for its hooks and initial state.
+    places: HashMap<(ServiceKey, SocketAddr), (usize, usize)>,
+    /// Each service's last decided quorum as transitions reported it: a reload that
+    /// makes a quorum undecided for a while must not make its next decision look like
+    /// the first.
+    quorum_reported: HashMap<ServiceKey, bool>,
 }
+
+/// How long queued hooks (omega's among them) may still run at shutdown: within the
+/// daemon's 10 s wait for the director.
+const HOOKS_AT_STOP: Duration = Duration::from_secs(8);
 
 /// The director's stats are published at most this often; a change within it waits for
 /// the next tick (at 10,000 real servers a rebuild per health event would cost more than
@@ -130,6 +145,7 @@ impl Director {
             ipvs_programmable,
         );
         view.attach(ipvs.status_handle(), checker.clone());
+        let places = director_hooks::index(&config);
         let director = Director {
             fault: Armed::new(faults, "director"),
             checker_fault: Armed::new(faults, "checker"),
@@ -148,6 +164,9 @@ impl Director {
             view,
             stats_dirty: false,
             stats_published_at: Instant::now(),
+            hooks: Hooks::default(),
+            places,
+            quorum_reported: HashMap::new(),
         };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(director.run(rx, guard));
@@ -186,6 +205,7 @@ impl Director {
                 command = commands.recv() => match command {
                     None => break,
                     Some(Command::Stop(reply)) => {
+                        self.omega_and_hooks().await;
                         self.stop();
                         let _ = reply.send(());
                         guard.finish();
@@ -214,6 +234,51 @@ impl Director {
     fn stop(self) {
         // The kernel table stays: a restart adopts it without a gap.
         self.ipvs.stop();
+    }
+
+    /// At a requested stop: queues omega's down hooks, then lets every queued hook run
+    /// (bounded by [`HOOKS_AT_STOP`]).
+    async fn omega_and_hooks(&mut self) {
+        let config = self.config.clone();
+        for vs in &config.virtual_servers {
+            if !vs.omega {
+                continue;
+            }
+            let e = self.evaluation(vs);
+            // Up as the table sees it: a pending server is its initial state.
+            let up = |rs: &vigil_config::RealServer| match self.known(&vs.key, rs.address) {
+                Known::Up => true,
+                Known::Down => false,
+                Known::Pending => director_hooks::initially_up(rs),
+            };
+            let previous = self.quorum.get(&vs.key).copied().flatten();
+            for t in director_hooks::omega(vs, up, previous, e.counted) {
+                self.transition(&t);
+            }
+        }
+        let hooks = std::mem::take(&mut self.hooks);
+        if !hooks.finish(HOOKS_AT_STOP).await {
+            warn!(
+                "hooks still queued after {}s at shutdown were dropped",
+                HOOKS_AT_STOP.as_secs()
+            );
+        }
+    }
+
+    /// The one place quorum and real-server changes pass: their hooks run and their
+    /// notify FIFO lines (keepalived's `VS ...` / `RS ...`) are written from here.
+    fn transition(&mut self, t: &Transition<'_>) {
+        let line = match *t {
+            Transition::Quorum { vs, up, .. } => {
+                crate::notify_fifo::lvs_line(None, &lvs_service(&vs.key), up)
+            }
+            Transition::RealServer { vs, rs, up, .. } => {
+                let real = crate::notify_fifo::lvs_endpoint(rs.address, service_protocol(&vs.key));
+                crate::notify_fifo::lvs_line(Some(&real), &lvs_service(&vs.key), up)
+            }
+        };
+        self.fifos.lvs(&line);
+        self.hooks.run(t);
     }
 
     #[cfg(debug_assertions)]
@@ -258,12 +323,18 @@ impl Director {
             if before.is_some() || !q {
                 info!(virtual_server = %vs.name, "quorum {}", if q { "regained" } else { "lost" });
             }
+            let reported = self.quorum_reported.insert(vs.key, q);
+            // The first decision is a change only when it is a loss, as keepalived's
+            // start; after that every change of the decided quorum is one.
+            if reported != Some(q) && (reported.is_some() || !q) {
+                self.transition(&Transition::Quorum {
+                    vs,
+                    up: q,
+                    counted: e.counted,
+                    shutdown: false,
+                });
+            }
             let _ = self.notices.send(Notice::Quorum(vs.name.clone(), q));
-            self.fifos.lvs(&crate::notify_fifo::lvs_line(
-                None,
-                &lvs_service(&vs.key),
-                q,
-            ));
             let _ = self.published.send(Event::Quorum(QuorumEvent {
                 virtual_server: vs.name.clone(),
                 has_quorum: q,
@@ -316,6 +387,21 @@ impl Director {
             Health::Up => Known::Up,
             Health::Down => Known::Down,
         };
+        let before = self.known(&e.key.service, e.key.real);
+        let config = self.config.clone();
+        if let Some(&(vi, ri)) = self.places.get(&(e.key.service, e.key.real))
+            && let Some(vs) = config.virtual_servers.get(vi)
+            && let Some(rs) = vs.real_servers.get(ri)
+            && let Some(up) =
+                director_hooks::real_server_change(before, director_hooks::initially_up(rs), known)
+        {
+            self.transition(&Transition::RealServer {
+                vs,
+                rs,
+                up,
+                reason: &e.reason,
+            });
+        }
         info!(
             virtual_server = %e.virtual_server,
             real_server = %e.key.real,
@@ -323,13 +409,6 @@ impl Director {
             e.health,
             e.reason
         );
-        let service = lvs_service(&e.key.service);
-        let real = crate::notify_fifo::lvs_endpoint(e.key.real, service_protocol(&e.key.service));
-        self.fifos.lvs(&crate::notify_fifo::lvs_line(
-            Some(&real),
-            &service,
-            e.health == Health::Up,
-        ));
         let _ = self.published.send(Event::Health(vigil_proto::HealthEvent {
             virtual_server: e.virtual_server.clone(),
             real_server: e.key.real,
@@ -365,6 +444,10 @@ impl Director {
                     .collect();
                 self.health.retain(|k, _| keys.contains(k));
                 self.quorum
+                    .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
+                self.places = director_hooks::index(&config);
+                self.hooks.retain(&config, &self.places);
+                self.quorum_reported
                     .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
                 if let Err(e) = self.state_file.set_path(&config.director.state_file) {
                     warn!(
@@ -520,6 +603,8 @@ impl Director {
                 VirtualServerStats {
                     name: vs.name.clone(),
                     quorum: e.quorum,
+                    quorum_counted: e.counted,
+                    quorum_needed: vs.quorum,
                     real_servers,
                 }
             })
@@ -621,6 +706,11 @@ impl Director {
                 .map(|p| vigil_config::format_duration(p.timeout)),
             quorum: vs.quorum,
             has_quorum: e.quorum,
+            quorum_by: match vs.quorum_by {
+                vigil_config::QuorumBy::Servers => "servers".into(),
+                vigil_config::QuorumBy::Weight => "weight".into(),
+            },
+            quorum_counted: e.counted,
             sorry_server: vs.sorry_server,
             sorry_active: e.sorry_active,
             in_kernel: None,

@@ -17,6 +17,7 @@ pub mod check_once;
 pub mod children;
 pub mod daemon;
 pub mod director;
+pub mod director_hooks;
 pub mod dumps;
 pub mod import_keepalived;
 pub mod ipvs_worker;

@@ -388,6 +388,30 @@ fn director_metrics(stats: &crate::state::DirectorStats, m: &mut Exposition) {
             );
         }
     }
+    m.family(
+        "vigil_virtual_server_quorum_counted",
+        "gauge",
+        "What counts toward the quorum: healthy real servers, or their summed weights with quorum_by = \"weight\".",
+    );
+    for vs in &stats.virtual_servers {
+        m.sample(
+            "vigil_virtual_server_quorum_counted",
+            &[("virtual_server", &vs.name)],
+            f64::from(vs.quorum_counted),
+        );
+    }
+    m.family(
+        "vigil_virtual_server_quorum_needed",
+        "gauge",
+        "The virtual server's quorum, in the units of vigil_virtual_server_quorum_counted.",
+    );
+    for vs in &stats.virtual_servers {
+        m.sample(
+            "vigil_virtual_server_quorum_needed",
+            &[("virtual_server", &vs.name)],
+            f64::from(vs.quorum_needed),
+        );
+    }
     let rows: Vec<(&str, String, &crate::state::RealServerStats)> = stats
         .virtual_servers
         .iter()

@@ -66,6 +66,9 @@ pub struct VirtualServerStats {
     pub name: String,
     /// `None` while undecided at start.
     pub quorum: Option<bool>,
+    /// What counts toward the quorum now, and the quorum (servers or weight).
+    pub quorum_counted: u32,
+    pub quorum_needed: u32,
     pub real_servers: Vec<RealServerStats>,
 }
 

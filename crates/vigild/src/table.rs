@@ -99,6 +99,7 @@ pub fn policy(
                 .drained(drained(rs.address));
             r.upper_threshold = rs.upper_threshold.unwrap_or(0);
             r.lower_threshold = rs.lower_threshold.unwrap_or(0);
+            r.inhibit_on_failure = Some(rs.inhibit_on_failure);
             r
         })
         .collect();
@@ -106,6 +107,7 @@ pub fn policy(
     p.quorum = vs.quorum;
     p.hysteresis = vs.hysteresis;
     p.inhibit_on_failure = vs.inhibit_on_failure;
+    p.quorum_by_weight = vs.quorum_by == config::QuorumBy::Weight;
     p.sorry_server = vs.sorry_server.map(|addr| SorryServer {
         addr,
         forward: forward(vs.forwarding),
@@ -182,5 +184,17 @@ mod tests {
             p.sorry_server.unwrap().addr,
             "192.0.2.9:80".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn quorum_by_weight_and_inhibit_per_real_server_reach_the_policy() {
+        let v = vs(
+            "[[virtual_server]]\nname = \"w\"\naddress = \"192.0.2.1:80\"\nquorum_by = \"weight\"\nquorum = 3\ninhibit_on_failure = true\nreal_server = [{ address = \"10.0.0.1\", weight = 3, inhibit_on_failure = false }, { address = \"10.0.0.2\" }]\n",
+        );
+        let p = policy(&v, |_| Known::Up, |_| false);
+        assert!(p.quorum_by_weight && p.inhibit_on_failure);
+        assert_eq!(p.quorum, 3);
+        let inhibit: Vec<_> = p.reals.iter().map(|r| r.inhibit_on_failure).collect();
+        assert_eq!(inhibit, [Some(false), Some(true)]);
     }
 }

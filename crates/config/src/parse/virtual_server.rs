@@ -71,10 +71,27 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         .get("sorry_server")
         .and_then(|v| as_socket_addr(sink, v, &f("sorry_server"), vs_port).map(|a| (a, v.span())));
     let inhibit_on_failure = t.bool(sink, "inhibit_on_failure").unwrap_or(false);
+    let quorum_by =
+        t.choice(sink, "quorum_by", QuorumBy::NAMES)
+            .map_or(QuorumBy::Servers, |(n, _)| {
+                if n == "weight" {
+                    QuorumBy::Weight
+                } else {
+                    QuorumBy::Servers
+                }
+            });
+    let quorum_up = hook(sink, &mut t, &f, "quorum_up");
+    let quorum_down = hook(sink, &mut t, &f, "quorum_down");
+    let omega = t.bool(sink, "omega").unwrap_or(false);
 
     let default_check = default_check(sink, &mut t, &f);
-    let (real_servers, rs_spans, rs_count) =
-        real_servers(sink, &mut t, &p, vs_port, forwarding, &default_check);
+    let (real_servers, rs_spans, rs_count) = real_servers(
+        sink,
+        &mut t,
+        &p,
+        (vs_port, forwarding, inhibit_on_failure),
+        &default_check,
+    );
     t.finish(sink);
 
     unique(
@@ -86,7 +103,24 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         |addr| format!("real server {addr} appears twice in `{p}`"),
     );
     // Rules across fields of this server.
-    let quorum_value = quorum_rules(sink, &f, &quorum, quorum_known, &hysteresis_read, rs_count);
+    // By weight, the most the live servers can reach is their summed weights (entries with
+    // errors counted at keepalived's default weight 1, as their own errors say).
+    let reachable = match quorum_by {
+        QuorumBy::Servers => rs_count as u64,
+        QuorumBy::Weight => {
+            real_servers
+                .iter()
+                .map(|r| u64::from(r.weight))
+                .sum::<u64>()
+                + (rs_count - real_servers.len()) as u64
+        }
+    };
+    let quorum_value = quorum_rules(
+        sink,
+        &f,
+        (&quorum, quorum_known, &hysteresis_read),
+        (rs_count, reachable, quorum_by),
+    );
     destination_rules(
         sink,
         &f,
@@ -113,9 +147,25 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
             sorry_server: sorry_server.map(|(a, _)| a),
             inhibit_on_failure,
             real_servers,
+            quorum_by,
+            quorum_up,
+            quorum_down,
+            omega,
         },
         VsSpans { key: key_span },
     ))
+}
+
+/// A hook: a program with its arguments, absolute.
+fn hook(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    key: &'static str,
+) -> Option<Vec<String>> {
+    t.str_list(sink, key)
+        .filter(|(argv, span)| super::absolute_program(sink, &f(key), argv, span.clone()))
+        .map(|(argv, _)| argv)
 }
 
 /// The service's identity, `address` (with `protocol`) or `fwmark` (with `family`), and
@@ -331,8 +381,7 @@ fn real_servers(
     sink: &mut Sink,
     t: &mut Table<'_, '_>,
     p: &str,
-    vs_port: Option<u16>,
-    forwarding: Forwarding,
+    vs_defaults: (Option<u16>, Forwarding, bool),
     default_check: &DefaultCheck<'_, '_>,
 ) -> (Vec<RealServer>, Vec<Range<usize>>, usize) {
     let mut real_servers = Vec::new();
@@ -347,8 +396,7 @@ fn real_servers(
                 && let Some((rs, span)) = real_server(
                     sink,
                     rt,
-                    vs_port,
-                    forwarding,
+                    vs_defaults,
                     default_check.value,
                     default_check.parsed.as_ref(),
                     default_check.ok,
@@ -362,32 +410,31 @@ fn real_servers(
     (real_servers, rs_spans, rs_count)
 }
 
-/// `quorum` against the number of real servers, and `hysteresis` against the quorum;
-/// the quorum (1 when not given).
+/// An integer as read, with its span.
+type SpannedInt = Option<(u32, Range<usize>)>;
+
+/// `quorum` against what the real servers can reach (their number, or their summed
+/// weights with `quorum_by = "weight"`), and `hysteresis` against the quorum; the quorum
+/// (1 when not given).
 fn quorum_rules(
     sink: &mut Sink,
     f: &dyn Fn(&str) -> String,
-    quorum: &Option<(u32, Range<usize>)>,
-    quorum_known: bool,
-    hysteresis_read: &Option<(u32, Range<usize>)>,
-    rs_count: usize,
+    (quorum, quorum_known, hysteresis_read): (&SpannedInt, bool, &SpannedInt),
+    (rs_count, reachable, quorum_by): (usize, u64, QuorumBy),
 ) -> u32 {
     let quorum_value = quorum.as_ref().map_or(1, |(q, _)| *q);
     if let Some((q, span)) = &quorum
-        && *q as usize > rs_count
+        && u64::from(*q) > reachable
         && rs_count > 0
     {
+        let why = match quorum_by {
+            QuorumBy::Servers if rs_count == 1 => "there is only 1 real server".to_string(),
+            QuorumBy::Servers => format!("there are only {rs_count} real servers"),
+            QuorumBy::Weight => format!("the real servers' weights sum to {reachable}"),
+        };
         sink.error(
             span.clone(),
-            format!(
-                "`{}` = {q} can never be met: there {}",
-                f("quorum"),
-                if rs_count == 1 {
-                    "is only 1 real server".to_string()
-                } else {
-                    format!("are only {rs_count} real servers")
-                }
-            ),
+            format!("`{}` = {q} can never be met: {why}", f("quorum")),
         );
     }
     if let Some((hysteresis, hysteresis_span)) = hysteresis_read
@@ -495,8 +542,7 @@ fn check_destination(
 fn real_server(
     sink: &mut Sink,
     mut t: Table<'_, '_>,
-    vs_port: Option<u16>,
-    vs_forwarding: Forwarding,
+    (vs_port, vs_forwarding, vs_inhibit): (Option<u16>, Forwarding, bool),
     default_check: Option<&Value<'_>>,
     default_parsed: Option<&Check>,
     default_check_ok: bool,
@@ -522,6 +568,11 @@ fn real_server(
             format!("`{p}.lower_threshold` ({l}) must not exceed `upper_threshold` ({u})"),
         );
     }
+    let inhibit_on_failure = t.bool(sink, "inhibit_on_failure").unwrap_or(vs_inhibit);
+    let pf = p.clone();
+    let rf = |k: &str| format!("{pf}.{k}");
+    let notify_up = hook(sink, &mut t, &rf, "notify_up");
+    let notify_down = hook(sink, &mut t, &rf, "notify_down");
     let own_check = t.get("check");
     t.finish(sink);
 
@@ -589,6 +640,9 @@ fn real_server(
             forwarding,
             upper_threshold: upper.map(|(u, _)| u),
             lower_threshold: lower.map(|(l, _)| l),
+            inhibit_on_failure,
+            notify_up,
+            notify_down,
             check,
         },
         span,

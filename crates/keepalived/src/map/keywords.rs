@@ -145,6 +145,9 @@ const MAPPED: &[(&str, &[&str])] = &[
             "mh-port",
             "mh-fallback",
             "real_server",
+            "omega",
+            "quorum_up",
+            "quorum_down",
         ],
     ),
     (
@@ -163,6 +166,8 @@ const MAPPED: &[(&str, &[&str])] = &[
             "delay_loop",
             "connect_timeout",
             "inhibit_on_failure",
+            "notify_up",
+            "notify_down",
             "TCP_CHECK",
             "HTTP_GET",
             "SSL_GET",
@@ -545,33 +550,8 @@ const DROPPED: &[(&str, &str, &str)] = &[
     ("virtual_server", "smtp_alert", NO_MAIL),
     (
         "virtual_server",
-        "omega",
-        "vigil runs no quorum or real-server programs, at shutdown or otherwise",
-    ),
-    (
-        "virtual_server",
-        "quorum_up",
-        "vigil runs no program on quorum changes; `vigilctl events` reports them",
-    ),
-    (
-        "virtual_server",
-        "quorum_down",
-        "vigil runs no program on quorum changes; `vigilctl events` reports them",
-    ),
-    (
-        "virtual_server",
         "sorry_server_inhibit",
         "vigil removes the sorry server when quorum returns",
-    ),
-    (
-        "real_server",
-        "notify_up",
-        "vigil runs no program on real-server changes; `vigilctl events` reports them",
-    ),
-    (
-        "real_server",
-        "notify_down",
-        "vigil runs no program on real-server changes; `vigilctl events` reports them",
     ),
     ("real_server", "smtp_alert", NO_MAIL),
     (

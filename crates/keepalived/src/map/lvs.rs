@@ -74,6 +74,9 @@ struct Rs {
     dropped: bool,
 }
 
+/// `quorum_up` and the like: the program as an argv, or nothing (with a warning).
+type Hook = Option<Vec<String>>;
+
 impl Rs {
     fn dropped(comments: Section) -> Self {
         Rs {
@@ -228,6 +231,9 @@ impl Mapper<'_> {
         let mut hysteresis = 0i64;
         let mut sorry: Option<(IpAddr, Option<u16>, Node)> = None;
         let mut inhibit: Option<bool> = None;
+        let mut quorum_up: Hook = None;
+        let mut quorum_down: Hook = None;
+        let mut omega = false;
         let mut ipv6_family = None;
         let mut real_servers = Vec::new();
         for c in n.children() {
@@ -313,6 +319,9 @@ impl Mapper<'_> {
                     }
                 }
                 "inhibit_on_failure" => inhibit = Some(boolean(c)?),
+                "quorum_up" => quorum_up = self.hook(c, &mut sec)?,
+                "quorum_down" => quorum_down = self.hook(c, &mut sec)?,
+                "omega" => omega = true,
                 "flag-1" | "sh-fallback" | "mh-fallback" => flags.push(("fallback", c)),
                 "flag-2" | "sh-port" | "mh-port" => flags.push(("port", c)),
                 "real_server" => real_servers.push(c),
@@ -475,21 +484,18 @@ impl Mapper<'_> {
             }
         }
 
-        // vigil has inhibit_on_failure per virtual server.
-        let effective: Vec<bool> = rss
-            .iter()
-            .map(|r| r.inhibit.or(inhibit).unwrap_or(false))
-            .collect();
-        let on = effective.iter().filter(|b| **b).count();
-        if on > 0 {
-            let all = on == effective.len();
-            let majority = on * 2 >= effective.len();
-            if !all {
-                self.warn(&mut sec, n, "inhibit_on_failure", format!("approximated: set on {on} of {} real servers; vigil sets it for the whole virtual server: written as {majority}", effective.len()));
+        // The service's own setting; a real server that differs says so itself.
+        if inhibit == Some(true) {
+            sec.set("inhibit_on_failure", "true".into());
+        }
+        for (key, argv) in [("quorum_up", &quorum_up), ("quorum_down", &quorum_down)] {
+            if let Some(argv) = argv {
+                let items: Vec<String> = argv.iter().map(|a| q(a)).collect();
+                sec.set(key, array(&items));
             }
-            if majority {
-                sec.set("inhibit_on_failure", "true".into());
-            }
+        }
+        if omega {
+            sec.set("omega", "true".into());
         }
 
         // One check for all when every real server has the same one.
@@ -506,6 +512,12 @@ impl Mapper<'_> {
                 lines.extend(r.comments.lines.iter().map(|l| format!("  {l}")));
                 if r.dropped {
                     continue;
+                }
+                if let Some(own) = r.inhibit
+                    && own != inhibit.unwrap_or(false)
+                {
+                    r.fields
+                        .push(("inhibit_on_failure".into(), own.to_string()));
                 }
                 if shared.is_none()
                     && let Some(c) = r.check.take()
@@ -550,51 +562,55 @@ impl Mapper<'_> {
         name
     }
 
-    /// keepalived's quorum is a sum of weights, vigil's a count of servers.
+    /// keepalived's quorum is a sum of weights: written with `quorum_by = "weight"`, as it
+    /// is, within what vigil accepts.
     fn quorum(&mut self, sec: &mut Section, n: &Node, quorum: i64, hysteresis: i64, rss: &[&Rs]) {
         if quorum <= 1 && hysteresis == 0 {
+            // keepalived's default (any live weight) is vigil's default count of 1.
             if quorum == 0 {
                 sec.set("quorum", "0".into());
             }
             return;
         }
-        let count = rss.len() as i64;
-        if count == 0 {
-            return;
+        sec.set("quorum_by", q("weight"));
+        let total: i64 = rss.iter().map(|r| r.weight).sum();
+        let mut quorum = quorum;
+        if !rss.is_empty() && quorum > total {
+            self.warn(sec, n, "quorum", format!("{quorum} written as {total}, the sum of the real servers' weights: keepalived's could never be met"));
+            quorum = total;
         }
-        let weights: Vec<i64> = rss.iter().map(|r| r.weight).collect();
-        let total: i64 = weights.iter().sum();
-        let per = if weights.iter().all(|w| *w == weights[0]) {
-            weights[0].max(1)
-        } else {
-            (total / count).max(1)
-        };
-        let mut q_servers = (quorum + per - 1) / per;
-        let mut h_servers = hysteresis / per;
-        let exact =
-            weights.iter().all(|w| *w == weights[0]) && quorum % per == 0 && hysteresis % per == 0;
-        if !exact {
-            self.warn(sec, n, "quorum", format!("approximated: keepalived's quorum {quorum} (hysteresis {hysteresis}) is a sum of weights; vigil counts servers: written as {q_servers} (hysteresis {h_servers}) at about {per} weight per server"));
-        }
-        if q_servers > count {
-            self.warn(sec, n, "quorum", format!("{q_servers} servers written as {count}: vigil's quorum cannot exceed the real servers (keepalived's could never be met)"));
-            q_servers = count;
-        }
-        if h_servers > 0 && h_servers >= q_servers {
-            h_servers = (q_servers - 1).max(0);
+        let mut hysteresis = hysteresis;
+        if hysteresis > 0 && hysteresis >= quorum {
+            hysteresis = (quorum - 1).max(0);
             self.warn(
                 sec,
                 n,
                 "hysteresis",
-                format!("written as {h_servers}: vigil's must be smaller than the quorum"),
+                format!("written as {hysteresis}: vigil's must be smaller than the quorum"),
             );
         }
-        if q_servers != 1 {
-            sec.set("quorum", q_servers.to_string());
+        sec.set("quorum", quorum.to_string());
+        if hysteresis != 0 {
+            sec.set("hysteresis", hysteresis.to_string());
         }
-        if h_servers != 0 {
-            sec.set("hysteresis", h_servers.to_string());
+    }
+
+    /// `quorum_up`, `notify_down`...: keepalived's script line as an argv; its user and
+    /// group are dropped (vigil runs hooks as its own user, without capabilities).
+    fn hook(&mut self, c: &Node, sec: &mut Section) -> Result<Hook, ReadError> {
+        let Some(argv) = self.program(c, sec)? else {
+            self.warn(sec, c, c.keyword(), "dropped: no program");
+            return Ok(None);
+        };
+        if c.args().len() > 1 {
+            self.warn(
+                sec,
+                c,
+                c.keyword(),
+                "user dropped: vigil runs hooks as its own user, without its capabilities",
+            );
         }
+        Ok(Some(argv))
     }
 
     fn real_server(
@@ -615,6 +631,7 @@ impl Mapper<'_> {
         let mut upper = None;
         let mut lower = None;
         let mut inhibit = None;
+        let mut notify: Vec<(&str, Vec<String>)> = Vec::new();
         let mut checkers = Vec::new();
         for c in n.children() {
             let kw = c.keyword();
@@ -630,6 +647,18 @@ impl Mapper<'_> {
                 "uthreshold" => upper = Some(int_in(c, 0, 0, u32::MAX.into())?),
                 "lthreshold" => lower = Some(int_in(c, 0, 0, u32::MAX.into())?),
                 "inhibit_on_failure" => inhibit = Some(boolean(c)?),
+                "notify_up" | "notify_down" => {
+                    // Given twice, the last one counts (as keepalived).
+                    let key = if kw == "notify_up" {
+                        "notify_up"
+                    } else {
+                        "notify_down"
+                    };
+                    notify.retain(|(k, _)| *k != key);
+                    if let Some(argv) = self.hook(c, &mut comments)? {
+                        notify.push((key, argv));
+                    }
+                }
                 k if CHECKERS.contains(&k) => checkers.push(c),
                 _ => self.unhandled(&mut comments, "real_server", c),
             }
@@ -691,6 +720,10 @@ impl Mapper<'_> {
                 _ => l,
             };
             fields.push(("lower_threshold".into(), l.to_string()));
+        }
+        for (key, argv) in notify {
+            let items: Vec<String> = argv.iter().map(|a| q(a)).collect();
+            fields.push((key.into(), array(&items)));
         }
         let mut check = None;
         for (i, c) in checkers.iter().enumerate() {
