@@ -20,6 +20,7 @@ mod check;
 mod director;
 mod dns;
 mod http;
+mod ipvs_options;
 mod ipvs_sync;
 mod track;
 mod virtual_server;
@@ -202,16 +203,26 @@ pub(crate) fn parse_document(
         None => None,
     };
     let ipvs_sync_ok = top.get("ipvs_sync").is_none() || ipvs_sync.is_some();
+    // `Some(None)`: the section is there but has errors.
+    let ipvs_timeouts = top.get("ipvs_timeouts").map(|v| {
+        Table::from_value(sink, v, "ipvs_timeouts")
+            .and_then(|t| ipvs_options::ipvs_timeouts(sink, t))
+    });
     let vs = virtual_server_section(sink, &mut top);
     top.finish(sink);
 
     let config = match director {
-        Some(director) if vrrp.ok && vs.ok && ipvs_sync_ok => Some(Config {
-            director,
-            vrrp: vrrp.items.clone(),
-            ipvs_sync,
-            virtual_servers: vs.items.clone(),
-        }),
+        Some(director)
+            if vrrp.ok && vs.ok && ipvs_sync_ok && !matches!(ipvs_timeouts, Some(None)) =>
+        {
+            Some(Config {
+                director,
+                vrrp: vrrp.items.clone(),
+                ipvs_sync,
+                ipvs_timeouts: ipvs_timeouts.flatten(),
+                virtual_servers: vs.items.clone(),
+            })
+        }
         _ => None,
     };
     Parsed {

@@ -10,6 +10,7 @@ use crate::model::*;
 use crate::reader::{Sink, Table, Value, as_array, as_choice, as_socket_addr, type_name, unique};
 
 use super::check::check;
+use super::ipvs_options::{inherit_tunnel, one_packet, tunnel};
 use super::{Section, VsSpans, check_name};
 
 /// The `[[virtual_server]]` tables; names with the span of their table.
@@ -71,10 +72,13 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         .get("sorry_server")
         .and_then(|v| as_socket_addr(sink, v, &f("sorry_server"), vs_port).map(|a| (a, v.span())));
     let inhibit_on_failure = t.bool(sink, "inhibit_on_failure").unwrap_or(false);
+    let one_packet = one_packet(sink, &mut t, &key);
+    let vs_tunnel = tunnel(sink, &mut t, forwarding);
 
     let default_check = default_check(sink, &mut t, &f);
-    let (real_servers, rs_spans, rs_count) =
+    let (mut real_servers, rs_spans, rs_count) =
         real_servers(sink, &mut t, &p, vs_port, forwarding, &default_check);
+    inherit_tunnel(&mut real_servers, vs_tunnel);
     t.finish(sink);
 
     unique(
@@ -112,6 +116,8 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
             hysteresis,
             sorry_server: sorry_server.map(|(a, _)| a),
             inhibit_on_failure,
+            one_packet,
+            tunnel: (forwarding == Forwarding::Tunnel).then(|| vs_tunnel.unwrap_or_default()),
             real_servers,
         },
         VsSpans { key: key_span },
@@ -522,6 +528,7 @@ fn real_server(
             format!("`{p}.lower_threshold` ({l}) must not exceed `upper_threshold` ({u})"),
         );
     }
+    let own_tunnel = tunnel(sink, &mut t, forwarding);
     let own_check = t.get("check");
     t.finish(sink);
 
@@ -589,6 +596,7 @@ fn real_server(
             forwarding,
             upper_threshold: upper.map(|(u, _)| u),
             lower_threshold: lower.map(|(l, _)| l),
+            tunnel: own_tunnel,
             check,
         },
         span,
