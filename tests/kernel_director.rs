@@ -33,6 +33,10 @@ fn main() {
             "quorum_by_weight_inhibit_per_server_and_quorum_hooks_in_ipvs",
             quorum_by_weight_inhibit_per_server_and_quorum_hooks_in_ipvs,
         ),
+        kernel::trial(
+            "ipvs_options_reach_the_kernel",
+            ipvs_options_reach_the_kernel,
+        ),
     ]);
 }
 
@@ -806,4 +810,181 @@ fn quorum_by_weight_inhibit_per_server_and_quorum_hooks_in_ipvs() {
         .collect();
     assert!(events.windows(2).all(|w| w[0] != w[1]), "{}", hooks());
     vigild.terminate(Duration::from_secs(10)).unwrap();
+}
+
+/// The cluster file of [`ipvs_options_reach_the_kernel`]: `sync_port`, the UDP timeout
+/// and `one_packet` are what its reload changes.
+fn options_config(
+    dir: &std::path::Path,
+    vip: Ipv4Addr,
+    sync_port: u16,
+    udp: u32,
+    one_packet: bool,
+) -> String {
+    format!(
+        r#"[director]
+name = "opts"
+status_socket = "{dir}/vigil.sock"
+state_file = "{dir}/state.json"
+
+# Fault (dummy0 is down), so the sync daemon is the backup one: stopping a backup daemon
+# is quick, where the kernel can take a minute to stop a master just started.
+[vrrp.web]
+interface = "eth0"
+vrid = 51
+vips = ["{vip}/24"]
+track = [{{ interface = "dummy0" }}]
+
+[ipvs_sync]
+interface = "eth0"
+instance = "web"
+maxlen = 1400
+port = {sync_port}
+ttl = 2
+group = "239.1.2.3"
+
+[ipvs_timeouts]
+tcp = "7201s"
+tcp_fin = "121s"
+udp = "{udp}s"
+
+[[virtual_server]]
+name = "dns"
+address = "{vip}:53"
+protocol = "udp"
+one_packet = {one_packet}
+real_server = [{{ address = "10.77.1.1" }}]
+
+[[virtual_server]]
+name = "tun"
+address = "{vip}:80"
+forwarding = "tunnel"
+tunnel_type = "gue"
+tunnel_port = 6080
+tunnel_checksum = "csum"
+real_server = [
+  {{ address = "10.77.1.1" }},
+  {{ address = "10.77.1.2", tunnel_type = "gre", tunnel_checksum = "csum" }},
+  {{ address = "10.77.1.3", tunnel_type = "ipip" }},
+]
+"#,
+        dir = dir.display()
+    )
+}
+
+/// keepalived's IPVS options as vigil's keys, read back with ipvsadm: one-packet
+/// scheduling (`ops`), GUE/GRE tunnels with port and checksum flags, `lvs_timeouts`, and
+/// the sync daemon's maxlen/port/ttl/group; a reload changes them in the kernel.
+fn ipvs_options_reach_the_kernel() {
+    let lab = NetnsLab::up(&["lb"]).unwrap();
+    let vip = lab.subnet_addr(100);
+    lab.run("lb", ["ip", "link", "add", "dummy0", "type", "dummy"])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster.toml");
+    let socket = dir.path().join("vigil.sock");
+    std::fs::write(&config, options_config(dir.path(), vip, 8850, 31, true)).unwrap();
+    let mut cmd = lab.cmd("lb", [bin_path("vigild").to_str().unwrap(), "--config"]);
+    cmd.arg(&config).stderr(Stdio::null()).stdout(Stdio::null());
+    let _vigild = LabChild::spawn(&mut cmd).unwrap();
+    // Paced polls, one shell per look: the other trials of this VM time their checks in
+    // hundreds of ms, and process starts are what the emulated CPU is slowest at.
+    let paced = |cond: &mut dyn FnMut() -> bool| {
+        wait_for(SETTLE, || {
+            cond() || {
+                std::thread::sleep(Duration::from_millis(500));
+                false
+            }
+        })
+    };
+    assert!(
+        paced(&mut || vigilctl(&socket, &["status"]).status.success()),
+        "vigild did not come up"
+    );
+    // ipvsadm -Sn, -Ln --timeout, -Ln --daemon, -Ln --tun-info.
+    let look = || -> Vec<String> {
+        let out = lab
+            .run(
+                "lb",
+                [
+                    "sh",
+                    "-c",
+                    "ipvsadm -Sn; echo @@; ipvsadm -Ln --timeout; echo @@; \
+                     ipvsadm -Ln --daemon; echo @@; ipvsadm -Ln --tun-info",
+                ],
+            )
+            .unwrap();
+        out.split("@@\n").map(str::to_string).collect()
+    };
+    let line = |saved: &str, start: &str| -> String {
+        saved
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or("")
+            .to_string()
+    };
+    let dns = format!("-A -u {vip}:53 ");
+    let tun = |rs: &str| format!("-a -t {vip}:80 -r {rs}:80 ");
+    let mut seen = Vec::new();
+    let programmed = paced(&mut || {
+        seen = look();
+        seen.len() == 4
+            && seen[0].lines().filter(|l| l.starts_with("-a ")).count() == 4
+            && seen[1].contains("7201 121 31")
+            && seen[2].contains("backup sync daemon")
+    });
+    let w = seen.join("@@\n");
+    assert!(programmed, "never programmed:\n{w}");
+    let saved = &seen[0];
+    assert!(
+        line(saved, &dns).contains(" -o"),
+        "one-packet scheduling:\n{w}"
+    );
+    let rs1 = line(saved, &tun("10.77.1.1"));
+    assert!(
+        rs1.contains(" -i") && rs1.contains("--tun-type gue --tun-port 6080 --tun-csum"),
+        "GUE inherited from the virtual server:\n{w}"
+    );
+    let rs2 = line(saved, &tun("10.77.1.2"));
+    assert!(
+        rs2.contains("--tun-type gre") && rs2.contains("--tun-csum"),
+        "GRE of the real server:\n{w}"
+    );
+    let rs3 = line(saved, &tun("10.77.1.3"));
+    assert!(
+        rs3.contains(" -i") && !rs3.contains("gue") && !rs3.contains("gre"),
+        "IP-in-IP of the real server:\n{w}"
+    );
+    assert!(
+        seen[1].contains("Timeout (tcp tcpfin udp): 7201 121 31"),
+        "timeouts:\n{w}"
+    );
+    for want in [
+        "backup sync daemon (mcast=eth0, syncid=51",
+        "group=239.1.2.3",
+        "port=8850",
+        "ttl=2",
+    ] {
+        assert!(seen[2].contains(want), "sync daemon lacks {want}:\n{w}");
+    }
+
+    // A reload changes the UDP timeout (the others stay), drops one-packet scheduling
+    // and restarts the sync daemon on the new port.
+    std::fs::write(&config, options_config(dir.path(), vip, 8851, 32, false)).unwrap();
+    let out = vigilctl(&socket, &["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reloaded = paced(&mut || {
+        seen = look();
+        let dns_line = line(&seen[0], &dns);
+        seen.len() == 4
+            && seen[1].contains("7201 121 32")
+            && seen[2].contains("port=8851")
+            && !dns_line.is_empty()
+            && !dns_line.contains(" -o")
+    });
+    assert!(reloaded, "after the reload:\n{}", seen.join("@@\n"));
 }

@@ -14,6 +14,8 @@ pub struct Config {
     /// VRRP instances in file order.
     pub vrrp: Vec<VrrpInstance>,
     pub ipvs_sync: Option<IpvsSync>,
+    /// The kernel's IPVS connection timeouts, set at start and on reload.
+    pub ipvs_timeouts: Option<IpvsTimeouts>,
     /// Virtual servers in file order.
     pub virtual_servers: Vec<VirtualServer>,
     /// `[sync_group.NAME]` tables (hooks of a group), in file order. A group named only
@@ -251,6 +253,69 @@ pub struct IpvsSync {
     pub sync_id: u8,
     /// The instance whose role decides master (active) or backup (standby).
     pub instance: String,
+    /// Largest sync message (UDP payload); `None`: the kernel's (from the MTU).
+    pub maxlen: Option<u16>,
+    /// UDP port; `None`: the kernel's 8848.
+    pub port: Option<u16>,
+    /// Multicast TTL; `None`: the kernel's 1.
+    pub ttl: Option<u8>,
+    /// Multicast group; `None`: the kernel's 224.0.0.81.
+    pub group: Option<IpAddr>,
+}
+
+/// The kernel's IPVS connection timeouts (keepalived's `lvs_timeouts`); `None` leaves
+/// that one as the kernel has it. Whole seconds, at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IpvsTimeouts {
+    #[serde(serialize_with = "crate::duration::serialize_option")]
+    pub tcp: Option<Duration>,
+    #[serde(serialize_with = "crate::duration::serialize_option")]
+    pub tcp_fin: Option<Duration>,
+    #[serde(serialize_with = "crate::duration::serialize_option")]
+    pub udp: Option<Duration>,
+}
+
+/// Encapsulation of tunnel forwarding (ipvsadm's `--tun-type`, keepalived's
+/// `lvs_method TUN type ...`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelType {
+    /// IP-in-IP (the kernel's default).
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation (Linux 5.2+), to `port`.
+    Gue,
+    /// GRE (Linux 5.3+).
+    Gre,
+}
+
+impl TunnelType {
+    pub const NAMES: &'static [&'static str] = &["ipip", "gue", "gre"];
+}
+
+/// Tunnel checksums (`IP_VS_TUNNEL_ENCAP_FLAG_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelChecksum {
+    #[default]
+    None,
+    /// Checksums in the outer header (GUE, GRE).
+    Csum,
+    /// Remote checksum offload (GUE only).
+    Remcsum,
+}
+
+impl TunnelChecksum {
+    pub const NAMES: &'static [&'static str] = &["none", "csum", "remcsum"];
+}
+
+/// How tunnel forwarding encapsulates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Tunnel {
+    pub kind: TunnelType,
+    /// The real server's GUE port (`Some` exactly with [`TunnelType::Gue`]).
+    pub port: Option<u16>,
+    pub checksum: TunnelChecksum,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -372,6 +437,12 @@ pub struct VirtualServer {
     /// A failed real server keeps its place with weight 0 (existing connections drain)
     /// instead of being removed.
     pub inhibit_on_failure: bool,
+    /// One-packet scheduling (keepalived's `ops`): every UDP datagram is scheduled on its
+    /// own, no connection entry is kept.
+    pub one_packet: bool,
+    /// The sorry server's (and the real servers' default) encapsulation; `Some` exactly
+    /// with tunnel forwarding.
+    pub tunnel: Option<Tunnel>,
     pub real_servers: Vec<RealServer>,
     /// What `quorum` and `hysteresis` count: live real servers, or their summed weights.
     pub quorum_by: QuorumBy,
@@ -412,6 +483,9 @@ pub struct RealServer {
     pub notify_up: Option<Vec<String>>,
     /// Run when the server's health goes down (keepalived's `notify_down`).
     pub notify_down: Option<Vec<String>>,
+    /// The effective encapsulation (its own, else the virtual server's); `Some` exactly
+    /// with tunnel forwarding.
+    pub tunnel: Option<Tunnel>,
     /// The effective check (the virtual server's default merged with this server's
     /// override); `None` means the server is always considered up.
     pub check: Option<Check>,

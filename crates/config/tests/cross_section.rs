@@ -225,7 +225,11 @@ instance = "web"
         Some(IpvsSync {
             interface: "eth1".into(),
             sync_id: 51,
-            instance: "web".into()
+            instance: "web".into(),
+            maxlen: None,
+            port: None,
+            ttl: None,
+            group: None,
         })
     );
     let l = ok(&format!("{src}sync_id = 0\n"));

@@ -59,7 +59,11 @@ fn web_dr() {
         Some(IpvsSync {
             interface: "eth0".into(),
             sync_id: 51,
-            instance: "web".into()
+            instance: "web".into(),
+            maxlen: None,
+            port: None,
+            ttl: None,
+            group: None,
         })
     );
     let http = c.virtual_server("web-http").unwrap();

@@ -175,6 +175,8 @@ pub struct ServicePolicy {
     pub hysteresis: u32,
     /// The sorry server, if any.
     pub sorry_server: Option<SorryServer>,
+    /// The sorry server's tunnel settings (for [`ForwardMethod::Tunnel`]).
+    pub sorry_tunnel: Tunnel,
     /// Failed real servers stay with weight 0 instead of being removed (unless a real
     /// server says otherwise).
     pub inhibit_on_failure: bool,
@@ -191,6 +193,7 @@ impl ServicePolicy {
             quorum: 1,
             hysteresis: 0,
             sorry_server: None,
+            sorry_tunnel: Tunnel::default(),
             inhibit_on_failure: false,
             quorum_by_weight: false,
         }
@@ -298,7 +301,8 @@ pub fn evaluate(policy: &ServicePolicy, previous: Option<bool>) -> Evaluation {
         }
     }
     if let Some(sorry) = policy.sorry_server {
-        let d = Destination::new(sorry.addr, sorry.forward).weight(1);
+        let mut d = Destination::new(sorry.addr, sorry.forward).weight(1);
+        d.tunnel = policy.sorry_tunnel;
         match quorum {
             Some(false) => {
                 desired.unsettled.remove(&d.key());
@@ -687,18 +691,20 @@ mod tests {
     }
 
     #[test]
-    fn sorry_server_uses_the_given_forwarding() {
+    fn sorry_server_uses_the_given_forwarding_and_tunnel() {
         let mut p = ServicePolicy::new(svc(), vec![real(1, 5, DOWN)]);
         p.sorry_server = Some(SorryServer {
             addr: sa("10.0.0.99:8080"),
             forward: ForwardMethod::DirectRoute,
         });
+        p.sorry_tunnel.port = 6080;
         let e = evaluate(&p, None);
         let d = e.desired.destinations.values().next().unwrap();
         assert_eq!(
             (d.forward, d.weight, d.addr),
             (ForwardMethod::DirectRoute, 1, sa("10.0.0.99:8080"))
         );
+        assert_eq!(d.tunnel.port, 6080, "the sorry server's tunnel settings");
     }
 
     #[test]

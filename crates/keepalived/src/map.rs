@@ -54,6 +54,7 @@ struct Globals {
     garp_interval_us: Option<u64>,
     gna_interval_us: Option<u64>,
     lvs_sync: Option<Node>,
+    lvs_timeouts: Option<Node>,
     /// The top-level `SSL` block as https check fields (`tls_ca_file`, client certificate).
     ssl: Vec<(String, String)>,
 }
@@ -242,6 +243,16 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
     if let Some(sync) = m.globals.lvs_sync.clone() {
         let mut sec = Section::new("[ipvs_sync]");
         m.lvs_sync_daemon(&sync, &mut sec);
+        out.push(String::new());
+        if sec.has_keys() {
+            out.extend(sec.render());
+        } else {
+            out.extend(sec.lines);
+        }
+    }
+    if let Some(t) = m.globals.lvs_timeouts.clone() {
+        let mut sec = Section::new("[ipvs_timeouts]");
+        m.lvs_timeouts(&t, &mut sec);
         out.push(String::new());
         if sec.has_keys() {
             out.extend(sec.render());
@@ -468,6 +479,7 @@ impl Mapper<'_> {
                     }
                     sec.set(kw, q(path));
                 }
+                "lvs_timeouts" => self.globals.lvs_timeouts = Some(c.clone()),
                 _ => self.unhandled(sec, "global_defs", c),
             }
         }
@@ -527,19 +539,89 @@ impl Mapper<'_> {
                         format!("id \"{v}\" dropped: not 0–255; the instance's VRID is used"),
                     ),
                 },
-                ("maxlen" | "port" | "ttl" | "group", Some(v)) => self.warn(
-                    sec,
-                    n,
-                    "lvs_sync_daemon",
-                    format!(
-                        "{opt} {v} dropped: vigil uses the kernel's defaults for the sync daemon"
-                    ),
-                ),
+                ("maxlen" | "port" | "ttl" | "group", Some(v)) => {
+                    // keepalived's ranges, which vigil's are.
+                    let value = match opt {
+                        "maxlen" => v
+                            .parse::<u16>()
+                            .ok()
+                            .filter(|n| (1..=65_507).contains(n))
+                            .map(|n| n.to_string()),
+                        "port" => v
+                            .parse::<u16>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .map(|n| n.to_string()),
+                        "ttl" => v
+                            .parse::<u8>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .map(|n| n.to_string()),
+                        _ => v
+                            .parse::<IpAddr>()
+                            .ok()
+                            .filter(IpAddr::is_multicast)
+                            .map(|a| q(&a.to_string())),
+                    };
+                    match value {
+                        Some(value) => sec.set(opt, value),
+                        None => self.warn(
+                            sec,
+                            n,
+                            "lvs_sync_daemon",
+                            format!(
+                                "{opt} \"{v}\" dropped: out of range; the kernel's default is used"
+                            ),
+                        ),
+                    }
+                }
                 _ => self.warn(
                     sec,
                     n,
                     "lvs_sync_daemon",
                     format!("`{opt}` dropped: not understood"),
+                ),
+            }
+            i += 2;
+        }
+    }
+
+    /// `lvs_timeouts [tcp SECS] [tcpfin SECS] [udp SECS]`.
+    fn lvs_timeouts(&mut self, n: &Node, sec: &mut Section) {
+        let args = n.args();
+        let mut i = 0;
+        while i < args.len() {
+            let (opt, val) = (args[i].as_str(), args.get(i + 1));
+            let key = match opt {
+                "tcp" => "tcp",
+                "tcpfin" => "tcp_fin",
+                "udp" => "udp",
+                _ => {
+                    let v = val.map_or("", String::as_str);
+                    self.warn(
+                        sec,
+                        n,
+                        "lvs_timeouts",
+                        format!("`{opt} {v}` dropped: vigil sets the tcp, tcpfin and udp timeouts"),
+                    );
+                    i += 2;
+                    continue;
+                }
+            };
+            // The kernel's bound (INT_MAX / HZ at HZ=1000), which vigil checks.
+            match val
+                .and_then(|v| v.parse::<u32>().ok())
+                .filter(|s| (1..=2_147_483).contains(s))
+            {
+                Some(secs) => sec.set(key, format!("\"{secs}s\"")),
+                None => self.warn(
+                    sec,
+                    n,
+                    "lvs_timeouts",
+                    format!(
+                        "{opt} {} dropped: not 1 to 2147483 seconds; the kernel's stays",
+                        val.map_or("", String::as_str)
+                    ),
                 ),
             }
             i += 2;

@@ -20,7 +20,7 @@ use vigil_check::{
     Checker, CheckerOptions, Health, HealthEvent, HealthEvents, targets_from_config,
 };
 use vigil_config::{Config, ServiceKey, VirtualServer};
-use vigil_ipvs::{DesiredTable, SyncDaemon, SyncState, policy};
+use vigil_ipvs::{DesiredTable, SyncState, policy};
 use vigil_vrrp::State;
 
 use crate::director_hooks::{self, Hooks, Transition};
@@ -175,6 +175,7 @@ impl Director {
 
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, guard: Guard) {
         let mut vrrp_events = Some(self.vrrp.subscribe());
+        self.update_timeouts();
         self.sync_all();
         self.update_sync_daemon();
         self.publish_stats();
@@ -456,6 +457,7 @@ impl Director {
                     );
                 }
                 self.config = config;
+                self.update_timeouts();
                 self.sync_all();
                 self.update_sync_daemon();
             }
@@ -553,11 +555,15 @@ impl Director {
             Some(State::Master) => SyncState::Master,
             _ => SyncState::Backup,
         };
-        self.ipvs.set_sync_daemon(Some(SyncDaemon::new(
-            state,
-            sync.interface.clone(),
-            sync.sync_id,
-        )));
+        self.ipvs
+            .set_sync_daemon(Some(table::sync_daemon(sync, state)));
+    }
+
+    /// `[ipvs_timeouts]` to the kernel (start, reload); without it the kernel's stay.
+    fn update_timeouts(&self) {
+        if let Some(t) = &self.config.ipvs_timeouts {
+            self.ipvs.send(Job::Timeouts(table::timeouts(t)));
+        }
     }
 
     /// Publishes the stats now if the last publication is old enough, else at the next

@@ -17,7 +17,7 @@ use serde::Serialize;
 use tracing::{error, info, warn};
 use vigil_ipvs::{
     Backoff, Client, DesiredService, DesiredTable, ReconcileReport, Reconciler, ServiceKey,
-    SyncDaemon, SyncState,
+    SyncDaemon, SyncState, Timeouts,
 };
 
 /// How often the whole table is re-read and repaired (someone's `ipvsadm -d`).
@@ -85,6 +85,8 @@ pub enum Job {
     SyncAll(DesiredTable),
     /// One service changed (health, drain); `None` deletes it.
     SyncService(ServiceKey, Option<DesiredService>),
+    /// The kernel's connection timeouts (start, reload); a 0 leaves that one as it is.
+    Timeouts(Timeouts),
 }
 
 pub struct IpvsWorker {
@@ -207,6 +209,10 @@ struct Worker {
     last_write_error: Option<String>,
     /// Where [`ipvs_fault`] goes.
     programmable: Option<tokio::sync::watch::Sender<Option<String>>>,
+    /// The timeouts asked for, and whether the kernel has them (retried until it does,
+    /// and set again on a new connection: a reloaded `ip_vs` forgets them).
+    timeouts: Option<Timeouts>,
+    timeouts_applied: bool,
 }
 
 impl Worker {
@@ -232,6 +238,8 @@ impl Worker {
             failed_passes: 0,
             last_write_error: None,
             programmable: None,
+            timeouts: None,
+            timeouts_applied: true,
         }
     }
 
@@ -263,6 +271,9 @@ impl Worker {
             return RECONNECT.saturating_sub(now - self.last_connect_try);
         }
         let mut wait = DRIFT_REPAIR.saturating_sub(now - self.last_repair);
+        if !self.timeouts_applied {
+            wait = wait.min(RECONNECT);
+        }
         if let Some(at) = self.reconciler.next_retry() {
             wait = wait.min(at.saturating_duration_since(now));
         }
@@ -282,6 +293,8 @@ impl Worker {
                 self.last_connect_error = None;
                 // A fresh connection knows nothing: read the kernel again.
                 self.reconciler.mark_stale();
+                self.timeouts_applied = self.timeouts.is_none();
+                self.apply_timeouts();
                 true
             }
             Err(e) => {
@@ -295,8 +308,35 @@ impl Worker {
         }
     }
 
+    /// Sets the wanted timeouts if the kernel may not have them yet.
+    fn apply_timeouts(&mut self) {
+        let (Some(t), Some(client)) = (self.timeouts, self.client.as_mut()) else {
+            return;
+        };
+        if self.timeouts_applied {
+            return;
+        }
+        match client.set_timeouts(&t) {
+            Ok(()) => {
+                info!(
+                    "IPVS: connection timeouts set (tcp {}s, tcp_fin {}s, udp {}s; 0 = unchanged)",
+                    t.tcp, t.tcp_fin, t.udp
+                );
+                self.timeouts_applied = true;
+            }
+            Err(e) => warn!("IPVS: cannot set the connection timeouts: {e}"),
+        }
+    }
+
     fn handle(&mut self, job: Job) {
         match job {
+            Job::Timeouts(t) => {
+                self.timeouts = Some(t);
+                self.timeouts_applied = false;
+                if self.connect() {
+                    self.apply_timeouts();
+                }
+            }
             Job::SyncAll(table) => {
                 self.desired = table;
                 self.started = true;
@@ -327,6 +367,7 @@ impl Worker {
         if !self.connect() {
             return;
         }
+        self.apply_timeouts();
         if !self.started {
             return;
         }
@@ -446,7 +487,36 @@ struct SyncDaemonWorker {
     client: Option<Client>,
     sync_daemon: Option<SyncDaemon>,
     sync_daemon_applied: bool,
+    /// What this thread last started, per role: the kernel may report a parameter
+    /// differently from what it was given (it lowers `maxlen` to fit the MTU).
+    started: Vec<SyncDaemon>,
     status: Arc<RwLock<IpvsStatus>>,
+}
+
+/// Whether the `running` sync daemon is the `wanted` one: same role, interface and sync
+/// id, and each parameter `wanted` sets as the kernel has it, or as this thread started it
+/// (`started`), so a reload that changes one restarts the daemon and one that does not
+/// leaves it alone.
+pub fn sync_daemon_matches(
+    wanted: &SyncDaemon,
+    running: &SyncDaemon,
+    started: Option<&SyncDaemon>,
+) -> bool {
+    if (wanted.state, &wanted.interface, wanted.sync_id)
+        != (running.state, &running.interface, running.sync_id)
+    {
+        return false;
+    }
+    if started == Some(wanted) {
+        return true;
+    }
+    fn same<T: PartialEq>(want: Option<T>, have: Option<T>) -> bool {
+        want.is_none() || want == have
+    }
+    same(wanted.sync_maxlen, running.sync_maxlen)
+        && same(wanted.mcast_group, running.mcast_group)
+        && same(wanted.mcast_port, running.mcast_port)
+        && same(wanted.mcast_ttl, running.mcast_ttl)
 }
 
 impl SyncDaemonWorker {
@@ -455,6 +525,7 @@ impl SyncDaemonWorker {
             client: None,
             sync_daemon: None,
             sync_daemon_applied: true,
+            started: Vec::new(),
             status,
         }
     }
@@ -507,10 +578,15 @@ impl SyncDaemonWorker {
             }
         };
         let wanted = self.sync_daemon.clone();
-        for d in &running {
-            let keep = wanted.as_ref().is_some_and(|w| {
-                w.state == d.state && w.interface == d.interface && w.sync_id == d.sync_id
-            });
+        let started = |state: SyncState| self.started.iter().find(|s| s.state == state);
+        let is_wanted = |d: &SyncDaemon| {
+            wanted
+                .as_ref()
+                .is_some_and(|w| sync_daemon_matches(w, d, started(d.state)))
+        };
+        let keep: Vec<bool> = running.iter().map(is_wanted).collect();
+        let wanted_runs = keep.iter().any(|k| *k);
+        for (d, keep) in running.iter().zip(keep) {
             if !keep {
                 match client.stop_sync_daemon(d.state) {
                     Ok(()) => info!("IPVS: stopped the {} sync daemon", state_name(d.state)),
@@ -522,17 +598,19 @@ impl SyncDaemonWorker {
             }
         }
         if let Some(w) = &wanted
-            && !running
-                .iter()
-                .any(|d| d.state == w.state && d.interface == w.interface && d.sync_id == w.sync_id)
+            && !wanted_runs
         {
             match client.start_sync_daemon(w) {
-                Ok(()) => info!(
-                    "IPVS: started the {} sync daemon on {} (sync id {})",
-                    state_name(w.state),
-                    w.interface,
-                    w.sync_id
-                ),
+                Ok(()) => {
+                    info!(
+                        "IPVS: started the {} sync daemon on {} (sync id {})",
+                        state_name(w.state),
+                        w.interface,
+                        w.sync_id
+                    );
+                    self.started.retain(|s| s.state != w.state);
+                    self.started.push(w.clone());
+                }
                 Err(e) => {
                     warn!(
                         "IPVS: cannot start the {} sync daemon: {e}",
@@ -577,5 +655,37 @@ mod tests {
             ipvs_fault(true, true, None, 3, Some("add service: EINVAL")).as_deref(),
             Some("IPVS writes keep failing (3 passes in a row): add service: EINVAL")
         );
+    }
+
+    #[test]
+    fn sync_daemon_matches_on_role_interface_id_and_given_parameters() {
+        let mut want = SyncDaemon::new(SyncState::Backup, "eth1", 51);
+        // A 4.3+ kernel dumps every parameter; unset wanted ones are not compared.
+        let mut running = want.clone();
+        running.sync_maxlen = Some(1472);
+        running.mcast_group = Some("224.0.0.81".parse().unwrap());
+        running.mcast_port = Some(8848);
+        running.mcast_ttl = Some(1);
+        assert!(sync_daemon_matches(&want, &running, None));
+        for other in [
+            SyncDaemon::new(SyncState::Master, "eth1", 51),
+            SyncDaemon::new(SyncState::Backup, "eth2", 51),
+            SyncDaemon::new(SyncState::Backup, "eth1", 52),
+        ] {
+            assert!(!sync_daemon_matches(&other, &running, None), "{other:?}");
+        }
+        // A parameter changed by a reload restarts the daemon.
+        want.mcast_port = Some(8850);
+        assert!(!sync_daemon_matches(&want, &running, None));
+        want.mcast_port = Some(8848);
+        want.mcast_ttl = Some(1);
+        assert!(sync_daemon_matches(&want, &running, None));
+        // The kernel lowered maxlen to fit the MTU: what this thread started still counts.
+        want.sync_maxlen = Some(9000);
+        assert!(!sync_daemon_matches(&want, &running, None));
+        assert!(sync_daemon_matches(&want, &running, Some(&want.clone())));
+        let mut before = want.clone();
+        before.sync_maxlen = Some(8000);
+        assert!(!sync_daemon_matches(&want, &running, Some(&before)));
     }
 }

@@ -50,6 +50,9 @@ pub fn service(vs: &config::VirtualServer) -> ipvs::Service {
             config::SchedulerFlag::Port => ipvs::ServiceFlags::SH_PORT,
         };
     }
+    if vs.one_packet {
+        s.flags |= ipvs::ServiceFlags::ONE_PACKET;
+    }
     if let Some(p) = &vs.persistence {
         // Validation keeps the timeout within u32 seconds.
         s = s.persistent(u32::try_from(p.timeout.as_secs()).unwrap_or(u32::MAX));
@@ -59,6 +62,51 @@ pub fn service(vs: &config::VirtualServer) -> ipvs::Service {
         };
     }
     s
+}
+
+/// A server's encapsulation; without one (not tunnel forwarding) the kernel's default,
+/// which it ignores for other methods.
+pub fn tunnel(t: Option<config::Tunnel>) -> ipvs::Tunnel {
+    let Some(t) = t else {
+        return ipvs::Tunnel::default();
+    };
+    ipvs::Tunnel {
+        kind: match t.kind {
+            config::TunnelType::Ipip => ipvs::TunnelType::Ipip,
+            config::TunnelType::Gue => ipvs::TunnelType::Gue,
+            config::TunnelType::Gre => ipvs::TunnelType::Gre,
+        },
+        port: t.port.unwrap_or(0),
+        // IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM / _CSUM / _REMCSUM.
+        flags: match t.checksum {
+            config::TunnelChecksum::None => 0,
+            config::TunnelChecksum::Csum => 1,
+            config::TunnelChecksum::Remcsum => 2,
+        },
+    }
+}
+
+/// The sync daemon `[ipvs_sync]` asks for, in `state`.
+pub fn sync_daemon(sync: &config::IpvsSync, state: ipvs::SyncState) -> ipvs::SyncDaemon {
+    let mut d = ipvs::SyncDaemon::new(state, sync.interface.clone(), sync.sync_id);
+    d.sync_maxlen = sync.maxlen;
+    d.mcast_port = sync.port;
+    d.mcast_ttl = sync.ttl;
+    d.mcast_group = sync.group;
+    d
+}
+
+/// `[ipvs_timeouts]` for the kernel: 0 leaves a timeout as it is.
+pub fn timeouts(t: &config::IpvsTimeouts) -> ipvs::Timeouts {
+    // Validation keeps each within the kernel's bound (far below u32::MAX).
+    let secs = |d: Option<std::time::Duration>| {
+        d.map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+    };
+    ipvs::Timeouts {
+        tcp: secs(t.tcp),
+        tcp_fin: secs(t.tcp_fin),
+        udp: secs(t.udp),
+    }
 }
 
 fn prefix_mask_v4(len: u8) -> Ipv4Addr {
@@ -100,6 +148,7 @@ pub fn policy(
             r.upper_threshold = rs.upper_threshold.unwrap_or(0);
             r.lower_threshold = rs.lower_threshold.unwrap_or(0);
             r.inhibit_on_failure = Some(rs.inhibit_on_failure);
+            r.tunnel = tunnel(rs.tunnel);
             r
         })
         .collect();
@@ -112,6 +161,7 @@ pub fn policy(
         addr,
         forward: forward(vs.forwarding),
     });
+    p.sorry_tunnel = tunnel(vs.tunnel);
     p
 }
 
@@ -154,6 +204,64 @@ mod tests {
             ipvs::ServiceKey::Fwmark {
                 family: ipvs::Family::Inet6,
                 mark: 7
+            }
+        );
+    }
+
+    #[test]
+    fn maps_one_packet_and_tunnel_settings() {
+        let u = vs(
+            "[[virtual_server]]\nname = \"d\"\naddress = \"192.0.2.1:53\"\nprotocol = \"udp\"\none_packet = true\n",
+        );
+        assert_eq!(service(&u).flags, ipvs::ServiceFlags::ONE_PACKET);
+        let t = vs(
+            "[[virtual_server]]\nname = \"t\"\naddress = \"192.0.2.1:80\"\nforwarding = \"tunnel\"\ntunnel_type = \"gue\"\ntunnel_port = 6080\ntunnel_checksum = \"remcsum\"\nsorry_server = \"192.0.2.9\"\nreal_server = [{ address = \"10.0.0.1\" }, { address = \"10.0.0.2\", tunnel_type = \"gre\", tunnel_checksum = \"csum\" }, { address = \"10.0.0.3\", forwarding = \"nat\" }]\n",
+        );
+        let p = policy(&t, |_| Known::Up, |_| false);
+        let gue = ipvs::Tunnel {
+            kind: ipvs::TunnelType::Gue,
+            port: 6080,
+            flags: 2,
+        };
+        assert_eq!(p.reals[0].tunnel, gue);
+        assert_eq!(
+            p.reals[1].tunnel,
+            ipvs::Tunnel {
+                kind: ipvs::TunnelType::Gre,
+                port: 0,
+                flags: 1
+            }
+        );
+        assert_eq!(p.reals[2].tunnel, ipvs::Tunnel::default());
+        assert_eq!(p.sorry_tunnel, gue);
+    }
+
+    #[test]
+    fn maps_sync_daemon_parameters_and_timeouts() {
+        let text = "[director]\nname = \"t\"\n[vrrp.web]\ninterface = \"eth0\"\nvrid = 51\nvips = [\"192.0.2.100/24\"]\n[ipvs_sync]\ninterface = \"eth1\"\ninstance = \"web\"\nmaxlen = 1400\nport = 8850\nttl = 2\ngroup = \"239.1.2.3\"\n[ipvs_timeouts]\ntcp = \"2h\"\nudp = \"5s\"\n";
+        let c = vigil_config::parse(std::path::Path::new("t.toml"), text)
+            .unwrap()
+            .config;
+        let d = sync_daemon(c.ipvs_sync.as_ref().unwrap(), ipvs::SyncState::Backup);
+        assert_eq!(
+            (d.state, d.interface.as_str(), d.sync_id),
+            (ipvs::SyncState::Backup, "eth1", 51)
+        );
+        assert_eq!(
+            (d.sync_maxlen, d.mcast_port, d.mcast_ttl, d.mcast_group),
+            (
+                Some(1400),
+                Some(8850),
+                Some(2),
+                Some("239.1.2.3".parse().unwrap())
+            )
+        );
+        assert_eq!(
+            timeouts(c.ipvs_timeouts.as_ref().unwrap()),
+            ipvs::Timeouts {
+                tcp: 7200,
+                tcp_fin: 0,
+                udp: 5
             }
         );
     }

@@ -20,6 +20,7 @@ mod check;
 mod director;
 mod dns;
 mod http;
+mod ipvs_options;
 mod ipvs_sync;
 mod notify;
 mod track;
@@ -205,17 +206,27 @@ pub(crate) fn parse_document(
     };
     let ipvs_sync_ok = top.get("ipvs_sync").is_none() || ipvs_sync.is_some();
     let sync_groups = sync_group_section(sink, &mut top, &vrrp.items, vrrp.ok);
+    // `Some(None)`: the section is there but has errors.
+    let ipvs_timeouts = top.get("ipvs_timeouts").map(|v| {
+        Table::from_value(sink, v, "ipvs_timeouts")
+            .and_then(|t| ipvs_options::ipvs_timeouts(sink, t))
+    });
     let vs = virtual_server_section(sink, &mut top);
     top.finish(sink);
 
     let config = match (director, sync_groups) {
-        (Some(director), Some(sync_groups)) if vrrp.ok && vs.ok && ipvs_sync_ok => Some(Config {
-            director,
-            vrrp: vrrp.items.clone(),
-            ipvs_sync,
-            virtual_servers: vs.items.clone(),
-            sync_groups,
-        }),
+        (Some(director), Some(sync_groups))
+            if vrrp.ok && vs.ok && ipvs_sync_ok && !matches!(ipvs_timeouts, Some(None)) =>
+        {
+            Some(Config {
+                director,
+                vrrp: vrrp.items.clone(),
+                ipvs_sync,
+                ipvs_timeouts: ipvs_timeouts.flatten(),
+                virtual_servers: vs.items.clone(),
+                sync_groups,
+            })
+        }
         _ => None,
     };
     Parsed {

@@ -10,6 +10,7 @@ use crate::model::*;
 use crate::reader::{Sink, Table, Value, as_array, as_choice, as_socket_addr, type_name, unique};
 
 use super::check::check;
+use super::ipvs_options::{inherit_tunnel, one_packet, tunnel};
 use super::{Section, VsSpans, check_name};
 
 /// The `[[virtual_server]]` tables; names with the span of their table.
@@ -84,14 +85,18 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
     let quorum_down = hook(sink, &mut t, &f, "quorum_down");
     let omega = t.bool(sink, "omega").unwrap_or(false);
 
+    let one_packet = one_packet(sink, &mut t, &key);
+    let vs_tunnel = tunnel(sink, &mut t, forwarding);
+
     let default_check = default_check(sink, &mut t, &f);
-    let (real_servers, rs_spans, rs_count) = real_servers(
+    let (mut real_servers, rs_spans, rs_count) = real_servers(
         sink,
         &mut t,
         &p,
         (vs_port, forwarding, inhibit_on_failure),
         &default_check,
     );
+    inherit_tunnel(&mut real_servers, vs_tunnel);
     t.finish(sink);
 
     unique(
@@ -146,6 +151,8 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
             hysteresis,
             sorry_server: sorry_server.map(|(a, _)| a),
             inhibit_on_failure,
+            one_packet,
+            tunnel: (forwarding == Forwarding::Tunnel).then(|| vs_tunnel.unwrap_or_default()),
             real_servers,
             quorum_by,
             quorum_up,
@@ -573,6 +580,7 @@ fn real_server(
     let rf = |k: &str| format!("{pf}.{k}");
     let notify_up = hook(sink, &mut t, &rf, "notify_up");
     let notify_down = hook(sink, &mut t, &rf, "notify_down");
+    let own_tunnel = tunnel(sink, &mut t, forwarding);
     let own_check = t.get("check");
     t.finish(sink);
 
@@ -643,6 +651,7 @@ fn real_server(
             inhibit_on_failure,
             notify_up,
             notify_down,
+            tunnel: own_tunnel,
             check,
         },
         span,

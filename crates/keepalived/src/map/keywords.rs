@@ -33,6 +33,7 @@ const MAPPED: &[(&str, &[&str])] = &[
     (
         "global_defs",
         &[
+            "lvs_timeouts",
             "vrrp_min_garp",
             "router_id",
             "script_user",
@@ -118,6 +119,7 @@ const MAPPED: &[(&str, &[&str])] = &[
     (
         "virtual_server",
         &[
+            "ops",
             "delay_loop",
             "lvs_sched",
             "lb_algo",
@@ -285,11 +287,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
         "global_defs",
         "lvs_flush_onstop",
         "vigil removes the services it owns when it stops and leaves the others",
-    ),
-    (
-        "global_defs",
-        "lvs_timeouts",
-        "vigil leaves the IPVS connection timeouts to the system (ipvsadm --set)",
     ),
     (
         "global_defs",
@@ -531,11 +528,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
         "virtual_server",
         "flag-3",
         "vigil sets the sh/mh fallback and port flags only",
-    ),
-    (
-        "virtual_server",
-        "ops",
-        "vigil has no one-packet scheduling",
     ),
     (
         "virtual_server",

@@ -91,17 +91,70 @@ impl Rs {
 }
 
 impl Mapper<'_> {
-    /// `lvs_method TUN type gue port N csum`: vigil's tunnels are IPIP.
-    fn tunnel_options(&mut self, sec: &mut Section, n: &Node) {
-        if n.args().len() > 1 {
-            let opts = n.args()[1..].join(" ");
+    /// `lvs_method TUN [type {ipip|gue port N|gre} [nocsum|csum|remcsum]]` as
+    /// `tunnel_type`, `tunnel_port` and `tunnel_checksum` (none for plain IPIP). Options
+    /// vigil would reject are dropped with a warning, whole: IPIP is used instead.
+    fn tunnel_options(&mut self, sec: &mut Section, n: &Node) -> Vec<(String, String)> {
+        let args = &n.args()[1.min(n.args().len())..];
+        if args.is_empty() {
+            return Vec::new();
+        }
+        let opts = args.join(" ");
+        let mut fields = Vec::new();
+        let mut rest = args.iter().map(String::as_str);
+        let mut kind = "ipip";
+        let mut why = None;
+        match (rest.next(), rest.next()) {
+            (Some("type"), Some(k @ ("ipip" | "gue" | "gre"))) => kind = k,
+            _ => {
+                why = Some("keepalived writes `TUN type ipip|gue port N|gre [nocsum|csum|remcsum]`")
+            }
+        }
+        let mut tail: Vec<&str> = rest.collect();
+        if why.is_none() && kind == "gue" {
+            match tail.first().copied() {
+                Some("port") => match tail
+                    .get(1)
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .filter(|p| *p > 0)
+                {
+                    Some(p) => {
+                        fields.push(("tunnel_port".to_string(), p.to_string()));
+                        tail.drain(..2);
+                    }
+                    None => why = Some("the GUE port is not 1 to 65535"),
+                },
+                _ => why = Some("GUE needs a port"),
+            }
+        }
+        if why.is_none() {
+            match (kind, tail.as_slice()) {
+                (_, [] | ["nocsum"]) => {}
+                ("gue" | "gre", ["csum"]) | ("gue", ["remcsum"]) => {
+                    fields.push(("tunnel_checksum".to_string(), q(tail[0])));
+                }
+                ("ipip", ["csum" | "remcsum"]) => why = Some("IPIP has no checksum option"),
+                (_, ["remcsum"]) => why = Some("remote checksum offload (remcsum) is GUE's only"),
+                _ => {
+                    why = Some(
+                        "keepalived writes `TUN type ipip|gue port N|gre [nocsum|csum|remcsum]`",
+                    )
+                }
+            }
+        }
+        if let Some(why) = why {
             self.warn(
                 sec,
                 n,
                 n.keyword(),
-                format!("`{opts}` dropped: vigil's tunnels are IPIP, as IPVS's default"),
+                format!("`{opts}` dropped: {why}; the tunnel is IPIP"),
             );
+            return Vec::new();
         }
+        if kind != "ipip" {
+            fields.insert(0, ("tunnel_type".to_string(), q(kind)));
+        }
+        fields
     }
 
     /// The top-level `SSL { ca certificate key password }` block: the https checks' CA file
@@ -236,6 +289,8 @@ impl Mapper<'_> {
         let mut omega = false;
         let mut ipv6_family = None;
         let mut real_servers = Vec::new();
+        let mut vs_tunnel = Vec::new();
+        let mut ops = None;
         for c in n.children() {
             let kw = c.keyword();
             if defaults.read(c)? {
@@ -257,8 +312,9 @@ impl Mapper<'_> {
                 }
                 "lvs_method" | "lb_kind" => {
                     forwarding = method(c)?;
-                    self.tunnel_options(&mut sec, c);
+                    vs_tunnel = self.tunnel_options(&mut sec, c);
                 }
+                "ops" => ops = Some(c),
                 "persistence_timeout" => {
                     persistence = Some(match c.args().first() {
                         Some(_) => secs_us(c, 0)?,
@@ -400,6 +456,27 @@ impl Mapper<'_> {
         }
         if forwarding != "nat" {
             sec.set("forwarding", q(&forwarding));
+        }
+        if forwarding == "tunnel" {
+            for (k, v) in vs_tunnel {
+                sec.set(&k, v);
+            }
+        }
+        if let Some(c) = ops {
+            // The kernel applies it to UDP only; a fwmark service may carry UDP.
+            if matches!(key, Key::Fwmark(_)) || protocol == "udp" {
+                sec.set("one_packet", "true".into());
+            } else {
+                self.warn(
+                    &mut sec,
+                    c,
+                    "ops",
+                    format!(
+                        "dropped: one-packet scheduling applies to UDP only, not {}",
+                        protocol.to_ascii_uppercase()
+                    ),
+                );
+            }
         }
         let v6 = match key {
             Key::Addr(a, _) => a.is_ipv6(),
@@ -633,6 +710,7 @@ impl Mapper<'_> {
         let mut inhibit = None;
         let mut notify: Vec<(&str, Vec<String>)> = Vec::new();
         let mut checkers = Vec::new();
+        let mut rs_tunnel = Vec::new();
         for c in n.children() {
             let kw = c.keyword();
             if defaults.read(c)? {
@@ -642,7 +720,7 @@ impl Mapper<'_> {
                 "weight" => weight = int_in(c, 0, 0, 65_535)?,
                 "lvs_method" | "lb_kind" => {
                     forwarding = Some(method(c)?);
-                    self.tunnel_options(&mut comments, c);
+                    rs_tunnel = self.tunnel_options(&mut comments, c);
                 }
                 "uthreshold" => upper = Some(int_in(c, 0, 0, u32::MAX.into())?),
                 "lthreshold" => lower = Some(int_in(c, 0, 0, u32::MAX.into())?),
@@ -702,6 +780,9 @@ impl Mapper<'_> {
         }
         if let Some(f) = forwarding.filter(|f| f != vs_forwarding) {
             fields.push(("forwarding".into(), q(&f)));
+        }
+        if fwd == "tunnel" {
+            fields.extend(rs_tunnel);
         }
         if let Some(u) = upper {
             fields.push(("upper_threshold".into(), u.to_string()));
