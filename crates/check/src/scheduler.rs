@@ -36,6 +36,19 @@ pub struct Outcome {
     /// What was seen, for people: `HTTP 503 from 10.0.0.11:80 GET /healthz`.
     pub reason: String,
     pub latency: Duration,
+    /// What a passing result of a dynamic check says of the real server's weight;
+    /// `None` leaves it as the check last set it.
+    pub weight: Option<WeightEffect>,
+}
+
+/// How a dynamic check moves its real server's weight (see [`crate::Combiner`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightEffect {
+    /// The weight is this (exec `dynamic_weight`: the exit status minus 2).
+    Set(u32),
+    /// This is added to the configured weight (file `weight` times the value).
+    Add(i64),
 }
 
 impl Outcome {
@@ -44,6 +57,7 @@ impl Outcome {
             passed: true,
             reason: reason.into(),
             latency,
+            weight: None,
         }
     }
 
@@ -52,6 +66,7 @@ impl Outcome {
             passed: false,
             reason: reason.into(),
             latency,
+            weight: None,
         }
     }
 }
@@ -279,6 +294,27 @@ impl Scheduler {
             self.remove(key);
         }
         gone
+    }
+
+    /// Makes a waiting check due at `now` (a file check's file changed); its schedule
+    /// goes on from there. A running check is left alone: its next run, one interval
+    /// on, sees the change. Returns whether the check was moved.
+    pub fn trigger(&mut self, key: &CheckKey, now: Instant) -> bool {
+        let Some(&slot) = self.index.get(key) else {
+            return false;
+        };
+        let seq = self.seq();
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        match entry.phase {
+            Phase::Waiting { due, .. } if due > now => {
+                entry.phase = Phase::Waiting { due: now, seq };
+                self.queue.push(Reverse((now, seq, slot)));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The checks due at `now`, each marked running until its result comes back.

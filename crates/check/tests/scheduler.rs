@@ -15,6 +15,7 @@ fn key(n: u16) -> CheckKey {
             address: SocketAddr::from(([192, 0, 2, 1], 80)),
         },
         real: SocketAddr::from(([127, 0, 0, 1], n)),
+        index: 0,
     }
 }
 
@@ -45,6 +46,8 @@ fn target(n: u16, check: Check) -> Target {
         key: key(n),
         virtual_server: "web".into(),
         check,
+        weight: 1,
+        checks: 1,
     }
 }
 
