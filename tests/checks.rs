@@ -45,7 +45,7 @@ name = "web"
 address = "192.0.2.7:80"
 scheduler = "wrr"
 real_server = [{{ address = "10.0.0.1", weight = 5, check = [
-  {{ kind = "exec", command = ["/bin/sh", "-c", "exit $(cat {})"], user = "root", dynamic_weight = true, interval = "200ms", rise = 1, fall = 1, start_spread = "0s" }},
+  {{ kind = "exec", command = ["/bin/sh", "-c", "exit $(cat {})"], user = "root", dynamic_weight = true, interval = "1s", timeout = "900ms", rise = 1, fall = 1, start_spread = "0s" }},
   {{ kind = "file", path = "{}", interval = "30s" }},
 ] }}]
 "#,

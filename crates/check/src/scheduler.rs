@@ -148,6 +148,8 @@ struct Entry {
     /// The check has reached a verdict: a change of health, or its initial state
     /// confirmed by `rise` passes (up) or `fall` failures (down).
     settled: bool,
+    /// Triggered while running: run again as soon as the result is back.
+    again: bool,
 }
 
 /// The schedule and health of every check. See the crate documentation for the rules.
@@ -213,6 +215,7 @@ impl Scheduler {
             phase: Phase::Waiting { due: first, seq },
             runs: 0,
             settled: false,
+            again: false,
         };
         let key = entry.target.key;
         let slot = match self.free.pop() {
@@ -297,8 +300,8 @@ impl Scheduler {
     }
 
     /// Makes a waiting check due at `now` (a file check's file changed); its schedule
-    /// goes on from there. A running check is left alone: its next run, one interval
-    /// on, sees the change. Returns whether the check was moved.
+    /// goes on from there. A running check (which may have read the file before the
+    /// change) runs again as soon as its result is back. Returns whether it was moved.
     pub fn trigger(&mut self, key: &CheckKey, now: Instant) -> bool {
         let Some(&slot) = self.index.get(key) else {
             return false;
@@ -313,7 +316,11 @@ impl Scheduler {
                 self.queue.push(Reverse((now, seq, slot)));
                 true
             }
-            _ => false,
+            Phase::Running { .. } => {
+                entry.again = true;
+                true
+            }
+            Phase::Waiting { .. } => false,
         }
     }
 
@@ -422,7 +429,11 @@ impl Scheduler {
             _ => check.interval,
         };
         // From when it was due, not when it finished: lateness does not accumulate.
-        let next = (due + period).max(now);
+        let next = if std::mem::take(&mut entry.again) {
+            now
+        } else {
+            (due + period).max(now)
+        };
         entry.phase = Phase::Waiting { due: next, seq };
         self.queue.push(Reverse((next, seq, slot)));
         // Until its first verdict a server's health is only the configured initial state,
