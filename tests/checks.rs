@@ -104,3 +104,39 @@ real_server = [{{ address = "10.0.0.1", weight = 5, check = [
     let rs = wait_until(&d, "up by exit 0", |rs| rs["health"] == "up");
     assert_eq!(rs["dynamic_weight"], 20, "{rs:#}");
 }
+
+/// A reload that gives an up real server a second check (a file check): it keeps its
+/// health meanwhile, and the new file is watched from then on.
+#[test]
+fn a_reload_adds_a_file_check_to_an_up_server() {
+    let file_check = |dir: &Path| {
+        format!(
+            ", {{ kind = \"file\", path = \"{}\", interval = \"30s\" }}",
+            dir.join("down").display()
+        )
+    };
+    let config = |dir: &Path, extra: &str| {
+        format!(
+            "{}\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.7:80\"\nreal_server = [{{ address = \"10.0.0.1\", check = [{{ kind = \"exec\", command = [\"/bin/true\"], user = \"root\", interval = \"1s\", timeout = \"900ms\", rise = 1, start_spread = \"0s\" }}{extra}] }}]\n",
+            minimal_config(dir, "checks-reload")
+        )
+    };
+    let d = Daemon::start_with(|dir| config(dir, ""));
+    wait_until(&d, "up", |rs| rs["health"] == "up");
+    let dir = d.dir.path().to_path_buf();
+    d.write_config(&config(&dir, &file_check(&dir)));
+    let out = d.ctl(&["reload"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let rs = real_server(&d);
+    assert_eq!(rs["health"], "up", "kept through the reload: {rs:#}");
+    assert_eq!(rs["checks"].as_array().map(Vec::len), Some(2), "{rs:#}");
+    // The new check reads no file (0): still up; then its file says down.
+    wait_until(&d, "the file check has a verdict", |rs| {
+        rs["checks"][1]["health"] == "up"
+    });
+    write(&dir.join("down"), "1");
+    let rs = wait_until(&d, "down by the new file check", |rs| {
+        rs["health"] == "down"
+    });
+    assert_eq!(rs["checks"][1]["health"], "down", "{rs:#}");
+}

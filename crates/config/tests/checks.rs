@@ -1109,3 +1109,14 @@ fn every_check_of_an_array_is_reported_with_its_index() {
         "t.toml:7:57: error: `virtual_server.web.real_server[0].check[1].port` does not apply to file checks",
     );
 }
+
+#[test]
+fn at_most_64_checks_per_real_server() {
+    let many = vec!["{ kind = \"icmp\" }"; 65].join(", ");
+    assert_error(
+        &format!(
+            "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.100:80\"\ncheck = [{many}]\n"
+        ),
+        "t.toml:6:9: error: `virtual_server.web.check` has 65 checks: at most 64",
+    );
+}
