@@ -39,7 +39,8 @@ fn several_checks_a_file_check_and_a_dynamic_exec_weight() {
         let status = dir.join("status");
         write(&status, "0");
         format!(
-            r#"{}
+            r#"{}state_file = "{}"
+
 [[virtual_server]]
 name = "web"
 address = "192.0.2.7:80"
@@ -50,6 +51,7 @@ real_server = [{{ address = "10.0.0.1", weight = 5, check = [
 ] }}]
 "#,
             minimal_config(dir, "checks"),
+            dir.join("state.json").display(),
             status.display(),
             dir.join("down").display(),
         )
@@ -117,8 +119,9 @@ fn a_reload_adds_a_file_check_to_an_up_server() {
     };
     let config = |dir: &Path, extra: &str| {
         format!(
-            "{}\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.7:80\"\nreal_server = [{{ address = \"10.0.0.1\", check = [{{ kind = \"exec\", command = [\"/bin/true\"], user = \"root\", interval = \"1s\", timeout = \"900ms\", rise = 1, start_spread = \"0s\" }}{extra}] }}]\n",
-            minimal_config(dir, "checks-reload")
+            "{}state_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.7:80\"\nreal_server = [{{ address = \"10.0.0.1\", check = [{{ kind = \"exec\", command = [\"/bin/true\"], user = \"root\", interval = \"1s\", timeout = \"900ms\", rise = 1, start_spread = \"0s\" }}{extra}] }}]\n",
+            minimal_config(dir, "checks-reload"),
+            dir.join("state.json").display()
         )
     };
     let d = Daemon::start_with(|dir| config(dir, ""));
