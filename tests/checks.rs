@@ -89,6 +89,11 @@ real_server = [{{ address = "10.0.0.1", weight = 5, check = [
         format!("{} reads 1 (non-zero means down)", down.display()),
         "{rs:#}"
     );
+    // The failure's cause, on the check that failed and on the server; the exec check
+    // has not failed.
+    assert_eq!(rs["checks"][1]["last_failure"], "file_value", "{rs:#}");
+    assert_eq!(rs["checks"][0]["last_failure"], Value::Null, "{rs:#}");
+    assert_eq!(rs["last_failure"], "file_value", "{rs:#}");
     // vigilctl's table names both checks.
     let text = String::from_utf8_lossy(&d.ctl(&["services"]).stdout).to_string();
     assert!(text.contains("exec /bin/sh"), "{text}");
@@ -98,6 +103,8 @@ real_server = [{{ address = "10.0.0.1", weight = 5, check = [
     std::fs::remove_file(&down).expect("rm");
     let rs = wait_until(&d, "up again", |rs| rs["health"] == "up");
     assert_eq!(rs["dynamic_weight"], 20, "{rs:#}");
+    // The last failure stays after the check passes again.
+    assert_eq!(rs["checks"][1]["last_failure"], "file_value", "{rs:#}");
 
     // Exit 1 fails; exit 0 afterwards passes and keeps the weight.
     write(&status, "1");

@@ -217,5 +217,10 @@ mod tests {
         // At or below the fault level: down.
         assert!(judge(&spec(1, false), i64::from(i32::MIN)).0.is_err());
         assert!(judge(&spec(1, false), i64::from(i32::MIN) + 1).0.is_ok());
+        // A value that means down is grouped as `file_value`.
+        let cause = |v| judge(&spec(0, false), v).0.err().map(|f| f.cause);
+        assert_eq!(cause(1), Some(FailureCause::FileValue));
+        let fault = judge(&spec(1, false), i64::from(i32::MIN)).0.err();
+        assert_eq!(fault.map(|f| f.cause), Some(FailureCause::FileValue));
     }
 }
