@@ -170,7 +170,7 @@ fn status_services_and_vrrp_through_the_real_vigilctl() {
     let config = d.result("config");
     assert_eq!(config["config"]["vrrp"][0]["advert_interval"], "1s");
     assert_eq!(
-        config["config"]["virtual_servers"][0]["real_servers"][0]["check"]["timeout"],
+        config["config"]["virtual_servers"][0]["real_servers"][0]["checks"][0]["timeout"],
         "500ms"
     );
 

@@ -199,9 +199,12 @@ async fn measure(args: &Args, server_pid: u32) -> BenchResult<()> {
                     address: SocketAddr::from(([10, 255, 0, 1], 10_000 + (i / 1000) as u16)),
                 },
                 real: real(i, args.port),
+                index: 0,
             },
             virtual_server: format!("vs{}", i / 1000),
             check: check.clone(),
+            weight: 1,
+            checks: 1,
         })
         .collect();
     let started = Instant::now();

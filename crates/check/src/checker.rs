@@ -11,18 +11,24 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{Id as TaskId, JoinSet};
 use tokio::time::Instant;
 
+use crate::combine::Combiner;
 use crate::failure::FailureCause;
 use crate::probe::Probe;
 use crate::scheduler::{CheckStatus, Due, Health, Outcome, RunId, Scheduler};
 use crate::stats::{Histogram, KindStats, Stats};
 use crate::target::{CheckKey, Target};
 
-/// A real server changed health, or its check reached its first verdict.
+/// A real server changed health (over all of its checks) or weight (dynamic checks),
+/// or reached its first verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthEvent {
+    /// The real server, with the index of the check whose result decided.
     pub key: CheckKey,
     pub virtual_server: String,
     pub health: Health,
+    /// The weight its dynamic checks give it (see [`crate::Combiner`]); `None` when it
+    /// has none, and the configured weight applies.
+    pub weight: Option<u32>,
     /// The reason of the result that decided it, e.g. `connect to 10.0.0.12:80 refused`.
     pub reason: String,
     pub latency: Duration,
@@ -261,15 +267,16 @@ pub fn threads_for(targets: &[Target]) -> usize {
     ((rate / CHECKS_PER_THREAD).ceil() as usize).clamp(1, cpus)
 }
 
-/// Which of `shards` checks `key`: a fixed hash, so a check stays with its scheduler
-/// (and its state) across reloads.
+/// Which of `shards` checks `key`: a fixed hash of its real server, so a check stays
+/// with its scheduler (and its state) across reloads, and all checks of one real server
+/// are on one scheduler (which combines them).
 fn shard_of(key: &CheckKey, shards: usize) -> usize {
     use std::hash::{Hash, Hasher};
     if shards <= 1 {
         return 0;
     }
     let mut hasher = std::hash::DefaultHasher::new();
-    key.hash(&mut hasher);
+    key.real_server().hash(&mut hasher);
     (hasher.finish() % shards as u64) as usize
 }
 
@@ -323,6 +330,8 @@ impl Checker {
             let mut driver = Driver {
                 beats: live.beats.clone(),
                 scheduler: Scheduler::new(options.seed.wrapping_add(i as u64)),
+                combiner: Combiner::new(),
+                watch: None,
                 probes: HashMap::new(),
                 running: JoinSet::new(),
                 running_keys: HashMap::new(),
@@ -439,10 +448,14 @@ impl Checker {
     }
 }
 
-/// By virtual server name, then real server.
+/// By virtual server name, then real server, then check.
 fn sort_checks(checks: &mut [CheckState]) {
     checks.sort_by(|a, b| {
-        (a.virtual_server.as_str(), a.key.real).cmp(&(b.virtual_server.as_str(), b.key.real))
+        (a.virtual_server.as_str(), a.key.real, a.key.index).cmp(&(
+            b.virtual_server.as_str(),
+            b.key.real,
+            b.key.index,
+        ))
     });
 }
 
@@ -450,6 +463,10 @@ struct Driver {
     /// Bumped on every turn of the loop.
     beats: Arc<AtomicU64>,
     scheduler: Scheduler,
+    /// Each real server's checks into one verdict.
+    combiner: Combiner,
+    /// The inotify watch on file checks' files.
+    watch: Option<crate::watch::FileWatch>,
     probes: HashMap<CheckKey, Arc<Probe>>,
     running: JoinSet<Outcome>,
     running_keys: HashMap<TaskId, (CheckKey, RunId)>,
@@ -521,6 +538,12 @@ impl Driver {
                     }
                 },
                 () = &mut sleep, if deadline.is_some() => {}
+                keys = watch_changed(self.watch.as_ref()), if self.watch.is_some() => {
+                    let now = Instant::now().into_std();
+                    for key in keys {
+                        self.scheduler.trigger(&key, now);
+                    }
+                }
                 _ = heartbeat.tick() => {}
             }
         }
@@ -579,8 +602,21 @@ impl Driver {
                 .record(outcome.cause, outcome.latency);
         }
         let now = Instant::now().into_std();
-        let Some(transition) = self.scheduler.on_result(&key, run, outcome, now) else {
+        let (passed, effect) = (outcome.passed, outcome.weight);
+        let transition = self.scheduler.on_result(&key, run, outcome, now);
+        let verdict = transition.as_ref().map(|t| t.health);
+        let Some(combined) = self.combiner.on_result(&key, verdict, passed, effect) else {
             return;
+        };
+        // A change of weight alone has no transition: the result itself says why.
+        let (reason, latency) = match transition {
+            Some(t) => (t.reason, t.latency),
+            None => self
+                .scheduler
+                .status(&key)
+                .and_then(|s| s.last)
+                .map(|l| (l.outcome.reason, l.outcome.latency))
+                .unwrap_or_default(),
         };
         let virtual_server = self
             .probes
@@ -590,9 +626,10 @@ impl Driver {
         let _ = self.events.send(HealthEvent {
             key,
             virtual_server,
-            health: transition.health,
-            reason: transition.reason,
-            latency: transition.latency,
+            health: combined.health,
+            weight: combined.weight,
+            reason,
+            latency,
             at: SystemTime::now(),
         });
     }
@@ -640,8 +677,13 @@ impl Driver {
                 self.probes.insert(target.key, Arc::new(probe));
             }
         }
+        self.combiner.set_targets(&targets);
         for key in self.scheduler.set_targets(targets, now.into_std()) {
             self.probes.remove(&key);
+        }
+        let files = crate::watch::files_of(self.probes.iter().map(|(k, p)| (k, &**p)));
+        if self.watch.as_ref().map(|w| w.files()) != Some(&files) {
+            self.watch = crate::watch::FileWatch::new(files);
         }
     }
 
@@ -685,6 +727,14 @@ impl Driver {
             .collect();
         sort_checks(&mut checks);
         Snapshot { checks }
+    }
+}
+
+/// The checks whose files changed; never ready without a watch.
+async fn watch_changed(watch: Option<&crate::watch::FileWatch>) -> Vec<CheckKey> {
+    match watch {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -45,6 +45,8 @@ pub enum FailureCause {
     ExecExit,
     /// The exec program did not exit within the timeout.
     ExecTimeout,
+    /// A file check's file holds a value that means down (or no number at all).
+    FileValue,
     /// The check cannot run on this host: a socket, bind, fwmark, CA file, user or
     /// program that cannot be had.
     Setup,
@@ -54,7 +56,7 @@ pub enum FailureCause {
 
 impl FailureCause {
     /// Every cause, in order.
-    pub const ALL: [FailureCause; 20] = [
+    pub const ALL: [FailureCause; 21] = [
         FailureCause::Timeout,
         FailureCause::Refused,
         FailureCause::Reset,
@@ -73,6 +75,7 @@ impl FailureCause {
         FailureCause::SmtpReply,
         FailureCause::ExecExit,
         FailureCause::ExecTimeout,
+        FailureCause::FileValue,
         FailureCause::Setup,
         FailureCause::Internal,
     ];
@@ -98,6 +101,7 @@ impl FailureCause {
             FailureCause::SmtpReply => "smtp_reply",
             FailureCause::ExecExit => "exec_exit",
             FailureCause::ExecTimeout => "exec_timeout",
+            FailureCause::FileValue => "file_value",
             FailureCause::Setup => "setup",
             FailureCause::Internal => "internal",
         }

@@ -1,8 +1,9 @@
 //! Health checkers for vigil.
 //!
-//! Owns: probing real servers (TCP, HTTP/HTTPS, DNS, UDP, ICMP, exec) and the sans-IO
-//! scheduler that decides when each check runs and when a server goes up or down
-//! (rise/fall hysteresis, retry delay, start spread).
+//! Owns: probing real servers (TCP, HTTP/HTTPS, DNS, UDP, ICMP, SMTP, exec, file) and the
+//! sans-IO scheduler that decides when each check runs and when a server goes up or down
+//! (rise/fall hysteresis, retry delay, start spread), and the sans-IO [`Combiner`] that
+//! makes one verdict (and a dynamic weight) of a real server's several checks.
 //!
 //! Must not: touch the kernel's tables (IPVS, addresses, routes) or know about VRRP. It only
 //! reports health; `vigild` turns health into a desired IPVS table.
@@ -61,6 +62,11 @@
 //!
 //! # Rules
 //!
+//! - A real server with several checks is up only when all are up, down as soon as one
+//!   is down ([`Combiner`]); [`HealthEvent`]s are per real server, with the weight its
+//!   dynamic checks give it. All checks of a real server run on one checker thread.
+//! - A file check's file is watched with inotify (its directory, so a rename onto it is
+//!   seen): a change makes the check due at once; its interval is the poll behind that.
 //! - Health changes after `rise` passes in a row (down → up) or `fall` failures in a row
 //!   (up → down); the transition carries the reason of the deciding result. A check's
 //!   first verdict is reported too when it confirms the initial state (`rise` passes
@@ -94,7 +100,8 @@
 //! | udp | a reply arrives (matching `expect`), or with `require_reply = false` no ICMP port unreachable within the timeout; ICMP port unreachable is down | `UDP port 10.0.0.9:514 unreachable (ICMP port unreachable)` |
 //! | icmp | an echo reply arrives (ping socket, raw socket if not allowed) | `no reply within 500ms (icmp 10.0.0.7)` |
 //! | smtp | the greeting is 220 and `HELO helo_name` is answered 2xx (then `QUIT`) | `SMTP greeting from 10.0.0.25:25 is 554 (220 expected): no service` |
-//! | exec | the program exits 0 | `/usr/lib/vigil/check-db exited with status 2` |
+//! | exec | the program exits 0 (or 2–255 with `dynamic_weight`: weight = status − 2) | `/usr/lib/vigil/check-db exited with status 2` |
+//! | file | the number in the file is 0 (non-zero with `reverse`), or with a `weight` the value × weight is added to the server's weight | `/run/web.down reads 1 (non-zero means down)` |
 //!
 //! A failure's reason is for people; beside it every failed [`Outcome`] carries a
 //! [`FailureCause`] (`refused`, `timeout`, `http_status`, `dns_rcode`, ...), a closed set
@@ -122,12 +129,14 @@
 //! [`Config`]: vigil_config::Config
 
 mod checker;
+mod combine;
 mod failure;
 mod once;
 mod probe;
 mod scheduler;
 mod stats;
 mod target;
+mod watch;
 
 #[cfg(debug_assertions)]
 #[doc(hidden)]
@@ -141,7 +150,9 @@ pub use failure::FailureCause;
 pub use once::{OnceResult, format_table, run_once};
 pub use stats::{Histogram, KindStats, LATENCY_BUCKETS_S, LatenessSummary, Stats};
 
+pub use combine::{Combined, Combiner, MAX_WEIGHT};
 pub use scheduler::{
     CheckStatus, Due, Health, LastFailure, LastResult, Outcome, RunId, Scheduler, Transition,
+    WeightEffect,
 };
 pub use target::{CheckKey, Target, targets_from_config};

@@ -39,6 +39,19 @@ pub struct Outcome {
     /// Why it failed, for grouping (`http_status`); `None` when it passed.
     pub cause: Option<FailureCause>,
     pub latency: Duration,
+    /// What a passing result of a dynamic check says of the real server's weight;
+    /// `None` leaves it as the check last set it.
+    pub weight: Option<WeightEffect>,
+}
+
+/// How a dynamic check moves its real server's weight (see [`crate::Combiner`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightEffect {
+    /// The weight is this (exec `dynamic_weight`: the exit status minus 2).
+    Set(u32),
+    /// This is added to the configured weight (file `weight` times the value).
+    Add(i64),
 }
 
 impl Outcome {
@@ -48,6 +61,7 @@ impl Outcome {
             reason: reason.into(),
             cause: None,
             latency,
+            weight: None,
         }
     }
 
@@ -57,6 +71,7 @@ impl Outcome {
             reason: reason.into(),
             cause: Some(cause),
             latency,
+            weight: None,
         }
     }
 }
@@ -148,6 +163,8 @@ struct Entry {
     /// The check has reached a verdict: a change of health, or its initial state
     /// confirmed by `rise` passes (up) or `fall` failures (down).
     settled: bool,
+    /// Triggered while running: run again as soon as the result is back.
+    again: bool,
 }
 
 /// The schedule and health of every check. See the crate documentation for the rules.
@@ -214,6 +231,7 @@ impl Scheduler {
             phase: Phase::Waiting { due: first, seq },
             runs: 0,
             settled: false,
+            again: false,
         };
         let key = entry.target.key;
         let slot = match self.free.pop() {
@@ -295,6 +313,31 @@ impl Scheduler {
             self.remove(key);
         }
         gone
+    }
+
+    /// Makes a waiting check due at `now` (a file check's file changed); its schedule
+    /// goes on from there. A running check (which may have read the file before the
+    /// change) runs again as soon as its result is back. Returns whether it was moved.
+    pub fn trigger(&mut self, key: &CheckKey, now: Instant) -> bool {
+        let Some(&slot) = self.index.get(key) else {
+            return false;
+        };
+        let seq = self.seq();
+        let Some(entry) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        match entry.phase {
+            Phase::Waiting { due, .. } if due > now => {
+                entry.phase = Phase::Waiting { due: now, seq };
+                self.queue.push(Reverse((now, seq, slot)));
+                true
+            }
+            Phase::Running { .. } => {
+                entry.again = true;
+                true
+            }
+            Phase::Waiting { .. } => false,
+        }
     }
 
     /// The checks due at `now`, each marked running until its result comes back.
@@ -402,7 +445,11 @@ impl Scheduler {
             _ => check.interval,
         };
         // From when it was due, not when it finished: lateness does not accumulate.
-        let next = (due + period).max(now);
+        let next = if std::mem::take(&mut entry.again) {
+            now
+        } else {
+            (due + period).max(now)
+        };
         entry.phase = Phase::Waiting { due: next, seq };
         self.queue.push(Reverse((next, seq, slot)));
         // Until its first verdict a server's health is only the configured initial state,

@@ -5,7 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 use vigil_config::{Check, Config, ServiceKey};
 
-/// The identity of a check: the real server `real` of the virtual server `service`.
+/// The identity of a check: check number `index` (in file order, from 0) of the real
+/// server `real` of the virtual server `service`.
 ///
 /// The same keys as the reconciler and the status socket use, so that on reload an
 /// unchanged (key, check) pair keeps its state and its schedule.
@@ -13,11 +14,23 @@ use vigil_config::{Check, Config, ServiceKey};
 pub struct CheckKey {
     pub service: ServiceKey,
     pub real: SocketAddr,
+    pub index: u16,
+}
+
+impl CheckKey {
+    /// The real server this check is one of the checks of.
+    pub fn real_server(&self) -> (ServiceKey, SocketAddr) {
+        (self.service, self.real)
+    }
 }
 
 impl std::fmt::Display for CheckKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} -> {}", self.service, self.real)
+        write!(f, "{} -> {}", self.service, self.real)?;
+        if self.index > 0 {
+            write!(f, " check {}", self.index + 1)?;
+        }
+        Ok(())
     }
 }
 
@@ -27,6 +40,10 @@ pub struct Target {
     pub key: CheckKey,
     pub virtual_server: String,
     pub check: Check,
+    /// The real server's configured weight, which dynamic checks move.
+    pub weight: u32,
+    /// How many checks the real server has (all of them must pass).
+    pub checks: u16,
 }
 
 impl Target {
@@ -45,15 +62,24 @@ pub fn targets_from_config(config: &Config) -> Vec<Target> {
         .virtual_servers
         .iter()
         .flat_map(|vs| {
-            vs.real_servers.iter().filter_map(move |rs| {
-                rs.check.as_ref().map(|check| Target {
-                    key: CheckKey {
-                        service: vs.key,
-                        real: rs.address,
-                    },
-                    virtual_server: vs.name.clone(),
-                    check: check.clone(),
-                })
+            vs.real_servers.iter().flat_map(move |rs| {
+                // Validation keeps a real server's checks far below u16::MAX.
+                let count = u16::try_from(rs.checks.len()).unwrap_or(u16::MAX);
+                rs.checks
+                    .iter()
+                    .take(usize::from(u16::MAX))
+                    .enumerate()
+                    .map(move |(i, check)| Target {
+                        key: CheckKey {
+                            service: vs.key,
+                            real: rs.address,
+                            index: u16::try_from(i).unwrap_or(u16::MAX),
+                        },
+                        virtual_server: vs.name.clone(),
+                        check: check.clone(),
+                        weight: rs.weight,
+                        checks: count,
+                    })
             })
         })
         .collect()

@@ -14,6 +14,7 @@ fn exec(argv: &[&str]) -> CheckKind {
     CheckKind::Exec {
         command: argv.iter().map(|s| s.to_string()).collect(),
         user: "nobody".into(),
+        dynamic_weight: false,
     }
 }
 
@@ -96,6 +97,7 @@ async fn unknown_user_and_missing_program_fail_with_reason() {
         check(CheckKind::Exec {
             command: vec!["/bin/true".into()],
             user: "no-such-user-vigil".into(),
+            dynamic_weight: false,
         }),
     ))
     .await;

@@ -15,6 +15,7 @@ fn key(n: u16) -> CheckKey {
             address: SocketAddr::from(([192, 0, 2, 1], 80)),
         },
         real: SocketAddr::from(([127, 0, 0, 1], n)),
+        index: 0,
     }
 }
 
@@ -45,6 +46,8 @@ fn target(n: u16, check: Check) -> Target {
         key: key(n),
         virtual_server: "web".into(),
         check,
+        weight: 1,
+        checks: 1,
     }
 }
 
@@ -620,4 +623,28 @@ fn poll_at_most_takes_the_earliest_due_first() {
     assert_eq!(keys, vec![key(1), key(2)]);
     assert_eq!(s.poll_at_most(woke + 10 * MS, 0).len(), 0);
     assert_eq!(s.poll(woke + 10 * MS).len(), 3, "the rest are still there");
+}
+
+/// A file check's file changed: the check runs now, or again at once if it is running.
+#[test]
+fn trigger_makes_a_check_due_now_or_runs_it_again() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(1);
+    s.add(target(1, check()), t0);
+    let due = s.poll(t0);
+    assert_eq!(due.len(), 1);
+    // Triggered while running: the next run is due when the result is back.
+    assert!(s.trigger(&key(1), t0 + 10 * MS));
+    s.on_result(&key(1), due[0].run, pass(), t0 + 20 * MS);
+    assert_eq!(s.next_deadline(), Some(t0 + 20 * MS));
+    let due = s.poll(t0 + 20 * MS);
+    assert_eq!(due.len(), 1);
+    s.on_result(&key(1), due[0].run, pass(), t0 + 30 * MS);
+    // Back on its interval from the run that was due at 20 ms...
+    assert_eq!(s.next_deadline(), Some(t0 + 1020 * MS));
+    // ...until a trigger moves it to now.
+    assert!(s.trigger(&key(1), t0 + 500 * MS));
+    assert_eq!(s.next_deadline(), Some(t0 + 500 * MS));
+    assert_eq!(s.poll(t0 + 500 * MS).len(), 1);
+    assert!(!s.trigger(&key(2), t0 + 500 * MS), "unknown check");
 }

@@ -486,9 +486,18 @@ pub struct RealServer {
     /// The effective encapsulation (its own, else the virtual server's); `Some` exactly
     /// with tunnel forwarding.
     pub tunnel: Option<Tunnel>,
-    /// The effective check (the virtual server's default merged with this server's
-    /// override); `None` means the server is always considered up.
-    pub check: Option<Check>,
+    /// The effective checks (the virtual server's default merged with this server's
+    /// override), all of which must pass (keepalived counts every checker of a
+    /// real_server); empty means the server is always considered up.
+    pub checks: Vec<Check>,
+}
+
+impl RealServer {
+    /// Whether any check moves this server's weight (exec `dynamic_weight`, file
+    /// `weight`): then the weight IPVS gets is the checks', not only `weight`.
+    pub fn has_dynamic_weight(&self) -> bool {
+        self.checks.iter().any(|c| c.kind.moves_weight())
+    }
 }
 
 /// A health check with its schedule.
@@ -559,12 +568,38 @@ pub enum CheckKind {
     Exec {
         command: Vec<String>,
         user: String,
+        /// keepalived's `misc_dynamic`: exit 0 passes and keeps the weight, 1 fails,
+        /// 2–255 pass and set the real server's weight to the status minus 2.
+        dynamic_weight: bool,
     },
+    /// keepalived's FILE_CHECK / track_file: the server's state (or weight) from a
+    /// number in a file, read when it changes (inotify) and every `interval`.
+    File(FileCheck),
+}
+
+/// A file check: the file holds an integer (a missing or empty file reads as 0).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileCheck {
+    pub path: PathBuf,
+    /// 0: a non-zero value is down (a zero value with `reverse`). Otherwise the value
+    /// times this (negated with `reverse`) is added to the real server's weight.
+    pub weight: i32,
+    pub reverse: bool,
 }
 
 impl CheckKind {
-    pub const NAMES: &'static [&'static str] =
-        &["tcp", "http", "https", "dns", "udp", "icmp", "smtp", "exec"];
+    pub const NAMES: &'static [&'static str] = &[
+        "tcp", "http", "https", "dns", "udp", "icmp", "smtp", "exec", "file",
+    ];
+
+    /// Whether results of this check can change the real server's weight.
+    pub fn moves_weight(&self) -> bool {
+        match self {
+            CheckKind::Exec { dynamic_weight, .. } => *dynamic_weight,
+            CheckKind::File(f) => f.weight != 0,
+            _ => false,
+        }
+    }
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -576,6 +611,7 @@ impl CheckKind {
             CheckKind::Icmp => "icmp",
             CheckKind::Smtp { .. } => "smtp",
             CheckKind::Exec { .. } => "exec",
+            CheckKind::File(_) => "file",
         }
     }
 }

@@ -14,10 +14,9 @@ fn with_check(check: &str, rs_extra: &str) -> String {
 /// The effective check of the first real server of a valid file.
 fn check_of(src: &str) -> Check {
     let l = ok(src);
-    l.config.virtual_servers[0].real_servers[0]
-        .check
-        .clone()
-        .expect("the real server has a check")
+    let checks = &l.config.virtual_servers[0].real_servers[0].checks;
+    assert_eq!(checks.len(), 1, "the real server has one check");
+    checks[0].clone()
 }
 
 #[test]
@@ -99,7 +98,7 @@ fn kind_is_required_and_known() {
     );
     assert_eq!(
         help.as_deref(),
-        Some("one of: tcp, http, https, dns, udp, icmp, smtp, exec")
+        Some("one of: tcp, http, https, dns, udp, icmp, smtp, exec, file")
     );
     let help = assert_error(
         &with_check("kind = \"htp\"", ""),
@@ -116,11 +115,11 @@ fn kind_is_required_and_known() {
 fn check_must_be_a_table() {
     assert_error(
         "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.100:80\"\ncheck = \"tcp\"\n",
-        "t.toml:6:9: error: `virtual_server.web.check` must be a table, found a string",
+        "t.toml:6:9: error: `virtual_server.web.check` must be a table or an array of tables, found a string",
     );
     assert_error(
         "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.100:80\"\ncheck = false\n",
-        "t.toml:6:9: error: `virtual_server.web.check` must be a table, found a boolean",
+        "t.toml:6:9: error: `virtual_server.web.check` must be a table or an array of tables, found a boolean",
     );
 }
 
@@ -622,7 +621,8 @@ fn exec_needs_an_absolute_command() {
         c.kind,
         CheckKind::Exec {
             command: vec!["/usr/lib/vigil/check".into(), "-v".into()],
-            user: "nobody".into()
+            user: "nobody".into(),
+            dynamic_weight: false,
         }
     );
     let c = check_of(&with_check(
@@ -702,8 +702,8 @@ check = { kind = "http", path = "/healthz", interval = "5s" }
 real_server = [{ address = "10.0.0.1" }, { address = "10.0.0.2" }]
 "#);
     let rs = &l.config.virtual_servers[0].real_servers;
-    assert_eq!(rs[0].check, rs[1].check);
-    assert_eq!(rs[0].check.as_ref().map(|c| c.interval), Some(secs(5)));
+    assert_eq!(rs[0].checks, rs[1].checks);
+    assert_eq!(rs[0].checks.first().map(|c| c.interval), Some(secs(5)));
 }
 
 #[test]
@@ -748,10 +748,10 @@ fn an_override_with_kind_replaces_the_service_check() {
 #[test]
 fn check_false_means_no_check() {
     let l = ok(&with_check("kind = \"tcp\"", ", check = false"));
-    assert_eq!(l.config.virtual_servers[0].real_servers[0].check, None);
+    assert_eq!(l.config.virtual_servers[0].real_servers[0].checks, []);
     assert_error(
         &with_check("kind = \"tcp\"", ", check = true"),
-        "t.toml:7:48: error: `virtual_server.web.real_server[0].check` must be a table (or false for no check), found a boolean",
+        "t.toml:7:48: error: `virtual_server.web.real_server[0].check` must be a table, an array of tables, or false for no check, found a boolean",
     );
 }
 
@@ -765,8 +765,8 @@ address = "192.0.2.100:80"
 real_server = [{ address = "10.0.0.1", check = { kind = "icmp" } }, { address = "10.0.0.2" }]
 "#);
     let rs = &l.config.virtual_servers[0].real_servers;
-    assert_eq!(rs[0].check.as_ref().map(|c| c.kind.name()), Some("icmp"));
-    assert_eq!(rs[1].check, None);
+    assert_eq!(rs[0].checks.first().map(|c| c.kind.name()), Some("icmp"));
+    assert_eq!(rs[1].checks, []);
     assert_error(
         r#"[director]
 name = "lb"
@@ -995,5 +995,130 @@ fn check_source_port_interface_and_fwmark() {
     assert_error(
         &with_check("kind = \"icmp\", bind_port = 2", ""),
         "t.toml:6:38: error: `virtual_server.web.check.bind_port` does not apply to icmp checks",
+    );
+}
+
+// ---- several checks per real server, file checks, exec dynamic weight ----
+
+#[test]
+fn several_checks_are_an_array_and_each_is_its_own() {
+    let l = ok(r#"[director]
+name = "lb"
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+check = [{ kind = "tcp", interval = "5s" }, { kind = "file", path = "/run/web.down" }]
+real_server = [{ address = "10.0.0.1" }, { address = "10.0.0.2", check = { timeout = "300ms" } }, { address = "10.0.0.3", check = [{ kind = "icmp" }] }]
+"#);
+    let rs = &l.config.virtual_servers[0].real_servers;
+    let kinds = |i: usize| -> Vec<&str> { rs[i].checks.iter().map(|c| c.kind.name()).collect() };
+    assert_eq!(kinds(0), ["tcp", "file"]);
+    assert_eq!(rs[0].checks[0].interval, secs(5));
+    // A table without kind is merged over every check of the service.
+    assert_eq!(kinds(1), ["tcp", "file"]);
+    assert_eq!(rs[1].checks[0].timeout, ms(300));
+    assert_eq!(rs[1].checks[1].timeout, ms(300));
+    // An array replaces them.
+    assert_eq!(kinds(2), ["icmp"]);
+    assert!(!rs[0].has_dynamic_weight());
+}
+
+#[test]
+fn file_checks_act_on_the_first_reading() {
+    let c = check_of(&with_check(
+        "kind = \"file\", path = \"/run/vigil/web.weight\", weight = 10, reverse = true",
+        "",
+    ));
+    assert_eq!(
+        c.kind,
+        CheckKind::File(FileCheck {
+            path: "/run/vigil/web.weight".into(),
+            weight: 10,
+            reverse: true,
+        })
+    );
+    assert!(c.kind.moves_weight());
+    assert_eq!((c.rise, c.fall), (1, 1));
+    assert_eq!(c.interval, secs(1));
+    assert_eq!(c.start_spread, secs(0));
+    let c = check_of(&with_check("kind = \"file\", path = \"/run/down\"", ""));
+    assert!(!c.kind.moves_weight());
+}
+
+#[test]
+fn file_check_errors_name_the_field() {
+    assert_error(
+        &with_check("kind = \"file\"", ""),
+        "t.toml:6:9: error: missing required field `virtual_server.web.check.path`",
+    );
+    assert_error(
+        &with_check("kind = \"file\", path = \"run/down\"", ""),
+        "t.toml:6:33: error: `virtual_server.web.check.path`: \"run/down\" must be an absolute path",
+    );
+    assert_errors(
+        &with_check(
+            "kind = \"file\", path = \"/run/down\", weight = 2147483648, port = 80, reverse = 1",
+            "",
+        ),
+        &[
+            "t.toml:6:55: error: `virtual_server.web.check.weight` = 2147483648 is out of range -2147483647–2147483647",
+            "t.toml:6:74: error: `virtual_server.web.check.port` does not apply to file checks",
+            "t.toml:6:88: error: `virtual_server.web.check.reverse` must be true or false, found an integer",
+        ],
+    );
+    assert_error(
+        &with_check("kind = \"tcp\", reverse = true", ""),
+        "t.toml:6:25: error: `virtual_server.web.check.reverse` is an option of file checks, not of tcp checks",
+    );
+}
+
+#[test]
+fn exec_dynamic_weight() {
+    let c = check_of(&with_check(
+        "kind = \"exec\", command = [\"/c\"], dynamic_weight = true",
+        "",
+    ));
+    assert!(matches!(
+        c.kind,
+        CheckKind::Exec {
+            dynamic_weight: true,
+            ..
+        }
+    ));
+    assert!(c.kind.moves_weight());
+    assert_error(
+        &with_check(
+            "kind = \"exec\", command = [\"/c\"], dynamic_weight = \"yes\"",
+            "",
+        ),
+        "t.toml:6:61: error: `virtual_server.web.check.dynamic_weight` must be true or false, found a string",
+    );
+}
+
+#[test]
+fn every_check_of_an_array_is_reported_with_its_index() {
+    assert_errors(
+        "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.100:80\"\ncheck = [{ kind = \"tcp\", rise = 0 }, 7, { kind = \"file\" }]\n",
+        &[
+            "t.toml:6:33: error: `virtual_server.web.check[0].rise` = 0 is out of range 1–100",
+            "t.toml:6:38: error: `virtual_server.web.check[1]` must be a table, found an integer",
+            "t.toml:6:41: error: missing required field `virtual_server.web.check[2].path`",
+        ],
+    );
+    // An override merged into several checks names the one it does not fit.
+    assert_error(
+        "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.100:80\"\ncheck = [{ kind = \"tcp\" }, { kind = \"file\", path = \"/run/d\" }]\nreal_server = [{ address = \"10.0.0.1\", check = { port = 8080 } }]\n",
+        "t.toml:7:57: error: `virtual_server.web.real_server[0].check[1].port` does not apply to file checks",
+    );
+}
+
+#[test]
+fn at_most_64_checks_per_real_server() {
+    let many = vec!["{ kind = \"icmp\" }"; 65].join(", ");
+    assert_error(
+        &format!(
+            "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.100:80\"\ncheck = [{many}]\n"
+        ),
+        "t.toml:6:9: error: `virtual_server.web.check` has 65 checks: at most 64",
     );
 }

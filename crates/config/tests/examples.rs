@@ -88,7 +88,7 @@ fn web_dr() {
     let checks: Vec<&Check> = https
         .real_servers
         .iter()
-        .map(|r| r.check.as_ref().unwrap())
+        .map(|r| r.checks.first().unwrap())
         .collect();
     assert_eq!(checks[0], checks[1]);
     assert_eq!(checks[0].port, None);
@@ -130,7 +130,7 @@ fn nat_ipv6() {
     );
     assert_eq!(api4.real_servers[2].upper_threshold, Some(5000));
     let status = c.virtual_server("api6-status").unwrap();
-    let CheckKind::Http(h) = &status.real_servers[0].check.as_ref().unwrap().kind else {
+    let CheckKind::Http(h) = &status.real_servers[0].checks.first().unwrap().kind else {
         panic!("not http")
     };
     assert_eq!(h.method, HttpMethod::Head);
@@ -162,7 +162,7 @@ fn dns_fwmark() {
     let checks: Vec<&Check> = resolvers
         .real_servers
         .iter()
-        .map(|r| r.check.as_ref().unwrap())
+        .map(|r| r.checks.first().unwrap())
         .collect();
     let (CheckKind::Dns(a), CheckKind::Dns(b)) = (&checks[0].kind, &checks[2].kind) else {
         panic!("not dns")
@@ -180,7 +180,7 @@ fn dns_fwmark() {
         }
     ));
     // The second syslog server's check replaces the service's (it has a `kind`).
-    let c1 = syslog.real_servers[1].check.as_ref().unwrap();
+    let c1 = syslog.real_servers[1].checks.first().unwrap();
     assert_eq!(c1.kind.name(), "exec");
     assert_eq!(c1.interval, secs(2));
     assert_eq!(c1.timeout, secs(1));

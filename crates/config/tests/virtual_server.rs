@@ -38,7 +38,7 @@ fn defaults() {
     assert_eq!(rs.forwarding, Forwarding::Nat);
     assert_eq!(rs.upper_threshold, None);
     assert_eq!(rs.lower_threshold, None);
-    assert_eq!(rs.check, None);
+    assert_eq!(rs.checks, []);
     assert_eq!(l.config.real_server_count(), 1);
     assert_eq!(
         l.config.virtual_server("web").map(|v| v.key.to_string()),
@@ -118,7 +118,7 @@ weight = 5
     let v = &l.config.virtual_servers[0];
     assert_eq!(v.real_servers.len(), 2);
     assert_eq!(v.real_servers[1].weight, 5);
-    assert!(v.real_servers.iter().all(|r| r.check.is_some()));
+    assert!(v.real_servers.iter().all(|r| !r.checks.is_empty()));
 }
 
 #[test]

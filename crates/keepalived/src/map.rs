@@ -67,6 +67,8 @@ pub(crate) struct Mapper<'a> {
     globals: Globals,
     scripts: HashMap<String, Script>,
     track_files: HashSet<String>,
+    /// `track_file` blocks by name, for the FILE_CHECKs that name them.
+    track_file_defs: HashMap<String, Node>,
     track_processes: HashSet<String>,
     /// Instance name (keepalived's) → its sync group.
     sync_groups: HashMap<String, SyncGroup>,
@@ -98,6 +100,7 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         globals: Globals::default(),
         scripts: HashMap::new(),
         track_files: HashSet::new(),
+        track_file_defs: HashMap::new(),
         track_processes: HashSet::new(),
         sync_groups: HashMap::new(),
         sync_group_sections: HashMap::new(),
@@ -123,8 +126,9 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
             "vrrp_track_file" | "track_file" | "vrrp_track_process" => {
                 let name = n.args().first().cloned().unwrap_or_default();
                 let what = if n.keyword() != "vrrp_track_process" {
+                    m.track_file_defs.insert(name.clone(), n.clone());
                     self_set(&mut m.track_files, name);
-                    "vigil cannot track a file's value; instances tracking it do not"
+                    "vigil cannot track a file's value in VRRP instances; instances tracking it do not (FILE_CHECKs naming it become file checks of its file)"
                 } else {
                     self_set(&mut m.track_processes, name);
                     "vigil cannot track processes; instances tracking it do not (a `vrrp_script` that checks the process maps to an exec track)"

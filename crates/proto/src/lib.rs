@@ -32,7 +32,8 @@ pub use event::{
 pub use reply::{ErrorCode, ProtocolError, Reply, reply_line};
 pub use request::{COMMANDS, MAX_LINE, Request, parse_request};
 pub use services::{
-    CheckSummary, Family, Health, IpvsView, RealServerView, ServicesReply, VirtualServerView,
+    CheckSummary, CheckView, Family, Health, IpvsView, RealServerView, ServicesReply,
+    VirtualServerView,
 };
 pub use status::{
     ConfigReply, Counts, DrainReply, PONG, Refused, ReloadRecord, SocketStatus, StatusReply,

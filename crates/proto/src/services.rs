@@ -80,8 +80,9 @@ pub struct RealServerView {
     pub since_unix_ms: Option<u64>,
     #[serde(default)]
     pub last_latency_us: Option<u64>,
-    /// The cause of the check's last failed run (also after passes since; see
-    /// docs/metrics.md for the causes) and when it was.
+    /// The cause of the last failed run of any of its checks (also after passes since;
+    /// see docs/metrics.md for the causes) and when it was; each check's own is in
+    /// `checks`.
     #[serde(default)]
     pub last_failure: Option<String>,
     #[serde(default)]
@@ -90,8 +91,35 @@ pub struct RealServerView {
     pub active_conns: Option<u32>,
     #[serde(default)]
     pub inactive_conns: Option<u32>,
+    /// The first check (all of them are in `checks`).
     #[serde(default)]
     pub check: Option<CheckSummary>,
+    /// The weight its dynamic checks give it (exec `dynamic_weight`, file `weight`);
+    /// null when it has none, or no verdict yet.
+    #[serde(default)]
+    pub dynamic_weight: Option<u32>,
+    /// Every check of the real server, in file order, each with its own state: the
+    /// server is up only when all are.
+    #[serde(default)]
+    pub checks: Vec<CheckView>,
+}
+
+/// One check of a real server and its own state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CheckView {
+    #[serde(flatten)]
+    pub summary: CheckSummary,
+    /// This check's own verdict (`pending` before its first).
+    pub health: Health,
+    /// Whether its last run passed (null before the first).
+    pub passed: Option<bool>,
+    /// What its last run saw.
+    pub reason: Option<String>,
+    pub last_latency_us: Option<u64>,
+    /// The cause of this check's last failed run (also after passes since) and when.
+    pub last_failure: Option<String>,
+    pub last_failure_unix_ms: Option<u64>,
 }
 
 /// A real server's health as `services` shows it.

@@ -198,7 +198,26 @@ fn status_config_reload_drain_ping() {
 
 #[test]
 fn services() {
-    let rs = |address: &str, health| RealServerView {
+    let http_check = CheckSummary {
+        kind: "http".into(),
+        target: "GET /healthz".into(),
+        interval: "1s".into(),
+        timeout: "500ms".into(),
+        rise: 2,
+        fall: 3,
+        port: None,
+    };
+    let rs = |address: &str, health: Health| RealServerView {
+        dynamic_weight: None,
+        checks: vec![CheckView {
+            summary: http_check.clone(),
+            health: health.clone(),
+            passed: Some(health == Health::Up),
+            reason: Some("HTTP 200 from 192.0.2.11:80 GET /healthz".into()),
+            last_latency_us: Some(1830),
+            last_failure: Some("refused".into()),
+            last_failure_unix_ms: Some(1_765_000_000_000),
+        }],
         address: address.parse().unwrap(),
         weight: 100,
         kernel_weight: Some(100),
@@ -233,8 +252,29 @@ fn services() {
         active_conns: None,
         inactive_conns: None,
         check: None,
+        checks: Vec::new(),
         ..rs("192.0.2.13:80", Health::Unchecked)
     };
+    // Two checks, the second a file check that sets the weight.
+    let mut two = rs("192.0.2.14:80", Health::Up);
+    two.dynamic_weight = Some(30);
+    two.checks.push(CheckView {
+        summary: CheckSummary {
+            kind: "file".into(),
+            target: "/run/web.weight weight 10".into(),
+            interval: "1s".into(),
+            timeout: "500ms".into(),
+            rise: 1,
+            fall: 1,
+            port: None,
+        },
+        health: Health::Up,
+        passed: Some(true),
+        reason: Some("/run/web.weight reads 2: weight +20".into()),
+        last_latency_us: Some(40),
+        last_failure: None,
+        last_failure_unix_ms: None,
+    });
     pin_reply(
         "reply-services",
         ServicesReply {
@@ -259,6 +299,7 @@ fn services() {
                         rs("192.0.2.11:80", Health::Up),
                         rs("192.0.2.12:80", Health::Down),
                         unchecked,
+                        two,
                     ],
                 },
                 VirtualServerView {

@@ -237,21 +237,33 @@ pub(crate) fn services(v: &ServicesReply) -> String {
             String::new(),
         ]);
         for rs in &vs.real_servers {
-            let check = match &rs.check {
-                Some(c) => {
-                    let target = if c.target.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" {}", c.target)
-                    };
-                    format!(
-                        "{}{} every {}",
-                        or_dash(&c.kind),
-                        target,
-                        or_dash(&c.interval)
-                    )
-                }
-                None => "none".to_string(),
+            // Every check, `+` between them (all must pass); a daemon that sends only
+            // `check` (older) shows that one.
+            let summaries: Vec<&vigil_proto::CheckSummary> = if rs.checks.is_empty() {
+                rs.check.iter().collect()
+            } else {
+                rs.checks.iter().map(|c| &c.summary).collect()
+            };
+            let check = if summaries.is_empty() {
+                "none".to_string()
+            } else {
+                summaries
+                    .iter()
+                    .map(|c| {
+                        let target = if c.target.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {}", c.target)
+                        };
+                        format!(
+                            "{}{} every {}",
+                            or_dash(&c.kind),
+                            target,
+                            or_dash(&c.interval)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" + ")
             };
             let mut health = rs.health.as_str().to_string();
             if rs.drained {
@@ -279,10 +291,14 @@ pub(crate) fn services(v: &ServicesReply) -> String {
                 },
                 None => "-".to_string(),
             };
+            let weight = match rs.dynamic_weight {
+                Some(w) if w != rs.weight => format!("{} (checks: {w})", rs.weight),
+                _ => rs.weight.to_string(),
+            };
             rows.push(vec![
                 format!("  -> {}", rs.address),
                 or_dash(&rs.forwarding).to_string(),
-                rs.weight.to_string(),
+                weight,
                 opt(&rs.kernel_weight),
                 health,
                 conns,

@@ -83,7 +83,8 @@ pub fn icmp_checks_without_raw(config: &Config) -> bool {
     let uses_icmp = config.virtual_servers.iter().any(|vs| {
         vs.real_servers
             .iter()
-            .any(|rs| matches!(rs.check.as_ref().map(|c| &c.kind), Some(CheckKind::Icmp)))
+            .flat_map(|rs| &rs.checks)
+            .any(|c| matches!(c.kind, CheckKind::Icmp))
     });
     uses_icmp && !has(Capability::NetRaw)
 }

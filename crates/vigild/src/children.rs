@@ -64,8 +64,10 @@ fn users(config: &Config) -> BTreeSet<(String, &'static str)> {
     let mut out = BTreeSet::new();
     for vs in &config.virtual_servers {
         for rs in &vs.real_servers {
-            if let Some(CheckKind::Exec { user, .. }) = rs.check.as_ref().map(|c| &c.kind) {
-                out.insert((user.clone(), "exec checks"));
+            for c in &rs.checks {
+                if let CheckKind::Exec { user, .. } = &c.kind {
+                    out.insert((user.clone(), "exec checks"));
+                }
             }
         }
     }

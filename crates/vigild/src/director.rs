@@ -63,6 +63,8 @@ pub enum Notice {
 #[derive(Debug, Clone)]
 struct HealthRecord {
     known: Known,
+    /// The weight the server's dynamic checks give it.
+    weight: Option<u32>,
     reason: String,
     since_unix_ms: u64,
 }
@@ -307,6 +309,7 @@ impl Director {
         let p = table::policy(
             vs,
             |rs| self.known(&vs.key, rs),
+            |rs| self.health.get(&(vs.key, rs)).and_then(|h| h.weight),
             |rs| self.drains.contains(&vs.name, rs),
         );
         let previous = self.quorum.get(&vs.key).copied().flatten();
@@ -403,13 +406,22 @@ impl Director {
                 reason: &e.reason,
             });
         }
-        info!(
-            virtual_server = %e.virtual_server,
-            real_server = %e.key.real,
-            "real server {}: {}",
-            e.health,
-            e.reason
-        );
+        match e.weight {
+            Some(w) => info!(
+                virtual_server = %e.virtual_server,
+                real_server = %e.key.real,
+                "real server {}, weight {w}: {}",
+                e.health,
+                e.reason
+            ),
+            None => info!(
+                virtual_server = %e.virtual_server,
+                real_server = %e.key.real,
+                "real server {}: {}",
+                e.health,
+                e.reason
+            ),
+        }
         let _ = self.published.send(Event::Health(vigil_proto::HealthEvent {
             virtual_server: e.virtual_server.clone(),
             real_server: e.key.real,
@@ -425,6 +437,7 @@ impl Director {
             (e.key.service, e.key.real),
             HealthRecord {
                 known,
+                weight: e.weight,
                 reason: e.reason,
                 since_unix_ms: unix_ms(e.at),
             },
@@ -590,7 +603,7 @@ impl Director {
                     .iter()
                     .map(|rs| RealServerStats {
                         address: rs.address,
-                        up: match &rs.check {
+                        up: match rs.checks.first() {
                             None => Some(true),
                             Some(_) => match self.known(&vs.key, rs.address) {
                                 Known::Up => Some(true),
@@ -664,7 +677,7 @@ impl Director {
             .iter()
             .map(|rs| {
                 let record = self.health.get(&(vs.key, rs.address));
-                let health = match (&rs.check, record.map(|r| r.known)) {
+                let health = match (rs.checks.first(), record.map(|r| r.known)) {
                     (None, _) => vigil_proto::Health::Unchecked,
                     (Some(_), Some(Known::Up)) => vigil_proto::Health::Up,
                     (Some(_), Some(Known::Down)) => vigil_proto::Health::Down,
@@ -684,7 +697,17 @@ impl Director {
                     last_failure_unix_ms: None,
                     active_conns: None,
                     inactive_conns: None,
-                    check: crate::protocol::check_summary(&rs.check),
+                    check: crate::protocol::check_summary(rs.checks.first()),
+                    dynamic_weight: record.and_then(|r| r.weight),
+                    checks: rs
+                        .checks
+                        .iter()
+                        .filter_map(|c| crate::protocol::check_summary(Some(c)))
+                        .map(|summary| vigil_proto::CheckView {
+                            summary,
+                            ..Default::default()
+                        })
+                        .collect(),
                 }
             })
             .collect();

@@ -54,11 +54,12 @@ pub enum Source {
     RealServer(ServiceKey, SocketAddr),
 }
 
-/// Whether a server starts as up (before its check's first verdict): no check means up.
+/// Whether a server starts as up (before its checks' first verdicts): no check means up,
+/// else every check must start up (all of them must pass), as the table assumes.
 pub fn initially_up(rs: &RealServer) -> bool {
-    rs.check
-        .as_ref()
-        .is_none_or(|c| c.initial_state == InitialState::Up)
+    rs.checks
+        .iter()
+        .all(|c| c.initial_state == InitialState::Up)
 }
 
 /// A real server's health change, if `before` -> `after` is one: `Some(true)` up,

@@ -56,8 +56,8 @@ fn socket_counters(c: &crate::state::SocketCounters) -> SocketStatus {
 }
 
 /// A check as `services` shows it.
-pub fn check_summary(check: &Option<Check>) -> Option<CheckSummary> {
-    let c = check.as_ref()?;
+pub fn check_summary(check: Option<&Check>) -> Option<CheckSummary> {
+    let c = check?;
     let target = match &c.kind {
         CheckKind::Http(h) => {
             let paths: Vec<&str> = h.urls.iter().map(|u| u.path.as_str()).collect();
@@ -70,7 +70,27 @@ pub fn check_summary(check: &Option<Check>) -> Option<CheckSummary> {
         CheckKind::Dns(d) => {
             format!("{} {}", d.name, format!("{:?}", d.qtype).to_uppercase())
         }
-        CheckKind::Exec { command, .. } => command.join(" "),
+        CheckKind::Exec {
+            command,
+            dynamic_weight,
+            ..
+        } => {
+            let mut t = command.join(" ");
+            if *dynamic_weight {
+                t.push_str(" (dynamic weight)");
+            }
+            t
+        }
+        CheckKind::File(f) => {
+            let mut t = f.path.display().to_string();
+            if f.weight != 0 {
+                t.push_str(&format!(" weight {}", f.weight));
+            }
+            if f.reverse {
+                t.push_str(" reverse");
+            }
+            t
+        }
         CheckKind::Smtp { helo_name } => format!("HELO {helo_name}"),
         _ => String::new(),
     };

@@ -80,6 +80,26 @@ pub fn read_kernel(keys: &[ServiceKey]) -> Result<KernelServices, String> {
     Ok(out)
 }
 
+/// One check's own state, from the checker's snapshot.
+fn check_view(view: &mut vigil_proto::CheckView, state: &vigil_check::CheckState) {
+    view.health = match (state.health, &state.last_change, &state.last_result) {
+        // Not yet checked, or still in its initial state without a verdict.
+        (_, None, None) => vigil_proto::Health::Pending,
+        (vigil_check::Health::Up, _, _) => vigil_proto::Health::Up,
+        (vigil_check::Health::Down, _, _) => vigil_proto::Health::Down,
+    };
+    if let Some(last) = &state.last_result {
+        view.passed = Some(last.passed);
+        view.reason = Some(last.reason.clone());
+        view.last_latency_us = Some(last.latency_us);
+    }
+    view.last_failure = state
+        .last_failure
+        .as_ref()
+        .map(|f| f.cause.name().to_string());
+    view.last_failure_unix_ms = state.last_failure.as_ref().map(|f| f.at_unix_ms);
+}
+
 impl ServicesView {
     /// Adds the checker's last results and the kernel's view, then hands the view on.
     /// Runs on a task of its own (see the module doc).
@@ -97,28 +117,38 @@ impl ServicesView {
         );
         let kernel = kernel.unwrap_or_else(|e| Err(format!("reading IPVS failed: {e}")));
         if let Ok(snapshot) = snapshot {
-            let checks: HashMap<CheckKey, _> = snapshot
-                .checks
-                .into_iter()
-                .map(|c| (c.key, (c.last_result, c.last_failure)))
-                .collect();
+            let checks: HashMap<CheckKey, _> =
+                snapshot.checks.into_iter().map(|c| (c.key, c)).collect();
             for (vs, service) in view.virtual_servers.iter_mut().zip(&config_keys) {
                 for rs in &mut vs.real_servers {
-                    let key = CheckKey {
-                        service: *service,
-                        real: rs.address,
-                    };
-                    let Some((last, failure)) = checks.get(&key) else {
-                        continue;
-                    };
-                    if let Some(last) = last {
-                        rs.last_latency_us = Some(last.latency_us);
-                        if rs.reason.is_none() {
-                            rs.reason = Some(last.reason.clone());
+                    let real = rs.address;
+                    for (i, view) in rs.checks.iter_mut().enumerate() {
+                        let key = CheckKey {
+                            service: *service,
+                            real,
+                            index: u16::try_from(i).unwrap_or(u16::MAX),
+                        };
+                        if let Some(state) = checks.get(&key) {
+                            check_view(view, state);
                         }
                     }
-                    rs.last_failure = failure.map(|f| f.cause.name().to_string());
-                    rs.last_failure_unix_ms = failure.map(|f| f.at_unix_ms);
+                    // The real server's own line: the first check's last result.
+                    if let Some(last) = rs.checks.first() {
+                        rs.last_latency_us = last.last_latency_us;
+                        if rs.reason.is_none() {
+                            rs.reason = last.reason.clone();
+                        }
+                    }
+                    // The server's last failure: the latest of its checks'.
+                    let latest = rs
+                        .checks
+                        .iter()
+                        .filter(|c| c.last_failure.is_some())
+                        .max_by_key(|c| c.last_failure_unix_ms);
+                    if let Some(c) = latest {
+                        rs.last_failure = c.last_failure.clone();
+                        rs.last_failure_unix_ms = c.last_failure_unix_ms;
+                    }
                 }
             }
         }

@@ -123,26 +123,33 @@ pub enum Known {
     Pending,
 }
 
-/// The policy input for one virtual server.
+/// The policy input for one virtual server. `dynamic_weight` is the weight a real
+/// server's dynamic checks give it (exec `dynamic_weight`, file `weight`), if any.
 pub fn policy(
     vs: &config::VirtualServer,
     health: impl Fn(SocketAddr) -> Known,
+    dynamic_weight: impl Fn(SocketAddr) -> Option<u32>,
     drained: impl Fn(SocketAddr) -> bool,
 ) -> ServicePolicy {
     let reals = vs
         .real_servers
         .iter()
         .map(|rs| {
-            let h = match (&rs.check, health(rs.address)) {
+            let h = match health(rs.address) {
                 // No check: always up, like keepalived without a checker.
-                (None, _) => policy::Health::Up,
-                (Some(_), Known::Up) => policy::Health::Up,
-                (Some(_), Known::Down) => policy::Health::Down,
-                (Some(c), Known::Pending) => policy::Health::Unknown {
-                    assume_up: c.initial_state == config::InitialState::Up,
+                _ if rs.checks.is_empty() => policy::Health::Up,
+                Known::Up => policy::Health::Up,
+                Known::Down => policy::Health::Down,
+                // Up only if every check starts up (all of them must pass).
+                Known::Pending => policy::Health::Unknown {
+                    assume_up: rs
+                        .checks
+                        .iter()
+                        .all(|c| c.initial_state == config::InitialState::Up),
                 },
             };
-            let mut r = policy::RealServer::new(rs.address, rs.weight, forward(rs.forwarding))
+            let weight = dynamic_weight(rs.address).unwrap_or(rs.weight);
+            let mut r = policy::RealServer::new(rs.address, weight, forward(rs.forwarding))
                 .with_health(h)
                 .drained(drained(rs.address));
             r.upper_threshold = rs.upper_threshold.unwrap_or(0);
@@ -217,7 +224,7 @@ mod tests {
         let t = vs(
             "[[virtual_server]]\nname = \"t\"\naddress = \"192.0.2.1:80\"\nforwarding = \"tunnel\"\ntunnel_type = \"gue\"\ntunnel_port = 6080\ntunnel_checksum = \"remcsum\"\nsorry_server = \"192.0.2.9\"\nreal_server = [{ address = \"10.0.0.1\" }, { address = \"10.0.0.2\", tunnel_type = \"gre\", tunnel_checksum = \"csum\" }, { address = \"10.0.0.3\", forwarding = \"nat\" }]\n",
         );
-        let p = policy(&t, |_| Known::Up, |_| false);
+        let p = policy(&t, |_| Known::Up, |_| None, |_| false);
         let gue = ipvs::Tunnel {
             kind: ipvs::TunnelType::Gue,
             port: 6080,
@@ -274,6 +281,7 @@ mod tests {
         let p = policy(
             &v,
             |_| Known::Pending,
+            |_| None,
             |a| a.port() == 80 && a.ip().to_string() == "10.0.0.3",
         );
         let h: Vec<_> = p.reals.iter().map(|r| r.health).collect();
@@ -299,7 +307,7 @@ mod tests {
         let v = vs(
             "[[virtual_server]]\nname = \"w\"\naddress = \"192.0.2.1:80\"\nquorum_by = \"weight\"\nquorum = 3\ninhibit_on_failure = true\nreal_server = [{ address = \"10.0.0.1\", weight = 3, inhibit_on_failure = false }, { address = \"10.0.0.2\" }]\n",
         );
-        let p = policy(&v, |_| Known::Up, |_| false);
+        let p = policy(&v, |_| Known::Up, |_| None, |_| false);
         assert!(p.quorum_by_weight && p.inhibit_on_failure);
         assert_eq!(p.quorum, 3);
         let inhibit: Vec<_> = p.reals.iter().map(|r| r.inhibit_on_failure).collect();

@@ -1,11 +1,13 @@
 //! exec: run a program directly (never through a shell) as an unprivileged user; exit 0
-//! means up. The program runs sandboxed by vigil-child (no capabilities, a clean
+//! means up. With `dynamic_weight` (keepalived's `misc_dynamic`), exit 2–255 is up too
+//! and sets the weight to the status minus 2. The program runs sandboxed by vigil-child (no capabilities, a clean
 //! environment, its own session and cgroup); on timeout its whole tree is killed.
 
 use std::time::Duration;
 
 use super::Verdict;
 use crate::failure::{Failure, FailureCause};
+use crate::scheduler::WeightEffect;
 use crate::target::Target;
 
 /// Of a failing program's output, this much is kept (its first line goes in the reason).
@@ -15,6 +17,7 @@ const MAX_OUTPUT: usize = 1024;
 pub(crate) struct ExecProbe {
     command: vigil_child::Command,
     user: String,
+    dynamic_weight: bool,
 }
 
 impl ExecProbe {
@@ -22,6 +25,7 @@ impl ExecProbe {
         target: &Target,
         command: &[String],
         user: &str,
+        dynamic_weight: bool,
         timeout: Duration,
     ) -> Result<Self, String> {
         let (program, args) = command
@@ -47,6 +51,7 @@ impl ExecProbe {
         Ok(ExecProbe {
             command,
             user: user.to_string(),
+            dynamic_weight,
         })
     }
 
@@ -62,10 +67,34 @@ impl ExecProbe {
     }
 
     pub(crate) async fn run(&self) -> Verdict {
+        self.run_weighed().await.0
+    }
+
+    /// The verdict, and with `dynamic_weight` the weight an exit status of 2–255 sets
+    /// (keepalived.conf(5), MISC_CHECK `misc_dynamic`).
+    pub(crate) async fn run_weighed(&self) -> (Verdict, Option<WeightEffect>) {
         let program = self.program();
-        let out = vigil_child::run(&self.command).await.map_err(|e| {
-            Failure::setup(format!("cannot run {program} as user {}: {e}", self.user))
-        })?;
+        let out = match vigil_child::run(&self.command).await {
+            Ok(out) => out,
+            Err(e) => {
+                let why = format!("cannot run {program} as user {}: {e}", self.user);
+                return (Err(Failure::setup(why)), None);
+            }
+        };
+        if let vigil_child::Status::Exited(code @ 2..=255) = out.status
+            && self.dynamic_weight
+        {
+            let weight = u32::try_from(code - 2).unwrap_or(0);
+            return (
+                Ok(format!("{program} exited {code}: weight {weight}")),
+                Some(WeightEffect::Set(weight)),
+            );
+        }
+        (self.judge(&out), None)
+    }
+
+    fn judge(&self, out: &vigil_child::Output) -> Verdict {
+        let program = self.program();
         if out.success() {
             return Ok(format!("{program} exited 0"));
         }

@@ -3,6 +3,7 @@
 
 mod dns;
 mod exec;
+pub(crate) mod file;
 mod http;
 mod icmp;
 mod net;
@@ -19,7 +20,7 @@ use tokio::time::Instant;
 use vigil_config::{CheckKind, format_duration};
 
 use crate::failure::{Failure, FailureCause};
-use crate::scheduler::Outcome;
+use crate::scheduler::{Outcome, WeightEffect};
 use crate::target::Target;
 
 /// What a probe found: `Ok(what was seen)` or `Err(why it failed)`, the text for people
@@ -42,6 +43,7 @@ enum Kind {
     Icmp(icmp::IcmpProbe),
     Smtp(smtp::SmtpProbe),
     Exec(exec::ExecProbe),
+    File(file::FileProbe),
     /// The check cannot run on this system (unreadable CA file, unknown user, ...): every
     /// run fails with this reason, so the operator sees it in the status.
     Broken(String),
@@ -81,9 +83,19 @@ impl Probe {
             CheckKind::Smtp { helo_name } => {
                 smtp::SmtpProbe::new(addr, source.clone(), helo_name).map(Kind::Smtp)
             }
-            CheckKind::Exec { command, user } => {
-                exec::ExecProbe::new(&target, command, user, target.check.timeout).map(Kind::Exec)
-            }
+            CheckKind::Exec {
+                command,
+                user,
+                dynamic_weight,
+            } => exec::ExecProbe::new(
+                &target,
+                command,
+                user,
+                *dynamic_weight,
+                target.check.timeout,
+            )
+            .map(Kind::Exec),
+            CheckKind::File(spec) => Ok(Kind::File(file::FileProbe::new(spec))),
         };
         Probe {
             kind: kind.unwrap_or_else(Kind::Broken),
@@ -99,14 +111,34 @@ impl Probe {
     pub(crate) async fn run(&self) -> Outcome {
         let start = Instant::now();
         let timeout = self.target.check.timeout;
-        let verdict = match tokio::time::timeout(timeout, self.verdict()).await {
+        let (verdict, weight) = match tokio::time::timeout(timeout, self.weighed()).await {
             Ok(verdict) => verdict,
-            Err(_) => Err(self.timeout_reason(timeout)),
+            Err(_) => (Err(self.timeout_reason(timeout)), None),
         };
         let latency = start.elapsed();
-        match verdict {
+        let mut outcome = match verdict {
             Ok(reason) => Outcome::pass(reason, latency),
             Err(failure) => Outcome::fail(failure.cause, failure.text, latency),
+        };
+        outcome.weight = weight;
+        outcome
+    }
+
+    /// The verdict, with the weight a dynamic check's pass gives (exec `dynamic_weight`,
+    /// file `weight`).
+    async fn weighed(&self) -> (Verdict, Option<WeightEffect>) {
+        match &self.kind {
+            Kind::Exec(p) => Box::pin(p.run_weighed()).await,
+            Kind::File(p) => Box::pin(p.run()).await,
+            _ => (self.verdict().await, None),
+        }
+    }
+
+    /// The file a file check reads (for the checker's inotify watch).
+    pub(crate) fn watched_file(&self) -> Option<&std::path::Path> {
+        match &self.kind {
+            Kind::File(p) => Some(p.path()),
+            _ => None,
         }
     }
 
@@ -121,6 +153,7 @@ impl Probe {
             Kind::Icmp(p) => Box::pin(p.run()).await,
             Kind::Smtp(p) => Box::pin(p.run()).await,
             Kind::Exec(p) => Box::pin(p.run()).await,
+            Kind::File(p) => Box::pin(p.run()).await.0,
             Kind::Broken(reason) => Err(Failure::setup(reason.clone())),
         }
     }
@@ -151,6 +184,7 @@ impl Probe {
             Kind::Icmp(_) => format!("icmp {}", addr.ip()),
             Kind::Smtp(_) => format!("smtp {addr}"),
             Kind::Exec(p) => format!("exec {}", p.program()),
+            Kind::File(p) => format!("file {}", p.path().display()),
             Kind::Broken(_) => format!("{} {addr}", self.target.check.kind.name()),
         }
     }

@@ -40,9 +40,12 @@ pub fn target(real: SocketAddr, check: Check) -> Target {
                 address: SocketAddr::from(([192, 0, 2, 1], 80)),
             },
             real,
+            index: 0,
         },
         virtual_server: "web".into(),
         check,
+        weight: 1,
+        checks: 1,
     }
 }
 

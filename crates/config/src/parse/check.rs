@@ -1,5 +1,5 @@
 //! A health check table (`check` of a virtual or real server): the fields every kind
-//! shares, then the kind's own (tcp, udp, icmp, smtp, exec here; http in [`super::http`],
+//! shares, then the kind's own (tcp, udp, icmp, smtp, exec, file here; http in [`super::http`],
 //! dns in [`super::dns`]).
 
 use std::net::IpAddr;
@@ -57,7 +57,8 @@ const KIND_FIELDS: &[(&str, &[&str])] = &[
     ),
     ("udp", &["send", "send_hex", "expect", "require_reply"]),
     ("smtp", &["helo_name"]),
-    ("exec", &["command", "user"]),
+    ("exec", &["command", "user", "dynamic_weight"]),
+    ("file", &["path", "weight", "reverse"]),
 ];
 
 pub(super) fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
@@ -68,7 +69,7 @@ pub(super) fn check(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Check> {
         .require(sink, "kind")
         .and_then(|v| as_choice(sink, v, &f("kind"), CheckKind::NAMES));
 
-    let timing = timing(sink, &mut t, &f);
+    let timing = timing(sink, &mut t, &f, kind_name == Some("file"));
     let source = source(sink, &mut t, &f, &p);
 
     let kind = kind(sink, &mut t, &f, kind_name, &source);
@@ -108,12 +109,20 @@ struct Timing {
     start_spread: Duration,
 }
 
-fn timing(sink: &mut Sink, t: &mut Table<'_, '_>, f: &dyn Fn(&str) -> String) -> Timing {
+/// `file` checks act on the first reading, as keepalived's FILE_CHECK does: their
+/// defaults are rise 1, fall 1, no start spread, and a 1s interval (the poll behind the
+/// inotify watch).
+fn timing(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    file: bool,
+) -> Timing {
     let interval = t.duration(sink, "interval");
     let timeout = t.duration(sink, "timeout");
     let interval_value = interval
         .as_ref()
-        .map_or(Duration::from_secs(2), |(d, _)| *d);
+        .map_or(Duration::from_secs(if file { 1 } else { 2 }), |(d, _)| *d);
     // False when `interval` is present but invalid: its error is enough, so nothing is
     // compared against it.
     let mut interval_known = interval.is_some() || t.get("interval").is_none();
@@ -151,8 +160,13 @@ fn timing(sink: &mut Sink, t: &mut Table<'_, '_>, f: &dyn Fn(&str) -> String) ->
             );
         }
     }
-    let rise = t.int::<u32>(sink, "rise", 1, 100).map_or(2, |(v, _)| v);
-    let fall = t.int::<u32>(sink, "fall", 1, 100).map_or(3, |(v, _)| v);
+    let (rise_default, fall_default) = if file { (1, 1) } else { (2, 3) };
+    let rise = t
+        .int::<u32>(sink, "rise", 1, 100)
+        .map_or(rise_default, |(v, _)| v);
+    let fall = t
+        .int::<u32>(sink, "fall", 1, 100)
+        .map_or(fall_default, |(v, _)| v);
     let initial_state = match t.choice(sink, "initial_state", &["up", "down"]) {
         Some(("up", _)) => InitialState::Up,
         _ => InitialState::Down,
@@ -175,6 +189,7 @@ fn timing(sink: &mut Sink, t: &mut Table<'_, '_>, f: &dyn Fn(&str) -> String) ->
             d
         }
         Some((d, _)) => d,
+        None if file => Duration::ZERO,
         None => interval_value,
     };
     Timing {
@@ -267,6 +282,7 @@ fn kind(
         }
         Some("smtp") => smtp_check(sink, t, f),
         Some("exec") => exec_check(sink, t, f, source),
+        Some("file") => file_check(sink, t, f, source),
         _ => None,
     }
 }
@@ -304,31 +320,15 @@ fn exec_check(
     source: &Source,
 ) -> Option<CheckKind> {
     // The program opens its own sockets: nothing of the check's source reaches them.
-    let source_fields = [
-        ("bind", t.get("bind").map(|v| v.span())),
-        (
-            "bind_port",
-            source.bind_port_read.as_ref().map(|(_, s)| s.clone()),
-        ),
-        (
-            "bind_interface",
-            source.bind_interface_read.as_ref().map(|(_, s)| s.clone()),
-        ),
-        (
-            "fwmark",
-            source.fwmark_read.as_ref().map(|(_, s)| s.clone()),
-        ),
-    ];
-    for (key, span) in source_fields {
-        if let Some(span) = span {
-            sink.push(
-                Diagnostic::error(span, format!("`{}` does not apply to exec checks", f(key)))
-                    .with_help(
-                        "the program opens its own connections; give it the source as an argument",
-                    ),
-            );
-        }
-    }
+    refuse_source(
+        sink,
+        t,
+        f,
+        source,
+        "exec",
+        false,
+        "the program opens its own connections; give it the source as an argument",
+    );
     let command = t
         .require(sink, "command")
         .and_then(|_| t.str_list(sink, "command"))
@@ -338,7 +338,85 @@ fn exec_check(
     let user = sink
         .user(f("user"), user, "nobody", t.span.clone())
         .to_string();
-    command.map(|command| CheckKind::Exec { command, user })
+    let dynamic_weight = t.bool(sink, "dynamic_weight").unwrap_or(false);
+    command.map(|command| CheckKind::Exec {
+        command,
+        user,
+        dynamic_weight,
+    })
+}
+
+/// keepalived's FILE_CHECK: `path`, with its `weight` multiplier and `reverse`.
+fn file_check(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    source: &Source,
+) -> Option<CheckKind> {
+    refuse_source(
+        sink,
+        t,
+        f,
+        source,
+        "file",
+        true,
+        "a file check reads a local file and sends nothing",
+    );
+    let path = t
+        .req_str(sink, "path")
+        .and_then(|(p, span)| super::absolute_path(sink, &f("path"), p, span));
+    let weight = t
+        .int::<i32>(sink, "weight", -i32::MAX, i32::MAX)
+        .map_or(0, |(w, _)| w);
+    let reverse = t.bool(sink, "reverse").unwrap_or(false);
+    path.map(|path| {
+        CheckKind::File(FileCheck {
+            path,
+            weight,
+            reverse,
+        })
+    })
+}
+
+/// Errors for the source fields a kind cannot use (`address`/`port` too when
+/// `and_target`: the kind probes no address).
+fn refuse_source(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    f: &dyn Fn(&str) -> String,
+    source: &Source,
+    kind: &str,
+    and_target: bool,
+    help: &str,
+) {
+    let span_of = |read: &Option<(u16, Range<usize>)>| read.as_ref().map(|(_, s)| s.clone());
+    let mut fields = vec![
+        ("bind", t.get("bind").map(|v| v.span())),
+        ("bind_port", span_of(&source.bind_port_read)),
+        (
+            "bind_interface",
+            source.bind_interface_read.as_ref().map(|(_, s)| s.clone()),
+        ),
+        (
+            "fwmark",
+            source.fwmark_read.as_ref().map(|(_, s)| s.clone()),
+        ),
+    ];
+    if and_target {
+        fields.insert(0, ("address", t.get("address").map(|v| v.span())));
+        fields.insert(1, ("port", span_of(&source.port_read)));
+    }
+    for (key, span) in fields {
+        if let Some(span) = span {
+            sink.push(
+                Diagnostic::error(
+                    span,
+                    format!("`{}` does not apply to {kind} checks", f(key)),
+                )
+                .with_help(help.to_string()),
+            );
+        }
+    }
 }
 
 /// Fields of another kind than `k`: said so, rather than only "unknown".

@@ -351,10 +351,11 @@ fn persistence(
     }
 }
 
-/// A virtual server's own `check`, which its real servers take unless they override it.
+/// A virtual server's own `check` (a table, or an array of them for several checks),
+/// which its real servers take unless they override it.
 struct DefaultCheck<'a, 'i> {
     value: Option<&'a Value<'i>>,
-    parsed: Option<Check>,
+    parsed: Vec<Check>,
     /// False when it has errors (reported once, here).
     ok: bool,
 }
@@ -368,18 +369,105 @@ fn default_check<'a, 'i>(
     // parsed once: real servers without an override share it (a 10,000-server file
     // would otherwise parse the same table 10,000 times, on every reload).
     let value = t.get("check");
-    let mut parsed = None;
+    let mut parsed = Vec::new();
     let ok = match value {
         Some(v) => {
             let before = sink.items.len();
-            if let Some(ct) = Table::from_value(sink, v, f("check")) {
-                parsed = check(sink, ct);
-            }
+            parsed = checks(sink, v, &[], &f("check"), false);
             sink.items.len() == before
         }
         None => true,
     };
     DefaultCheck { value, parsed, ok }
+}
+
+/// The most checks one real server may have.
+const MAX_CHECKS: usize = 64;
+
+/// The tables of a `check` value: one table, or an array of them (`[[...check]]`).
+fn check_tables<'a, 'i>(
+    sink: &mut Sink,
+    v: &'a Value<'i>,
+    path: &str,
+    allow_false: bool,
+) -> Option<Vec<(&'a toml::de::DeTable<'i>, std::ops::Range<usize>, String)>> {
+    match v.get_ref() {
+        DeValue::Table(t) => Some(vec![(t, v.span(), path.to_string())]),
+        DeValue::Array(items) if items.len() > MAX_CHECKS => {
+            sink.error(
+                v.span(),
+                format!("`{path}` has {} checks: at most {MAX_CHECKS}", items.len()),
+            );
+            None
+        }
+        DeValue::Array(items) => {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.get_ref() {
+                    DeValue::Table(t) => out.push((t, item.span(), format!("{path}[{i}]"))),
+                    other => sink.push(Diagnostic::error(
+                        item.span(),
+                        format!("`{path}[{i}]` must be a table, found {}", type_name(other)),
+                    )),
+                }
+            }
+            Some(out)
+        }
+        DeValue::Boolean(false) if allow_false => Some(Vec::new()),
+        other => {
+            let what = if allow_false {
+                "a table, an array of tables, or false for no check"
+            } else {
+                "a table or an array of tables"
+            };
+            sink.push(
+                Diagnostic::error(
+                    v.span(),
+                    format!("`{path}` must be {what}, found {}", type_name(other)),
+                )
+                .with_help("e.g. check = { kind = \"tcp\" }, or check = [{ kind = \"tcp\" }, { kind = \"file\", path = \"/run/down\" }]"),
+            );
+            None
+        }
+    }
+}
+
+/// The checks of a `check` value. A table without `kind` is merged field by field over
+/// each of `defaults` (e.g. only another port); anything else replaces them.
+fn checks(
+    sink: &mut Sink,
+    v: &Value<'_>,
+    defaults: &[&toml::de::DeTable<'_>],
+    path: &str,
+    allow_false: bool,
+) -> Vec<Check> {
+    let Some(tables) = check_tables(sink, v, path, allow_false) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let merge =
+        matches!(v.get_ref(), DeValue::Table(t) if !t.contains_key("kind")) && !defaults.is_empty();
+    for (own, span, path) in tables {
+        if !merge {
+            out.extend(check(sink, Table::new(own, span, path)));
+            continue;
+        }
+        for (i, d) in defaults.iter().enumerate() {
+            let mut m = (*d).clone();
+            for (k, v) in own.iter() {
+                m.insert(k.clone(), v.clone());
+            }
+            // Errors of the merged table name the override; with several default
+            // checks, which one it was merged into.
+            let path = if defaults.len() > 1 {
+                format!("{path}[{i}]")
+            } else {
+                path.clone()
+            };
+            out.extend(check(sink, Table::new(&m, span.clone(), path)));
+        }
+    }
+    out
 }
 
 /// The parsed real servers with their spans, and how many entries there are, including
@@ -400,14 +488,7 @@ fn real_servers(
         for (i, item) in items.iter().enumerate() {
             let path = format!("{p}.real_server[{i}]");
             if let Some(rt) = Table::from_value(sink, item, path)
-                && let Some((rs, span)) = real_server(
-                    sink,
-                    rt,
-                    vs_defaults,
-                    default_check.value,
-                    default_check.parsed.as_ref(),
-                    default_check.ok,
-                )
+                && let Some((rs, span)) = real_server(sink, rt, vs_defaults, default_check)
             {
                 real_servers.push(rs);
                 rs_spans.push(span);
@@ -550,9 +631,7 @@ fn real_server(
     sink: &mut Sink,
     mut t: Table<'_, '_>,
     (vs_port, vs_forwarding, vs_inhibit): (Option<u16>, Forwarding, bool),
-    default_check: Option<&Value<'_>>,
-    default_parsed: Option<&Check>,
-    default_check_ok: bool,
+    default_check: &DefaultCheck<'_, '_>,
 ) -> Option<(RealServer, Range<usize>)> {
     let p = t.path.clone();
     let errors_before = sink.items.len();
@@ -584,58 +663,46 @@ fn real_server(
     let own_check = t.get("check");
     t.finish(sink);
 
-    let check = match (own_check, default_check) {
-        (None, None) => None,
-        (None, Some(_)) if !default_check_ok => None,
-        (None, Some(_)) => default_parsed.cloned(),
-        (Some(own), default) => match own.get_ref() {
-            DeValue::Table(own_table) => {
-                // Without `kind`, the override is merged over the virtual server's check
-                // field by field (e.g. only another port); with `kind` it replaces it.
-                let merged;
-                let table = match default.map(|d| d.get_ref()) {
-                    Some(DeValue::Table(dt)) if !own_table.contains_key("kind") => {
-                        if !default_check_ok {
-                            return None;
-                        }
-                        let mut m = dt.clone();
-                        for (k, v) in own_table.iter() {
-                            m.insert(k.clone(), v.clone());
-                        }
-                        merged = m;
-                        &merged
-                    }
-                    _ => own_table,
-                };
-                check(sink, Table::new(table, own.span(), format!("{p}.check")))
+    let checks = match (own_check, default_check.value) {
+        (None, _) if !default_check.ok => Vec::new(),
+        (None, _) => default_check.parsed.clone(),
+        (Some(own), default) => {
+            let defaults: Vec<&toml::de::DeTable<'_>> = match default.map(|d| d.get_ref()) {
+                Some(DeValue::Table(dt)) => vec![dt],
+                Some(DeValue::Array(items)) => items
+                    .iter()
+                    .filter_map(|i| match i.get_ref() {
+                        DeValue::Table(t) => Some(t),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let merges = matches!(own.get_ref(), DeValue::Table(t) if !t.contains_key("kind"))
+                && !defaults.is_empty();
+            if merges && !default_check.ok {
+                return None;
             }
-            DeValue::Boolean(false) => None,
-            other => {
-                sink.push(Diagnostic::error(
-                    own.span(),
-                    format!(
-                        "`{p}.check` must be a table (or false for no check), found {}",
-                        type_name(other)
-                    ),
-                ));
-                None
-            }
-        },
+            checks(sink, own, &defaults, &format!("{p}.check"), true)
+        }
     };
     // A probe bound to a source of one family cannot reach an address of the other.
-    if let (Some(c), Some((addr, _))) = (&check, &address)
-        && c.address.is_none()
-        && let Some(bind) = c.bind
-        && AddressFamily::of(&bind) != AddressFamily::of(&addr.ip())
-    {
-        sink.error(
-            own_check.or(default_check).map_or(0..0, |v| v.span()),
-            format!(
-                "`{p}.check`: bind address {bind} is {} but the real server {addr} is {}",
-                AddressFamily::of(&bind),
-                AddressFamily::of(&addr.ip())
-            ),
-        );
+    for c in &checks {
+        if let Some((addr, _)) = &address
+            && c.address.is_none()
+            && let Some(bind) = c.bind
+            && AddressFamily::of(&bind) != AddressFamily::of(&addr.ip())
+        {
+            sink.error(
+                own_check.or(default_check.value).map_or(0..0, |v| v.span()),
+                format!(
+                    "`{p}.check`: bind address {bind} is {} but the real server {addr} is {}",
+                    AddressFamily::of(&bind),
+                    AddressFamily::of(&addr.ip())
+                ),
+            );
+            break;
+        }
     }
     if sink.items.len() != errors_before {
         return None;
@@ -652,7 +719,7 @@ fn real_server(
             notify_up,
             notify_down,
             tunnel: own_tunnel,
-            check,
+            checks,
         },
         span,
     ))

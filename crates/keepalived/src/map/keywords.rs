@@ -217,6 +217,9 @@ const MAPPED: &[(&str, &[&str])] = &[
             "bind_port",
             "bind_if",
             "fwmark",
+            "track_file",
+            "dynamic",
+            "weight",
         ],
     ),
     (
@@ -561,7 +564,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
         "max_reply_length",
         "vigil matches a UDP reply by `expect` only",
     ),
-    ("checker", "track_file", "vigil has no file checks"),
     (
         "top",
         "linkbeat_interfaces",
@@ -1034,8 +1036,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
         "log_all_failures",
         "vigil logs state changes; `vigilctl events` follows them",
     ),
-    ("checker", "dynamic", "vigil has no file checks"),
-    ("checker", "weight", "vigil has no file checks"),
     (
         "SSL",
         "password",

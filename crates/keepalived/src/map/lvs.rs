@@ -67,7 +67,8 @@ impl CheckDefaults {
 struct Rs {
     fields: Vec<(String, String)>,
     weight: i64,
-    check: Option<Vec<(String, String)>>,
+    /// Every checker's check (all must pass, as in keepalived).
+    checks: Vec<Vec<(String, String)>>,
     inhibit: Option<bool>,
     comments: Section,
     /// Not written: only its comments are.
@@ -82,7 +83,7 @@ impl Rs {
         Rs {
             fields: Vec::new(),
             weight: 0,
-            check: None,
+            checks: Vec::new(),
             inhibit: None,
             comments,
             dropped: true,
@@ -575,13 +576,13 @@ impl Mapper<'_> {
             sec.set("omega", "true".into());
         }
 
-        // One check for all when every real server has the same one.
-        let shared = match rss.first().and_then(|r| r.check.clone()) {
-            Some(c) if rss.iter().all(|r| r.check.as_ref() == Some(&c)) => Some(c),
+        // One set of checks for all when every real server has the same ones.
+        let shared = match rss.first().map(|r| r.checks.clone()) {
+            Some(c) if !c.is_empty() && rss.iter().all(|r| r.checks == c) => Some(c),
             _ => None,
         };
         if let Some(c) = &shared {
-            sec.set("check", inline(c));
+            sec.set("check", checks_text(c));
         }
         if !all_rs.is_empty() {
             let mut lines = vec!["real_server = [".to_string()];
@@ -596,10 +597,9 @@ impl Mapper<'_> {
                     r.fields
                         .push(("inhibit_on_failure".into(), own.to_string()));
                 }
-                if shared.is_none()
-                    && let Some(c) = r.check.take()
-                {
-                    r.fields.push(("check".into(), inline(&c)));
+                if shared.is_none() && !r.checks.is_empty() {
+                    let text = checks_text(&r.checks);
+                    r.fields.push(("check".into(), text));
                 }
                 lines.push(format!("  {},", inline(&r.fields)));
             }
@@ -806,28 +806,20 @@ impl Mapper<'_> {
             let items: Vec<String> = argv.iter().map(|a| q(a)).collect();
             fields.push((key.into(), array(&items)));
         }
-        let mut check = None;
-        for (i, c) in checkers.iter().enumerate() {
-            if i == 0 {
-                let rs_port = p.or(svc_port);
-                check = self.checker(c, a, rs_port, &defaults, &mut comments, &mut inhibit)?;
-            } else {
-                self.warn(
-                    &mut comments,
-                    c,
-                    c.keyword(),
-                    format!(
-                        "dropped: vigil runs one check per real server; the {} at line {} is kept",
-                        checkers[0].keyword(),
-                        checkers[0].loc.line
-                    ),
-                );
+        // Every checker, each a check of its own: all must pass, as in keepalived.
+        let mut checks = Vec::new();
+        for c in &checkers {
+            let rs_port = p.or(svc_port);
+            if let Some(check) =
+                self.checker(c, a, rs_port, &defaults, &mut comments, &mut inhibit)?
+            {
+                checks.push(check);
             }
         }
         Ok(Rs {
             fields,
             weight,
-            check,
+            checks,
             inhibit,
             comments,
             dropped: false,
@@ -844,8 +836,12 @@ impl Mapper<'_> {
         inhibit: &mut Option<bool>,
     ) -> Result<Option<Vec<(String, String)>>, ReadError> {
         let kind = c.keyword();
+        if kind == "FILE_CHECK" {
+            return self.file_checker(c, sec);
+        }
         let mut d = rs_defaults.clone();
         let mut f: Vec<(String, String)> = Vec::new();
+        let mut dynamic_weight = false;
         let vigil_kind = match kind {
             "TCP_CHECK" => "tcp",
             "SMTP_CHECK" => "smtp",
@@ -860,15 +856,7 @@ impl Mapper<'_> {
                     sec,
                     c,
                     kind,
-                    format!(
-                        "dropped: vigil has no {} (the real server is {})",
-                        if kind == "FILE_CHECK" {
-                            "file checks"
-                        } else {
-                            "BFD checks"
-                        },
-                        "unchecked unless it has another check"
-                    ),
+                    "dropped: vigil has no BFD checks (the real server is unchecked unless it has another check)",
                 );
                 return Ok(None);
             }
@@ -921,7 +909,7 @@ impl Mapper<'_> {
                         self.warn(sec, o, kw, "group dropped: vigil runs the check with the user's own group");
                     }
                 }
-                ("MISC_CHECK", "misc_dynamic") => self.warn(sec, o, kw, "dropped: vigil does not set weights from a program's exit code; 0 is up, anything else down"),
+                ("MISC_CHECK", "misc_dynamic") => dynamic_weight = true,
                 ("UDP_CHECK", "payload") => payload = Some(o.args().join(" ")),
                 ("UDP_CHECK", "require_reply") => reply = Some(o.args().join(" ")),
                 ("SMTP_CHECK", "helo_name") => helo = Some((arg(o, 0)?.to_string(), o)),
@@ -1091,6 +1079,9 @@ impl Mapper<'_> {
                 };
                 if let Some(u) = user.filter(|u| u != "nobody") {
                     f.push(("user".into(), q(&u)));
+                }
+                if dynamic_weight {
+                    f.push(("dynamic_weight".into(), "true".into()));
                 }
             }
             "UDP_CHECK" => {
@@ -1321,6 +1312,75 @@ impl Mapper<'_> {
         Ok(Some(f))
     }
 
+    /// `FILE_CHECK { track_file NAME; weight W [reverse] }` → a file check of the file
+    /// the `track_file` block NAME names. Its weight is the checker's, else the block's
+    /// (default 1, as keepalived's); it has none of the timing options.
+    fn file_checker(
+        &mut self,
+        c: &Node,
+        sec: &mut Section,
+    ) -> Result<Option<Vec<(String, String)>>, ReadError> {
+        let mut name = None;
+        let mut weight: Option<(i64, bool)> = None;
+        for o in c.children() {
+            match o.keyword() {
+                "track_file" => name = Some(arg(o, 0)?.to_string()),
+                "weight" => weight = Some(file_weight(o)?),
+                // vigil adds a weighted file's value to the weight whenever weight != 0.
+                "dynamic" => {}
+                _ => self.unhandled(sec, "checker", o),
+            }
+        }
+        let Some(name) = name else {
+            self.warn(sec, c, "FILE_CHECK", "dropped: no track_file");
+            return Ok(None);
+        };
+        let Some(def) = self.track_file_defs.get(&name).cloned() else {
+            self.warn(
+                sec,
+                c,
+                "FILE_CHECK",
+                format!("dropped: no track_file block \"{name}\""),
+            );
+            return Ok(None);
+        };
+        let mut path = None;
+        let mut def_weight = (1, false);
+        for o in def.children() {
+            match o.keyword() {
+                "file" => path = Some(arg(o, 0)?.to_string()),
+                "weight" => def_weight = file_weight(o)?,
+                "init_file" => self.warn(sec, o, "init_file", "dropped: vigil does not create or write the file (a missing file reads as 0, as keepalived reads it)"),
+                _ => {}
+            }
+        }
+        let Some(path) = path.filter(|p| p.starts_with('/')) else {
+            self.warn(
+                sec,
+                c,
+                "FILE_CHECK",
+                format!("dropped: track_file \"{name}\" has no absolute `file`"),
+            );
+            return Ok(None);
+        };
+        // keepalived: a checker weight of 0 (or none) takes the block's.
+        let (w, reverse) = match weight {
+            Some((w, r)) if w != 0 => (w, r),
+            _ => def_weight,
+        };
+        let mut f = vec![
+            ("kind".to_string(), q("file")),
+            ("path".to_string(), q(&path)),
+        ];
+        if w != 0 {
+            f.push(("weight".into(), w.to_string()));
+        }
+        if reverse {
+            f.push(("reverse".into(), "true".into()));
+        }
+        Ok(Some(f))
+    }
+
     /// `status_code 200 300-399`: codes and ranges.
     fn status_codes(&mut self, n: &Node) -> Result<Vec<String>, ReadError> {
         let mut out = Vec::new();
@@ -1345,6 +1405,26 @@ impl Mapper<'_> {
         }
         Ok(out)
     }
+}
+
+/// A real server's checks: one inline table, or an array of them for several.
+fn checks_text(checks: &[Vec<(String, String)>]) -> String {
+    match checks {
+        [one] => inline(one),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(|c| inline(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `weight W [reverse|noreverse]` of a track_file or FILE_CHECK.
+fn file_weight(n: &Node) -> Result<(i64, bool), ReadError> {
+    let w = int_in(n, 0, -2_147_483_647, 2_147_483_647)?;
+    Ok((w, n.args().get(1).is_some_and(|a| a == "reverse")))
 }
 
 fn port(n: &Node, s: &str) -> Result<u16, ReadError> {
