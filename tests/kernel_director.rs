@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use vigil_testlab::{LabChild, NetnsLab, bin_path, kernel, wait_for};
+use vigil_testlab::{LabChild, NetnsLab, bin_path, kernel, run_ok, wait_for};
 use vigil_tests::vigilctl;
 
 fn main() {
@@ -36,6 +36,10 @@ fn main() {
         kernel::trial(
             "ipvs_options_reach_the_kernel",
             ipvs_options_reach_the_kernel,
+        ),
+        kernel::trial(
+            "lvs_notify_fifo_lines_match_keepalived",
+            lvs_notify_fifo_lines_match_keepalived,
         ),
     ]);
 }
@@ -987,4 +991,130 @@ fn ipvs_options_reach_the_kernel() {
             && !dns_line.contains(" -o")
     });
     assert!(reloaded, "after the reload:\n{}", seen.join("@@\n"));
+}
+
+/// One daemon's `lvs_notify_fifo` through the same steps: `cat` reads the FIFO from before
+/// the daemon starts until it stops; rs1 goes down, then up. Returns the lines read.
+fn lvs_fifo_run(c: &mut Cluster, fifo: &std::path::Path, argv: &[&str], what: &str) -> String {
+    let out_path = fifo.with_extension("out");
+    run_ok(&["mkfifo", "-m", "0600", fifo.to_str().unwrap()]);
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut cat = LabChild::spawn(
+        std::process::Command::new("cat")
+            .arg(fifo)
+            .stdin(Stdio::null())
+            .stdout(out),
+    )
+    .unwrap();
+    let log = std::fs::File::create(fifo.with_extension("log")).unwrap();
+    let mut daemon = LabChild::spawn(
+        c.lab
+            .cmd("lb", argv)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    )
+    .unwrap();
+    let read = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let both = |c: &Cluster| {
+        let w = c.kernel_weights();
+        w.contains_key(&c.rs("rs1")) && w.contains_key(&c.rs("rs2"))
+    };
+    assert!(
+        wait_for(SETTLE, || both(c)),
+        "{what}: reals not in IPVS: {:?}\n{}",
+        c.kernel_weights(),
+        std::fs::read_to_string(fifo.with_extension("log")).unwrap_or_default()
+    );
+    // Let the first checks pass: whatever start-up writes is written by now.
+    std::thread::sleep(Duration::from_secs(4));
+    let rs1 = format!("RS [{}]:tcp:8080", c.lab.ip("rs1"));
+    c.stop_httpd("rs1");
+    assert!(
+        wait_for(SETTLE, || read()
+            .lines()
+            .any(|l| l.starts_with(&rs1) && l.ends_with("DOWN"))),
+        "{what}: no rs1 DOWN line: {:?}",
+        read()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    c.start_httpd("rs1");
+    assert!(
+        wait_for(SETTLE, || read()
+            .lines()
+            .any(|l| l.starts_with(&rs1) && l.ends_with("UP"))),
+        "{what}: no rs1 UP line: {:?}",
+        read()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    daemon.terminate(Duration::from_secs(15)).unwrap();
+    // The daemon held the FIFO's only write end: cat sees EOF once it has gone.
+    if cat.wait_timeout(Duration::from_secs(10)).unwrap().is_none() {
+        cat.terminate(Duration::from_secs(1)).unwrap();
+    }
+    read()
+}
+
+/// keepalived's `lvs_notify_fifo` lines (`RS ...`, `VS ...`) against vigild's, run on the
+/// file `vigild import-keepalived` makes of the same keepalived.conf, through the same
+/// steps: start, a real server down then up (quorum 2 of 2, so the service too), stop.
+fn lvs_notify_fifo_lines_match_keepalived() {
+    let mut c = Cluster::new();
+    let dir = c.dir.path().to_path_buf();
+    let (k_fifo, v_fifo) = (dir.join("keepalived.fifo"), dir.join("vigild.fifo"));
+    let conf = dir.join("keepalived.conf");
+    let real = |rs: &str| {
+        format!(
+            "    real_server {} 8080 {{\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n",
+            c.lab.ip(rs)
+        )
+    };
+    std::fs::write(
+        &conf,
+        format!(
+            "global_defs {{\n    router_id lab-lb\n    lvs_notify_fifo {}\n}}\n\nvirtual_server {} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    quorum 2\n{}{}}}\n",
+            k_fifo.display(),
+            c.vip,
+            real("rs1"),
+            real("rs2"),
+        ),
+    )
+    .unwrap();
+    let keepalived = lvs_fifo_run(
+        &mut c,
+        &k_fifo,
+        &[
+            "keepalived",
+            "--check",
+            "-n",
+            "-l",
+            "-D",
+            "-f",
+            conf.to_str().unwrap(),
+        ],
+        "keepalived",
+    );
+
+    let imported = run_ok(&[
+        bin_path("vigild").to_str().unwrap(),
+        "import-keepalived",
+        conf.to_str().unwrap(),
+    ]);
+    let k = k_fifo.display().to_string();
+    assert!(imported.contains(&k), "{imported}");
+    let toml = c.config_path();
+    std::fs::write(&toml, imported.replace(&k, &v_fifo.display().to_string())).unwrap();
+    let vigild = lvs_fifo_run(
+        &mut c,
+        &v_fifo,
+        &[
+            bin_path("vigild").to_str().unwrap(),
+            "--config",
+            toml.to_str().unwrap(),
+        ],
+        "vigild",
+    );
+    println!("keepalived's lvs_notify_fifo:\n{keepalived}");
+    println!("vigild's lvs_notify_fifo:\n{vigild}");
+    assert_eq!(vigild, keepalived, "imported file:\n{imported}");
 }

@@ -271,7 +271,22 @@ impl Director {
     /// The one place quorum and real-server changes pass: their hooks run and their
     /// notify FIFO lines (keepalived's `VS ...` / `RS ...`) are written from here.
     fn transition(&mut self, t: &Transition<'_>) {
-        let line = match *t {
+        self.transition_parts(t, true, true);
+    }
+
+    /// [`Director::transition`] with its FIFO line and its hooks chosen apart: keepalived
+    /// writes a line at start where vigil's hooks see no change.
+    fn transition_parts(&mut self, t: &Transition<'_>, line: bool, hooks: bool) {
+        if line {
+            self.fifos.lvs(&Self::lvs_line(t));
+        }
+        if hooks {
+            self.hooks.run(t);
+        }
+    }
+
+    fn lvs_line(t: &Transition<'_>) -> String {
+        match *t {
             Transition::Quorum { vs, up, .. } => {
                 crate::notify_fifo::lvs_line(None, &lvs_service(&vs.key), up)
             }
@@ -279,9 +294,7 @@ impl Director {
                 let real = crate::notify_fifo::lvs_endpoint(rs.address, service_protocol(&vs.key));
                 crate::notify_fifo::lvs_line(Some(&real), &lvs_service(&vs.key), up)
             }
-        };
-        self.fifos.lvs(&line);
-        self.hooks.run(t);
+        }
     }
 
     #[cfg(debug_assertions)]
@@ -330,14 +343,20 @@ impl Director {
             let reported = self.quorum_reported.insert(vs.key, q);
             // The first decision is a change only when it is a loss, as keepalived's
             // start; after that every change of the decided quorum is one.
-            if reported != Some(q) && (reported.is_some() || !q) {
-                self.transition(&Transition::Quorum {
-                    vs,
-                    up: q,
-                    counted: e.counted,
-                    shutdown: false,
-                });
-            }
+            let hook = reported != Some(q) && (reported.is_some() || !q);
+            // keepalived's FIFO at start (ipwrapper.c, update_quorum_state(init)): `VS ..
+            // UP` when the quorum is met, `VS .. DOWN` only with a sorry server to add.
+            let line = match reported {
+                None => q || vs.sorry_server.is_some(),
+                Some(_) => hook,
+            };
+            let t = Transition::Quorum {
+                vs,
+                up: q,
+                counted: e.counted,
+                shutdown: false,
+            };
+            self.transition_parts(&t, line, hook);
             let _ = self.notices.send(Notice::Quorum(vs.name.clone(), q));
             let _ = self.published.send(Event::Quorum(QuorumEvent {
                 virtual_server: vs.name.clone(),
