@@ -21,6 +21,7 @@ pub mod dumps;
 pub mod import_keepalived;
 pub mod ipvs_worker;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod overrides;
 pub mod protocol;
