@@ -36,6 +36,9 @@ pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
     // children need and every later thread is created without them.
     crate::children::init()?;
     crate::supervise::install_panic_hook();
+    if let Err(e) = crate::memory::start_background_purge() {
+        warn!("memory freed after a reload may stay with vigild: {e}");
+    }
     let loaded = match crate::children::load_config(config_path) {
         Ok(l) => l,
         Err(ConfigError::Invalid(d)) => bail!("invalid cluster file:\n{d}"),
@@ -207,6 +210,8 @@ async fn serve(
             if let ReloadRequest::Socket(reply) = request {
                 let _ = reply.send(outcome);
             }
+            // The parse tree and the config replaced are freed by now or soon after.
+            crate::memory::trim_soon();
             let _ = done.send(id);
         });
         RunningReload {
