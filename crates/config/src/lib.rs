@@ -8,6 +8,7 @@
 //! Must not: do I/O beyond reading the file it is given, look at the running system
 //! (interfaces, users, programs), or know how the daemon applies a config.
 
+mod alert;
 mod diag;
 mod duration;
 mod model;
@@ -17,6 +18,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use alert::{ALERT_EVENTS, Alert, AlertAuth, AlertFormat, FileUse, MAX_BACKOFF};
 pub use diag::{Diagnostic, Diagnostics, MAX_REPORTED_ERRORS, Position, Severity};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use model::*;
@@ -69,6 +71,14 @@ pub trait System {
     /// `Err(why)` when child programs cannot run as user `name` here, e.g.
     /// `user "nbody" does not exist on this system`.
     fn check_user(&self, name: &str) -> Result<(), String>;
+
+    /// `Err(why)` when the file an `[[alert]]` names (a token, a password, a CA bundle)
+    /// cannot be used, e.g. `cannot read: Permission denied`. By default every file is
+    /// fine (nothing is read).
+    fn check_file(&self, path: &Path, what: FileUse) -> Result<(), String> {
+        let _ = (path, what);
+        Ok(())
+    }
 }
 
 /// Reads and validates a cluster file.
@@ -179,6 +189,7 @@ fn parse_inner(
     validate::validate(&mut sink, &parsed);
     if let Some(system) = system {
         validate::users(&mut sink, system);
+        alert::check_files(&mut sink, system);
     }
     let diags = Diagnostics::new(file, source, sink.items);
     match parsed.config {

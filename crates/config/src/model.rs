@@ -16,6 +16,8 @@ pub struct Config {
     pub ipvs_sync: Option<IpvsSync>,
     /// Virtual servers in file order.
     pub virtual_servers: Vec<VirtualServer>,
+    /// `[[alert]]` webhooks in file order.
+    pub alerts: Vec<crate::Alert>,
 }
 
 impl Config {

@@ -186,14 +186,16 @@ pub(crate) fn parse_document(
             }
         }
     }
+    let alerts = crate::alert::alerts(sink, top.get("alert"));
     top.finish(sink);
 
-    let config = match director {
-        Some(director) if vrrp_ok && vs_ok && ipvs_sync_ok => Some(Config {
+    let config = match (director, alerts) {
+        (Some(director), Some(alerts)) if vrrp_ok && vs_ok && ipvs_sync_ok => Some(Config {
             director,
             vrrp: vrrp.clone(),
             ipvs_sync,
             virtual_servers: virtual_servers.clone(),
+            alerts,
         }),
         _ => None,
     };
