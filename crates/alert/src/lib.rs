@@ -429,7 +429,7 @@ impl Alerts {
         {
             let n = gone.state().queue.clear();
             gone.stats.drop(DropReason::Reload, n);
-            let _ = gone.stop.send(true);
+            let _ = gone.stop.send_replace(true);
         }
         *self.inner.sinks.write().unwrap_or_else(|e| e.into_inner()) = next;
         errors
@@ -474,7 +474,7 @@ impl Alerts {
     pub fn shutdown(&self, bound: Duration) {
         let sinks = self.inner.sinks();
         for s in &sinks {
-            let _ = s.stop.send(true);
+            let _ = s.stop.send_replace(true);
         }
         let deadline = Instant::now() + bound;
         // The webhooks finish on the thread; wait for them, then stop it.
@@ -482,7 +482,7 @@ impl Alerts {
         {
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = self.inner.stop.send(true);
+        let _ = self.inner.stop.send_replace(true);
         let rx = self
             .inner
             .stopped

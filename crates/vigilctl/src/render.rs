@@ -146,7 +146,43 @@ pub(crate) fn status(v: &Value) -> String {
             }
         );
     }
+    for a in list(v, "alerts") {
+        out.push_str(&alert_line(a));
+    }
     out
+}
+
+/// One `[[alert]]` webhook: delivered, waiting, dropped by reason, and the last error.
+fn alert_line(a: &Value) -> String {
+    let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let dropped: Vec<String> = a
+        .get("dropped")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(why, n)| {
+            let n = n.as_u64().filter(|n| *n > 0)?;
+            Some(format!("{n} {}", why.replace('_', " ")))
+        })
+        .collect();
+    let mut line = format!(
+        "alert       {} ({}): {} sent, {} queued; dropped: {}",
+        s(a, "name"),
+        s(a, "format"),
+        n(a, "sent"),
+        n(a, "queued"),
+        if dropped.is_empty() {
+            "none".to_string()
+        } else {
+            dropped.join(", ")
+        }
+    );
+    if let Some(e) = a.get("last_error").and_then(Value::as_str) {
+        let at = f64_of(a, "last_error_at_unix").map_or("-".into(), utc);
+        line.push_str(&format!("; last error at {at}: {e}"));
+    }
+    line.push('\n');
+    line
 }
 
 /// Left-aligned columns, two spaces apart.
@@ -645,6 +681,26 @@ mod tests {
         let text = status(&json!({}));
         assert!(
             text.starts_with("director    - (vigild -, pid -)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn alert_webhooks_show_deliveries_drops_and_the_last_error() {
+        let v = json!({"alerts": [
+            {"name": "ops", "format": "json", "sent": 120, "queued": 0,
+             "dropped": {"queue_full": 0, "failed": 3, "rejected": 0}, "last_error": null},
+            {"name": "am", "format": "alertmanager", "sent": 2, "queued": 5,
+             "dropped": {"queue_full": 1, "failed": 0}, "last_error": "HTTP 500",
+             "last_error_at_unix": 0.0}
+        ]});
+        let text = status(&v);
+        assert!(
+            text.contains("alert       ops (json): 120 sent, 0 queued; dropped: 3 failed\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("alert       am (alertmanager): 2 sent, 5 queued; dropped: 1 queue full; last error at 1970-01-01 00:00:00 UTC: HTTP 500\n"),
             "{text}"
         );
     }

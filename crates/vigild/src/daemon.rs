@@ -134,6 +134,7 @@ async fn serve(
     let main_guard = supervisor.guard("main", Duration::ZERO);
     let what = summary(&config);
     let shared = Shared::new(config, config_path.to_path_buf());
+    let alerts = start_alerts(&shared, &supervisor)?;
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(16);
     let mut server = tokio::spawn(socket.clone().serve(shared.clone(), control_tx));
     // Why IPVS cannot be programmed, from the IPVS thread to VRRP (which then holds the
@@ -186,7 +187,7 @@ async fn serve(
         let id = reload_id;
         let abandoned = Arc::new(AtomicBool::new(false));
         let (shared, done, gone) = (shared.clone(), reloaded_tx.clone(), abandoned.clone());
-        let (director, vrrp) = (director.clone(), vrrp.clone());
+        let (director, vrrp, alerts) = (director.clone(), vrrp.clone(), alerts.clone());
         let handle = tokio::spawn(async move {
             let trigger = match request {
                 ReloadRequest::Signal => "sighup",
@@ -200,7 +201,12 @@ async fn serve(
                 // reload runs at a time).
                 let config = shared.snapshot().config.clone();
                 let _ = director.send(DirectorCommand::Reload(config.clone())).await;
-                vrrp.apply(config);
+                vrrp.apply(config.clone());
+                // Reads token and CA files: off the runtime's workers.
+                let _ = tokio::task::spawn_blocking(move || {
+                    alerts.apply(&config.alerts, &config.director.name)
+                })
+                .await;
             }
             if let ReloadRequest::Socket(reply) = request {
                 let _ = reply.send(outcome);
@@ -317,6 +323,8 @@ async fn serve(
     if director.send(DirectorCommand::Stop(stopped)).await.is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
     }
+    // What is queued (the stop's own VRRP transitions too) gets one last attempt.
+    let _ = tokio::task::spawn_blocking(move || alerts.shutdown(Duration::from_secs(2))).await;
     server.abort();
     if let Some(m) = metrics {
         m.abort();
@@ -329,6 +337,29 @@ async fn serve(
     }
     info!("vigild stopped");
     Ok(())
+}
+
+/// Starts the `alerts` thread (supervised) with the file's webhooks, fed with the
+/// daemon's events and VRRP state changes: what `events` clients see.
+fn start_alerts(
+    shared: &Arc<Shared>,
+    supervisor: &Supervisor,
+) -> anyhow::Result<vigil_alert::Alerts> {
+    let alerts = vigil_alert::Alerts::start().context("cannot start the alerts thread")?;
+    let config = shared.snapshot().config.clone();
+    if let Some(e) = alerts.apply(&config.alerts, &config.director.name).first() {
+        bail!("{e}");
+    }
+    supervisor.watch(
+        "alerts",
+        Some(alerts.heartbeat()),
+        alerts.end(),
+        Duration::ZERO,
+    );
+    alerts.follow(shared.events.subscribe(), serde_json::Value::clone);
+    alerts.follow(shared.vrrp.subscribe(), crate::vrrp::event_json);
+    let _ = shared.alerts.set(alerts.clone());
+    Ok(alerts)
 }
 
 /// [`reload_now`] on a blocking thread: reading and validating a cluster file of 10,000

@@ -266,6 +266,7 @@ pub fn status(shared: &Shared, snap: &Snapshot) -> Value {
         "counts": counts(&snap.config),
         "reloads": snap.reloads,
         "status_socket": socket_counters(&shared.status_socket),
+        "alerts": shared.alerts.get().map_or(json!([]), |a| a.status()),
     })
 }
 

@@ -60,6 +60,8 @@ pub struct Shared {
     pub status_socket: SocketCounters,
     /// Metrics endpoint connections and refusals, for metrics.
     pub metrics_endpoint: SocketCounters,
+    /// The `[[alert]]` webhooks (set once at start), for `status` and metrics.
+    pub alerts: OnceLock<vigil_alert::Alerts>,
 }
 
 /// A real server as the director sees it, for metrics.
@@ -234,6 +236,7 @@ impl Shared {
             director: Arc::default(),
             status_socket: SocketCounters::default(),
             metrics_endpoint: SocketCounters::default(),
+            alerts: OnceLock::new(),
         })
     }
 
