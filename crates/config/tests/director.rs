@@ -179,7 +179,7 @@ fn unknown_top_level_sections_are_named_with_a_suggestion() {
     let help = assert_error(src, "t.toml:3:2: error: unknown field `keepalived`");
     assert_eq!(
         help.as_deref(),
-        Some("known fields here: director, vrrp, ipvs_sync, sync_group, virtual_server")
+        Some("known fields here: director, vrrp, ipvs_sync, sync_group, virtual_server, alert")
     );
 }
 

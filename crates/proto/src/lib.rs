@@ -35,8 +35,8 @@ pub use services::{
     CheckSummary, Family, Health, IpvsView, RealServerView, ServicesReply, VirtualServerView,
 };
 pub use status::{
-    ConfigReply, Counts, DrainReply, PONG, Refused, ReloadRecord, SocketStatus, StatusReply,
-    Trigger,
+    AlertDropped, AlertRequests, AlertStatus, ConfigReply, Counts, DrainReply, PONG, Refused,
+    ReloadRecord, SocketStatus, StatusReply, Trigger,
 };
 pub use vrrp::{
     InstanceView, LiveStatus, TrackView, TransitionReason, TransitionView, VrrpAction,

@@ -206,16 +206,20 @@ pub(crate) fn parse_document(
     let ipvs_sync_ok = top.get("ipvs_sync").is_none() || ipvs_sync.is_some();
     let sync_groups = sync_group_section(sink, &mut top, &vrrp.items, vrrp.ok);
     let vs = virtual_server_section(sink, &mut top);
+    let alerts = crate::alert::alerts(sink, top.get("alert"));
     top.finish(sink);
 
-    let config = match (director, sync_groups) {
-        (Some(director), Some(sync_groups)) if vrrp.ok && vs.ok && ipvs_sync_ok => Some(Config {
-            director,
-            vrrp: vrrp.items.clone(),
-            ipvs_sync,
-            virtual_servers: vs.items.clone(),
-            sync_groups,
-        }),
+    let config = match (director, sync_groups, alerts) {
+        (Some(director), Some(sync_groups), Some(alerts)) if vrrp.ok && vs.ok && ipvs_sync_ok => {
+            Some(Config {
+                director,
+                vrrp: vrrp.items.clone(),
+                ipvs_sync,
+                virtual_servers: vs.items.clone(),
+                sync_groups,
+                alerts,
+            })
+        }
         _ => None,
     };
     Parsed {
