@@ -965,3 +965,38 @@ fn keepalived_dump_signals_write_files_and_never_stop_the_daemon() {
     let log = d.stderr_now();
     assert!(log.contains("SIGUSR1: wrote"), "{log}");
 }
+
+/// vigild's allocator returns memory in the background (docs/design.md, "Memory"): the
+/// jemalloc purging thread runs, was started after the main thread gave the children
+/// thread's capabilities up (it has no more than the main thread), and child programs
+/// were still set up while vigild had a single thread.
+#[test]
+fn the_allocator_purges_on_a_thread_without_the_childrens_capabilities() {
+    let mut d = Daemon::start("memory-test");
+    let cap_eff = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .map(|v| v.trim().to_owned())
+    };
+    let main = std::fs::read_to_string(format!("/proc/{0}/task/{0}/status", d.pid())).unwrap();
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", d.pid())).unwrap();
+    let purger: Vec<String> = tasks
+        .filter_map(|t| {
+            let dir = t.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            (comm.trim() == "jemalloc_bg_thd")
+                .then(|| std::fs::read_to_string(dir.join("status")).unwrap_or_default())
+        })
+        .collect();
+    let stderr = d.stderr_now();
+    assert!(
+        !purger.is_empty(),
+        "no jemalloc background thread in vigild:\n{stderr}"
+    );
+    for status in &purger {
+        assert_eq!(cap_eff(status), cap_eff(&main), "{status}");
+    }
+    assert!(!stderr.contains("set up after other threads"), "{stderr}");
+    assert!(!stderr.contains("memory freed after a reload"), "{stderr}");
+}

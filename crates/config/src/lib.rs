@@ -8,6 +8,7 @@
 //! Must not: do I/O beyond reading the file it is given, look at the running system
 //! (interfaces, users, programs), or know how the daemon applies a config.
 
+mod alert;
 mod diag;
 mod duration;
 mod model;
@@ -17,6 +18,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use alert::{ALERT_EVENTS, Alert, AlertAuth, AlertFormat, FileUse, MAX_BACKOFF};
 pub use diag::{Diagnostic, Diagnostics, MAX_REPORTED_ERRORS, Position, Severity};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use model::*;
@@ -170,6 +172,7 @@ fn parse_inner(
     validate::validate(&mut sink, &parsed);
     if let Some(system) = system {
         validate::users(&mut sink, system);
+        alert::check_files(&mut sink, system);
     }
     let diags = Diagnostics::new(file, source, sink.items);
     match parsed.config {

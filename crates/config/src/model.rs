@@ -21,6 +21,8 @@ pub struct Config {
     /// `[sync_group.NAME]` tables (hooks of a group), in file order. A group named only
     /// by its members' `sync_group` needs none.
     pub sync_groups: Vec<SyncGroup>,
+    /// `[[alert]]` webhooks in file order.
+    pub alerts: Vec<crate::Alert>,
 }
 
 impl Config {

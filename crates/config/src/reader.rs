@@ -28,6 +28,8 @@ pub(crate) struct Sink {
     lines: LineIndex,
     /// Every user a child program is to run as, for [`crate::System`] to check.
     pub(crate) users: Vec<UserRef>,
+    /// Every file an `[[alert]]` reads (tokens, CAs), for [`crate::System`] to check.
+    pub(crate) files: Vec<crate::alert::FileRef>,
 }
 
 /// A user named by (or defaulted for) a field: `field` is the full path of its `user`
@@ -46,6 +48,7 @@ impl Sink {
             source: source.to_string(),
             lines: LineIndex::new(source),
             users: Vec::new(),
+            files: Vec::new(),
         }
     }
 

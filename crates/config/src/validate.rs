@@ -15,6 +15,14 @@ pub trait System {
     /// `Err(why)` when child programs cannot run as user `name` here, e.g.
     /// `user "nbody" does not exist on this system`.
     fn check_user(&self, name: &str) -> Result<(), String>;
+
+    /// `Err(why)` when the file an `[[alert]]` names (a token, a password, a CA bundle)
+    /// cannot be used, e.g. `cannot read: Permission denied`. By default every file is
+    /// fine (nothing is read).
+    fn check_file(&self, path: &std::path::Path, what: crate::FileUse) -> Result<(), String> {
+        let _ = (path, what);
+        Ok(())
+    }
 }
 
 pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {

@@ -29,6 +29,67 @@ pub struct StatusReply {
     /// The last 32 reload attempts, oldest first.
     pub reloads: Vec<ReloadRecord>,
     pub status_socket: SocketStatus,
+    /// The `[[alert]]` webhooks, in file order (empty without any).
+    pub alerts: Vec<AlertStatus>,
+}
+
+/// One `[[alert]]` webhook's deliveries (docs/status-socket.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertStatus {
+    pub name: String,
+    pub url: String,
+    /// `json` or `alertmanager`.
+    pub format: String,
+    /// Events waiting to be sent.
+    pub queued: u64,
+    /// Alertmanager conditions now firing.
+    pub firing: u64,
+    /// Events delivered since start.
+    pub sent: u64,
+    pub requests: AlertRequests,
+    pub dropped: AlertDropped,
+    /// Seconds since the Unix epoch.
+    pub last_ok_at_unix: Option<f64>,
+    pub last_error: Option<String>,
+    pub last_error_at_unix: Option<f64>,
+}
+
+/// A webhook's requests since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertRequests {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+/// Events a webhook dropped since start, by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertDropped {
+    pub queue_full: u64,
+    pub failed: u64,
+    pub rejected: u64,
+    pub lagged: u64,
+    pub reload: u64,
+    /// Reasons this version does not know (from a newer daemon).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, u64>,
+}
+
+impl AlertDropped {
+    /// Every reason with its count, known ones first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        [
+            ("queue_full", self.queue_full),
+            ("failed", self.failed),
+            ("rejected", self.rejected),
+            ("lagged", self.lagged),
+            ("reload", self.reload),
+        ]
+        .into_iter()
+        .chain(self.other.iter().map(|(k, v)| (k.as_str(), *v)))
+    }
 }
 
 /// What the running configuration holds.

@@ -172,6 +172,22 @@ fn status_config_reload_drain_ping() {
                     ..Refused::default()
                 },
             },
+            alerts: vec![AlertStatus {
+                name: "ops".into(),
+                url: "https://alerts.example/hook".into(),
+                format: "alertmanager".into(),
+                queued: 1,
+                firing: 2,
+                sent: 40,
+                requests: AlertRequests { ok: 38, failed: 3 },
+                dropped: AlertDropped {
+                    failed: 1,
+                    ..AlertDropped::default()
+                },
+                last_ok_at_unix: Some(1_795_003_500.25),
+                last_error: Some("HTTP 503".into()),
+                last_error_at_unix: Some(1_795_003_400.5),
+            }],
         },
     );
     pin_reply(

@@ -6,7 +6,8 @@
 use std::fmt::Write;
 
 use vigil_proto::{
-    DrainReply, Event, ReloadRecord, ServicesReply, StatusReply, VrrpControlReply, VrrpReply,
+    AlertStatus, DrainReply, Event, ReloadRecord, ServicesReply, StatusReply, VrrpControlReply,
+    VrrpReply,
 };
 
 /// `text`, or "-" when the daemon did not say.
@@ -144,7 +145,38 @@ pub(crate) fn status(v: &StatusReply) -> String {
             refused.join(", ")
         }
     );
+    for a in &v.alerts {
+        out.push_str(&alert_line(a));
+    }
     out
+}
+
+/// One `[[alert]]` webhook: delivered, waiting, dropped by reason, and the last error.
+fn alert_line(a: &AlertStatus) -> String {
+    let dropped: Vec<String> = a
+        .dropped
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(why, n)| format!("{n} {}", why.replace('_', " ")))
+        .collect();
+    let mut line = format!(
+        "alert       {} ({}): {} sent, {} queued; dropped: {}",
+        or_dash(&a.name),
+        or_dash(&a.format),
+        a.sent,
+        a.queued,
+        if dropped.is_empty() {
+            "none".to_string()
+        } else {
+            dropped.join(", ")
+        }
+    );
+    if let Some(e) = &a.last_error {
+        let at = a.last_error_at_unix.map_or("-".into(), utc);
+        line.push_str(&format!("; last error at {at}: {e}"));
+    }
+    line.push('\n');
+    line
 }
 
 /// Left-aligned columns, two spaces apart.
@@ -698,6 +730,26 @@ mod tests {
         let text = status(&typed(json!({})));
         assert!(
             text.starts_with("director    - (vigild -, pid -)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn alert_webhooks_show_deliveries_drops_and_the_last_error() {
+        let v = json!({"alerts": [
+            {"name": "ops", "format": "json", "sent": 120, "queued": 0,
+             "dropped": {"queue_full": 0, "failed": 3, "rejected": 0}, "last_error": null},
+            {"name": "am", "format": "alertmanager", "sent": 2, "queued": 5,
+             "dropped": {"queue_full": 1, "failed": 0}, "last_error": "HTTP 500",
+             "last_error_at_unix": 0.0}
+        ]});
+        let text = status(&typed(v));
+        assert!(
+            text.contains("alert       ops (json): 120 sent, 0 queued; dropped: 3 failed\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("alert       am (alertmanager): 2 sent, 5 queued; dropped: 1 queue full; last error at 1970-01-01 00:00:00 UTC: HTTP 500\n"),
             "{text}"
         );
     }

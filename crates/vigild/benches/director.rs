@@ -32,6 +32,54 @@ use serde_json::Value;
 use vigil_ipvs::{Client, Protocol, ServiceKey};
 use vigil_testlab::{bin_path, kernel, lab_dir};
 
+/// Counts this process's heap, for the parse phase: what `vigil_config::load` needs at
+/// its peak and what it keeps (the part of a reload that runs beside the running config).
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: every call is passed on to the system allocator unchanged; only counts are added.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let live = LIVE.fetch_add(l.size(), Relaxed) + l.size();
+        PEAK.fetch_max(live, Relaxed);
+        // SAFETY: the caller's layout, as given.
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        LIVE.fetch_sub(l.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: allocated by `alloc` above with this layout.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
+        use std::sync::atomic::Ordering::Relaxed;
+        if new >= l.size() {
+            let live = LIVE.fetch_add(new - l.size(), Relaxed) + new - l.size();
+            PEAK.fetch_max(live, Relaxed);
+        } else {
+            LIVE.fetch_sub(l.size() - new, Relaxed);
+        }
+        // SAFETY: as `dealloc` and `alloc`.
+        unsafe { std::alloc::System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// Runs `f`; returns its value, the heap's peak above the start while it ran, and what
+/// is still live after it (both in bytes; other threads of this process count too).
+fn heap_of<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let before = LIVE.load(Relaxed);
+    PEAK.store(before, Relaxed);
+    let v = f();
+    let peak = PEAK.load(Relaxed).saturating_sub(before);
+    (v, peak, LIVE.load(Relaxed).saturating_sub(before))
+}
+
 const PORT: u16 = 28471;
 /// The real server whose listener is closed and reopened (virtual server "toggle").
 const TOGGLED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 62, 0, 1)), PORT);
@@ -48,7 +96,18 @@ struct Opts {
     host: bool,
     vm: bool,
     big: bool,
+    /// `--reload-soak N`: N SIGHUP reloads and N `vigilctl services --json` calls (0: off).
+    reload_soak: usize,
+    /// Only the soak phase (no parse, idle, big or toggle phases).
+    soak_only: bool,
+    /// The soak cluster's check interval (the cluster: every 30 s).
+    soak_interval: String,
 }
+
+/// The vigild to run (`--vigild PATH`, default the release build beside the bench) and
+/// extra environment for it (`--vigild-env K=V`, repeatable): allocator comparisons
+/// run the same phases against differently built or tuned daemons.
+static VIGILD: std::sync::OnceLock<(PathBuf, Vec<(String, String)>)> = std::sync::OnceLock::new();
 
 fn opts() -> Opts {
     let mut o = Opts {
@@ -61,7 +120,12 @@ fn opts() -> Opts {
         host: true,
         vm: true,
         big: true,
+        reload_soak: 0,
+        soak_only: false,
+        soak_interval: "30s".to_owned(),
     };
+    let mut vigild = None;
+    let mut vigild_env = Vec::new();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -77,6 +141,20 @@ fn opts() -> Opts {
             "--cpu-seconds" => o.cpu_secs = num(i) as u64,
             "--toggles" => o.toggles = num(i),
             "--reloads" => o.reloads = num(i),
+            "--reload-soak" => o.reload_soak = num(i),
+            "--soak-interval" => o.soak_interval = args[i + 1].clone(),
+            "--vigild" => vigild = Some(PathBuf::from(&args[i + 1])),
+            "--vigild-env" => {
+                let (k, v) = args[i + 1]
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("--vigild-env needs KEY=VALUE"));
+                vigild_env.push((k.to_owned(), v.to_owned()));
+            }
+            "--soak-only" => {
+                o.soak_only = true;
+                i += 1;
+                continue;
+            }
             "--host-only" => {
                 o.vm = false;
                 i += 1;
@@ -100,6 +178,7 @@ fn opts() -> Opts {
         }
         i += 2;
     }
+    let _ = VIGILD.set((vigild.unwrap_or_else(|| bin_path("vigild")), vigild_env));
     o
 }
 
@@ -168,6 +247,25 @@ fn host(o: &Opts) {
         times[times.len() - 1],
         (own_hwm_kib() - hwm0) as f64 / 1024.0
     );
+    // Where a reload's memory goes: the toml document tree alone, then the whole load.
+    let source = std::fs::read_to_string(&path).unwrap();
+    let (tree, tree_peak, tree_live) =
+        heap_of(|| toml::de::DeTable::parse_recoverable(source.as_str()));
+    drop(tree);
+    let (loaded, load_peak, kept) = heap_of(|| vigil_config::load(&path).unwrap());
+    drop(loaded);
+    let parse_heap = format!(
+        "config parse heap: toml document tree {:.1} MiB (peak {:.1}); vigil_config::load peak {:.1} MiB, the Config it returns {:.1} MiB",
+        tree_live as f64 / 1048576.0,
+        tree_peak as f64 / 1048576.0,
+        load_peak as f64 / 1048576.0,
+        kept as f64 / 1048576.0
+    );
+    println!("{parse_heap}");
+    if o.soak_only {
+        soak(o, None, "host");
+        return;
+    }
 
     // CPU of checking, no IPVS (vigild logs that IPVS is unavailable and keeps checking).
     let mut servers = Servers::new();
@@ -207,6 +305,7 @@ fn host(o: &Opts) {
         big(o, None, "1s", "host");
         big(o, None, "30s", "host");
     }
+    soak(o, None, "host");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -223,6 +322,11 @@ fn vm(o: &Opts) {
         .args(["link", "set", "lo", "up"])
         .status();
     let mut client = Client::connect().unwrap();
+    if o.soak_only {
+        soak(o, Some(&mut client), "vm");
+        client.flush().unwrap();
+        return;
+    }
     if o.big {
         big(o, Some(&mut client), "1s", "vm");
         client.flush().unwrap();
@@ -231,6 +335,8 @@ fn vm(o: &Opts) {
         client.flush().unwrap();
     }
     idle(o, &mut client);
+    client.flush().unwrap();
+    soak(o, Some(&mut client), "vm");
     client.flush().unwrap();
 }
 
@@ -406,6 +512,171 @@ fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) 
     d.stop();
 }
 
+/// `--reload-soak N`: does memory stay flat? The 1,000 x 10 cluster (tcp every
+/// `--soak-interval`, default 30 s); RSS 10 s after all are up and the CPU of checking;
+/// then N times: a SIGHUP reload changing one real server's weight (waited for in
+/// `status`), then one `vigilctl services --json`. VmHWM is reset (`clear_refs` 5)
+/// before each, so the peak of each is its own. RSS every 10, and 10 s after the last;
+/// then the CPU of checking again, to compare with the one before.
+fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) {
+    if o.reload_soak == 0 {
+        return;
+    }
+    let interval = o.soak_interval.as_str();
+    let tag = format!("{where_} soak, checks every {interval}");
+    let dir = tempfile::tempdir().unwrap();
+    let n = o.big_vs * o.per_vs;
+    let mut servers = Servers::new();
+    for i in 0..n {
+        servers.start(real_addr(i));
+    }
+    let path = write_cluster(dir.path(), o.big_vs, o.per_vs, None, false, interval);
+    let (bin, env) = VIGILD.get().unwrap();
+    println!("{tag}: vigild {} {env:?}", bin.display());
+    let t = Instant::now();
+    let d = Daemon::start(dir.path(), &path);
+    let all_in = wait_until(
+        Duration::from_secs(600),
+        Duration::from_millis(500),
+        || match client.as_deref_mut() {
+            Some(c) => kernel_dests(c, 201) == n,
+            None => d.logged_up() >= n,
+        },
+    );
+    println!(
+        "{tag}: {n} real servers all in after {:.1} s: {all_in}",
+        t.elapsed().as_secs_f64()
+    );
+    if !all_in {
+        return;
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    let (rss0, hwm0) = d.mem();
+    println!(
+        "{tag}: start: VmRSS {:.1} MiB, VmHWM {:.1} MiB (10 s after all {n} were in)",
+        mib(rss0),
+        mib(hwm0)
+    );
+    let checks_per_s = n as f64 / parse_secs(interval);
+    let cpu_per_1000 = |(cpu_ms, wall): (f64, f64)| cpu_ms / (checks_per_s * wall) * 1000.0;
+    let cpu_before = cpu_per_1000(d.cpu_over(Duration::from_secs(o.cpu_secs)));
+
+    let vs = o.big_vs / 2;
+    let rs = vs * o.per_vs;
+    let gen0 = d.ctl_json(&["status"])["config_generation"]
+        .as_u64()
+        .unwrap();
+    let (mut reload_ms, mut services_ms) = (Vec::new(), Vec::new());
+    let (mut reload_hwm, mut services_hwm) = (0u64, 0u64);
+    // The most a reload (services call) took above the RSS it started from.
+    let (mut reload_add, mut services_add) = (0u64, 0u64);
+    let mut last_services_bytes = 0;
+    println!(
+        "  after  VmRSS_MiB  reload_peak_MiB  services_peak_MiB  reload_duration_ms_p50  services_ms_p50  (each over the last 10)"
+    );
+    for k in 1..=o.reload_soak {
+        write_cluster(
+            dir.path(),
+            o.big_vs,
+            o.per_vs,
+            Some((rs, 2 + (k % 50) as u32)),
+            false,
+            interval,
+        );
+        d.reset_hwm();
+        let rss_before = d.mem().0;
+        d.signal(libc::SIGHUP);
+        let want = gen0 + k as u64;
+        let mut status = Value::Null;
+        let seen = wait_until(Duration::from_secs(60), Duration::from_millis(5), || {
+            status = d.ctl_json(&["status"]);
+            status["config_generation"].as_u64() >= Some(want)
+        });
+        assert!(seen, "reload {k}: generation {want} never came");
+        if let Some(c) = client.as_deref_mut() {
+            let weight = 2 + (k % 50) as u32;
+            let applied = wait_until(Duration::from_secs(60), Duration::from_millis(1), || {
+                kernel_weight(c, &vs_key(vs), real_addr(rs)) == Some(weight)
+            });
+            assert!(
+                applied,
+                "reload {k}: the kernel never showed weight {weight}"
+            );
+        }
+        // The director applies it after the reply; give it a moment before the peak.
+        std::thread::sleep(Duration::from_millis(100));
+        let hwm = d.mem().1;
+        reload_hwm = reload_hwm.max(hwm);
+        reload_add = reload_add.max(hwm.saturating_sub(rss_before));
+        reload_ms.push(
+            status["reloads"]
+                .as_array()
+                .and_then(|r| r.last())
+                .and_then(|r| r["duration_ms"].as_f64())
+                .unwrap_or(f64::NAN),
+        );
+        d.reset_hwm();
+        let rss_before = d.mem().0;
+        let t = Instant::now();
+        let out = d.ctl(&["--json", "services"]);
+        services_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        last_services_bytes = out.stdout.len();
+        let hwm = d.mem().1;
+        services_hwm = services_hwm.max(hwm);
+        services_add = services_add.max(hwm.saturating_sub(rss_before));
+        if k % 10 == 0 || k == o.reload_soak {
+            let from = k.saturating_sub(10);
+            let mut r = reload_ms[from..].to_vec();
+            let mut s = services_ms[from..].to_vec();
+            r.sort_by(f64::total_cmp);
+            s.sort_by(f64::total_cmp);
+            println!(
+                "  {k:5}  {:9.1}  {:15.1}  {:17.1}  {:22.1}  {:15.0}",
+                mib(d.mem().0),
+                mib(reload_hwm),
+                mib(services_hwm),
+                pct(&r, 50.0),
+                pct(&s, 50.0)
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    let (rss1, _) = d.mem();
+    let cpu_after = cpu_per_1000(d.cpu_over(Duration::from_secs(o.cpu_secs)));
+    let (rss2, _) = d.mem();
+    for v in [&mut reload_ms, &mut services_ms] {
+        v.sort_by(f64::total_cmp);
+    }
+    println!(
+        "{tag}: {} reloads + {} services calls: VmRSS start {:.1} MiB -> {:.1} MiB 10 s after the last ({:.1} MiB after the second CPU window); peak VmHWM during a reload {:.1} MiB ({:.2}x start), during services {:.1} MiB ({:.2}x); the most one added above the RSS it started from: reload {:.1} MiB, services {:.1} MiB",
+        o.reload_soak,
+        o.reload_soak,
+        mib(rss0),
+        mib(rss1),
+        mib(rss2),
+        mib(reload_hwm),
+        reload_hwm as f64 / rss0 as f64,
+        mib(services_hwm),
+        services_hwm as f64 / rss0 as f64,
+        mib(reload_add),
+        mib(services_add),
+    );
+    println!(
+        "{tag}: reload duration_ms p50 {:.1} max {:.1}; services --json p50 {:.0} ms max {:.0} ms ({} KiB reply); CPU per 1,000 checks before {cpu_before:.1} ms, after {cpu_after:.1} ms",
+        pct(&reload_ms, 50.0),
+        pct(&reload_ms, 100.0),
+        pct(&services_ms, 50.0),
+        pct(&services_ms, 100.0),
+        last_services_bytes / 1024,
+    );
+    d.stop();
+}
+
 fn idle(o: &Opts, client: &mut Client) {
     let dir = tempfile::tempdir().unwrap();
     let n = o.idle_vs * o.per_vs;
@@ -541,7 +812,9 @@ struct Daemon {
 impl Daemon {
     fn start(dir: &Path, config: &Path) -> Daemon {
         let log = dir.join("vigild.log");
-        let child = Command::new(bin_path("vigild"))
+        let (bin, env) = VIGILD.get().unwrap();
+        let child = Command::new(bin)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["--log-format", "json", "--config"])
             .arg(config)
             .stdout(Stdio::null())
@@ -649,6 +922,12 @@ impl Daemon {
                 .unwrap_or(0)
         };
         (get("VmRSS:"), get("VmHWM:"))
+    }
+
+    /// Resets VmHWM to the current RSS (proc(5), `clear_refs` 5), so the next read is
+    /// the peak since now.
+    fn reset_hwm(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");
     }
 
     fn logs(&self) -> Vec<Value> {
@@ -910,6 +1189,10 @@ fn parse_secs(d: &str) -> f64 {
     } else {
         d.trim_end_matches('s').parse().unwrap()
     }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 fn own_hwm_kib() -> u64 {

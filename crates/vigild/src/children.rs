@@ -18,6 +18,10 @@ impl vigil_config::System for ThisSystem {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+
+    fn check_file(&self, path: &Path, what: vigil_config::FileUse) -> Result<(), String> {
+        vigil_alert::check_file(path, what)
+    }
 }
 
 /// Reads and validates a cluster file for this system (its users must exist here).

@@ -36,6 +36,9 @@ pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
     // children need and every later thread is created without them.
     crate::children::init()?;
     crate::supervise::install_panic_hook();
+    if let Err(e) = crate::memory::start_background_purge() {
+        warn!("memory freed after a reload may stay with vigild: {e}");
+    }
     let loaded = match crate::children::load_config(config_path) {
         Ok(l) => l,
         Err(ConfigError::Invalid(d)) => bail!("invalid cluster file:\n{d}"),
@@ -135,6 +138,7 @@ async fn serve(
     let what = summary(&config);
     let shared = Shared::new(config, config_path.to_path_buf());
     shared.fifos.configure(&shared.snapshot().config.director)?;
+    let alerts = start_alerts(&shared, &supervisor)?;
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(16);
     let mut server = tokio::spawn(socket.clone().serve(shared.clone(), control_tx));
     // Why IPVS cannot be programmed, from the IPVS thread to VRRP (which then holds the
@@ -188,7 +192,7 @@ async fn serve(
         let id = reload_id;
         let abandoned = Arc::new(AtomicBool::new(false));
         let (shared, done, gone) = (shared.clone(), reloaded_tx.clone(), abandoned.clone());
-        let (director, vrrp) = (director.clone(), vrrp.clone());
+        let (director, vrrp, alerts) = (director.clone(), vrrp.clone(), alerts.clone());
         let handle = tokio::spawn(async move {
             let trigger = match request {
                 ReloadRequest::Signal => Trigger::Sighup,
@@ -202,11 +206,18 @@ async fn serve(
                 // reload runs at a time).
                 let config = shared.snapshot().config.clone();
                 let _ = director.send(DirectorCommand::Reload(config.clone())).await;
-                vrrp.apply(config);
+                vrrp.apply(config.clone());
+                // Reads token and CA files: off the runtime's workers.
+                let _ = tokio::task::spawn_blocking(move || {
+                    alerts.apply(&config.alerts, &config.director.name)
+                })
+                .await;
             }
             if let ReloadRequest::Socket(reply) = request {
                 let _ = reply.send(outcome);
             }
+            // The parse tree and the config replaced are freed by now or soon after.
+            crate::memory::trim_soon();
             let _ = done.send(id);
         });
         RunningReload {
@@ -319,6 +330,8 @@ async fn serve(
     if director.send(DirectorCommand::Stop(stopped)).await.is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
     }
+    // What is queued (the stop's own VRRP transitions too) gets one last attempt.
+    let _ = tokio::task::spawn_blocking(move || alerts.shutdown(Duration::from_secs(2))).await;
     server.abort();
     if let Some(m) = metrics {
         m.abort();
@@ -331,6 +344,36 @@ async fn serve(
     }
     info!("vigild stopped");
     Ok(())
+}
+
+/// Starts the `alerts` thread (supervised) with the file's webhooks, fed with the
+/// daemon's events and VRRP state changes: what `events` clients see.
+fn start_alerts(
+    shared: &Arc<Shared>,
+    supervisor: &Supervisor,
+) -> anyhow::Result<vigil_alert::Alerts> {
+    let alerts = vigil_alert::Alerts::start().context("cannot start the alerts thread")?;
+    let config = shared.snapshot().config.clone();
+    if let Some(e) = alerts.apply(&config.alerts, &config.director.name).first() {
+        bail!("{e}");
+    }
+    supervisor.watch(
+        "alerts",
+        Some(alerts.heartbeat()),
+        alerts.end(),
+        Duration::ZERO,
+    );
+    alerts.follow(shared.events.subscribe(), event_json);
+    alerts.follow(shared.vrrp.subscribe(), |e| {
+        event_json(&crate::vrrp::state_event(e))
+    });
+    let _ = shared.alerts.set(alerts.clone());
+    Ok(alerts)
+}
+
+/// An event as `events` clients read it, for the webhooks' payloads.
+fn event_json(e: &vigil_proto::Event) -> serde_json::Value {
+    serde_json::to_value(e).unwrap_or(serde_json::Value::Null)
 }
 
 /// [`reload_now`] on a blocking thread: reading and validating a cluster file of 10,000

@@ -686,6 +686,8 @@ impl Director {
         let checker = self.checker.clone();
         tokio::spawn(async move {
             let _ = reply.send(view.complete(checker).await);
+            // The reply (several MiB at 10,000 real servers) is written and freed soon.
+            crate::memory::trim_soon();
         });
     }
 

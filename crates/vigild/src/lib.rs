@@ -22,6 +22,7 @@ pub mod dumps;
 pub mod import_keepalived;
 pub mod ipvs_worker;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod notify_fifo;
 pub mod overrides;

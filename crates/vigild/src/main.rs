@@ -6,6 +6,21 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use vigild::logging::{self, LogFormat};
 
+// jemalloc: a reload or a `services` call at 10,000 real servers no longer leaves
+// vigild twice its size (docs/design.md, "Memory"; tuning in vigild::memory).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read when it starts: freed pages go back to the system after
+/// 1 s (10 s by default), with `MADV_DONTNEED` (no "muzzy" pages, which the kernel
+/// would keep counting in RSS until it is short of memory). Purging in the background is
+/// turned on once `children::init` has dropped the children thread's capabilities
+/// (`vigild::memory::start_background_purge`).
+#[cfg(feature = "jemalloc")]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 #[derive(Parser)]
 #[command(
     name = "vigild",

@@ -336,6 +336,9 @@ pub async fn gather(shared: &Shared) -> String {
         checker_metrics(&checker, &mut m).await;
     }
     socket_metrics(shared, &mut m);
+    if let Some(alerts) = shared.alerts.get() {
+        m.push_text(&alerts.prometheus());
+    }
     m.finish()
 }
 

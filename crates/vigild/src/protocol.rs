@@ -34,6 +34,7 @@ pub fn status(shared: &Shared, snap: &Snapshot) -> StatusReply {
         counts: counts(&snap.config),
         reloads: snap.reloads.iter().cloned().collect(),
         status_socket: socket_counters(&shared.status_socket),
+        alerts: shared.alerts.get().map_or_else(Vec::new, |a| a.status()),
     }
 }
 

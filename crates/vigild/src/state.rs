@@ -48,6 +48,8 @@ pub struct Shared {
     pub metrics_endpoint: SocketCounters,
     /// keepalived's notify FIFOs, written by the VRRP sync task and the director.
     pub fifos: Arc<crate::notify_fifo::NotifyFifos>,
+    /// The `[[alert]]` webhooks (set once at start), for `status` and metrics.
+    pub alerts: OnceLock<vigil_alert::Alerts>,
 }
 
 /// A real server as the director sees it, for metrics.
@@ -236,6 +238,7 @@ impl Shared {
             status_socket: SocketCounters::default(),
             metrics_endpoint: SocketCounters::default(),
             fifos: Arc::default(),
+            alerts: OnceLock::new(),
         })
     }
 

@@ -212,10 +212,11 @@ pub(crate) fn parse_document(
             .and_then(|t| ipvs_options::ipvs_timeouts(sink, t))
     });
     let vs = virtual_server_section(sink, &mut top);
+    let alerts = crate::alert::alerts(sink, top.get("alert"));
     top.finish(sink);
 
-    let config = match (director, sync_groups) {
-        (Some(director), Some(sync_groups))
+    let config = match (director, sync_groups, alerts) {
+        (Some(director), Some(sync_groups), Some(alerts))
             if vrrp.ok && vs.ok && ipvs_sync_ok && !matches!(ipvs_timeouts, Some(None)) =>
         {
             Some(Config {
@@ -225,6 +226,7 @@ pub(crate) fn parse_document(
                 ipvs_timeouts: ipvs_timeouts.flatten(),
                 virtual_servers: vs.items.clone(),
                 sync_groups,
+                alerts,
             })
         }
         _ => None,

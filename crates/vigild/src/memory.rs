@@ -1,0 +1,71 @@
+//! Giving memory back after the daemon's rare big jobs (a reload's parse and second
+//! config, a `services` reply at 10,000 real servers).
+//!
+//! glibc's malloc kept what such a job freed in the arena of the thread that freed it,
+//! and the first reload doubled vigild's RSS for good (issue 18). vigild therefore runs
+//! on jemalloc (the `jemalloc` feature, on by default), with a 1 s decay and a background
+//! thread that purges idle arenas; a build without it uses glibc and [`trim_soon`] runs
+//! `malloc_trim(0)` after each such job. Figures: docs/design.md ("Memory").
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long after the job a glibc trim runs: the old config and table are dropped by
+/// other threads after the job itself returns (the director, the checker threads, the
+/// IPVS thread), and the reply is written after the view is handed over.
+pub const TRIM_DELAY: Duration = Duration::from_secs(2);
+
+static SCHEDULED: AtomicBool = AtomicBool::new(false);
+
+/// Starts jemalloc's background purging thread. Call after `children::init` has dropped
+/// the capabilities only the children thread keeps: the new thread inherits the main
+/// thread's set. `Err` when jemalloc refused (memory then goes back only as its arenas
+/// are used).
+pub fn start_background_purge() -> Result<(), String> {
+    #[cfg(feature = "jemalloc")]
+    {
+        let mut on = true;
+        // SAFETY: "background_thread" takes a bool; `on` outlives the call, and no old
+        // value is asked for.
+        let rc = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"background_thread".as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                (&raw mut on).cast(),
+                std::mem::size_of::<bool>(),
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "jemalloc background_thread: {}",
+                std::io::Error::from_raw_os_error(rc)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// With glibc's malloc: schedules one trim [`TRIM_DELAY`] from now, unless one is already
+/// scheduled (a burst of reloads or `services` calls costs one trim). With jemalloc,
+/// nothing: its decay does the same. Must run inside the runtime.
+pub fn trim_soon() {
+    if cfg!(feature = "jemalloc") || SCHEDULED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(async {
+        tokio::time::sleep(TRIM_DELAY).await;
+        SCHEDULED.store(false, Ordering::Release);
+        // Walks every arena's free lists: a few ms at 100 MiB, so not on a worker.
+        let _ = tokio::task::spawn_blocking(trim_now).await;
+    });
+}
+
+/// With glibc's malloc: returns the free memory of every arena to the system now.
+pub fn trim_now() {
+    #[cfg(all(target_env = "gnu", not(feature = "jemalloc")))]
+    // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
