@@ -18,6 +18,7 @@ pub mod children;
 pub mod daemon;
 pub mod director;
 pub mod dumps;
+pub mod file_watch;
 pub mod import_keepalived;
 pub mod ipvs_worker;
 pub mod logging;

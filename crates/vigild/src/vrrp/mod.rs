@@ -21,6 +21,7 @@
 //! status socket's form of it all); the mapping from the cluster file stays here.
 
 mod manager;
+mod procscan;
 mod registry;
 mod sync_groups;
 mod trackers;
