@@ -175,4 +175,27 @@ mod tests {
         assert!(n[0] >= 1, "{name}: {n:?}");
         Ok(())
     }
+
+    /// What one scan costs on this machine (a figure, not a check):
+    /// `cargo test -p vigild --lib procscan::tests::scan_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "prints a figure"]
+    fn scan_cost() -> std::io::Result<()> {
+        let by_name = track(&["no-such-process"], false, None);
+        let by_line = track(&["/no/such", "x"], true, Some(ParamMatch::Exact));
+        let procs = std::fs::read_dir("/proc")?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().as_encoded_bytes().iter().all(u8::is_ascii_digit))
+            .count();
+        for (what, t) in [("comm", &by_name), ("cmdline", &by_line)] {
+            let runs = 200;
+            let start = std::time::Instant::now();
+            for _ in 0..runs {
+                count(Path::new("/proc"), &[t])?;
+            }
+            let each = start.elapsed() / runs;
+            println!("scan by {what}: {each:?} for {procs} processes ({:?} each)", each / procs.max(1) as u32);
+        }
+        Ok(())
+    }
 }
