@@ -326,3 +326,34 @@ fn a_tracked_program_rises_and_falls() {
     std::fs::write(&flag, "").unwrap();
     expect_priority(&v, 150);
 }
+
+/// A reload that adds file and process tracks applies them in place: the file's number
+/// and the missing process pull the master below its backup, which preempts.
+#[test]
+fn a_reload_adds_file_and_process_tracks_in_place() {
+    require_root_or_skip!();
+    let (lab, dir) = lab(&["lb1", "lb2", "client"]);
+    let vip = lab.subnet_addr(100).to_string();
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &web(51, 100, &vip, ""));
+    let lb1 = Vigild::start(&lab, dir.path(), "lb1", &web(51, 150, &vip, ""));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+
+    let file = dir.path().join("prio");
+    std::fs::write(&file, "3").unwrap();
+    let track = format!(
+        "track = [{{ file = \"{}\", weight = -10 }}, {{ process = [\"vt-none{}\"], weight = -30 }}]",
+        file.display(),
+        std::process::id()
+    );
+    lb1.rewrite(&web(51, 150, &vip, &track));
+    let reply = lb1.request(r#"{"command":"reload"}"#).unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    lb2.expect_state("web", "master", SETTLE);
+    lb1.expect_state("web", "backup", SETTLE);
+    expect_priority(&lb1, 90);
+    let tracks = &lb1.instance("web").unwrap()["track"];
+    assert_eq!(tracks[0]["file"], file.display().to_string(), "{tracks}");
+    assert!(tracks[1]["process"].is_array(), "{tracks}");
+    assert!(!lb1.log_text().contains("restarting"), "{}", lb1.log_text());
+}

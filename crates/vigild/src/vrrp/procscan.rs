@@ -185,7 +185,12 @@ mod tests {
         let by_line = track(&["/no/such", "x"], true, Some(ParamMatch::Exact));
         let procs = std::fs::read_dir("/proc")?
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().as_encoded_bytes().iter().all(u8::is_ascii_digit))
+            .filter(|e| {
+                e.file_name()
+                    .as_encoded_bytes()
+                    .iter()
+                    .all(u8::is_ascii_digit)
+            })
             .count();
         for (what, t) in [("comm", &by_name), ("cmdline", &by_line)] {
             let runs = 200;
@@ -194,7 +199,10 @@ mod tests {
                 count(Path::new("/proc"), &[t])?;
             }
             let each = start.elapsed() / runs;
-            println!("scan by {what}: {each:?} for {procs} processes ({:?} each)", each / procs.max(1) as u32);
+            println!(
+                "scan by {what}: {each:?} for {procs} processes ({:?} each)",
+                each / procs.max(1) as u32
+            );
         }
         Ok(())
     }

@@ -28,16 +28,17 @@ enum TrackerKind {
     /// `None` until the program's first run ended.
     Exec(watch::Receiver<Option<bool>>),
     VirtualServer(String),
-    /// The file's number (keepalived's reading of it).
-    File(watch::Receiver<i64>),
+    /// The file's number (keepalived's reading of it); `None` until first read.
+    File(watch::Receiver<Option<i64>>),
     /// Whether the process quorum holds; `None` until the first scan.
     Process(watch::Receiver<Option<bool>>),
 }
 
 /// Watches an instance's tracked objects and sends their summary whenever it changes.
-/// A program not run yet counts as up; with `await_execs` (a tracker replaced by a reload,
-/// while the runner still holds the old summary) a summary such a program would decide
-/// is held back until it has run, at most [`AWAIT_EXECS_MAX`].
+/// A program not run yet (a file not read yet, processes not counted yet) counts as up;
+/// with `await_execs` (a tracker replaced by a reload, while the runner still holds the
+/// old summary) a summary such an object would decide is held back until it is known, at
+/// most [`AWAIT_EXECS_MAX`].
 pub(super) async fn track(
     v: VrrpInstance,
     control: mpsc::Sender<Control>,
@@ -81,7 +82,7 @@ pub(super) async fn track(
                 TrackerKind::Exec(rx)
             }
             TrackTarget::File(path) => {
-                let (tx, rx) = watch::channel(0);
+                let (tx, rx) = watch::channel(None);
                 execs.spawn(run_file_track(
                     v.name.clone(),
                     path.clone(),
@@ -118,7 +119,11 @@ pub(super) async fn track(
             .iter()
             .map(|t| {
                 if let TrackerKind::File(rx) = &t.kind {
-                    let tracked = Tracked::file(*rx.borrow(), t.weight, t.reverse);
+                    // Not read yet: unknown (no weight either way), as a program not run.
+                    let Some(value) = *rx.borrow() else {
+                        return (0, None);
+                    };
+                    let tracked = Tracked::file(value, t.weight, t.reverse);
                     return (tracked.weight, Some(tracked.up));
                 }
                 let up = match &t.kind {
@@ -255,7 +260,7 @@ async fn run_exec_track(
 async fn run_file_track(
     instance: String,
     path: std::path::PathBuf,
-    value: watch::Sender<i64>,
+    value: watch::Sender<Option<i64>>,
     woken: Arc<Notify>,
 ) {
     let shown = path.display().to_string();
@@ -265,7 +270,7 @@ async fn run_file_track(
             warn!(instance = %instance, "track file {shown}: number out of range, ignored");
             return;
         };
-        if value.send_if_modified(|v| std::mem::replace(v, number) != number) {
+        if value.send_if_modified(|v| v.replace(number) != Some(number)) {
             info!(instance = %instance, "track file {shown} reads {number}");
             woken.notify_one();
         }
