@@ -357,3 +357,50 @@ fn a_reload_adds_file_and_process_tracks_in_place() {
     assert!(tracks[1]["process"].is_array(), "{tracks}");
     assert!(!lb1.log_text().contains("restarting"), "{}", lb1.log_text());
 }
+
+/// vigil and keepalived 2.2 (each master of its own VRID) track the same program with the
+/// same vrrp_script options (weight 20 reverse, rise 2, fall 2, init_fail): both start
+/// without the weight, take it off once the program has risen, and give it back once it
+/// has fallen.
+#[test]
+fn keepalived_and_vigil_apply_a_script_alike() {
+    require_root_or_skip!();
+    if !require_keepalived() {
+        return;
+    }
+    let (lab, dir) = lab(&["lb1", "lb2", "client"]);
+    let flag = dir.path().join("ok");
+    std::fs::write(&flag, "").unwrap();
+    let track = format!(
+        "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"1s\", timeout = \"900ms\", user = \"root\", rise = 2, fall = 2, init_fail = true, weight = 20, reverse = true }}]",
+        flag.display()
+    );
+    let vigil = Vigild::start(
+        &lab,
+        dir.path(),
+        "lb1",
+        &web(61, 100, &lab.subnet_addr(101).to_string(), &track),
+    );
+    let ka_conf = format!(
+        "global_defs {{\n  router_id lb2\n  vrrp_version 3\n  script_user root\n  enable_script_security\n}}\n\
+         vrrp_script ok {{\n  script \"/usr/bin/test -e {}\"\n  interval 1\n  timeout 1\n  weight 20 reverse\n  rise 2\n  fall 2\n  init_fail\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 62\n  priority 100\n  advert_int 0.1\n  \
+         track_script {{\n    ok\n  }}\n  virtual_ipaddress {{\n    {}/24 dev eth0\n  }}\n}}\n",
+        flag.display(),
+        lab.subnet_addr(102)
+    );
+    let ka = Keepalived::start(&lab, dir.path(), "lb2", &ka_conf);
+    vigil.expect_state("web", "master", SETTLE);
+    let (vigil_ip, ka_ip) = (lab.ip("lb1"), lab.ip("lb2"));
+    let both = |want: u8| {
+        (
+            advertised(&lab, ka_ip, 62, want),
+            advertised(&lab, vigil_ip, 61, want),
+        )
+    };
+    assert_eq!(both(80), (Some(80), Some(80)), "{}", ka.log_text());
+    std::fs::remove_file(&flag).unwrap();
+    assert_eq!(both(100), (Some(100), Some(100)), "{}", ka.log_text());
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(both(80), (Some(80), Some(80)), "{}", ka.log_text());
+}
