@@ -165,8 +165,9 @@ pub struct Garp {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Track {
     pub target: TrackTarget,
-    /// Added to the priority while the target is down; 0 means "down puts the instance in
-    /// Fault". For a `File` target, the file's number times this (keepalived's track_file).
+    /// As keepalived: a positive weight is added while the target is up, a negative one
+    /// while it is down; 0 means "down puts the instance in Fault". For a `File` target,
+    /// the file's number times this (keepalived's track_file).
     pub weight: i32,
     /// keepalived's `reverse`: the weight applies in the other direction (a positive weight
     /// is taken away while up, a negative one given back while down; weight 0 faults while

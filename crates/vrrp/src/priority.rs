@@ -1,8 +1,10 @@
-//! Effective priority from tracked objects (interfaces, health checks, scripts).
+//! Effective priority from tracked objects (interfaces, health checks, scripts, files,
+//! processes).
 //!
 //! Follows keepalived's tracking model: a positive weight is added while its object is up,
 //! a negative weight is added while it is down, and a weight of 0 means "down puts the
-//! instance in Fault". The result is clamped to 1..=254 so tracking never produces the
+//! instance in Fault"; `reverse`, a file's number, a script's rise/fall and a process
+//! quorum's delays are turned into that model here. The result is clamped to 1..=254 so tracking never produces the
 //! resign value 0 nor claims address ownership (RFC 5798 §5.2.4: backups "MUST use
 //! priority values between 1-254"); an owner's 255 is never changed.
 
