@@ -99,12 +99,15 @@ pub async fn watch(path: PathBuf, mut changed: impl FnMut(Option<Vec<u8>>)) {
                 None => std::future::pending().await,
             }
         };
-        let timed_out = tokio::select! {
-            _ = event => false,
-            _ = tokio::time::sleep(REREAD) => true,
+        let outcome = tokio::select! {
+            watching = event => Some(watching),
+            _ = tokio::time::sleep(REREAD) => None,
         };
-        // The directory may have appeared since.
-        if timed_out && watcher.is_none() {
+        if outcome == Some(false) {
+            // The directory went away: watch it again once it is back.
+            watcher = None;
+        }
+        if watcher.is_none() {
             watcher = directory_watch(&path).ok();
         }
     }
@@ -131,26 +134,30 @@ fn directory_watch(path: &Path) -> io::Result<AsyncFd<Fd>> {
     unsafe { AsyncFd::register(Fd(inotify)) }.map_err(|e| e.into_parts().1)
 }
 
-/// Returns once an event names the file (or the directory itself went away).
-async fn wait_for_name(w: &mut AsyncFd<Fd>, path: &Path) {
+/// Returns once an event names the file: `true`, or `false` when the directory itself
+/// went away (the watch is gone with it).
+async fn wait_for_name(w: &mut AsyncFd<Fd>, path: &Path) -> bool {
     let name = path.file_name();
+    let gone =
+        AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF | AddWatchFlags::IN_IGNORED;
     loop {
         let Ok(mut ready) = w.readable().await else {
-            return std::future::pending().await;
+            return false;
         };
         match ready.get_inner().0.read_events() {
             Ok(events) => {
+                if events.iter().any(|e| e.mask.intersects(gone)) {
+                    return false;
+                }
+                // An overflowed queue lost events: read the file again to be sure.
                 if events.iter().any(|e| {
-                    e.name.as_deref() == name
-                        || e.mask
-                            .intersects(AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF)
+                    e.name.as_deref() == name || e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW)
                 }) {
-                    return;
+                    return true;
                 }
             }
             Err(nix::errno::Errno::EAGAIN) => ready.clear_ready(),
-            // An overflowed queue loses events: read the file again to be sure.
-            Err(_) => return,
+            Err(_) => return false,
         }
     }
 }
@@ -158,6 +165,48 @@ async fn wait_for_name(w: &mut AsyncFd<Fd>, path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Real files in a temporary directory: written in place, replaced by a rename,
+    /// removed, and the directory removed and made again.
+    #[tokio::test]
+    async fn every_change_of_the_file_is_seen() {
+        let Ok(dir) = tempfile::tempdir() else {
+            return;
+        };
+        let sub = dir.path().join("d");
+        std::fs::create_dir(&sub).unwrap();
+        let path = sub.join("value");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = tokio::spawn(watch(path.clone(), move |c| {
+            let _ = tx.send(c);
+        }));
+        let next = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Option<Vec<u8>>>| {
+            tokio::time::timeout(Duration::from_secs(3), rx.recv())
+                .await
+                .ok()
+                .flatten()
+        };
+        assert_eq!(next(&mut rx).await, Some(None), "missing at start");
+        std::fs::write(&path, "1").unwrap();
+        assert_eq!(next(&mut rx).await, Some(Some(b"1".to_vec())));
+        std::fs::write(sub.join("tmp"), "2").unwrap();
+        std::fs::rename(sub.join("tmp"), &path).unwrap();
+        assert_eq!(next(&mut rx).await, Some(Some(b"2".to_vec())));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(next(&mut rx).await, Some(None));
+        std::fs::remove_dir(&sub).unwrap();
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(&path, "3").unwrap();
+        // Seen by the re-read at the latest, which also watches the directory again.
+        let again = tokio::time::timeout(REREAD * 2, rx.recv())
+            .await
+            .ok()
+            .flatten();
+        assert_eq!(again, Some(Some(b"3".to_vec())));
+        std::fs::write(&path, "4").unwrap();
+        assert_eq!(next(&mut rx).await, Some(Some(b"4".to_vec())));
+        watcher.abort();
+    }
 
     #[test]
     fn numbers_read_as_keepalived_reads_them() {
