@@ -627,6 +627,8 @@ impl Mapper<'_> {
         let name = arg(n, 0)?.to_string();
         let mut command = Vec::new();
         let mut fields = Vec::new();
+        // `delay` sets both, in keepalived's order of the lines.
+        let (mut fork, mut terminate) = (None, None);
         // keepalived's default weight for a tracked process is 1.
         let (mut weight, mut reverse) = (1, false);
         for c in n.children() {
@@ -653,10 +655,25 @@ impl Mapper<'_> {
                 }
                 "delay" | "fork_delay" | "terminate_delay" => {
                     let us = secs_us(c, 0)?.min(3_600_000_000);
-                    fields.push((kw.into(), dur(us)));
+                    if kw != "terminate_delay" {
+                        fork = Some(us);
+                    }
+                    if kw != "fork_delay" {
+                        terminate = Some(us);
+                    }
                 }
                 "full_command" => fields.push(("full_command".into(), "true".into())),
                 _ => self.unhandled(sec, "vrrp_track_process", c),
+            }
+        }
+        match (fork, terminate) {
+            (Some(f), Some(t)) if f == t => fields.push(("delay".into(), dur(f))),
+            _ => {
+                for (key, v) in [("fork_delay", fork), ("terminate_delay", terminate)] {
+                    if let Some(us) = v {
+                        fields.push((key.into(), dur(us)));
+                    }
+                }
             }
         }
         if command.is_empty() {
