@@ -33,9 +33,6 @@ use vigil_vrrp::{Auth, Family, Password, State, Tracked, TrackedSummary, Version
 use crate::protocol::ProtocolError;
 use crate::supervise::{Armed, Guard, Supervisor, TestFaults, WorkerId};
 
-/// How often interface links are polled for tracking.
-pub const LINK_POLL: Duration = Duration::from_millis(100);
-
 /// What the status socket can see and steer: each running instance's status and control
 /// channel, and the stream of state changes.
 pub struct Registry {
@@ -832,20 +829,24 @@ async fn track(
     }
     let mut last = None;
     let hold_until = await_execs.then(|| tokio::time::Instant::now() + AWAIT_EXECS_MAX);
-    let mut tick = tokio::time::interval(LINK_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Links followed from the kernel's link events (RTNLGRP_LINK), not polled: a link
+    // going down reaches the runner at once. Without the subscription, every link is
+    // asked once a second.
+    let mut links = open_link_watch(&v.name).await;
     loop {
         let health = vs_health.borrow_and_update().clone();
         // `None`: an exec program that has not run yet.
         let states: Vec<(i32, Option<bool>)> = trackers
-            .iter()
+            .iter_mut()
             .map(|t| {
-                let up = match &t.kind {
+                let up = match &mut t.kind {
                     // An interface that cannot be queried (gone) is down.
-                    TrackerKind::Interface(name) => {
-                        Some(vigil_vrrp::io::iface::is_running(name).unwrap_or(false))
-                    }
-                    TrackerKind::Exec(rx) => *rx.borrow(),
+                    TrackerKind::Interface(name) => Some(match &links {
+                        Some(watch) => watch.table().is_running(name),
+                        None => vigil_vrrp::io::iface::is_running(name).unwrap_or(false),
+                    }),
+                    // Marked seen, so `exec_changed` waits for the next result.
+                    TrackerKind::Exec(rx) => *rx.borrow_and_update(),
                     TrackerKind::VirtualServer(name) => {
                         Some(health.get(name).copied().unwrap_or(true))
                     }
@@ -875,11 +876,76 @@ async fn track(
             }
         }
         tokio::select! {
-            _ = tick.tick() => {}
+            changed = link_changed(&mut links) => {
+                if let Err(e) = changed {
+                    warn!(instance = %v.name, "link events lost, asking links every second: {e}");
+                    links = None;
+                }
+            }
+            () = exec_changed(&mut trackers) => {}
+            // The end of the hold wakes the loop, which then sends what it held back.
+            () = async {
+                match hold_until {
+                    Some(until) if holding => tokio::time::sleep_until(until).await,
+                    _ => std::future::pending().await,
+                }
+            } => {}
             _ = vs_health.changed() => {}
             _ = ipvs_faults.changed() => {}
         }
+        if links.is_none() {
+            // Retried on every turn; a failure leaves the once-a-second asking in place.
+            links = vigil_netlink::LinkWatch::open().await.ok();
+        }
     }
+}
+
+async fn open_link_watch(instance: &str) -> Option<vigil_netlink::LinkWatch> {
+    match vigil_netlink::LinkWatch::open().await {
+        Ok(watch) => Some(watch),
+        Err(e) => {
+            warn!(instance = %instance, "cannot follow link events, asking links every second: {e}");
+            None
+        }
+    }
+}
+
+/// The next link change, or a second without the subscription.
+async fn link_changed(
+    links: &mut Option<vigil_netlink::LinkWatch>,
+) -> Result<(), vigil_netlink::Error> {
+    match links {
+        Some(watch) => watch.changed().await,
+        None => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(())
+        }
+    }
+}
+
+/// The next end of a tracking program's run that changed its result; never without one.
+async fn exec_changed(trackers: &mut [Tracker]) {
+    let mut waits: Vec<_> = trackers
+        .iter_mut()
+        .filter_map(|t| match &mut t.kind {
+            TrackerKind::Exec(rx) => Some(Some(Box::pin(rx.changed()))),
+            _ => None,
+        })
+        .collect();
+    std::future::poll_fn(|cx| {
+        for slot in &mut waits {
+            let Some(wait) = slot else { continue };
+            if let std::task::Poll::Ready(result) = wait.as_mut().poll(cx) {
+                *slot = None;
+                // A program whose task ended (its sender gone) stays as it last was.
+                if result.is_ok() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// The instances whose mastership is worth nothing without IPVS: one of their VIPs is a
