@@ -32,7 +32,6 @@ mod view;
 pub use manager::{VrrpHandle, VrrpManager};
 pub use registry::Registry;
 pub use sync_groups::SYNC_RECONCILE;
-pub use trackers::LINK_POLL;
 pub use view::{fill_live, state_event, state_view, transition_view};
 
 use std::net::IpAddr;

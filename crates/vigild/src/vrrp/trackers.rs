@@ -13,9 +13,6 @@ use vigil_config::{ProcessTrack, TrackTarget, VrrpInstance};
 use vigil_vrrp::io::Control;
 use vigil_vrrp::{ProcessQuorum, RiseFall, Tracked, TrackedSummary, summarize};
 
-/// How often interface links are polled for tracking.
-pub const LINK_POLL: Duration = Duration::from_millis(100);
-
 /// One tracked object's current state.
 struct Tracker {
     weight: i32,
@@ -47,7 +44,8 @@ pub(super) async fn track(
     await_execs: bool,
 ) {
     let mut execs = JoinSet::new();
-    // Files and processes wake the loop when they change.
+    // Programs, files and processes wake the loop when their result changes (links wake
+    // it through their events).
     let woken = Arc::new(Notify::new());
     // The instance's own interface: without a link it can neither hear nor be heard.
     let mut trackers = vec![Tracker {
@@ -78,6 +76,7 @@ pub(super) async fn track(
                     user.clone(),
                     counter,
                     tx,
+                    woken.clone(),
                 ));
                 TrackerKind::Exec(rx)
             }
@@ -110,8 +109,10 @@ pub(super) async fn track(
     }
     let mut last = None;
     let hold_until = await_execs.then(|| tokio::time::Instant::now() + AWAIT_EXECS_MAX);
-    let mut tick = tokio::time::interval(LINK_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Links followed from the kernel's link events (RTNLGRP_LINK), not polled: a link
+    // going down reaches the runner at once. Without the subscription, every link is
+    // asked once a second.
+    let mut links = open_link_watch(&v.name).await;
     loop {
         let health = vs_health.borrow_and_update().clone();
         // `None`: an exec program that has not run yet.
@@ -128,9 +129,10 @@ pub(super) async fn track(
                 }
                 let up = match &t.kind {
                     // An interface that cannot be queried (gone) is down.
-                    TrackerKind::Interface(name) => {
-                        Some(vigil_vrrp::io::iface::is_running(name).unwrap_or(false))
-                    }
+                    TrackerKind::Interface(name) => Some(match &links {
+                        Some(watch) => watch.table().is_running(name),
+                        None => vigil_vrrp::io::iface::is_running(name).unwrap_or(false),
+                    }),
                     TrackerKind::Exec(rx) => *rx.borrow(),
                     TrackerKind::VirtualServer(name) => {
                         Some(health.get(name).copied().unwrap_or(true))
@@ -168,10 +170,49 @@ pub(super) async fn track(
             }
         }
         tokio::select! {
-            _ = tick.tick() => {}
+            changed = link_changed(&mut links) => {
+                if let Err(e) = changed {
+                    warn!(instance = %v.name, "link events lost, asking links every second: {e}");
+                    links = None;
+                }
+            }
+            // The end of the hold wakes the loop, which then sends what it held back.
+            () = async {
+                match hold_until {
+                    Some(until) if holding => tokio::time::sleep_until(until).await,
+                    _ => std::future::pending().await,
+                }
+            } => {}
             _ = vs_health.changed() => {}
             _ = ipvs_faults.changed() => {}
             _ = woken.notified() => {}
+        }
+        if links.is_none() {
+            // Retried on every turn; a failure leaves the once-a-second asking in place.
+            links = vigil_netlink::LinkWatch::open().await.ok();
+        }
+    }
+}
+
+async fn open_link_watch(instance: &str) -> Option<vigil_netlink::LinkWatch> {
+    match vigil_netlink::LinkWatch::open().await {
+        Ok(watch) => Some(watch),
+        Err(e) => {
+            warn!(instance = %instance, "cannot follow link events, asking links every second: {e}");
+            None
+        }
+    }
+}
+
+/// The next link change, or a second without the subscription.
+async fn link_changed(
+    links: &mut Option<vigil_netlink::LinkWatch>,
+) -> Result<(), vigil_netlink::Error> {
+    match links {
+        Some(watch) => watch.changed().await,
+        None => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(())
         }
     }
 }
@@ -198,7 +239,9 @@ const AWAIT_EXECS_MAX: Duration = Duration::from_secs(5);
 /// `timeout`, and `counter` (rise/fall) turns runs into up and down. It
 /// runs sandboxed (vigil-child: no capabilities, a cleared environment plus
 /// `VIGIL_INSTANCE`, its whole tree killed at the timeout and when it exits) as `user`;
-/// a user that cannot be looked up counts as down, never as the daemon's own.
+/// a user that cannot be looked up counts as down, never as the daemon's own. A changed
+/// result is sent on `up` and wakes the tracker through `woken`.
+#[allow(clippy::too_many_arguments)] // each is one of the track's own settings
 async fn run_exec_track(
     instance: String,
     command: Vec<String>,
@@ -207,6 +250,7 @@ async fn run_exec_track(
     user: String,
     mut counter: RiseFall,
     up: watch::Sender<Option<bool>>,
+    woken: Arc<Notify>,
 ) {
     let Some(program) = command.first() else {
         return;
@@ -247,11 +291,14 @@ async fn run_exec_track(
         }
         let state = counter.record(failure.is_none());
         last_failure = failure;
-        up.send_if_modified(|v| {
+        // No tick polls the results any more: a changed one wakes the tracker itself.
+        if up.send_if_modified(|v| {
             let changed = *v != state;
             *v = state;
             changed
-        });
+        }) {
+            woken.notify_one();
+        }
     }
 }
 
