@@ -1464,3 +1464,58 @@ fn the_documented_nftables_filter_keeps_forged_adverts_out() {
     assert_eq!(lb2.state("web"), "backup");
     expect_addr_only_on(&lab, &vip, "lb1", &HOSTS);
 }
+
+/// A tracked interface going down (weight 0: Fault) on the master: it resigns with a
+/// priority-0 advert (RFC 5798 §6.4.3 via Fault) the moment the kernel's link event
+/// arrives, and the backup takes over after Skew_Time (§6.4.2), within one advert
+/// interval. Rounds alternate an administrative down (IFF_UP) and a lost carrier (the
+/// veth peer down: IFF_RUNNING). Prints the link-down to new-master times; the figure
+/// is in docs/benchmarks.md.
+#[test]
+fn tracked_link_down_moves_mastership_within_an_advert_interval() {
+    require_root_or_skip!();
+    let (lab, dir, vip) = lab();
+    lab.run(
+        "lb1",
+        [
+            "ip", "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",
+        ],
+    )
+    .unwrap();
+    for link in ["trk0", "trk1"] {
+        lab.run("lb1", ["ip", "link", "set", link, "up"]).unwrap();
+    }
+    let (lb1, lb2) = elected_pair(&lab, dir.path(), &vip, "track = [{ interface = \"trk0\" }]");
+    let mut times = Vec::new();
+    for round in 0..6 {
+        let (link, what) = if round % 2 == 0 {
+            ("trk0", "down")
+        } else {
+            ("trk1", "carrier lost")
+        };
+        let before = std::time::SystemTime::now();
+        lab.run("lb1", ["ip", "link", "set", link, "down"]).unwrap();
+        lb2.expect_state("web", "master", SETTLE);
+        lb1.expect_state("web", "fault", SETTLE);
+        let t = lb2.instance("web").unwrap()["last_transition"].clone();
+        assert_eq!(t["reason"], "master_resigned", "{t}");
+        let at = t["at_unix"].as_f64().unwrap();
+        let since = before
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let ms = (at - since) * 1000.0;
+        println!("round {round} ({what}): link down -> backup master in {ms:.1} ms");
+        times.push(ms);
+        lab.run("lb1", ["ip", "link", "set", link, "up"]).unwrap();
+        lb1.expect_state("web", "master", SETTLE);
+        lb2.expect_state("web", "backup", SETTLE);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "link down -> new master (advert interval 100 ms, backup priority 100): median {:.1} ms, max {:.1} ms over {} rounds",
+        times[times.len() / 2],
+        times[times.len() - 1],
+        times.len()
+    );
+}

@@ -225,9 +225,14 @@ pub struct Garp {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Track {
     pub target: TrackTarget,
-    /// Added to the priority while the target is down; 0 means "down puts the instance in
-    /// Fault".
+    /// As keepalived: a positive weight is added while the target is up, a negative one
+    /// while it is down; 0 means "down puts the instance in Fault". For a `File` target,
+    /// the file's number times this (keepalived's track_file).
     pub weight: i32,
+    /// keepalived's `reverse`: the weight applies in the other direction (a positive weight
+    /// is taken away while up, a negative one given back while down; weight 0 faults while
+    /// up; a file's value counts negated).
+    pub reverse: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -245,7 +250,57 @@ pub enum TrackTarget {
         #[serde(serialize_with = "crate::duration::serialize")]
         timeout: Duration,
         user: String,
+        /// Consecutive successes that bring a down program up (keepalived's `rise`).
+        rise: u32,
+        /// Consecutive failures that bring an up program down (keepalived's `fall`).
+        fall: u32,
+        /// Counts as down until it has risen (keepalived's `init_fail`); otherwise its first
+        /// result decides alone.
+        init_fail: bool,
     },
+    /// A number read from a file whenever it changes (keepalived's `track_file`): a missing
+    /// or empty file reads 0.
+    File(PathBuf),
+    /// Up while the number of matching processes is within the quorum
+    /// (keepalived's `vrrp_track_process`).
+    Process(ProcessTrack),
+}
+
+/// Which processes a `track` `process` entry counts, and when it is up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessTrack {
+    /// The process name, then the arguments to match (if any).
+    pub command: Vec<String>,
+    /// Match the name against the command line's first word instead of the kernel's
+    /// process name (`comm`, at most 15 bytes); implied by arguments or `param_match`.
+    pub full_command: bool,
+    /// How arguments are matched; `None`: arguments are not looked at.
+    pub param_match: Option<ParamMatch>,
+    /// At least this many matching processes for up.
+    pub quorum: u32,
+    /// At most this many matching processes for up.
+    pub quorum_max: Option<u32>,
+    /// How long a quorum must hold after being gained before it counts.
+    #[serde(serialize_with = "crate::duration::serialize")]
+    pub fork_delay: Duration,
+    /// How long a quorum must be lost before it counts.
+    #[serde(serialize_with = "crate::duration::serialize")]
+    pub terminate_delay: Duration,
+    /// How often /proc is scanned.
+    #[serde(serialize_with = "crate::duration::serialize")]
+    pub interval: Duration,
+}
+
+/// keepalived's `param_match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamMatch {
+    /// Exactly these arguments (none if none are given).
+    Exact,
+    /// These arguments first; more may follow.
+    Partial,
+    /// These arguments first, the last one a prefix of the process's; more may follow.
+    Initial,
 }
 
 /// The IPVS connection sync daemon, whose role follows a VRRP instance.

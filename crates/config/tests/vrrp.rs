@@ -787,14 +787,16 @@ address = "192.0.2.100:80"
         t[0],
         Track {
             target: TrackTarget::VirtualServer("web".into()),
-            weight: 0
+            weight: 0,
+            reverse: false
         }
     );
     assert_eq!(
         t[1],
         Track {
             target: TrackTarget::Interface("eth1".into()),
-            weight: -20
+            weight: -20,
+            reverse: false
         }
     );
     assert_eq!(
@@ -804,9 +806,13 @@ address = "192.0.2.100:80"
                 command: vec!["/usr/bin/check".into(), "x".into()],
                 interval: secs(2),
                 timeout: secs(1),
-                user: "nobody".into()
+                user: "nobody".into(),
+                rise: 1,
+                fall: 1,
+                init_fail: false
             },
-            weight: 0
+            weight: 0,
+            reverse: false
         }
     );
     assert_eq!(
@@ -815,7 +821,10 @@ address = "192.0.2.100:80"
             command: vec!["/usr/bin/check".into()],
             interval: secs(10),
             timeout: secs(3),
-            user: "vigil".into()
+            user: "vigil".into(),
+            rise: 1,
+            fall: 1,
+            init_fail: false
         }
     );
     assert_eq!(t[3].weight, 254);
@@ -833,12 +842,12 @@ fn track_names_exactly_one_target() {
     assert_errors(
         &src,
         &[
-            "t.toml:6:10: error: `vrrp.web.track[0]` must name exactly one of `virtual_server`, `interface` or `exec`",
-            "t.toml:6:28: error: `vrrp.web.track[1]` must name exactly one of `virtual_server`, `interface` or `exec`",
+            "t.toml:6:10: error: `vrrp.web.track[0]` must name exactly one of `virtual_server`, `interface`, `exec`, `file` or `process`",
+            "t.toml:6:28: error: `vrrp.web.track[1]` must name exactly one of `virtual_server`, `interface`, `exec`, `file` or `process`",
         ],
     );
     assert_eq!(
-        help_of(&src, "t.toml:6:10: error: `vrrp.web.track[0]` must name exactly one of `virtual_server`, `interface` or `exec`").as_deref(),
+        help_of(&src, "t.toml:6:10: error: `vrrp.web.track[0]` must name exactly one of `virtual_server`, `interface`, `exec`, `file` or `process`").as_deref(),
         Some("e.g. { virtual_server = \"web\", weight = -50 } or { interface = \"eth1\" }")
     );
     assert_error(
@@ -870,7 +879,7 @@ fn exec_options_apply_only_to_exec_tracking() {
             "track = [{ interface = \"eth1\", interval = \"1s\", timeout = \"1s\", user = \"u\" }]\n",
         ),
         &[
-            "t.toml:6:43: error: `vrrp.web.track[0].interval` applies only to `exec` tracking",
+            "t.toml:6:43: error: `vrrp.web.track[0].interval` applies only to `exec` and `process` tracking",
             "t.toml:6:59: error: `vrrp.web.track[0].timeout` applies only to `exec` tracking",
             "t.toml:6:72: error: `vrrp.web.track[0].user` applies only to `exec` tracking",
         ],
@@ -987,6 +996,39 @@ fn keepalived_notify_family_is_read() {
 }
 
 #[test]
+fn exec_tracking_reads_rise_fall_init_fail_and_reverse() {
+    let l = ok(&inst(
+        "track = [{ exec = [\"/bin/true\"], rise = 3, fall = 2, init_fail = true, weight = 20, reverse = true }]\n",
+    ));
+    let t = &l.config.vrrp[0].track[0];
+    assert!(t.reverse);
+    assert_eq!(t.weight, 20);
+    assert!(matches!(
+        t.target,
+        TrackTarget::Exec {
+            rise: 3,
+            fall: 2,
+            init_fail: true,
+            ..
+        }
+    ));
+    assert_errors(
+        &inst("track = [{ exec = [\"/bin/true\"], rise = 0, fall = 1001 }]\n"),
+        &[
+            "t.toml:6:41: error: `vrrp.web.track[0].rise` = 0 is out of range 1–1000",
+            "t.toml:6:51: error: `vrrp.web.track[0].fall` = 1001 is out of range 1–1000",
+        ],
+    );
+    assert_errors(
+        &inst("track = [{ interface = \"eth1\", rise = 2, init_fail = true }]\n"),
+        &[
+            "t.toml:6:39: error: `vrrp.web.track[0].rise` applies only to `exec` tracking",
+            "t.toml:6:54: error: `vrrp.web.track[0].init_fail` applies only to `exec` tracking",
+        ],
+    );
+}
+
+#[test]
 fn keepalived_notify_family_errors_name_the_field() {
     assert_error(
         &inst("notify_args = \"upper\"\n"),
@@ -1013,5 +1055,103 @@ fn keepalived_notify_family_errors_name_the_field() {
     assert_error(
         "[director]\nname = \"lb\"\nvrrp_notify_fifo = \"notify.fifo\"\n",
         "t.toml:3:20: error: `director.vrrp_notify_fifo`: \"notify.fifo\" must be an absolute path",
+    );
+}
+
+#[test]
+fn file_tracking_reads_an_absolute_path() {
+    let l = ok(&inst(
+        "track = [{ file = \"/run/vigil/prio\", weight = 10 }, { file = \"/run/x\", reverse = true }]\n",
+    ));
+    let t = &l.config.vrrp[0].track;
+    assert_eq!(
+        t[0],
+        Track {
+            target: TrackTarget::File("/run/vigil/prio".into()),
+            weight: 10,
+            reverse: false
+        }
+    );
+    assert_eq!(t[1].weight, 0);
+    assert!(t[1].reverse);
+    assert_error(
+        &inst("track = [{ file = \"prio\" }]\n"),
+        "t.toml:6:19: error: `vrrp.web.track[0].file`: \"prio\" must be an absolute path",
+    );
+    assert_error(
+        &inst("track = [{ file = \"/run/p\", quorum = 2 }]\n"),
+        "t.toml:6:38: error: `vrrp.web.track[0].quorum` applies only to `process` tracking",
+    );
+}
+
+#[test]
+fn process_tracking_reads_keepalived_options() {
+    let l = ok(&inst(
+        "track = [{ process = [\"haproxy\"] }, { process = [\"/usr/sbin/app\", \"-f\"], param_match = \"initial\", quorum = 2, quorum_max = 4, delay = \"1500ms\", interval = \"200ms\", weight = -30 }, { process = [\"x\"], fork_delay = \"1s\", full_command = true }]\n",
+    ));
+    let t = &l.config.vrrp[0].track;
+    assert_eq!(
+        t[0].target,
+        TrackTarget::Process(ProcessTrack {
+            command: vec!["haproxy".into()],
+            full_command: false,
+            param_match: None,
+            quorum: 1,
+            quorum_max: None,
+            fork_delay: secs(0),
+            terminate_delay: secs(0),
+            interval: secs(1),
+        })
+    );
+    assert_eq!(
+        t[1].target,
+        TrackTarget::Process(ProcessTrack {
+            command: vec!["/usr/sbin/app".into(), "-f".into()],
+            full_command: true,
+            param_match: Some(ParamMatch::Initial),
+            quorum: 2,
+            quorum_max: Some(4),
+            fork_delay: ms(1500),
+            terminate_delay: ms(1500),
+            interval: ms(200),
+        })
+    );
+    assert!(matches!(
+        &t[2].target,
+        TrackTarget::Process(p) if p.full_command && p.fork_delay == secs(1) && p.terminate_delay == secs(0)
+    ));
+    // Arguments alone mean exactly these arguments (keepalived).
+    let l = ok(&inst("track = [{ process = [\"/bin/app\", \"-d\"] }]\n"));
+    assert!(matches!(
+        &l.config.vrrp[0].track[0].target,
+        TrackTarget::Process(p) if p.full_command && p.param_match == Some(ParamMatch::Exact)
+    ));
+}
+
+#[test]
+fn process_tracking_errors_name_the_field() {
+    assert_error(
+        &inst("track = [{ process = [\"a\"], quorum = 3, quorum_max = 2 }]\n"),
+        "t.toml:6:54: error: `vrrp.web.track[0].quorum_max` (2) is below `quorum` (3): the process could never be up",
+    );
+    assert_error(
+        &inst("track = [{ process = [\"a\"], delay = \"1s\", fork_delay = \"2s\" }]\n"),
+        "t.toml:6:37: error: `vrrp.web.track[0].delay` sets both `fork_delay` and `terminate_delay`: give it or them, not both",
+    );
+    assert_error(
+        &inst("track = [{ process = [] }]\n"),
+        "t.toml:6:22: error: `vrrp.web.track[0].process` is empty: give the process name and any arguments to match",
+    );
+    assert_error(
+        &inst("track = [{ process = [\"a\"], interval = \"10ms\" }]\n"),
+        "t.toml:6:40: error: `vrrp.web.track[0].interval` must be from 100ms to 1h",
+    );
+    assert_error(
+        &inst("track = [{ process = [\"a\"], param_match = \"fuzzy\" }]\n"),
+        "t.toml:6:43: error: `vrrp.web.track[0].param_match`: unknown value \"fuzzy\"",
+    );
+    assert_error(
+        &inst("track = [{ interface = \"eth1\", full_command = true }]\n"),
+        "t.toml:6:47: error: `vrrp.web.track[0].full_command` applies only to `process` tracking",
     );
 }

@@ -15,8 +15,9 @@
 //!   ([`ServiceKey`], [`DestinationKey`]) are `Eq + Hash + Ord` for diffing tables.
 //! - [`codec`]: [`Request`] → bytes and reply bytes → model, with the constants of
 //!   `include/uapi/linux/ip_vs.h`. Pure, no sockets; fuzzed.
-//! - [`netlink`]: hand-written netlink / generic-netlink framing (headers, attributes,
-//!   acks, extended-ack TLVs, the controller's family lookup).
+//! - [`netlink`]: netlink / generic-netlink framing on `netlink-packet-core` and
+//!   `netlink-packet-generic` (headers, attributes, acks, extended-ack TLVs, the
+//!   controller's family lookup), with typed length checks on every reply.
 //! - [`Client`]: a blocking `NETLINK_GENERIC` socket client; [`Client::apply`]
 //!   pipelines many writes per datagram and matches acks by sequence number.
 //! - [`policy`]: pure rules from configuration + health + drains to what one service
@@ -88,11 +89,12 @@
 //! made non-blocking and exposes its fd, so an async wrapper (tokio's `AsyncFd`) can be
 //! built on the same pieces.
 //!
-//! The framing is hand-rolled rather than taken from `netlink-packet-*`: the IPVS
-//! family needs four header layouts and a few dozen attributes, and owning those
-//! ~400 lines keeps the wire format readable next to the kernel source, keeps the
-//! dependency tree to `libc` + `thiserror`, and lets every length check be audited
-//! (and fuzzed) in one place.
+//! The framing is `netlink-packet-core`'s and `netlink-packet-generic`'s (the same
+//! layer as vigil-netlink's rtnetlink): their buffers write and read the headers and
+//! attribute headers. This crate keeps the IPVS attributes (`codec`) and the checks that
+//! turn a malformed reply into a typed [`DecodeError`]; requests are written straight
+//! into one reusable buffer, many to a datagram, without building a message tree, so
+//! the cold sync keeps its speed (docs/benchmarks.md).
 //!
 //! # Example
 //!

@@ -1,4 +1,9 @@
-//! Netlink and generic-netlink framing, written by hand.
+//! Netlink and generic-netlink framing on `netlink-packet-core` and
+//! `netlink-packet-generic`: their buffers write and read every header and attribute
+//! header (`NetlinkBuffer`, `GenlHeader`, `NlaBuffer`, `ErrorBuffer`, `DoneBuffer`) and
+//! the controller's family lookup is their `GenlCtrl` message. What stays here is the
+//! length checking that turns a malformed reply into a typed [`DecodeError`] (fuzzed),
+//! and the zero-copy iteration the reconciler's dumps and pipelined acks go through.
 //!
 //! Everything here is pure: it builds request bytes into a `Vec<u8>` and reads reply
 //! bytes from a `&[u8]`. No socket is touched. All integers in netlink headers and in
@@ -14,49 +19,33 @@
 //! nlmsgerr   { i32 error; nlmsghdr msg } [+ msg payload] [+ TLVs]
 //! ```
 
+use netlink_packet_core::{
+    DoneBuffer, Emitable, ErrorBuffer, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload, NlaBuffer,
+};
+use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
+use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
+use netlink_packet_generic::{GenlHeader, GenlMessage};
+
 use crate::error::DecodeError;
 
 /// `NLMSG_ALIGNTO` / `NLA_ALIGNTO` (netlink.h).
-pub const ALIGNTO: usize = 4;
+pub const ALIGNTO: usize = netlink_packet_core::NLA_ALIGNTO;
 /// `sizeof(struct nlmsghdr)` (netlink.h).
 pub const NLMSG_HDRLEN: usize = 16;
 /// `GENL_HDRLEN` (genetlink.h).
-pub const GENL_HDRLEN: usize = 4;
+pub use netlink_packet_generic::constants::GENL_HDRLEN;
 /// `NLA_HDRLEN` (netlink.h).
-pub const NLA_HDRLEN: usize = 4;
-
-/// `NLMSG_NOOP` (netlink.h).
-pub const NLMSG_NOOP: u16 = 1;
-/// `NLMSG_ERROR` (netlink.h): an error, or an ack when the error is 0.
-pub const NLMSG_ERROR: u16 = 2;
-/// `NLMSG_DONE` (netlink.h): end of a dump.
-pub const NLMSG_DONE: u16 = 3;
-/// `NLMSG_OVERRUN` (netlink.h).
-pub const NLMSG_OVERRUN: u16 = 4;
+pub const NLA_HDRLEN: usize = netlink_packet_core::NLA_HEADER_SIZE;
 /// `NLMSG_MIN_TYPE` (netlink.h): types below are control messages.
 pub const NLMSG_MIN_TYPE: u16 = 0x10;
 
-/// `NLM_F_REQUEST` (netlink.h).
-pub const NLM_F_REQUEST: u16 = 0x01;
+pub use netlink_packet_core::{
+    NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLA_TYPE_MASK, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED,
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN,
+};
 /// `NLM_F_MULTI` (netlink.h): part of a multipart (dump) reply.
-pub const NLM_F_MULTI: u16 = 0x02;
-/// `NLM_F_ACK` (netlink.h): ask for an ack.
-pub const NLM_F_ACK: u16 = 0x04;
-/// `NLM_F_DUMP_INTR` (netlink.h): the dump was inconsistent.
-pub const NLM_F_DUMP_INTR: u16 = 0x10;
-/// `NLM_F_DUMP` = `NLM_F_ROOT | NLM_F_MATCH` (netlink.h).
-pub const NLM_F_DUMP: u16 = 0x300;
-/// `NLM_F_CAPPED` (netlink.h): on an `NLMSG_ERROR`, the request payload was not echoed.
-pub const NLM_F_CAPPED: u16 = 0x100;
-/// `NLM_F_ACK_TLVS` (netlink.h): on an `NLMSG_ERROR`/`NLMSG_DONE`, extended-ack TLVs follow.
-pub const NLM_F_ACK_TLVS: u16 = 0x200;
-
-/// `NLA_F_NESTED` (netlink.h).
-pub const NLA_F_NESTED: u16 = 0x8000;
-/// `NLA_F_NET_BYTEORDER` (netlink.h).
-pub const NLA_F_NET_BYTEORDER: u16 = 0x4000;
-/// `NLA_TYPE_MASK` (netlink.h).
-pub const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
+pub const NLM_F_MULTI: u16 = netlink_packet_core::NLM_F_MULTIPART;
 
 /// `NLMSGERR_ATTR_MSG` (netlink.h): human-readable error string.
 pub const NLMSGERR_ATTR_MSG: u16 = 1;
@@ -65,20 +54,10 @@ pub const NLMSGERR_ATTR_OFFS: u16 = 2;
 /// `NLMSGERR_ATTR_MISS_TYPE` (netlink.h): type of a missing required attribute.
 pub const NLMSGERR_ATTR_MISS_TYPE: u16 = 5;
 
-/// `GENL_ID_CTRL` (genetlink.h): the controller's fixed family id.
-pub const GENL_ID_CTRL: u16 = 0x10;
-/// `CTRL_CMD_NEWFAMILY` (genetlink.h): the controller's reply to `GETFAMILY`.
-pub const CTRL_CMD_NEWFAMILY: u8 = 1;
-/// `CTRL_CMD_GETFAMILY` (genetlink.h).
-pub const CTRL_CMD_GETFAMILY: u8 = 3;
-/// `CTRL_ATTR_FAMILY_ID` (genetlink.h), u16.
-pub const CTRL_ATTR_FAMILY_ID: u16 = 1;
-/// `CTRL_ATTR_FAMILY_NAME` (genetlink.h), NUL-terminated string.
-pub const CTRL_ATTR_FAMILY_NAME: u16 = 2;
-/// `CTRL_ATTR_VERSION` (genetlink.h), u32.
-pub const CTRL_ATTR_VERSION: u16 = 3;
-/// Version we put in controller requests (libnl and iproute2 use 1 as well).
-pub const CTRL_VERSION: u8 = 1;
+pub use netlink_packet_generic::constants::{
+    CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_ATTR_VERSION, CTRL_CMD_GETFAMILY,
+    CTRL_CMD_NEWFAMILY, GENL_ID_CTRL,
+};
 
 const fn align(len: usize) -> usize {
     (len + ALIGNTO - 1) & !(ALIGNTO - 1)
@@ -105,23 +84,26 @@ impl<'a> MessageWriter<'a> {
         version: u8,
     ) -> Self {
         let start = buf.len();
-        buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len, patched in finish()
-        buf.extend_from_slice(&msg_type.to_ne_bytes());
-        buf.extend_from_slice(&flags.to_ne_bytes());
-        buf.extend_from_slice(&seq.to_ne_bytes());
-        buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: 0, the kernel fills ours in
-        buf.extend_from_slice(&[cmd, version, 0, 0]);
+        buf.resize(start + NLMSG_HDRLEN + GENL_HDRLEN, 0);
+        // nlmsg_len is patched in finish(); nlmsg_pid stays 0 (the kernel fills ours in).
+        let mut header = NetlinkBuffer::new(&mut buf[start..]);
+        header.set_message_type(msg_type);
+        header.set_flags(flags);
+        header.set_sequence_number(seq);
+        GenlHeader { cmd, version }.emit(&mut buf[start + NLMSG_HDRLEN..]);
         MessageWriter { buf, start }
     }
 
     /// Appends an attribute with a raw payload, padded to 4 bytes.
     pub fn put(&mut self, kind: u16, payload: &[u8]) {
+        let at = self.buf.len();
         let len = NLA_HDRLEN + payload.len();
+        self.buf.resize(at + len, 0);
+        let mut nla = NlaBuffer::new(&mut self.buf[at..]);
         // Attribute payloads here are at most a few dozen bytes; saturate rather than wrap.
-        let len16 = u16::try_from(len).unwrap_or(u16::MAX);
-        self.buf.extend_from_slice(&len16.to_ne_bytes());
-        self.buf.extend_from_slice(&kind.to_ne_bytes());
-        self.buf.extend_from_slice(payload);
+        nla.set_length(u16::try_from(len).unwrap_or(u16::MAX));
+        nla.set_kind(kind);
+        nla.value_mut().copy_from_slice(payload);
         self.pad();
     }
 
@@ -153,17 +135,17 @@ impl<'a> MessageWriter<'a> {
     /// `NLA_F_NESTED`, as the kernel's `nla_nest_start` does since 5.2.
     pub fn begin_nested(&mut self, kind: u16) -> usize {
         let at = self.buf.len();
-        self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf
-            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self.buf.resize(at + NLA_HDRLEN, 0);
+        let mut nla = NlaBuffer::new(&mut self.buf[at..]);
+        nla.set_kind(kind);
+        nla.set_nested_flag();
         at
     }
 
     /// Closes a nested attribute opened at `token`.
     pub fn end_nested(&mut self, token: usize) {
         let len = self.buf.len() - token;
-        let len16 = u16::try_from(len).unwrap_or(u16::MAX);
-        self.buf[token..token + 2].copy_from_slice(&len16.to_ne_bytes());
+        NlaBuffer::new(&mut self.buf[token..]).set_length(u16::try_from(len).unwrap_or(u16::MAX));
     }
 
     fn pad(&mut self) {
@@ -174,8 +156,8 @@ impl<'a> MessageWriter<'a> {
     /// Writes the final length into the header.
     pub fn finish(self) {
         let len = self.buf.len() - self.start;
-        let len32 = u32::try_from(len).unwrap_or(u32::MAX);
-        self.buf[self.start..self.start + 4].copy_from_slice(&len32.to_ne_bytes());
+        NetlinkBuffer::new(&mut self.buf[self.start..])
+            .set_length(u32::try_from(len).unwrap_or(u32::MAX));
     }
 }
 
@@ -203,12 +185,15 @@ impl Header {
                 have: b.len(),
             });
         }
+        // Unchecked on purpose: the length field is judged by the caller, which
+        // reports it as a typed error.
+        let b = NetlinkBuffer::new(b);
         Ok(Header {
-            len: ne_u32(&b[0..4]),
-            msg_type: ne_u16(&b[4..6]),
-            flags: ne_u16(&b[6..8]),
-            seq: ne_u32(&b[8..12]),
-            pid: ne_u32(&b[12..16]),
+            len: b.length(),
+            msg_type: b.message_type(),
+            flags: b.flags(),
+            seq: b.sequence_number(),
+            pid: b.port_number(),
         })
     }
 }
@@ -376,7 +361,11 @@ fn parse_error_body(header: &Header, body: &[u8]) -> Result<(i32, ExtAck), Decod
             have: body.len(),
         });
     }
-    let raw = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
+    let raw = if header.msg_type == NLMSG_ERROR {
+        ErrorBuffer::new(body).code().map_or(0, |c| c.get())
+    } else {
+        DoneBuffer::new(body).code()
+    };
     // The kernel sends -errno; anything positive is not something it produces.
     let errno = raw
         .checked_neg()
@@ -461,8 +450,9 @@ impl<'a> Attrs<'a> {
                 have: self.rest.len(),
             });
         }
-        let len = ne_u16(&self.rest[0..2]) as usize;
-        let kind = ne_u16(&self.rest[2..4]) & NLA_TYPE_MASK;
+        let nla = NlaBuffer::new(self.rest);
+        let len = usize::from(nla.length());
+        let kind = nla.kind();
         if len < NLA_HDRLEN {
             return Err(DecodeError::BadLength {
                 what: "nlattr.nla_len",
@@ -528,26 +518,24 @@ impl<'a> Attr<'a> {
     }
 }
 
-fn ne_u16(b: &[u8]) -> u16 {
-    u16::from_ne_bytes([b[0], b[1]])
-}
-
-fn ne_u32(b: &[u8]) -> u32 {
-    u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
-}
-
-/// Encodes `CTRL_CMD_GETFAMILY` for `name` (the controller resolves a family name to its id).
+/// Encodes `CTRL_CMD_GETFAMILY` for `name` (the controller resolves a family name to its
+/// id), as `netlink-packet-generic`'s controller message.
 pub fn encode_get_family(buf: &mut Vec<u8>, seq: u32, name: &str) {
-    let mut w = MessageWriter::new(
-        buf,
-        GENL_ID_CTRL,
-        NLM_F_REQUEST | NLM_F_ACK,
-        seq,
-        CTRL_CMD_GETFAMILY,
-        CTRL_VERSION,
+    let ctrl = GenlCtrl {
+        cmd: GenlCtrlCmd::GetFamily,
+        nlas: vec![GenlCtrlAttrs::FamilyName(name.to_string())],
+    };
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    header.sequence_number = seq;
+    let mut message = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(GenlMessage::from_payload(ctrl)),
     );
-    w.put_str(CTRL_ATTR_FAMILY_NAME, name);
-    w.finish();
+    message.finalize();
+    let at = buf.len();
+    buf.resize(at + message.buffer_len(), 0);
+    message.serialize(&mut buf[at..]);
 }
 
 /// A family as the controller describes it.
@@ -583,6 +571,10 @@ pub fn decode_family(attr_area: &[u8]) -> Result<FamilyInfo, DecodeError> {
 mod tests {
     use super::*;
 
+    fn ne_u16(b: &[u8]) -> u16 {
+        u16::from_ne_bytes([b[0], b[1]])
+    }
+
     #[test]
     fn get_family_bytes() {
         let mut buf = Vec::new();
@@ -593,7 +585,8 @@ mod tests {
         want.extend_from_slice(&5u16.to_ne_bytes()); // REQUEST | ACK
         want.extend_from_slice(&7u32.to_ne_bytes());
         want.extend_from_slice(&0u32.to_ne_bytes());
-        want.extend_from_slice(&[3, 1, 0, 0]);
+        // CTRL_CMD_GETFAMILY, version 2: netlink-packet-generic's controller version.
+        want.extend_from_slice(&[3, 2, 0, 0]);
         want.extend_from_slice(&9u16.to_ne_bytes());
         want.extend_from_slice(&2u16.to_ne_bytes());
         want.extend_from_slice(b"IPVS\0\0\0\0");

@@ -30,7 +30,20 @@ struct Script {
     interval_us: u64,
     timeout_us: Option<u64>,
     weight: i32,
+    reverse: bool,
     user: Option<String>,
+    rise: i64,
+    fall: i64,
+    init_fail: bool,
+}
+
+/// A `track_file` / `vrrp_track_file` or `vrrp_track_process` block, kept until an
+/// instance tracks it: its fields in the cluster file, and its default weight.
+#[derive(Debug, Clone)]
+struct TrackDef {
+    fields: Vec<(String, String)>,
+    weight: i32,
+    reverse: bool,
 }
 
 /// What a `vrrp_sync_group` gives its members.
@@ -66,10 +79,10 @@ pub(crate) struct Mapper<'a> {
     quiet: bool,
     globals: Globals,
     scripts: HashMap<String, Script>,
-    track_files: HashSet<String>,
+    track_files: HashMap<String, TrackDef>,
     /// `track_file` blocks by name, for the FILE_CHECKs that name them.
     track_file_defs: HashMap<String, Node>,
-    track_processes: HashSet<String>,
+    track_processes: HashMap<String, TrackDef>,
     /// Instance name (keepalived's) → its sync group.
     sync_groups: HashMap<String, SyncGroup>,
     /// `[sync_group.NAME]` tables (a group's notify programs), by the block's `FILE:LINE`.
@@ -99,9 +112,9 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         quiet: false,
         globals: Globals::default(),
         scripts: HashMap::new(),
-        track_files: HashSet::new(),
+        track_files: HashMap::new(),
         track_file_defs: HashMap::new(),
-        track_processes: HashSet::new(),
+        track_processes: HashMap::new(),
         sync_groups: HashMap::new(),
         sync_group_sections: HashMap::new(),
         instance_names: HashMap::new(),
@@ -123,18 +136,12 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         match n.keyword() {
             "global_defs" => m.global_defs(n, &mut director)?,
             "vrrp_script" => m.vrrp_script(n, &mut sec)?,
-            "vrrp_track_file" | "track_file" | "vrrp_track_process" => {
+            "vrrp_track_file" | "track_file" => {
                 let name = n.args().first().cloned().unwrap_or_default();
-                let what = if n.keyword() != "vrrp_track_process" {
-                    m.track_file_defs.insert(name.clone(), n.clone());
-                    self_set(&mut m.track_files, name);
-                    "vigil cannot track a file's value in VRRP instances; instances tracking it do not (FILE_CHECKs naming it become file checks of its file)"
-                } else {
-                    self_set(&mut m.track_processes, name);
-                    "vigil cannot track processes; instances tracking it do not (a `vrrp_script` that checks the process maps to an exec track)"
-                };
-                m.warn(&mut sec, n, n.keyword(), format!("dropped: {what}"));
+                m.track_file_defs.insert(name, n.clone());
+                m.track_file(n, &mut sec)?
             }
+            "vrrp_track_process" => m.track_process(n, &mut sec)?,
             "vrrp_sync_group" => m.sync_group(n, &mut sec)?,
             "SSL" => m.ssl(n, &mut sec)?,
             "virtual_server_group" => {
@@ -320,10 +327,6 @@ fn router_id_loc(nodes: &[Node]) -> Option<Loc> {
         .flat_map(|n| n.children())
         .rfind(|c| c.keyword() == "router_id")
         .map(|c| c.loc.clone())
-}
-
-fn self_set(set: &mut HashSet<String>, name: String) {
-    set.insert(name);
 }
 
 fn file_order(nodes: &[Node]) -> Vec<std::rc::Rc<str>> {
@@ -639,7 +642,11 @@ impl Mapper<'_> {
             interval_us: 1_000_000,
             timeout_us: None,
             weight: 0,
+            reverse: false,
             user: None,
+            rise: 1,
+            fall: 1,
+            init_fail: false,
         };
         for c in n.children() {
             let kw = c.keyword();
@@ -649,22 +656,32 @@ impl Mapper<'_> {
                 "timeout" => s.timeout_us = Some(secs_us(c, 0)?),
                 "weight" => {
                     s.weight = int_in(c, 0, -254, 254)? as i32;
-                    if c.args().get(1).is_some_and(|a| a == "reverse") {
-                        self.warn(sec, c, kw, "`reverse` dropped: vigil cannot invert a track; the weight applies while the script fails");
-                    }
+                    s.reverse = c.args().get(1).is_some_and(|a| a == "reverse");
                 }
                 "user" => {
                     s.user = Some(arg(c, 0)?.to_string());
                     if c.args().len() > 1 {
-                        self.warn(sec, c, kw, "group dropped: vigil runs the script with the user's own group");
+                        self.warn(
+                            sec,
+                            c,
+                            kw,
+                            "group dropped: vigil runs the script with the user's own group",
+                        );
                     }
                 }
                 "rise" | "fall" => {
-                    if int_in(c, 0, 1, i64::MAX)? > 1 {
-                        self.warn(sec, c, kw, "dropped: vigil's exec tracking reacts to each result (as rise 1 / fall 1)");
+                    let v = int_in(c, 0, 1, i64::MAX)?;
+                    let fitted = v.min(1000);
+                    if fitted != v {
+                        self.warn(sec, c, kw, format!("{v} written as 1000, vigil's highest"));
+                    }
+                    if kw == "rise" {
+                        s.rise = fitted;
+                    } else {
+                        s.fall = fitted;
                     }
                 }
-                "init_fail" => self.warn(sec, c, kw, "dropped: vigil holds the instance's tracked priority until the first result is in"),
+                "init_fail" => s.init_fail = true,
                 _ => self.unhandled(sec, "vrrp_script", c),
             }
         }
@@ -682,6 +699,138 @@ impl Mapper<'_> {
         }
         self.scripts.insert(name, s);
         Ok(())
+    }
+
+    /// `track_file NAME` / `vrrp_track_file NAME`: a file whose number moves the priority.
+    fn track_file(&mut self, n: &Node, sec: &mut Section) -> Result<(), ReadError> {
+        let name = arg(n, 0)?.to_string();
+        let mut path = None;
+        // keepalived's default weight for a tracked file is 1: the number itself.
+        let (mut weight, mut reverse) = (1, false);
+        for c in n.children() {
+            let kw = c.keyword();
+            match kw {
+                "file" => path = Some(arg(c, 0)?.to_string()),
+                "weight" => {
+                    (weight, reverse) = self.block_weight(c, sec)?;
+                }
+                "init_file" => self.warn(sec, c, kw, "dropped: vigil does not create or write the tracked file; create it (a missing file reads 0)"),
+                _ => self.unhandled(sec, n.keyword(), c),
+            }
+        }
+        let Some(path) = path.filter(|p| p.starts_with('/')) else {
+            self.warn(
+                sec,
+                n,
+                n.keyword(),
+                format!("\"{name}\" dropped: no absolute `file`; instances tracking it do not"),
+            );
+            return Ok(());
+        };
+        self.track_files.insert(
+            name,
+            TrackDef {
+                fields: vec![("file".into(), q(&path))],
+                weight,
+                reverse,
+            },
+        );
+        Ok(())
+    }
+
+    /// `vrrp_track_process NAME`: a quorum of running processes.
+    fn track_process(&mut self, n: &Node, sec: &mut Section) -> Result<(), ReadError> {
+        let name = arg(n, 0)?.to_string();
+        let mut command = Vec::new();
+        let mut fields = Vec::new();
+        // `delay` sets both, in keepalived's order of the lines.
+        let (mut fork, mut terminate) = (None, None);
+        // keepalived's default weight for a tracked process is 1.
+        let (mut weight, mut reverse) = (1, false);
+        for c in n.children() {
+            let kw = c.keyword();
+            match kw {
+                "process" => command = c.args().to_vec(),
+                "param_match" => {
+                    let how = c.args().first().map_or("exact", String::as_str);
+                    if !matches!(how, "exact" | "initial" | "partial") {
+                        self.warn(sec, c, kw, format!("\"{how}\" dropped: not understood"));
+                        continue;
+                    }
+                    fields.push(("param_match".into(), q(how)));
+                }
+                "weight" => (weight, reverse) = self.block_weight(c, sec)?,
+                "quorum" => {
+                    let v = int_in(c, 0, 0, 65535)?;
+                    if v != 1 {
+                        fields.push(("quorum".into(), v.to_string()));
+                    }
+                }
+                "quorum_max" => {
+                    fields.push(("quorum_max".into(), int_in(c, 0, 0, 65535)?.to_string()))
+                }
+                "delay" | "fork_delay" | "terminate_delay" => {
+                    let us = secs_us(c, 0)?.min(3_600_000_000);
+                    if kw != "terminate_delay" {
+                        fork = Some(us);
+                    }
+                    if kw != "fork_delay" {
+                        terminate = Some(us);
+                    }
+                }
+                "full_command" => fields.push(("full_command".into(), "true".into())),
+                _ => self.unhandled(sec, "vrrp_track_process", c),
+            }
+        }
+        match (fork, terminate) {
+            (Some(f), Some(t)) if f == t => fields.push(("delay".into(), dur(f))),
+            _ => {
+                for (key, v) in [("fork_delay", fork), ("terminate_delay", terminate)] {
+                    if let Some(us) = v {
+                        fields.push((key.into(), dur(us)));
+                    }
+                }
+            }
+        }
+        if command.is_empty() {
+            self.warn(
+                sec,
+                n,
+                "vrrp_track_process",
+                format!("\"{name}\" has no process: instances tracking it do not"),
+            );
+            return Ok(());
+        }
+        let items: Vec<String> = command.iter().map(|a| q(a)).collect();
+        fields.insert(0, ("process".into(), text::one_line(&items)));
+        self.track_processes.insert(
+            name,
+            TrackDef {
+                fields,
+                weight,
+                reverse,
+            },
+        );
+        Ok(())
+    }
+
+    /// `weight W [reverse]` of a tracked file or process block: vigil's weights are
+    /// -254 to 254.
+    fn block_weight(&mut self, c: &Node, sec: &mut Section) -> Result<(i32, bool), ReadError> {
+        let w = int_in(c, 0, i64::from(i32::MIN) + 1, i64::from(i32::MAX))?;
+        let fitted = w.clamp(-254, 254);
+        if fitted != w {
+            self.warn(
+                sec,
+                c,
+                "weight",
+                format!("{w} written as {fitted}: vigil's weights are -254 to 254"),
+            );
+        }
+        Ok((
+            fitted as i32,
+            c.args().get(1).is_some_and(|a| a == "reverse"),
+        ))
     }
 
     /// The user scripts run as when a block names none.
@@ -774,7 +923,9 @@ impl Mapper<'_> {
                         members.extend(m.words.iter().cloned());
                     }
                 }
-                "track_interface" | "track_script" => group.tracks.push(c.clone()),
+                "track_interface" | "track_script" | "track_file" | "track_process" => {
+                    group.tracks.push(c.clone())
+                }
                 "sync_group_tracking_weight" => group.tracking_weight = true,
                 "notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
                     self.notify_hook(c, &mut hooks)?;

@@ -81,6 +81,10 @@ pub struct TrackView {
     pub interface: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exec: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<Vec<String>>,
     pub weight: i32,
 }
 

@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod director;
 pub mod director_hooks;
 pub mod dumps;
+pub mod file_watch;
 pub mod import_keepalived;
 pub mod ipvs_worker;
 pub mod logging;

@@ -143,6 +143,10 @@ pub fn vrrp(shared: &Shared, snap: &Snapshot) -> VrrpReply {
                             TrackTarget::VirtualServer(n) => view.virtual_server = Some(n.clone()),
                             TrackTarget::Interface(i) => view.interface = Some(i.clone()),
                             TrackTarget::Exec { command, .. } => view.exec = Some(command.clone()),
+                            TrackTarget::File(path) => {
+                                view.file = Some(path.display().to_string());
+                            }
+                            TrackTarget::Process(p) => view.process = Some(p.command.clone()),
                         }
                         view
                     })

@@ -108,7 +108,9 @@ pub use packet::{
     REQUIRED_TTL, V2_AUTH_DATA_LEN, V3_MAX_INTERVAL_CENTIS, Version, VersionFields,
     VirtualAddresses, advert_packet_len, interval_to_wire, message_len,
 };
-pub use priority::{Tracked, TrackedSummary, effective_priority, summarize};
+pub use priority::{
+    ProcessQuorum, RiseFall, Tracked, TrackedSummary, effective_priority, summarize,
+};
 pub use receive::{
     ChecksumForm, IpFacts, ReceiveRules, Received, decode, is_for_sibling, source_allowed,
 };

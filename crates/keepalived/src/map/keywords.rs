@@ -73,6 +73,24 @@ const MAPPED: &[(&str, &[&str])] = &[
             "notify_backup",
             "notify_fault",
             "notify_stop",
+            "track_file",
+            "track_process",
+        ],
+    ),
+    ("track_file", &["file", "weight", "init_file"]),
+    ("vrrp_track_file", &["file", "weight", "init_file"]),
+    (
+        "vrrp_track_process",
+        &[
+            "process",
+            "param_match",
+            "weight",
+            "quorum",
+            "quorum_max",
+            "fork_delay",
+            "terminate_delay",
+            "delay",
+            "full_command",
         ],
     ),
     (
@@ -408,11 +426,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
         "vigil runs as one process",
     ),
     ("global_defs", "max_auto_priority", NO_TUNING),
-    (
-        "vrrp_sync_group",
-        "track_file",
-        "vigil cannot track a file's value",
-    ),
     ("vrrp_sync_group", "track_bfd", "vigil has no BFD"),
     ("vrrp_sync_group", "smtp_alert", NO_MAIL),
     (
@@ -952,11 +965,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
     ),
     (
         "vrrp_sync_group",
-        "track_process",
-        "vigil cannot track processes (a `vrrp_script` that checks the process maps)",
-    ),
-    (
-        "vrrp_sync_group",
         "notify_deleted",
         "vigil runs `notify` per instance; set it on the member instances",
     ),
@@ -1072,15 +1080,7 @@ pub fn keyword_status(context: &str, keyword: &str) -> KeywordStatus {
         return KeywordStatus::Mapped;
     }
     // A block dropped as a whole: its keywords go with it.
-    if matches!(
-        context,
-        "vrrp_track_file"
-            | "track_file"
-            | "vrrp_track_process"
-            | "bfd_instance"
-            | "garp_group"
-            | "static"
-    ) {
+    if matches!(context, "bfd_instance" | "garp_group" | "static") {
         return KeywordStatus::Dropped("its block is dropped");
     }
     DROPPED

@@ -11,6 +11,7 @@ use crate::reader::{Loc, Node, ReadError};
 struct Track {
     fields: Vec<(String, String)>,
     weight: i32,
+    reverse: bool,
     loc: Loc,
     keyword: String,
 }
@@ -230,7 +231,7 @@ impl Mapper<'_> {
                 "garp_master_refresh" => st.garp_refresh_us = Some(secs_us(c, 0)?),
                 "garp_interval" => st.garp_interval_us = Some(self.garp_interval(c, &mut sec)?),
                 "gna_interval" => st.gna_interval_us = Some(self.garp_interval(c, &mut sec)?),
-                "track_interface" | "track_script" => {
+                "track_interface" | "track_script" | "track_file" | "track_process" => {
                     self.tracks(c, &mut st, &mut sec)?;
                     sec.set("track", String::new());
                 }
@@ -243,9 +244,9 @@ impl Mapper<'_> {
                 "notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
                     self.notify_hook(c, &mut sec)?;
                 }
-                "track_file" | "track_process" | "track_bfd" => {
+                "track_bfd" => {
                     let names: Vec<&str> = c.children().iter().map(Node::keyword).collect();
-                    self.warn(&mut sec, c, kw, format!("dropped ({}): vigil tracks virtual servers, interfaces and programs only", names.join(", ")));
+                    self.warn(&mut sec, c, kw, format!("dropped ({}): vigil tracks virtual servers, interfaces, programs, files and processes only", names.join(", ")));
                 }
                 "dont_track_primary" => st.track_primary = false,
                 _ => self.unhandled(&mut sec, "vrrp_instance", c),
@@ -284,6 +285,7 @@ impl Mapper<'_> {
                 Track {
                     fields: vec![("interface".into(), q(&iface))],
                     weight: 0,
+                    reverse: false,
                     loc: n.loc.clone(),
                     keyword: "interface".into(),
                 },
@@ -762,17 +764,26 @@ impl Mapper<'_> {
         for t in c.children() {
             let target = t.keyword().to_string();
             let mut weight = None;
+            let mut reverse = None;
             let mut args = t.args().iter();
             while let Some(a) = args.next() {
                 match a.as_str() {
                     "weight" => {
-                        let w = args.next().ok_or_else(|| ReadError::new(&t.loc, format!("{target}: `weight` needs a value")))?;
+                        let w = args.next().ok_or_else(|| {
+                            ReadError::new(&t.loc, format!("{target}: `weight` needs a value"))
+                        })?;
                         weight = Some(w.parse::<i32>().ok().filter(|w| (-254..=254).contains(w)).ok_or_else(|| {
                             ReadError::new(&t.loc, format!("{target}: weight \"{w}\" is not a number from -254 to 254"))
                         })?);
                     }
-                    "reverse" => self.warn(sec, t, c.keyword(), format!("{target}: `reverse` dropped: vigil applies the weight while the target is down")),
-                    other => self.warn(sec, t, c.keyword(), format!("{target}: `{other}` dropped: not understood")),
+                    "reverse" => reverse = Some(true),
+                    "noreverse" | "no_reverse" => reverse = Some(false),
+                    other => self.warn(
+                        sec,
+                        t,
+                        c.keyword(),
+                        format!("{target}: `{other}` dropped: not understood"),
+                    ),
                 }
             }
             if c.keyword() == "track_interface" {
@@ -780,8 +791,35 @@ impl Mapper<'_> {
                 st.tracks.push(Track {
                     fields: vec![("interface".into(), q(&target))],
                     weight: weight.unwrap_or(0),
+                    reverse: reverse.unwrap_or(false),
                     loc: t.loc.clone(),
                     keyword: "track_interface".into(),
+                });
+                continue;
+            }
+            if matches!(c.keyword(), "track_file" | "track_process") {
+                let (defs, what) = if c.keyword() == "track_file" {
+                    (&self.track_files, "track_file")
+                } else {
+                    (&self.track_processes, "vrrp_track_process")
+                };
+                let Some(def) = defs.get(&target).cloned() else {
+                    self.warn(
+                        sec,
+                        t,
+                        c.keyword(),
+                        format!(
+                            "{target} dropped: there is no {what} of that name vigil could track"
+                        ),
+                    );
+                    continue;
+                };
+                st.tracks.push(Track {
+                    fields: def.fields,
+                    weight: weight.unwrap_or(def.weight),
+                    reverse: reverse.unwrap_or(def.reverse),
+                    loc: t.loc.clone(),
+                    keyword: c.keyword().into(),
                 });
                 continue;
             }
@@ -834,9 +872,18 @@ impl Mapper<'_> {
             {
                 fields.push(("user".into(), q(u)));
             }
+            for (key, v) in [("rise", script.rise), ("fall", script.fall)] {
+                if v != 1 {
+                    fields.push((key.into(), v.to_string()));
+                }
+            }
+            if script.init_fail {
+                fields.push(("init_fail".into(), "true".into()));
+            }
             st.tracks.push(Track {
                 fields,
                 weight: weight.unwrap_or(script.weight),
+                reverse: reverse.unwrap_or(script.reverse),
                 loc: t.loc.clone(),
                 keyword: "track_script".into(),
             });
@@ -844,33 +891,12 @@ impl Mapper<'_> {
         Ok(())
     }
 
-    /// keepalived adds a positive weight while the target is up; vigil adds weights
-    /// while it is down. The same priorities come out of a base raised by the positive
-    /// weights, each subtracted while its target is down.
+    /// Writes the `track` list: vigil applies weights as keepalived does (a positive one
+    /// while up, a negative one while down, `reverse` the other way round).
     fn settle_tracks(&mut self, sec: &mut Section, st: &mut Instance) {
         if st.tracks.is_empty() {
             sec.remove("track");
             return;
-        }
-        let positive: i64 = st.tracks.iter().map(|t| i64::from(t.weight.max(0))).sum();
-        if positive > 0 && st.priority < 255 {
-            let raised = st.priority + positive;
-            let base = raised.min(254);
-            for t in st.tracks.iter_mut().filter(|t| t.weight > 0) {
-                let loc = t.loc.clone();
-                let kw = t.keyword.clone();
-                let w = t.weight;
-                t.weight = -w;
-                let msg = format!(
-                    "weight {w} (added while up) written as priority + {w} and weight -{w} (subtracted while down): the same priorities"
-                );
-                self.warn_key(sec, &loc, &kw, "track", msg);
-            }
-            if base != raised {
-                let loc = st.tracks[0].loc.clone();
-                self.warn_key(sec, &loc, "priority", "track", format!("priority {} + positive weights {} written as 254, the highest a non-owner may have", st.priority, positive));
-            }
-            st.priority = base;
         }
         let items: Vec<String> = st
             .tracks
@@ -879,6 +905,9 @@ impl Mapper<'_> {
                 let mut f = t.fields.clone();
                 if t.weight != 0 {
                     f.push(("weight".into(), t.weight.to_string()));
+                }
+                if t.reverse {
+                    f.push(("reverse".into(), "true".into()));
                 }
                 inline(&f)
             })

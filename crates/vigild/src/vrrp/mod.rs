@@ -4,7 +4,9 @@
 //! - Tracking: every instance implicitly tracks its own interface with weight 0 (a link
 //!   without carrier puts it in Fault, as keepalived does), plus its `track` entries:
 //!   interfaces (polled), exec programs (run every `interval`, killed after `timeout`,
-//!   up on exit 0) and virtual servers: the director reports each virtual server's
+//!   up or down after `rise` / `fall` results), files (a number, re-read on inotify
+//!   events), processes (a quorum, from a /proc scan) and virtual servers: the director
+//!   reports each virtual server's
 //!   quorum through [`VrrpManager::virtual_server_health`]; until its first report, a
 //!   virtual server counts as up.
 //! - Sync groups: every state change is turned into directives for the other members
@@ -21,6 +23,7 @@
 //! status socket's form of it all); the mapping from the cluster file stays here.
 
 mod manager;
+mod procscan;
 mod registry;
 mod sync_groups;
 mod trackers;
@@ -29,7 +32,6 @@ mod view;
 pub use manager::{VrrpHandle, VrrpManager};
 pub use registry::Registry;
 pub use sync_groups::SYNC_RECONCILE;
-pub use trackers::LINK_POLL;
 pub use view::{fill_live, state_event, state_view, transition_view};
 
 use std::net::IpAddr;

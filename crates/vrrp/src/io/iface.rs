@@ -1,90 +1,50 @@
-//! Interface facts: index, hardware address, link state, and the primary address an
-//! instance advertises from.
+//! Interface facts: index, hardware address, link state (read over rtnetlink through
+//! vigil-netlink, no ioctls), and the primary address an instance advertises from.
 
-use std::ffi::CString;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::io::netlink::{IFA_F_DADFAILED, IFA_F_SECONDARY, IFA_F_TENTATIVE, InterfaceAddress};
+use vigil_netlink::{IFA_F_DADFAILED, IFA_F_SECONDARY, IFA_F_TENTATIVE, InterfaceAddress, Link};
+
 use crate::packet::Family;
+
+/// The link called `name`, asked of the kernel over rtnetlink (vigil-netlink).
+fn link(name: &str) -> io::Result<Link> {
+    if name.is_empty() {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    vigil_netlink::link(name).map_err(|e| match e.raw_os_error() {
+        Some(errno) => io::Error::from_raw_os_error(errno),
+        None => io::Error::other(e),
+    })
+}
 
 /// The kernel's index of interface `name`.
 pub fn index(name: &str) -> io::Result<u32> {
-    let c_name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: NUL-terminated string valid for the call.
-    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-    if index == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(index)
+    Ok(link(name)?.index)
 }
 
-fn ifreq_for(name: &str) -> io::Result<libc::ifreq> {
-    let bytes = name.as_bytes();
-    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
-    // SAFETY: ifreq is plain data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (slot, byte) in req.ifr_name.iter_mut().zip(bytes) {
-        *slot = *byte as libc::c_char;
-    }
-    Ok(req)
-}
-
-fn ioctl_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2), checked.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-}
-
-/// The interface's Ethernet address (SIOCGIFHWADDR).
+/// The interface's Ethernet address.
 pub fn mac(name: &str) -> io::Result<[u8; 6]> {
-    let mut req = ifreq_for(name)?;
-    let sock = ioctl_socket()?;
-    // SAFETY: valid socket and ifreq for this request.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &raw mut req) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: SIOCGIFHWADDR fills the hwaddr member of the union.
-    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
-    let mut mac = [0u8; 6];
-    for (slot, byte) in mac.iter_mut().zip(data.iter()) {
-        *slot = *byte as u8;
-    }
-    Ok(mac)
+    link(name)?.mac.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name} has no Ethernet address"),
+        )
+    })
 }
 
-/// The interface's MTU (SIOCGIFMTU), which an advert must fit in.
+/// The interface's MTU, which an advert must fit in.
 pub fn mtu(name: &str) -> io::Result<u32> {
-    let mut req = ifreq_for(name)?;
-    let sock = ioctl_socket()?;
-    // SAFETY: valid socket and ifreq for this request.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, &raw mut req) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: SIOCGIFMTU fills the mtu member of the union.
-    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
-    u32::try_from(mtu).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+    link(name)?
+        .mtu
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{name} has no MTU")))
 }
 
 /// Whether the interface is administratively up and has carrier (IFF_UP and
 /// IFF_RUNNING): a pulled cable clears IFF_RUNNING.
 pub fn is_running(name: &str) -> io::Result<bool> {
-    let mut req = ifreq_for(name)?;
-    let sock = ioctl_socket()?;
-    // SAFETY: valid socket and ifreq for this request.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &raw mut req) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: SIOCGIFFLAGS fills the flags member of the union.
-    let flags = i32::from(unsafe { req.ifr_ifru.ifru_flags });
-    Ok(flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0)
+    Ok(link(name)?.is_running())
 }
 
 /// Picks the address adverts are sent from.
@@ -138,6 +98,7 @@ mod tests {
 
     fn addr(s: &str, flags: u32) -> InterfaceAddress {
         InterfaceAddress {
+            ifindex: 2,
             address: s.parse().unwrap(),
             prefix_len: 24,
             scope: 0,

@@ -2,8 +2,8 @@
 //!
 //! - [`socket`]: the raw IP protocol 112 advert socket (IPv4 with its own header, IPv6
 //!   with hop-limit and packet-info control messages), multicast or unicast;
-//! - [`netlink`]: virtual addresses added and removed idempotently over rtnetlink, and
-//!   the interface's addresses listed;
+//! - virtual addresses are added and removed idempotently, and the interface's addresses
+//!   listed, over rtnetlink by `vigil_netlink::Route` (the project's one netlink layer);
 //! - [`announce`]: gratuitous ARP and unsolicited neighbour advertisements;
 //! - [`iface`]: interface index, hardware address, link state, primary address;
 //! - [`runner`]: the tokio task per instance that ties them to [`crate::Instance`];
@@ -14,7 +14,6 @@
 
 pub mod announce;
 pub mod iface;
-pub mod netlink;
 pub mod notify;
 pub mod runner;
 pub mod socket;

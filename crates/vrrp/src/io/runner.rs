@@ -28,7 +28,6 @@ use crate::drop_reason::DropReason;
 use crate::fsm::{Action, ConfigError, Event, Instance, State, SyncDirective};
 use crate::io::announce::Announcer;
 use crate::io::iface;
-use crate::io::netlink::Netlink;
 use crate::io::notify::{Notifier, spawn_notifier};
 use crate::io::socket::{AdvertSocket, Datagram};
 use crate::io::status::{InstanceStatus, StateEvent, Transition};
@@ -252,7 +251,7 @@ struct Io {
     ifindex: u32,
     primary: IpAddr,
     socket: AdvertSocket,
-    netlink: Netlink,
+    netlink: vigil_netlink::Route,
     announcer: Option<Announcer>,
     destinations: Vec<IpAddr>,
     addresses: VirtualAddresses,
@@ -467,7 +466,7 @@ impl Runner {
         let c = &self.config;
         let ifindex =
             iface::index(&c.interface).map_err(|e| format!("interface {}: {e}", c.interface))?;
-        let mut netlink = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
+        let mut netlink = vigil_netlink::Route::open().map_err(|e| format!("netlink: {e}"))?;
         // The advert must fit the link (adverts are not fragmented): otherwise the
         // instance would run without ever being heard, and two masters would follow.
         let mtu = iface::mtu(&c.interface).map_err(|e| format!("MTU of {}: {e}", c.interface))?;
