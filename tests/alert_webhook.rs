@@ -106,6 +106,7 @@ fn config(dir: &Path, am: SocketAddr, json: SocketAddr, down: SocketAddr) -> Str
         r#"[director]
 name = "alert-test"
 status_socket = "{sock}"
+state_file = "{state}"
 
 [[alert]]
 name = "am"
@@ -124,6 +125,7 @@ retries = 1
 backoff = "10ms"
 "#,
         sock = dir.join("vigil.sock").display(),
+        state = dir.join("state.json").display(),
         token = dir.join("token").display(),
     )
 }

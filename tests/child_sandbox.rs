@@ -189,10 +189,14 @@ fn report_config(dir: &Path) -> String {
     std::fs::write(&script, REPORT).expect("script");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let s = script.display();
+    // Its own state file: the default one may be root's from another test.
+    let state = dir.join("state.json");
+    let state = state.display();
     format!(
         r#"[director]
 name = "sandbox"
 status_socket = "{sock}"
+state_file = "{state}"
 
 [[virtual_server]]
 name = "web"
@@ -372,8 +376,9 @@ fn a_detaching_check_leaves_nothing_behind(mode: Mode) {
             String::new()
         };
         format!(
-            "[director]\nname = \"leak\"\nstatus_socket = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.1:80\"\nreal_server = [{{ address = \"127.0.0.1:80\"{check} }}]\n",
-            dir.join("vigil.sock").display()
+            "[director]\nname = \"leak\"\nstatus_socket = \"{}\"\nstate_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.1:80\"\nreal_server = [{{ address = \"127.0.0.1:80\"{check} }}]\n",
+            dir.join("vigil.sock").display(),
+            dir.join("state.json").display()
         )
     };
     let mut d = Sandboxed::start(mode, &format!("leak-{mode:?}"), |dir| make(dir, true));
@@ -472,8 +477,9 @@ fn refused_with(caps: &str) -> String {
     std::fs::write(
         &path,
         format!(
-            "[director]\nname = \"caps\"\nstatus_socket = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.1:80\"\nreal_server = [{{ address = \"127.0.0.1:80\", check = {{ kind = \"exec\", command = [\"/bin/true\"] }} }}]\n",
-            dir.path().join("vigil.sock").display()
+            "[director]\nname = \"caps\"\nstatus_socket = \"{}\"\nstate_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.1:80\"\nreal_server = [{{ address = \"127.0.0.1:80\", check = {{ kind = \"exec\", command = [\"/bin/true\"] }} }}]\n",
+            dir.path().join("vigil.sock").display(),
+            dir.path().join("state.json").display()
         ),
     )
     .expect("config");
