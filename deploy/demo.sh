@@ -106,7 +106,14 @@ EOF
   vigild check-config "$W/$1.toml" >/dev/null
   on "$1" vigild --config "$W/$1.toml" 2>"$W/$1.log" &
 }
-healthy() { vigilctl --socket "$W/$1.sock" services --json | grep -o '"health": "up"' | wc -l | grep -qx "$2"; }
+# Real servers up (each also lists its checks, which have a health of their own).
+healthy() {
+  vigilctl --socket "$W/$1.sock" services --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(sum(r["health"] == "up" for v in d["virtual_servers"] for r in v["real_servers"]))' |
+    grep -qx "$2"
+}
 state_is() { vigilctl --socket "$W/$1.sock" vrrp --json | grep -q "\"state\": \"$2\""; }
 # The client's view: who answers N requests to the VIP.
 requests() {
