@@ -173,6 +173,7 @@ fn parse_inner(
     if let Some(system) = system {
         validate::users(&mut sink, system);
         alert::check_files(&mut sink, system);
+        validate::datapath(&mut sink, &parsed, system);
     }
     let diags = Diagnostics::new(file, source, sink.items);
     match parsed.config {

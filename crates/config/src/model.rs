@@ -61,6 +61,47 @@ pub struct Director {
     pub vrrp_notify_fifo: Option<PathBuf>,
     /// keepalived's `lvs_notify_fifo`: `VS` and `RS` lines.
     pub lvs_notify_fifo: Option<PathBuf>,
+    /// Which kernel datapath serves the virtual servers (chosen when vigild starts).
+    pub datapath: Datapath,
+}
+
+/// `director.datapath`: the kernel side of the virtual servers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Datapath {
+    /// IPVS (the default: what vigil always used; a kernel without it keeps being retried).
+    #[default]
+    Ipvs,
+    /// One nftables table, `inet vigil` (docs/datapath-nftables.md).
+    Nftables,
+    /// IPVS when the kernel has its generic netlink family, else nftables.
+    Auto,
+}
+
+impl Datapath {
+    pub const NAMES: &'static [&'static str] = &["ipvs", "nftables", "auto"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Datapath::Ipvs => "ipvs",
+            Datapath::Nftables => "nftables",
+            Datapath::Auto => "auto",
+        }
+    }
+}
+
+/// The part of a virtual server a datapath's refusal is about, so the error points at it
+/// in the file (see [`crate::System::nftables_unsupported`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatapathField {
+    /// The service as a whole (its address, protocol or port).
+    Service,
+    Scheduler,
+    SchedulerFlags,
+    Persistence,
+    OnePacket,
+    /// A real server (or the sorry server) by its address.
+    RealServer(SocketAddr),
 }
 
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/vigil/vigil.sock";

@@ -23,6 +23,87 @@ pub trait System {
         let _ = (path, what);
         Ok(())
     }
+
+    /// The datapath a file with `datapath = configured` is checked against, and why
+    /// (e.g. what `auto` stands for on this kernel, or the datapath a running daemon
+    /// chose at start). By default the file's choice, and `auto` is not checked.
+    fn effective_datapath(&self, configured: crate::Datapath) -> Option<(crate::Datapath, String)> {
+        (configured != crate::Datapath::Auto)
+            .then(|| (configured, format!("datapath = \"{}\"", configured.name())))
+    }
+
+    /// Why the nftables datapath cannot serve `vs` as configured (the daemon asks
+    /// vigil-nft), each with the part of `vs` it is about. By default nothing is refused.
+    fn nftables_unsupported(
+        &self,
+        vs: &crate::VirtualServer,
+    ) -> Vec<(crate::DatapathField, String)> {
+        let _ = vs;
+        Vec::new()
+    }
+}
+
+/// With the nftables datapath (given, or what `auto` stands for on `system`): every
+/// virtual server it cannot serve is an error at the field concerned; the IPVS-only
+/// sections (`[ipvs_sync]`, `[ipvs_timeouts]`) are warnings, as they are ignored.
+pub(crate) fn datapath(sink: &mut Sink, parsed: &Parsed, system: &dyn System) {
+    let Some(config) = &parsed.config else {
+        return;
+    };
+    let note = match system.effective_datapath(config.director.datapath) {
+        Some((crate::Datapath::Nftables, why)) => why,
+        _ => return,
+    };
+    for (section, span) in &parsed.spans.ipvs_sections {
+        sink.push(Diagnostic::warning(
+            span.clone(),
+            format!("`[{section}]` is for IPVS and is ignored by the nftables datapath ({note})"),
+        ));
+    }
+    for (vs, spans) in config
+        .virtual_servers
+        .iter()
+        .zip(&parsed.spans.virtual_servers)
+    {
+        let p = format!("virtual_server.{}", vs.name);
+        for (field, why) in system.nftables_unsupported(vs) {
+            let key = match field {
+                crate::DatapathField::Service => None,
+                crate::DatapathField::Scheduler => Some("scheduler"),
+                crate::DatapathField::SchedulerFlags => Some("scheduler_flags"),
+                crate::DatapathField::Persistence => Some("persistence"),
+                crate::DatapathField::OnePacket => Some("one_packet"),
+                crate::DatapathField::RealServer(addr) => {
+                    let at = vs.real_servers.iter().position(|r| r.address == addr);
+                    let (span, field) =
+                        match at.and_then(|i| spans.real_servers.get(i).map(|s| (i, s))) {
+                            Some((i, s)) => (s.clone(), format!("{p}.real_server[{i}]")),
+                            None => (spans.key.clone(), p.clone()),
+                        };
+                    sink.error(span, format!("`{field}`: {why} ({note})"));
+                    continue;
+                }
+            };
+            let d = match key {
+                None => Diagnostic::error(spans.key.clone(), format!("`{p}`: {why} ({note})")),
+                Some(k) => match spans.fields.iter().find(|(n, _)| *n == k) {
+                    Some((_, span)) => {
+                        Diagnostic::error(span.clone(), format!("`{p}.{k}`: {why} ({note})"))
+                    }
+                    None => Diagnostic::error(
+                        spans.table.clone(),
+                        format!(
+                            "`{p}.{k}` is not given and defaults to \"{}\": {why} ({note})",
+                            vs.scheduler
+                        ),
+                    ),
+                },
+            };
+            sink.push(
+                d.with_help("change it, or use datapath = \"ipvs\" (docs/datapath-nftables.md)"),
+            );
+        }
+    }
 }
 
 pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {

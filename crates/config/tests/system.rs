@@ -67,3 +67,126 @@ fn a_default_user_that_does_not_exist_points_at_its_table() {
         "{d}"
     );
 }
+
+/// Refuses what the daemon's vigil-nft would (stand-in reasons), and says `auto` is
+/// nftables here.
+struct NoIpvs;
+
+impl System for NoIpvs {
+    fn check_user(&self, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn effective_datapath(
+        &self,
+        configured: vigil_config::Datapath,
+    ) -> Option<(vigil_config::Datapath, String)> {
+        Some(match configured {
+            vigil_config::Datapath::Ipvs => (configured, "datapath = \"ipvs\"".into()),
+            _ => (vigil_config::Datapath::Nftables, "no IPVS here".into()),
+        })
+    }
+
+    fn nftables_unsupported(
+        &self,
+        vs: &vigil_config::VirtualServer,
+    ) -> Vec<(vigil_config::DatapathField, String)> {
+        let mut out = Vec::new();
+        if vs.scheduler != "wrr" {
+            out.push((
+                vigil_config::DatapathField::Scheduler,
+                "no such scheduler".into(),
+            ));
+        }
+        if vs.persistence.is_some() {
+            out.push((
+                vigil_config::DatapathField::Persistence,
+                "no persistence".into(),
+            ));
+        }
+        for rs in &vs.real_servers {
+            if rs.forwarding != vigil_config::Forwarding::Nat {
+                out.push((
+                    vigil_config::DatapathField::RealServer(rs.address),
+                    "NAT only".into(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn datapath_file(datapath: &str) -> String {
+    format!(
+        r#"[director]
+name = "lb"
+datapath = "{datapath}"
+[ipvs_timeouts]
+tcp = "2h"
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+persistence = "5m"
+real_server = [{{ address = "10.0.0.1" }}, {{ address = "10.0.0.2", forwarding = "dr" }}]
+[[virtual_server]]
+name = "ok"
+address = "192.0.2.100:81"
+scheduler = "wrr"
+real_server = [{{ address = "10.0.0.1" }}]
+"#
+    )
+}
+
+#[test]
+fn what_the_nftables_datapath_cannot_serve_is_an_error_at_its_field() {
+    for datapath in ["nftables", "auto"] {
+        let src = datapath_file(datapath);
+        let d = vigil_config::parse_on(Path::new("c.toml"), &src, &NoIpvs).expect_err("invalid");
+        let why = "no IPVS here";
+        let lines: Vec<String> = d.errors().map(|e| d.one_line(e)).collect();
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "c.toml:6:1: error: `virtual_server.web.scheduler` is not given and defaults to \"wlc\": no such scheduler ({why})"
+                ),
+                format!(
+                    "c.toml:9:15: error: `virtual_server.web.persistence`: no persistence ({why})"
+                ),
+                format!(
+                    "c.toml:10:54: error: `virtual_server.web.real_server[1]`: NAT only ({why})"
+                ),
+            ],
+            "{d}"
+        );
+        let warnings: Vec<String> = d.warnings().map(|e| d.one_line(e)).collect();
+        assert_eq!(
+            warnings,
+            [format!(
+                "c.toml:4:1: warning: `[ipvs_timeouts]` is for IPVS and is ignored by the nftables datapath ({why})"
+            )]
+        );
+    }
+    // IPVS serves it all; without a system to ask nothing is checked.
+    assert!(vigil_config::parse_on(Path::new("c.toml"), &datapath_file("ipvs"), &NoIpvs).is_ok());
+    assert!(vigil_config::parse(Path::new("c.toml"), &datapath_file("nftables")).is_ok());
+    let l = vigil_config::parse(Path::new("c.toml"), &datapath_file("ipvs")).unwrap();
+    assert_eq!(l.config.director.datapath, vigil_config::Datapath::Ipvs);
+}
+
+#[test]
+fn datapath_defaults_to_ipvs_and_takes_only_its_names() {
+    let l = vigil_config::parse(Path::new("c.toml"), "[director]\nname = \"lb\"\n").unwrap();
+    assert_eq!(l.config.director.datapath, vigil_config::Datapath::Ipvs);
+    let d = vigil_config::parse(
+        Path::new("c.toml"),
+        "[director]\nname = \"lb\"\ndatapath = \"nft\"\n",
+    )
+    .expect_err("invalid");
+    let lines: Vec<String> = d.errors().map(|e| d.one_line(e)).collect();
+    assert_eq!(
+        lines,
+        ["c.toml:3:12: error: `director.datapath`: unknown value \"nft\""],
+        "{d}"
+    );
+}

@@ -42,6 +42,13 @@ pub(super) fn director(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Director
     let notify_fifo = fifo(&mut t, "notify_fifo");
     let vrrp_notify_fifo = fifo(&mut t, "vrrp_notify_fifo");
     let lvs_notify_fifo = fifo(&mut t, "lvs_notify_fifo");
+    let datapath = match t.choice(sink, "datapath", Datapath::NAMES) {
+        Some(("nftables", _)) => Some(Datapath::Nftables),
+        Some(("auto", _)) => Some(Datapath::Auto),
+        Some(_) => Some(Datapath::Ipvs),
+        None if t.get("datapath").is_some() => None,
+        None => Some(Datapath::Ipvs),
+    };
     t.finish(sink);
     Some(Director {
         name: name?.0.to_string(),
@@ -56,5 +63,6 @@ pub(super) fn director(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Director
         notify_fifo: notify_fifo?,
         vrrp_notify_fifo: vrrp_notify_fifo?,
         lvs_notify_fifo: lvs_notify_fifo?,
+        datapath: datapath?,
     })
 }

@@ -51,6 +51,8 @@ pub(crate) struct Parsed {
 pub(crate) struct Spans {
     pub(crate) vrrp: Vec<VrrpSpans>,
     pub(crate) virtual_servers: Vec<VsSpans>,
+    /// `[ipvs_sync]` and `[ipvs_timeouts]`, when present (IPVS-only sections).
+    pub(crate) ipvs_sections: Vec<(&'static str, Range<usize>)>,
 }
 
 pub(crate) struct VrrpSpans {
@@ -63,6 +65,12 @@ pub(crate) struct VrrpSpans {
 
 pub(crate) struct VsSpans {
     pub(crate) key: Range<usize>,
+    /// The whole `[[virtual_server]]` table.
+    pub(crate) table: Range<usize>,
+    /// Fields a datapath may refuse (`scheduler`, `persistence`, ...), when given.
+    pub(crate) fields: Vec<(&'static str, Range<usize>)>,
+    /// Each parsed real server's table, in order.
+    pub(crate) real_servers: Vec<Range<usize>>,
 }
 
 /// The tables of one section: those that parsed, with their spans; the names of all of
@@ -211,6 +219,10 @@ pub(crate) fn parse_document(
         Table::from_value(sink, v, "ipvs_timeouts")
             .and_then(|t| ipvs_options::ipvs_timeouts(sink, t))
     });
+    let ipvs_sections = ["ipvs_sync", "ipvs_timeouts"]
+        .into_iter()
+        .filter_map(|k| top.get(k).map(|v| (k, v.span())))
+        .collect();
     let vs = virtual_server_section(sink, &mut top);
     let alerts = crate::alert::alerts(sink, top.get("alert"));
     top.finish(sink);
@@ -238,6 +250,7 @@ pub(crate) fn parse_document(
         spans: Spans {
             vrrp: vrrp.spans,
             virtual_servers: vs.spans,
+            ipvs_sections,
         },
         vs_names: vs.names,
     }

@@ -56,6 +56,12 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         _ => None,
     };
 
+    // Where a datapath's refusal of one of these points (validate::datapath).
+    let field_spans: Vec<(&'static str, Range<usize>)> =
+        ["scheduler", "scheduler_flags", "persistence", "one_packet"]
+            .into_iter()
+            .filter_map(|k| t.get(k).map(|v| (k, v.span())))
+            .collect();
     let (scheduler, scheduler_flags) = scheduler(sink, &mut t, &f);
     let forwarding = t
         .choice(sink, "forwarding", Forwarding::NAMES)
@@ -97,6 +103,7 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         &default_check,
     );
     inherit_tunnel(&mut real_servers, vs_tunnel);
+    let t_span = t.span.clone();
     t.finish(sink);
 
     unique(
@@ -159,7 +166,12 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
             quorum_down,
             omega,
         },
-        VsSpans { key: key_span },
+        VsSpans {
+            key: key_span,
+            table: t_span,
+            fields: field_spans,
+            real_servers: rs_spans,
+        },
     ))
 }
 
