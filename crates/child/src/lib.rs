@@ -315,6 +315,33 @@ struct Handle {
 
 static HANDLE: OnceLock<Handle> = OnceLock::new();
 
+/// Live [`ExternalChild`] guards.
+static EXTERNAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// While one is alive, the `children` thread leaves children it did not start alone
+/// (its sweep of orphans waits). The one exception to "only vigil-child spawns": `nft`,
+/// which needs the daemon's CAP_NET_ADMIN that sandboxed children never get, is run and
+/// waited for by its caller holding this guard from before the spawn to after the wait.
+#[derive(Debug)]
+pub struct ExternalChild(());
+
+/// Takes an [`ExternalChild`] guard.
+pub fn external_child() -> ExternalChild {
+    EXTERNAL.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ExternalChild(())
+}
+
+impl Drop for ExternalChild {
+    fn drop(&mut self) {
+        EXTERNAL.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether an [`ExternalChild`] guard is held: no sweep now.
+pub(crate) fn external_running() -> bool {
+    EXTERNAL.load(std::sync::atomic::Ordering::SeqCst) > 0
+}
+
 /// Options for [`init`].
 #[derive(Debug, Clone, Copy)]
 pub struct Options {

@@ -312,6 +312,10 @@ impl Supervisor {
     /// children's trees, reparented to it as the subreaper. An orphan still in the
     /// session of a running child belongs to that child and is left alone.
     fn sweep_orphans(&mut self) {
+        // A program the daemon runs itself (see `ExternalChild`): swept at a later turn.
+        if crate::external_running() {
+            return;
+        }
         let live: HashSet<i32> = self.entries.values().map(|e| e.pid).collect();
         for pid in our_children() {
             if live.contains(&pid) || self.orphans.contains_key(&pid) {

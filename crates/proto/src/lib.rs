@@ -36,8 +36,8 @@ pub use services::{
     VirtualServerView,
 };
 pub use status::{
-    AlertDropped, AlertRequests, AlertStatus, ConfigReply, Counts, DrainReply, PONG, Refused,
-    ReloadRecord, SocketStatus, StatusReply, Trigger,
+    AlertDropped, AlertRequests, AlertStatus, ConfigReply, Counts, DatapathStatus, DrainReply,
+    PONG, Refused, ReloadRecord, SocketStatus, StatusReply, Trigger,
 };
 pub use vrrp::{
     InstanceView, LiveStatus, TrackView, TransitionReason, TransitionView, VrrpAction,

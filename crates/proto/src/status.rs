@@ -31,6 +31,18 @@ pub struct StatusReply {
     pub status_socket: SocketStatus,
     /// The `[[alert]]` webhooks, in file order (empty without any).
     pub alerts: Vec<AlertStatus>,
+    /// The kernel datapath chosen at start (null from a daemon before it had a choice).
+    pub datapath: Option<DatapathStatus>,
+}
+
+/// The datapath serving the virtual servers (docs/status-socket.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatapathStatus {
+    /// `ipvs` or `nftables`.
+    pub name: String,
+    /// Why, e.g. `datapath = "auto": no IPVS (...)`.
+    pub reason: String,
 }
 
 /// One `[[alert]]` webhook's deliveries (docs/status-socket.md).

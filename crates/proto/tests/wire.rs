@@ -188,6 +188,10 @@ fn status_config_reload_drain_ping() {
                 last_error: Some("HTTP 503".into()),
                 last_error_at_unix: Some(1_795_003_400.5),
             }],
+            datapath: Some(DatapathStatus {
+                name: "nftables".into(),
+                reason: "datapath = \"auto\": no IPVS (IPVS is not available in this kernel: load ip_vs)".into(),
+            }),
         },
     );
     pin_reply(

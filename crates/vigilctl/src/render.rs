@@ -109,6 +109,14 @@ pub(crate) fn status(v: &StatusReply) -> String {
         plural(c.virtual_servers, "virtual server", "virtual servers"),
         plural(c.real_servers, "real server", "real servers"),
     );
+    if let Some(d) = &v.datapath {
+        let _ = writeln!(
+            out,
+            "datapath    {} ({})",
+            or_dash(&d.name),
+            or_dash(&d.reason)
+        );
+    }
     match v.reloads.last() {
         None => {
             let _ = writeln!(out, "reloads     none");

@@ -22,6 +22,20 @@ impl vigil_config::System for ThisSystem {
     fn check_file(&self, path: &Path, what: vigil_config::FileUse) -> Result<(), String> {
         vigil_alert::check_file(path, what)
     }
+
+    fn effective_datapath(
+        &self,
+        configured: vigil_config::Datapath,
+    ) -> Option<(vigil_config::Datapath, String)> {
+        Some(crate::datapath::effective(configured))
+    }
+
+    fn nftables_unsupported(
+        &self,
+        vs: &vigil_config::VirtualServer,
+    ) -> Vec<(vigil_config::DatapathField, String)> {
+        crate::datapath::nftables_unsupported(vs)
+    }
 }
 
 /// Reads and validates a cluster file for this system (its users must exist here).

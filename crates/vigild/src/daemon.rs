@@ -153,6 +153,13 @@ async fn serve(
         shared.events.clone(),
         shared.fifos.clone(),
     );
+    // Chosen once: reloads are checked against it, a change of datapath needs a restart.
+    let datapath = crate::datapath::choose(
+        shared.snapshot().config.director.datapath,
+        crate::datapath::probe_ipvs,
+    );
+    info!("datapath: {} ({})", datapath.kind.name(), datapath.reason);
+    crate::datapath::set_running(datapath.clone());
     let (director, mut notices) = Director::spawn(
         shared.snapshot().config.clone(),
         state,
@@ -160,6 +167,7 @@ async fn serve(
         &supervisor,
         &faults,
         ipvs_programmable,
+        &datapath,
     );
     let metrics = shared
         .snapshot()
@@ -442,6 +450,10 @@ fn reload_now(
                 .warnings()
                 .map(|d| loaded.warnings.one_line(d))
                 .collect();
+            if let Some(w) = crate::datapath::reload_warning(config.director.datapath) {
+                warn!("{w}");
+                record.warnings.push(w);
+            }
             if !missing.is_empty() {
                 record.errors = missing;
                 error!(file = %path.display(), "reload refused, keeping generation {}: {}", snap.generation, record.errors.join("; "));

@@ -23,6 +23,7 @@ use vigil_config::{Config, ServiceKey, VirtualServer};
 use vigil_ipvs::{DesiredTable, SyncState, policy};
 use vigil_vrrp::State;
 
+use crate::datapath::{Chosen, Datapath, Kind, nftables::NftWorker};
 use crate::director_hooks::{self, Hooks, Transition};
 use crate::ipvs_worker::{IpvsWorker, Job};
 use crate::overrides::Drains;
@@ -73,7 +74,8 @@ pub struct Director {
     config: Arc<Config>,
     checker: Checker,
     events: HealthEvents,
-    ipvs: IpvsWorker,
+    /// The kernel side, IPVS or nftables (`crate::datapath`).
+    ipvs: Box<dyn Datapath>,
     health: HashMap<(ServiceKey, SocketAddr), HealthRecord>,
     drains: Drains,
     /// Where the drains (and the IPVS thread's owned services) are kept.
@@ -126,6 +128,7 @@ impl Director {
         supervisor: &Supervisor,
         faults: &TestFaults,
         ipvs_programmable: tokio::sync::watch::Sender<Option<String>>,
+        datapath: &Chosen,
     ) -> (mpsc::Sender<Command>, mpsc::UnboundedReceiver<Notice>) {
         // Registered before the workers it owns: when it ends they end with it, and
         // the supervisor reports in order of registration, the cause first.
@@ -139,13 +142,21 @@ impl Director {
         let vrrp = shared.vrrp.clone();
         let published = shared.events.clone();
         let view = shared.director.clone();
-        let ipvs = IpvsWorker::start(
-            restored.owned_services,
-            state_file.clone(),
-            supervisor,
-            faults,
-            ipvs_programmable,
-        );
+        let ipvs: Box<dyn Datapath> = match datapath.kind {
+            Kind::Ipvs => Box::new(IpvsWorker::start(
+                restored.owned_services,
+                state_file.clone(),
+                supervisor,
+                faults,
+                ipvs_programmable,
+            )),
+            Kind::Nftables => Box::new(NftWorker::start(
+                vigil_nft::Nft::with_command([crate::datapath::nftables::nft_program()]),
+                supervisor,
+                faults,
+                ipvs_programmable,
+            )),
+        };
         view.attach(ipvs.status_handle(), checker.clone());
         let places = director_hooks::index(&config);
         let director = Director {

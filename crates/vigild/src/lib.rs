@@ -16,6 +16,7 @@ pub mod check_config;
 pub mod check_once;
 pub mod children;
 pub mod daemon;
+pub mod datapath;
 pub mod director;
 pub mod director_hooks;
 pub mod dumps;

@@ -328,8 +328,19 @@ pub async fn gather(shared: &Shared) -> String {
     );
 
     vrrp_metrics(&shared.vrrp, &snap.config, &mut m);
+    if let Some(d) = crate::datapath::running() {
+        m.family(
+            "vigil_datapath",
+            "gauge",
+            "1 for the kernel datapath chosen at start (ipvs or nftables).",
+        )
+        .sample("vigil_datapath", &[("datapath", d.kind.name())], 1.0);
+    }
     if let Some(ipvs) = shared.director.ipvs() {
-        ipvs_metrics(&ipvs, &mut m);
+        match crate::datapath::running().map(|d| d.kind) {
+            Some(crate::datapath::Kind::Nftables) => nftables_metrics(&ipvs, &mut m),
+            _ => ipvs_metrics(&ipvs, &mut m),
+        }
     }
     director_metrics(&shared.director.stats(), &mut m);
     if let Some(checker) = shared.director.checker() {
@@ -372,6 +383,40 @@ fn ipvs_metrics(ipvs: &crate::ipvs_worker::IpvsStatus, m: &mut Exposition) {
         "counter",
         "Full reads of the kernel table (start, drift repair).",
         ipvs.full_dumps as f64,
+    );
+}
+
+/// The nft thread's counters (it publishes the IPVS thread's status type).
+fn nftables_metrics(nft: &crate::ipvs_worker::IpvsStatus, m: &mut Exposition) {
+    m.single(
+        "vigil_nftables_available",
+        "gauge",
+        "1 when the last write of table inet vigil succeeded.",
+        f64::from(u8::from(nft.available)),
+    );
+    m.single(
+        "vigil_nftables_syncs_total",
+        "counter",
+        "Applies of the desired table or of one service (most write nothing).",
+        nft.syncs as f64,
+    );
+    m.single(
+        "vigil_nftables_transactions_total",
+        "counter",
+        "nft transactions written (each one atomic).",
+        nft.writes as f64,
+    );
+    m.single(
+        "vigil_nftables_transaction_errors_total",
+        "counter",
+        "Applies that failed (nft refused or could not run; retried with back-off).",
+        nft.write_errors as f64,
+    );
+    m.single(
+        "vigil_nftables_full_replacements_total",
+        "counter",
+        "Transactions that (re)created the whole table.",
+        nft.full_dumps as f64,
     );
 }
 

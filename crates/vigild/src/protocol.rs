@@ -35,6 +35,10 @@ pub fn status(shared: &Shared, snap: &Snapshot) -> StatusReply {
         reloads: snap.reloads.iter().cloned().collect(),
         status_socket: socket_counters(&shared.status_socket),
         alerts: shared.alerts.get().map_or_else(Vec::new, |a| a.status()),
+        datapath: crate::datapath::running().map(|c| vigil_proto::DatapathStatus {
+            name: c.kind.name().into(),
+            reason: c.reason.clone(),
+        }),
     }
 }
 

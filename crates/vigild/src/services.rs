@@ -112,7 +112,16 @@ impl ServicesView {
         let asked = keys.clone();
         // Both at once: they wait on different threads.
         let (kernel, snapshot) = tokio::join!(
-            tokio::task::spawn_blocking(move || read_kernel(&asked)),
+            tokio::task::spawn_blocking(move || {
+                // The nftables datapath has no per-server weights or counters to read
+                // (and an IPVS table on the same kernel is not vigil's).
+                if crate::datapath::running()
+                    .is_some_and(|d| d.kind == crate::datapath::Kind::Nftables)
+                {
+                    return Err("the nftables datapath has no kernel counters".to_string());
+                }
+                read_kernel(&asked)
+            }),
             checker.snapshot()
         );
         let kernel = kernel.unwrap_or_else(|e| Err(format!("reading IPVS failed: {e}")));

@@ -1,0 +1,302 @@
+//! The nftables datapath: one thread (`nft`) owning a [`vigil_nft::Applier`], applying
+//! the director's desired tables to `table inet vigil` in one transaction each. A whole
+//! table (start, reload) is diffed against what the kernel holds (a restart with the same
+//! state writes nothing); a health change or drain patches its one service. A failed
+//! write is retried (1 s, doubling to 30 s) with the whole table, and every
+//! [`DRIFT_REPAIR`] the table is read back and repaired.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+use vigil_ipvs::{DesiredTable, SyncDaemon};
+use vigil_nft::{Applier, ApplyReport, Nft, Options};
+
+use super::Datapath;
+use crate::ipvs_worker::{DRIFT_REPAIR, FAILED_PASSES_FOR_FAULT, IpvsStatus, Job};
+use crate::supervise::{Armed, Guard, HEARTBEAT, Supervisor, TestFaults, test_fault_thread};
+
+/// A large table is one nft transaction of megabytes: allow it this long.
+pub const NFT_STALE_AFTER: Duration = Duration::from_secs(60);
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Why the table cannot be programmed, if it cannot: [`FAILED_PASSES_FOR_FAULT`] failed
+/// applies in a row (VRRP follows it, as with IPVS).
+pub fn nft_fault(failed_passes: u32, last_error: Option<&str>) -> Option<String> {
+    (failed_passes >= FAILED_PASSES_FOR_FAULT).then(|| {
+        format!(
+            "nftables writes keep failing ({failed_passes} passes in a row): {}",
+            last_error.unwrap_or("unknown error")
+        )
+    })
+}
+
+/// The `nft` program: `/usr/sbin/nft` (Debian's) when there, else `nft` from `PATH`.
+pub fn nft_program() -> String {
+    for p in ["/usr/sbin/nft", "/sbin/nft"] {
+        if std::path::Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    "nft".into()
+}
+
+pub struct NftWorker {
+    jobs: mpsc::Sender<Job>,
+    status: Arc<RwLock<IpvsStatus>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NftWorker {
+    /// Starts the thread, supervised by `supervisor`; `programmable` gets [`nft_fault`].
+    pub fn start(
+        nft: Nft,
+        supervisor: &Supervisor,
+        faults: &TestFaults,
+        programmable: tokio::sync::watch::Sender<Option<String>>,
+    ) -> NftWorker {
+        let (jobs, rx) = mpsc::channel();
+        let status = Arc::new(RwLock::new(IpvsStatus::default()));
+        let s = status.clone();
+        let guard = supervisor.guard("nft", NFT_STALE_AFTER);
+        let fault = Armed::new(faults, "nft");
+        let thread = std::thread::Builder::new()
+            .name("nft".into())
+            .spawn(move || {
+                let worker = Worker {
+                    applier: Applier::new(nft, Options::default()),
+                    desired: DesiredTable::new(),
+                    started: false,
+                    whole: true,
+                    retry_at: None,
+                    backoff: RETRY_FIRST,
+                    last_repair: Instant::now(),
+                    status: s,
+                    counters: Counters::default(),
+                    failed_passes: 0,
+                    last_error: None,
+                    programmable,
+                };
+                worker.run(rx, guard, fault)
+            })
+            .ok();
+        if thread.is_none() {
+            error!("cannot start the nft thread");
+        }
+        NftWorker {
+            jobs,
+            status,
+            thread,
+        }
+    }
+}
+
+impl Datapath for NftWorker {
+    fn send(&self, job: Job) {
+        // Only fails when the thread is gone, which its own log explains.
+        let _ = self.jobs.send(job);
+    }
+
+    fn set_sync_daemon(&self, _daemon: Option<SyncDaemon>) {
+        // nftables has no connection sync daemon (`[ipvs_sync]` is a warning).
+    }
+
+    fn status_handle(&self) -> Arc<RwLock<IpvsStatus>> {
+        self.status.clone()
+    }
+
+    fn stop(self: Box<Self>) {
+        let NftWorker { jobs, thread, .. } = *self;
+        drop(jobs);
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    syncs: u64,
+    writes: u64,
+    write_errors: u64,
+    full: u64,
+}
+
+struct Worker {
+    applier: Applier,
+    desired: DesiredTable,
+    /// Nothing asked yet: the kernel is not touched before the director says what it
+    /// wants (as the IPVS thread).
+    started: bool,
+    /// The next write must be the whole table (start, or after a failure).
+    whole: bool,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    last_repair: Instant,
+    status: Arc<RwLock<IpvsStatus>>,
+    counters: Counters,
+    failed_passes: u32,
+    last_error: Option<String>,
+    programmable: tokio::sync::watch::Sender<Option<String>>,
+}
+
+impl Worker {
+    fn run(mut self, jobs: mpsc::Receiver<Job>, guard: Guard, mut fault: Armed) {
+        loop {
+            guard.beat();
+            if let Some(kind) = fault.due(Instant::now()) {
+                test_fault_thread(kind, "nft thread");
+                return;
+            }
+            match jobs.recv_timeout(HEARTBEAT) {
+                Ok(job) => self.handle(job),
+                Err(RecvTimeoutError::Timeout) => self.tick(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    guard.finish();
+                    return;
+                }
+            }
+            self.publish();
+        }
+    }
+
+    fn handle(&mut self, job: Job) {
+        match job {
+            // Conntrack's own timeouts apply (`[ipvs_timeouts]` is a warning).
+            Job::Timeouts(_) => {}
+            Job::SyncAll(table) => {
+                self.desired = table;
+                self.started = true;
+                self.apply_all();
+            }
+            Job::SyncService(key, desired) => {
+                match &desired {
+                    Some(d) => self.desired.insert(key, d.clone()),
+                    None => self.desired.remove(&key),
+                };
+                if !self.started {
+                    return;
+                }
+                if self.whole {
+                    // A failed write is pending: its retry carries this change too.
+                    if self.retry_at.is_none() {
+                        self.apply_all();
+                    }
+                    return;
+                }
+                let result = {
+                    let _external = vigil_child::external_child();
+                    self.applier.apply_service(key, desired.as_ref())
+                };
+                match result {
+                    Err(vigil_nft::Error::NotIntact(why)) => {
+                        info!("nftables: the table needs a full apply ({why})");
+                        self.apply_all();
+                    }
+                    r => self.after(r),
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        if !self.started {
+            return;
+        }
+        let now = Instant::now();
+        if self.retry_at.is_some_and(|at| now >= at) {
+            self.apply_all();
+        } else if self.retry_at.is_none() && self.last_repair.elapsed() >= DRIFT_REPAIR {
+            // Someone's `nft flush table inet vigil`: read back and repair.
+            self.applier.mark_stale();
+            self.apply_all();
+        }
+    }
+
+    fn apply_all(&mut self) {
+        self.last_repair = Instant::now();
+        let result = {
+            let _external = vigil_child::external_child();
+            self.applier.apply(&self.desired)
+        };
+        self.after(result);
+    }
+
+    fn after(&mut self, result: Result<ApplyReport, vigil_nft::Error>) {
+        self.counters.syncs += 1;
+        match result {
+            Ok(report) => {
+                if report.written {
+                    self.counters.writes += 1;
+                    if report.full {
+                        self.counters.full += 1;
+                    }
+                    info!(
+                        commands = report.commands,
+                        services = report.services_changed,
+                        full = report.full,
+                        "nftables: applied one transaction"
+                    );
+                }
+                if self.retry_at.is_some() {
+                    info!("nftables: the table is written again");
+                }
+                self.whole = false;
+                self.retry_at = None;
+                self.backoff = RETRY_FIRST;
+                self.failed_passes = 0;
+                self.last_error = None;
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.last_error.as_deref() != Some(text.as_str()) {
+                    warn!("nftables: {text}; retrying in {}s", self.backoff.as_secs());
+                }
+                self.counters.write_errors += 1;
+                self.failed_passes += 1;
+                self.last_error = Some(text);
+                self.whole = true;
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(RETRY_MAX);
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let mut s = self.status.write().unwrap_or_else(|e| e.into_inner());
+        s.available = self.last_error.is_none();
+        s.error = self.last_error.clone();
+        s.syncs = self.counters.syncs;
+        s.writes = self.counters.writes;
+        s.write_errors = self.counters.write_errors;
+        s.full_dumps = self.counters.full;
+        s.pending_retries = self.retry_at.is_some();
+        s.sync_daemon = None;
+        s.owned_services = if self.started { self.desired.len() } else { 0 };
+        drop(s);
+        let fault = nft_fault(self.failed_passes, self.last_error.as_deref());
+        self.programmable.send_if_modified(|f| {
+            let changed = *f != fault;
+            *f = fault;
+            changed
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nftables_is_unprogrammable_after_three_failed_passes() {
+        assert_eq!(nft_fault(0, None), None);
+        assert_eq!(nft_fault(2, Some("nft refused")), None);
+        assert_eq!(
+            nft_fault(3, Some("nft refused")).as_deref(),
+            Some("nftables writes keep failing (3 passes in a row): nft refused")
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! vigild with `datapath = "nftables"` on this machine's kernel: the netns lab of
+//! `crates/nft/tests/netns_nft.rs` (a director, three real servers, a client; routed return
+//! path), a real vigild in the director's namespace checking the real servers, and real
+//! TCP connections from the client through the VIP.
+//!
+//! Needs root and `nft` (skips with "SKIPPED: ..." otherwise). Run:
+//! `cargo test -p vigil-tests --test nft_datapath`.
+
+#![allow(clippy::unwrap_used)] // a test: it panics on what it set up itself
+
+#[path = "vrrp_support.rs"]
+mod vrrp_support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use vigil_testlab::{NetnsLab, have_tools, require_or_skip, require_root_or_skip, wait_for};
+use vrrp_support::{SETTLE, Vigild, director_paths};
+
+/// The service port on the real servers, and the port their checks probe.
+const PORT: u16 = 8080;
+const CHECK_PORT: u16 = 9000;
+const REALS: [&str; 3] = ["rs1", "rs2", "rs3"];
+/// The checks: every 200 ms, down after 2 failures.
+const INTERVAL_MS: u64 = 200;
+const FALL: u64 = 2;
+
+struct Lab {
+    lab: NetnsLab,
+    vip: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// The topology of crates/nft/tests/netns_nft.rs with a routed return path; each
+    /// real server answers on PORT with its name and accepts checks on CHECK_PORT.
+    fn up() -> Lab {
+        let lab = NetnsLab::up(&["director", "client", "rs1", "rs2", "rs3"]).unwrap();
+        let vip_ip = lab.subnet_addr(100);
+        let d = "director";
+        lab.run(d, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            .unwrap();
+        lab.run(
+            d,
+            [
+                "sysctl",
+                "-qw",
+                "net.ipv4.conf.all.send_redirects=0",
+                "net.ipv4.conf.eth0.send_redirects=0",
+            ],
+        )
+        .unwrap();
+        lab.run(
+            d,
+            ["ip", "addr", "add", &format!("{vip_ip}/24"), "dev", "eth0"],
+        )
+        .unwrap();
+        let gw = lab.ip(d).to_string();
+        let client = lab.ip("client").to_string();
+        for r in REALS {
+            lab.run(r, ["ip", "route", "replace", &client, "via", &gw])
+                .unwrap();
+            let name = r.to_string();
+            let listener = lab
+                .run_in(r, || TcpListener::bind(("0.0.0.0", PORT)))
+                .unwrap()
+                .unwrap();
+            std::thread::spawn(move || serve(listener, name));
+            let check = lab
+                .run_in(r, || TcpListener::bind(("0.0.0.0", CHECK_PORT)))
+                .unwrap()
+                .unwrap();
+            std::thread::spawn(move || for _ in check.incoming() {});
+        }
+        Lab {
+            lab,
+            vip: SocketAddr::new(IpAddr::V4(vip_ip), 80),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The cluster file: one wrr service on the VIP over the real servers with these
+    /// weights, datapath nftables.
+    fn config(&self, weights: &[(&str, u32)]) -> String {
+        let mut s = format!(
+            "[director]\nname = \"director\"\ndatapath = \"nftables\"\n{}\n",
+            director_paths(self.dir.path(), "director")
+        );
+        s.push_str(&format!(
+            "[[virtual_server]]\nname = \"web\"\naddress = \"{}\"\nscheduler = \"wrr\"\ncheck = {{ kind = \"tcp\", port = {CHECK_PORT}, interval = \"{INTERVAL_MS}ms\", timeout = \"100ms\", rise = 1, fall = {FALL} }}\n",
+            self.vip
+        ));
+        for (name, w) in weights {
+            s.push_str(&format!(
+                "[[virtual_server.real_server]]\naddress = \"{}:{PORT}\"\nweight = {w}\n",
+                self.lab.ip(name)
+            ));
+        }
+        s
+    }
+
+    fn start(&self, weights: &[(&str, u32)]) -> Vigild {
+        let path = self.dir.path().join("director.toml");
+        std::fs::write(&path, self.config(weights)).unwrap();
+        Vigild::start_file(&self.lab, self.dir.path(), "director", path)
+    }
+
+    /// Waits until every real server is up and in the table with its weight.
+    fn wait_all_up(&self, v: &Vigild, n: usize) {
+        let ok = wait_for(SETTLE, || {
+            let Some(r) = v.request(r#"{"command":"services"}"#) else {
+                return false;
+            };
+            let reals = r["result"]["virtual_servers"][0]["real_servers"].clone();
+            reals
+                .as_array()
+                .is_some_and(|a| a.len() == n && a.iter().all(|rs| rs["health"] == "up"))
+        });
+        assert!(ok, "real servers never all up:\n{}", v.log_text());
+    }
+
+    fn table(&self) -> String {
+        self.lab
+            .run("director", ["nft", "-a", "list", "table", "inet", "vigil"])
+            .unwrap_or_default()
+    }
+
+    /// `n` connections from the client, one request each: who answered.
+    fn hits(&self, n: usize) -> BTreeMap<String, usize> {
+        let vip = self.vip;
+        self.lab
+            .run_in("client", move || {
+                let mut seen = BTreeMap::new();
+                for _ in 0..n {
+                    let mut c = connect(vip);
+                    *seen.entry(ask(&mut c)).or_insert(0) += 1;
+                }
+                seen
+            })
+            .unwrap()
+    }
+
+    fn open(&self) -> BufReader<TcpStream> {
+        let vip = self.vip;
+        self.lab.run_in("client", move || connect(vip)).unwrap()
+    }
+
+    fn drain(&self, v: &Vigild, real: &str, drain: bool) {
+        let body = format!(
+            r#"{{"command":"{}","virtual_server":"web","real_server":"{}:{PORT}"}}"#,
+            if drain { "drain" } else { "enable" },
+            self.lab.ip(real)
+        );
+        let r = v.request(&body).unwrap();
+        assert_eq!(r["ok"], true, "{r}");
+    }
+}
+
+fn connect(vip: SocketAddr) -> BufReader<TcpStream> {
+    let s = TcpStream::connect_timeout(&vip, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("connect {vip}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    BufReader::new(s)
+}
+
+fn ask(c: &mut BufReader<TcpStream>) -> String {
+    c.get_mut().write_all(b"?\n").unwrap();
+    let mut line = String::new();
+    c.read_line(&mut line).unwrap();
+    let name = line.split_whitespace().next().unwrap_or("").to_string();
+    assert!(!name.is_empty(), "no answer");
+    name
+}
+
+/// Answers each line of each connection with its name; connections stay open.
+fn serve(listener: TcpListener, name: String) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let name = name.clone();
+        std::thread::spawn(move || {
+            let mut w = conn.try_clone().unwrap();
+            for line in BufReader::new(conn).lines() {
+                if line.is_err() || w.write_all(format!("{name}\n").as_bytes()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn ready() -> bool {
+    require_root_or_skip!(false);
+    require_or_skip!(have_tools(&["nft", "ip"]), false);
+    true
+}
+
+/// Pearson's chi-square of counts against expected shares (which sum to 1).
+fn chi_square(counts: &[usize], shares: &[f64]) -> f64 {
+    let n: usize = counts.iter().sum();
+    counts
+        .iter()
+        .zip(shares)
+        .map(|(&c, &p)| {
+            let e = n as f64 * p;
+            (c as f64 - e).powi(2) / e
+        })
+        .sum()
+}
+
+#[test]
+fn vigild_spreads_by_weight_and_a_failed_real_server_stops_within_the_fall_window() {
+    if !ready() {
+        return;
+    }
+    let lab = Lab::up();
+    let v = lab.start(&[("rs1", 1), ("rs2", 2), ("rs3", 3)]);
+    lab.wait_all_up(&v, 3);
+    let status = v.request(r#"{"command":"status"}"#).unwrap();
+    assert_eq!(status["result"]["datapath"]["name"], "nftables", "{status}");
+    assert!(lab.table().contains("comment \"tcp "), "{}", lab.table());
+
+    let seen = lab.hits(600);
+    let counts: Vec<usize> = REALS
+        .iter()
+        .map(|r| seen.get(*r).copied().unwrap_or(0))
+        .collect();
+    let chi = chi_square(&counts, &[1.0 / 6.0, 2.0 / 6.0, 3.0 / 6.0]);
+    // 2 degrees of freedom: 20 is p < 0.0001 for a correct 1:2:3 split.
+    assert!(
+        chi < 20.0,
+        "counts {counts:?} for weights 1:2:3, chi-square {chi:.1}"
+    );
+    println!("600 connections over weights 1:2:3: {counts:?}, chi-square {chi:.2}");
+
+    // rs2's check port refuses from now on; its service port still answers, so only
+    // the table can keep new connections away from it.
+    lab.lab
+        .run(
+            "rs2",
+            [
+                "nft",
+                &format!(
+                    "add table inet hc {{ chain in {{ type filter hook input priority 0; tcp dport {CHECK_PORT} reject with tcp reset; }}; }}"
+                ),
+            ],
+        )
+        .unwrap();
+    let failed_at = Instant::now();
+    // Within the fall window (fall x interval) plus a generous margin for a shared machine.
+    let window = Duration::from_millis(INTERVAL_MS * FALL) + Duration::from_millis(1_500);
+    let vip = lab.vip;
+    let seen: Vec<(Duration, String)> = lab
+        .lab
+        .run_in("client", move || {
+            let mut out = Vec::new();
+            while failed_at.elapsed() < window + Duration::from_secs(2) {
+                let mut c = connect(vip);
+                out.push((failed_at.elapsed(), ask(&mut c)));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            out
+        })
+        .unwrap();
+    let last_rs2 = seen
+        .iter()
+        .filter(|(_, n)| n == "rs2")
+        .map(|(t, _)| *t)
+        .max();
+    println!(
+        "rs2's check failing: its last new connection {:?} after, fall window {:?} ({} connections)",
+        last_rs2,
+        Duration::from_millis(INTERVAL_MS * FALL),
+        seen.len()
+    );
+    let after: Vec<&String> = seen
+        .iter()
+        .filter(|(t, _)| *t > window)
+        .map(|(_, n)| n)
+        .collect();
+    assert!(
+        after.len() > 20,
+        "too few connections after the window: {}",
+        after.len()
+    );
+    assert!(
+        after.iter().all(|n| *n != "rs2"),
+        "rs2 still got new connections {window:?} after its check failed: {seen:?}\n{}",
+        v.log_text()
+    );
+}
+
+#[test]
+fn vigild_drains_a_real_server_that_keeps_its_open_connection() {
+    if !ready() {
+        return;
+    }
+    let lab = Lab::up();
+    let v = lab.start(&[("rs1", 1), ("rs2", 1)]);
+    lab.wait_all_up(&v, 2);
+    // Open connections until one is on rs1, and keep it.
+    let mut held = None;
+    for _ in 0..100 {
+        let mut c = lab.open();
+        if ask(&mut c) == "rs1" {
+            held = Some(c);
+            break;
+        }
+    }
+    let mut held = held.expect("no connection reached rs1 in 100 tries");
+
+    lab.drain(&v, "rs1", true);
+    let ok = wait_for(SETTLE, || !lab.hits(10).contains_key("rs1"));
+    assert!(ok, "rs1 still gets new connections after the drain");
+    let seen = lab.hits(60);
+    assert_eq!(seen.get("rs2"), Some(&60), "{seen:?}");
+    // The connection opened before the drain still reaches rs1 (its conntrack entry).
+    assert_eq!(ask(&mut held), "rs1");
+
+    lab.drain(&v, "rs1", false);
+    let ok = wait_for(SETTLE, || lab.hits(20).contains_key("rs1"));
+    assert!(ok, "rs1 never came back after enable");
+}
+
+#[test]
+fn vigild_restarted_with_unchanged_state_writes_nothing() {
+    if !ready() {
+        return;
+    }
+    let lab = Lab::up();
+    let mut v = lab.start(&[("rs1", 1), ("rs2", 2), ("rs3", 3)]);
+    lab.wait_all_up(&v, 3);
+    // Settled: the table as the first run left it, with rule handles (a rewrite of any
+    // rule or chain changes them).
+    std::thread::sleep(Duration::from_millis(500));
+    let before = lab.table();
+    assert!(before.contains("numgen random mod 6"), "{before}");
+    let first_run = v.log_text();
+    assert!(first_run.contains("datapath: nftables"), "{first_run}");
+    assert!(first_run.contains("nftables: applied"), "{first_run}");
+    assert!(v.stop().success(), "{}", v.log_text());
+    // The table outlives the daemon: connections keep flowing meanwhile.
+    assert_eq!(lab.table(), before);
+    assert_eq!(lab.hits(10).values().sum::<usize>(), 10);
+
+    let log_before = v.log_text().len();
+    v.restart(&lab.lab);
+    lab.wait_all_up(&v, 3);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lab.table(), before, "the restart rewrote the table");
+    let second_run = &v.log_text()[log_before..];
+    assert!(
+        !second_run.contains("nftables: applied"),
+        "the restart wrote a transaction:\n{second_run}"
+    );
+    v.stop();
+}
