@@ -5,26 +5,42 @@
 # spreading over the real servers, a real server failing and leaving, the master killed
 # and the standby taking over with the client still served, and the master returning.
 #
-# IPVS needs a kernel that has it. This machine's may not (no ip_vs): then the demo runs
-# itself inside the project's kernel lab (a QEMU VM with Debian's stock kernel over this
-# machine's filesystem, tests/lab/), installing the lab first if needed. Every packet
-# stays inside the namespaces the demo creates; everything is removed at the end.
-# Needs root. Takes about a minute (most of it the emulated VM).
+# IPVS needs a kernel that has it. On one without (no ip_vs) the demo runs natively with
+# vigil's nftables datapath (`datapath = "nftables"`, NAT with the real servers routing
+# replies via the VIP) when `nft` is installed; `--kernel-lab` runs it with IPVS inside
+# the project's kernel lab instead (a QEMU VM with Debian's stock kernel over this
+# machine's filesystem, tests/lab/), installing the lab first if needed; `--nftables`
+# uses nftables even where IPVS exists. Every packet stays inside the namespaces the
+# demo creates; everything is removed at the end. Needs root. Takes about half a minute
+# natively, a minute in the VM.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 LAB=$ROOT/tests/lab
 
 if [ "${1:-}" != --inside ]; then
+  MODE=${1:-auto}
+  case $MODE in
+    auto|--kernel-lab|--nftables) ;;
+    *) echo "usage: demo.sh [--kernel-lab | --nftables]" >&2; exit 2;;
+  esac
   [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (namespaces, IPVS, VRRP)" >&2; exit 1; }
   echo "== Building vigild and vigilctl"
   (cd "$ROOT" && cargo build --quiet --bins)
-  if [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; then
-    exec bash "$0" --inside
+  if [ "$MODE" = --nftables ]; then
+    DEMO_DATAPATH=nftables exec bash "$0" --inside
   fi
-  echo "== This kernel has no IPVS: running the demo inside the kernel lab (a QEMU VM)"
+  if [ "$MODE" = auto ] && { [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; }; then
+    DEMO_DATAPATH=ipvs exec bash "$0" --inside
+  fi
+  if [ "$MODE" = auto ] && command -v nft >/dev/null; then
+    echo "== This kernel has no IPVS: the demo runs with the nftables datapath (--kernel-lab: IPVS in a QEMU VM)"
+    DEMO_DATAPATH=nftables exec bash "$0" --inside
+  fi
+  echo "== Running the demo with IPVS inside the kernel lab (a QEMU VM)"
   bash "$LAB/install-kernel-lab"
-  exec bash "$LAB/in-ipvs-kernel" --timeout 600 -- bash "$0" --inside
+  DEMO_DATAPATH=ipvs exec bash "$LAB/in-ipvs-kernel" --timeout 600 -- bash "$0" --inside
 fi
+DATAPATH=${DEMO_DATAPATH:-ipvs}
 
 # ---- the demo proper (root, a kernel with IPVS) ------------------------------------
 # Where `cargo build` above put them (the environment, CARGO_TARGET_DIR included, is
@@ -59,6 +75,7 @@ step "Lab: two directors (lb1, lb2), three real servers (rs1..rs3) and a client 
 VIP=10.99.0.100
 echo "virtual IP: $VIP (floats between lb1 and lb2 by VRRP)"
 
+if [ "$DATAPATH" = ipvs ]; then
 # Direct routing: the real servers hold the VIP on lo but never answer ARP for it, and
 # reply to clients directly; the directors only carry the inbound half.
 for rs in rs1 rs2 rs3; do
@@ -67,6 +84,26 @@ for rs in rs1 rs2 rs3; do
     sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
       net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2"
 done
+FORWARDING=dr
+SYNC="[ipvs_sync]
+interface = \"eth0\"
+instance = \"web\""
+else
+# NAT (nftables has no direct routing): the directors DNAT to the real servers, which
+# route their replies to the client via the VIP, so whichever director holds it undoes
+# the translation.
+CLIENT=$("$LAB/netns-lab" ip "$P" client)
+for rs in rs1 rs2 rs3; do
+  mkdir -p "$W/$rs"; echo "$rs" > "$W/$rs/id"
+  on "$rs" ip route replace "$CLIENT" via "$VIP"
+done
+for lb in lb1 lb2; do
+  on "$lb" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
+    net.ipv4.conf.eth0.send_redirects=0
+done
+FORWARDING=nat
+SYNC=""
+fi
 # busybox httpd in the foreground of each real server's namespace; PIDs kept to stop one.
 declare -A HTTPD
 # (netns-lab execs into the program, so $! is httpd's own PID.)
@@ -79,6 +116,7 @@ director() {  # director NAME PRIORITY
 name = "$1"
 status_socket = "$W/$1.sock"
 state_file = "$W/$1.state.json"
+datapath = "$DATAPATH"
 
 [vrrp.web]
 interface = "eth0"
@@ -87,15 +125,13 @@ priority = $2
 advert_interval = "100ms"
 vips = ["$VIP/24"]
 
-[ipvs_sync]
-interface = "eth0"
-instance = "web"
+$SYNC
 
 [[virtual_server]]
 name = "web"
 address = "$VIP:80"
 scheduler = "rr"
-forwarding = "dr"
+forwarding = "$FORWARDING"
 check = { kind = "http", path = "/id", interval = "500ms", timeout = "300ms", rise = 2, fall = 2 }
 real_server = [
   { address = "$("$LAB/netns-lab" ip "$P" rs1)" },
@@ -132,14 +168,24 @@ wait_for 30 healthy lb2 3
 ctl lb1 vrrp
 ctl lb2 vrrp
 ctl lb1 services
+ctl lb1 status | grep datapath
 echo
-echo "lb1's kernel (ipvsadm -Ln, the independent witness):"
-on lb1 ipvsadm -Ln
+if [ "$DATAPATH" = ipvs ]; then
+  echo "lb1's kernel (ipvsadm -Ln, the independent witness):"
+  on lb1 ipvsadm -Ln
+else
+  echo "lb1's kernel (nft list table inet vigil, the independent witness):"
+  on lb1 nft list table inet vigil
+fi
 
-step "The client sends 12 requests to $VIP: round robin over the real servers"
+if [ "$DATAPATH" = ipvs ]; then
+  step "The client sends 12 requests to $VIP: round robin over the real servers"
+else
+  step "The client sends 12 requests to $VIP: spread over the real servers (rr in nftables: random, equal shares)"
+fi
 requests 12
 
-step "rs2's web server dies: its check fails twice and lb1 takes it out of IPVS"
+step "rs2's web server dies: its check fails twice and lb1 takes it out of $DATAPATH"
 kill "${HTTPD[rs2]}"
 wait_for 30 healthy lb1 2
 ctl lb1 services
