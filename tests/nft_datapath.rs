@@ -321,6 +321,23 @@ fn vigild_drains_a_real_server_that_keeps_its_open_connection() {
     lab.drain(&v, "rs1", false);
     let ok = wait_for(SETTLE, || lab.hits(20).contains_key("rs1"));
     assert!(ok, "rs1 never came back after enable");
+
+    // A reload asking for what nftables cannot serve is refused at its field, and the
+    // running config and table stay.
+    let table = lab.table();
+    let bad = lab
+        .config(&[("rs1", 1), ("rs2", 1)])
+        .replace("scheduler = \"wrr\"", "scheduler = \"wlc\"");
+    std::fs::write(&v.config, bad).unwrap();
+    let r = v.request(r#"{"command":"reload"}"#).unwrap();
+    let text = r.to_string();
+    assert!(
+        text.contains("virtual_server.web.scheduler") && text.contains("no nftables equivalent"),
+        "{text}"
+    );
+    let status = v.request(r#"{"command":"status"}"#).unwrap();
+    assert_eq!(status["result"]["config_generation"], 1, "{status}");
+    assert_eq!(lab.table(), table);
 }
 
 #[test]

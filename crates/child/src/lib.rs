@@ -44,7 +44,10 @@
 //! switch a child's user and lock it out) and, in fallback mode, CAP_KILL; the calling
 //! (main) thread then drops all four, so every thread created after it, and every child,
 //! never has them. One thread owns all reaping, so nothing else may wait for children
-//! (no `tokio::process`, no `std::process::Command::status` in the daemon).
+//! (no `tokio::process`, no `std::process::Command::status` in the daemon). The one
+//! exception is a program that needs the daemon's own capabilities (`nft`, for the
+//! nftables datapath): its caller holds an [`ExternalChild`] guard from spawn to wait,
+//! so the sweep of orphans leaves it alone.
 
 mod caps;
 mod cgroup;
