@@ -253,3 +253,106 @@ max_ttl = "2s"
         "vigilctl services:\n{text}"
     );
 }
+
+/// SRV: the records of the lowest priority give the servers, each with its record's port
+/// and weight; a target's address comes from the answer or its own lookup.
+#[test]
+fn srv_records_give_ports_and_weights() {
+    if !is_root() {
+        println!("SKIPPED: a network namespace for vigild and dnsmasq needs root");
+        return;
+    }
+    vigil_testlab::require_or_skip!(vigil_testlab::have_tools(&[
+        "dnsmasq", "nsenter", "unshare"
+    ]));
+    let srv = "_http._tcp.vigil.test";
+    let d = Daemon::start_with(|dir| {
+        format!(
+            r#"[director]
+name = "dns-srv-test"
+status_socket = "{}"
+state_file = "{}"
+
+[[virtual_server]]
+name = "web"
+address = "127.0.0.100:80"
+scheduler = "wrr"
+
+[[virtual_server.real_servers_from_dns]]
+name = "{srv}"
+type = "SRV"
+nameservers = ["127.0.0.1:{DNS_PORT}"]
+timeout = "200ms"
+min_ttl = "1s"
+"#,
+            dir.join("vigil.sock").display(),
+            dir.join("state.json").display()
+        )
+    });
+    let pid = d.pid();
+    let hosts = d.dir.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.21 a.vigil.test\n127.0.0.22 b.vigil.test\n127.0.0.23 c.vigil.test\n",
+    )
+    .expect("write the hosts file");
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/proc/{pid}/ns/net"))
+        .args([
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--user=root",
+            "--group=root",
+            "--pid-file",
+            "--local-ttl=1",
+        ])
+        .arg(format!("--port={DNS_PORT}"))
+        .arg(format!("--addn-hosts={}", hosts.display()))
+        // --srv-host=NAME,TARGET,PORT,PRIORITY,WEIGHT; c is a fallback (priority 1).
+        .arg(format!("--srv-host={srv},a.vigil.test,8081,0,5"))
+        .arg(format!("--srv-host={srv},b.vigil.test,8082,0,10"))
+        .arg(format!("--srv-host={srv},c.vigil.test,8083,1,10"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut dnsmasq = LabChild::spawn(&mut c).expect("start dnsmasq");
+
+    let weights = |vs: &Value| -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = vs["real_servers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| {
+                        (
+                            r["address"].as_str().unwrap_or_default().to_string(),
+                            r["weight"].as_u64().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let want = vec![
+        ("127.0.0.21:8081".to_string(), 5),
+        ("127.0.0.22:8082".to_string(), 10),
+    ];
+    let got = wait_for(Duration::from_secs(15), || weights(&services(&d)) == want);
+    let vs = services(&d);
+    let _ = dnsmasq.terminate(Duration::from_secs(5));
+    assert!(got, "SRV servers not as the records say: {vs}");
+    assert_eq!(vs["dns"][0]["record"], "SRV", "{vs}");
+    // Without checks the servers are in at once.
+    assert_eq!(
+        real_servers(&vs)
+            .iter()
+            .map(|(_, h)| h.as_str())
+            .collect::<Vec<_>>(),
+        ["unchecked", "unchecked"]
+    );
+}
