@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vigil_testlab::{LabChild, wait_for};
-use vigil_tests::Daemon;
+use vigil_tests::{Daemon, StatusClient};
 
 const NAME: &str = "web.vigil.test";
 const DNS_PORT: u16 = 5353;
@@ -148,6 +148,12 @@ max_ttl = "2s"
             dir.join("state.json").display()
         )
     });
+    let mut events = StatusClient::connect(&d.socket);
+    events.send_line(r#"{"command":"events"}"#);
+    assert_eq!(
+        events.read_reply().expect("subscribed")["ok"],
+        Value::Bool(true)
+    );
     let pid = d.pid();
     for last in ["11", "12", "13"] {
         listen(pid, rs(last).parse().expect("address"));
@@ -251,6 +257,41 @@ max_ttl = "2s"
     assert!(
         text.contains("FAILING (kept)"),
         "vigilctl services:\n{text}"
+    );
+
+    // The events told it all, in order: DNS down, two added, one swapped, DNS down.
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let e = events.read_reply().expect("an event");
+        if e["event"] == "dns_resolution" {
+            let list = |k: &str| {
+                e[k].as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default()
+            };
+            let what = match e["ok"].as_bool() {
+                Some(true) => format!("+[{}] -[{}]", list("added"), list("removed")),
+                _ => "failed".to_string(),
+            };
+            // A name that stays down is reported again only when its error changes.
+            if seen.last() != Some(&what) {
+                seen.push(what);
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "failed".to_string(),
+            format!("+[{} {}] -[]", rs("11"), rs("12")),
+            format!("+[{}] -[{}]", rs("13"), rs("11")),
+            "failed".to_string(),
+        ]
     );
 }
 
