@@ -542,6 +542,9 @@ pub struct VirtualServer {
     /// with tunnel forwarding.
     pub tunnel: Option<Tunnel>,
     pub real_servers: Vec<RealServer>,
+    /// `[[virtual_server.real_servers_from_dns]]`: more real servers, from DNS names
+    /// resolved by the daemon (not part of `real_servers`).
+    pub real_servers_from_dns: Vec<DnsRealServers>,
     /// What `quorum` and `hysteresis` count: live real servers, or their summed weights.
     pub quorum_by: QuorumBy,
     /// Run when the service gains its quorum (keepalived's `quorum_up`).
@@ -862,3 +865,81 @@ pub struct DnsCheck {
     /// Send an EDNS(0) OPT record with the query (RFC 6891).
     pub edns: bool,
 }
+
+/// Real servers taken from a DNS name: every address (A/AAAA) or target (SRV) of the
+/// answer becomes a real server shaped like `template`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsRealServers {
+    pub lookup: DnsLookup,
+    /// Everything of each real server but its address (and, for SRV, its weight): the
+    /// address is unspecified, the port the entry's (0 for SRV).
+    pub template: RealServer,
+}
+
+impl DnsRealServers {
+    /// The real server for one resolved destination; `weight` is an SRV record's.
+    pub fn real_server(&self, address: SocketAddr, weight: Option<u32>) -> RealServer {
+        let mut rs = self.template.clone();
+        rs.address = address;
+        if let Some(w) = weight {
+            rs.weight = w;
+        }
+        rs
+    }
+}
+
+/// What a `real_servers_from_dns` entry asks of DNS, and how often.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct DnsLookup {
+    /// The name looked up, as written (a name without a final dot may be searched in the
+    /// resolver's domains).
+    pub name: String,
+    pub record: DnsRecord,
+    /// A/AAAA: the port of every address; `None` for SRV (the records give it).
+    pub port: Option<u16>,
+    pub resolver: DnsResolver,
+    /// The record's TTL is kept within these: re-resolved no sooner than `min_ttl` and no
+    /// later than `max_ttl` after the last answer (a failure retries after `min_ttl`).
+    #[serde(serialize_with = "crate::duration::serialize")]
+    pub min_ttl: Duration,
+    #[serde(serialize_with = "crate::duration::serialize")]
+    pub max_ttl: Duration,
+}
+
+/// The record type a `real_servers_from_dns` entry resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum DnsRecord {
+    A,
+    Aaaa,
+    /// RFC 2782: port and weight from each record; the target resolved to A or AAAA
+    /// by the service's family.
+    Srv,
+}
+
+impl DnsRecord {
+    pub const NAMES: &'static [&'static str] = &["A", "AAAA", "SRV"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DnsRecord::A => "A",
+            DnsRecord::Aaaa => "AAAA",
+            DnsRecord::Srv => "SRV",
+        }
+    }
+}
+
+/// Which DNS servers answer, and how long each may take.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct DnsResolver {
+    /// Asked in order; empty: those of /etc/resolv.conf (and its options).
+    pub nameservers: Vec<SocketAddr>,
+    #[serde(serialize_with = "crate::duration::serialize")]
+    pub timeout: Duration,
+    /// Tries per name server before the resolution fails.
+    pub attempts: u32,
+}
+
+pub const DEFAULT_DNS_MIN_TTL: Duration = Duration::from_secs(5);
+pub const DEFAULT_DNS_MAX_TTL: Duration = Duration::from_secs(300);
+pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_DNS_ATTEMPTS: u32 = 2;

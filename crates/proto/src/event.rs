@@ -27,6 +27,9 @@ pub enum Event {
     VrrpState(VrrpStateEvent),
     /// The VRRP instances held in fault because IPVS cannot be programmed changed.
     IpvsFault(IpvsFaultEvent),
+    /// A `real_servers_from_dns` name was resolved to other servers, or could not be
+    /// resolved (the last good set stays).
+    DnsResolution(DnsResolutionEvent),
     /// This client was too slow: `missed` events were dropped for it.
     Lagged(LaggedEvent),
     /// An event this version does not know (from a newer daemon).
@@ -103,6 +106,26 @@ pub struct IpvsFaultEvent {
     pub held: Vec<String>,
     /// The instances released by this change.
     pub released: Vec<String>,
+    pub at_unix_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DnsResolutionEvent {
+    pub virtual_server: String,
+    /// The name looked up and its record type (`A`, `AAAA`, `SRV`).
+    pub name: String,
+    pub record: String,
+    /// False: the resolution failed or was empty, and the servers stay as they were.
+    pub ok: bool,
+    /// The real servers the name gives now (the last good set when not `ok`).
+    pub real_servers: Vec<SocketAddr>,
+    /// What changed (empty when not `ok`).
+    pub added: Vec<SocketAddr>,
+    pub removed: Vec<SocketAddr>,
+    /// Why it failed; absent when it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub at_unix_ms: u64,
 }
 

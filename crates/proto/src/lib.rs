@@ -26,14 +26,14 @@ mod status;
 mod vrrp;
 
 pub use event::{
-    DrainEvent, Event, HealthEvent, IpvsFaultEvent, LaggedEvent, QuorumEvent, ReloadEvent,
-    VrrpStateEvent,
+    DnsResolutionEvent, DrainEvent, Event, HealthEvent, IpvsFaultEvent, LaggedEvent, QuorumEvent,
+    ReloadEvent, VrrpStateEvent,
 };
 pub use reply::{ErrorCode, ProtocolError, Reply, reply_line};
 pub use request::{COMMANDS, MAX_LINE, Request, parse_request};
 pub use services::{
-    CheckSummary, CheckView, Family, Health, IpvsView, RealServerView, ServicesReply,
-    VirtualServerView,
+    CheckSummary, CheckView, DnsSourceView, Family, Health, IpvsView, RealServerView,
+    ServicesReply, VirtualServerView,
 };
 pub use status::{
     AlertDropped, AlertRequests, AlertStatus, ConfigReply, Counts, DatapathStatus, DrainReply,

@@ -43,6 +43,32 @@ pub struct VirtualServerView {
     /// Whether the kernel holds the service (null: IPVS could not be read).
     pub in_kernel: Option<bool>,
     pub real_servers: Vec<RealServerView>,
+    /// The `real_servers_from_dns` entries (absent when there are none); their servers
+    /// are in `real_servers`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<DnsSourceView>,
+}
+
+/// One `real_servers_from_dns` entry of a virtual server and its resolutions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DnsSourceView {
+    pub name: String,
+    /// `A`, `AAAA` or `SRV`.
+    pub record: String,
+    /// The last good answer, as real servers (kept through failed resolutions).
+    pub real_servers: Vec<SocketAddr>,
+    pub last_success_unix_ms: Option<u64>,
+    /// The TTL of the last good answer, in seconds, as the server gave it.
+    pub ttl_s: Option<u32>,
+    /// The last failed or empty resolution; cleared by the next good one.
+    pub last_error: Option<String>,
+    pub last_error_unix_ms: Option<u64>,
+    /// When the name is resolved next (null before the first resolution is scheduled).
+    pub next_resolution_unix_ms: Option<u64>,
+    pub resolutions: u64,
+    /// Resolutions that failed or were empty (the last good set stayed).
+    pub failures: u64,
 }
 
 /// A virtual server's address family.

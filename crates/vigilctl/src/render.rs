@@ -347,9 +347,60 @@ pub(crate) fn services(v: &ServicesReply) -> String {
                 last.trim().to_string(),
             ]);
         }
+        for d in &vs.dns {
+            rows.push(dns_row(d));
+        }
     }
     out.push_str(&table(&rows));
     out
+}
+
+/// A `real_servers_from_dns` entry under its virtual server: the last good answer, the
+/// last error (kept until a good answer), when it is resolved next.
+fn dns_row(d: &vigil_proto::DnsSourceView) -> Vec<String> {
+    let failing = d.last_error.is_some();
+    let mut last = format!(
+        "{} {}",
+        d.real_servers.len(),
+        if d.real_servers.len() == 1 {
+            "server"
+        } else {
+            "servers"
+        }
+    );
+    if let Some(t) = d.ttl_s {
+        let _ = write!(last, ", TTL {t}s");
+    }
+    if let Some(ms) = d.last_success_unix_ms {
+        let _ = write!(last, ", resolved {}", ago(ms));
+    }
+    let _ = write!(last, ", {}/{} failed", d.failures, d.resolutions);
+    if let Some(ms) = d.next_resolution_unix_ms {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let _ = write!(
+            last,
+            ", next in {}",
+            human_duration(ms.saturating_sub(now) as f64 / 1e3)
+        );
+    }
+    let failure = match (&d.last_error, d.last_error_unix_ms) {
+        (Some(e), Some(ms)) => format!("{e} {}", ago(ms)),
+        (Some(e), None) => e.clone(),
+        (None, _) => "-".to_string(),
+    };
+    vec![
+        format!("  <- DNS {} {}", or_dash(&d.record), or_dash(&d.name)),
+        String::new(),
+        String::new(),
+        String::new(),
+        if failing { "FAILING (kept)" } else { "ok" }.to_string(),
+        String::new(),
+        String::new(),
+        failure,
+        last,
+    ]
 }
 
 fn family(f: &vigil_proto::Family) -> &str {
@@ -545,6 +596,38 @@ pub(crate) fn event(e: &Event) -> Option<String> {
             }
             line
         }
+        Event::DnsResolution(d) => {
+            let mut line = format!(
+                "{}  dns     {} {} {}: ",
+                at_ms(d.at_unix_ms),
+                or_dash(&d.virtual_server),
+                or_dash(&d.record),
+                or_dash(&d.name)
+            );
+            if d.ok {
+                let list = |v: &[std::net::SocketAddr]| {
+                    v.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let _ = write!(line, "{} real servers", d.real_servers.len());
+                if !d.added.is_empty() {
+                    let _ = write!(line, "; added {}", list(&d.added));
+                }
+                if !d.removed.is_empty() {
+                    let _ = write!(line, "; removed {}", list(&d.removed));
+                }
+            } else {
+                let _ = write!(
+                    line,
+                    "FAILED: {}; keeping {} real servers",
+                    d.error.as_deref().unwrap_or("-"),
+                    d.real_servers.len()
+                );
+            }
+            line
+        }
         Event::Lagged(l) => format!("(missed {} events: this client was too slow)", l.missed),
         Event::Subscribed | Event::Other => return None,
     })
@@ -706,6 +789,21 @@ mod tests {
         assert!(text.contains("  -> 10.0.0.11:80"), "{text}");
         assert!(text.contains("http GET /healthz every 1s"), "{text}");
         assert!(text.contains("LAST FAILURE"), "{text}");
+    }
+
+    #[test]
+    fn services_table_shows_dns_entries_under_their_service() {
+        let v = json!({"virtual_servers": [{
+            "name": "web", "protocol": "tcp", "address": "192.0.2.100:80",
+            "real_servers": [],
+            "dns": [{"name": "web.test", "record": "A", "real_servers": ["10.0.0.11:80"],
+                     "ttl_s": 30, "last_error": "timed out", "resolutions": 4, "failures": 1}]
+        }]});
+        let text = services(&typed(v));
+        assert!(text.contains("  <- DNS A web.test"), "{text}");
+        assert!(text.contains("FAILING (kept)"), "{text}");
+        assert!(text.contains("1 server, TTL 30s, 1/4 failed"), "{text}");
+        assert!(text.contains("timed out"), "{text}");
     }
 
     #[test]

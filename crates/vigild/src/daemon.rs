@@ -169,6 +169,11 @@ async fn serve(
         ipvs_programmable,
         &datapath,
     );
+    let dns = crate::dns_real_servers::DnsWorker::spawn(
+        shared.snapshot().config.clone(),
+        director.clone(),
+        &supervisor,
+    );
     let metrics = shared
         .snapshot()
         .config
@@ -201,6 +206,7 @@ async fn serve(
         let abandoned = Arc::new(AtomicBool::new(false));
         let (shared, done, gone) = (shared.clone(), reloaded_tx.clone(), abandoned.clone());
         let (director, vrrp, alerts) = (director.clone(), vrrp.clone(), alerts.clone());
+        let dns = dns.clone();
         let handle = tokio::spawn(async move {
             let trigger = match request {
                 ReloadRequest::Signal => Trigger::Sighup,
@@ -214,6 +220,7 @@ async fn serve(
                 // reload runs at a time).
                 let config = shared.snapshot().config.clone();
                 let _ = director.send(DirectorCommand::Reload(config.clone())).await;
+                dns.apply(config.clone());
                 vrrp.apply(config.clone());
                 // Reads token and CA files: off the runtime's workers.
                 let _ = tokio::task::spawn_blocking(move || {

@@ -53,6 +53,8 @@ pub enum Command {
     },
     Services(oneshot::Sender<ServicesReply>),
     Stop(oneshot::Sender<()>),
+    /// A `real_servers_from_dns` name was resolved (or failed to be).
+    DnsResolved(crate::dns_real_servers::Resolution),
 }
 
 /// The director's messages to the daemon loop.
@@ -104,6 +106,8 @@ pub struct Director {
     /// makes a quorum undecided for a while must not make its next decision look like
     /// the first.
     quorum_reported: HashMap<ServiceKey, bool>,
+    /// The file's config and the real servers DNS gave it; `config` is their sum.
+    dns: crate::dns_real_servers::sets::DnsSets,
 }
 
 /// How long queued hooks (omega's among them) may still run at shutdown: within the
@@ -159,7 +163,9 @@ impl Director {
         };
         view.attach(ipvs.status_handle(), checker.clone());
         let places = director_hooks::index(&config);
+        let dns = crate::dns_real_servers::sets::DnsSets::new(config.clone());
         let director = Director {
+            dns,
             fault: Armed::new(faults, "director"),
             checker_fault: Armed::new(faults, "checker"),
             ipvs,
@@ -477,32 +483,25 @@ impl Director {
     async fn on_command(&mut self, c: Command) {
         match c {
             Command::Reload(config) => {
-                if let Err(e) = self.checker.update(targets_from_config(&config)) {
-                    warn!("health checker: {e}");
+                let config = self.dns.reload(config);
+                self.apply_config(config);
+            }
+            Command::DnsResolved(r) => {
+                let resolved = self
+                    .dns
+                    .resolved(&r.key, r.outcome, r.at_unix_ms, r.next_unix_ms);
+                if let Some(e) = resolved.event {
+                    if e.ok {
+                        info!(virtual_server = %e.virtual_server, name = %e.name, added = ?e.added, removed = ?e.removed, "DNS {} {}: real servers changed", e.record, e.name);
+                    } else {
+                        warn!(virtual_server = %e.virtual_server, name = %e.name, "DNS {} {}: {}; keeping the last good set", e.record, e.name, e.error.as_deref().unwrap_or_default());
+                    }
+                    let _ = self.published.send(Event::DnsResolution(e));
                 }
-                // Forget what no longer exists, keep the rest (no re-rise).
-                let keys: std::collections::HashSet<_> = config
-                    .virtual_servers
-                    .iter()
-                    .flat_map(|vs| vs.real_servers.iter().map(move |rs| (vs.key, rs.address)))
-                    .collect();
-                self.health.retain(|k, _| keys.contains(k));
-                self.quorum
-                    .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
-                self.places = director_hooks::index(&config);
-                self.hooks.retain(&config, &self.places);
-                self.quorum_reported
-                    .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
-                if let Err(e) = self.state_file.set_path(&config.director.state_file) {
-                    warn!(
-                        "cannot write the state file at its new place {}: {e}",
-                        config.director.state_file.display()
-                    );
+                if let Some(config) = resolved.config {
+                    self.apply_config(config);
                 }
-                self.config = config;
-                self.update_timeouts();
-                self.sync_all();
-                self.update_sync_daemon();
+                self.stats_changed();
             }
             Command::Drain {
                 virtual_server,
@@ -515,6 +514,38 @@ impl Director {
             Command::Services(reply) => self.services(reply),
             Command::Stop(_) => {}
         }
+    }
+
+    /// A new config (a reload's, or DNS's servers added to it): the checker gets the new
+    /// targets, what no longer exists is forgotten, the rest is kept (no re-rise), and
+    /// IPVS gets the difference.
+    fn apply_config(&mut self, config: Arc<Config>) {
+        if let Err(e) = self.checker.update(targets_from_config(&config)) {
+            warn!("health checker: {e}");
+        }
+        // Forget what no longer exists, keep the rest (no re-rise).
+        let keys: std::collections::HashSet<_> = config
+            .virtual_servers
+            .iter()
+            .flat_map(|vs| vs.real_servers.iter().map(move |rs| (vs.key, rs.address)))
+            .collect();
+        self.health.retain(|k, _| keys.contains(k));
+        self.quorum
+            .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
+        self.places = director_hooks::index(&config);
+        self.hooks.retain(&config, &self.places);
+        self.quorum_reported
+            .retain(|k, _| config.virtual_servers.iter().any(|v| v.key == *k));
+        if let Err(e) = self.state_file.set_path(&config.director.state_file) {
+            warn!(
+                "cannot write the state file at its new place {}: {e}",
+                config.director.state_file.display()
+            );
+        }
+        self.config = config;
+        self.update_timeouts();
+        self.sync_all();
+        self.update_sync_daemon();
     }
 
     fn drain(
@@ -658,7 +689,10 @@ impl Director {
                 }
             })
             .collect();
-        self.view.publish(DirectorStats { virtual_servers });
+        self.view.publish(DirectorStats {
+            virtual_servers,
+            dns: self.dns.all_views(),
+        });
         self.stats_dirty = false;
         self.stats_published_at = Instant::now();
     }
@@ -776,6 +810,7 @@ impl Director {
             sorry_active: e.sorry_active,
             in_kernel: None,
             real_servers,
+            dns: self.dns.view(&vs.name),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod director;
 pub mod director_hooks;
+pub mod dns_real_servers;
 pub mod dumps;
 pub mod file_watch;
 pub mod import_keepalived;

@@ -509,6 +509,62 @@ fn director_metrics(stats: &crate::state::DirectorStats, m: &mut Exposition) {
             f64::from(u8::from(rs.drained)),
         );
     }
+    dns_metrics(&stats.dns, m);
+}
+
+/// A metric family of `real_servers_from_dns` entries: name, type, help, value.
+type DnsFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&vigil_proto::DnsSourceView) -> Option<f64>,
+);
+
+/// `real_servers_from_dns` entries: resolutions, failures, what the last good answer gave.
+fn dns_metrics(dns: &[(String, vigil_proto::DnsSourceView)], m: &mut Exposition) {
+    let labels = |vs: &str, d: &vigil_proto::DnsSourceView| {
+        [
+            ("virtual_server", vs.to_string()),
+            ("name", d.name.clone()),
+            ("type", d.record.clone()),
+        ]
+    };
+    let families: [DnsFamily; 4] = [
+        (
+            "vigil_dns_resolutions_total",
+            "counter",
+            "Resolutions of a real_servers_from_dns name, failed ones included.",
+            |d| Some(d.resolutions as f64),
+        ),
+        (
+            "vigil_dns_resolution_failures_total",
+            "counter",
+            "Resolutions that failed or were empty (the last good servers stayed).",
+            |d| Some(d.failures as f64),
+        ),
+        (
+            "vigil_dns_real_servers",
+            "gauge",
+            "Real servers the name's last good answer gave.",
+            |d| Some(d.real_servers.len() as f64),
+        ),
+        (
+            "vigil_dns_last_success_timestamp_seconds",
+            "gauge",
+            "When the name last resolved (absent before its first answer).",
+            |d| d.last_success_unix_ms.map(|ms| ms as f64 / 1000.0),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        m.family(name, kind, help);
+        for (vs, d) in dns {
+            if let Some(v) = value(d) {
+                let l = labels(vs, d);
+                let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                m.sample(name, &l, v);
+            }
+        }
+    }
 }
 
 /// The checker's counters and latencies, asked of its threads (never of the director).

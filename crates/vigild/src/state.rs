@@ -79,6 +79,8 @@ pub struct VirtualServerStats {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DirectorStats {
     pub virtual_servers: Vec<VirtualServerStats>,
+    /// `real_servers_from_dns` entries with their virtual server's name.
+    pub dns: Vec<(String, vigil_proto::DnsSourceView)>,
 }
 
 /// Where the director publishes what metrics read without asking it: its stats, the

@@ -92,7 +92,7 @@ pub(super) fn dns_check(sink: &mut Sink, t: &mut Table<'_, '_>) -> Option<DnsChe
     })
 }
 
-fn valid_dns_name(n: &str) -> bool {
+pub(super) fn valid_dns_name(n: &str) -> bool {
     let n = n.strip_suffix('.').unwrap_or(n);
     n.len() <= 253
         && (n.is_empty() // the root

@@ -19,6 +19,7 @@ use crate::reader::{Sink, Table};
 mod check;
 mod director;
 mod dns;
+mod dns_real_servers;
 mod http;
 mod ipvs_options;
 mod ipvs_sync;

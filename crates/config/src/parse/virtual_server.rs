@@ -104,6 +104,16 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
     );
     inherit_tunnel(&mut real_servers, vs_tunnel);
     let t_span = t.span.clone();
+    let mut real_servers_from_dns = super::dns_real_servers::entries(
+        sink,
+        &mut t,
+        &p,
+        (&key, forwarding, inhibit_on_failure),
+        &default_check,
+    );
+    for d in &mut real_servers_from_dns {
+        inherit_tunnel(std::slice::from_mut(&mut d.template), vs_tunnel);
+    }
     t.finish(sink);
 
     unique(
@@ -132,6 +142,7 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         &f,
         (&quorum, quorum_known, &hysteresis_read),
         (rs_count, reachable, quorum_by),
+        !real_servers_from_dns.is_empty(),
     );
     destination_rules(
         sink,
@@ -161,6 +172,7 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
             one_packet,
             tunnel: (forwarding == Forwarding::Tunnel).then(|| vs_tunnel.unwrap_or_default()),
             real_servers,
+            real_servers_from_dns,
             quorum_by,
             quorum_up,
             quorum_down,
@@ -365,7 +377,7 @@ fn persistence(
 
 /// A virtual server's own `check` (a table, or an array of them for several checks),
 /// which its real servers take unless they override it.
-struct DefaultCheck<'a, 'i> {
+pub(super) struct DefaultCheck<'a, 'i> {
     value: Option<&'a Value<'i>>,
     parsed: Vec<Check>,
     /// False when it has errors (reported once, here).
@@ -500,7 +512,7 @@ fn real_servers(
         for (i, item) in items.iter().enumerate() {
             let path = format!("{p}.real_server[{i}]");
             if let Some(rt) = Table::from_value(sink, item, path)
-                && let Some((rs, span)) = real_server(sink, rt, vs_defaults, default_check)
+                && let Some((rs, span)) = real_server(sink, rt, vs_defaults, default_check, None)
             {
                 real_servers.push(rs);
                 rs_spans.push(span);
@@ -521,11 +533,13 @@ fn quorum_rules(
     f: &dyn Fn(&str) -> String,
     (quorum, quorum_known, hysteresis_read): (&SpannedInt, bool, &SpannedInt),
     (rs_count, reachable, quorum_by): (usize, u64, QuorumBy),
+    from_dns: bool,
 ) -> u32 {
     let quorum_value = quorum.as_ref().map_or(1, |(q, _)| *q);
     if let Some((q, span)) = &quorum
         && u64::from(*q) > reachable
         && rs_count > 0
+        && !from_dns
     {
         let why = match quorum_by {
             QuorumBy::Servers if rs_count == 1 => "there is only 1 real server".to_string(),
@@ -639,17 +653,23 @@ fn check_destination(
     }
 }
 
-fn real_server(
+/// A `real_server` entry; with `template` (a `real_servers_from_dns` entry), everything
+/// but the address, which is `template`.
+pub(super) fn real_server(
     sink: &mut Sink,
     mut t: Table<'_, '_>,
     (vs_port, vs_forwarding, vs_inhibit): (Option<u16>, Forwarding, bool),
     default_check: &DefaultCheck<'_, '_>,
+    template: Option<std::net::SocketAddr>,
 ) -> Option<(RealServer, Range<usize>)> {
     let p = t.path.clone();
     let errors_before = sink.items.len();
-    let address = t
-        .require(sink, "address")
-        .and_then(|v| as_socket_addr(sink, v, &t.field("address"), vs_port).map(|a| (a, v.span())));
+    let address = match template {
+        Some(a) => Some((a, t.span.clone())),
+        None => t.require(sink, "address").and_then(|v| {
+            as_socket_addr(sink, v, &t.field("address"), vs_port).map(|a| (a, v.span()))
+        }),
+    };
     let weight = t
         .int::<u32>(sink, "weight", 0, 65_535)
         .map_or(1, |(w, _)| w);
