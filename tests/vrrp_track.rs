@@ -16,7 +16,6 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use vigil_testlab::{NetnsLab, require_root_or_skip, wait_for};
-use vigil_vrrp::IP_PROTOCOL_VRRP;
 use vrrp_support::*;
 
 fn lab(hosts: &[&str]) -> (NetnsLab, tempfile::TempDir) {
@@ -56,57 +55,20 @@ fn write_atomic(path: &Path, content: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// The source and priority of each VRRP advert for `vrid` seen on the wire for `window`
-/// (AF_PACKET, so 224.0.0.18 need not be joined).
-fn capture_priorities(vrid: u8, window: Duration) -> Vec<(Ipv4Addr, u8)> {
-    let start = std::time::Instant::now();
-    let mut seen = Vec::new();
-    // SAFETY: plain libc socket calls on a descriptor we own, closed at the end.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM,
-            i32::from(0x0800u16.to_be()),
-        );
-        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 50_000,
-        };
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const timeout).cast(),
-            size_of::<libc::timeval>() as u32,
-        );
-        let mut buf = [0u8; 2048];
-        while start.elapsed() < window {
-            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
-            let Ok(n) = usize::try_from(n) else { continue };
-            let ihl = usize::from(buf[0] & 0x0f) * 4;
-            if n < ihl + 8 || buf[9] != IP_PROTOCOL_VRRP || buf[ihl + 1] != vrid {
-                continue;
-            }
-            let src = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
-            // RFC 5798 §5.2.4: the priority is the advert's third byte.
-            seen.push((src, buf[ihl + 2]));
-        }
-        libc::close(fd);
-    }
-    seen
-}
-
 /// The priority `src` advertises for `vrid` once it is `want`, or the last one seen.
 fn advertised(lab: &NetnsLab, src: Ipv4Addr, vrid: u8, want: u8) -> Option<u8> {
     let mut last = None;
     wait_for(SETTLE, || {
         let seen = lab
             .run_in("client", move || {
-                capture_priorities(vrid, Duration::from_millis(400))
+                capture_adverts(vrid, Duration::from_millis(400))
             })
             .unwrap();
-        last = seen.iter().rev().find(|(s, _)| *s == src).map(|(_, p)| *p);
+        last = seen
+            .iter()
+            .rev()
+            .find(|a| a.source == src)
+            .map(|a| a.priority);
         last == Some(want)
     });
     last
