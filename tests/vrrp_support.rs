@@ -5,6 +5,7 @@
 //! configuration for the interop tests; `vigild import-keepalived`.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
@@ -68,15 +69,7 @@ impl Vigild {
     pub fn start(lab: &NetnsLab, dir: &Path, host: &str, instances: &str) -> Vigild {
         let config = dir.join(format!("{host}.toml"));
         std::fs::write(&config, format!("{}{instances}", director(dir, host))).unwrap();
-        let mut v = Vigild {
-            host: host.to_string(),
-            config,
-            socket: dir.join(format!("{host}.sock")),
-            log: dir.join(format!("{host}.log")),
-            child: None,
-        };
-        v.restart(lab);
-        v
+        Vigild::start_file(lab, dir, host, config)
     }
 
     /// Starts vigild on a cluster file written elsewhere, whose `[director]` section has
@@ -95,29 +88,21 @@ impl Vigild {
 
     /// (Re)starts the daemon on its cluster file; the log is appended to.
     pub fn restart(&mut self, lab: &NetnsLab) {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let mut cmd = lab.cmd(
-            &self.host,
-            [
-                bin_path("vigild").as_os_str(),
-                "--config".as_ref(),
-                self.config.as_os_str(),
-            ],
-        );
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        self.child = Some(LabChild::spawn(&mut cmd).unwrap());
-        assert!(
-            wait_for(SETTLE, || self.vrrp().is_some()),
-            "vigild on {} never answered on its socket:\n{}",
-            self.host,
-            self.log_text()
-        );
+        let vigild = bin_path("vigild");
+        let argv = [
+            vigild.as_os_str(),
+            "--config".as_ref(),
+            self.config.as_os_str(),
+        ];
+        let child = spawn_logged(lab, &self.host, &argv, &self.log, || self.vrrp().is_some())
+            .unwrap_or_else(|log| {
+                panic!(
+                    "vigild on {} never answered on its socket:
+{log}",
+                    self.host
+                )
+            });
+        self.child = Some(child);
     }
 
     pub fn rewrite(&self, instances: &str) {
@@ -187,6 +172,29 @@ impl Vigild {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts `argv` in lab host `host`, its output appended to `log`, and waits (up to
+/// [`SETTLE`]) until `ready`: the child, or what is in the log if it never is ready
+/// (the child is then killed).
+fn spawn_logged(
+    lab: &NetnsLab,
+    host: &str,
+    argv: &[&OsStr],
+    log: &Path,
+    ready: impl FnMut() -> bool,
+) -> Result<LabChild, String> {
+    let file = File::options().create(true).append(true).open(log).unwrap();
+    let mut cmd = lab.cmd(host, argv);
+    cmd.stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    let child = LabChild::spawn(&mut cmd).unwrap();
+    if wait_for(SETTLE, ready) {
+        Ok(child)
+    } else {
+        Err(std::fs::read_to_string(log).unwrap_or_default())
     }
 }
 
@@ -424,38 +432,25 @@ impl Keepalived {
 
     pub fn restart(&mut self, lab: &NetnsLab, dir: &Path) {
         let _ = std::fs::remove_file(&self.vrrp_pid);
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
         let pid = dir.join(format!("ka-{}.pid", self.host));
-        let mut cmd = lab.cmd(
-            &self.host,
-            [
-                "keepalived".as_ref(),
-                "--vrrp".as_ref(),
-                "-n".as_ref(),
-                "-l".as_ref(),
-                "-D".as_ref(),
-                "-f".as_ref(),
-                self.conf.as_os_str(),
-                "--pid".as_ref(),
-                pid.as_os_str(),
-                "--vrrp_pid".as_ref(),
-                self.vrrp_pid.as_os_str(),
-            ],
-        );
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        self.parent = Some(LabChild::spawn(&mut cmd).unwrap());
-        assert!(
-            wait_for(SETTLE, || self.child_pid().is_some()),
-            "keepalived on {} did not start:\n{}",
-            self.host,
-            self.log_text()
-        );
+        let argv = [
+            "keepalived".as_ref(),
+            "--vrrp".as_ref(),
+            "-n".as_ref(),
+            "-l".as_ref(),
+            "-D".as_ref(),
+            "-f".as_ref(),
+            self.conf.as_os_str(),
+            "--pid".as_ref(),
+            pid.as_os_str(),
+            "--vrrp_pid".as_ref(),
+            self.vrrp_pid.as_os_str(),
+        ];
+        let parent = spawn_logged(lab, &self.host, &argv, &self.log, || {
+            self.child_pid().is_some()
+        })
+        .unwrap_or_else(|log| panic!("keepalived on {} did not start:\n{log}", self.host));
+        self.parent = Some(parent);
     }
 
     pub fn child_pid(&self) -> Option<i32> {
