@@ -74,6 +74,37 @@ fn advertised(lab: &NetnsLab, src: Ipv4Addr, vrid: u8, want: u8) -> Option<u8> {
     last
 }
 
+/// The comparison tests run vigil on lb1 as master of VRID 61 and keepalived on lb2 as
+/// master of VRID 62, both at priority 100 and tracking alike: vigil's `web` instance
+/// with `track`.
+fn start_vigil(lab: &NetnsLab, dir: &Path, track: &str) -> Vigild {
+    Vigild::start(
+        lab,
+        dir,
+        "lb1",
+        &web(61, 100, &lab.subnet_addr(101).to_string(), track),
+    )
+}
+
+/// keepalived's side of the comparison: `globals` in global_defs, `defs` (the tracked
+/// thing) before the instance and `track` (what the instance tracks) in it.
+fn keepalived_conf(lab: &NetnsLab, globals: &str, defs: &str, track: &str) -> String {
+    format!(
+        "global_defs {{\n  router_id lb2\n  vrrp_version 3\n{globals}}}\n{defs}\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 62\n  priority 100\n  advert_int 0.1\n  \
+         {track}  virtual_ipaddress {{\n    {}/24 dev eth0\n  }}\n}}\n",
+        lab.subnet_addr(102)
+    )
+}
+
+/// The priorities keepalived and vigil advertise once they are `want`, or their last.
+fn both_advertise(lab: &NetnsLab, want: u8) -> (Option<u8>, Option<u8>) {
+    (
+        advertised(lab, lab.ip("lb2"), 62, want),
+        advertised(lab, lab.ip("lb1"), 61, want),
+    )
+}
+
 /// A tracked file's number times the weight lowers the master below its backup, which
 /// preempts (RFC 5798 §6.4.2); the number is read again on every change (written in place
 /// or replaced by a rename), a removed file reads 0, and below -253 is a fault.
@@ -131,19 +162,15 @@ fn keepalived_and_vigil_read_a_tracked_file_alike() {
         "track = [{{ file = \"{}\", weight = 5 }}]",
         vigil_file.display()
     );
-    let vigil = Vigild::start(
+    let vigil = start_vigil(&lab, dir.path(), &track);
+    let ka_conf = keepalived_conf(
         &lab,
-        dir.path(),
-        "lb1",
-        &web(61, 100, &lab.subnet_addr(101).to_string(), &track),
-    );
-    let ka_conf = format!(
-        "global_defs {{\n  router_id lb2\n  vrrp_version 3\n}}\n\
-         track_file prio {{\n  file \"{}\"\n  weight 5\n}}\n\
-         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 62\n  priority 100\n  advert_int 0.1\n  \
-         track_file {{\n    prio\n  }}\n  virtual_ipaddress {{\n    {}/24 dev eth0\n  }}\n}}\n",
-        ka_file.display(),
-        lab.subnet_addr(102)
+        "",
+        &format!(
+            "track_file prio {{\n  file \"{}\"\n  weight 5\n}}\n",
+            ka_file.display()
+        ),
+        "track_file {\n    prio\n  }\n",
     );
     // keepalived reads a file that exists at start; so does vigil.
     std::fs::write(&ka_file, "0").unwrap();
@@ -155,7 +182,6 @@ fn keepalived_and_vigil_read_a_tracked_file_alike() {
         "keepalived never became master:\n{}",
         ka.log_text()
     );
-    let (vigil_ip, ka_ip) = (lab.ip("lb1"), lab.ip("lb2"));
     let mut table = Vec::new();
     for (content, want) in [
         (Some("4\n"), 120),
@@ -174,8 +200,7 @@ fn keepalived_and_vigil_read_a_tracked_file_alike() {
                 }
             }
         }
-        let ka_prio = advertised(&lab, ka_ip, 62, want);
-        let vigil_prio = advertised(&lab, vigil_ip, 61, want);
+        let (ka_prio, vigil_prio) = both_advertise(&lab, want);
         table.push(format!(
             "{content:?}: keepalived {ka_prio:?}, vigil {vigil_prio:?}"
         ));
@@ -337,29 +362,19 @@ fn keepalived_and_vigil_apply_a_script_alike() {
         "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"1s\", timeout = \"900ms\", user = \"root\", rise = 2, fall = 2, init_fail = true, weight = 20, reverse = true }}]",
         flag.display()
     );
-    let vigil = Vigild::start(
+    let vigil = start_vigil(&lab, dir.path(), &track);
+    let ka_conf = keepalived_conf(
         &lab,
-        dir.path(),
-        "lb1",
-        &web(61, 100, &lab.subnet_addr(101).to_string(), &track),
-    );
-    let ka_conf = format!(
-        "global_defs {{\n  router_id lb2\n  vrrp_version 3\n  script_user root\n  enable_script_security\n}}\n\
-         vrrp_script ok {{\n  script \"/usr/bin/test -e {}\"\n  interval 1\n  timeout 1\n  weight 20 reverse\n  rise 2\n  fall 2\n  init_fail\n}}\n\
-         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 62\n  priority 100\n  advert_int 0.1\n  \
-         track_script {{\n    ok\n  }}\n  virtual_ipaddress {{\n    {}/24 dev eth0\n  }}\n}}\n",
-        flag.display(),
-        lab.subnet_addr(102)
+        "  script_user root\n  enable_script_security\n",
+        &format!(
+            "vrrp_script ok {{\n  script \"/usr/bin/test -e {}\"\n  interval 1\n  timeout 1\n  weight 20 reverse\n  rise 2\n  fall 2\n  init_fail\n}}\n",
+            flag.display()
+        ),
+        "track_script {\n    ok\n  }\n",
     );
     let ka = Keepalived::start(&lab, dir.path(), "lb2", &ka_conf);
     vigil.expect_state("web", "master", SETTLE);
-    let (vigil_ip, ka_ip) = (lab.ip("lb1"), lab.ip("lb2"));
-    let both = |want: u8| {
-        (
-            advertised(&lab, ka_ip, 62, want),
-            advertised(&lab, vigil_ip, 61, want),
-        )
-    };
+    let both = |want: u8| both_advertise(&lab, want);
     assert_eq!(both(80), (Some(80), Some(80)), "{}", ka.log_text());
     std::fs::remove_file(&flag).unwrap();
     assert_eq!(both(100), (Some(100), Some(100)), "{}", ka.log_text());
