@@ -39,8 +39,7 @@ fn several_checks_a_file_check_and_a_dynamic_exec_weight() {
         let status = dir.join("status");
         write(&status, "0");
         format!(
-            r#"{}state_file = "{}"
-
+            r#"{}
 [[virtual_server]]
 name = "web"
 address = "192.0.2.7:80"
@@ -51,7 +50,6 @@ real_server = [{{ address = "10.0.0.1", weight = 5, check = [
 ] }}]
 "#,
             minimal_config(dir, "checks"),
-            dir.join("state.json").display(),
             status.display(),
             dir.join("down").display(),
         )
@@ -126,9 +124,8 @@ fn a_reload_adds_a_file_check_to_an_up_server() {
     };
     let config = |dir: &Path, extra: &str| {
         format!(
-            "{}state_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.7:80\"\nreal_server = [{{ address = \"10.0.0.1\", check = [{{ kind = \"exec\", command = [\"/bin/true\"], user = \"root\", interval = \"1s\", timeout = \"900ms\", rise = 1, start_spread = \"0s\" }}{extra}] }}]\n",
+            "{}\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.7:80\"\nreal_server = [{{ address = \"10.0.0.1\", check = [{{ kind = \"exec\", command = [\"/bin/true\"], user = \"root\", interval = \"1s\", timeout = \"900ms\", rise = 1, start_spread = \"0s\" }}{extra}] }}]\n",
             minimal_config(dir, "checks-reload"),
-            dir.join("state.json").display()
         )
     };
     let d = Daemon::start_with(|dir| config(dir, ""));

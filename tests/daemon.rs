@@ -229,7 +229,7 @@ fn reload_by_sighup_and_vigilctl_good_and_bad_files() {
     let err = stderr(&out);
     assert!(err.contains("reload_failed"), "{err}");
     assert!(
-        err.contains("cluster.toml:7:1: error: unknown field `virtual_server.dns.adress`"),
+        err.contains("cluster.toml:8:1: error: unknown field `virtual_server.dns.adress`"),
         "{err}"
     );
     assert_eq!(d.generation(), 2);
@@ -566,9 +566,8 @@ fn prometheus_metrics_show_health_reloads_and_ipvs() {
     std::fs::write(
         &config,
         format!(
-            "{}state_file = \"{}\"\nmetrics_listen = \"{metrics}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\ncheck = {{ kind = \"tcp\", interval = \"200ms\", timeout = \"100ms\", rise = 1, fall = 1 }}\nreal_server = [{{ address = \"{up_addr}\" }}, {{ address = \"{closed_addr}\" }}]\n",
+            "{}metrics_listen = \"{metrics}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\ncheck = {{ kind = \"tcp\", interval = \"200ms\", timeout = \"100ms\", rise = 1, fall = 1 }}\nreal_server = [{{ address = \"{up_addr}\" }}, {{ address = \"{closed_addr}\" }}]\n",
             minimal_config(dir.path(), "metrics"),
-            dir.path().join("state.json").display()
         ),
     )
     .unwrap();
@@ -665,9 +664,8 @@ fn events_stream_health_drains_and_reloads() {
     std::fs::write(
         &config,
         format!(
-            "{}state_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\ncheck = {{ kind = \"tcp\", interval = \"300ms\", timeout = \"100ms\", rise = 1, fall = 1, start_spread = \"0s\" }}\nreal_server = [{{ address = \"{up_addr}\" }}, {{ address = \"{closed_addr}\" }}]\n",
+            "{}\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\ncheck = {{ kind = \"tcp\", interval = \"300ms\", timeout = \"100ms\", rise = 1, fall = 1, start_spread = \"0s\" }}\nreal_server = [{{ address = \"{up_addr}\" }}, {{ address = \"{closed_addr}\" }}]\n",
             minimal_config(dir.path(), "events"),
-            dir.path().join("state.json").display()
         ),
     )
     .unwrap();
@@ -869,9 +867,8 @@ fn a_corrupt_state_file_never_loses_a_drain() {
     std::fs::write(
         &config,
         format!(
-            "{}state_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\nreal_server = [{{ address = \"{real}\" }}, {{ address = \"127.0.0.2:9\" }}]\n",
+            "{}\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\nreal_server = [{{ address = \"{real}\" }}, {{ address = \"127.0.0.2:9\" }}]\n",
             minimal_config(dir.path(), "state"),
-            state.display()
         ),
     )
     .unwrap();

@@ -71,14 +71,13 @@ fn quorum_by_weight_real_server_hooks_and_omega() {
     // starts up (keepalived's default), so its first pass runs nothing.
     let mut d = Daemon::start_plain_with(|dir| {
         format!(
-            "{}state_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\n\
+            "{}\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\n\
              quorum_by = \"weight\"\nquorum = 3\nomega = true\n\
              quorum_up = {}\nquorum_down = {}\n\
              check = {{ kind = \"tcp\", interval = \"200ms\", timeout = \"100ms\", rise = 1, fall = 1, start_spread = \"0s\" }}\n\
              real_server = [\n  {{ address = \"{a_addr}\", weight = 2, check = {{ initial_state = \"up\" }}, notify_up = {}, notify_down = {} }},\n  \
              {{ address = \"{b_addr}\", weight = 1, notify_up = {} }},\n]\n",
             minimal_config(dir, "hooks"),
-            dir.join("state.json").display(),
             hook(&log, "qup"),
             hook(&log, "qdown"),
             hook(&log, "a-up"),

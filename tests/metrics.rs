@@ -19,11 +19,7 @@ fn daemon_with_metrics(name: &str) -> (Daemon, SocketAddr) {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     // Not `isolated`: the test must reach the metrics port on the host's loopback.
     let d = Daemon::start_plain_with(|dir| {
-        format!(
-            "{}metrics_listen = \"{addr}\"\nstate_file = \"{}\"\n",
-            minimal_config(dir, name),
-            dir.join("state.json").display()
-        )
+        format!("{}metrics_listen = \"{addr}\"\n", minimal_config(dir, name))
     });
     assert!(
         wait_for(Duration::from_secs(20), || TcpStream::connect(addr).is_ok()),
@@ -177,9 +173,8 @@ fn a_drain_shows_in_metrics_from_the_published_stats() {
     // In a namespace of its own: its virtual server never reaches the host's IPVS.
     let d = Daemon::start_with(|dir| {
         format!(
-            "{}metrics_listen = \"127.0.0.1:9333\"\nstate_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\nreal_server = [{{ address = \"127.0.0.1:8080\" }}]\n",
+            "{}metrics_listen = \"127.0.0.1:9333\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\nreal_server = [{{ address = \"127.0.0.1:8080\" }}]\n",
             minimal_config(dir, "metrics-drain"),
-            dir.join("state.json").display()
         )
     });
     let addr: SocketAddr = ([127, 0, 0, 1], 9333).into();

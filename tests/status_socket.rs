@@ -174,9 +174,8 @@ const GROUP_ADMIN: (u32, u32, u32) = (65533, 1, 4);
 fn daemon_with_groups(name: &str) -> Daemon {
     let d = Daemon::start_with(|dir| {
         format!(
-            "{}status_socket_group = \"daemon\"\nstatus_socket_admin_group = \"adm\"\nstate_file = \"{}\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\nreal_server = [{{ address = \"127.0.0.1:8080\" }}]\n",
+            "{}status_socket_group = \"daemon\"\nstatus_socket_admin_group = \"adm\"\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\nreal_server = [{{ address = \"127.0.0.1:8080\" }}]\n",
             vigil_tests::minimal_config(dir, name),
-            dir.join("state.json").display()
         )
     });
     use std::os::unix::fs::PermissionsExt;

@@ -22,9 +22,8 @@ use vigil_tests::{Daemon, StatusClient, isolated, minimal_config, output_text};
 /// for it, so nothing is sent anywhere).
 fn every_worker(dir: &Path) -> String {
     format!(
-        "{}state_file = \"{}\"\n\n[vrrp.web]\ninterface = \"vigil-none0\"\nvrid = 7\nvips = [\"192.0.2.7/32\"]\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\ncheck = {{ kind = \"tcp\", interval = \"1s\" }}\nreal_server = [{{ address = \"127.0.0.1:9\" }}]\n",
+        "{}\n[vrrp.web]\ninterface = \"vigil-none0\"\nvrid = 7\nvips = [\"192.0.2.7/32\"]\n\n[[virtual_server]]\nname = \"web\"\naddress = \"127.0.0.200:80\"\ncheck = {{ kind = \"tcp\", interval = \"1s\" }}\nreal_server = [{{ address = \"127.0.0.1:9\" }}]\n",
         minimal_config(dir, "supervised"),
-        dir.join("state.json").display()
     )
 }
 

@@ -14,14 +14,18 @@ use vigil_testlab::{LabChild, bin_path, wait_for};
 /// How long a daemon gets to come up or go down before the test fails.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A minimal valid cluster file whose status socket lives in `dir`.
+/// A minimal valid cluster file whose status socket and state file live in `dir` (the
+/// default /var/lib/vigil/state.json is shared by every daemon on the machine, and a
+/// root daemon leaves it unreadable to sandboxed ones).
 pub fn minimal_config(dir: &Path, director: &str) -> String {
     format!(
         r#"[director]
 name = "{director}"
 status_socket = "{}"
+state_file = "{}"
 "#,
-        dir.join("vigil.sock").display()
+        dir.join("vigil.sock").display(),
+        dir.join("state.json").display()
     )
 }
 

@@ -843,41 +843,10 @@ fn gratuitous_arps_repeat_and_refresh() {
 /// Receive-side view of gratuitous ARP requests for `vip` (sender = target = vip) for
 /// `window`, as offsets from the start.
 fn capture_garps(vip: Ipv4Addr, window: Duration) -> Vec<Duration> {
-    let start = std::time::Instant::now();
-    let mut seen = Vec::new();
-    // SAFETY: plain libc socket calls on a descriptor we own, closed at the end.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM,
-            i32::from(0x0806u16.to_be()),
-        );
-        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 50_000,
-        };
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const timeout).cast(),
-            size_of::<libc::timeval>() as u32,
-        );
-        let mut buf = [0u8; 1500];
-        while start.elapsed() < window {
-            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
-            if n < 28 {
-                continue;
-            }
-            let (op, sip, tip) = (&buf[6..8], &buf[14..18], &buf[24..28]);
-            if op == [0, 1] && sip == vip.octets() && tip == vip.octets() {
-                seen.push(start.elapsed());
-            }
-        }
-        libc::close(fd);
-    }
-    seen
+    capture(0x0806, window, |arp, at| {
+        let (op, sip, tip) = (arp.get(6..8)?, arp.get(14..18)?, arp.get(24..28)?);
+        (op == [0, 1] && sip == vip.octets() && tip == vip.octets()).then_some(at)
+    })
 }
 
 /// `vips_excluded` (keepalived's virtual_ipaddress_excluded): the master holds the
@@ -904,7 +873,10 @@ fn excluded_vips_are_held_but_not_advertised() {
         .unwrap();
     assert!(adverts.len() >= 3, "{adverts:?}");
     let only_vip = vec![vip.parse::<Ipv4Addr>().unwrap()];
-    assert!(adverts.iter().all(|a| *a == only_vip), "{adverts:?}");
+    assert!(
+        adverts.iter().all(|a| a.addresses == only_vip),
+        "{adverts:?}"
+    );
     let seen = lb2.instance("web").unwrap();
     assert_eq!(seen["drops"], serde_json::json!({}), "{seen}");
     assert_eq!(
@@ -994,57 +966,6 @@ fn adverts_larger_than_the_mtu_are_refused() {
     mtu("1500");
     assert!(wait_for(SETTLE, || lb1.instance("web").unwrap()["error"].is_null()));
     assert!(lb1.stop().success());
-}
-
-/// The address lists of VRRPv3/IPv4 adverts for `vrid` seen on the wire for `window`
-/// (AF_PACKET, so 224.0.0.18 need not be joined), in arrival order.
-fn capture_adverts(vrid: u8, window: Duration) -> Vec<Vec<Ipv4Addr>> {
-    let start = std::time::Instant::now();
-    let mut seen = Vec::new();
-    // SAFETY: plain libc socket calls on a descriptor we own, closed at the end.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM,
-            i32::from(0x0800u16.to_be()),
-        );
-        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 50_000,
-        };
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const timeout).cast(),
-            size_of::<libc::timeval>() as u32,
-        );
-        let mut buf = [0u8; 2048];
-        while start.elapsed() < window {
-            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
-            let Ok(n) = usize::try_from(n) else { continue };
-            let ihl = usize::from(buf[0] & 0x0f) * 4;
-            if n < ihl + 8 || buf[9] != IP_PROTOCOL_VRRP {
-                continue;
-            }
-            let vrrp = &buf[ihl..n];
-            if vrrp[1] != vrid {
-                continue;
-            }
-            // RFC 5798 §5.2.5: the count, then the addresses after the 8 fixed bytes.
-            let count = usize::from(vrrp[3]);
-            let list = vrrp[8..]
-                .chunks_exact(4)
-                .take(count)
-                .map(|o| Ipv4Addr::new(o[0], o[1], o[2], o[3]))
-                .collect::<Vec<_>>();
-            assert_eq!(list.len(), count, "truncated advert");
-            seen.push(list);
-        }
-        libc::close(fd);
-    }
-    seen
 }
 
 /// IPv6 unicast between peers named by global address: adverts come from the sender's

@@ -1,18 +1,22 @@
 //! Helpers shared by the VRRP lab tests (`vrrp_netns`, `vrrp_keepalived`,
 //! `vrrp_migrate`, `vrrp_notify`): a real `vigild` in a lab namespace with its own cluster file, log and
 //! status socket in the test's temporary directory; address checks; a ping gap meter; a
-//! real keepalived and its configuration for the interop tests; `vigild import-keepalived`.
+//! capture of the packets on the wire (VRRP adverts); a real keepalived and its
+//! configuration for the interop tests; `vigild import-keepalived`.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vigil_testlab::{LabChild, NetnsLab, bin_path, have_tools, require_or_skip, wait_for};
+use vigil_vrrp::IP_PROTOCOL_VRRP;
 
 /// Generous: two cores are shared with parallel tests.
 pub const SETTLE: Duration = Duration::from_secs(10);
@@ -65,15 +69,7 @@ impl Vigild {
     pub fn start(lab: &NetnsLab, dir: &Path, host: &str, instances: &str) -> Vigild {
         let config = dir.join(format!("{host}.toml"));
         std::fs::write(&config, format!("{}{instances}", director(dir, host))).unwrap();
-        let mut v = Vigild {
-            host: host.to_string(),
-            config,
-            socket: dir.join(format!("{host}.sock")),
-            log: dir.join(format!("{host}.log")),
-            child: None,
-        };
-        v.restart(lab);
-        v
+        Vigild::start_file(lab, dir, host, config)
     }
 
     /// Starts vigild on a cluster file written elsewhere, whose `[director]` section has
@@ -92,29 +88,21 @@ impl Vigild {
 
     /// (Re)starts the daemon on its cluster file; the log is appended to.
     pub fn restart(&mut self, lab: &NetnsLab) {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let mut cmd = lab.cmd(
-            &self.host,
-            [
-                bin_path("vigild").as_os_str(),
-                "--config".as_ref(),
-                self.config.as_os_str(),
-            ],
-        );
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        self.child = Some(LabChild::spawn(&mut cmd).unwrap());
-        assert!(
-            wait_for(SETTLE, || self.vrrp().is_some()),
-            "vigild on {} never answered on its socket:\n{}",
-            self.host,
-            self.log_text()
-        );
+        let vigild = bin_path("vigild");
+        let argv = [
+            vigild.as_os_str(),
+            "--config".as_ref(),
+            self.config.as_os_str(),
+        ];
+        let child = spawn_logged(lab, &self.host, &argv, &self.log, || self.vrrp().is_some())
+            .unwrap_or_else(|log| {
+                panic!(
+                    "vigild on {} never answered on its socket:
+{log}",
+                    self.host
+                )
+            });
+        self.child = Some(child);
     }
 
     pub fn rewrite(&self, instances: &str) {
@@ -184,6 +172,29 @@ impl Vigild {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts `argv` in lab host `host`, its output appended to `log`, and waits (up to
+/// [`SETTLE`]) until `ready`: the child, or what is in the log if it never is ready
+/// (the child is then killed).
+fn spawn_logged(
+    lab: &NetnsLab,
+    host: &str,
+    argv: &[&OsStr],
+    log: &Path,
+    ready: impl FnMut() -> bool,
+) -> Result<LabChild, String> {
+    let file = File::options().create(true).append(true).open(log).unwrap();
+    let mut cmd = lab.cmd(host, argv);
+    cmd.stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    let child = LabChild::spawn(&mut cmd).unwrap();
+    if wait_for(SETTLE, ready) {
+        Ok(child)
+    } else {
+        Err(std::fs::read_to_string(log).unwrap_or_default())
     }
 }
 
@@ -269,6 +280,81 @@ pub fn parse_ping(out: &str) -> PingResult {
     }
 }
 
+/// What `keep` makes of each packet of `ethertype` (from its network header on) received
+/// in this thread's namespace for `window`, given with its offset from the start; AF_PACKET,
+/// so nothing need be joined or bound.
+pub fn capture<T>(
+    ethertype: u16,
+    window: Duration,
+    mut keep: impl FnMut(&[u8], Duration) -> Option<T>,
+) -> Vec<T> {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    // SAFETY: plain libc socket calls on a descriptor we own, closed at the end.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM,
+            i32::from(ethertype.to_be()),
+        );
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 50_000,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const timeout).cast(),
+            size_of::<libc::timeval>() as u32,
+        );
+        let mut buf = [0u8; 2048];
+        while start.elapsed() < window {
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            let Ok(n) = usize::try_from(n) else { continue };
+            seen.extend(keep(&buf[..n], start.elapsed()));
+        }
+        libc::close(fd);
+    }
+    seen
+}
+
+/// A VRRP advert over IPv4 as seen on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenAdvert {
+    /// The IP source address.
+    pub source: Ipv4Addr,
+    pub priority: u8,
+    pub addresses: Vec<Ipv4Addr>,
+}
+
+/// The VRRP adverts over IPv4 for `vrid` seen on the wire for `window`, in arrival order
+/// (224.0.0.18 need not be joined).
+pub fn capture_adverts(vrid: u8, window: Duration) -> Vec<SeenAdvert> {
+    capture(0x0800, window, |ip, _| {
+        let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+        if ihl < 20 || ip.len() < ihl + 8 || ip[9] != IP_PROTOCOL_VRRP || ip[ihl + 1] != vrid {
+            return None;
+        }
+        let vrrp = &ip[ihl..];
+        // RFC 5798 §5.2.4: the priority is the third byte; §5.2.5: the count of
+        // addresses, which follow the 8 fixed bytes.
+        let count = usize::from(vrrp[3]);
+        let addresses = vrrp[8..]
+            .chunks_exact(4)
+            .take(count)
+            .map(|o| Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+            .collect::<Vec<_>>();
+        assert_eq!(addresses.len(), count, "truncated advert");
+        Some(SeenAdvert {
+            source: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+            priority: vrrp[2],
+            addresses,
+        })
+    })
+}
+
 pub const HOSTS: [&str; 2] = ["lb1", "lb2"];
 /// keepalived at advert 1 s needs 3 x 1 s + skew to take over, and more to preempt.
 pub const SLOW: Duration = Duration::from_secs(15);
@@ -346,38 +432,25 @@ impl Keepalived {
 
     pub fn restart(&mut self, lab: &NetnsLab, dir: &Path) {
         let _ = std::fs::remove_file(&self.vrrp_pid);
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
         let pid = dir.join(format!("ka-{}.pid", self.host));
-        let mut cmd = lab.cmd(
-            &self.host,
-            [
-                "keepalived".as_ref(),
-                "--vrrp".as_ref(),
-                "-n".as_ref(),
-                "-l".as_ref(),
-                "-D".as_ref(),
-                "-f".as_ref(),
-                self.conf.as_os_str(),
-                "--pid".as_ref(),
-                pid.as_os_str(),
-                "--vrrp_pid".as_ref(),
-                self.vrrp_pid.as_os_str(),
-            ],
-        );
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        self.parent = Some(LabChild::spawn(&mut cmd).unwrap());
-        assert!(
-            wait_for(SETTLE, || self.child_pid().is_some()),
-            "keepalived on {} did not start:\n{}",
-            self.host,
-            self.log_text()
-        );
+        let argv = [
+            "keepalived".as_ref(),
+            "--vrrp".as_ref(),
+            "-n".as_ref(),
+            "-l".as_ref(),
+            "-D".as_ref(),
+            "-f".as_ref(),
+            self.conf.as_os_str(),
+            "--pid".as_ref(),
+            pid.as_os_str(),
+            "--vrrp_pid".as_ref(),
+            self.vrrp_pid.as_os_str(),
+        ];
+        let parent = spawn_logged(lab, &self.host, &argv, &self.log, || {
+            self.child_pid().is_some()
+        })
+        .unwrap_or_else(|log| panic!("keepalived on {} did not start:\n{log}", self.host));
+        self.parent = Some(parent);
     }
 
     pub fn child_pid(&self) -> Option<i32> {

@@ -16,7 +16,6 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use vigil_testlab::{NetnsLab, require_root_or_skip, wait_for};
-use vigil_vrrp::IP_PROTOCOL_VRRP;
 use vrrp_support::*;
 
 fn lab(hosts: &[&str]) -> (NetnsLab, tempfile::TempDir) {
@@ -56,60 +55,54 @@ fn write_atomic(path: &Path, content: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// The source and priority of each VRRP advert for `vrid` seen on the wire for `window`
-/// (AF_PACKET, so 224.0.0.18 need not be joined).
-fn capture_priorities(vrid: u8, window: Duration) -> Vec<(Ipv4Addr, u8)> {
-    let start = std::time::Instant::now();
-    let mut seen = Vec::new();
-    // SAFETY: plain libc socket calls on a descriptor we own, closed at the end.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM,
-            i32::from(0x0800u16.to_be()),
-        );
-        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 50_000,
-        };
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const timeout).cast(),
-            size_of::<libc::timeval>() as u32,
-        );
-        let mut buf = [0u8; 2048];
-        while start.elapsed() < window {
-            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
-            let Ok(n) = usize::try_from(n) else { continue };
-            let ihl = usize::from(buf[0] & 0x0f) * 4;
-            if n < ihl + 8 || buf[9] != IP_PROTOCOL_VRRP || buf[ihl + 1] != vrid {
-                continue;
-            }
-            let src = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
-            // RFC 5798 §5.2.4: the priority is the advert's third byte.
-            seen.push((src, buf[ihl + 2]));
-        }
-        libc::close(fd);
-    }
-    seen
-}
-
 /// The priority `src` advertises for `vrid` once it is `want`, or the last one seen.
 fn advertised(lab: &NetnsLab, src: Ipv4Addr, vrid: u8, want: u8) -> Option<u8> {
     let mut last = None;
     wait_for(SETTLE, || {
         let seen = lab
             .run_in("client", move || {
-                capture_priorities(vrid, Duration::from_millis(400))
+                capture_adverts(vrid, Duration::from_millis(400))
             })
             .unwrap();
-        last = seen.iter().rev().find(|(s, _)| *s == src).map(|(_, p)| *p);
+        last = seen
+            .iter()
+            .rev()
+            .find(|a| a.source == src)
+            .map(|a| a.priority);
         last == Some(want)
     });
     last
+}
+
+/// The comparison tests run vigil on lb1 as master of VRID 61 and keepalived on lb2 as
+/// master of VRID 62, both at priority 100 and tracking alike: vigil's `web` instance
+/// with `track`.
+fn start_vigil(lab: &NetnsLab, dir: &Path, track: &str) -> Vigild {
+    Vigild::start(
+        lab,
+        dir,
+        "lb1",
+        &web(61, 100, &lab.subnet_addr(101).to_string(), track),
+    )
+}
+
+/// keepalived's side of the comparison: `globals` in global_defs, `defs` (the tracked
+/// thing) before the instance and `track` (what the instance tracks) in it.
+fn keepalived_conf(lab: &NetnsLab, globals: &str, defs: &str, track: &str) -> String {
+    format!(
+        "global_defs {{\n  router_id lb2\n  vrrp_version 3\n{globals}}}\n{defs}\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 62\n  priority 100\n  advert_int 0.1\n  \
+         {track}  virtual_ipaddress {{\n    {}/24 dev eth0\n  }}\n}}\n",
+        lab.subnet_addr(102)
+    )
+}
+
+/// The priorities keepalived and vigil advertise once they are `want`, or their last.
+fn both_advertise(lab: &NetnsLab, want: u8) -> (Option<u8>, Option<u8>) {
+    (
+        advertised(lab, lab.ip("lb2"), 62, want),
+        advertised(lab, lab.ip("lb1"), 61, want),
+    )
 }
 
 /// A tracked file's number times the weight lowers the master below its backup, which
@@ -169,19 +162,15 @@ fn keepalived_and_vigil_read_a_tracked_file_alike() {
         "track = [{{ file = \"{}\", weight = 5 }}]",
         vigil_file.display()
     );
-    let vigil = Vigild::start(
+    let vigil = start_vigil(&lab, dir.path(), &track);
+    let ka_conf = keepalived_conf(
         &lab,
-        dir.path(),
-        "lb1",
-        &web(61, 100, &lab.subnet_addr(101).to_string(), &track),
-    );
-    let ka_conf = format!(
-        "global_defs {{\n  router_id lb2\n  vrrp_version 3\n}}\n\
-         track_file prio {{\n  file \"{}\"\n  weight 5\n}}\n\
-         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 62\n  priority 100\n  advert_int 0.1\n  \
-         track_file {{\n    prio\n  }}\n  virtual_ipaddress {{\n    {}/24 dev eth0\n  }}\n}}\n",
-        ka_file.display(),
-        lab.subnet_addr(102)
+        "",
+        &format!(
+            "track_file prio {{\n  file \"{}\"\n  weight 5\n}}\n",
+            ka_file.display()
+        ),
+        "track_file {\n    prio\n  }\n",
     );
     // keepalived reads a file that exists at start; so does vigil.
     std::fs::write(&ka_file, "0").unwrap();
@@ -193,7 +182,6 @@ fn keepalived_and_vigil_read_a_tracked_file_alike() {
         "keepalived never became master:\n{}",
         ka.log_text()
     );
-    let (vigil_ip, ka_ip) = (lab.ip("lb1"), lab.ip("lb2"));
     let mut table = Vec::new();
     for (content, want) in [
         (Some("4\n"), 120),
@@ -212,8 +200,7 @@ fn keepalived_and_vigil_read_a_tracked_file_alike() {
                 }
             }
         }
-        let ka_prio = advertised(&lab, ka_ip, 62, want);
-        let vigil_prio = advertised(&lab, vigil_ip, 61, want);
+        let (ka_prio, vigil_prio) = both_advertise(&lab, want);
         table.push(format!(
             "{content:?}: keepalived {ka_prio:?}, vigil {vigil_prio:?}"
         ));
@@ -375,29 +362,19 @@ fn keepalived_and_vigil_apply_a_script_alike() {
         "track = [{{ exec = [\"/usr/bin/test\", \"-e\", \"{}\"], interval = \"1s\", timeout = \"900ms\", user = \"root\", rise = 2, fall = 2, init_fail = true, weight = 20, reverse = true }}]",
         flag.display()
     );
-    let vigil = Vigild::start(
+    let vigil = start_vigil(&lab, dir.path(), &track);
+    let ka_conf = keepalived_conf(
         &lab,
-        dir.path(),
-        "lb1",
-        &web(61, 100, &lab.subnet_addr(101).to_string(), &track),
-    );
-    let ka_conf = format!(
-        "global_defs {{\n  router_id lb2\n  vrrp_version 3\n  script_user root\n  enable_script_security\n}}\n\
-         vrrp_script ok {{\n  script \"/usr/bin/test -e {}\"\n  interval 1\n  timeout 1\n  weight 20 reverse\n  rise 2\n  fall 2\n  init_fail\n}}\n\
-         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 62\n  priority 100\n  advert_int 0.1\n  \
-         track_script {{\n    ok\n  }}\n  virtual_ipaddress {{\n    {}/24 dev eth0\n  }}\n}}\n",
-        flag.display(),
-        lab.subnet_addr(102)
+        "  script_user root\n  enable_script_security\n",
+        &format!(
+            "vrrp_script ok {{\n  script \"/usr/bin/test -e {}\"\n  interval 1\n  timeout 1\n  weight 20 reverse\n  rise 2\n  fall 2\n  init_fail\n}}\n",
+            flag.display()
+        ),
+        "track_script {\n    ok\n  }\n",
     );
     let ka = Keepalived::start(&lab, dir.path(), "lb2", &ka_conf);
     vigil.expect_state("web", "master", SETTLE);
-    let (vigil_ip, ka_ip) = (lab.ip("lb1"), lab.ip("lb2"));
-    let both = |want: u8| {
-        (
-            advertised(&lab, ka_ip, 62, want),
-            advertised(&lab, vigil_ip, 61, want),
-        )
-    };
+    let both = |want: u8| both_advertise(&lab, want);
     assert_eq!(both(80), (Some(80), Some(80)), "{}", ka.log_text());
     std::fs::remove_file(&flag).unwrap();
     assert_eq!(both(100), (Some(100), Some(100)), "{}", ka.log_text());

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
+use vigil_proto::rfc3339;
 
 /// Labels or annotations, sorted (as Alertmanager shows them).
 pub type Labels = BTreeMap<String, String>;
@@ -181,30 +182,6 @@ pub fn fingerprint(labels: &Labels) -> String {
         }
     }
     format!("{h:016x}")
-}
-
-/// RFC 3339 UTC with milliseconds, from Unix milliseconds (the civil-from-days algorithm
-/// of H. Hinnant: no calendar crate for one format).
-pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ms % 1000
-    )
 }
 
 /// Alertmanager's "no end yet" (Go's zero time), as it sends for firing alerts.
@@ -419,13 +396,6 @@ mod tests {
         assert_eq!(a.len(), 16);
         l.insert("director".into(), "d".into());
         assert_ne!(a, fingerprint(&l));
-    }
-
-    #[test]
-    fn rfc3339_handles_epoch_leap_years_and_millis() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
     }
 
     #[test]

@@ -14,8 +14,7 @@ use std::time::Duration;
 use common::{check, once, target};
 use hickory_proto::op::{Message, OpCode, Query};
 use hickory_proto::rr::Name;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use vigil_check::FailureCause;
 use vigil_config::{CheckKind, DnsCheck, DnsRcode, DnsTransport, DnsType};
 
@@ -219,40 +218,10 @@ fn other_question(query: &[u8]) -> Option<Vec<u8>> {
     reply.to_vec().ok()
 }
 
-/// A server on UDP and TCP (same port) answering every query about another name.
-async fn lying_server() -> SocketAddr {
-    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
-    let addr = tcp.local_addr().expect("addr");
-    let udp = UdpSocket::bind(addr).await.expect("bind udp");
-    tokio::spawn(async move {
-        let mut buf = [0u8; 1500];
-        while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
-            if let Some(reply) = other_question(&buf[..n]) {
-                let _ = udp.send_to(&reply, peer).await;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = tcp.accept().await {
-            tokio::spawn(async move {
-                let Ok(len) = s.read_u16().await else { return };
-                let mut q = vec![0u8; usize::from(len)];
-                if s.read_exact(&mut q).await.is_err() {
-                    return;
-                }
-                if let Some(reply) = other_question(&q) {
-                    let _ = s.write_u16(reply.len() as u16).await;
-                    let _ = s.write_all(&reply).await;
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn a_reply_to_another_question_fails() {
-    let addr = lying_server().await;
+    // A server on UDP and TCP (same port) answering every query about another name.
+    let addr = common::dns_server(other_question).await;
     for transport in TRANSPORTS {
         let r = once(target(
             addr,

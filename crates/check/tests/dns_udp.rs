@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{check, once, target};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use vigil_check::FailureCause;
 use vigil_config::{CheckKind, DnsCheck, DnsRcode, DnsTransport, DnsType};
 
@@ -46,38 +45,9 @@ fn answer(query: &[u8]) -> Option<Vec<u8>> {
     Some(reply)
 }
 
-/// A DNS server on 127.0.0.1, UDP and TCP on the same port.
+/// The test's DNS server: see [`answer`].
 async fn dns_server() -> SocketAddr {
-    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
-    let addr = tcp.local_addr().expect("addr");
-    let udp = UdpSocket::bind(addr).await.expect("bind udp");
-    tokio::spawn(async move {
-        let mut buf = [0u8; 512];
-        while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
-            if let Some(reply) = answer(&buf[..n]) {
-                let _ = udp.send_to(&reply, peer).await;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = tcp.accept().await {
-            tokio::spawn(async move {
-                let Ok(len) = s.read_u16().await else { return };
-                let mut q = vec![0u8; usize::from(len)];
-                if s.read_exact(&mut q).await.is_err() {
-                    return;
-                }
-                match answer(&q) {
-                    Some(reply) => {
-                        let _ = s.write_u16(reply.len() as u16).await;
-                        let _ = s.write_all(&reply).await;
-                    }
-                    None => tokio::time::sleep(Duration::from_secs(60)).await,
-                }
-            });
-        }
-    });
-    addr
+    common::dns_server(answer).await
 }
 
 fn dns(name: &str, transport: DnsTransport) -> DnsCheck {

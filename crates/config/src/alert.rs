@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::diag::{Diagnostic, did_you_mean};
+use crate::parse::absolute_path;
 use crate::reader::{Sink, Table, Value, as_array, as_str};
 
 /// One `[[alert]]` webhook: where every event (or the chosen kinds) is POSTed, and how.
@@ -214,7 +215,7 @@ fn alert(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(Alert, Range<usize>)>
         .map_or(DEFAULT_QUEUE, |(n, _)| n as usize);
 
     let bearer = t.str(sink, "bearer_token_file").and_then(|(p, span)| {
-        absolute(sink, &f("bearer_token_file"), p, span.clone())
+        absolute_path(sink, &f("bearer_token_file"), p, span.clone())
             .inspect(|path| secret_ref(sink, path, f("bearer_token_file"), span, FileUse::Secret))
     });
     let basic = match t.get("basic_auth") {
@@ -242,7 +243,7 @@ fn alert(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(Alert, Range<usize>)>
 
     let https = url.as_ref().is_some_and(|(_, https, _)| *https);
     let ca_file = t.str(sink, "ca_file").and_then(|(path, span)| {
-        let path = absolute(sink, &f("ca_file"), path, span.clone())?;
+        let path = absolute_path(sink, &f("ca_file"), path, span.clone())?;
         if url.is_some() && !https {
             sink.error(span, format!("`{}` is for https URLs only", f("ca_file")));
             return None;
@@ -335,7 +336,7 @@ fn basic_auth(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(String, PathBuf)
     });
     let password_file = t.req_str(sink, "password_file").and_then(|(f, span)| {
         let field = format!("{p}.password_file");
-        absolute(sink, &field, f, span.clone())
+        absolute_path(sink, &field, f, span.clone())
             .inspect(|path| secret_ref(sink, path, field, span, FileUse::Secret))
     });
     t.finish(sink);
@@ -365,18 +366,6 @@ fn bounded(
         }
         Some((d, _)) => d,
         None => default,
-    }
-}
-
-fn absolute(sink: &mut Sink, field: &str, path: &str, span: Range<usize>) -> Option<PathBuf> {
-    if path.starts_with('/') {
-        Some(PathBuf::from(path))
-    } else {
-        sink.error(
-            span,
-            format!("`{field}`: \"{path}\" must be an absolute path"),
-        );
-        None
     }
 }
 

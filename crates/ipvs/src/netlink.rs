@@ -63,6 +63,34 @@ const fn align(len: usize) -> usize {
     (len + ALIGNTO - 1) & !(ALIGNTO - 1)
 }
 
+/// What follows a header of `header_len` bytes in the `len` (its own length field,
+/// `len_field`) bytes at the front of `rest`, a message or attribute (`what`); `rest`
+/// moves past it and its alignment padding.
+fn take_aligned<'a>(
+    rest: &mut &'a [u8],
+    len: usize,
+    header_len: usize,
+    len_field: &'static str,
+    what: &'static str,
+) -> Result<&'a [u8], DecodeError> {
+    if len < header_len {
+        return Err(DecodeError::BadLength {
+            what: len_field,
+            len,
+        });
+    }
+    if len > rest.len() {
+        return Err(DecodeError::Truncated {
+            what,
+            need: len,
+            have: rest.len(),
+        });
+    }
+    let body = &rest[header_len..len];
+    *rest = &rest[align(len).min(rest.len())..];
+    Ok(body)
+}
+
 /// Builds one netlink message (header, generic-netlink header, attributes) at the end of
 /// a buffer. Several messages can be built back to back into one buffer and sent with a
 /// single `send` (that is how batches are pipelined).
@@ -293,23 +321,13 @@ impl<'a> Iterator for Messages<'a> {
 impl<'a> Messages<'a> {
     fn parse_one(&mut self) -> Result<Message<'a>, DecodeError> {
         let header = Header::parse(self.rest)?;
-        let len = header.len as usize;
-        if len < NLMSG_HDRLEN {
-            return Err(DecodeError::BadLength {
-                what: "nlmsghdr.nlmsg_len",
-                len,
-            });
-        }
-        if len > self.rest.len() {
-            return Err(DecodeError::Truncated {
-                what: "netlink message",
-                need: len,
-                have: self.rest.len(),
-            });
-        }
-        let body = &self.rest[NLMSG_HDRLEN..len];
-        let next = align(len).min(self.rest.len());
-        self.rest = &self.rest[next..];
+        let body = take_aligned(
+            &mut self.rest,
+            header.len as usize,
+            NLMSG_HDRLEN,
+            "nlmsghdr.nlmsg_len",
+            "netlink message",
+        )?;
 
         match header.msg_type {
             NLMSG_ERROR | NLMSG_DONE => {
@@ -451,24 +469,8 @@ impl<'a> Attrs<'a> {
             });
         }
         let nla = NlaBuffer::new(self.rest);
-        let len = usize::from(nla.length());
-        let kind = nla.kind();
-        if len < NLA_HDRLEN {
-            return Err(DecodeError::BadLength {
-                what: "nlattr.nla_len",
-                len,
-            });
-        }
-        if len > self.rest.len() {
-            return Err(DecodeError::Truncated {
-                what: "nlattr",
-                need: len,
-                have: self.rest.len(),
-            });
-        }
-        let payload = &self.rest[NLA_HDRLEN..len];
-        let next = align(len).min(self.rest.len());
-        self.rest = &self.rest[next..];
+        let (len, kind) = (usize::from(nla.length()), nla.kind());
+        let payload = take_aligned(&mut self.rest, len, NLA_HDRLEN, "nlattr.nla_len", "nlattr")?;
         Ok(Attr { kind, payload })
     }
 }

@@ -190,3 +190,63 @@ fn any_fixture_minus_one_line_imports_validly_or_fails_cleanly() {
     println!("{imported} variants imported and valid");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// A track_file block's `init_file` is warned about once, where the block is read, however
+/// many VRRP instances and FILE_CHECKs use the block.
+#[test]
+fn init_file_is_warned_once_per_track_file_block() {
+    let conf = "\
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+    track_file {
+        up
+    }
+}
+
+virtual_server 192.0.2.100 80 {
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 192.0.2.11 80 {
+        FILE_CHECK {
+            track_file up
+        }
+    }
+    real_server 192.0.2.12 80 {
+        FILE_CHECK {
+            track_file up
+            weight 2
+        }
+    }
+}
+
+track_file up {
+    file /run/up
+    init_file 1
+}
+";
+    let path = Path::new("init.conf");
+    let files = MemFiles::default().with("init.conf", conf);
+    let out = import(path, &files, &Options::default()).expect("import");
+    let init: Vec<String> = out
+        .warnings
+        .iter()
+        .filter(|w| w.keyword == "init_file")
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        init,
+        [
+            "init.conf:33: warning: init_file: dropped: vigil does not create or write the tracked file; create it (a missing file reads 0)"
+        ]
+    );
+    // The file is still tracked by both.
+    assert!(out.toml.contains("kind = \"file\""), "{}", out.toml);
+    assert!(out.toml.contains("/run/up"), "{}", out.toml);
+}

@@ -232,19 +232,9 @@ pub(crate) fn date() -> String {
     civil_date(secs / 86_400)
 }
 
-/// Days since 1970-01-01 to `YYYY-MM-DD` (H. Hinnant's civil_from_days, proleptic
-/// Gregorian calendar).
+/// Days since 1970-01-01 to `YYYY-MM-DD`.
 fn civil_date(days: u64) -> String {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    vigil_proto::UtcTime::from_unix_ms(days.saturating_mul(86_400_000)).date()
 }
 
 /// A SEE ALSO section listing `pages` (`name(section)`), names in bold.

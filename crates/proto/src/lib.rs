@@ -13,6 +13,9 @@
 //!   name into an `Other` variant that keeps the text; an unknown event kind decodes as
 //!   [`Event::Other`].
 //!
+//! Also owns the calendar form of the events' Unix-millisecond times ([`UtcTime`],
+//! [`rfc3339`]), so that every program showing them writes the same dates.
+//!
 //! `tests/wire.rs` pins the wire form of every request, reply and event with snapshots.
 //!
 //! Must not: do I/O (no sockets, files or clocks: times come in as values), or depend on
@@ -23,6 +26,7 @@ mod reply;
 mod request;
 mod services;
 mod status;
+mod time;
 mod vrrp;
 
 pub use event::{
@@ -39,6 +43,7 @@ pub use status::{
     AlertDropped, AlertRequests, AlertStatus, ConfigReply, Counts, DatapathStatus, DrainReply,
     PONG, Refused, ReloadRecord, SocketStatus, StatusReply, Trigger,
 };
+pub use time::{UtcTime, rfc3339};
 pub use vrrp::{
     InstanceView, LiveStatus, TrackView, TransitionReason, TransitionView, VrrpAction,
     VrrpControlReply, VrrpReply, VrrpState,

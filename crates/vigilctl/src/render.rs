@@ -6,8 +6,8 @@
 use std::fmt::Write;
 
 use vigil_proto::{
-    AlertStatus, DrainReply, Event, ReloadRecord, ServicesReply, StatusReply, VrrpControlReply,
-    VrrpReply,
+    AlertStatus, DrainReply, Event, ReloadRecord, ServicesReply, StatusReply, UtcTime,
+    VrrpControlReply, VrrpReply,
 };
 
 /// `text`, or "-" when the daemon did not say.
@@ -54,25 +54,8 @@ pub(crate) fn human_duration(secs: f64) -> String {
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
 pub(crate) fn utc(unix: f64) -> String {
-    let secs = unix.max(0.0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm), valid for the proleptic Gregorian
-    // calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let t = UtcTime::from_unix_ms((unix.max(0.0) as u64).saturating_mul(1000));
+    format!("{} {} UTC", t.date(), t.time_of_day())
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {

@@ -30,6 +30,29 @@ pub struct StartOptions {
     pub discard_corrupt_state: bool,
 }
 
+/// What keeps a valid config from running here, checked alike at start and on reload.
+struct Unrunnable {
+    /// Capabilities this process lacks, a message each.
+    capabilities: Vec<String>,
+    /// VRRP instances whose adverts would not fit their interface's MTU.
+    adverts: Vec<String>,
+}
+
+impl Unrunnable {
+    fn of(config: &Config) -> Unrunnable {
+        Unrunnable {
+            capabilities: caps::missing(config),
+            adverts: crate::vrrp::adverts_over_mtu(config, &crate::vrrp::interface_mtu),
+        }
+    }
+
+    fn all(self) -> Vec<String> {
+        let mut out = self.capabilities;
+        out.extend(self.adverts);
+        out
+    }
+}
+
 /// Loads the file and starts serving; returns when asked to stop.
 pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
     // First, while this is the only thread: the children thread keeps the capabilities
@@ -48,16 +71,18 @@ pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
         warn!("{}", loaded.warnings.one_line(d));
     }
     let config = loaded.config;
-    let missing = caps::missing(&config);
-    if !missing.is_empty() {
+    let unrunnable = Unrunnable::of(&config);
+    if !unrunnable.capabilities.is_empty() {
         bail!(
             "missing capabilities: {}.\nRun vigild as root, or grant them (systemd: AmbientCapabilities=, Delegate=; see deploy/vigild.service and docs/operations.md)",
-            missing.join("; ")
+            unrunnable.capabilities.join("; ")
         );
     }
-    let too_big = crate::vrrp::adverts_over_mtu(&config, &crate::vrrp::interface_mtu);
-    if !too_big.is_empty() {
-        bail!("VRRP adverts that cannot be sent: {}", too_big.join("; "));
+    if !unrunnable.adverts.is_empty() {
+        bail!(
+            "VRRP adverts that cannot be sent: {}",
+            unrunnable.adverts.join("; ")
+        );
     }
     if caps::icmp_checks_without_raw(&config) {
         warn!(
@@ -441,11 +466,7 @@ fn reload_now(
     let result = match outcome {
         Ok(loaded) => {
             let config = loaded.config;
-            let mut missing = caps::missing(&config);
-            missing.extend(crate::vrrp::adverts_over_mtu(
-                &config,
-                &crate::vrrp::interface_mtu,
-            ));
+            let mut missing = Unrunnable::of(&config).all();
             // New FIFO paths are opened now; on an error the old ones stay.
             if missing.is_empty()
                 && let Err(e) = shared.fifos.configure(&config.director)

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use vigil_check::{CheckKey, OnceResult, Target, run_once};
 use vigil_config::{
     Check, CheckKind, HttpCheck, HttpMethod, HttpUrl, InitialState, Protocol, ServiceKey,
@@ -133,4 +133,40 @@ where
         Reply::Close => {}
         Reply::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
     }
+}
+
+/// A DNS server on 127.0.0.1, UDP and TCP on the same port, replying to each query with
+/// `answer` of its bytes. A query answered `None` gets no reply (over TCP the connection
+/// is held for a minute, so the asker times out rather than seeing it closed).
+pub async fn dns_server(answer: fn(&[u8]) -> Option<Vec<u8>>) -> SocketAddr {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind tcp");
+    let addr = tcp.local_addr().expect("addr");
+    let udp = UdpSocket::bind(addr).await.expect("bind udp");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+            if let Some(reply) = answer(&buf[..n]) {
+                let _ = udp.send_to(&reply, peer).await;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = tcp.accept().await {
+            tokio::spawn(async move {
+                let Ok(len) = s.read_u16().await else { return };
+                let mut q = vec![0u8; usize::from(len)];
+                if s.read_exact(&mut q).await.is_err() {
+                    return;
+                }
+                match answer(&q) {
+                    Some(reply) => {
+                        let _ = s.write_u16(reply.len() as u16).await;
+                        let _ = s.write_all(&reply).await;
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(60)).await,
+                }
+            });
+        }
+    });
+    addr
 }

@@ -159,7 +159,12 @@ fn absolute_program(sink: &mut Sink, field: &str, argv: &[String], span: Range<u
     }
 }
 
-fn absolute_path(sink: &mut Sink, field: &str, path: &str, span: Range<usize>) -> Option<PathBuf> {
+pub(crate) fn absolute_path(
+    sink: &mut Sink,
+    field: &str,
+    path: &str,
+    span: Range<usize>,
+) -> Option<PathBuf> {
     if path.starts_with('/') {
         Some(PathBuf::from(path))
     } else {

@@ -1350,7 +1350,7 @@ impl Mapper<'_> {
             match o.keyword() {
                 "file" => path = Some(arg(o, 0)?.to_string()),
                 "weight" => def_weight = file_weight(o)?,
-                "init_file" => self.warn(sec, o, "init_file", "dropped: vigil does not create or write the file (a missing file reads as 0, as keepalived reads it)"),
+                // init_file and the rest were warned about where the block was read.
                 _ => {}
             }
         }
