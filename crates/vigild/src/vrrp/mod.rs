@@ -101,6 +101,9 @@ pub fn runner_config(v: &VrrpInstance) -> RunnerConfig {
             refresh: v.garp.refresh,
         },
         notify: notify_hooks(&v.hooks),
+        routes: vec![],
+        rules: vec![],
+        vmac: None,
     }
 }
 
