@@ -18,6 +18,7 @@ const IFLA_INET_CONF: u16 = 1;
 pub mod devconf {
     pub const RP_FILTER: u16 = 8;
     pub const ARPFILTER: u16 = 13;
+    pub const ARP_ANNOUNCE: u16 = 18;
     pub const ARP_IGNORE: u16 = 19;
     pub const ACCEPT_LOCAL: u16 = 23;
 }

@@ -64,9 +64,11 @@ pub fn vmac_setup(found: Option<&Link>, base: u32, mac: [u8; 6]) -> VmacSetup {
     }
 }
 
-/// Whether adverts leave from the virtual MAC interface (their source MAC the virtual
-/// one, RFC 5798 §7.3) rather than the base interface: with `use_vmac` unless
-/// `vmac_xmit_base`, for IPv4 multicast. IPv6 adverts must come from a link-local
+/// Whether adverts are sent (their source MAC the virtual one, RFC 5798 §7.3) and
+/// received on the virtual MAC interface rather than the base interface: with
+/// `use_vmac` unless `vmac_xmit_base`, for IPv4 multicast. Received there too because
+/// the macvlan driver hands a multicast frame whose source is its virtual MAC (a peer's
+/// advert) to the macvlan alone. IPv6 adverts must come from a link-local
 /// address of the sending interface and the macvlan has none (its address generation is
 /// off so it sends nothing as a backup); unicast adverts would need a route through the
 /// macvlan to each peer. Both leave from the base interface.

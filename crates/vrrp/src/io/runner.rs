@@ -257,9 +257,9 @@ struct Io {
     /// The virtual MAC interface this runner created or adopted (deleted at stop).
     vmac_index: Option<u32>,
     primary: IpAddr,
+    /// Adverts are sent and received here: on the virtual MAC interface with
+    /// `use_vmac` (IPv4 multicast, [`adverts_from_vmac`]), else on the base interface.
     socket: AdvertSocket,
-    /// Adverts leave from here when not from `socket` (the virtual MAC interface).
-    tx: Option<AdvertSocket>,
     netlink: vigil_netlink::Route,
     announcer: Option<Announcer>,
     destinations: Vec<IpAddr>,
@@ -544,18 +544,16 @@ impl Runner {
             }
         };
         let multicast = c.unicast_peers.is_empty();
-        let socket = AdvertSocket::open(c.family, &c.interface, base_ifindex, multicast)
-            .map_err(|e| format!("advert socket on {}: {e}", c.interface))?;
-        let tx = match (&c.vmac, vmac_index) {
+        // With use_vmac (IPv4 multicast), adverts are sent and heard on the macvlan: the
+        // macvlan driver hands a multicast frame whose source is its virtual MAC (a
+        // peer's advert) to the macvlan alone, taking it for its own frame reflected.
+        let socket = match (&c.vmac, vmac_index) {
             (Some(v), Some(index)) if adverts_from_vmac(c.vmac.as_ref(), c.family, !multicast) => {
-                // Send-only: adverts are heard on the base interface, where the
-                // macvlan's multicast filter plays no part.
-                Some(
-                    AdvertSocket::open(c.family, &v.name, index, false)
-                        .map_err(|e| format!("advert socket on {}: {e}", v.name))?,
-                )
+                AdvertSocket::open(c.family, &v.name, index, multicast)
+                    .map_err(|e| format!("advert socket on {}: {e}", v.name))?
             }
-            _ => None,
+            _ => AdvertSocket::open(c.family, &c.interface, base_ifindex, multicast)
+                .map_err(|e| format!("advert socket on {}: {e}", c.interface))?,
         };
         // Announcements carry the virtual MAC with use_vmac: ARP from the macvlan; NAs
         // (which need a link-local source the macvlan lacks) from the base interface,
@@ -598,7 +596,6 @@ impl Runner {
             vmac_index,
             primary,
             socket,
-            tx,
             netlink,
             announcer,
             destinations,
@@ -920,10 +917,7 @@ impl Runner {
         };
         for destination in io.destinations.clone() {
             let sent = match advert.encode(io.primary, destination) {
-                Ok(message) => {
-                    let socket = io.tx.as_ref().unwrap_or(&io.socket);
-                    socket.send(io.primary, destination, &message).await
-                }
+                Ok(message) => io.socket.send(io.primary, destination, &message).await,
                 Err(e) => Err(io::Error::other(e)),
             };
             match sent {
@@ -1173,9 +1167,16 @@ fn ensure_vmac(
                 (devconf::RP_FILTER, 0),
             ][..],
         ),
+        // arp_announce 2: replies from a VIP may leave through the base interface (its
+        // prefix route comes first); the base's ARP requests for them must not name
+        // the VIP, or neighbours would learn the VIP at the base's MAC.
         (
             base,
-            &[(devconf::ARP_IGNORE, 1), (devconf::ARPFILTER, 1)][..],
+            &[
+                (devconf::ARP_IGNORE, 1),
+                (devconf::ARPFILTER, 1),
+                (devconf::ARP_ANNOUNCE, 2),
+            ][..],
         ),
     ];
     for (link, values) in settings {
