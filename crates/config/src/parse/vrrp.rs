@@ -80,6 +80,21 @@ fn vrrp_instance(
     let virtual_routes = vrrp_routes::virtual_routes(sink, &mut t, family);
     let virtual_rules = vrrp_routes::virtual_rules(sink, &mut t, family);
     let (vmac, vmac_span) = vrrp_routes::vmac(sink, &mut t, vrid.as_ref().map(|(v, _)| *v));
+    // keepalived's name is closest to `virtual_routes` by spelling; say what it is.
+    let router_id = t
+        .entries()
+        .find(|(k, _)| {
+            let k: &str = k.get_ref();
+            k == "virtual_router_id"
+        })
+        .map(|(k, _)| k.span());
+    if let Some(span) = router_id {
+        t.get("virtual_router_id");
+        sink.push(
+            Diagnostic::error(span, format!("unknown field `{}`", f("virtual_router_id")))
+                .with_help("vigil calls keepalived's virtual_router_id `vrid`"),
+        );
+    }
     t.finish(sink);
 
     if sink.items.len() != errors_before {
