@@ -2,8 +2,9 @@
 //! routes and rules appear on the master and vanish from the node that leaves mastership
 //! (read with `ip route` / `ip rule` in the namespaces); with `use_vmac` the adverts on
 //! the wire and the VIP's ARP answers carry the RFC 5798 §7.3 virtual MAC
-//! (00-00-5E-00-01-{VRID} for IPv4), a virtual MAC interface left by a crash is adopted,
-//! and keepalived with `use_vmac` interoperates with vigil with `use_vmac`.
+//! (00-00-5E-00-01-{VRID} for IPv4; IPv6 VIPs' neighbour answers 00-00-5E-00-02-{VRID}),
+//! a virtual MAC interface left by a crash is adopted, and keepalived with `use_vmac`
+//! interoperates with vigil with `use_vmac`.
 
 // Helpers outside #[test] functions unwrap too; this is test code.
 #![allow(clippy::unwrap_used)]
@@ -308,4 +309,59 @@ fn keepalived_interop_with_use_vmac_on_both_sides() {
     );
     ka.stop();
     assert_clean_log(&ka);
+}
+
+#[test]
+fn ipv6_vips_on_the_vmac_are_answered_with_the_virtual_mac() {
+    require_root_or_skip!();
+    let lab = NetnsLab::up(&["lb1", "lb2", "client"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Setup {
+        version: 3,
+        unicast: false,
+        ipv6: true,
+    };
+    s.prepare(&lab);
+    let vip = s.vip(&lab);
+    // RFC 5798 §7.3: 00-00-5E-00-02-{VRID} for IPv6.
+    let vmac6 = "00:00:5e:00:02:33";
+    let conf = |prio| {
+        instance(
+            "web",
+            51,
+            prio,
+            "100ms",
+            &[format!("{vip}/64")],
+            "use_vmac = true\n",
+        )
+    };
+    let mut lb1 = Vigild::start(&lab, dir.path(), "lb1", &conf(150));
+    let lb2 = Vigild::start(&lab, dir.path(), "lb2", &conf(100));
+    lb1.expect_state("web", "master", SETTLE);
+    lb2.expect_state("web", "backup", SETTLE);
+    let link = output(&lab, "lb1", &["ip", "-d", "link", "show", "vrrp.51"]);
+    assert!(link.contains(vmac6), "{link}");
+    assert!(wait_for(SETTLE, || has_addr_on(
+        &lab, "lb1", "vrrp.51", &vip
+    )));
+    let neigh6 = |lab: &NetnsLab| {
+        let _ = lab.run("client", ["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+        let _ = lab.run("client", ["ping", "-6", "-c", "1", "-W", "1", &vip]);
+        output(lab, "client", &["ip", "-6", "neigh", "show", &vip])
+    };
+    assert!(
+        wait_for(SETTLE, || neigh6(&lab).contains(&format!("lladdr {vmac6}"))),
+        "{}",
+        neigh6(&lab)
+    );
+    assert!(lb1.stop().success());
+    lb2.expect_state("web", "master", SETTLE);
+    assert!(wait_for(SETTLE, || has_addr_on(
+        &lab, "lb2", "vrrp.51", &vip
+    )));
+    assert!(
+        wait_for(SETTLE, || neigh6(&lab).contains(&format!("lladdr {vmac6}"))),
+        "{}",
+        neigh6(&lab)
+    );
 }
