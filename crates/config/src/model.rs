@@ -203,6 +203,74 @@ pub struct VrrpInstance {
     #[serde(flatten)]
     pub hooks: NotifyHooks,
     pub sync_group: Option<String>,
+    /// keepalived's `virtual_routes`: installed while this node holds the addresses.
+    pub virtual_routes: Vec<VirtualRoute>,
+    /// keepalived's `virtual_rules`: likewise.
+    pub virtual_rules: Vec<VirtualRule>,
+    /// `use_vmac`: the addresses live on a macvlan with the RFC 5798 §7.3 virtual MAC.
+    pub vmac: Option<Vmac>,
+}
+
+/// One `virtual_routes` entry (as `ip route` takes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualRoute {
+    pub to: IpPrefix,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    /// Preferred source address.
+    pub src: Option<IpAddr>,
+    /// 254 (main) unless given.
+    pub table: u32,
+    pub metric: Option<u32>,
+    /// `RT_SCOPE_*`: 0 global, 200 site, 253 link, 254 host; `None` as `ip route`.
+    pub scope: Option<u8>,
+    /// `RTPROT_*` (4, static, unless given).
+    pub protocol: u8,
+    pub kind: RouteKind,
+}
+
+/// What a route does with the packets it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteKind {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// One `virtual_rules` entry (as `ip rule` takes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualRule {
+    pub family: AddressFamily,
+    pub from: Option<IpPrefix>,
+    pub to: Option<IpPrefix>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub fwmark: Option<u32>,
+    pub fwmask: Option<u32>,
+    pub priority: Option<u32>,
+    pub action: RuleAction,
+}
+
+/// What a rule does with the packets it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Look them up in this table.
+    Table(u32),
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// An instance's virtual MAC interface (`use_vmac`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vmac {
+    /// The macvlan's name: `vmac_name`, by default `vrrp.VRID` as keepalived's.
+    pub name: String,
+    /// `vmac_xmit_base`: adverts leave from the instance's interface.
+    pub xmit_base: bool,
 }
 
 /// Programs run on the state changes of a VRRP instance or sync group: keepalived's

@@ -145,6 +145,16 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
         }),
         |addr| format!("virtual address {addr} is carried by two VRRP instances"),
     );
+    // One virtual MAC interface per instance: two of one name would fight over it.
+    unique(
+        sink,
+        vrrp.iter()
+            .zip(&spans.vrrp)
+            .filter_map(|(v, s)| Some((v.vmac.as_ref()?.name.clone(), s.vmac.clone()))),
+        |name| {
+            format!("virtual MAC interface {name} is used by two VRRP instances (set `vmac_name`)")
+        },
+    );
 
     // Tracked virtual servers must exist.
     let vs_names: Vec<&str> = parsed.vs_names.iter().map(|(n, _)| n.as_str()).collect();

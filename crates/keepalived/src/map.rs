@@ -13,6 +13,7 @@ mod keywords;
 mod lvs;
 mod text;
 mod vrrp;
+mod vrrp_routes;
 
 pub use keywords::{KeywordStatus, keyword_status, manpage_keywords};
 use text::{Section, q};
@@ -100,6 +101,8 @@ pub(crate) struct Mapper<'a> {
     vips: HashSet<IpAddr>,
     /// (interface, IPv6?, VRID) → instance, of the instances written so far.
     emitted_vrids: HashMap<(String, bool, i64), String>,
+    /// Virtual MAC interface names written so far (each must be one instance's).
+    vmac_names: HashSet<String>,
     /// Every virtual service written so far (key text → where).
     services: HashMap<String, Loc>,
 }
@@ -124,6 +127,7 @@ pub fn map(nodes: &[Node], options: &Options) -> Result<Mapped, ReadError> {
         vrids: HashSet::new(),
         vips: HashSet::new(),
         emitted_vrids: HashMap::new(),
+        vmac_names: HashSet::new(),
         services: HashMap::new(),
     };
     // Definitions first: keepalived lets a block refer to one defined further down.

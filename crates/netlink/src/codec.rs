@@ -10,7 +10,7 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::IFA_F_NODAD;
@@ -45,6 +45,10 @@ pub struct Link {
     pub up: bool,
     /// `IFF_RUNNING`: has carrier (a pulled cable or a downed veth peer clears it).
     pub running: bool,
+    /// Its kind (`IFLA_INFO_KIND`, e.g. `macvlan`), when it has one.
+    pub kind: Option<String>,
+    /// The link it sits on (`IFLA_LINK`), e.g. a macvlan's base interface.
+    pub parent: Option<u32>,
 }
 
 impl Link {
@@ -201,12 +205,22 @@ pub fn link(message: &LinkMessage) -> Link {
         mtu: None,
         up: flags.contains(LinkFlags::Up),
         running: flags.contains(LinkFlags::Running),
+        kind: None,
+        parent: None,
     };
     for attribute in &message.attributes {
         match attribute {
             LinkAttribute::IfName(name) => link.name.clone_from(name),
             LinkAttribute::Address(bytes) => link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok(),
             LinkAttribute::Mtu(mtu) => link.mtu = Some(*mtu),
+            LinkAttribute::Link(parent) => link.parent = Some(*parent),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(kind) = info {
+                        link.kind = Some(kind.to_string());
+                    }
+                }
+            }
             _ => {}
         }
     }

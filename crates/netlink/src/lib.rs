@@ -3,7 +3,9 @@
 //!
 //! Owns: every `NETLINK_ROUTE` conversation of the project — addresses added, removed and
 //! listed ([`Route`]), links looked up by name or dumped ([`Link`]), and link state
-//! followed from the kernel's `RTNLGRP_LINK` events ([`LinkWatch`]). Later users (routes,
+//! followed from the kernel's `RTNLGRP_LINK` events ([`LinkWatch`]); routes and policy
+//! rules added and removed ([`routing`]); macvlan (virtual MAC) interfaces created,
+//! configured and deleted ([`vmac`]). Later users (routes,
 //! rules, macvlan interfaces, the BGP announcer's routes) add their requests here, so
 //! there is one framing, one error type and one place that reads kernel replies.
 //!
@@ -22,10 +24,14 @@
 pub mod codec;
 mod links;
 mod route;
+mod route_vrrp;
+pub mod routing;
+pub mod vmac;
 
 pub use codec::{InterfaceAddress, Link};
 pub use links::{LinkTable, LinkWatch};
 pub use route::Route;
+pub use routing::{RouteKind, RouteSpec, RuleKind, RuleSpec};
 
 /// Address flags (`IFA_F_*`, linux/if_addr.h) as carried in [`InterfaceAddress::flags`].
 pub const IFA_F_SECONDARY: u32 = 0x01;

@@ -164,7 +164,11 @@ impl Route {
     }
 
     /// Sends one request and waits for its acknowledgement: `Err(errno)` when refused.
-    fn request_ack(&mut self, message: RouteNetlinkMessage, flags: u16) -> Result<(), i32> {
+    pub(crate) fn request_ack(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<(), i32> {
         let seq = self.send(message, flags).map_err(errno_of)?;
         loop {
             for (s, _, reply) in self.receive().map_err(errno_of)? {
@@ -236,7 +240,7 @@ fn socket_error(op: &'static str) -> Error {
     }
 }
 
-fn kernel(op: String, errno: i32) -> Error {
+pub(crate) fn kernel(op: String, errno: i32) -> Error {
     Error::Kernel {
         op,
         source: std::io::Error::from_raw_os_error(errno),

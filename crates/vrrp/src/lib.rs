@@ -95,6 +95,7 @@ mod receive;
 mod runner_config;
 mod sync_group;
 mod timing;
+mod vmac;
 
 pub use drop_reason::DropReason;
 pub use fsm::{
@@ -122,6 +123,7 @@ pub use timing::{
     DEFAULT_LEARNED_INTERVAL_FACTOR, learned_interval, master_down_interval, resign_reply_gap,
     skew_time,
 };
+pub use vmac::{VmacConfig, VmacSetup, adverts_from_vmac, virtual_mac, vmac_setup};
 
 #[cfg(test)]
 mod codec_tests;

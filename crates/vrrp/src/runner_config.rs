@@ -11,6 +11,8 @@ use crate::fsm::Config as FsmConfig;
 use crate::notify::NotifyHooks;
 use crate::packet::{Auth, Family, Version, advert_packet_len};
 use crate::receive::ReceiveRules;
+use crate::vmac::VmacConfig;
+use vigil_netlink::{RouteSpec, RuleSpec};
 
 /// Gratuitous ARP / NA schedule of a new master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,13 @@ pub struct RunnerConfig {
     pub garp: GarpConfig,
     /// Programs run without a shell on state changes ([`NotifyHooks::programs`]).
     pub notify: NotifyHooks,
+    /// keepalived's `virtual_routes`: installed with the addresses (after them) while
+    /// this node holds them, removed with them (before them).
+    pub routes: Vec<RouteSpec>,
+    /// keepalived's `virtual_rules`: like `routes`.
+    pub rules: Vec<RuleSpec>,
+    /// `use_vmac`: addresses on a macvlan with the RFC 5798 §7.3 virtual MAC.
+    pub vmac: Option<VmacConfig>,
 }
 
 impl RunnerConfig {
@@ -84,12 +93,14 @@ pub enum ReloadChange {
 ///   priority, Preempt_Mode and preempt_delay, which the running machine takes like any
 ///   priority change ([`crate::Instance::reconfigure`], RFC 5798 §6.4.2/§6.4.3 rules applied
 ///   from then on); the virtual addresses (a master adds and removes the difference and
-///   announces only the added ones; the adverts carry the new list, §5.2.9);
+///   announces only the added ones; the adverts carry the new list, §5.2.9); the
+///   routes and rules (a node holding the addresses removes and adds the difference);
 /// - restart: what names the virtual router or how it talks — interface, VRID, version,
 ///   family (RFC 5798 §7.1 keys adverts by VRID on an interface), the advert interval
 ///   (VRRPv2 peers must match it, RFC 3768 §7.1), unicast peers and source,
-///   authentication, the learned-interval factor (part of the machine's config) — and
-///   becoming or ceasing to be the address owner (priority 255, §6.4.1).
+///   authentication, the learned-interval factor (part of the machine's config), the
+///   virtual MAC interface (the addresses move to another interface) — and becoming or
+///   ceasing to be the address owner (priority 255, §6.4.1).
 pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
     if old == new {
         return ReloadChange::Unchanged;
@@ -105,6 +116,8 @@ pub fn reload_change(old: &RunnerConfig, new: &RunnerConfig) -> ReloadChange {
         vips_excluded: old.vips_excluded.clone(),
         allowed_peers: old.allowed_peers.clone(),
         unicast_accept_any_ttl: old.unicast_accept_any_ttl,
+        routes: old.routes.clone(),
+        rules: old.rules.clone(),
         ..new.clone()
     } == *old;
     if rest_unchanged && owner(old) == owner(new) {
@@ -197,6 +210,9 @@ pub(crate) fn example() -> RunnerConfig {
             refresh: None,
         },
         notify: NotifyHooks::default(),
+        routes: vec![],
+        rules: vec![],
+        vmac: None,
     }
 }
 
@@ -219,7 +235,32 @@ mod tests {
         assert_eq!(kind(&|_| {}), ReloadChange::Unchanged);
         // What shapes only the next transition, and the election inputs the running
         // machine takes like any priority change (RFC 5798 §6.4.2/§6.4.3).
-        let in_place: [&dyn Fn(&mut RunnerConfig); 13] = [
+        let route = vigil_netlink::RouteSpec {
+            destination: "10.1.0.0".parse().unwrap(),
+            prefix_len: 16,
+            gateway: Some("10.0.0.254".parse().unwrap()),
+            dev: None,
+            source: None,
+            table: 254,
+            metric: None,
+            scope: None,
+            protocol: 4,
+            kind: vigil_netlink::RouteKind::Unicast,
+        };
+        let rule = vigil_netlink::RuleSpec {
+            ipv6: false,
+            from: Some(("10.0.0.100".parse().unwrap(), 32)),
+            to: None,
+            iif: None,
+            oif: None,
+            fwmark: None,
+            fwmask: None,
+            priority: Some(100),
+            kind: vigil_netlink::RuleKind::Table(100),
+        };
+        let in_place: [&dyn Fn(&mut RunnerConfig); 15] = [
+            &|c| c.routes = vec![route.clone()],
+            &|c| c.rules = vec![rule.clone()],
             &|c| c.allowed_peers = vec!["10.0.0.2".parse().unwrap()],
             &|c| c.unicast_accept_any_ttl = true,
             &|c| c.vips.push(("10.0.0.101".parse().unwrap(), 24)),
@@ -249,7 +290,13 @@ mod tests {
         // What names the virtual router or how it talks (RFC 5798 §7.1: VRID on an
         // interface; RFC 3768 §7.1 the v2 interval), and ownership (priority 255,
         // §6.4.1).
-        let restart: [&dyn Fn(&mut RunnerConfig); 10] = [
+        let restart: [&dyn Fn(&mut RunnerConfig); 11] = [
+            &|c| {
+                c.vmac = Some(VmacConfig {
+                    name: "vrrp.51".into(),
+                    xmit_base: false,
+                })
+            },
             &|c| c.learned_interval_factor = 10,
             &|c| c.interface = "eth1".into(),
             &|c| c.vrid = 52,

@@ -27,6 +27,7 @@ mod notify;
 mod track;
 mod virtual_server;
 mod vrrp;
+mod vrrp_routes;
 
 use director::director;
 use ipvs_sync::ipvs_sync;
@@ -62,6 +63,8 @@ pub(crate) struct VrrpSpans {
     pub(crate) vips_excluded: Vec<Range<usize>>,
     pub(crate) sync_group: Range<usize>,
     pub(crate) track_vs: Vec<Range<usize>>,
+    /// The virtual MAC interface's name (or `use_vmac`, for the default one).
+    pub(crate) vmac: Range<usize>,
 }
 
 pub(crate) struct VsSpans {

@@ -9,6 +9,7 @@ use crate::model::*;
 use crate::reader::{Sink, Table, Value, as_array, as_int, as_ip, as_prefix};
 
 use super::track::track_entry;
+use super::vrrp_routes;
 use super::{Section, VrrpSpans, check_interface, check_name, notify_hooks};
 
 /// The `[vrrp]` tables, by instance name.
@@ -76,6 +77,24 @@ fn vrrp_instance(
     let sync_group = t
         .str(sink, "sync_group")
         .filter(|(g, s)| check_name(sink, g, s.clone(), "sync group"));
+    let virtual_routes = vrrp_routes::virtual_routes(sink, &mut t, family);
+    let virtual_rules = vrrp_routes::virtual_rules(sink, &mut t, family);
+    let (vmac, vmac_span) = vrrp_routes::vmac(sink, &mut t, vrid.as_ref().map(|(v, _)| *v));
+    // keepalived's name is closest to `virtual_routes` by spelling; say what it is.
+    let router_id = t
+        .entries()
+        .find(|(k, _)| {
+            let k: &str = k.get_ref();
+            k == "virtual_router_id"
+        })
+        .map(|(k, _)| k.span());
+    if let Some(span) = router_id {
+        t.get("virtual_router_id");
+        sink.push(
+            Diagnostic::error(span, format!("unknown field `{}`", f("virtual_router_id")))
+                .with_help("vigil calls keepalived's virtual_router_id `vrid`"),
+        );
+    }
     t.finish(sink);
 
     if sink.items.len() != errors_before {
@@ -88,6 +107,7 @@ fn vrrp_instance(
         vips_excluded: vips.excluded_spans,
         sync_group: sync_group.as_ref().map_or(0..0, |(_, s)| s.clone()),
         track_vs,
+        vmac: vmac_span,
     };
     Some((
         VrrpInstance {
@@ -113,6 +133,9 @@ fn vrrp_instance(
             track,
             hooks,
             sync_group: sync_group.map(|(g, _)| g.to_string()),
+            virtual_routes,
+            virtual_rules,
+            vmac,
         },
         spans,
     ))

@@ -109,6 +109,10 @@ const MAPPED: &[(&str, &[&str])] = &[
             "no_accept",
             "virtual_ipaddress",
             "virtual_ipaddress_excluded",
+            "virtual_routes",
+            "virtual_rules",
+            "use_vmac",
+            "vmac_xmit_base",
             "unicast_src_ip",
             "mcast_src_ip",
             "unicast_peer",
@@ -440,16 +444,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
     ),
     (
         "vrrp_instance",
-        "use_vmac",
-        "vigil uses the interface's own MAC address (no VRRP virtual MAC)",
-    ),
-    (
-        "vrrp_instance",
-        "vmac_xmit_base",
-        "vigil uses no virtual MAC",
-    ),
-    (
-        "vrrp_instance",
         "native_ipv6",
         "the addresses decide the family in vigil too",
     ),
@@ -497,16 +491,6 @@ const DROPPED: &[(&str, &str, &str)] = &[
         "vrrp_instance",
         "promote_secondaries",
         "vigil leaves the interface's promote_secondaries setting to the system (sysctl)",
-    ),
-    (
-        "vrrp_instance",
-        "virtual_routes",
-        "vigil adds no routes on failover; a notify program can",
-    ),
-    (
-        "vrrp_instance",
-        "virtual_rules",
-        "vigil adds no routing rules on failover; a notify program can",
     ),
     (
         "vrrp_instance",

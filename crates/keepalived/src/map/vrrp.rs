@@ -120,9 +120,32 @@ impl Mapper<'_> {
             ..Instance::default()
         };
         let mut vrid = None;
+        let (mut routes_node, mut rules_node) = (None, None);
+        let mut use_vmac: Option<(Option<String>, &Node)> = None;
+        let mut xmit_base = None;
         for c in n.children() {
             let kw = c.keyword();
             match kw {
+                "use_vmac" => {
+                    let name = match c.args().first() {
+                        Some(a) => Some(iface_name(self, &mut sec, c, kw, a)?),
+                        None => None,
+                    };
+                    use_vmac = Some((name, c));
+                    sec.set("use_vmac", "true".into());
+                }
+                "vmac_xmit_base" => {
+                    xmit_base = Some(c);
+                    sec.set("vmac_xmit_base", "true".into());
+                }
+                "virtual_routes" => {
+                    routes_node = Some(c);
+                    sec.set("virtual_routes", String::new());
+                }
+                "virtual_rules" => {
+                    rules_node = Some(c);
+                    sec.set("virtual_rules", String::new());
+                }
                 "state" => match arg(c, 0)?.to_ascii_uppercase().as_str() {
                     // keepalived 2.x waits for the election either way, except that an
                     // address owner (255) in MASTER takes over at once, as vigil's does.
@@ -372,6 +395,79 @@ impl Mapper<'_> {
             ));
         }
         self.emitted_vrids.insert(vrid_key, name.clone());
+        for (node, key) in [
+            (routes_node, "virtual_routes"),
+            (rules_node, "virtual_rules"),
+        ] {
+            let Some(node) = node else { continue };
+            let value = if key == "virtual_routes" {
+                self.virtual_routes(node, &mut sec, v6)?
+            } else {
+                self.virtual_rules(node, &mut sec, v6)?
+            };
+            match value {
+                Some(v) => sec.set(key, v),
+                None => sec.remove(key),
+            }
+        }
+        match use_vmac {
+            Some((given, node)) => {
+                // vigil's default name is keepalived's (vrrp.VRID); a split instance's
+                // halves, or instances of one VRID on two interfaces, need their own.
+                let vrid_text = vrid.map(|v| v.to_string()).unwrap_or_default();
+                let default = format!("vrrp.{vrid_text}");
+                let wanted = given.clone().unwrap_or_else(|| default.clone());
+                let name = if self.vmac_names.contains(&wanted) || force.is_some() {
+                    let other = format!("{wanted}.{}", if v6 { 6 } else { 4 });
+                    if other.len() <= 15 && !self.vmac_names.contains(&other) {
+                        self.warn(
+                            &mut sec,
+                            node,
+                            "use_vmac",
+                            format!(
+                                "interface named {other}: {wanted} is another vigil instance's"
+                            ),
+                        );
+                        Some(other)
+                    } else {
+                        None
+                    }
+                } else {
+                    Some(wanted.clone())
+                };
+                match name {
+                    Some(name) => {
+                        if name != default {
+                            sec.set_after("vmac_name", q(&name), &["use_vmac"]);
+                        }
+                        self.vmac_names.insert(name);
+                    }
+                    None => {
+                        self.warn(
+                            &mut sec,
+                            node,
+                            "use_vmac",
+                            format!(
+                                "dropped: the interface name {wanted} is another vigil instance's"
+                            ),
+                        );
+                        sec.remove("use_vmac");
+                        sec.remove("vmac_xmit_base");
+                    }
+                }
+            }
+            None => {
+                if let Some(node) = xmit_base {
+                    self.warn(
+                        &mut sec,
+                        node,
+                        "vmac_xmit_base",
+                        "dropped: the instance has no use_vmac",
+                    );
+                    sec.remove("vmac_xmit_base");
+                }
+            }
+        }
         sec.set("vips", array(&vips));
         if excluded.is_empty() {
             sec.remove("vips_excluded");

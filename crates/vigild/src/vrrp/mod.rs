@@ -101,6 +101,51 @@ pub fn runner_config(v: &VrrpInstance) -> RunnerConfig {
             refresh: v.garp.refresh,
         },
         notify: notify_hooks(&v.hooks),
+        routes: v
+            .virtual_routes
+            .iter()
+            .map(|r| vigil_netlink::RouteSpec {
+                destination: r.to.addr,
+                prefix_len: r.to.prefix_len,
+                gateway: r.via,
+                dev: r.dev.clone(),
+                source: r.src,
+                table: r.table,
+                metric: r.metric,
+                scope: r.scope,
+                protocol: r.protocol,
+                kind: match r.kind {
+                    vigil_config::RouteKind::Unicast => vigil_netlink::RouteKind::Unicast,
+                    vigil_config::RouteKind::Blackhole => vigil_netlink::RouteKind::Blackhole,
+                    vigil_config::RouteKind::Unreachable => vigil_netlink::RouteKind::Unreachable,
+                    vigil_config::RouteKind::Prohibit => vigil_netlink::RouteKind::Prohibit,
+                },
+            })
+            .collect(),
+        rules: v
+            .virtual_rules
+            .iter()
+            .map(|r| vigil_netlink::RuleSpec {
+                ipv6: r.family == vigil_config::AddressFamily::Ipv6,
+                from: r.from.map(|p| (p.addr, p.prefix_len)),
+                to: r.to.map(|p| (p.addr, p.prefix_len)),
+                iif: r.iif.clone(),
+                oif: r.oif.clone(),
+                fwmark: r.fwmark,
+                fwmask: r.fwmask,
+                priority: r.priority,
+                kind: match r.action {
+                    vigil_config::RuleAction::Table(t) => vigil_netlink::RuleKind::Table(t),
+                    vigil_config::RuleAction::Blackhole => vigil_netlink::RuleKind::Blackhole,
+                    vigil_config::RuleAction::Unreachable => vigil_netlink::RuleKind::Unreachable,
+                    vigil_config::RuleAction::Prohibit => vigil_netlink::RuleKind::Prohibit,
+                },
+            })
+            .collect(),
+        vmac: v.vmac.as_ref().map(|m| vigil_vrrp::VmacConfig {
+            name: m.name.clone(),
+            xmit_base: m.xmit_base,
+        }),
     }
 }
 
@@ -188,6 +233,8 @@ mod tests {
             "preempt_delay = \"5s\"",
             "sync_group = \"g\"",
             "track = [{ interface = \"eth1\", weight = -50 }]",
+            "virtual_routes = [{ to = \"10.1.0.0/16\", via = \"10.0.0.254\" }]",
+            "virtual_rules = [{ from = \"10.0.0.100/32\", table = 100 }]",
         ] {
             assert_eq!(kind(extra), ReloadChange::InPlace, "{extra}");
         }
@@ -204,7 +251,11 @@ mod tests {
         let mut lower = old.clone();
         lower.priority = 90;
         assert_eq!(reload_change(&old, &lower), ReloadChange::InPlace);
-        for extra in ["advert_interval = \"2s\"", "unicast_peers = [\"10.0.0.2\"]"] {
+        for extra in [
+            "advert_interval = \"2s\"",
+            "unicast_peers = [\"10.0.0.2\"]",
+            "use_vmac = true",
+        ] {
             assert_eq!(kind(extra), ReloadChange::Restart, "{extra}");
         }
         let mut moved = old.clone();
@@ -305,10 +356,22 @@ advert_interval = "1s"
 auth_password = "pw"
 vips = ["10.0.0.100/24"]
 vips_excluded = ["10.0.0.200/24"]
+use_vmac = true
+virtual_routes = [{ to = "10.1.0.0/16", via = "10.0.0.254", table = 100 }]
+virtual_rules = [{ from = "10.0.0.100/32", table = 100, priority = 50 }]
 "#,
         )
         .unwrap();
         let c = runner_config(&loaded.config.vrrp[0]);
+        assert_eq!(
+            c.routes[0].to_string(),
+            "10.1.0.0/16 via 10.0.0.254 table 100"
+        );
+        assert_eq!(
+            c.rules[0].to_string(),
+            "priority 50 from 10.0.0.100/32 table 100"
+        );
+        assert_eq!(c.vmac.as_ref().map(|v| v.name.as_str()), Some("vrrp.7"));
         assert_eq!(c.version, Version::V2);
         assert_eq!(c.vips, vec![("10.0.0.100".parse().unwrap(), 24)]);
         assert_eq!(c.vips_excluded, vec![("10.0.0.200".parse().unwrap(), 24)]);

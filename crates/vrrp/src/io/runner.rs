@@ -36,6 +36,7 @@ use crate::receive::{IpFacts, ReceiveRules, decode, is_for_sibling};
 use crate::runner_config::{
     ReloadChange, RunnerConfig, advert_too_big, fsm_config, receive_rules, reload_change,
 };
+use crate::vmac::{VmacConfig, VmacSetup, adverts_from_vmac, virtual_mac, vmac_setup};
 
 /// Every virtual router this daemon runs, as (interface, family, VRID): how a runner
 /// tells a sibling instance's adverts from unknown VRIDs ([`crate::is_for_sibling`],
@@ -248,8 +249,16 @@ const TOO_BIG: &str = "advert too big for the link";
 
 /// What the runner holds once the interface is resolved.
 struct Io {
+    /// Where the virtual addresses go: the virtual MAC interface with `use_vmac`, else
+    /// the instance's interface.
     ifindex: u32,
+    /// The instance's interface (adverts are received there).
+    base_ifindex: u32,
+    /// The virtual MAC interface this runner created or adopted (deleted at stop).
+    vmac_index: Option<u32>,
     primary: IpAddr,
+    /// Adverts are sent and received here: on the virtual MAC interface with
+    /// `use_vmac` (IPv4 multicast, [`adverts_from_vmac`]), else on the base interface.
     socket: AdvertSocket,
     netlink: vigil_netlink::Route,
     announcer: Option<Announcer>,
@@ -307,6 +316,15 @@ impl Runner {
         let vips_present = self.vips_present(&mut io);
         if vips_present {
             info!(instance = %self.config.name, "virtual addresses already present: keeping them until another master is heard");
+        } else {
+            // Left by a run that ended without removing them (a crash): this node holds
+            // nothing, so it routes nothing either.
+            remove_routes(
+                &mut io,
+                &self.config.name,
+                &self.config.routes,
+                &self.config.rules,
+            );
         }
         let actions = self.startup(&mut io, vips_present);
         self.apply(&mut io, actions).await;
@@ -354,6 +372,11 @@ impl Runner {
             if self.stopping && !io.instance.holds_vips() && self.drain_until.is_none() {
                 let actions = io.instance.handle(Event::Shutdown, Instant::now());
                 self.apply(&mut io, actions).await;
+                if let Some(index) = io.vmac_index
+                    && let Err(e) = io.netlink.del_link(index)
+                {
+                    warn!(instance = %self.config.name, "cannot remove the virtual MAC interface: {e}");
+                }
                 info!(instance = %self.config.name, "stopped");
                 if let Some(notify) = self.notify.take() {
                     notify.finish().await;
@@ -390,7 +413,7 @@ impl Runner {
         let Ok(index) = iface::index(&self.config.interface) else {
             return false;
         };
-        if index == io.ifindex {
+        if index == io.base_ifindex {
             return false;
         }
         match self.setup() {
@@ -399,7 +422,7 @@ impl Runner {
                     instance = %self.config.name,
                     "interface {} was re-created (index {} -> {index}): sockets reopened",
                     self.config.interface,
-                    io.ifindex
+                    io.base_ifindex
                 );
                 std::mem::swap(io, &mut fresh);
                 self.status.primary_address = Some(io.primary);
@@ -464,9 +487,21 @@ impl Runner {
 
     fn setup(&self) -> Result<Io, String> {
         let c = &self.config;
-        let ifindex =
+        let base_ifindex =
             iface::index(&c.interface).map_err(|e| format!("interface {}: {e}", c.interface))?;
         let mut netlink = vigil_netlink::Route::open().map_err(|e| format!("netlink: {e}"))?;
+        let vmac_mac = virtual_mac(c.family, c.vrid);
+        let vmac_index = match &c.vmac {
+            Some(v) => Some(ensure_vmac(
+                &mut netlink,
+                base_ifindex,
+                v,
+                vmac_mac,
+                &c.name,
+            )?),
+            None => None,
+        };
+        let ifindex = vmac_index.unwrap_or(base_ifindex);
         // The advert must fit the link (adverts are not fragmented): otherwise the
         // instance would run without ever being heard, and two masters would follow.
         let mtu = iface::mtu(&c.interface).map_err(|e| format!("MTU of {}: {e}", c.interface))?;
@@ -480,7 +515,7 @@ impl Runner {
             Some(source) => source,
             None => {
                 let present = netlink
-                    .addresses(ifindex)
+                    .addresses(base_ifindex)
                     .map_err(|e| format!("addresses of {}: {e}", c.interface))?;
                 // IPv6 unicast to peers named by global address: advertise from a
                 // global address too, or they would not know us (see
@@ -509,15 +544,34 @@ impl Runner {
             }
         };
         let multicast = c.unicast_peers.is_empty();
-        let socket = AdvertSocket::open(c.family, &c.interface, ifindex, multicast)
-            .map_err(|e| format!("advert socket on {}: {e}", c.interface))?;
-        // Interfaces without an Ethernet address (e.g. tun) cannot be announced on;
-        // the protocol still runs.
-        let announcer = iface::mac(&c.interface)
-            .and_then(|mac| {
+        // With use_vmac (IPv4 multicast), adverts are sent and heard on the macvlan: the
+        // macvlan driver hands a multicast frame whose source is its virtual MAC (a
+        // peer's advert) to the macvlan alone, taking it for its own frame reflected.
+        let socket = match (&c.vmac, vmac_index) {
+            (Some(v), Some(index)) if adverts_from_vmac(c.vmac.as_ref(), c.family, !multicast) => {
+                AdvertSocket::open(c.family, &v.name, index, multicast)
+                    .map_err(|e| format!("advert socket on {}: {e}", v.name))?
+            }
+            _ => AdvertSocket::open(c.family, &c.interface, base_ifindex, multicast)
+                .map_err(|e| format!("advert socket on {}: {e}", c.interface))?,
+        };
+        // Announcements carry the virtual MAC with use_vmac: ARP from the macvlan; NAs
+        // (which need a link-local source the macvlan lacks) from the base interface,
+        // naming the virtual MAC as the target's link-layer address.
+        let announce_on = match (&c.vmac, vmac_index) {
+            (Some(v), Some(index)) if c.family == Family::Ipv4 => {
+                Ok((v.name.as_str(), index, vmac_mac))
+            }
+            (Some(_), Some(_)) => Ok((c.interface.as_str(), base_ifindex, vmac_mac)),
+            // Interfaces without an Ethernet address (e.g. tun) cannot be announced on;
+            // the protocol still runs.
+            _ => iface::mac(&c.interface).map(|mac| (c.interface.as_str(), base_ifindex, mac)),
+        };
+        let announcer = announce_on
+            .and_then(|(name, index, mac)| {
                 Announcer::open(
-                    &c.interface,
-                    ifindex,
+                    name,
+                    index,
                     mac,
                     c.family == Family::Ipv4,
                     c.family == Family::Ipv6,
@@ -538,6 +592,8 @@ impl Runner {
         let instance = Instance::new(fsm_config(c, primary)).map_err(|e| e.to_string())?;
         Ok(Io {
             ifindex,
+            base_ifindex,
+            vmac_index,
             primary,
             socket,
             netlink,
@@ -659,6 +715,20 @@ impl Runner {
         }
         if config.vips != self.config.vips || config.vips_excluded != self.config.vips_excluded {
             self.move_vips(io, &config);
+        }
+        if (config.routes != self.config.routes || config.rules != self.config.rules)
+            && (io.instance.holds_vips() || self.drain_until.is_some())
+        {
+            fn gone<T: Clone + PartialEq>(old: &[T], new: &[T]) -> Vec<T> {
+                old.iter().filter(|r| !new.contains(r)).cloned().collect()
+            }
+            remove_routes(
+                io,
+                &config.name,
+                &gone(&self.config.routes, &config.routes),
+                &gone(&self.config.rules, &config.rules),
+            );
+            add_routes(io, &config.name, &config.routes, &config.rules);
         }
         io.rules = receive_rules(&config);
         info!(instance = %config.name, "configuration changed: applied in place, state {} kept", io.instance.state().as_str());
@@ -894,6 +964,12 @@ impl Runner {
     }
 
     fn remove_vips(&mut self, io: &mut Io) {
+        remove_routes(
+            io,
+            &self.config.name,
+            &self.config.routes,
+            &self.config.rules,
+        );
         for (vip, prefix) in self.config.held() {
             if let Err(e) = io.netlink.del_address(io.ifindex, *vip, *prefix) {
                 warn!(instance = %self.config.name, "cannot remove {vip}/{prefix}: {e}");
@@ -924,6 +1000,13 @@ impl Runner {
                             }
                         }
                     }
+                    // After the addresses: a route may name one as its source.
+                    add_routes(
+                        io,
+                        &self.config.name,
+                        &self.config.routes,
+                        &self.config.rules,
+                    );
                 }
                 Action::RemoveVips if drained => {
                     self.drain_until = Some(Instant::now() + DRAIN);
@@ -997,6 +1080,118 @@ impl Runner {
     fn publish(&self) {
         self.status_tx.send_replace(self.status.clone());
     }
+}
+
+/// Installs the instance's routes and rules (adding is idempotent). Rules after routes:
+/// a rule pointing at a table must not send traffic to it before it is filled.
+fn add_routes(
+    io: &mut Io,
+    name: &str,
+    routes: &[vigil_netlink::RouteSpec],
+    rules: &[vigil_netlink::RuleSpec],
+) {
+    for route in routes {
+        if let Err(e) = io.netlink.add_route(route) {
+            warn!(instance = %name, "{e}");
+        }
+    }
+    for rule in rules {
+        if let Err(e) = io.netlink.add_rule(rule) {
+            warn!(instance = %name, "{e}");
+        }
+    }
+}
+
+/// Removes the instance's rules and routes (in the reverse order of [`add_routes`];
+/// removing what is not there is no error).
+fn remove_routes(
+    io: &mut Io,
+    name: &str,
+    routes: &[vigil_netlink::RouteSpec],
+    rules: &[vigil_netlink::RuleSpec],
+) {
+    for rule in rules {
+        if let Err(e) = io.netlink.del_rule(rule) {
+            warn!(instance = %name, "{e}");
+        }
+    }
+    for route in routes {
+        if let Err(e) = io.netlink.del_route(route) {
+            warn!(instance = %name, "{e}");
+        }
+    }
+}
+
+/// The virtual MAC interface of `vmac` on `base`: found and adopted, re-created, or
+/// created ([`vmac_setup`]); configured as keepalived configures its own (the macvlan
+/// sends no IPv6 of its own and answers ARP only for its addresses; the base interface
+/// answers ARP only for its own addresses, so the VIPs are answered with the virtual
+/// MAC alone) and set up. Returns its index.
+fn ensure_vmac(
+    netlink: &mut vigil_netlink::Route,
+    base: u32,
+    vmac: &VmacConfig,
+    mac: [u8; 6],
+    instance: &str,
+) -> Result<u32, String> {
+    use vigil_netlink::vmac::devconf;
+    let name = &vmac.name;
+    let found = match netlink.link(name) {
+        Ok(link) => Some(link),
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => None,
+        Err(e) => return Err(format!("looking up {name}: {e}")),
+    };
+    let index = match vmac_setup(found.as_ref(), base, mac) {
+        VmacSetup::Adopt(index) => {
+            info!(instance = %instance, "virtual MAC interface {name} found: adopted");
+            index
+        }
+        VmacSetup::Recreate(old) => {
+            info!(instance = %instance, "virtual MAC interface {name} has another address: re-created");
+            netlink.del_link(old).map_err(|e| e.to_string())?;
+            netlink
+                .add_macvlan(name, base, mac)
+                .map_err(|e| e.to_string())?
+        }
+        VmacSetup::Create => netlink
+            .add_macvlan(name, base, mac)
+            .map_err(|e| e.to_string())?,
+        VmacSetup::Refuse(why) => return Err(why),
+    };
+    let settings = [
+        (
+            index,
+            &[
+                (devconf::ARP_IGNORE, 1),
+                (devconf::ACCEPT_LOCAL, 1),
+                (devconf::RP_FILTER, 0),
+            ][..],
+        ),
+        // arp_announce 2: replies from a VIP may leave through the base interface (its
+        // prefix route comes first); the base's ARP requests for them must not name
+        // the VIP, or neighbours would learn the VIP at the base's MAC.
+        (
+            base,
+            &[
+                (devconf::ARP_IGNORE, 1),
+                (devconf::ARPFILTER, 1),
+                (devconf::ARP_ANNOUNCE, 2),
+            ][..],
+        ),
+    ];
+    for (link, values) in settings {
+        if let Err(e) = netlink.set_ipv4_conf(link, values) {
+            warn!(instance = %instance, "{e}");
+        }
+    }
+    if let Err(e) = netlink.no_ipv6_address_generation(index) {
+        // IPv6 may be off in this namespace altogether; then there is nothing to stop.
+        debug!(instance = %instance, "{e}");
+    }
+    netlink
+        .set_link_up(index, true)
+        .map_err(|e| e.to_string())?;
+    Ok(index)
 }
 
 /// A new master's batch is (RFC 5798 §6.4.2) advert, addresses, gratuitous ARP. A
