@@ -34,12 +34,13 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     unique(sink, parsed.vs_names.iter().cloned(), |name| {
         format!("virtual server name \"{name}\" is used twice")
     });
+    // Over every service of every group too: a service is in one virtual server once.
     unique(
         sink,
-        virtual_servers
-            .iter()
-            .zip(vs_spans)
-            .map(|(vs, s)| (vs.key, s.key.clone())),
+        virtual_servers.iter().zip(vs_spans).flat_map(|(vs, s)| {
+            std::iter::once((vs.key, s.key.clone()))
+                .chain(vs.group.iter().copied().zip(s.group.iter().cloned()))
+        }),
         |key| format!("virtual service {key} is defined twice"),
     );
     // RFC 5798 §7: a VRID identifies one virtual router per interface and address family

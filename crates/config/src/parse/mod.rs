@@ -19,6 +19,7 @@ use crate::reader::{Sink, Table};
 mod check;
 mod director;
 mod dns;
+mod group;
 mod http;
 mod ipvs_options;
 mod ipvs_sync;
@@ -63,6 +64,8 @@ pub(crate) struct VrrpSpans {
 
 pub(crate) struct VsSpans {
     pub(crate) key: Range<usize>,
+    /// The group's other services' entries, as `VirtualServer::group`.
+    pub(crate) group: Vec<Range<usize>>,
 }
 
 /// The tables of one section: those that parsed, with their spans; the names of all of
