@@ -160,11 +160,9 @@ fn a_service_is_in_one_virtual_server_once() {
         .as_deref(),
         Some("first defined on line 5")
     );
-    let src = format!(
-        "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"m\"\nfwmark = 7\n[[virtual_server]]\nname = \"g\"\nfwmarks = [6, 7]\n"
-    );
+    let src = "[director]\nname = \"lb\"\n[[virtual_server]]\nname = \"m\"\nfwmark = 7\n[[virtual_server]]\nname = \"g\"\nfwmarks = [6, 7]\n";
     assert_error(
-        &src,
+        src,
         "t.toml:8:15: error: virtual service fwmark 7 IPv4 is defined twice",
     );
 }
