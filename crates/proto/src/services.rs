@@ -40,9 +40,25 @@ pub struct VirtualServerView {
     pub sorry_server: Option<SocketAddr>,
     /// The sorry server serves.
     pub sorry_active: bool,
-    /// Whether the kernel holds the service (null: IPVS could not be read).
+    /// Whether the kernel holds the service (null: IPVS could not be read); for a group,
+    /// whether it holds all of them.
     pub in_kernel: Option<bool>,
     pub real_servers: Vec<RealServerView>,
+    /// A group (`addresses`/`fwmarks`): its services after the one above, which share
+    /// its real servers and their checks. The real servers' connection counters are
+    /// summed over all of the group's services. Absent for a single service.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<GroupServiceView>,
+}
+
+/// One more service of a virtual server's group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupServiceView {
+    /// `tcp 192.0.2.11:80`, `fwmark 5 IPv4`.
+    pub service: String,
+    /// Whether the kernel holds it (null: IPVS could not be read).
+    pub in_kernel: Option<bool>,
 }
 
 /// A virtual server's address family.

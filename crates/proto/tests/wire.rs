@@ -317,6 +317,7 @@ fn services() {
                         unchecked,
                         two,
                     ],
+                    group: Vec::new(),
                 },
                 VirtualServerView {
                     name: "mail".into(),
@@ -337,6 +338,10 @@ fn services() {
                     real_servers: vec![RealServerView {
                         health: Health::Pending,
                         ..rs("[2001:db8::1]:25", Health::Pending)
+                    }],
+                    group: vec![GroupServiceView {
+                        service: "fwmark 8 IPv6".into(),
+                        in_kernel: None,
                     }],
                 },
             ],
