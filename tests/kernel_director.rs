@@ -1290,5 +1290,36 @@ real_server = [{{ address = "{}" }}, {{ address = "{}" }}, {{ address = "{}" }}]
         "after draining rs3:\n{}",
         saved(&c)
     );
+
+    // A reload that drops the range and the mark from the group removes just those
+    // three services.
+    let text = std::fs::read_to_string(c.config_path()).unwrap();
+    let smaller = text
+        .replace(&format!(", \"{r}-103:80\""), "")
+        .replace("fwmarks = [7]\n", "");
+    assert_ne!(smaller, text);
+    std::fs::write(c.config_path(), smaller).unwrap();
+    let out = vigilctl(&c.socket(), &["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = |c: &Cluster| -> Vec<String> {
+        let mut v: Vec<String> = saved(c)
+            .lines()
+            .filter(|l| l.starts_with("-A "))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want = vec![format!("-A -t {a}:80 -s rr"), format!("-A -t {b}:80 -s rr")];
+    want.sort();
+    assert!(
+        wait_for(SETTLE, || left(&c) == want),
+        "after the reload:\n{}",
+        saved(&c)
+    );
     vigild.terminate(Duration::from_secs(10)).unwrap();
 }
