@@ -112,22 +112,33 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     // A service on an address that no instance carries will not move on failover.
     if !vrrp.is_empty() {
         for (vs, s) in virtual_servers.iter().zip(vs_spans) {
-            if let ServiceKey::Address { address, .. } = vs.key {
-                let carried = vrrp.iter().any(|v| {
-                    v.vips
+            // A group's addresses too, in one warning at the first not carried.
+            let mut uncarried = vs
+                .keys()
+                .zip(std::iter::once(&s.key).chain(&s.group))
+                .filter_map(|(k, span)| match k {
+                    ServiceKey::Address { address, .. } => Some((address.ip(), span)),
+                    ServiceKey::Fwmark { .. } => None,
+                })
+                .filter(|(ip, _)| {
+                    !vrrp
                         .iter()
-                        .chain(&v.vips_excluded)
-                        .any(|p| p.addr == address.ip())
+                        .any(|v| v.vips.iter().chain(&v.vips_excluded).any(|p| p.addr == *ip))
                 });
-                if !carried {
-                    sink.push(
-                        Diagnostic::warning(
-                            s.key.clone(),
-                            format!("virtual server \"{}\" listens on {}, which no VRRP instance carries", vs.name, address.ip()),
-                        )
-                        .with_help("add the address to an instance's `vips` so it moves with failover"),
-                    );
-                }
+            if let Some((ip, span)) = uncarried.next() {
+                let more = uncarried.count();
+                let also = if more > 0 {
+                    format!(" (and {more} more of its addresses)")
+                } else {
+                    String::new()
+                };
+                sink.push(
+                    Diagnostic::warning(
+                        span.clone(),
+                        format!("virtual server \"{}\" listens on {ip}{also}, which no VRRP instance carries", vs.name),
+                    )
+                    .with_help("add the address to an instance's `vips` so it moves with failover"),
+                );
             }
         }
     }

@@ -187,3 +187,14 @@ fn real_servers_need_a_port_when_the_addresses_differ_and_dr_holds_for_every_ser
         "t.toml:6:28: error: `virtual_server.web.real_server`: 192.0.2.2:80 is on the service's own address 192.0.2.2",
     );
 }
+
+#[test]
+fn addresses_no_vrrp_instance_carries_are_one_warning() {
+    let src = "[director]\nname = \"lb\"\n[vrrp.v]\ninterface = \"eth0\"\nvrid = 1\nvips = [\"192.0.2.1/24\"]\n[[virtual_server]]\nname = \"web\"\naddresses = [\"192.0.2.1:80\", \"192.0.2.2-4:80\"]\n";
+    assert_eq!(
+        warnings(src),
+        [
+            "t.toml:9:30: warning: virtual server \"web\" listens on 192.0.2.2 (and 2 more of its addresses), which no VRRP instance carries"
+        ]
+    );
+}

@@ -13,8 +13,8 @@ use crate::reader::{Sink, Table, as_int, as_str};
 pub(crate) const MAX_GROUP_SERVICES: usize = 1024;
 
 /// Whether the table uses the group form.
-pub(super) fn is_group(t: &mut Table<'_, '_>) -> bool {
-    t.get("addresses").is_some() || t.get("fwmarks").is_some()
+pub(super) fn is_group(t: &Table<'_, '_>) -> bool {
+    t.has("addresses") || t.has("fwmarks")
 }
 
 /// The group's service keys, each with the span of the entry it came from (a range's

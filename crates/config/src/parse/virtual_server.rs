@@ -51,7 +51,7 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
     let f = |k: &str| format!("{p}.{k}");
 
     // The group form (several services) or the single one.
-    let group_keys = if super::group::is_group(&mut t) {
+    let group_keys = if super::group::is_group(&t) {
         Some(super::group::group_keys(sink, &mut t, &f, &p))
     } else {
         None
@@ -68,6 +68,8 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         }
         None => {
             let (k, s) = service_key(sink, &mut t, &f, &p);
+            // Known, for suggestions, though absent.
+            let _ = (t.get("addresses"), t.get("fwmarks"));
             (k, s, None)
         }
     };
