@@ -41,6 +41,10 @@ fn main() {
             "lvs_notify_fifo_lines_match_keepalived",
             lvs_notify_fifo_lines_match_keepalived,
         ),
+        kernel::trial(
+            "a_group_is_n_services_with_one_check_per_real_server",
+            a_group_is_n_services_with_one_check_per_real_server,
+        ),
     ]);
 }
 
@@ -1117,4 +1121,205 @@ fn lvs_notify_fifo_lines_match_keepalived() {
     println!("keepalived's lvs_notify_fifo:\n{keepalived}");
     println!("vigild's lvs_notify_fifo:\n{vigild}");
     assert_eq!(vigild, keepalived, "imported file:\n{imported}");
+}
+
+/// `GET /metrics` from vigild's metrics listener inside the lab's `lb` namespace.
+fn metrics(c: &Cluster, port: u16) -> String {
+    c.lab
+        .run_in("lb", move || {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            Some(out)
+        })
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// The sum of a metric's samples whose line starts with `prefix` (name and labels).
+fn metric_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// keepalived's virtual_server_group as vigil's group form: three `addresses` entries
+/// (one a range of two) and a fwmark are five IPVS services with the same real servers
+/// (read back with `ipvsadm -Sn`); a failing real server leaves all five and returns to
+/// all five; its check runs once per interval, not once per service (the checker's own
+/// counters, `vigil_checks_total`).
+fn a_group_is_n_services_with_one_check_per_real_server() {
+    let mut c = Cluster::new();
+    let net = |o: u8| c.lab.subnet_addr(o);
+    let (a, b, r) = (net(100), net(101), net(102));
+    let metrics_port = 9478;
+    std::fs::write(
+        c.config_path(),
+        format!(
+            r#"[director]
+name = "lab-lb"
+status_socket = "{}"
+state_file = "{}"
+metrics_listen = "127.0.0.1:{metrics_port}"
+
+[[virtual_server]]
+name = "farm"
+addresses = ["{a}:80", "{b}:80", "{r}-103:80"]
+fwmarks = [7]
+scheduler = "rr"
+check = {{ kind = "http", path = "/id", interval = "500ms", timeout = "400ms", rise = 1, fall = 1 }}
+real_server = [{{ address = "{}" }}, {{ address = "{}" }}, {{ address = "{}" }}]
+"#,
+            c.socket().display(),
+            c.dir.path().join("state.json").display(),
+            c.rs("rs1"),
+            c.rs("rs2"),
+            c.rs("rs3"),
+        ),
+    )
+    .unwrap();
+    let mut vigild = c.start_vigild();
+    let services = [
+        format!("-t {a}:80"),
+        format!("-t {b}:80"),
+        format!("-t {r}:80"),
+        format!("-t {}:80", net(103)),
+        "-f 7".to_string(),
+    ];
+    // Each service's real servers as `ipvsadm -Sn` saves them (`-a SERVICE -r RS ...`).
+    let saved = |c: &Cluster| c.lab.run("lb", ["ipvsadm", "-Sn"]).unwrap();
+    let reals_of = |text: &str, svc: &str| -> Vec<String> {
+        let mut v: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("-a {svc} -r ")))
+            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    };
+    let want_all = |c: &Cluster, names: &[&str]| {
+        let mut want: Vec<String> = names.iter().map(|n| c.rs(n)).collect();
+        want.sort();
+        let text = saved(c);
+        let services_there = services.iter().all(|svc| {
+            text.lines()
+                .any(|l| l.starts_with(&format!("-A {svc} -s rr")))
+        });
+        services_there && services.iter().all(|svc| reals_of(&text, svc) == want)
+    };
+    assert!(
+        wait_for(SETTLE, || want_all(&c, &["rs1", "rs2", "rs3"])),
+        "after start, want 5 services with rs1-3:\n{}",
+        saved(&c)
+    );
+    // Exactly these five services in the kernel (the range expanded, nothing more).
+    assert_eq!(
+        saved(&c).lines().filter(|l| l.starts_with("-A ")).count(),
+        5,
+        "{}",
+        saved(&c)
+    );
+    let v = c.services();
+    let farm = &v["virtual_servers"][0];
+    assert_eq!(farm["in_kernel"], true, "{v}");
+    assert_eq!(farm["group"].as_array().map(Vec::len), Some(4), "{v}");
+    assert_eq!(
+        farm["real_servers"].as_array().map(Vec::len),
+        Some(3),
+        "{v}"
+    );
+
+    // One check per real server, not per service: 3 configured, and the runs over a
+    // window are what 3 checks at 500 ms make (5 services each checked would be 5x).
+    let m = metrics(&c, metrics_port);
+    assert_eq!(metric_sum(&m, "vigil_checks{kind=\"http\""), 3.0, "{m}");
+    let runs = |c: &Cluster| {
+        metric_sum(
+            &metrics(c, metrics_port),
+            "vigil_checks_total{kind=\"http\"",
+        )
+    };
+    let (before, t0) = (runs(&c), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(5));
+    let (after, took) = (runs(&c), t0.elapsed());
+    let most = 3.0 * (took.as_secs_f64() / 0.5 + 2.0);
+    println!(
+        "group: {} check runs in {:.1}s for 3 real servers at 500ms (at most {most:.0} once each per interval)",
+        after - before,
+        took.as_secs_f64()
+    );
+    assert!(
+        after - before >= 3.0 && after - before <= most,
+        "check runs in {took:?}: {}, want 3..={most}",
+        after - before
+    );
+
+    // rs2 fails: it leaves all five services at once; it returns to all five.
+    c.stop_httpd("rs2");
+    assert!(
+        wait_for(SETTLE, || want_all(&c, &["rs1", "rs3"])),
+        "after rs2 failed:\n{}",
+        saved(&c)
+    );
+    c.start_httpd("rs2");
+    assert!(
+        wait_for(SETTLE, || want_all(&c, &["rs1", "rs2", "rs3"])),
+        "after rs2 returned:\n{}",
+        saved(&c)
+    );
+    // A drain of the group's real server applies to every service.
+    let out = vigilctl(&c.socket(), &["drain", "farm", &c.rs("rs3")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let weights_of_rs3 = |c: &Cluster| -> Vec<String> {
+        let rs3 = c.rs("rs3");
+        saved(c)
+            .lines()
+            .filter(|l| l.starts_with("-a ") && l.contains(&format!(" -r {rs3} ")))
+            .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+            .collect()
+    };
+    assert!(
+        wait_for(SETTLE, || weights_of_rs3(&c) == vec!["0".to_string(); 5]),
+        "after draining rs3:\n{}",
+        saved(&c)
+    );
+
+    // A reload that drops the range and the mark from the group removes just those
+    // three services.
+    let text = std::fs::read_to_string(c.config_path()).unwrap();
+    let smaller = text
+        .replace(&format!(", \"{r}-103:80\""), "")
+        .replace("fwmarks = [7]\n", "");
+    assert_ne!(smaller, text);
+    std::fs::write(c.config_path(), smaller).unwrap();
+    let out = vigilctl(&c.socket(), &["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = |c: &Cluster| -> Vec<String> {
+        let mut v: Vec<String> = saved(c)
+            .lines()
+            .filter(|l| l.starts_with("-A "))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want = vec![format!("-A -t {a}:80 -s rr"), format!("-A -t {b}:80 -s rr")];
+    want.sort();
+    assert!(
+        wait_for(SETTLE, || left(&c) == want),
+        "after the reload:\n{}",
+        saved(&c)
+    );
+    vigild.terminate(Duration::from_secs(10)).unwrap();
 }

@@ -622,6 +622,18 @@ pub struct VirtualServer {
     /// At shutdown, run `quorum_down` (if it has quorum) and the real servers'
     /// `notify_down` (those up), as keepalived's `omega` does.
     pub omega: bool,
+    /// The group form (`addresses`/`fwmarks`, keepalived's `virtual_server_group`): the
+    /// services after `key` that share this definition, its real servers and their
+    /// checks. Empty for a single service. Health, quorum and hooks stay keyed by `key`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<ServiceKey>,
+}
+
+impl VirtualServer {
+    /// Every IPVS service of this virtual server: `key`, then the group's.
+    pub fn keys(&self) -> impl Iterator<Item = &ServiceKey> {
+        std::iter::once(&self.key).chain(&self.group)
+    }
 }
 
 /// What a virtual server's quorum counts.

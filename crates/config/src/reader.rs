@@ -175,6 +175,11 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// Whether the table has `key`, without asking for it (it stays unknown until read).
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
     pub(crate) fn get(&mut self, key: &'static str) -> Option<&'a Value<'i>> {
         if !self.known.contains(&key) {
             self.known.push(key);

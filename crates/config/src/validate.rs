@@ -115,12 +115,13 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     unique(sink, parsed.vs_names.iter().cloned(), |name| {
         format!("virtual server name \"{name}\" is used twice")
     });
+    // Over every service of every group too: a service is in one virtual server once.
     unique(
         sink,
-        virtual_servers
-            .iter()
-            .zip(vs_spans)
-            .map(|(vs, s)| (vs.key, s.key.clone())),
+        virtual_servers.iter().zip(vs_spans).flat_map(|(vs, s)| {
+            std::iter::once((vs.key, s.key.clone()))
+                .chain(vs.group.iter().copied().zip(s.group.iter().cloned()))
+        }),
         |key| format!("virtual service {key} is defined twice"),
     );
     // RFC 5798 §7: a VRID identifies one virtual router per interface and address family
@@ -202,22 +203,33 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     // A service on an address that no instance carries will not move on failover.
     if !vrrp.is_empty() {
         for (vs, s) in virtual_servers.iter().zip(vs_spans) {
-            if let ServiceKey::Address { address, .. } = vs.key {
-                let carried = vrrp.iter().any(|v| {
-                    v.vips
+            // A group's addresses too, in one warning at the first not carried.
+            let mut uncarried = vs
+                .keys()
+                .zip(std::iter::once(&s.key).chain(&s.group))
+                .filter_map(|(k, span)| match k {
+                    ServiceKey::Address { address, .. } => Some((address.ip(), span)),
+                    ServiceKey::Fwmark { .. } => None,
+                })
+                .filter(|(ip, _)| {
+                    !vrrp
                         .iter()
-                        .chain(&v.vips_excluded)
-                        .any(|p| p.addr == address.ip())
+                        .any(|v| v.vips.iter().chain(&v.vips_excluded).any(|p| p.addr == *ip))
                 });
-                if !carried {
-                    sink.push(
-                        Diagnostic::warning(
-                            s.key.clone(),
-                            format!("virtual server \"{}\" listens on {}, which no VRRP instance carries", vs.name, address.ip()),
-                        )
-                        .with_help("add the address to an instance's `vips` so it moves with failover"),
-                    );
-                }
+            if let Some((ip, span)) = uncarried.next() {
+                let more = uncarried.count();
+                let also = if more > 0 {
+                    format!(" (and {more} more of its addresses)")
+                } else {
+                    String::new()
+                };
+                sink.push(
+                    Diagnostic::warning(
+                        span.clone(),
+                        format!("virtual server \"{}\" listens on {ip}{also}, which no VRRP instance carries", vs.name),
+                    )
+                    .with_help("add the address to an instance's `vips` so it moves with failover"),
+                );
             }
         }
     }

@@ -214,7 +214,7 @@ fn the_examples_in_the_reference_are_valid() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 6, "blocks found: {}", blocks.len());
+    assert_eq!(checked, 8, "blocks found: {}", blocks.len());
     // The first block is the complete example and has no warnings.
     assert!(ok(blocks[0]).warnings.is_empty());
 }

@@ -36,8 +36,8 @@ pub use event::{
 pub use reply::{ErrorCode, ProtocolError, Reply, reply_line};
 pub use request::{COMMANDS, MAX_LINE, Request, parse_request};
 pub use services::{
-    CheckSummary, CheckView, DnsSourceView, Family, Health, IpvsView, RealServerView,
-    ServicesReply, VirtualServerView,
+    CheckSummary, CheckView, DnsSourceView, Family, GroupServiceView, Health, IpvsView,
+    RealServerView, ServicesReply, VirtualServerView,
 };
 pub use status::{
     AlertDropped, AlertRequests, AlertStatus, ConfigReply, Counts, DatapathStatus, DrainReply,

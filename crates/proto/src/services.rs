@@ -40,13 +40,19 @@ pub struct VirtualServerView {
     pub sorry_server: Option<SocketAddr>,
     /// The sorry server serves.
     pub sorry_active: bool,
-    /// Whether the kernel holds the service (null: IPVS could not be read).
+    /// Whether the kernel holds the service (null: IPVS could not be read); for a group,
+    /// whether it holds all of them.
     pub in_kernel: Option<bool>,
     pub real_servers: Vec<RealServerView>,
     /// The `real_servers_from_dns` entries (absent when there are none); their servers
     /// are in `real_servers`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<DnsSourceView>,
+    /// A group (`addresses`/`fwmarks`): its services after the one above, which share
+    /// its real servers and their checks. The real servers' connection counters are
+    /// summed over all of the group's services. Absent for a single service.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<GroupServiceView>,
 }
 
 /// One `real_servers_from_dns` entry of a virtual server and its resolutions.
@@ -69,6 +75,16 @@ pub struct DnsSourceView {
     pub resolutions: u64,
     /// Resolutions that failed or were empty (the last good set stayed).
     pub failures: u64,
+}
+
+/// One more service of a virtual server's group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupServiceView {
+    /// `tcp 192.0.2.11:80`, `fwmark 5 IPv4`.
+    pub service: String,
+    /// Whether the kernel holds it (null: IPVS could not be read).
+    pub in_kernel: Option<bool>,
 }
 
 /// A virtual server's address family.

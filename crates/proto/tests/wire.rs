@@ -333,6 +333,7 @@ fn services() {
                         resolutions: 3,
                         failures: 1,
                     }],
+                    group: Vec::new(),
                 },
                 VirtualServerView {
                     name: "mail".into(),
@@ -355,6 +356,10 @@ fn services() {
                         ..rs("[2001:db8::1]:25", Health::Pending)
                     }],
                     dns: vec![],
+                    group: vec![GroupServiceView {
+                        service: "fwmark 8 IPv6".into(),
+                        in_kernel: None,
+                    }],
                 },
             ],
             ipvs: IpvsView {

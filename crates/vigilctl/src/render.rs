@@ -232,6 +232,10 @@ pub(crate) fn services(v: &ServicesReply) -> String {
             None => format!("{} {}", opt(&vs.protocol).to_uppercase(), opt(&vs.address)),
         };
         let mut extra = String::new();
+        // A group: how many more services share these real servers and checks.
+        if !vs.group.is_empty() {
+            let _ = write!(extra, " +{} services", vs.group.len());
+        }
         if let Some(p) = &vs.persistence {
             let _ = write!(extra, " persistent {p}");
         }
@@ -259,6 +263,9 @@ pub(crate) fn services(v: &ServicesReply) -> String {
             String::new(),
             String::new(),
         ]);
+        if !vs.group.is_empty() {
+            rows.push(group_row(vs));
+        }
         for rs in &vs.real_servers {
             // Every check, `+` between them (all must pass); a daemon that sends only
             // `check` (older) shows that one.
@@ -637,6 +644,35 @@ pub(crate) fn reload(v: &ReloadRecord) -> String {
     out
 }
 
+/// The row under a group's virtual server: its other services (the first few), the
+/// absent ones marked.
+fn group_row(vs: &vigil_proto::VirtualServerView) -> Vec<String> {
+    const SHOWN: usize = 8;
+    let mut list: Vec<String> = vs
+        .group
+        .iter()
+        .take(SHOWN)
+        .map(|g| match g.in_kernel {
+            Some(false) => format!("{} (absent)", g.service),
+            _ => g.service.clone(),
+        })
+        .collect();
+    if vs.group.len() > SHOWN {
+        list.push(format!("and {} more", vs.group.len() - SHOWN));
+    }
+    let absent = vs
+        .group
+        .iter()
+        .filter(|g| g.in_kernel == Some(false))
+        .count();
+    let mut row = vec![String::new(); 9];
+    row[0] = format!("  also {}", list.join(", "));
+    if absent > 0 {
+        row[3] = format!("{absent} absent");
+    }
+    row
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -787,6 +823,36 @@ mod tests {
         assert!(text.contains("FAILING (kept)"), "{text}");
         assert!(text.contains("1 server, TTL 30s, 1/4 failed"), "{text}");
         assert!(text.contains("timed out"), "{text}");
+    }
+
+    #[test]
+    fn services_table_shows_a_group_as_one_virtual_server_with_its_services() {
+        let group: Vec<_> = (2..=11)
+            .map(|i| json!({"service": format!("tcp 192.0.2.{i}:80"), "in_kernel": i != 3}))
+            .collect();
+        let v = json!({"virtual_servers": [{
+            "name": "web", "protocol": "tcp", "address": "192.0.2.1:80",
+            "scheduler": "rr", "in_kernel": false, "group": group,
+            "real_servers": [{"address": "10.0.0.11:80", "forwarding": "nat", "weight": 1,
+                              "health": "up"}]
+        }]});
+        let text = services(&typed(v));
+        assert!(
+            text.contains("TCP 192.0.2.1:80 (web) +10 services"),
+            "{text}"
+        );
+        let also = text
+            .lines()
+            .find(|l| l.contains("also"))
+            .unwrap_or_default();
+        assert!(
+            also.contains("also tcp 192.0.2.2:80, tcp 192.0.2.3:80 (absent),"),
+            "{text}"
+        );
+        assert!(
+            also.contains("and 2 more") && also.contains("1 absent"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -305,11 +305,11 @@ impl Director {
     fn lvs_line(t: &Transition<'_>) -> String {
         match *t {
             Transition::Quorum { vs, up, .. } => {
-                crate::notify_fifo::lvs_line(None, &lvs_service(&vs.key), up)
+                crate::notify_fifo::lvs_line(None, &lvs_name(vs), up)
             }
             Transition::RealServer { vs, rs, up, .. } => {
                 let real = crate::notify_fifo::lvs_endpoint(rs.address, service_protocol(&vs.key));
-                crate::notify_fifo::lvs_line(Some(&real), &lvs_service(&vs.key), up)
+                crate::notify_fifo::lvs_line(Some(&real), &lvs_name(vs), up)
             }
         }
     }
@@ -389,7 +389,7 @@ impl Director {
         let mut table = DesiredTable::new();
         for vs in &config.virtual_servers {
             let e = self.evaluate(vs);
-            table.insert(table::service_key(&vs.key), e.desired);
+            table.extend(table::group_desired(vs, e.desired));
         }
         self.ipvs.send(Job::SyncAll(table));
         self.stats_changed();
@@ -399,8 +399,10 @@ impl Director {
         let config = self.config.clone();
         if let Some(vs) = config.virtual_servers.iter().find(|v| v.key == *key) {
             let e = self.evaluate(vs);
-            self.ipvs
-                .send(Job::SyncService(table::service_key(key), Some(e.desired)));
+            // A group's services follow its one evaluation (one check per real server).
+            for (k, desired) in table::group_desired(vs, e.desired) {
+                self.ipvs.send(Job::SyncService(k, Some(desired)));
+            }
             self.stats_changed();
         }
     }
@@ -714,8 +716,15 @@ impl Director {
             .iter()
             .map(|vs| vs.key)
             .collect();
+        let group_keys = self
+            .config
+            .virtual_servers
+            .iter()
+            .map(|vs| vs.group.clone())
+            .collect();
         let view = ServicesView {
             keys,
+            group_keys,
             reply: ServicesReply {
                 virtual_servers,
                 ipvs: IpvsView {
@@ -811,7 +820,26 @@ impl Director {
             in_kernel: None,
             real_servers,
             dns: self.dns.view(&vs.name),
+            group: vs
+                .group
+                .iter()
+                .map(|k| vigil_proto::GroupServiceView {
+                    service: k.to_string(),
+                    in_kernel: None,
+                })
+                .collect(),
         }
+    }
+}
+
+/// keepalived's name of a virtual server in its notify FIFO lines: a group is one line
+/// under its name, `[NAME]:0` (keepalived's `format_vs` for `virtual_server group NAME`,
+/// whose port is 0), not one per service.
+fn lvs_name(vs: &VirtualServer) -> String {
+    if vs.group.is_empty() {
+        lvs_service(&vs.key)
+    } else {
+        format!("[{}]:0", vs.name)
     }
 }
 
@@ -831,5 +859,38 @@ fn service_protocol(key: &ServiceKey) -> &'static str {
     match key {
         ServiceKey::Address { protocol, .. } => protocol.name(),
         ServiceKey::Fwmark { .. } => "tcp",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_writes_one_fifo_line_under_its_name_as_keepalived() {
+        let text = "[director]\nname = \"t\"\n[[virtual_server]]\nname = \"g\"\naddresses = [\"192.0.2.1-2:80\"]\nreal_server = [{ address = \"10.0.0.1\" }]\n[[virtual_server]]\nname = \"one\"\naddress = \"192.0.2.9:80\"\nreal_server = [{ address = \"10.0.0.1\" }]\n";
+        let c = vigil_config::parse(std::path::Path::new("t.toml"), text)
+            .expect("valid")
+            .config;
+        let (g, one) = (&c.virtual_servers[0], &c.virtual_servers[1]);
+        let quorum = |vs| Transition::Quorum {
+            vs,
+            up: true,
+            counted: 1,
+            shutdown: false,
+        };
+        // keepalived's format_vs: `[GROUP]:0` for `virtual_server group GROUP`.
+        assert_eq!(Director::lvs_line(&quorum(g)), "VS [g]:0 UP\n");
+        assert_eq!(
+            Director::lvs_line(&quorum(one)),
+            "VS [192.0.2.9]:tcp:80 UP\n"
+        );
+        let rs = Transition::RealServer {
+            vs: g,
+            rs: &g.real_servers[0],
+            up: false,
+            reason: "refused",
+        };
+        assert_eq!(Director::lvs_line(&rs), "RS [10.0.0.1]:tcp:80 [g]:0 DOWN\n");
     }
 }

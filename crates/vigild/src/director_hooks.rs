@@ -122,11 +122,17 @@ pub fn command(t: &Transition<'_>) -> Option<(Source, vigil_child::Command)> {
 }
 
 fn base_env(vs: &VirtualServer, event: &str) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = vec![
         ("VIGIL_EVENT", event.to_string()),
         ("VIGIL_VIRTUAL_SERVER", vs.name.clone()),
         ("VIGIL_SERVICE", vs.key.to_string()),
-    ]
+    ];
+    // A group runs its hooks once (as keepalived does), naming all its services.
+    if !vs.group.is_empty() {
+        let all: Vec<String> = vs.keys().map(ToString::to_string).collect();
+        env.push(("VIGIL_SERVICES", all.join(",")));
+    }
+    env
 }
 
 /// What `omega` runs at shutdown for `vs`: `notify_down` of each real server that is up
@@ -239,6 +245,29 @@ mod tests {
 
     fn env(c: &vigil_child::Command) -> Vec<String> {
         c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+
+    #[test]
+    fn a_group_runs_its_quorum_hook_once_naming_all_its_services() {
+        let text = "[director]\nname = \"t\"\n[[virtual_server]]\nname = \"g\"\naddresses = [\"192.0.2.1-2:80\"]\nfwmarks = [9]\nquorum_down = [\"/bin/q\"]\nreal_server = [{ address = \"10.0.0.1\" }]\n";
+        let c = vigil_config::parse(std::path::Path::new("t.toml"), text)
+            .expect("valid")
+            .config;
+        let vs = &c.virtual_servers[0];
+        let t = Transition::Quorum {
+            vs,
+            up: false,
+            counted: 0,
+            shutdown: false,
+        };
+        let (source, cmd) = command(&t).expect("configured");
+        // One source (the group's first service), as keepalived runs one per group.
+        assert_eq!(source, Source::Quorum(vs.key));
+        let env = env(&cmd);
+        assert!(env.contains(&"VIGIL_SERVICE=tcp 192.0.2.1:80".to_string()));
+        assert!(env.contains(
+            &"VIGIL_SERVICES=tcp 192.0.2.1:80,tcp 192.0.2.2:80,fwmark 9 IPv4".to_string()
+        ));
     }
 
     #[test]

@@ -25,6 +25,8 @@ use vigil_proto::ServicesReply;
 pub struct ServicesView {
     pub reply: ServicesReply,
     pub keys: Vec<ConfigKey>,
+    /// Each virtual server's group services after its key (empty for most).
+    pub group_keys: Vec<Vec<ConfigKey>>,
 }
 
 /// A destination as the kernel holds it, with its connection counters.
@@ -107,9 +109,18 @@ impl ServicesView {
         let ServicesView {
             reply: mut view,
             keys: config_keys,
+            group_keys,
         } = self;
         let keys: Vec<ServiceKey> = config_keys.iter().map(crate::table::service_key).collect();
-        let asked = keys.clone();
+        let groups: Vec<Vec<ServiceKey>> = group_keys
+            .iter()
+            .map(|g| g.iter().map(crate::table::service_key).collect())
+            .collect();
+        let asked: Vec<ServiceKey> = keys
+            .iter()
+            .chain(groups.iter().flatten())
+            .copied()
+            .collect();
         // Both at once: they wait on different threads.
         let (kernel, snapshot) = tokio::join!(
             tokio::task::spawn_blocking(move || {
@@ -163,14 +174,37 @@ impl ServicesView {
         }
         match kernel {
             Ok(kernel) => {
-                for (vs, key) in view.virtual_servers.iter_mut().zip(&keys) {
+                let empty = Vec::new();
+                for (i, (vs, key)) in view.virtual_servers.iter_mut().zip(&keys).enumerate() {
                     let service = kernel.get(key).and_then(Option::as_ref);
-                    vs.in_kernel = Some(service.is_some());
+                    let group = groups.get(i).unwrap_or(&empty);
+                    let members: Vec<_> = group
+                        .iter()
+                        .map(|k| kernel.get(k).and_then(Option::as_ref))
+                        .collect();
+                    for (g, m) in vs.group.iter_mut().zip(&members) {
+                        g.in_kernel = Some(m.is_some());
+                    }
+                    vs.in_kernel = Some(service.is_some() && members.iter().all(Option::is_some));
                     for rs in &mut vs.real_servers {
                         let d = service.and_then(|s| s.get(&rs.address));
                         rs.kernel_weight = d.map(|d| d.weight);
                         rs.active_conns = d.map(|d| d.active_conns);
                         rs.inactive_conns = d.map(|d| d.inactive_conns);
+                        // A group's connections: summed over its services.
+                        for m in members.iter().flatten() {
+                            if let Some(d) = m.get(&rs.address) {
+                                rs.kernel_weight = rs.kernel_weight.or(Some(d.weight));
+                                rs.active_conns = Some(
+                                    rs.active_conns.unwrap_or(0).saturating_add(d.active_conns),
+                                );
+                                rs.inactive_conns = Some(
+                                    rs.inactive_conns
+                                        .unwrap_or(0)
+                                        .saturating_add(d.inactive_conns),
+                                );
+                            }
+                        }
                     }
                 }
             }

@@ -64,6 +64,22 @@ pub fn service(vs: &config::VirtualServer) -> ipvs::Service {
     s
 }
 
+/// What each IPVS service of `vs` should hold, `desired` being its first's: a group's
+/// services (`addresses`/`fwmarks`) hold the same real servers, settings and weights.
+pub fn group_desired(
+    vs: &config::VirtualServer,
+    desired: ipvs::DesiredService,
+) -> Vec<(ipvs::ServiceKey, ipvs::DesiredService)> {
+    let mut out = Vec::with_capacity(1 + vs.group.len());
+    for key in &vs.group {
+        let mut d = desired.clone();
+        d.service.key = service_key(key);
+        out.push((d.service.key, d));
+    }
+    out.insert(0, (service_key(&vs.key), desired));
+    out
+}
+
 /// A server's encapsulation; without one (not tunnel forwarding) the kernel's default,
 /// which it ignores for other methods.
 pub fn tunnel(t: Option<config::Tunnel>) -> ipvs::Tunnel {
@@ -300,6 +316,55 @@ mod tests {
             p.sorry_server.unwrap().addr,
             "192.0.2.9:80".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn a_group_is_one_evaluation_installed_as_each_of_its_services() {
+        let v = vs(
+            "[[virtual_server]]\nname = \"g\"\naddresses = [\"192.0.2.1:80\", \"192.0.2.10-11:80\"]\nfwmarks = [7]\nscheduler = \"rr\"\ncheck = { kind = \"tcp\" }\nreal_server = [{ address = \"10.0.0.1\" }, { address = \"10.0.0.2\" }]\n",
+        );
+        let e = policy::evaluate(
+            &policy(
+                &v,
+                |a| {
+                    if a.ip().to_string() == "10.0.0.2" {
+                        Known::Down
+                    } else {
+                        Known::Up
+                    }
+                },
+                |_| None,
+                |_| false,
+            ),
+            None,
+        );
+        let all = group_desired(&v, e.desired.clone());
+        let keys: Vec<_> = all.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                ipvs::ServiceKey::tcp("192.0.2.1:80".parse().unwrap()),
+                ipvs::ServiceKey::tcp("192.0.2.10:80".parse().unwrap()),
+                ipvs::ServiceKey::tcp("192.0.2.11:80".parse().unwrap()),
+                ipvs::ServiceKey::Fwmark {
+                    family: ipvs::Family::Inet,
+                    mark: 7
+                },
+            ]
+        );
+        // Each service holds the same destinations and settings, under its own key.
+        for (k, d) in &all {
+            assert_eq!(d.service.key, *k);
+            assert_eq!(d.service.scheduler, "rr");
+            assert_eq!(d.destinations, e.desired.destinations);
+            assert_eq!(d.unsettled, e.desired.unsettled);
+        }
+        let dests: Vec<_> = e.desired.destinations.keys().map(|k| k.0).collect();
+        assert_eq!(dests, ["10.0.0.1:80".parse::<SocketAddr>().unwrap()]);
+        // A single service is itself.
+        let one = vs("[[virtual_server]]\nname = \"w\"\naddress = \"192.0.2.1:80\"\n");
+        let e = policy::evaluate(&policy(&one, |_| Known::Up, |_| None, |_| false), None);
+        assert_eq!(group_desired(&one, e.desired).len(), 1);
     }
 
     #[test]

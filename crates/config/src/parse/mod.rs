@@ -20,6 +20,7 @@ mod check;
 mod director;
 mod dns;
 mod dns_real_servers;
+mod group;
 mod http;
 mod ipvs_options;
 mod ipvs_sync;
@@ -75,6 +76,8 @@ pub(crate) struct VsSpans {
     pub(crate) fields: Vec<(&'static str, Range<usize>)>,
     /// Each parsed real server's table, in order.
     pub(crate) real_servers: Vec<Range<usize>>,
+    /// The group's other services' entries, as `VirtualServer::group`.
+    pub(crate) group: Vec<Range<usize>>,
 }
 
 /// The tables of one section: those that parsed, with their spans; the names of all of

@@ -50,11 +50,35 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
     let p = t.path.clone();
     let f = |k: &str| format!("{p}.{k}");
 
-    let (key, key_span) = service_key(sink, &mut t, &f, &p);
-    let vs_port = match &key {
-        Some(ServiceKey::Address { address, .. }) => Some(address.port()),
+    // The group form (several services) or the single one.
+    let group_keys = if super::group::is_group(&t) {
+        Some(super::group::group_keys(sink, &mut t, &f, &p))
+    } else {
+        None
+    };
+    let (key, key_span, group) = match group_keys {
+        Some(keys) => {
+            let first = keys.first().map(|(k, s)| (*k, s.clone()));
+            let port = super::group::common_port(&keys);
+            let rest: Vec<_> = keys.into_iter().skip(1).collect();
+            match first {
+                Some((k, s)) => (Some(k), s, Some((rest, port))),
+                None => (None, t.span.clone(), Some((rest, port))),
+            }
+        }
+        None => {
+            let (k, s) = service_key(sink, &mut t, &f, &p);
+            // Known, for suggestions, though absent.
+            let _ = (t.get("addresses"), t.get("fwmarks"));
+            (k, s, None)
+        }
+    };
+    let vs_port = match (&key, &group) {
+        (_, Some((_, port))) => *port,
+        (Some(ServiceKey::Address { address, .. }), None) => Some(address.port()),
         _ => None,
     };
+    let group = group.map(|(rest, _)| rest).unwrap_or_default();
 
     // Where a datapath's refusal of one of these points (validate::datapath).
     let field_spans: Vec<(&'static str, Range<usize>)> =
@@ -144,6 +168,7 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         (rs_count, reachable, quorum_by),
         !real_servers_from_dns.is_empty(),
     );
+    let destination_errors = sink.items.len();
     destination_rules(
         sink,
         &f,
@@ -153,6 +178,18 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
         &real_servers,
         &rs_spans,
     );
+    // The group's other services only when the first passed: one error per server.
+    if sink.items.len() == destination_errors {
+        super::group::group_destination_rules(
+            sink,
+            &f,
+            &group,
+            forwarding,
+            &sorry_server,
+            &real_servers,
+            &rs_spans,
+        );
+    }
 
     if sink.items.len() != errors_before {
         return None;
@@ -177,12 +214,14 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
             quorum_up,
             quorum_down,
             omega,
+            group: group.iter().map(|(k, _)| *k).collect(),
         },
         VsSpans {
             key: key_span,
             table: t_span,
             fields: field_spans,
             real_servers: rs_spans,
+            group: group.into_iter().map(|(_, s)| s).collect(),
         },
     ))
 }
@@ -604,7 +643,7 @@ fn forwarding_named(n: &str) -> Forwarding {
 }
 
 /// Rules for a destination (real or sorry server) of a service.
-fn check_destination(
+pub(super) fn check_destination(
     sink: &mut Sink,
     field: &str,
     dest: std::net::SocketAddr,

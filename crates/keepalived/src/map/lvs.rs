@@ -253,7 +253,11 @@ impl Mapper<'_> {
             return Ok(vec![first]);
         }
         if let Some(g) = &group {
-            self.warn(&mut first, n, "virtual_server", format!("group {g} approximated: vigil has no virtual server groups; written as {} virtual servers with the same settings (each checks its real servers and keeps its quorum on its own)", keys.len()));
+            if let Some(mut sec) = self.group_virtual_server(n, g, &keys)? {
+                sec.prepend(first);
+                return Ok(vec![sec]);
+            }
+            self.warn(&mut first, n, "virtual_server", format!("group {g} approximated: vigil's group form holds one address family and at most {MAX_GROUP_SERVICES} services; written as {} virtual servers with the same settings (each checks its real servers and keeps its quorum on its own)", keys.len()));
         }
         for (i, key) in keys.iter().enumerate() {
             self.quiet = i > 0;
@@ -265,6 +269,88 @@ impl Mapper<'_> {
         }
         self.quiet = false;
         Ok(out)
+    }
+
+    /// A `virtual_server group NAME` as one virtual server in vigil's group form
+    /// (`addresses`, `fwmarks`): one set of real servers, one check each, one quorum, as
+    /// keepalived has it. `None` when the form cannot hold the group (both address
+    /// families, too many services): then it is approximated.
+    fn group_virtual_server(
+        &mut self,
+        n: &Node,
+        g: &str,
+        keys: &[Key],
+    ) -> Result<Option<Section>, ReadError> {
+        let v6: Vec<bool> = keys
+            .iter()
+            .filter_map(|k| match k {
+                Key::Addr(a, _) => Some(a.is_ipv6()),
+                Key::Fwmark(_) => None,
+            })
+            .collect();
+        if v6.iter().any(|x| *x) && v6.iter().any(|x| !*x) || keys.len() > MAX_GROUP_SERVICES {
+            return Ok(None);
+        }
+        // Addresses first (the first is the service vigil keys health by), then marks.
+        let addrs: Vec<(IpAddr, u16)> = keys
+            .iter()
+            .filter_map(|k| match k {
+                Key::Addr(a, p) => Some((*a, *p)),
+                Key::Fwmark(_) => None,
+            })
+            .collect();
+        let marks: Vec<u32> = keys
+            .iter()
+            .filter_map(|k| match k {
+                Key::Fwmark(m) => Some(*m),
+                Key::Addr(..) => None,
+            })
+            .collect();
+        let first = match addrs.first() {
+            Some((a, p)) => Key::Addr(*a, *p),
+            None => Key::Fwmark(marks[0]),
+        };
+        let mut sec = self.one_virtual_server(n, first, Some(g))?;
+        // The virtual server is the group: named after it.
+        if let Some(old) = sec.get("name").map(|s| s.trim_matches('"').to_string()) {
+            self.vs_names.remove(&old);
+        }
+        let base = super::sanitize_name(g);
+        let mut name = base.clone();
+        let mut i = 2;
+        while self.vs_names.contains(&name) {
+            name = format!("{base}-{i}");
+            i += 1;
+        }
+        self.vs_names.insert(name.clone());
+        sec.set_first("name", q(&name));
+        let protocol = sec
+            .get("protocol")
+            .map_or("tcp".to_string(), |p| p.trim_matches('"').to_string());
+        for k in keys.iter().filter(|k| **k != first) {
+            let service = match k {
+                Key::Addr(a, p) => format!("{protocol} {}", sockaddr(*a, *p)),
+                Key::Fwmark(m) => format!("fwmark {m}"),
+            };
+            if let Some(at) = self.services.get(&service) {
+                return Err(ReadError::new(
+                    &n.loc,
+                    format!("virtual_server group {g}: {service} is defined twice (first at {at})"),
+                ));
+            }
+            self.services.insert(service, n.loc.clone());
+        }
+        if !addrs.is_empty() {
+            let items: Vec<String> = address_ranges(&addrs).iter().map(|a| q(a)).collect();
+            sec.set_after("addresses", array(&items), &["name"]);
+            sec.remove("address");
+        }
+        if !marks.is_empty() {
+            let items: Vec<String> = marks.iter().map(ToString::to_string).collect();
+            sec.set_after("fwmarks", array(&items), &["addresses", "name"]);
+            sec.remove("fwmark");
+        }
+        Ok(Some(sec))
     }
 
     fn one_virtual_server(
@@ -1577,6 +1663,44 @@ fn group_member(m: &Node) -> Result<Vec<Result<Key, IpAddr>>, ReadError> {
         .collect())
 }
 
+/// The most services one vigil virtual server may expand to (vigil-config's limit).
+const MAX_GROUP_SERVICES: usize = 1024;
+
+/// `addresses` entries for a group's addresses, in order: runs of consecutive IPv4
+/// addresses (last byte) or IPv6 addresses (last group) with one port as vigil's ranges
+/// (`192.0.2.20-29:80`, `[2001:db8::10-1f]:80`), the others one by one.
+fn address_ranges(addrs: &[(IpAddr, u16)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < addrs.len() {
+        let (start, port) = addrs[i];
+        let mut j = i;
+        // Extend while the next is the same port and the next value in the last part.
+        while let Some(&(next, p)) = addrs.get(j + 1) {
+            let (a, b) = (to_u128(addrs[j].0), to_u128(next));
+            let mask = if start.is_ipv6() { 0xffff } else { 0xff };
+            if p != port || next.is_ipv6() != start.is_ipv6() || b != a + 1 || b & mask == 0 {
+                break;
+            }
+            j += 1;
+        }
+        if j == i {
+            out.push(sockaddr(start, port));
+        } else {
+            let last = addrs[j].0;
+            match (start, last) {
+                (IpAddr::V4(_), IpAddr::V4(l)) => {
+                    out.push(format!("{start}-{}:{port}", l.octets()[3]));
+                }
+                (_, IpAddr::V6(l)) => out.push(format!("[{start}-{:x}]:{port}", l.segments()[7])),
+                _ => out.push(sockaddr(start, port)),
+            }
+        }
+        i = j + 1;
+    }
+    out
+}
+
 fn to_u128(a: IpAddr) -> u128 {
     match a {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
@@ -1641,6 +1765,35 @@ mod tests {
         );
         assert_eq!(hex_bytes("zz"), None);
         assert_eq!(hex_bytes("4x"), None);
+    }
+
+    #[test]
+    fn group_addresses_are_written_as_vigil_ranges() {
+        let a = |s: &str, p| (s.parse::<IpAddr>().unwrap(), p);
+        let addrs = [
+            a("192.0.2.1", 80),
+            a("192.0.2.2", 80),
+            a("192.0.2.3", 80),
+            a("192.0.2.4", 8080),
+            a("192.0.2.255", 80),
+            a("192.0.3.0", 80),
+            a("2001:db8::fe", 53),
+            a("2001:db8::ff", 53),
+            a("2001:db8::100", 53),
+            a("2001:db8::1", 53),
+        ];
+        assert_eq!(
+            address_ranges(&addrs),
+            [
+                "192.0.2.1-3:80",
+                "192.0.2.4:8080",
+                // A run stops where the last byte wraps.
+                "192.0.2.255:80",
+                "192.0.3.0:80",
+                "[2001:db8::fe-100]:53",
+                "[2001:db8::1]:53",
+            ]
+        );
     }
 
     #[test]

@@ -186,7 +186,8 @@ pub fn instances_carrying_virtual_servers(config: &Config) -> Vec<String> {
     let addresses: Vec<IpAddr> = config
         .virtual_servers
         .iter()
-        .filter_map(|vs| match vs.key {
+        .flat_map(|vs| vs.keys())
+        .filter_map(|k| match k {
             vigil_config::ServiceKey::Address { address, .. } => Some(address.ip()),
             vigil_config::ServiceKey::Fwmark { .. } => None,
         })
