@@ -5,6 +5,7 @@
 //! cargo bench -p vigil-nft --bench throughput                 # 4 rounds x 10 s, 16 connections
 //! cargo bench -p vigil-nft --bench throughput -- --secs 5 --conns 32 --rounds 4 --fill 1000
 //! cargo bench -p vigil-nft --bench throughput -- --here       # nftables only, this kernel
+//! cargo bench -p vigil-nft --bench throughput -- --side-by-side --rounds 12 --secs 5
 //! ```
 //!
 //! On the host it re-runs itself inside the VM (`tests/lab/in-ipvs-kernel`, booted with
@@ -20,7 +21,10 @@
 //! Rounds alternate the order (IPVS then nftables, then nftables then IPVS, ...). It
 //! prints per phase: programming time, requests/s, connect and request latency p50/p99,
 //! errors, each real server's share, and the VM's CPU use; then the medians per datapath
-//! and the nftables / IPVS ratios. Asserts only that each step did what it should.
+//! and the nftables / IPVS ratios. `--side-by-side` instead runs both datapaths at once
+//! in each round, half the connections on each (see [`side_by_side`]): on a busy host
+//! the two then share every instant's load, and their ratio is far steadier. Asserts
+//! only that each step did what it should.
 //!
 //! Without `--bench` (e.g. `cargo test --benches`) it only says how to run it.
 
@@ -50,6 +54,8 @@ struct Args {
     fill: u32,
     /// Run here, not in the VM (nftables only when this kernel has no IPVS).
     here: bool,
+    /// Both datapaths at once, half the connections each (see [`side_by_side`]).
+    side_by_side: bool,
 }
 
 fn args() -> Args {
@@ -60,6 +66,7 @@ fn args() -> Args {
         rounds: 4,
         fill: 0,
         here: false,
+        side_by_side: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -73,6 +80,11 @@ fn args() -> Args {
             "--fill" => a.fill = next().parse().unwrap(),
             "--here" => {
                 a.here = true;
+                i += 1;
+                continue;
+            }
+            "--side-by-side" => {
+                a.side_by_side = true;
                 i += 1;
                 continue;
             }
@@ -261,6 +273,18 @@ fn cpu_ticks() -> (u64, u64, u64) {
 /// Runs the load from the client's namespace; returns it with the VM's CPU busy and
 /// softirq shares over the window.
 fn load(lab: &NetnsLab, vip: SocketAddr, a: &Args) -> (Load, f64, f64) {
+    let (mut l, busy, softirq) = load_to(lab, &[vip], 0, a);
+    (l.remove(0), busy, softirq)
+}
+
+/// As [`load`], worker `i` connecting to `targets[(i + shift) % len]`: one [`Load`] per
+/// target.
+fn load_to(
+    lab: &NetnsLab,
+    targets: &[SocketAddr],
+    shift: usize,
+    a: &Args,
+) -> (Vec<Load>, f64, f64) {
     lab.run_in("client", || {
         let begin = Instant::now() + Duration::from_secs_f64(a.warmup);
         let end = begin + Duration::from_secs_f64(a.secs);
@@ -268,15 +292,18 @@ fn load(lab: &NetnsLab, vip: SocketAddr, a: &Args) -> (Load, f64, f64) {
             // Threads started here share the client's namespace (setns is per thread and
             // inherited by threads it creates).
             let workers: Vec<_> = (0..a.conns)
-                .map(|_| s.spawn(move || worker(vip, begin, end)))
+                .map(|i| {
+                    let t = (i + shift) % targets.len();
+                    (t, s.spawn(move || worker(targets[t], begin, end)))
+                })
                 .collect();
             std::thread::sleep(begin.saturating_duration_since(Instant::now()));
             let c0 = cpu_ticks();
             std::thread::sleep(end.saturating_duration_since(Instant::now()));
             let c1 = cpu_ticks();
-            let mut total = Load::default();
-            for w in workers {
-                total.merge(w.join().unwrap());
+            let mut total: Vec<Load> = targets.iter().map(|_| Load::default()).collect();
+            for (t, w) in workers {
+                total[t].merge(w.join().unwrap());
             }
             let span = (c1.2 - c0.2).max(1) as f64;
             (
@@ -327,7 +354,7 @@ fn run_ok(lab: &NetnsLab, host: &str, argv: &[&str]) {
 
 /// Makes `dir` the director: forwarding on, the VIP moved to it, the real servers'
 /// route to the client through it, the client's ARP entries forgotten.
-fn take_over(lab: &NetnsLab, dir: &str, prev: Option<&str>, vip: Ipv4Addr) {
+fn take_over(lab: &NetnsLab, dir: &str, prev: Option<&str>, vip: Ipv4Addr, client: Ipv4Addr) {
     run_ok(
         lab,
         dir,
@@ -354,14 +381,121 @@ fn take_over(lab: &NetnsLab, dir: &str, prev: Option<&str>, vip: Ipv4Addr) {
         &["ip", "addr", "add", &format!("{vip}/24"), "dev", "eth0"],
     );
     let gw = lab.ip(dir).to_string();
-    let client = lab.ip("client").to_string();
+    let client = client.to_string();
     for (r, _) in REALS {
         run_ok(lab, r, &["ip", "route", "replace", &client, "via", &gw]);
     }
     run_ok(lab, "client", &["ip", "neigh", "flush", "dev", "eth0"]);
 }
 
-fn in_lab(a: &Args) {
+/// Programs `t` into `dir`'s kernel through `dp`: (time taken, writes or commands).
+fn program(lab: &NetnsLab, dir: &str, dp: Datapath, t: &DesiredTable) -> (Duration, usize) {
+    match dp {
+        Datapath::Ipvs => lab
+            .run_in(dir, || {
+                let mut c = Client::connect().unwrap();
+                let mut r = Reconciler::new([], Backoff::default());
+                let t0 = Instant::now();
+                let rep = r.sync(&mut c, t, Instant::now()).unwrap();
+                assert!(rep.errors.is_empty(), "{:?}", rep.errors.first());
+                (t0.elapsed(), rep.applied.total())
+            })
+            .unwrap(),
+        Datapath::Nft => {
+            let mut ap = Applier::new(nft_in(lab, dir), Options::default());
+            let t0 = Instant::now();
+            let rep = ap.apply(t).unwrap();
+            assert!(rep.written && rep.full);
+            (t0.elapsed(), rep.commands)
+        }
+    }
+}
+
+/// Empties `dir`'s table of `dp`.
+fn empty(lab: &NetnsLab, dir: &str, dp: Datapath) {
+    match dp {
+        Datapath::Ipvs => lab
+            .run_in(dir, || Client::connect().unwrap().flush().unwrap())
+            .unwrap(),
+        Datapath::Nft => Applier::new(nft_in(lab, dir), Options::default())
+            .remove()
+            .unwrap(),
+    }
+}
+
+/// One phase's figures from its load, printed; fails if a real server got nothing.
+fn report(
+    round: usize,
+    dp: Datapath,
+    program: Duration,
+    writes: usize,
+    l: &mut Load,
+    a: &Args,
+    cpu: Option<(f64, f64)>,
+) -> Phase {
+    l.connect.sort();
+    l.request.sort();
+    let window = a.secs;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = cpus as f64 * window * 1e6 / l.done.max(1) as f64;
+    let p = Phase {
+        datapath: dp,
+        program,
+        rps: l.done as f64 / window,
+        connect: (pct(&l.connect, 0.5), pct(&l.connect, 0.99)),
+        request: (pct(&l.request, 0.5), pct(&l.request, 0.99)),
+        errors: l.errors,
+        cpu_per_req: cpu.map_or((f64::NAN, f64::NAN), |(busy, softirq)| {
+            (busy * per, softirq * per)
+        }),
+    };
+    let share: Vec<String> = REALS
+        .iter()
+        .map(|(r, _)| {
+            let c = l.per_server.get(*r).copied().unwrap_or(0);
+            format!("{:.1}", 100.0 * c as f64 / l.done.max(1) as f64)
+        })
+        .collect();
+    let cpu = cpu.map_or(String::new(), |(busy, softirq)| {
+        format!(
+            " | CPU busy {:.0} %, softirq {:.0} %: {:.0} / {:.0} µs per request",
+            busy * 100.0,
+            softirq * 100.0,
+            p.cpu_per_req.0,
+            p.cpu_per_req.1
+        )
+    });
+    println!(
+        "round {} {:<8} program {:7.1} ms ({writes} writes) | {:8.1} req/s | connect p50 {:6.0} p99 {:7.0} µs | request p50 {:6.0} p99 {:7.0} µs | errors {}{} | share rs1/rs2/rs3 {} % (want 16.7/33.3/50.0){cpu}",
+        round + 1,
+        dp.name(),
+        program.as_secs_f64() * 1e3,
+        p.rps,
+        p.connect.0,
+        p.connect.1,
+        p.request.0,
+        p.request.1,
+        p.errors,
+        l.first_error
+            .as_ref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default(),
+        share.join("/"),
+    );
+    assert!(l.done > 0, "{}: no request answered", dp.name());
+    for (r, _) in REALS {
+        assert!(
+            l.per_server.contains_key(r),
+            "{}: {r} got no connection",
+            dp.name()
+        );
+    }
+    p
+}
+
+/// The lab with `directors`, the client's sysctls, the real servers serving; the
+/// kernel's modules loaded. Returns the lab and whether this kernel has IPVS.
+fn setup(a: &Args, directors: &[String], vip: u8) -> (NetnsLab, bool) {
     let kver = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let nft_version = Command::new("nft")
         .arg("--version")
@@ -369,24 +503,26 @@ fn in_lab(a: &Args) {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     println!(
-        "kernel {}, {} vCPU, {nft_version}; {} rounds x 2 phases, {} s window after {} s warmup, \
+        "kernel {}, {} vCPU, {nft_version}; {} rounds{}, {} s window after {} s warmup, \
          {} parallel connections, table: 1 service (wrr 1:2:3) + {} others x 10 reals",
         kver.trim(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         a.rounds,
+        if a.side_by_side {
+            " (both datapaths at once, half the connections each)"
+        } else {
+            " x 2 phases"
+        },
         a.secs,
         a.warmup,
         a.conns,
         a.fill
     );
     // Every director namespace is made up front: adding hosts to a running lab needs
-    // /dev/fd (process substitution in netns-lab), which the VM's /dev lacks.
-    let directors: Vec<String> = (1..=2 * a.rounds).map(|n| format!("d{n}")).collect();
+    // /dev/fd (process substitution in netns-lab), which older guest-init lacked.
     let mut hosts = vec!["client", "rs1", "rs2", "rs3", "warm"];
     hosts.extend(directors.iter().map(String::as_str));
     let lab = NetnsLab::up(&hosts).unwrap();
-    let vip = lab.subnet_addr(100);
-    let vip_sa = SocketAddr::new(IpAddr::V4(vip), 80);
     // Many short connections: the whole port range, and TIME_WAIT ports reused.
     run_ok(
         &lab,
@@ -418,7 +554,7 @@ fn in_lab(a: &Args) {
     } else {
         println!("no IPVS in this kernel: nftables phases only");
     }
-    let t = table(&lab, vip, a.fill);
+    let t = table(&lab, lab.subnet_addr(vip), a.fill);
     {
         let mut ap = Applier::new(nft_in(&lab, "warm"), Options::default());
         ap.apply(&t).unwrap();
@@ -427,6 +563,88 @@ fn in_lab(a: &Args) {
     // conntrack's limit is global (set only from the initial namespace): a phase leaves
     // up to rate x 120 s of TIME_WAIT entries behind it.
     let _ = std::fs::write("/proc/sys/net/netfilter/nf_conntrack_max", "1048576");
+    (lab, ipvs)
+}
+
+/// Both datapaths at once, each round on a fresh pair of directors: IPVS serves VIP .100
+/// for the client's source address .201, nftables VIP .101 for .202 (the real servers
+/// route each source back through its own director), and half the client's threads load
+/// each. Both see the host's load at the same instants, which phases one after the other
+/// cannot give on a busy host.
+fn side_by_side(a: &Args) {
+    let pairs: Vec<[String; 2]> = (1..=a.rounds)
+        .map(|r| [format!("i{r}"), format!("n{r}")])
+        .collect();
+    let flat: Vec<String> = pairs.iter().flatten().cloned().collect();
+    let (lab, ipvs) = setup(a, &flat, 100);
+    if !ipvs {
+        println!("SKIPPED: --side-by-side needs IPVS");
+        return;
+    }
+    let dps = [Datapath::Ipvs, Datapath::Nft];
+    let vips = [lab.subnet_addr(100), lab.subnet_addr(101)];
+    let srcs = [lab.subnet_addr(201), lab.subnet_addr(202)];
+    for (vip, src) in vips.iter().zip(&srcs) {
+        run_ok(
+            &lab,
+            "client",
+            &["ip", "addr", "add", &format!("{src}/24"), "dev", "eth0"],
+        );
+        // The source address is chosen by the route: no bind() in the load generator.
+        run_ok(
+            &lab,
+            "client",
+            &[
+                "ip",
+                "route",
+                "add",
+                &format!("{vip}/32"),
+                "dev",
+                "eth0",
+                "src",
+                &src.to_string(),
+            ],
+        );
+    }
+    let tables = [table(&lab, vips[0], a.fill), table(&lab, vips[1], a.fill)];
+    let targets = vips.map(|v| SocketAddr::new(IpAddr::V4(v), 80));
+    let mut phases: Vec<Phase> = Vec::new();
+    for (round, pair) in pairs.iter().enumerate() {
+        let mut programmed = Vec::new();
+        for k in 0..2 {
+            let prev = round.checked_sub(1).map(|r| pairs[r][k].as_str());
+            take_over(&lab, &pair[k], prev, vips[k], srcs[k]);
+            programmed.push(program(&lab, &pair[k], dps[k], &tables[k]));
+        }
+        // Which datapath gets the even threads alternates per round.
+        let (mut loads, busy, softirq) = load_to(&lab, &targets, round % 2, a);
+        for k in 0..2 {
+            let (t, w) = programmed[k];
+            phases.push(report(round, dps[k], t, w, &mut loads[k], a, None));
+        }
+        println!(
+            "round {} both     VM CPU busy {:.0} %, softirq {:.0} %",
+            round + 1,
+            busy * 100.0,
+            softirq * 100.0
+        );
+        for k in 0..2 {
+            empty(&lab, &pair[k], dps[k]);
+        }
+    }
+    summary(&phases);
+}
+
+fn in_lab(a: &Args) {
+    if a.side_by_side {
+        side_by_side(a);
+        return;
+    }
+    let directors: Vec<String> = (1..=2 * a.rounds).map(|n| format!("d{n}")).collect();
+    let (lab, ipvs) = setup(a, &directors, 100);
+    let vip = lab.subnet_addr(100);
+    let vip_sa = SocketAddr::new(IpAddr::V4(vip), 80);
+    let t = table(&lab, vip, a.fill);
 
     let mut phases: Vec<Phase> = Vec::new();
     let mut prev: Option<String> = None;
@@ -443,90 +661,14 @@ fn in_lab(a: &Args) {
             }
             n += 1;
             let dir = format!("d{n}");
-            take_over(&lab, &dir, prev.as_deref(), vip);
+            take_over(&lab, &dir, prev.as_deref(), vip, lab.ip("client"));
             prev = Some(dir.clone());
-            let (program, writes) = match dp {
-                Datapath::Ipvs => lab
-                    .run_in(&dir, || {
-                        let mut c = Client::connect().unwrap();
-                        let mut r = Reconciler::new([], Backoff::default());
-                        let t0 = Instant::now();
-                        let rep = r.sync(&mut c, &t, Instant::now()).unwrap();
-                        assert!(rep.errors.is_empty(), "{:?}", rep.errors.first());
-                        (t0.elapsed(), rep.applied.total())
-                    })
-                    .unwrap(),
-                Datapath::Nft => {
-                    let mut ap = Applier::new(nft_in(&lab, &dir), Options::default());
-                    let t0 = Instant::now();
-                    let rep = ap.apply(&t).unwrap();
-                    assert!(rep.written && rep.full);
-                    (t0.elapsed(), rep.commands)
-                }
-            };
+            let (program, writes) = program(&lab, &dir, dp, &t);
             let (mut l, busy, softirq) = load(&lab, vip_sa, a);
-            l.connect.sort();
-            l.request.sort();
-            let window = a.secs;
-            let p = Phase {
-                datapath: dp,
-                program,
-                rps: l.done as f64 / window,
-                connect: (pct(&l.connect, 0.5), pct(&l.connect, 0.99)),
-                request: (pct(&l.request, 0.5), pct(&l.request, 0.99)),
-                errors: l.errors,
-                cpu_per_req: {
-                    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-                    let per = cpus as f64 * window * 1e6 / l.done.max(1) as f64;
-                    (busy * per, softirq * per)
-                },
-            };
-            let share: Vec<String> = REALS
-                .iter()
-                .map(|(r, _)| {
-                    let c = l.per_server.get(*r).copied().unwrap_or(0);
-                    format!("{:.1}", 100.0 * c as f64 / l.done.max(1) as f64)
-                })
-                .collect();
-            println!(
-                "round {} {:<8} program {:7.1} ms ({writes} writes) | {:8.1} req/s | connect p50 {:6.0} p99 {:7.0} µs | request p50 {:6.0} p99 {:7.0} µs | errors {}{} | share rs1/rs2/rs3 {} % (want 16.7/33.3/50.0) | CPU busy {:.0} %, softirq {:.0} %: {:.0} / {:.0} µs per request",
-                round + 1,
-                dp.name(),
-                program.as_secs_f64() * 1e3,
-                p.rps,
-                p.connect.0,
-                p.connect.1,
-                p.request.0,
-                p.request.1,
-                p.errors,
-                l.first_error
-                    .as_ref()
-                    .map(|e| format!(" (first: {e})"))
-                    .unwrap_or_default(),
-                share.join("/"),
-                busy * 100.0,
-                softirq * 100.0,
-                p.cpu_per_req.0,
-                p.cpu_per_req.1,
-            );
-            assert!(l.done > 0, "{}: no request answered", dp.name());
-            for (r, _) in REALS {
-                assert!(
-                    l.per_server.contains_key(r),
-                    "{}: {r} got no connection",
-                    dp.name()
-                );
-            }
+            let p = report(round, dp, program, writes, &mut l, a, Some((busy, softirq)));
             phases.push(p);
             // Leave the namespace's table empty (it takes no traffic from now on).
-            match dp {
-                Datapath::Ipvs => lab
-                    .run_in(&dir, || Client::connect().unwrap().flush().unwrap())
-                    .unwrap(),
-                Datapath::Nft => Applier::new(nft_in(&lab, &dir), Options::default())
-                    .remove()
-                    .unwrap(),
-            }
+            empty(&lab, &dir, dp);
         }
     }
     summary(&phases);
