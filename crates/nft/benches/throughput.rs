@@ -687,6 +687,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// ", CPU per request X (softirq Y)", or nothing where CPU was not measured per
+/// datapath (`--side-by-side`).
+fn cpu_text(all: f64, softirq: f64, f: impl Fn(f64) -> String) -> String {
+    if all.is_nan() {
+        return String::new();
+    }
+    format!(" | CPU per request {} (softirq {})", f(all), f(softirq))
+}
+
 fn summary(phases: &[Phase]) {
     let of = |dp: Datapath, f: &dyn Fn(&Phase) -> f64| -> Vec<f64> {
         phases.iter().filter(|p| p.datapath == dp).map(f).collect()
@@ -719,7 +728,7 @@ fn summary(phases: &[Phase]) {
             .map(|p| p.errors)
             .sum();
         println!(
-            "  {:<8} {:8.1} req/s ({}) | connect p50 {:.0} p99 {:.0} µs | request p50 {:.0} p99 {:.0} µs | CPU {:.0} µs (softirq {:.0}) per request | program {:.1} ms | errors {errors}",
+            "  {:<8} {:8.1} req/s ({}) | connect p50 {:.0} p99 {:.0} µs | request p50 {:.0} p99 {:.0} µs{} | program {:.1} ms | errors {errors}",
             dp.name(),
             m.0,
             range(&rps),
@@ -727,8 +736,7 @@ fn summary(phases: &[Phase]) {
             m.2,
             m.3,
             m.4,
-            m.6,
-            m.7,
+            cpu_text(m.6, m.7, |x| format!("{x:.0} µs")),
             m.5
         );
         med.insert(dp, m);
@@ -740,7 +748,7 @@ fn summary(phases: &[Phase]) {
         let ratios: Vec<f64> = ipvs.iter().zip(&nft).map(|(i, n)| n / i).collect();
         let per_round: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
         println!(
-            "ratio nftables / ipvs: req/s {:.3}, median of the rounds' ratios {:.3} (per round {}), connect p50 {:.3} p99 {:.3}, request p50 {:.3} p99 {:.3}, CPU per request {:.3} (softirq {:.3})",
+            "ratio nftables / ipvs: req/s {:.3}, median of the rounds' ratios {:.3} (per round {}), connect p50 {:.3} p99 {:.3}, request p50 {:.3} p99 {:.3}{}",
             n.0 / i.0,
             median(ratios),
             per_round.join(", "),
@@ -748,8 +756,7 @@ fn summary(phases: &[Phase]) {
             n.2 / i.2,
             n.3 / i.3,
             n.4 / i.4,
-            n.6 / i.6,
-            n.7 / i.7
+            cpu_text(n.6 / i.6, n.7 / i.7, |x| format!("{x:.3}"))
         );
     }
 }
