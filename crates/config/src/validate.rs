@@ -112,13 +112,29 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     if !vrrp.is_empty() {
         for (vs, s) in virtual_servers.iter().zip(vs_spans) {
             if let ServiceKey::Address { address, .. } = vs.key {
-                let carried = vrrp.iter().any(|v| {
+                let carrier = vrrp.iter().find(|v| {
                     v.vips
                         .iter()
                         .chain(&v.vips_excluded)
                         .any(|p| p.addr == address.ip())
                 });
-                if !carried {
+                // Announced over BGP, the address is on every director at once: a VRRP
+                // instance moving it too would fight the announcement.
+                if let (true, Some(v), Some(span)) = (vs.announce, carrier, &s.announce) {
+                    sink.push(
+                        Diagnostic::error(
+                            span.clone(),
+                            format!(
+                                "virtual server \"{}\" is announced over BGP, but {} is a VIP of VRRP instance \"{}\"",
+                                vs.name,
+                                address.ip(),
+                                v.name
+                            ),
+                        )
+                        .with_help("an address is either announced (active/active) or moved by VRRP (active/standby): remove one"),
+                    );
+                }
+                if carrier.is_none() && !vs.announce {
                     sink.push(
                         Diagnostic::warning(
                             s.key.clone(),
