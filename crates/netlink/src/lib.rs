@@ -2,7 +2,8 @@
 //! `netlink-packet-core` and `netlink-sys`.
 //!
 //! Owns: every `NETLINK_ROUTE` conversation of the project — addresses added, removed and
-//! listed ([`Route`]), links looked up by name or dumped ([`Link`]), and link state
+//! listed ([`Route`]), host routes of a table added, removed and listed (the BGP
+//! announcer's), links looked up by name or dumped ([`Link`]), and link state
 //! followed from the kernel's `RTNLGRP_LINK` events ([`LinkWatch`]). Later users (routes,
 //! rules, macvlan interfaces, the BGP announcer's routes) add their requests here, so
 //! there is one framing, one error type and one place that reads kernel replies.
@@ -23,7 +24,7 @@ pub mod codec;
 mod links;
 mod route;
 
-pub use codec::{InterfaceAddress, Link};
+pub use codec::{InterfaceAddress, Link, TableRoute};
 pub use links::{LinkTable, LinkWatch};
 pub use route::Route;
 
