@@ -26,13 +26,13 @@ mod status;
 mod vrrp;
 
 pub use event::{
-    DrainEvent, Event, HealthEvent, IpvsFaultEvent, LaggedEvent, QuorumEvent, ReloadEvent,
-    VrrpStateEvent,
+    AnnounceEvent, DrainEvent, Event, HealthEvent, IpvsFaultEvent, LaggedEvent, QuorumEvent,
+    ReloadEvent, VrrpStateEvent,
 };
 pub use reply::{ErrorCode, ProtocolError, Reply, reply_line};
 pub use request::{COMMANDS, MAX_LINE, Request, parse_request};
 pub use services::{
-    CheckSummary, CheckView, Family, Health, IpvsView, RealServerView, ServicesReply,
+    AnnounceView, CheckSummary, CheckView, Family, Health, IpvsView, RealServerView, ServicesReply,
     VirtualServerView,
 };
 pub use status::{
