@@ -315,8 +315,8 @@ pub struct Announce {
     /// The route protocol (`rtm_protocol`) vigild's routes carry: routes of it in
     /// `table` are vigild's, and those left by a crash are removed at start.
     pub protocol: u8,
-    /// Where announced VIPs are added as /32 (/128) addresses so the director accepts
-    /// their traffic.
+    /// The device of the announced VIPs' `local` routes (in the kernel's local table),
+    /// which make the director accept their traffic.
     pub interface: String,
     /// How long vigild waits after withdrawing a route before it removes or drains the
     /// service (drain, stop, reload): the routers' time to converge.

@@ -131,6 +131,39 @@ pub fn host_route(
     ifindex: u32,
     destination: IpAddr,
 ) -> RouteNetlinkMessage {
+    let mut message = host_route_message(table, protocol, ifindex, destination);
+    message.header.kind = RouteType::Unicast;
+    if add {
+        RouteNetlinkMessage::NewRoute(message)
+    } else {
+        RouteNetlinkMessage::DelRoute(message)
+    }
+}
+
+/// The kernel's local table (`RT_TABLE_LOCAL`).
+pub const LOCAL_TABLE: u32 = 255;
+
+/// `RTM_NEWROUTE` or `RTM_DELROUTE` of a `local` route (as `ip route add local ADDR dev
+/// X`) in the local table: packets to `destination` are delivered here (and to IPVS)
+/// without it being an interface address, which routing daemons (FRR's zebra) would
+/// take for a connected route.
+pub fn local_route(
+    add: bool,
+    protocol: u8,
+    ifindex: u32,
+    destination: IpAddr,
+) -> RouteNetlinkMessage {
+    let mut message = host_route_message(LOCAL_TABLE, protocol, ifindex, destination);
+    message.header.kind = RouteType::Local;
+    message.header.scope = RouteScope::Host;
+    if add {
+        RouteNetlinkMessage::NewRoute(message)
+    } else {
+        RouteNetlinkMessage::DelRoute(message)
+    }
+}
+
+fn host_route_message(table: u32, protocol: u8, ifindex: u32, destination: IpAddr) -> RouteMessage {
     let mut message = RouteMessage::default();
     let (family, len) = match destination {
         IpAddr::V4(_) => (AddressFamily::Inet, 32),
@@ -147,17 +180,12 @@ pub fn host_route(
     } else {
         RouteScope::Universe
     };
-    message.header.kind = RouteType::Unicast;
     message
         .attributes
         .push(RouteAttribute::Destination(RouteAddress::from(destination)));
     message.attributes.push(RouteAttribute::Table(table));
     message.attributes.push(RouteAttribute::Oif(ifindex));
-    if add {
-        RouteNetlinkMessage::NewRoute(message)
-    } else {
-        RouteNetlinkMessage::DelRoute(message)
-    }
+    message
 }
 
 /// `RTM_GETROUTE` dump of every route of every table (both families).
@@ -418,6 +446,20 @@ mod tests {
         };
         let r = table_route(m).unwrap();
         assert_eq!((r.table, r.protocol, r.prefix_len), (70_000, 99, 128));
+    }
+
+    #[test]
+    fn local_routes_go_to_the_local_table() {
+        let msg = request(
+            local_route(true, 252, 1, "192.0.2.10".parse().unwrap()),
+            CREATE_FLAGS,
+            3,
+        );
+        // table local (255), protocol 252, scope host (254), type local (2)
+        assert_eq!(
+            &msg[16..24],
+            &[libc::AF_INET as u8, 32, 0, 0, 255, 252, 254, 2]
+        );
     }
 
     #[test]

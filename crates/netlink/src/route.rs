@@ -132,6 +132,44 @@ impl Route {
         }
     }
 
+    /// Adds the `local` route to `destination` (delivered here) out of `ifindex`,
+    /// written by `protocol`. `Ok(false)` when it was already there.
+    pub fn add_local_route(
+        &mut self,
+        protocol: u8,
+        ifindex: u32,
+        destination: IpAddr,
+    ) -> Result<bool, Error> {
+        let message = codec::local_route(true, protocol, ifindex, destination);
+        match self.request_ack(message, codec::CREATE_FLAGS) {
+            Ok(()) => Ok(true),
+            Err(libc::EEXIST) => Ok(false),
+            Err(errno) => Err(kernel(
+                format!("adding the local route to {destination}"),
+                errno,
+            )),
+        }
+    }
+
+    /// Removes the `local` route to `destination` of `protocol`. `Ok(false)` when it was
+    /// not there.
+    pub fn del_local_route(&mut self, protocol: u8, destination: IpAddr) -> Result<bool, Error> {
+        let mut message = codec::local_route(false, protocol, 0, destination);
+        if let RouteNetlinkMessage::DelRoute(m) = &mut message {
+            m.header.scope = netlink_packet_route::route::RouteScope::NoWhere;
+            m.attributes
+                .retain(|a| !matches!(a, netlink_packet_route::route::RouteAttribute::Oif(_)));
+        }
+        match self.request_ack(message, codec::ACK_FLAGS) {
+            Ok(()) => Ok(true),
+            Err(libc::ESRCH | libc::ENOENT) => Ok(false),
+            Err(errno) => Err(kernel(
+                format!("removing the local route to {destination}"),
+                errno,
+            )),
+        }
+    }
+
     /// Every route of `table` written by `protocol` (both families).
     pub fn table_routes(&mut self, table: u32, protocol: u8) -> Result<Vec<TableRoute>, Error> {
         let mut found = Vec::new();

@@ -1,11 +1,12 @@
 //! The BGP announcer's shell (issue 16): one plain thread that makes the kernel hold what
 //! the director decided ([`crate::announce`]): a host route per announced VIP in
 //! `[announce]`'s table, with vigil's route protocol, and each announced virtual server's
-//! VIP as an address on the local interface. It decides nothing.
+//! VIP as a `local` route (in the kernel's local table, same protocol) on the interface.
+//! It decides nothing.
 //!
-//! Every apply reads the table back and writes only the difference, so routes of vigil's
-//! protocol left by a crash (or removed by someone else) are put right at the first apply
-//! after start, and every second while an apply failed.
+//! Every apply reads both tables back and writes only the difference, so routes of
+//! vigil's protocol left by a crash (or removed by someone else) are put right at the
+//! first apply after start, and every second while an apply failed.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 use vigil_config::Announce;
 use vigil_netlink::Route;
+use vigil_netlink::codec::LOCAL_TABLE;
 
 use crate::announce::plan;
 use crate::supervise::{Guard, HEARTBEAT, Supervisor};
@@ -26,8 +28,8 @@ pub struct Desired {
     pub settings: Announce,
     /// VIPs whose routes must be in the table.
     pub routes: BTreeSet<IpAddr>,
-    /// VIPs that must be addresses of the interface (announced or not: a withdrawn VIP
-    /// still takes the flows the routers send until they converge).
+    /// VIPs that must be delivered here (a `local` route on the interface), announced
+    /// or not: a withdrawn VIP still takes the flows the routers send until they converge.
     pub addresses: BTreeSet<IpAddr>,
 }
 
@@ -89,9 +91,6 @@ struct Worker {
     /// What the last successful apply wrote under these settings (to clean up when the
     /// table, protocol or interface change at a reload).
     applied: Option<Desired>,
-    /// Addresses this thread added (an address that was there before is the operator's
-    /// and is never removed).
-    added: BTreeSet<(u32, IpAddr)>,
     failed: bool,
     error: Arc<Mutex<Option<String>>>,
 }
@@ -102,7 +101,6 @@ impl Worker {
             route: None,
             desired: None,
             applied: None,
-            added: BTreeSet::new(),
             failed: false,
             error,
         }
@@ -188,26 +186,19 @@ impl Worker {
         let link = route
             .link(&s.interface)
             .map_err(|e| format!("interface {}: {e}", s.interface))?;
-        // Addresses before routes: a VIP is announced only once it is accepted here.
-        let want: BTreeSet<(u32, IpAddr)> =
-            desired.addresses.iter().map(|a| (link.index, *a)).collect();
-        for &(ifindex, addr) in &want {
-            if route
-                .add_address(ifindex, addr, host_len(addr))
-                .map_err(|e| e.to_string())?
-            {
-                self.added.insert((ifindex, addr));
-            }
+        // Local routes before announcements: a VIP is announced only once it is accepted
+        // here. Local routes, not addresses: FRR's zebra would prefer an address's
+        // connected /32 to the exported table's route, and never announce it.
+        let present_local = own_host_routes(route, LOCAL_TABLE, s.protocol)?;
+        let (add, remove) = plan(&desired.addresses, &present_local);
+        for vip in add {
+            route
+                .add_local_route(s.protocol, link.index, vip)
+                .map_err(|e| e.to_string())?;
         }
-        let present: BTreeSet<IpAddr> = route
-            .table_routes(s.table, s.protocol)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|r| r.prefix_len == host_len(r.destination))
-            .map(|r| r.destination)
-            .collect();
-        let (add, remove) = plan(&desired.routes, &present);
-        for vip in remove {
+        let present = own_host_routes(route, s.table, s.protocol)?;
+        let (add, withdraw) = plan(&desired.routes, &present);
+        for vip in withdraw {
             route
                 .del_host_route(s.table, s.protocol, vip)
                 .map_err(|e| e.to_string())?;
@@ -219,16 +210,29 @@ impl Worker {
                 .map_err(|e| e.to_string())?;
             info!(address = %vip, table = s.table, "route announced");
         }
-        // Addresses no longer wanted, only those this thread added.
-        let gone: Vec<(u32, IpAddr)> = self.added.difference(&want).copied().collect();
-        for (ifindex, addr) in gone {
+        // VIPs no longer served: after their routes are gone.
+        for vip in remove {
             route
-                .del_address(ifindex, addr, host_len(addr))
+                .del_local_route(s.protocol, vip)
                 .map_err(|e| e.to_string())?;
-            self.added.remove(&(ifindex, addr));
         }
         Ok(())
     }
+}
+
+/// The host routes of `protocol` in `table`.
+fn own_host_routes(
+    route: &mut Route,
+    table: u32,
+    protocol: u8,
+) -> Result<BTreeSet<IpAddr>, String> {
+    Ok(route
+        .table_routes(table, protocol)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|r| r.prefix_len == host_len(r.destination))
+        .map(|r| r.destination)
+        .collect())
 }
 
 fn host_len(addr: IpAddr) -> u8 {
