@@ -182,6 +182,14 @@ impl Worker {
                     .del_host_route(old.settings.table, old.settings.protocol, r.destination)
                     .map_err(|e| e.to_string())?;
             }
+            // The local routes carry the protocol too: the new one's are added below.
+            if old.settings.protocol != s.protocol {
+                for vip in own_host_routes(route, LOCAL_TABLE, old.settings.protocol)? {
+                    route
+                        .del_local_route(old.settings.protocol, vip)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
         }
         let link = route
             .link(&s.interface)

@@ -351,7 +351,8 @@ impl Director {
     fn datapath_problem(&self) -> Option<String> {
         let st = self.ipvs.status();
         if !st.available {
-            Some(st.error.unwrap_or_else(|| "IPVS is not available".into()))
+            // No error yet: the IPVS thread has not connected (at start).
+            Some(st.error.unwrap_or_else(|| "IPVS not connected yet".into()))
         } else if st.pending_retries {
             Some("an IPVS write waits for a retry".into())
         } else {
