@@ -31,6 +31,10 @@ fn main() {
             "frr_speaker_exports_the_table",
             frr_speaker_exports_the_table,
         ),
+        kernel::trial(
+            "a_reload_removing_the_service_withdraws_first",
+            a_reload_removing_the_service_withdraws_first,
+        ),
     ]);
 }
 
@@ -496,4 +500,48 @@ fn frr_speaker_exports_the_table() {
     );
     l.set_check_file("d2", true);
     l.wait_hops(&["d2"], "d2 (FRR) announces again");
+}
+
+fn a_reload_removing_the_service_withdraws_first() {
+    vigil_testlab::require_root_or_skip!();
+    vigil_testlab::require_or_skip!(have_tools(&["bird", "ipvsadm", "busybox"]));
+    let mut l = Lab::new(63);
+    l.bird_router();
+    l.bird_director("d1");
+    l.vigild("d1");
+    l.wait_hops(&["d1"], "d1 announces");
+    let in_ipvs = |l: &Lab| {
+        l.lab
+            .run("d1", ["ipvsadm", "-Ln"])
+            .unwrap()
+            .contains(&format!("{}:80", l.vip))
+    };
+    assert!(in_ipvs(&l));
+    // The same file without the virtual server: the route goes at once, IPVS keeps the
+    // service for the withdraw delay (5 s).
+    let conf = l.path("d1.toml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let head = &text[..text.find("[[virtual_server]]").unwrap()];
+    std::fs::write(&conf, head).unwrap();
+    let out = vigilctl(&l.socket("d1"), &["reload"]);
+    assert!(out.status.success(), "{out:?}");
+    let table = l
+        .lab
+        .run("d1", ["ip", "route", "show", "table", "100"])
+        .unwrap();
+    assert!(!table.contains(&l.vip.to_string()), "{table}");
+    assert!(
+        in_ipvs(&l),
+        "the service left IPVS before the withdraw delay"
+    );
+    l.wait_hops(&[], "d1's service removed");
+    assert!(
+        wait_for(SETTLE, || !in_ipvs(&l)),
+        "the removed service stayed in IPVS"
+    );
+    let local = l
+        .lab
+        .run("d1", ["ip", "route", "show", "table", "local"])
+        .unwrap();
+    assert!(!local.contains(&l.vip.to_string()), "{local}");
 }
