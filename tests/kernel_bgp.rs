@@ -32,6 +32,10 @@ fn main() {
             frr_speaker_exports_the_table,
         ),
         kernel::trial(
+            "client_flows_spread_and_keep_their_real_server",
+            client_flows_spread_and_keep_their_real_server,
+        ),
+        kernel::trial(
             "a_reload_removing_the_service_withdraws_first",
             a_reload_removing_the_service_withdraws_first,
         ),
@@ -61,7 +65,7 @@ fn unix_ms() -> u64 {
 
 impl Lab {
     fn new(vip_octet: u8) -> Lab {
-        let lab = NetnsLab::up(&["r", "d1", "d2", "rs1", "rs2"]).unwrap();
+        let lab = NetnsLab::up(&["r", "d1", "d2", "rs1", "rs2", "client"]).unwrap();
         let dir = tempfile::tempdir().unwrap();
         // Outside the lab's subnet: reachable only through the directors' routes.
         let vip = Ipv4Addr::new(198, 18, vip_octet, 1);
@@ -544,4 +548,109 @@ fn a_reload_removing_the_service_withdraws_first() {
         .run("d1", ["ip", "route", "show", "table", "local"])
         .unwrap();
     assert!(!local.contains(&l.vip.to_string()), "{local}");
+}
+
+/// One GET of /id from each source port in `ports` (a fresh connection each, closed with
+/// a reset so the port is free again): port -> the real server that answered.
+const CLIENT: &str = r#"
+import socket, struct, sys
+vip, first, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for port in range(first, first + n):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.settimeout(5)
+    s.bind(("0.0.0.0", port))
+    try:
+        s.connect((vip, 80))
+        s.sendall(b"GET /id HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        print(port, data.split(b"\r\n\r\n", 1)[-1].decode().strip())
+    except OSError as e:
+        print(port, "FAILED", e)
+    s.close()
+"#;
+
+fn client_flows_spread_and_keep_their_real_server() {
+    vigil_testlab::require_root_or_skip!();
+    vigil_testlab::require_or_skip!(have_tools(&["bird", "ipvsadm", "busybox", "python3"]));
+    let mut l = Lab::new(64);
+    let (r, vip) = (l.lab.ip("r"), l.vip);
+    l.lab
+        .run(
+            "r",
+            [
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+                "net.ipv4.conf.all.send_redirects=0",
+                "net.ipv4.conf.eth0.send_redirects=0",
+            ],
+        )
+        .unwrap();
+    l.lab
+        .run(
+            "client",
+            [
+                "sh",
+                "-ec",
+                &format!(
+                    "sysctl -qw net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.eth0.accept_redirects=0
+                     ip route add {vip}/32 via {r}"
+                ),
+            ],
+        )
+        .unwrap();
+    l.bird_router();
+    for d in ["d1", "d2"] {
+        l.bird_director(d);
+        l.vigild(d);
+    }
+    l.wait_hops(&["d1", "d2"], "both announced");
+    let script = l.path("client.py");
+    std::fs::write(&script, CLIENT).unwrap();
+    let run = |l: &Lab| -> Vec<String> {
+        let out = l
+            .lab
+            .run(
+                "client",
+                [
+                    "python3",
+                    script.to_str().unwrap(),
+                    &vip.to_string(),
+                    "41000",
+                    "60",
+                ],
+            )
+            .unwrap();
+        out.lines().map(str::to_string).collect()
+    };
+    let both = run(&l);
+    assert_eq!(both.len(), 60, "{both:?}");
+    assert!(both.iter().all(|x| !x.contains("FAILED")), "{both:#?}");
+    let conns = |d: &str| -> u64 {
+        let out = l.lab.run(d, ["ipvsadm", "-Ln", "--stats"]).unwrap();
+        out.lines()
+            .find(|x| x.contains(&format!("{vip}:80")))
+            .and_then(|x| x.split_whitespace().nth(2)?.parse().ok())
+            .unwrap_or(0)
+    };
+    // The kernel folds its per-CPU counters into these every 2 s (estimator kthreads).
+    std::thread::sleep(Duration::from_secs(3));
+    let (c1, c2) = (conns("d1"), conns("d2"));
+    println!("FIGURE 60 client flows over the ECMP route: {c1} via d1, {c2} via d2");
+    assert!(c1 > 0 && c2 > 0, "flows did not spread: d1 {c1}, d2 {c2}");
+    // d1 withdraws (its checks fail): the same flows (same source ports) all go to d2
+    // and land on the same real servers as before.
+    l.set_check_file("d1", false);
+    l.wait_hops(&["d2"], "d1 withdrawn");
+    let after = run(&l);
+    let moved = both.iter().zip(&after).filter(|(a, b)| a != b).count();
+    println!("FIGURE flows answered by another real server after d1 withdrew: {moved} of 60");
+    assert_eq!(both, after, "mh with the port flag chose differently on d2");
 }
