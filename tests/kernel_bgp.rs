@@ -51,6 +51,8 @@ struct Lab {
     dir: tempfile::TempDir,
     vip: Ipv4Addr,
     children: Vec<(String, LabChild)>,
+    /// The checks' `fall`.
+    fall: u32,
 }
 
 fn unix_ms() -> u64 {
@@ -74,6 +76,7 @@ impl Lab {
             dir,
             vip,
             children: Vec::new(),
+            fall: 2,
         };
         l.lab
             .run(
@@ -282,12 +285,13 @@ scheduler = "mh"
 scheduler_flags = ["port"]
 forwarding = "dr"
 announce = true
-check = {{ kind = "http", path = "/ok-{d}", interval = "500ms", timeout = "450ms", rise = 1, fall = 2 }}
+check = {{ kind = "http", path = "/ok-{d}", interval = "500ms", timeout = "450ms", rise = 1, fall = {} }}
 real_server = [{{ address = "{}:80" }}, {{ address = "{}:80" }}]
 "#,
                 self.socket(d).display(),
                 self.path(&format!("{d}.json")).display(),
                 self.vip,
+                self.fall,
                 self.lab.ip("rs1"),
                 self.lab.ip("rs2"),
             ),
@@ -580,6 +584,10 @@ fn client_flows_spread_and_keep_their_real_server() {
     vigil_testlab::require_root_or_skip!();
     vigil_testlab::require_or_skip!(have_tools(&["bird", "ipvsadm", "busybox", "python3"]));
     let mut l = Lab::new(64);
+    // A real server that times out once on one director (the trials share two emulated
+    // CPUs) changes mh's choice there: the limit scale-out.md names, not what this trial
+    // tests, so one slow answer must not count.
+    l.fall = 5;
     let (r, vip) = (l.lab.ip("r"), l.vip);
     l.lab
         .run(
