@@ -81,7 +81,8 @@ PKGS=(iproute2 procps util-linux curl iputils-ping keepalived nftables
       # binaries (binutils); installing it runs systemd-sysusers, and the test runs
       # systemd-analyze verify and man on what it installed
       binutils systemd man-db
-      dnsmasq-base)                 # a real DNS server for the DNS check tests
+      dnsmasq-base                  # a real DNS server for the DNS check tests
+      bird2 frr)                    # BGP speakers of the announce tests (kernel_bgp)
 install_packages() {
   local missing=() p
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -96,6 +97,11 @@ install_packages() {
   # wanted on a test machine.
   if [[ " ${missing[*]} " == *" keepalived "* ]] && [ -d /run/systemd/system ]; then
     systemctl disable --now keepalived.service || true
+  fi
+  # Likewise the speakers: kernel_bgp runs its own BIRD and FRR daemons in namespaces.
+  if [[ " ${missing[*]} " == *" bird2 "* || " ${missing[*]} " == *" frr "* ]] &&
+     [ -d /run/systemd/system ]; then
+    systemctl disable --now bird.service frr.service || true
   fi
 }
 

@@ -23,6 +23,9 @@ pub struct Config {
     pub sync_groups: Vec<SyncGroup>,
     /// `[[alert]]` webhooks in file order.
     pub alerts: Vec<crate::Alert>,
+    /// `[announce]`: where announced virtual servers' routes go (needed by any
+    /// virtual server with `announce = true`).
+    pub announce: Option<Announce>,
 }
 
 impl Config {
@@ -412,6 +415,30 @@ pub enum ParamMatch {
     Initial,
 }
 
+/// `[announce]`: announced VIPs become host routes in a kernel routing table that a BGP
+/// speaker (BIRD, FRR) exports; the VIP itself sits on a local interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Announce {
+    /// The kernel routing table vigild writes (never 0, 253, 254 or 255).
+    pub table: u32,
+    /// The route protocol (`rtm_protocol`) vigild's routes carry: routes of it in
+    /// `table` are vigild's, and those left by a crash are removed at start.
+    pub protocol: u8,
+    /// The device of the announced VIPs' `local` routes (in the kernel's local table),
+    /// which make the director accept their traffic.
+    pub interface: String,
+    /// How long vigild waits after withdrawing a route before it removes or drains the
+    /// service (drain, stop, reload): the routers' time to converge.
+    #[serde(serialize_with = "crate::duration::serialize")]
+    pub withdraw_delay: Duration,
+}
+
+/// vigil's route protocol number: not used by the kernel, iproute2's rt_protos or a
+/// routing daemon we know of.
+pub const DEFAULT_ANNOUNCE_PROTOCOL: u8 = 252;
+pub const DEFAULT_WITHDRAW_DELAY: Duration = Duration::from_secs(2);
+pub const MAX_WITHDRAW_DELAY: Duration = Duration::from_secs(60);
+
 /// The IPVS connection sync daemon, whose role follows a VRRP instance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IpvsSync {
@@ -627,6 +654,9 @@ pub struct VirtualServer {
     /// checks. Empty for a single service. Health, quorum and hooks stay keyed by `key`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub group: Vec<ServiceKey>,
+    /// Announce the VIP (a host route in `[announce]`'s table) while the service is
+    /// healthy here; address services only.
+    pub announce: bool,
 }
 
 impl VirtualServer {

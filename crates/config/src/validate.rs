@@ -203,19 +203,39 @@ pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     // A service on an address that no instance carries will not move on failover.
     if !vrrp.is_empty() {
         for (vs, s) in virtual_servers.iter().zip(vs_spans) {
-            // A group's addresses too, in one warning at the first not carried.
-            let mut uncarried = vs
+            let carrier = |ip: std::net::IpAddr| {
+                vrrp.iter()
+                    .find(|v| v.vips.iter().chain(&v.vips_excluded).any(|p| p.addr == ip))
+            };
+            // A group's addresses too.
+            let addresses = vs
                 .keys()
                 .zip(std::iter::once(&s.key).chain(&s.group))
                 .filter_map(|(k, span)| match k {
                     ServiceKey::Address { address, .. } => Some((address.ip(), span)),
                     ServiceKey::Fwmark { .. } => None,
-                })
-                .filter(|(ip, _)| {
-                    !vrrp
-                        .iter()
-                        .any(|v| v.vips.iter().chain(&v.vips_excluded).any(|p| p.addr == *ip))
                 });
+            if vs.announce {
+                // Announced over BGP, the address is on every director at once: a VRRP
+                // instance moving it too would fight the announcement.
+                for (ip, _) in addresses {
+                    if let (Some(v), Some(span)) = (carrier(ip), &s.announce) {
+                        sink.push(
+                            Diagnostic::error(
+                                span.clone(),
+                                format!(
+                                    "virtual server \"{}\" is announced over BGP, but {ip} is a VIP of VRRP instance \"{}\"",
+                                    vs.name, v.name
+                                ),
+                            )
+                            .with_help("an address is either announced (active/active) or moved by VRRP (active/standby): remove one"),
+                        );
+                    }
+                }
+                continue;
+            }
+            // In one warning at the first address not carried.
+            let mut uncarried = addresses.filter(|(ip, _)| carrier(*ip).is_none());
             if let Some((ip, span)) = uncarried.next() {
                 let more = uncarried.count();
                 let also = if more > 0 {

@@ -180,7 +180,7 @@ fn unknown_top_level_sections_are_named_with_a_suggestion() {
     assert_eq!(
         help.as_deref(),
         Some(
-            "known fields here: director, vrrp, ipvs_sync, sync_group, ipvs_timeouts, virtual_server, alert"
+            "known fields here: director, vrrp, ipvs_sync, sync_group, ipvs_timeouts, virtual_server, alert, announce"
         )
     );
 }

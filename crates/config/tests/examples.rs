@@ -26,7 +26,12 @@ fn every_example_validates_without_errors_or_warnings() {
     names.sort();
     assert_eq!(
         names,
-        ["dns-fwmark.toml", "nat-ipv6.toml", "web-dr.toml"],
+        [
+            "bgp-anycast.toml",
+            "dns-fwmark.toml",
+            "nat-ipv6.toml",
+            "web-dr.toml"
+        ],
         "a new example: add it to this list and check what it means below"
     );
     for name in &names {
@@ -38,6 +43,22 @@ fn every_example_validates_without_errors_or_warnings() {
             .collect();
         assert_eq!(warnings, Vec::<String>::new(), "{name}");
     }
+}
+
+#[test]
+fn bgp_anycast() {
+    let c = load_example("bgp-anycast.toml").config;
+    let a = c.announce.as_ref().unwrap();
+    assert_eq!(
+        (a.table, a.protocol, a.interface.as_str()),
+        (100, 252, "lo")
+    );
+    assert_eq!(a.withdraw_delay, secs(3));
+    let web = c.virtual_server("web").unwrap();
+    assert!(web.announce);
+    assert_eq!(web.scheduler, "mh");
+    assert_eq!(web.scheduler_flags, [SchedulerFlag::Port]);
+    assert!(c.vrrp.is_empty());
 }
 
 #[test]

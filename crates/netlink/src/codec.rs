@@ -11,6 +11,9 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::IFA_F_NODAD;
@@ -56,6 +59,21 @@ impl Link {
     pub fn is_running(&self) -> bool {
         self.up && self.running
     }
+}
+
+/// A route of a table, as vigil reads it back: what the BGP announcer owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableRoute {
+    /// The destination prefix's address.
+    pub destination: IpAddr,
+    /// Its length (32 or 128 for a host route).
+    pub prefix_len: u8,
+    /// The routing table (`RTA_TABLE`, else the header's).
+    pub table: u32,
+    /// `rtm_protocol`: who wrote it.
+    pub protocol: u8,
+    /// The output interface, when it has one.
+    pub oif: Option<u32>,
 }
 
 /// Frames `message` as one request with `flags` and sequence number `seq`.
@@ -105,6 +123,106 @@ pub fn address(add: bool, ifindex: u32, address: IpAddr, prefix_len: u8) -> Rout
     } else {
         RouteNetlinkMessage::DelAddress(message)
     }
+}
+
+/// `RTM_NEWROUTE` or `RTM_DELROUTE` of a host route (/32, /128) to `destination` out
+/// of `ifindex`, in `table`, written by `protocol`. No gateway: the route only has to
+/// exist for a speaker to export it; nothing routes by that table.
+pub fn host_route(
+    add: bool,
+    table: u32,
+    protocol: u8,
+    ifindex: u32,
+    destination: IpAddr,
+) -> RouteNetlinkMessage {
+    let mut message = host_route_message(table, protocol, ifindex, destination);
+    message.header.kind = RouteType::Unicast;
+    if add {
+        RouteNetlinkMessage::NewRoute(message)
+    } else {
+        RouteNetlinkMessage::DelRoute(message)
+    }
+}
+
+/// The kernel's local table (`RT_TABLE_LOCAL`).
+pub const LOCAL_TABLE: u32 = 255;
+
+/// `RTM_NEWROUTE` or `RTM_DELROUTE` of a `local` route (as `ip route add local ADDR dev
+/// X`) in the local table: packets to `destination` are delivered here (and to IPVS)
+/// without it being an interface address, which routing daemons (FRR's zebra) would
+/// take for a connected route.
+pub fn local_route(
+    add: bool,
+    protocol: u8,
+    ifindex: u32,
+    destination: IpAddr,
+) -> RouteNetlinkMessage {
+    let mut message = host_route_message(LOCAL_TABLE, protocol, ifindex, destination);
+    message.header.kind = RouteType::Local;
+    message.header.scope = RouteScope::Host;
+    if add {
+        RouteNetlinkMessage::NewRoute(message)
+    } else {
+        RouteNetlinkMessage::DelRoute(message)
+    }
+}
+
+fn host_route_message(table: u32, protocol: u8, ifindex: u32, destination: IpAddr) -> RouteMessage {
+    let mut message = RouteMessage::default();
+    let (family, len) = match destination {
+        IpAddr::V4(_) => (AddressFamily::Inet, 32),
+        IpAddr::V6(_) => (AddressFamily::Inet6, 128),
+    };
+    message.header.address_family = family;
+    message.header.destination_prefix_length = len;
+    // Tables past 255 live only in RTA_TABLE; the header then says RT_TABLE_UNSPEC.
+    message.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+    message.header.protocol = RouteProtocol::from(protocol);
+    // As `ip route add ... dev X`: link scope for IPv4 (no gateway), universe for IPv6.
+    message.header.scope = if destination.is_ipv4() {
+        RouteScope::Link
+    } else {
+        RouteScope::Universe
+    };
+    message
+        .attributes
+        .push(RouteAttribute::Destination(RouteAddress::from(destination)));
+    message.attributes.push(RouteAttribute::Table(table));
+    message.attributes.push(RouteAttribute::Oif(ifindex));
+    message
+}
+
+/// `RTM_GETROUTE` dump of every route of every table (both families).
+pub fn dump_routes() -> RouteNetlinkMessage {
+    RouteNetlinkMessage::GetRoute(RouteMessage::default())
+}
+
+/// The facts of a `RTM_NEWROUTE`; `None` for a destination that is not an IP address.
+pub fn table_route(message: &RouteMessage) -> Option<TableRoute> {
+    let mut route = TableRoute {
+        destination: match message.header.address_family {
+            AddressFamily::Inet => IpAddr::from([0u8; 4]),
+            AddressFamily::Inet6 => IpAddr::from([0u8; 16]),
+            _ => return None,
+        },
+        prefix_len: message.header.destination_prefix_length,
+        table: u32::from(message.header.table),
+        protocol: u8::from(message.header.protocol),
+        oif: None,
+    };
+    for attribute in &message.attributes {
+        match attribute {
+            RouteAttribute::Destination(RouteAddress::Inet(a)) => route.destination = (*a).into(),
+            RouteAttribute::Destination(RouteAddress::Inet6(a)) => {
+                route.destination = (*a).into();
+            }
+            RouteAttribute::Destination(_) => return None,
+            RouteAttribute::Table(t) => route.table = *t,
+            RouteAttribute::Oif(i) => route.oif = Some(*i),
+            _ => {}
+        }
+    }
+    Some(route)
 }
 
 /// `RTM_GETADDR` dump of every address (both families).
@@ -292,6 +410,70 @@ mod tests {
         let mut p = code.to_ne_bytes().to_vec();
         p.extend_from_slice(&[0; 16]); // the echoed request header (capped)
         p
+    }
+
+    #[test]
+    fn host_routes_in_a_table_of_their_own() {
+        let msg = request(
+            host_route(true, 100, 252, 1, "192.0.2.10".parse().unwrap()),
+            CREATE_FLAGS,
+            3,
+        );
+        assert_eq!(u16_at(&msg, 4), 24); // RTM_NEWROUTE
+        // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type
+        assert_eq!(
+            &msg[16..24],
+            &[libc::AF_INET as u8, 32, 0, 0, 100, 252, 253, 1]
+        );
+        // Read back as a dump entry: the same facts.
+        let got = replies(&msg);
+        let Reply::Message(RouteNetlinkMessage::NewRoute(m)) = &got[0].2 else {
+            panic!("{got:?}");
+        };
+        assert_eq!(
+            table_route(m),
+            Some(TableRoute {
+                destination: "192.0.2.10".parse().unwrap(),
+                prefix_len: 32,
+                table: 100,
+                protocol: 252,
+                oif: Some(1),
+            })
+        );
+
+        // A table past 255 is in RTA_TABLE alone; IPv6 is /128, universe scope.
+        let msg = request(
+            host_route(false, 70_000, 99, 2, "2001:db8::10".parse().unwrap()),
+            ACK_FLAGS,
+            4,
+        );
+        assert_eq!(u16_at(&msg, 4), 25); // RTM_DELROUTE
+        assert_eq!(
+            &msg[16..24],
+            &[libc::AF_INET6 as u8, 128, 0, 0, 0, 99, 0, 1]
+        );
+        let mut back = msg.clone();
+        back[4..6].copy_from_slice(&24u16.to_ne_bytes());
+        let got = replies(&back);
+        let Reply::Message(RouteNetlinkMessage::NewRoute(m)) = &got[0].2 else {
+            panic!("{got:?}");
+        };
+        let r = table_route(m).unwrap();
+        assert_eq!((r.table, r.protocol, r.prefix_len), (70_000, 99, 128));
+    }
+
+    #[test]
+    fn local_routes_go_to_the_local_table() {
+        let msg = request(
+            local_route(true, 252, 1, "192.0.2.10".parse().unwrap()),
+            CREATE_FLAGS,
+            3,
+        );
+        // table local (255), protocol 252, scope host (254), type local (2)
+        assert_eq!(
+            &msg[16..24],
+            &[libc::AF_INET as u8, 32, 0, 0, 255, 252, 254, 2]
+        );
     }
 
     #[test]

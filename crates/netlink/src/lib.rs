@@ -2,7 +2,8 @@
 //! `netlink-packet-core` and `netlink-sys`.
 //!
 //! Owns: every `NETLINK_ROUTE` conversation of the project — addresses added, removed and
-//! listed ([`Route`]), links looked up by name or dumped ([`Link`]), and link state
+//! listed ([`Route`]), host routes of a table added, removed and listed (the BGP
+//! announcer's), links looked up by name or dumped ([`Link`]), and link state
 //! followed from the kernel's `RTNLGRP_LINK` events ([`LinkWatch`]); routes and policy
 //! rules added and removed ([`routing`]); macvlan (virtual MAC) interfaces created,
 //! configured and deleted ([`vmac`]). Later users (routes,
@@ -28,7 +29,7 @@ mod route_vrrp;
 pub mod routing;
 pub mod vmac;
 
-pub use codec::{InterfaceAddress, Link};
+pub use codec::{InterfaceAddress, Link, TableRoute};
 pub use links::{LinkTable, LinkWatch};
 pub use route::Route;
 pub use routing::{RouteKind, RouteSpec, RuleKind, RuleSpec};

@@ -7,7 +7,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use crate::Error;
-use crate::codec::{self, InterfaceAddress, Link, Reply};
+use crate::codec::{self, InterfaceAddress, Link, Reply, TableRoute};
 
 /// Bound on every receive: the kernel answers at once, so silence means trouble.
 const RECEIVE_TIMEOUT_SECS: libc::time_t = 2;
@@ -84,6 +84,105 @@ impl Route {
                 errno,
             )),
         }
+    }
+
+    /// Adds the host route to `destination` out of `ifindex` in `table`, written by
+    /// `protocol`. `Ok(false)` when it was already there (`EEXIST`).
+    pub fn add_host_route(
+        &mut self,
+        table: u32,
+        protocol: u8,
+        ifindex: u32,
+        destination: IpAddr,
+    ) -> Result<bool, Error> {
+        let message = codec::host_route(true, table, protocol, ifindex, destination);
+        match self.request_ack(message, codec::CREATE_FLAGS) {
+            Ok(()) => Ok(true),
+            Err(libc::EEXIST) => Ok(false),
+            Err(errno) => Err(kernel(
+                format!("adding the route to {destination} in table {table}"),
+                errno,
+            )),
+        }
+    }
+
+    /// Removes the host route to `destination` of `protocol` from `table` (whatever its
+    /// interface). `Ok(false)` when it was not there.
+    pub fn del_host_route(
+        &mut self,
+        table: u32,
+        protocol: u8,
+        destination: IpAddr,
+    ) -> Result<bool, Error> {
+        let mut message = codec::host_route(false, table, protocol, 0, destination);
+        // Without RTA_OIF the kernel matches any interface, with RT_SCOPE_NOWHERE any
+        // scope (as `ip route del`).
+        if let RouteNetlinkMessage::DelRoute(m) = &mut message {
+            m.header.scope = netlink_packet_route::route::RouteScope::NoWhere;
+            m.attributes
+                .retain(|a| !matches!(a, netlink_packet_route::route::RouteAttribute::Oif(_)));
+        }
+        match self.request_ack(message, codec::ACK_FLAGS) {
+            Ok(()) => Ok(true),
+            Err(libc::ESRCH | libc::ENOENT) => Ok(false),
+            Err(errno) => Err(kernel(
+                format!("removing the route to {destination} from table {table}"),
+                errno,
+            )),
+        }
+    }
+
+    /// Adds the `local` route to `destination` (delivered here) out of `ifindex`,
+    /// written by `protocol`. `Ok(false)` when it was already there.
+    pub fn add_local_route(
+        &mut self,
+        protocol: u8,
+        ifindex: u32,
+        destination: IpAddr,
+    ) -> Result<bool, Error> {
+        let message = codec::local_route(true, protocol, ifindex, destination);
+        match self.request_ack(message, codec::CREATE_FLAGS) {
+            Ok(()) => Ok(true),
+            Err(libc::EEXIST) => Ok(false),
+            Err(errno) => Err(kernel(
+                format!("adding the local route to {destination}"),
+                errno,
+            )),
+        }
+    }
+
+    /// Removes the `local` route to `destination` of `protocol`. `Ok(false)` when it was
+    /// not there.
+    pub fn del_local_route(&mut self, protocol: u8, destination: IpAddr) -> Result<bool, Error> {
+        let mut message = codec::local_route(false, protocol, 0, destination);
+        if let RouteNetlinkMessage::DelRoute(m) = &mut message {
+            m.header.scope = netlink_packet_route::route::RouteScope::NoWhere;
+            m.attributes
+                .retain(|a| !matches!(a, netlink_packet_route::route::RouteAttribute::Oif(_)));
+        }
+        match self.request_ack(message, codec::ACK_FLAGS) {
+            Ok(()) => Ok(true),
+            Err(libc::ESRCH | libc::ENOENT) => Ok(false),
+            Err(errno) => Err(kernel(
+                format!("removing the local route to {destination}"),
+                errno,
+            )),
+        }
+    }
+
+    /// Every route of `table` written by `protocol` (both families).
+    pub fn table_routes(&mut self, table: u32, protocol: u8) -> Result<Vec<TableRoute>, Error> {
+        let mut found = Vec::new();
+        self.dump(codec::dump_routes(), "listing routes", |m| {
+            if let RouteNetlinkMessage::NewRoute(r) = m
+                && let Some(r) = codec::table_route(&r)
+                && r.table == table
+                && r.protocol == protocol
+            {
+                found.push(r);
+            }
+        })?;
+        Ok(found)
     }
 
     /// Every address of interface `ifindex` (both families).

@@ -1,7 +1,7 @@
 //! Events of the `events` and `vrrp-watch` streams: one JSON object per line, tagged by
 //! `event`. Every event's time is `at_unix_ms` (milliseconds since the Unix epoch).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,9 @@ pub enum Event {
     /// A `real_servers_from_dns` name was resolved to other servers, or could not be
     /// resolved (the last good set stays).
     DnsResolution(DnsResolutionEvent),
+    /// An announced virtual server's VIP route was added (announced) or removed
+    /// (withdrawn) from the table the BGP speaker exports.
+    Announce(AnnounceEvent),
     /// This client was too slow: `missed` events were dropped for it.
     Lagged(LaggedEvent),
     /// An event this version does not know (from a newer daemon).
@@ -106,6 +109,21 @@ pub struct IpvsFaultEvent {
     pub held: Vec<String>,
     /// The instances released by this change.
     pub released: Vec<String>,
+    pub at_unix_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnounceEvent {
+    #[serde(default)]
+    pub virtual_server: String,
+    /// The VIP whose route changed.
+    pub address: IpAddr,
+    #[serde(default)]
+    pub announced: bool,
+    /// Why (`healthy`, or what keeps it withdrawn: see docs/scale-out.md).
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
     pub at_unix_ms: u64,
 }
 

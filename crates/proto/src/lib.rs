@@ -30,14 +30,14 @@ mod time;
 mod vrrp;
 
 pub use event::{
-    DnsResolutionEvent, DrainEvent, Event, HealthEvent, IpvsFaultEvent, LaggedEvent, QuorumEvent,
-    ReloadEvent, VrrpStateEvent,
+    AnnounceEvent, DnsResolutionEvent, DrainEvent, Event, HealthEvent, IpvsFaultEvent, LaggedEvent,
+    QuorumEvent, ReloadEvent, VrrpStateEvent,
 };
 pub use reply::{ErrorCode, ProtocolError, Reply, reply_line};
 pub use request::{COMMANDS, MAX_LINE, Request, parse_request};
 pub use services::{
-    CheckSummary, CheckView, DnsSourceView, Family, GroupServiceView, Health, IpvsView,
-    RealServerView, ServicesReply, VirtualServerView,
+    AnnounceView, CheckSummary, CheckView, DnsSourceView, Family, GroupServiceView, Health,
+    IpvsView, RealServerView, ServicesReply, VirtualServerView,
 };
 pub use status::{
     AlertDropped, AlertRequests, AlertStatus, ConfigReply, Counts, DatapathStatus, DrainReply,

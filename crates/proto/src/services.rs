@@ -2,7 +2,7 @@
 //! included.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,9 @@ pub struct VirtualServerView {
     /// summed over all of the group's services. Absent for a single service.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub group: Vec<GroupServiceView>,
+    /// Its BGP announcement; absent for a virtual server without `announce`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announce: Option<AnnounceView>,
 }
 
 /// One `real_servers_from_dns` entry of a virtual server and its resolutions.
@@ -85,6 +88,22 @@ pub struct GroupServiceView {
     pub service: String,
     /// Whether the kernel holds it (null: IPVS could not be read).
     pub in_kernel: Option<bool>,
+}
+
+/// An announced virtual server's route (docs/scale-out.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnounceView {
+    /// The VIP announced.
+    pub address: IpAddr,
+    /// Its route is in the table the speaker exports.
+    #[serde(default)]
+    pub announced: bool,
+    /// `healthy`, or what keeps it withdrawn.
+    #[serde(default)]
+    pub reason: String,
+    /// When it was last announced or withdrawn.
+    #[serde(default)]
+    pub since_unix_ms: Option<u64>,
 }
 
 /// A virtual server's address family.

@@ -315,6 +315,12 @@ fn services() {
                     sorry_server: Some("192.0.2.50:80".parse().unwrap()),
                     sorry_active: false,
                     in_kernel: Some(true),
+                    announce: Some(AnnounceView {
+                        address: "192.0.2.100".parse().unwrap(),
+                        announced: true,
+                        reason: "healthy".into(),
+                        since_unix_ms: Some(1_795_000_000_200),
+                    }),
                     real_servers: vec![
                         rs("192.0.2.11:80", Health::Up),
                         rs("192.0.2.12:80", Health::Down),
@@ -351,6 +357,7 @@ fn services() {
                     sorry_server: None,
                     sorry_active: false,
                     in_kernel: None,
+                    announce: None,
                     real_servers: vec![RealServerView {
                         health: Health::Pending,
                         ..rs("[2001:db8::1]:25", Health::Pending)
@@ -575,6 +582,16 @@ fn events() {
             }),
         ),
         (
+            "announce",
+            Event::Announce(AnnounceEvent {
+                virtual_server: "web".into(),
+                address: "192.0.2.100".parse().unwrap(),
+                announced: true,
+                reason: "healthy".into(),
+                at_unix_ms: 1_795_000_005_000,
+            }),
+        ),
+        (
             "dns-resolution-failed",
             Event::DnsResolution(DnsResolutionEvent {
                 virtual_server: "web".into(),
@@ -585,6 +602,16 @@ fn events() {
                 added: vec![],
                 removed: vec![],
                 error: Some("no answer from 127.0.0.1:53 within 2s".into()),
+                at_unix_ms: 1_795_000_006_000,
+            }),
+        ),
+        (
+            "withdraw",
+            Event::Announce(AnnounceEvent {
+                virtual_server: "web".into(),
+                address: "192.0.2.100".parse().unwrap(),
+                announced: false,
+                reason: "quorum lost".into(),
                 at_unix_ms: 1_795_000_006_000,
             }),
         ),

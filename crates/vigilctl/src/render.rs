@@ -249,6 +249,14 @@ pub(crate) fn services(v: &ServicesReply) -> String {
         if vs.quorum_by == "weight" {
             let _ = write!(quorum, " (weight {}/{})", vs.quorum_counted, vs.quorum);
         }
+        // BGP: whether this director draws the VIP's traffic, and why not.
+        if let Some(a) = &vs.announce {
+            if a.announced {
+                quorum.push_str(", announced");
+            } else {
+                let _ = write!(quorum, ", WITHDRAWN: {}", or_dash(&a.reason));
+            }
+        }
         rows.push(vec![
             format!("{} ({}){extra}", key, or_dash(&vs.name)),
             or_dash(&vs.scheduler).to_string(),
@@ -618,6 +626,18 @@ pub(crate) fn event(e: &Event) -> Option<String> {
             }
             line
         }
+        Event::Announce(a) => format!(
+            "{}  bgp     {} {} {} ({})",
+            at_ms(a.at_unix_ms),
+            or_dash(&a.virtual_server),
+            a.address,
+            if a.announced {
+                "announced"
+            } else {
+                "WITHDRAWN"
+            },
+            or_dash(&a.reason)
+        ),
         Event::Lagged(l) => format!("(missed {} events: this client was too slow)", l.missed),
         Event::Subscribed | Event::Other => return None,
     })
@@ -853,6 +873,24 @@ mod tests {
             also.contains("and 2 more") && also.contains("1 absent"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn services_table_shows_the_announcement() {
+        let v = json!({"virtual_servers": [{
+            "name": "web", "protocol": "tcp", "address": "192.0.2.100:80",
+            "scheduler": "mh", "has_quorum": true,
+            "announce": {"address": "192.0.2.100", "announced": true, "reason": "healthy"},
+            "real_servers": []
+        }, {
+            "name": "api", "protocol": "tcp", "address": "192.0.2.101:80",
+            "scheduler": "mh", "has_quorum": false,
+            "announce": {"address": "192.0.2.101", "announced": false, "reason": "quorum lost"},
+            "real_servers": []
+        }]});
+        let text = services(&typed(v));
+        assert!(text.contains("quorum, announced"), "{text}");
+        assert!(text.contains("NO QUORUM, WITHDRAWN: quorum lost"), "{text}");
     }
 
     #[test]

@@ -365,10 +365,17 @@ async fn serve(
     if tokio::time::timeout(bound, vrrp.shutdown()).await.is_err() {
         warn!("VRRP instances did not stop within {bound:?}");
     }
-    // The IPVS table stays as it is: a restart adopts it without a gap.
+    // The IPVS table stays as it is: a restart adopts it without a gap. Announced
+    // routes are withdrawn first, and the director waits `withdraw_delay` for that.
+    let withdraw = shared
+        .snapshot()
+        .config
+        .announce
+        .as_ref()
+        .map_or(Duration::ZERO, |a| a.withdraw_delay);
     let (stopped, done) = tokio::sync::oneshot::channel();
     if director.send(DirectorCommand::Stop(stopped)).await.is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10) + withdraw, done).await;
     }
     // What is queued (the stop's own VRRP transitions too) gets one last attempt.
     let _ = tokio::task::spawn_blocking(move || alerts.shutdown(Duration::from_secs(2))).await;

@@ -7,10 +7,12 @@
 //! master and backup as the VRRP instance named in `[ipvs_sync]` changes role, and tells
 //! VRRP when a virtual server gains or loses its quorum (for `track`). Quorum and
 //! real-server changes all pass through [`Director::transition`], which runs their hooks
-//! (`director_hooks`).
+//! (`director_hooks`). Virtual servers with `announce` have their VIP routes decided here
+//! (`announce`) and written by the announcer thread (`announce_worker`); withdrawing
+//! comes before a whole drain, a stop or a reload's removal reaches IPVS.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,8 @@ use vigil_config::{Config, ServiceKey, VirtualServer};
 use vigil_ipvs::{DesiredTable, SyncState, policy};
 use vigil_vrrp::State;
 
+use crate::announce::{self, Verdict};
+use crate::announce_worker::{AnnounceWorker, Desired};
 use crate::datapath::{Chosen, Datapath, Kind, nftables::NftWorker};
 use crate::director_hooks::{self, Hooks, Transition};
 use crate::ipvs_worker::{IpvsWorker, Job};
@@ -37,8 +41,8 @@ use crate::supervise::{Armed, FaultKind, Guard, HEARTBEAT, Supervisor, TestFault
 use crate::table::{self, Known};
 use crate::vrrp::Registry;
 use vigil_proto::{
-    DrainEvent, DrainReply, ErrorCode, Event, IpvsView, ProtocolError, QuorumEvent, RealServerView,
-    ServicesReply, VirtualServerView,
+    AnnounceEvent, AnnounceView, DrainEvent, DrainReply, ErrorCode, Event, IpvsView, ProtocolError,
+    QuorumEvent, RealServerView, ServicesReply, VirtualServerView,
 };
 
 /// What the daemon asks of the director.
@@ -108,6 +112,38 @@ pub struct Director {
     quorum_reported: HashMap<ServiceKey, bool>,
     /// The file's config and the real servers DNS gave it; `config` is their sum.
     dns: crate::dns_real_servers::sets::DnsSets,
+    /// BGP announcement (docs/scale-out.md); empty without `[announce]`.
+    bgp: Bgp,
+    supervisor: Supervisor,
+}
+
+/// The announcer's side of the director.
+#[derive(Default)]
+struct Bgp {
+    /// Started with the first `[announce]`.
+    worker: Option<AnnounceWorker>,
+    /// The settings last used (kept when a reload drops `[announce]`, to withdraw).
+    settings: Option<vigil_config::Announce>,
+    /// What was last sent to the worker.
+    sent: Option<Desired>,
+    /// Each announced virtual server's verdict and since when (Unix ms).
+    verdicts: HashMap<String, (Verdict, u64)>,
+    /// Drains (virtual server, real server) held back from IPVS until this instant: they
+    /// drained an announced service whole, whose route is withdrawn first.
+    drain_hold: HashMap<(String, SocketAddr), Instant>,
+    /// Services a reload removed while announced: IPVS keeps them until `until`.
+    lingering: Vec<Lingering>,
+    /// The daemon is stopping: every route is withdrawn.
+    stopping: bool,
+    /// After a stop's withdraw delay: the VIP addresses go too.
+    release_addresses: bool,
+}
+
+struct Lingering {
+    key: ServiceKey,
+    desired: vigil_ipvs::DesiredService,
+    vip: IpAddr,
+    until: Instant,
 }
 
 /// How long queued hooks (omega's among them) may still run at shutdown: within the
@@ -186,6 +222,8 @@ impl Director {
             hooks: Hooks::default(),
             places,
             quorum_reported: HashMap::new(),
+            bgp: Bgp::default(),
+            supervisor: supervisor.clone(),
         };
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(director.run(rx, guard));
@@ -205,9 +243,13 @@ impl Director {
         let mut checker_open = true;
         loop {
             guard.beat();
+            let deadline = self.next_bgp_deadline();
             tokio::select! {
                 _ = stats_tick.tick(), if self.stats_dirty => self.publish_stats(),
+                () = sleep_until_some(deadline), if deadline.is_some() => self.release_held(),
                 _ = heartbeat.tick() => {
+                    // The datapath's state is read, not told: follow it here.
+                    self.update_announcements();
                     let now = std::time::Instant::now();
                     if let Some(kind) = self.fault.due(now) {
                         crate::supervise::test_fault_async(kind, "director").await;
@@ -225,6 +267,7 @@ impl Director {
                 command = commands.recv() => match command {
                     None => break,
                     Some(Command::Stop(reply)) => {
+                        self.withdraw_all().await;
                         self.omega_and_hooks().await;
                         self.stop();
                         let _ = reply.send(());
@@ -254,6 +297,223 @@ impl Director {
     fn stop(self) {
         // The kernel table stays: a restart adopts it without a gap.
         self.ipvs.stop();
+        if let Some(w) = self.bgp.worker {
+            w.stop();
+        }
+    }
+
+    /// At a requested stop: withdraws every route, waits `withdraw_delay` for the routers
+    /// (only if something was announced), then removes the VIP addresses.
+    async fn withdraw_all(&mut self) {
+        if self.bgp.worker.is_none() {
+            return;
+        }
+        let announced = self.bgp.verdicts.values().any(|(v, _)| v.announced);
+        self.bgp.stopping = true;
+        self.update_announcements();
+        self.flush_announcer();
+        if announced && let Some(s) = &self.bgp.settings {
+            info!(
+                "routes withdrawn; waiting {} for the routers before stopping",
+                vigil_config::format_duration(s.withdraw_delay)
+            );
+            tokio::time::sleep(s.withdraw_delay).await;
+        }
+        self.bgp.release_addresses = true;
+        self.update_announcements();
+        self.flush_announcer();
+    }
+
+    fn flush_announcer(&self) {
+        if let Some(w) = &self.bgp.worker {
+            // Netlink answers at once; the bound only guards a stuck socket.
+            tokio::task::block_in_place(|| w.flush(Duration::from_secs(3)));
+        }
+    }
+
+    /// The earliest end of a held drain or a lingering service.
+    fn next_bgp_deadline(&self) -> Option<Instant> {
+        let drains = self.bgp.drain_hold.values().copied();
+        let lingering = self.bgp.lingering.iter().map(|l| l.until);
+        drains.chain(lingering).min()
+    }
+
+    /// Held drains and lingering services whose time has come reach IPVS.
+    fn release_held(&mut self) {
+        let now = Instant::now();
+        let mut released: Vec<String> = Vec::new();
+        self.bgp.drain_hold.retain(|(vs, _), until| {
+            let keep = *until > now;
+            if !keep && !released.contains(vs) {
+                released.push(vs.clone());
+            }
+            keep
+        });
+        let config = self.config.clone();
+        for name in released {
+            if let Some(vs) = config.virtual_server(&name) {
+                info!(virtual_server = %name, "withdraw delay over: drain applied");
+                self.sync_service(&vs.key);
+            }
+        }
+        let before = self.bgp.lingering.len();
+        self.bgp.lingering.retain(|l| l.until > now);
+        if self.bgp.lingering.len() != before {
+            info!("withdraw delay over: removed virtual servers leave IPVS");
+            self.sync_all();
+        }
+    }
+
+    /// Whether the datapath (IPVS or nftables) holds what the director asked for; why
+    /// not, if it does not.
+    fn datapath_problem(&self) -> Option<String> {
+        let st = self.ipvs.status();
+        if !st.available {
+            // No error yet: the datapath thread has not connected (at start).
+            Some(
+                st.error
+                    .unwrap_or_else(|| "the datapath is not connected yet".into()),
+            )
+        } else if st.pending_retries {
+            Some("a datapath write waits for a retry".into())
+        } else {
+            None
+        }
+    }
+
+    /// Decides every announced virtual server's route (`announce::decide`), hands the
+    /// routes and addresses to the announcer thread when they changed, and publishes
+    /// each change of verdict.
+    fn update_announcements(&mut self) {
+        if self.config.announce.is_some() {
+            self.bgp.settings.clone_from(&self.config.announce);
+        }
+        let Some(settings) = self.bgp.settings.clone() else {
+            return;
+        };
+        let config = self.config.clone();
+        let all_drained = |vs: &VirtualServer| {
+            !vs.real_servers.is_empty()
+                && vs
+                    .real_servers
+                    .iter()
+                    .all(|rs| self.drains.contains(&vs.name, rs.address))
+        };
+        let inputs: Vec<announce::Input<'_>> = config
+            .virtual_servers
+            .iter()
+            .filter(|vs| vs.announce)
+            .filter_map(|vs| match vs.key {
+                ServiceKey::Address { address, .. } => Some(announce::Input {
+                    name: &vs.name,
+                    vip: address.ip(),
+                    quorum: self.quorum.get(&vs.key).copied().flatten(),
+                    drained: all_drained(vs),
+                }),
+                ServiceKey::Fwmark { .. } => None,
+            })
+            .collect();
+        let datapath = self.datapath_problem();
+        let verdicts = announce::decide(&inputs, datapath.as_deref(), self.bgp.stopping);
+        let mut addresses: BTreeSet<IpAddr> = inputs.iter().map(|i| i.vip).collect();
+        addresses.extend(self.bgp.lingering.iter().map(|l| l.vip));
+        if self.bgp.release_addresses {
+            addresses.clear();
+        }
+        let desired = Desired {
+            settings,
+            routes: announce::routes(&verdicts),
+            addresses,
+        };
+        if self.bgp.sent.as_ref() != Some(&desired) {
+            let worker = self
+                .bgp
+                .worker
+                .get_or_insert_with(|| AnnounceWorker::start(&self.supervisor));
+            worker.apply(desired.clone());
+            self.bgp.sent = Some(desired);
+        }
+        let now = unix_now_ms();
+        let mut changed = false;
+        for v in verdicts {
+            let before = self.bgp.verdicts.get(&v.name).map(|(b, _)| b);
+            if before.is_some_and(|b| *b == v) {
+                continue;
+            }
+            changed = true;
+            // A change of reason alone is shown, not announced as an event.
+            if before.is_none_or(|b| b.announced != v.announced) {
+                info!(
+                    virtual_server = %v.name,
+                    address = %v.vip,
+                    "{}: {}",
+                    if v.announced { "announced" } else { "withdrawn" },
+                    v.why
+                );
+                let _ = self.published.send(Event::Announce(AnnounceEvent {
+                    virtual_server: v.name.clone(),
+                    address: v.vip,
+                    announced: v.announced,
+                    reason: v.why.to_string(),
+                    at_unix_ms: now,
+                }));
+            }
+            self.bgp.verdicts.insert(v.name.clone(), (v, now));
+        }
+        if changed {
+            self.stats_changed();
+        }
+    }
+
+    /// At a reload: announced services the new file removes stay in IPVS for the
+    /// withdraw delay (their route goes at once); verdicts of removed ones are dropped.
+    fn linger_removed(&mut self, new: &Config) {
+        let delay = self
+            .bgp
+            .settings
+            .as_ref()
+            .map_or(Duration::ZERO, |s| s.withdraw_delay);
+        let old = self.config.clone();
+        let until = Instant::now() + delay;
+        for vs in old.virtual_servers.iter().filter(|v| v.announce) {
+            let announced = self
+                .bgp
+                .verdicts
+                .get(&vs.name)
+                .is_some_and(|(v, _)| v.announced);
+            let ServiceKey::Address { address, .. } = vs.key else {
+                continue;
+            };
+            if announced && !new.virtual_servers.iter().any(|n| n.key == vs.key) {
+                let desired = self.evaluation(vs).desired;
+                self.bgp.lingering.push(Lingering {
+                    key: vs.key,
+                    desired,
+                    vip: address.ip(),
+                    until,
+                });
+                info!(virtual_server = %vs.name, "removed by the reload: withdrawn first");
+                let _ = self.published.send(Event::Announce(AnnounceEvent {
+                    virtual_server: vs.name.clone(),
+                    address: address.ip(),
+                    announced: false,
+                    reason: "removed by a reload".into(),
+                    at_unix_ms: unix_now_ms(),
+                }));
+            }
+        }
+        // Added back before its time: the new file's service takes its place.
+        self.bgp
+            .lingering
+            .retain(|l| !new.virtual_servers.iter().any(|n| n.key == l.key));
+        self.bgp.verdicts.retain(|name, _| {
+            new.virtual_servers
+                .iter()
+                .any(|v| v.announce && v.name == *name)
+        });
+        self.bgp
+            .drain_hold
+            .retain(|(name, _), _| new.virtual_servers.iter().any(|v| v.name == *name));
     }
 
     /// At a requested stop: queues omega's down hooks, then lets every queued hook run
@@ -340,7 +600,11 @@ impl Director {
             vs,
             |rs| self.known(&vs.key, rs),
             |rs| self.health.get(&(vs.key, rs)).and_then(|h| h.weight),
-            |rs| self.drains.contains(&vs.name, rs),
+            // A drain held for the routers to converge is not in IPVS yet.
+            |rs| {
+                self.drains.contains(&vs.name, rs)
+                    && !self.bgp.drain_hold.contains_key(&(vs.name.clone(), rs))
+            },
         );
         let previous = self.quorum.get(&vs.key).copied().flatten();
         policy::evaluate(&p, previous)
@@ -391,8 +655,12 @@ impl Director {
             let e = self.evaluate(vs);
             table.extend(table::group_desired(vs, e.desired));
         }
+        for l in &self.bgp.lingering {
+            table.insert(table::service_key(&l.key), l.desired.clone());
+        }
         self.ipvs.send(Job::SyncAll(table));
         self.stats_changed();
+        self.update_announcements();
     }
 
     fn sync_service(&mut self, key: &ServiceKey) {
@@ -404,6 +672,7 @@ impl Director {
                 self.ipvs.send(Job::SyncService(k, Some(desired)));
             }
             self.stats_changed();
+            self.update_announcements();
         }
     }
 
@@ -522,6 +791,7 @@ impl Director {
     /// targets, what no longer exists is forgotten, the rest is kept (no re-rise), and
     /// IPVS gets the difference.
     fn apply_config(&mut self, config: Arc<Config>) {
+        self.linger_removed(&config);
         if let Err(e) = self.checker.update(targets_from_config(&config)) {
             warn!("health checker: {e}");
         }
@@ -589,15 +859,41 @@ impl Director {
                 ),
             ));
         };
+        let announced_before = self
+            .bgp
+            .verdicts
+            .get(&vs.name)
+            .is_some_and(|(v, _)| v.announced);
         let changed = self.drains.set(&vs.name, rs.address, drain);
         let mut warnings = Vec::new();
+        let drained_whole = vs
+            .real_servers
+            .iter()
+            .all(|r| self.drains.contains(&vs.name, r.address));
+        if !drain {
+            self.bgp.drain_hold.remove(&(vs.name.clone(), rs.address));
+        } else if changed
+            && announce::hold_drain(announced_before, drained_whole)
+            && let Some(s) = &config.announce
+        {
+            // Withdraw first; IPVS gets the drain once the routers moved the flows.
+            self.bgp.drain_hold.insert(
+                (vs.name.clone(), rs.address),
+                Instant::now() + s.withdraw_delay,
+            );
+            warnings.push(format!(
+                "the virtual server is drained whole: its route is withdrawn now, the drain reaches IPVS in {}",
+                vigil_config::format_duration(s.withdraw_delay)
+            ));
+        }
         if changed {
             if let Err(e) = self.state_file.save_drains(&self.drains) {
-                warnings.push(format!(
+                let w = format!(
                     "applied, but not saved to {} (it will not survive a restart): {e}",
                     self.state_file.path().display()
-                ));
-                warn!("{}", warnings[0]);
+                );
+                warn!("{w}");
+                warnings.push(w);
             }
             info!(
                 virtual_server = %vs.name,
@@ -683,6 +979,11 @@ impl Director {
                     })
                     .collect();
                 VirtualServerStats {
+                    announce: self
+                        .bgp
+                        .verdicts
+                        .get(&vs.name)
+                        .map(|(v, _)| (v.announced, v.why.code())),
                     name: vs.name.clone(),
                     quorum: e.quorum,
                     quorum_counted: e.counted,
@@ -828,7 +1129,37 @@ impl Director {
                     in_kernel: None,
                 })
                 .collect(),
+            announce: self.announce_view(vs),
         }
+    }
+
+    fn announce_view(&self, vs: &VirtualServer) -> Option<AnnounceView> {
+        let ServiceKey::Address { address, .. } = vs.key else {
+            return None;
+        };
+        if !vs.announce {
+            return None;
+        }
+        let verdict = self.bgp.verdicts.get(&vs.name);
+        let mut reason = verdict.map_or_else(|| "pending".to_string(), |(v, _)| v.why.to_string());
+        if let Some(w) = &self.bgp.worker
+            && let Some(e) = w.error.lock().unwrap_or_else(|e| e.into_inner()).as_deref()
+        {
+            reason = format!("{reason}; routes not written: {e}");
+        }
+        Some(AnnounceView {
+            address: address.ip(),
+            announced: verdict.is_some_and(|(v, _)| v.announced),
+            reason,
+            since_unix_ms: verdict.map(|(_, since)| *since),
+        })
+    }
+}
+
+/// Sleeps until `at` (never called without one).
+async fn sleep_until_some(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
     }
 }
 

@@ -10,6 +10,8 @@
 //! `vigil-ipvs`, the protocol to `vigil-vrrp`, and config rules to `vigil-config`.
 
 pub mod access;
+pub mod announce;
+pub mod announce_worker;
 pub mod atomic_file;
 pub mod caps;
 pub mod check_config;

@@ -437,6 +437,20 @@ fn director_metrics(stats: &crate::state::DirectorStats, m: &mut Exposition) {
         }
     }
     m.family(
+        "vigil_virtual_server_announced",
+        "gauge",
+        "With announce: 1 while the VIP's route is in the table the BGP speaker exports, 0 while withdrawn; `reason` says why.",
+    );
+    for vs in &stats.virtual_servers {
+        if let Some((announced, reason)) = vs.announce {
+            m.sample(
+                "vigil_virtual_server_announced",
+                &[("virtual_server", &vs.name), ("reason", reason)],
+                f64::from(u8::from(announced)),
+            );
+        }
+    }
+    m.family(
         "vigil_virtual_server_quorum_counted",
         "gauge",
         "What counts toward the quorum: healthy real servers, or their summed weights with quorum_by = \"weight\".",

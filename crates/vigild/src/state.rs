@@ -72,6 +72,8 @@ pub struct VirtualServerStats {
     pub quorum_counted: u32,
     pub quorum_needed: u32,
     pub real_servers: Vec<RealServerStats>,
+    /// With `announce`: whether its VIP is announced, and why (`announce::Why::code`).
+    pub announce: Option<(bool, &'static str)>,
 }
 
 /// The director's state for metrics: plain data, published by the director task when it

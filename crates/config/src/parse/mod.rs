@@ -16,6 +16,7 @@ use crate::diag::Diagnostic;
 use crate::model::*;
 use crate::reader::{Sink, Table};
 
+mod announce;
 mod check;
 mod director;
 mod dns;
@@ -78,6 +79,8 @@ pub(crate) struct VsSpans {
     pub(crate) real_servers: Vec<Range<usize>>,
     /// The group's other services' entries, as `VirtualServer::group`.
     pub(crate) group: Vec<Range<usize>>,
+    /// `announce = true`, when set.
+    pub(crate) announce: Option<Range<usize>>,
 }
 
 /// The tables of one section: those that parsed, with their spans; the names of all of
@@ -237,11 +240,35 @@ pub(crate) fn parse_document(
         .collect();
     let vs = virtual_server_section(sink, &mut top);
     let alerts = crate::alert::alerts(sink, top.get("alert"));
+    // `Some(None)`: the section is there but has errors.
+    let announce = top
+        .get("announce")
+        .map(|v| Table::from_value(sink, v, "announce").and_then(|t| announce::announce(sink, t)));
+    let announce_ok = !matches!(announce, Some(None));
+    if announce.is_none() {
+        for (vs, spans) in vs.items.iter().zip(&vs.spans) {
+            if let Some(span) = &spans.announce {
+                sink.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        format!("`virtual_server.{}.announce` needs an [announce] section", vs.name),
+                    )
+                    .with_help("add [announce] with `table`: the kernel routing table your BGP speaker exports"),
+                );
+            }
+        }
+    }
+    let announce_missing = announce.is_none() && vs.spans.iter().any(|s| s.announce.is_some());
     top.finish(sink);
 
     let config = match (director, sync_groups, alerts) {
         (Some(director), Some(sync_groups), Some(alerts))
-            if vrrp.ok && vs.ok && ipvs_sync_ok && !matches!(ipvs_timeouts, Some(None)) =>
+            if vrrp.ok
+                && vs.ok
+                && ipvs_sync_ok
+                && !matches!(ipvs_timeouts, Some(None))
+                && announce_ok
+                && !announce_missing =>
         {
             Some(Config {
                 director,
@@ -251,6 +278,7 @@ pub(crate) fn parse_document(
                 virtual_servers: vs.items.clone(),
                 sync_groups,
                 alerts,
+                announce: announce.flatten(),
             })
         }
         _ => None,

@@ -114,6 +114,7 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
     let quorum_up = hook(sink, &mut t, &f, "quorum_up");
     let quorum_down = hook(sink, &mut t, &f, "quorum_down");
     let omega = t.bool(sink, "omega").unwrap_or(false);
+    let announce = announce_flag(sink, &mut t, &key);
 
     let one_packet = one_packet(sink, &mut t, &key);
     let vs_tunnel = tunnel(sink, &mut t, forwarding);
@@ -215,6 +216,7 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
             quorum_down,
             omega,
             group: group.iter().map(|(k, _)| *k).collect(),
+            announce: announce.is_some(),
         },
         VsSpans {
             key: key_span,
@@ -222,8 +224,38 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
             fields: field_spans,
             real_servers: rs_spans,
             group: group.into_iter().map(|(_, s)| s).collect(),
+            announce,
         },
     ))
+}
+
+/// `announce`: the span of a `true` (for the check that `[announce]` exists), `None`
+/// when off. A fwmark service has no one address to announce.
+fn announce_flag(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    key: &Option<ServiceKey>,
+) -> Option<Range<usize>> {
+    let span = t.get("announce")?.span();
+    if !t.bool(sink, "announce")? {
+        return None;
+    }
+    if let Some(ServiceKey::Fwmark { .. }) = key {
+        sink.push(
+            Diagnostic::error(
+                span,
+                format!(
+                    "`{}` applies only to address services, not fwmark ones",
+                    t.field("announce")
+                ),
+            )
+            .with_help(
+                "a fwmark service has no one address to announce: announce an address service",
+            ),
+        );
+        return None;
+    }
+    Some(span)
 }
 
 /// A hook: a program with its arguments, absolute.
