@@ -15,6 +15,8 @@ fn targets_of_an_example_cluster() {
     let config = vigil_config::load(&path).expect("example validates").config;
     let targets = targets_from_config(&config);
     assert_eq!(targets.len(), config.real_server_count());
+    // Sized once (a reload at 10,000 real servers must not grow MiBs by doubling).
+    assert_eq!(targets.capacity(), targets.len());
     let resolvers: Vec<_> = targets
         .iter()
         .filter(|t| t.virtual_server == "resolvers")

@@ -461,6 +461,10 @@ fn reload_now(
         ));
     }
     let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    // The parse's temporaries (the toml tokens, events and document tree: most of a
+    // reload's heap) are freed: give their pages back before the director, on another
+    // thread, builds its part of the reload on top of them.
+    crate::memory::release_now();
     let mut record = ReloadRecord {
         at_unix: unix_now(),
         trigger,

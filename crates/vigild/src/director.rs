@@ -818,6 +818,8 @@ impl Director {
         self.update_timeouts();
         self.sync_all();
         self.update_sync_daemon();
+        // The old config and the targets built for the checker are freed by now.
+        crate::memory::release_soon();
     }
 
     fn drain(

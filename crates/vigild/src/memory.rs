@@ -17,6 +17,9 @@ pub const TRIM_DELAY: Duration = Duration::from_secs(2);
 
 static SCHEDULED: AtomicBool = AtomicBool::new(false);
 
+/// A status-socket reply at least this long is followed by [`release_soon`].
+pub const BIG_REPLY: usize = 1 << 20;
+
 /// Starts jemalloc's background purging thread. Call after `children::init` has dropped
 /// the capabilities only the children thread keeps: the new thread inherits the main
 /// thread's set. `Err` when jemalloc refused (memory then goes back only as its arenas
@@ -59,6 +62,36 @@ pub fn trim_soon() {
         // Walks every arena's free lists: a few ms at 100 MiB, so not on a worker.
         let _ = tokio::task::spawn_blocking(trim_now).await;
     });
+}
+
+/// Returns the memory the allocator holds free to the system now, on this thread: with
+/// jemalloc, purges every arena's dirty pages (the decay would take up to 1 s, and the
+/// next big job, on another thread and so another arena, would add its pages to them:
+/// that stacking was most of a reload's peak, issue 18); with glibc, `malloc_trim(0)`.
+/// Costs a few ms at most; call it off the runtime's workers, after a big job's
+/// temporaries are freed.
+pub fn release_now() {
+    #[cfg(feature = "jemalloc")]
+    // SAFETY: both controls take no value and return none; 4096 is jemalloc's
+    // MALLCTL_ARENAS_ALL ("every arena"), not exported by tikv-jemalloc-sys.
+    unsafe {
+        for name in [c"thread.tcache.flush", c"arena.4096.purge"] {
+            let none = std::ptr::null_mut();
+            tikv_jemalloc_sys::mallctl(name.as_ptr(), none, std::ptr::null_mut(), none, 0);
+        }
+    }
+    #[cfg(not(feature = "jemalloc"))]
+    trim_now();
+}
+
+/// [`release_now`] on a blocking thread, now with jemalloc; with glibc, [`trim_soon`].
+/// Must run inside the runtime.
+pub fn release_soon() {
+    if cfg!(feature = "jemalloc") {
+        drop(tokio::task::spawn_blocking(release_now));
+    } else {
+        trim_soon();
+    }
 }
 
 /// With glibc's malloc: returns the free memory of every arena to the system now.

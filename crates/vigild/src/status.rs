@@ -307,6 +307,12 @@ async fn serve_client(
             }
             let (reply, watch) = handle_line(line, &mut client, &control).await;
             write_reply(&mut stream, &reply).await?;
+            // A `services` reply is MiBs at 10,000 real servers: once it is written, its
+            // pages go back at once rather than beside the next reload's (issue 18).
+            if reply.len() >= crate::memory::BIG_REPLY {
+                drop(reply);
+                crate::memory::release_soon();
+            }
             if let Some(watch) = watch {
                 return stream_events(stream, watch).await;
             }
