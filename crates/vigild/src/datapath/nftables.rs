@@ -68,7 +68,10 @@ pub fn options_at_start(director: &vigil_config::Director) -> Options {
 /// What a reload changing `nftables_masquerade` is told (the table is rendered with the
 /// option of the start).
 pub fn reload_warning(director: &vigil_config::Director) -> Option<String> {
-    let running = OPTIONS.get()?;
+    masquerade_change(OPTIONS.get()?, director)
+}
+
+fn masquerade_change(running: &Options, director: &vigil_config::Director) -> Option<String> {
     (running.masquerade != director.nftables_masquerade).then(|| {
         format!(
             "nftables_masquerade = {} takes effect at the next start; vigild runs with {}",
@@ -353,6 +356,25 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reload_changing_masquerade_is_told_it_waits_for_the_next_start() {
+        let director = |m: bool| {
+            let text = format!("[director]\nname = \"t\"\nnftables_masquerade = {m}\n");
+            vigil_config::parse(std::path::Path::new("t.toml"), &text)
+                .unwrap()
+                .config
+                .director
+        };
+        let off = Options::default();
+        assert_eq!(masquerade_change(&off, &director(false)), None);
+        assert_eq!(
+            masquerade_change(&off, &director(true)).as_deref(),
+            Some(
+                "nftables_masquerade = true takes effect at the next start; vigild runs with false"
+            )
+        );
+    }
 
     #[test]
     fn nftables_is_unprogrammable_after_three_failed_passes() {
