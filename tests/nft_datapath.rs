@@ -31,12 +31,20 @@ struct Lab {
     lab: NetnsLab,
     vip: SocketAddr,
     dir: tempfile::TempDir,
+    /// More `[director]` lines (the nftables options).
+    director_extra: String,
 }
 
 impl Lab {
     /// The topology of crates/nft/tests/netns_nft.rs with a routed return path; each
     /// real server answers on PORT with its name and accepts checks on CHECK_PORT.
     fn up() -> Lab {
+        Lab::up_with(true, "")
+    }
+
+    /// `routed`: the real servers route the client via the director (else they have no
+    /// route back: the client is on-link for them). `director_extra`: `[director]` lines.
+    fn up_with(routed: bool, director_extra: &str) -> Lab {
         let lab = NetnsLab::up(&["director", "client", "rs1", "rs2", "rs3"]).unwrap();
         let vip_ip = lab.subnet_addr(100);
         let d = "director";
@@ -60,8 +68,10 @@ impl Lab {
         let gw = lab.ip(d).to_string();
         let client = lab.ip("client").to_string();
         for r in REALS {
-            lab.run(r, ["ip", "route", "replace", &client, "via", &gw])
-                .unwrap();
+            if routed {
+                lab.run(r, ["ip", "route", "replace", &client, "via", &gw])
+                    .unwrap();
+            }
             let name = r.to_string();
             let listener = lab
                 .run_in(r, || TcpListener::bind(("0.0.0.0", PORT)))
@@ -78,6 +88,7 @@ impl Lab {
             lab,
             vip: SocketAddr::new(IpAddr::V4(vip_ip), 80),
             dir: tempfile::tempdir().unwrap(),
+            director_extra: director_extra.to_string(),
         }
     }
 
@@ -85,7 +96,8 @@ impl Lab {
     /// weights, datapath nftables.
     fn config(&self, weights: &[(&str, u32)]) -> String {
         let mut s = format!(
-            "[director]\nname = \"director\"\ndatapath = \"nftables\"\n{}\n",
+            "[director]\nname = \"director\"\ndatapath = \"nftables\"\n{}{}\n",
+            self.director_extra,
             director_paths(self.dir.path(), "director")
         );
         s.push_str(&format!(
@@ -166,23 +178,37 @@ fn connect(vip: SocketAddr) -> BufReader<TcpStream> {
 }
 
 fn ask(c: &mut BufReader<TcpStream>) -> String {
-    c.get_mut().write_all(b"?\n").unwrap();
-    let mut line = String::new();
-    c.read_line(&mut line).unwrap();
-    let name = line.split_whitespace().next().unwrap_or("").to_string();
+    let name = try_ask(c).unwrap_or_else(|e| panic!("no answer: {e}")).0;
     assert!(!name.is_empty(), "no answer");
     name
 }
 
-/// Answers each line of each connection with its name; connections stay open.
+/// One request: the real server's name and the client address it saw.
+fn try_ask(c: &mut BufReader<TcpStream>) -> std::io::Result<(String, String)> {
+    c.get_mut().write_all(b"?\n")?;
+    let mut line = String::new();
+    if c.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let mut w = line.split_whitespace();
+    let name = w.next().unwrap_or("").to_string();
+    Ok((name, w.next().unwrap_or("").to_string()))
+}
+
+/// Answers each line of each connection with its name and the peer's address;
+/// connections stay open.
 fn serve(listener: TcpListener, name: String) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         let name = name.clone();
         std::thread::spawn(move || {
             let mut w = conn.try_clone().unwrap();
+            let peer = conn
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
             for line in BufReader::new(conn).lines() {
-                if line.is_err() || w.write_all(format!("{name}\n").as_bytes()).is_err() {
+                if line.is_err() || w.write_all(format!("{name} {peer}\n").as_bytes()).is_err() {
                     break;
                 }
             }
@@ -372,4 +398,128 @@ fn vigild_restarted_with_unchanged_state_writes_nothing() {
         "the restart wrote a transaction:\n{second_run}"
     );
     v.stop();
+}
+
+#[test]
+fn masquerade_serves_real_servers_without_a_route_back() {
+    if !ready() {
+        return;
+    }
+    // No route back via the director: the client is on-link for the real servers, so
+    // only the masquerade brings their replies back through the director (without it
+    // the connect times out).
+    let lab = Lab::up_with(false, "nftables_masquerade = true\n");
+    let v = lab.start(&[("rs1", 1), ("rs2", 1)]);
+    lab.wait_all_up(&v, 2);
+    let director = lab.lab.ip("director").to_string();
+    let vip = lab.vip;
+    let seen: Vec<(String, String)> = lab
+        .lab
+        .run_in("client", move || {
+            (0..20)
+                .map(|_| try_ask(&mut connect(vip)).unwrap())
+                .collect()
+        })
+        .unwrap();
+    assert!(
+        seen.iter().all(|(_, peer)| *peer == director),
+        "the real servers saw {seen:?}, not the director's {director}"
+    );
+    let names: std::collections::BTreeSet<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 2, "{seen:?}");
+    assert!(lab.table().contains("masquerade"), "{}", lab.table());
+}
+
+/// The conntrack entries on the director for connections through the VIP to `real`.
+fn entries_to(lab: &Lab, real: &str) -> usize {
+    let out = lab
+        .lab
+        .run(
+            "director",
+            [
+                "conntrack",
+                "-L",
+                "-p",
+                "tcp",
+                "--orig-dst",
+                &lab.vip.ip().to_string(),
+                "--reply-src",
+                &lab.lab.ip(real).to_string(),
+            ],
+        )
+        .unwrap_or_default();
+    out.lines().filter(|l| l.contains("dport=")).count()
+}
+
+/// A connection held to rs1 while rs1's check fails: cut when `flush`, kept otherwise.
+fn connection_to_a_failed_real_server(flush: bool) {
+    if !ready() {
+        return;
+    }
+    require_or_skip!(have_tools(&["conntrack"]));
+    let lab = Lab::up_with(true, &format!("nftables_flush_on_failure = {flush}\n"));
+    let v = lab.start(&[("rs1", 1), ("rs2", 1)]);
+    lab.wait_all_up(&v, 2);
+    let mut held = (0..100)
+        .map(|_| lab.open())
+        .find_map(|mut c| (ask(&mut c) == "rs1").then_some(c))
+        .expect("no connection reached rs1 in 100 tries");
+    // A drain never flushes.
+    lab.drain(&v, "rs1", true);
+    assert!(wait_for(SETTLE, || !lab.hits(10).contains_key("rs1")));
+    assert_eq!(ask(&mut held), "rs1");
+    lab.drain(&v, "rs1", false);
+    assert!(wait_for(SETTLE, || lab.hits(20).contains_key("rs1")));
+    assert!(entries_to(&lab, "rs1") >= 1);
+
+    // rs1's check port refuses from now on; its service port still answers.
+    lab.lab
+        .run(
+            "rs1",
+            [
+                "nft",
+                &format!(
+                    "add table inet hc {{ chain in {{ type filter hook input priority 0; tcp dport {CHECK_PORT} reject with tcp reset; }}; }}"
+                ),
+            ],
+        )
+        .unwrap();
+    let down = wait_for(SETTLE, || {
+        v.request(r#"{"command":"services"}"#).is_some_and(|r| {
+            r["result"]["virtual_servers"][0]["real_servers"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|rs| rs["health"] == "down"))
+        })
+    });
+    assert!(down, "rs1 never went down:\n{}", v.log_text());
+    if flush {
+        let gone = wait_for(SETTLE, || entries_to(&lab, "rs1") == 0);
+        assert!(gone, "rs1's conntrack entries stayed:\n{}", v.log_text());
+        let flushed = wait_for(SETTLE, || {
+            v.log_text()
+                .contains("flushed the failed real server's connections")
+        });
+        assert!(flushed, "{}", v.log_text());
+        // Its next packet is a new connection for the table, which has no rs1: cut.
+        let r = try_ask(&mut held);
+        assert!(
+            !matches!(&r, Ok((n, _)) if n == "rs1"),
+            "the connection to rs1 survived the flush: {r:?}"
+        );
+        println!("the held connection after the flush: {r:?}");
+    } else {
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(entries_to(&lab, "rs1") >= 1);
+        assert_eq!(ask(&mut held), "rs1", "without the flush it keeps going");
+    }
+}
+
+#[test]
+fn flush_on_failure_cuts_open_connections_to_a_failed_real_server() {
+    connection_to_a_failed_real_server(true);
+}
+
+#[test]
+fn without_flush_a_failed_real_servers_connections_keep_going() {
+    connection_to_a_failed_real_server(false);
 }

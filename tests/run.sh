@@ -75,7 +75,7 @@ skip_step() {
 # ---- 1. prerequisites -------------------------------------------------------------
 # The test suite's own needs; the kernel lab's packages come along so that one apt
 # run covers everything (install-kernel-lab then finds them in place).
-PKGS=(iproute2 procps util-linux curl iputils-ping keepalived nftables
+PKGS=(iproute2 procps util-linux curl iputils-ping keepalived nftables conntrack
       qemu-system-x86 kmod busybox-static ipvsadm cpio xz-utils
       # the Debian package test (tests/deb.rs): deploy/build-deb strips and reads the
       # binaries (binutils); installing it runs systemd-sysusers, and the test runs

@@ -66,6 +66,12 @@ pub struct Director {
     pub lvs_notify_fifo: Option<PathBuf>,
     /// Which kernel datapath serves the virtual servers (chosen when vigild starts).
     pub datapath: Datapath,
+    /// nftables datapath: masquerade (source NAT to the director) the connections it
+    /// forwards, so real servers need no route back through the director.
+    pub nftables_masquerade: bool,
+    /// nftables datapath: when a real server goes down by its checks (not a drain),
+    /// delete the conntrack entries of each of its services' connections to it.
+    pub nftables_flush_on_failure: bool,
 }
 
 /// `director.datapath`: the kernel side of the virtual servers.

@@ -52,6 +52,15 @@ pub(crate) fn datapath(sink: &mut Sink, parsed: &Parsed, system: &dyn System) {
     };
     let note = match system.effective_datapath(config.director.datapath) {
         Some((crate::Datapath::Nftables, why)) => why,
+        Some((crate::Datapath::Ipvs, why)) => {
+            for (key, span) in &parsed.spans.nftables_keys {
+                sink.push(Diagnostic::warning(
+                    span.clone(),
+                    format!("`director.{key}` is for nftables and is ignored by the IPVS datapath ({why})"),
+                ));
+            }
+            return;
+        }
         _ => return,
     };
     for (section, span) in &parsed.spans.ipvs_sections {

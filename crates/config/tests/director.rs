@@ -164,7 +164,7 @@ fn unknown_fields_are_named_with_a_suggestion() {
     assert_eq!(
         help.as_deref(),
         Some(
-            "known fields here: name, status_socket, status_socket_group, status_socket_admin_group, metrics_listen, state_file, notify_fifo, vrrp_notify_fifo, lvs_notify_fifo, datapath"
+            "known fields here: name, status_socket, status_socket_group, status_socket_admin_group, metrics_listen, state_file, notify_fifo, vrrp_notify_fifo, lvs_notify_fifo, datapath, nftables_masquerade, nftables_flush_on_failure"
         )
     );
 }

@@ -190,3 +190,43 @@ fn datapath_defaults_to_ipvs_and_takes_only_its_names() {
         "{d}"
     );
 }
+
+#[test]
+fn nftables_options_default_off_take_booleans_and_are_warned_under_ipvs() {
+    let l = vigil_config::parse(Path::new("c.toml"), "[director]\nname = \"lb\"\n").unwrap();
+    assert!(!l.config.director.nftables_masquerade);
+    assert!(!l.config.director.nftables_flush_on_failure);
+    let on = "[director]\nname = \"lb\"\ndatapath = \"nftables\"\nnftables_masquerade = true\nnftables_flush_on_failure = true\n";
+    let l = vigil_config::parse_on(Path::new("c.toml"), on, &NoIpvs).unwrap();
+    assert!(l.config.director.nftables_masquerade);
+    assert!(l.config.director.nftables_flush_on_failure);
+    assert_eq!(l.warnings.warnings().count(), 0);
+    let d = vigil_config::parse(
+        Path::new("c.toml"),
+        "[director]\nname = \"lb\"\nnftables_masquerade = \"yes\"\n",
+    )
+    .expect_err("invalid");
+    let lines: Vec<String> = d.errors().map(|e| d.one_line(e)).collect();
+    assert_eq!(
+        lines,
+        [
+            "c.toml:3:23: error: `director.nftables_masquerade` must be true or false, found a string"
+        ],
+        "{d}"
+    );
+    // Set while the datapath is IPVS: ignored, with a warning at the key.
+    let ipvs = on.replace("\"nftables\"", "\"ipvs\"");
+    let l = vigil_config::parse_on(Path::new("c.toml"), &ipvs, &NoIpvs).unwrap();
+    let warnings: Vec<String> = l
+        .warnings
+        .warnings()
+        .map(|w| l.warnings.one_line(w))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "c.toml:4:23: warning: `director.nftables_masquerade` is for nftables and is ignored by the IPVS datapath (datapath = \"ipvs\")",
+            "c.toml:5:29: warning: `director.nftables_flush_on_failure` is for nftables and is ignored by the IPVS datapath (datapath = \"ipvs\")",
+        ]
+    );
+}

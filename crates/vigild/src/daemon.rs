@@ -493,6 +493,10 @@ fn reload_now(
                 warn!("{w}");
                 record.warnings.push(w);
             }
+            if let Some(w) = crate::datapath::nftables::reload_warning(&config.director) {
+                warn!("{w}");
+                record.warnings.push(w);
+            }
             if !missing.is_empty() {
                 record.errors = missing;
                 error!(file = %path.display(), "reload refused, keeping generation {}: {}", snap.generation, record.errors.join("; "));

@@ -192,6 +192,7 @@ impl Director {
             )),
             Kind::Nftables => Box::new(NftWorker::start(
                 vigil_nft::Nft::with_command([crate::datapath::nftables::nft_program()]),
+                crate::datapath::nftables::options_at_start(&config.director),
                 supervisor,
                 faults,
                 ipvs_programmable,
@@ -353,7 +354,7 @@ impl Director {
         for name in released {
             if let Some(vs) = config.virtual_server(&name) {
                 info!(virtual_server = %name, "withdraw delay over: drain applied");
-                self.sync_service(&vs.key);
+                self.sync_service(&vs.key, &[]);
             }
         }
         let before = self.bgp.lingering.len();
@@ -663,13 +664,20 @@ impl Director {
         self.update_announcements();
     }
 
-    fn sync_service(&mut self, key: &ServiceKey) {
+    /// Syncs the virtual server `key`; `failed` are its real servers just found down,
+    /// whose connections are flushed after (with `director.nftables_flush_on_failure`).
+    fn sync_service(&mut self, key: &ServiceKey, failed: &[SocketAddr]) {
         let config = self.config.clone();
         if let Some(vs) = config.virtual_servers.iter().find(|v| v.key == *key) {
             let e = self.evaluate(vs);
             // A group's services follow its one evaluation (one check per real server).
             for (k, desired) in table::group_desired(vs, e.desired) {
                 self.ipvs.send(Job::SyncService(k, Some(desired)));
+                if config.director.nftables_flush_on_failure {
+                    for &real in failed {
+                        self.ipvs.flush_connections(k, real);
+                    }
+                }
             }
             self.stats_changed();
             self.update_announcements();
@@ -681,19 +689,33 @@ impl Director {
     /// sync per change would rebuild and diff a whole service each time.
     fn on_health(&mut self, e: HealthEvent) {
         let mut touched = vec![e.key.service];
-        self.record_health(e);
+        let mut failed: Vec<(ServiceKey, SocketAddr)> = Vec::new();
+        let key = e.key;
+        if self.record_health(e) {
+            failed.push((key.service, key.real));
+        }
         while let Ok(e) = self.events.try_recv() {
             if !touched.contains(&e.key.service) {
                 touched.push(e.key.service);
             }
-            self.record_health(e);
+            let key = e.key;
+            if self.record_health(e) {
+                failed.push((key.service, key.real));
+            }
         }
         for key in touched {
-            self.sync_service(&key);
+            let down: Vec<SocketAddr> = failed
+                .iter()
+                .filter(|(s, _)| *s == key)
+                .map(|&(_, r)| r)
+                .collect();
+            self.sync_service(&key, &down);
         }
     }
 
-    fn record_health(&mut self, e: HealthEvent) {
+    /// Records a health event; true when it takes a real server down.
+    fn record_health(&mut self, e: HealthEvent) -> bool {
+        let mut went_down = false;
         let known = match e.health {
             Health::Up => Known::Up,
             Health::Down => Known::Down,
@@ -706,6 +728,7 @@ impl Director {
             && let Some(up) =
                 director_hooks::real_server_change(before, director_hooks::initially_up(rs), known)
         {
+            went_down = !up;
             self.transition(&Transition::RealServer {
                 vs,
                 rs,
@@ -749,6 +772,7 @@ impl Director {
                 since_unix_ms: unix_ms(e.at),
             },
         );
+        went_down
     }
 
     async fn on_command(&mut self, c: Command) {
@@ -903,7 +927,7 @@ impl Director {
                 "{} by the operator",
                 if drain { "drained" } else { "enabled" }
             );
-            self.sync_service(&vs.key);
+            self.sync_service(&vs.key, &[]);
             let _ = self.published.send(Event::Drain(DrainEvent {
                 virtual_server: vs.name.clone(),
                 real_server: rs.address,

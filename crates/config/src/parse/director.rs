@@ -49,6 +49,9 @@ pub(super) fn director(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Director
         None if t.get("datapath").is_some() => None,
         None => Some(Datapath::Ipvs),
     };
+    // The nftables datapath's options (warned about when the datapath is IPVS).
+    let nftables_masquerade = t.bool(sink, "nftables_masquerade").unwrap_or(false);
+    let nftables_flush_on_failure = t.bool(sink, "nftables_flush_on_failure").unwrap_or(false);
     t.finish(sink);
     Some(Director {
         name: name?.0.to_string(),
@@ -64,5 +67,7 @@ pub(super) fn director(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<Director
         vrrp_notify_fifo: vrrp_notify_fifo?,
         lvs_notify_fifo: lvs_notify_fifo?,
         datapath: datapath?,
+        nftables_masquerade,
+        nftables_flush_on_failure,
     })
 }

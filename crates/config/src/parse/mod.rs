@@ -10,7 +10,7 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 use crate::diag::Diagnostic;
 use crate::model::*;
@@ -57,6 +57,8 @@ pub(crate) struct Spans {
     pub(crate) virtual_servers: Vec<VsSpans>,
     /// `[ipvs_sync]` and `[ipvs_timeouts]`, when present (IPVS-only sections).
     pub(crate) ipvs_sections: Vec<(&'static str, Range<usize>)>,
+    /// `director.nftables_*` keys, when given (nftables-only options).
+    pub(crate) nftables_keys: Vec<(&'static str, Range<usize>)>,
 }
 
 pub(crate) struct VrrpSpans {
@@ -219,6 +221,13 @@ pub(crate) fn parse_document(
         .require(sink, "director")
         .and_then(|v| Table::from_value(sink, v, "director"))
         .and_then(|t| director(sink, t));
+    let nftables_keys = match top.get("director").map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => ["nftables_masquerade", "nftables_flush_on_failure"]
+            .into_iter()
+            .filter_map(|k| t.get(k).map(|v| (k, v.span())))
+            .collect(),
+        _ => Vec::new(),
+    };
     let vrrp = vrrp_section(sink, &mut top);
     let ipvs_sync = match top.get("ipvs_sync") {
         Some(v) => match Table::from_value(sink, v, "ipvs_sync") {
@@ -291,6 +300,7 @@ pub(crate) fn parse_document(
             vrrp: vrrp.spans,
             virtual_servers: vs.spans,
             ipvs_sections,
+            nftables_keys,
         },
         vs_names: vs.names,
     }

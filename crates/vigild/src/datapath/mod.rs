@@ -3,6 +3,7 @@
 //! start from `director.datapath`. The director computes one [`vigil_ipvs::DesiredTable`]
 //! either way and hands it, and each service's changes, to the [`Datapath`] here.
 
+pub mod conntrack;
 pub mod ipvs;
 pub mod nftables;
 
@@ -18,6 +19,11 @@ use crate::table::{self, Known};
 pub trait Datapath: Send {
     /// A table or service change (see [`Job`]).
     fn send(&self, job: Job);
+    /// Deletes the connections of `service` to `real`, a real server its checks found
+    /// down (`director.nftables_flush_on_failure`); IPVS keeps them: ignored.
+    fn flush_connections(&self, service: vigil_ipvs::ServiceKey, real: std::net::SocketAddr) {
+        let _ = (service, real);
+    }
     /// The IPVS connection sync daemon wanted now (nftables has none: ignored).
     fn set_sync_daemon(&self, daemon: Option<SyncDaemon>);
     /// The status as the thread publishes it (metrics read it without the director).

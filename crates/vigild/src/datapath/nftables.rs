@@ -6,15 +6,17 @@
 //! [`DRIFT_REPAIR`] the table is read back and repaired.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
 use tracing::{error, info, warn};
-use vigil_ipvs::{DesiredTable, SyncDaemon};
+
+use vigil_ipvs::{DesiredTable, ServiceKey, SyncDaemon};
 use vigil_nft::{Applier, ApplyReport, Nft, Options};
 
-use super::Datapath;
+use super::{Datapath, conntrack};
 use crate::ipvs_worker::{DRIFT_REPAIR, FAILED_PASSES_FOR_FAULT, IpvsStatus, Job};
 use crate::supervise::{Armed, Guard, HEARTBEAT, Supervisor, TestFaults, test_fault_thread};
 
@@ -44,16 +46,52 @@ pub fn nft_program() -> String {
     "nft".into()
 }
 
+/// What the nft thread is asked: the director's jobs, and flushes queued behind them
+/// (so a failed real server's connections are deleted after its rule is gone).
+enum Msg {
+    Job(Job),
+    Flush(ServiceKey, SocketAddr),
+}
+
+/// The options the nft thread runs with (a change takes effect at the next start).
+static OPTIONS: OnceLock<Options> = OnceLock::new();
+
+/// [`Options`] from `director`, recorded for [`reload_warning`].
+pub fn options_at_start(director: &vigil_config::Director) -> Options {
+    let o = Options {
+        masquerade: director.nftables_masquerade,
+    };
+    let _ = OPTIONS.set(o.clone());
+    o
+}
+
+/// What a reload changing `nftables_masquerade` is told (the table is rendered with the
+/// option of the start).
+pub fn reload_warning(director: &vigil_config::Director) -> Option<String> {
+    masquerade_change(OPTIONS.get()?, director)
+}
+
+fn masquerade_change(running: &Options, director: &vigil_config::Director) -> Option<String> {
+    (running.masquerade != director.nftables_masquerade).then(|| {
+        format!(
+            "nftables_masquerade = {} takes effect at the next start; vigild runs with {}",
+            director.nftables_masquerade, running.masquerade
+        )
+    })
+}
+
 pub struct NftWorker {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Msg>,
     status: Arc<RwLock<IpvsStatus>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl NftWorker {
     /// Starts the thread, supervised by `supervisor`; `programmable` gets [`nft_fault`].
+    /// `options` hold for the daemon's life (`nftables_masquerade` at start).
     pub fn start(
         nft: Nft,
+        options: Options,
         supervisor: &Supervisor,
         faults: &TestFaults,
         programmable: tokio::sync::watch::Sender<Option<String>>,
@@ -67,7 +105,7 @@ impl NftWorker {
             .name("nft".into())
             .spawn(move || {
                 let worker = Worker {
-                    applier: Applier::new(nft, Options::default()),
+                    applier: Applier::new(nft, options),
                     desired: DesiredTable::new(),
                     started: false,
                     whole: true,
@@ -97,7 +135,11 @@ impl NftWorker {
 impl Datapath for NftWorker {
     fn send(&self, job: Job) {
         // Only fails when the thread is gone, which its own log explains.
-        let _ = self.jobs.send(job);
+        let _ = self.jobs.send(Msg::Job(job));
+    }
+
+    fn flush_connections(&self, service: ServiceKey, real: SocketAddr) {
+        let _ = self.jobs.send(Msg::Flush(service, real));
     }
 
     fn set_sync_daemon(&self, _daemon: Option<SyncDaemon>) {
@@ -123,6 +165,8 @@ struct Counters {
     writes: u64,
     write_errors: u64,
     full: u64,
+    flushes: u64,
+    flush_errors: u64,
 }
 
 struct Worker {
@@ -144,7 +188,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, jobs: mpsc::Receiver<Job>, guard: Guard, mut fault: Armed) {
+    fn run(mut self, jobs: mpsc::Receiver<Msg>, guard: Guard, mut fault: Armed) {
         loop {
             guard.beat();
             if let Some(kind) = fault.due(Instant::now()) {
@@ -152,7 +196,8 @@ impl Worker {
                 return;
             }
             match jobs.recv_timeout(HEARTBEAT) {
-                Ok(job) => self.handle(job),
+                Ok(Msg::Job(job)) => self.handle(job),
+                Ok(Msg::Flush(service, real)) => self.flush(&service, real),
                 Err(RecvTimeoutError::Timeout) => self.tick(),
                 Err(RecvTimeoutError::Disconnected) => {
                     guard.finish();
@@ -198,6 +243,28 @@ impl Worker {
                     }
                     r => self.after(r),
                 }
+            }
+        }
+    }
+
+    /// Deletes `service`'s conntrack entries to `real` (a real server down by its checks).
+    fn flush(&mut self, service: &ServiceKey, real: SocketAddr) {
+        let Some(args) = conntrack::delete_args(service, real) else {
+            info!(%service, %real, "nftables: fwmark services' connections are not flushed");
+            return;
+        };
+        let result = {
+            let _external = vigil_child::external_child();
+            conntrack::run(&conntrack::program(), &args)
+        };
+        self.counters.flushes += 1;
+        match result {
+            Ok(n) => {
+                info!(%service, %real, deleted = n, "nftables: flushed the failed real server's connections")
+            }
+            Err(e) => {
+                self.counters.flush_errors += 1;
+                warn!(%service, %real, failures = self.counters.flush_errors, "nftables: cannot flush the failed real server's connections: {e}");
             }
         }
     }
@@ -289,6 +356,25 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reload_changing_masquerade_is_told_it_waits_for_the_next_start() {
+        let director = |m: bool| {
+            let text = format!("[director]\nname = \"t\"\nnftables_masquerade = {m}\n");
+            vigil_config::parse(std::path::Path::new("t.toml"), &text)
+                .unwrap()
+                .config
+                .director
+        };
+        let off = Options::default();
+        assert_eq!(masquerade_change(&off, &director(false)), None);
+        assert_eq!(
+            masquerade_change(&off, &director(true)).as_deref(),
+            Some(
+                "nftables_masquerade = true takes effect at the next start; vigild runs with false"
+            )
+        );
+    }
 
     #[test]
     fn nftables_is_unprogrammable_after_three_failed_passes() {
