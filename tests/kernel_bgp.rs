@@ -638,7 +638,21 @@ fn client_flows_spread_and_keep_their_real_server() {
             .unwrap();
         out.lines().map(str::to_string).collect()
     };
-    let both = run(&l);
+    // Two runs in a row that agree: a real server that flapped on one director during a
+    // run (a check timing out on the emulated CPUs) changes mh's choice for that run only.
+    let stable = |l: &Lab| -> Vec<String> {
+        let mut last = run(l);
+        for _ in 0..4 {
+            let next = run(l);
+            if next == last {
+                return next;
+            }
+            println!("runs differ (a real server flapped): running again");
+            last = next;
+        }
+        last
+    };
+    let both = stable(&l);
     assert_eq!(both.len(), 60, "{both:?}");
     assert!(both.iter().all(|x| !x.contains("FAILED")), "{both:#?}");
     let conns = |d: &str| -> u64 {
@@ -651,13 +665,15 @@ fn client_flows_spread_and_keep_their_real_server() {
     // The kernel folds its per-CPU counters into these every 2 s (estimator kthreads).
     std::thread::sleep(Duration::from_secs(3));
     let (c1, c2) = (conns("d1"), conns("d2"));
-    println!("FIGURE 60 client flows over the ECMP route: {c1} via d1, {c2} via d2");
+    println!(
+        "FIGURE client connections over the ECMP route (every run of 60): {c1} via d1, {c2} via d2"
+    );
     assert!(c1 > 0 && c2 > 0, "flows did not spread: d1 {c1}, d2 {c2}");
     // d1 withdraws (its checks fail): the same flows (same source ports) all go to d2
     // and land on the same real servers as before.
     l.set_check_file("d1", false);
     l.wait_hops(&["d2"], "d1 withdrawn");
-    let after = run(&l);
+    let after = stable(&l);
     let moved = both.iter().zip(&after).filter(|(a, b)| a != b).count();
     println!("FIGURE flows answered by another real server after d1 withdrew: {moved} of 60");
     assert_eq!(both, after, "mh with the port flag chose differently on d2");
