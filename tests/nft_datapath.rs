@@ -416,6 +416,10 @@ fn masquerade_serves_real_servers_without_a_route_back() {
     let seen: Vec<(String, String)> = lab
         .lab
         .run_in("client", move || {
+            // Health shows up before the nft thread has applied it: wait for the VIP.
+            wait_for(SETTLE, || {
+                TcpStream::connect_timeout(&vip, Duration::from_secs(1)).is_ok()
+            });
             (0..20)
                 .map(|_| try_ask(&mut connect(vip)).unwrap())
                 .collect()
