@@ -593,11 +593,7 @@ fn client_flows_spread_and_keep_their_real_server() {
     // CPUs) changes mh's choice there: the limit scale-out.md names, not what this trial
     // tests, so one slow answer must not count.
     l.fall = 5;
-    // IPVS's mh builds its table in the order real servers were added: a server removed
-    // by its checks and added back goes last, so two directors whose checks rose in
-    // another order choose differently for a few flows. Kept with weight 0, the list
-    // keeps the order of the start (scale-out.md).
-    l.inhibit = true;
+    // No inhibit_on_failure: under mh vigild keeps every real server in place itself.
     let (r, vip) = (l.lab.ip("r"), l.vip);
     l.lab
         .run(

@@ -13,6 +13,10 @@
 //! | down | either | removed; with `inhibit_on_failure` kept with weight 0 instead |
 //! | unknown | either | *unsettled*: left as the kernel has it; if the kernel does not have it, added as if its health were the `assume_up` guess |
 //!
+//! Under the `mh` scheduler every configured real server is kept, weight 0 when the rules
+//! above would remove it, and in the configured order: its table depends on the order
+//! the destinations were added ([`keeps_every_real_server`]).
+//!
 //! "Unknown" is the time between start (or a config reload that added the server) and its
 //! check's first verdict. Leaving such a server as the kernel has it is what makes a
 //! restart invisible: the kernel's table survives the director, and nothing is written
@@ -268,10 +272,18 @@ pub fn evaluate(policy: &ServicePolicy, previous: Option<bool>) -> Evaluation {
     let quorum = (low == high).then_some(low);
 
     let mut desired = DesiredService::new(policy.service.clone());
+    let keep_all = keeps_every_real_server(&policy.service);
+    if keep_all {
+        desired.order = policy
+            .reals
+            .iter()
+            .map(|r| DestinationKey(r.addr))
+            .collect();
+    }
     let withdraw = quorum == Some(false) && policy.sorry_server.is_some();
     for r in &policy.reals {
         let key = DestinationKey(r.addr);
-        let inhibit = r.inhibit_on_failure.unwrap_or(policy.inhibit_on_failure);
+        let inhibit = keep_all || r.inhibit_on_failure.unwrap_or(policy.inhibit_on_failure);
         if withdraw {
             if inhibit {
                 desired.destinations.insert(key, r.destination(0));
@@ -326,6 +338,20 @@ pub fn evaluate(policy: &ServicePolicy, previous: Option<bool>) -> Evaluation {
         unknown,
         sorry_active: withdraw,
     }
+}
+
+/// Whether the service keeps every configured real server in IPVS, weight 0 while down,
+/// drained or withdrawn, in the configured order, whatever `inhibit_on_failure` says.
+///
+/// Only `mh` needs it: its lookup table is built from the service's destination list in
+/// list order (`ip_vs_mh_permutate` and `ip_vs_mh_populate` in `ip_vs_mh.c` walk
+/// `svc->destinations`, each destination claiming its next preferred slot in turn), and a
+/// destination added back after a removal goes to the head of that list
+/// (`__ip_vs_update_dest`: `list_add_rcu`). Two directors whose checks rose in another
+/// order would then build different tables and send some flows elsewhere. A weight-0
+/// destination takes no slot (`ds->turns < 1` is skipped), so keeping one is safe.
+pub fn keeps_every_real_server(service: &Service) -> bool {
+    service.scheduler == "mh"
 }
 
 /// Evaluates many services; `previous` maps a service key to its last quorum state.
@@ -620,6 +646,53 @@ mod tests {
         let e = evaluate(&p, None);
         assert!(e.sorry_active);
         assert_eq!(weights(&e), vec![(2, 0), (3, 0), (SORRY, 1)]);
+    }
+
+    #[test]
+    fn mh_keeps_every_real_server_in_configured_order() {
+        // ip_vs_mh.c builds the lookup table from the destination list in list order, and
+        // a destination added back goes to the list's head: a server removed on failure
+        // and re-added would give directors whose checks rose in another order different
+        // tables. Kept with weight 0 it keeps its place and takes no slot.
+        let mut service = svc();
+        service.scheduler = "mh".into();
+        let mut p = ServicePolicy::new(
+            service,
+            vec![
+                real(3, 5, DOWN),
+                real(1, 5, UP).drained(true),
+                real(2, 5, UNK_DOWN),
+                real(4, 5, UP),
+            ],
+        );
+        // Whatever inhibit_on_failure says, on the service or on a server.
+        p.reals[0].inhibit_on_failure = Some(false);
+        let e = evaluate(&p, None);
+        assert_eq!(weights(&e), vec![(1, 0), (3, 0), (4, 5)]);
+        // Unknown and assumed down: added at weight 0 if the kernel lacks it.
+        let unk = &e.desired.unsettled[&DestinationKey(p.reals[2].addr)];
+        assert_eq!(unk.as_ref().map(|d| d.weight), Some(0));
+        let order: Vec<_> = e.desired.order.iter().map(|k| k.0).collect();
+        let want: Vec<_> = p.reals.iter().map(|r| r.addr).collect();
+        assert_eq!(order, want, "the configured order, not the address order");
+        // Withdrawn for the sorry server: kept at weight 0 too.
+        p.quorum = 2;
+        p.sorry_server = Some(sorry());
+        p.reals[2].health = DOWN;
+        let e = evaluate(&p, None);
+        assert!(e.sorry_active);
+        assert_eq!(
+            weights(&e),
+            vec![(1, 0), (2, 0), (3, 0), (4, 0), (SORRY, 1)]
+        );
+        // Other schedulers: no order, failed servers removed.
+        p.service.scheduler = "wrr".into();
+        let e = evaluate(
+            &ServicePolicy::new(p.service.clone(), p.reals.clone()),
+            None,
+        );
+        assert_eq!(weights(&e), vec![(1, 0), (4, 5)]);
+        assert!(e.desired.order.is_empty());
     }
 
     #[test]

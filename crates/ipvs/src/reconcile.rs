@@ -73,6 +73,12 @@ pub struct DesiredService {
     /// kernel has this destination, the service is on its sorry server and stays there
     /// until the checks decide, so the `unsettled` fallbacks are not added.
     pub sorry_undecided: Option<DestinationKey>,
+    /// The order the kernel's destination list must follow (the configured order), for a
+    /// scheduler that builds its table from that order (`mh`, see
+    /// [`crate::policy::keeps_every_real_server`]); empty: any order. Destinations are
+    /// added in this order, and one added before destinations the kernel already has
+    /// makes those be deleted and added again after it (see [`diff_service`]).
+    pub order: Vec<DestinationKey>,
 }
 
 impl DesiredService {
@@ -83,6 +89,7 @@ impl DesiredService {
             destinations: BTreeMap::new(),
             unsettled: BTreeMap::new(),
             sorry_undecided: None,
+            order: Vec::new(),
         }
     }
 
@@ -211,32 +218,75 @@ fn diff_service_into(
     let Some(kernel) = kernel else {
         out.push(Request::AddService(desired.service.clone()));
         let added = KernelService::from(desired);
-        out.extend(
-            added
-                .destinations
-                .into_values()
-                .map(|d| Request::AddDestination(key, d)),
-        );
+        let mut rest = added.destinations;
+        for k in &desired.order {
+            if let Some(d) = rest.remove(k) {
+                out.push(Request::AddDestination(key, d));
+            }
+        }
+        out.extend(rest.into_values().map(|d| Request::AddDestination(key, d)));
         return;
     };
     if desired.service != kernel.service {
         out.push(Request::UpdateService(desired.service.clone()));
-    }
-    // Adds and edits first, deletes last: a service never goes through "no destination".
-    for (k, d) in &desired.destinations {
-        match kernel.destinations.get(k) {
-            None => out.push(Request::AddDestination(key, d.clone())),
-            // The kernel changes forwarding, weight, thresholds and tunnel settings in
-            // place (SET_DEST), so an edit never needs delete + add.
-            Some(have) if have != d => out.push(Request::UpdateDestination(key, d.clone())),
-            Some(_) => {}
-        }
     }
     // On the sorry server only if it stays (it is kept by `unsettled` or desired).
     let on_sorry = desired.sorry_undecided.is_some_and(|k| {
         kernel.destinations.contains_key(&k)
             && (desired.unsettled.contains_key(&k) || desired.destinations.contains_key(&k))
     });
+    if desired.order.is_empty() {
+        // Adds and edits first, deletes last: a service never goes through "no destination".
+        for (k, d) in &desired.destinations {
+            match kernel.destinations.get(k) {
+                None => out.push(Request::AddDestination(key, d.clone())),
+                // The kernel changes forwarding, weight, thresholds and tunnel settings in
+                // place (SET_DEST), so an edit never needs delete + add.
+                Some(have) if have != d => out.push(Request::UpdateDestination(key, d.clone())),
+                Some(_) => {}
+            }
+        }
+        for (k, d) in &desired.unsettled {
+            if desired.destinations.contains_key(k) || kernel.destinations.contains_key(k) {
+                continue;
+            }
+            if let Some(d) = d
+                && !on_sorry
+            {
+                out.push(Request::AddDestination(key, d.clone()));
+            }
+        }
+    } else {
+        ordered_adds_and_edits(desired, kernel, on_sorry, out);
+    }
+    for k in kernel.destinations.keys() {
+        if !desired.destinations.contains_key(k) && !desired.unsettled.contains_key(k) {
+            out.push(Request::DeleteDestination(key, *k));
+        }
+    }
+}
+
+/// Adds and edits of a service whose destination list must follow `desired.order` (mh).
+/// The kernel puts each added destination at the head of its list, so adding in `order`
+/// gives the same list as a fresh start. A destination added before some the kernel
+/// already has (a reload inserting a server mid-list) makes those be deleted and added
+/// again after it, in order: their connections stay (a deleted destination waits in the
+/// kernel's trash and is taken back on re-add), and the first add comes before the
+/// deletes, so the service never goes through "no destination".
+fn ordered_adds_and_edits(
+    desired: &DesiredService,
+    kernel: &KernelService,
+    on_sorry: bool,
+    out: &mut Vec<Request>,
+) {
+    let key = desired.service.key;
+    // What the kernel lacks, with the settings it gets.
+    let mut adds: BTreeMap<DestinationKey, Destination> = BTreeMap::new();
+    for (k, d) in &desired.destinations {
+        if !kernel.destinations.contains_key(k) {
+            adds.insert(*k, d.clone());
+        }
+    }
     for (k, d) in &desired.unsettled {
         if desired.destinations.contains_key(k) || kernel.destinations.contains_key(k) {
             continue;
@@ -244,14 +294,59 @@ fn diff_service_into(
         if let Some(d) = d
             && !on_sorry
         {
-            out.push(Request::AddDestination(key, d.clone()));
+            adds.insert(*k, d.clone());
         }
     }
-    for k in kernel.destinations.keys() {
-        if !desired.destinations.contains_key(k) && !desired.unsettled.contains_key(k) {
+    let position = |k: &DestinationKey| desired.order.iter().position(|o| o == k);
+    let first = adds.keys().filter_map(position).min();
+    // Kept destinations after the first add, as they are to be (unsettled: as they are).
+    let mut readd: BTreeMap<usize, (DestinationKey, Destination)> = BTreeMap::new();
+    if let Some(first) = first {
+        for (k, have) in &kernel.destinations {
+            let Some(i) = position(k).filter(|&i| i > first) else {
+                continue;
+            };
+            if let Some(d) = desired.destinations.get(k) {
+                readd.insert(i, (*k, d.clone()));
+            } else if desired.unsettled.contains_key(k) {
+                readd.insert(i, (*k, have.clone()));
+            }
+        }
+    }
+    let mut ordered: BTreeMap<usize, Destination> = BTreeMap::new();
+    adds.retain(|k, d| match position(k) {
+        Some(i) => {
+            ordered.insert(i, d.clone());
+            false
+        }
+        None => true,
+    });
+    let mut ordered = ordered.into_iter();
+    if !readd.is_empty()
+        && let Some((_, d)) = ordered.next()
+    {
+        out.push(Request::AddDestination(key, d));
+        for (k, _) in readd.values() {
             out.push(Request::DeleteDestination(key, *k));
         }
     }
+    let mut rest: BTreeMap<usize, Destination> = ordered.collect();
+    for (i, (_, d)) in &readd {
+        rest.insert(*i, d.clone());
+    }
+    out.extend(rest.into_values().map(|d| Request::AddDestination(key, d)));
+    // Edits in place (SET_DEST), except of those just added again.
+    let readded: BTreeSet<DestinationKey> = readd.values().map(|(k, _)| *k).collect();
+    for (k, d) in &desired.destinations {
+        if let Some(have) = kernel.destinations.get(k)
+            && have != d
+            && !readded.contains(k)
+        {
+            out.push(Request::UpdateDestination(key, d.clone()));
+        }
+    }
+    // Destinations outside `order` (the sorry server), in key order.
+    out.extend(adds.into_values().map(|d| Request::AddDestination(key, d)));
 }
 
 /// The requests that turn `kernel` into `desired`, touching only services in `desired`
@@ -819,6 +914,111 @@ mod tests {
                 Request::AddDestination(key(1), dest(2, 1)),
             ]
         );
+    }
+
+    /// `desired` with `order` set as `dests` are listed (what the policy does for mh).
+    fn ordered(k: ServiceKey, dests: &[Destination]) -> DesiredService {
+        let mut d = desired(k, dests);
+        d.service.scheduler = "mh".into();
+        d.order = dests.iter().map(Destination::key).collect();
+        d
+    }
+
+    /// The kernel's destination list after `requests`, from `list`: IPVS puts an added
+    /// destination at the head (`__ip_vs_update_dest`), and mh builds its table from it.
+    fn kernel_list(mut list: Vec<DestinationKey>, requests: &[Request]) -> Vec<DestinationKey> {
+        for r in requests {
+            match r {
+                Request::AddDestination(_, d) => list.insert(0, d.key()),
+                Request::DeleteDestination(_, k) => list.retain(|x| x != k),
+                _ => {}
+            }
+        }
+        list
+    }
+
+    #[test]
+    fn ordered_service_is_added_in_configured_order() {
+        // Configured 3, 1, 2: added in that order, not in address order.
+        let d = ordered(key(1), &[dest(3, 1), dest(1, 1), dest(2, 0)]);
+        let got = diff_service(Some(&d), None);
+        assert_eq!(
+            got,
+            vec![
+                Request::AddService(d.service.clone()),
+                Request::AddDestination(key(1), dest(3, 1)),
+                Request::AddDestination(key(1), dest(1, 1)),
+                Request::AddDestination(key(1), dest(2, 0)),
+            ]
+        );
+        // A server appended by a reload is one add, and the list is a fresh start's.
+        let fresh = |dests: &[Destination]| {
+            kernel_list(
+                Vec::new(),
+                &diff_service(Some(&ordered(key(1), dests)), None),
+            )
+        };
+        let old = [dest(3, 1), dest(1, 1)];
+        let new = [dest(3, 1), dest(1, 1), dest(2, 1)];
+        let got = diff_service(
+            Some(&ordered(key(1), &new)),
+            Some(&KernelService::from(&ordered(key(1), &old))),
+        );
+        assert_eq!(got, vec![Request::AddDestination(key(1), dest(2, 1))]);
+        assert_eq!(kernel_list(fresh(&old), &got), fresh(&new));
+    }
+
+    #[test]
+    fn ordered_insert_mid_list_adds_the_followers_again() {
+        let fresh = |dests: &[Destination]| {
+            kernel_list(
+                Vec::new(),
+                &diff_service(Some(&ordered(key(1), dests)), None),
+            )
+        };
+        // Kernel has 3, 1, 2 (configured so); a reload inserts 4 after 3 and 5 at the end,
+        // and changes 2's weight.
+        let old = [dest(3, 1), dest(1, 1), dest(2, 1)];
+        let new = [dest(3, 1), dest(4, 1), dest(1, 1), dest(2, 7), dest(5, 1)];
+        let got = diff_service(
+            Some(&ordered(key(1), &new)),
+            Some(&KernelService::from(&ordered(key(1), &old))),
+        );
+        assert_eq!(
+            got,
+            vec![
+                // The first add before the deletes: never without a destination.
+                Request::AddDestination(key(1), dest(4, 1)),
+                Request::DeleteDestination(key(1), dest(1, 1).key()),
+                Request::DeleteDestination(key(1), dest(2, 1).key()),
+                Request::AddDestination(key(1), dest(1, 1)),
+                Request::AddDestination(key(1), dest(2, 7)),
+                Request::AddDestination(key(1), dest(5, 1)),
+            ]
+        );
+        assert_eq!(kernel_list(fresh(&old), &got), fresh(&new));
+        // Inserted first: everything after it goes again; a removal needs nothing more.
+        let new = [dest(6, 1), dest(1, 1), dest(2, 1)];
+        let got = diff_service(
+            Some(&ordered(key(1), &new)),
+            Some(&KernelService::from(&ordered(key(1), &old))),
+        );
+        assert_eq!(got[0], Request::AddDestination(key(1), dest(6, 1)));
+        assert_eq!(kernel_list(fresh(&old), &got), fresh(&new));
+        // Applied, the table is reached: nothing more to do.
+        let mut k = KernelService::from(&ordered(key(1), &old));
+        for r in &got {
+            match r {
+                Request::AddDestination(_, d) => {
+                    k.destinations.insert(d.key(), d.clone());
+                }
+                Request::DeleteDestination(_, x) => {
+                    k.destinations.remove(x);
+                }
+                _ => {}
+            }
+        }
+        assert!(diff_service(Some(&ordered(key(1), &new)), Some(&k)).is_empty());
     }
 
     #[test]

@@ -989,6 +989,85 @@ fn plans_are_plain_requests() {
     );
 }
 
+/// The kernel's destination list of `key`, in its order (the order mh builds its table
+/// from).
+fn list_order(c: &mut Client, key: &ServiceKey) -> Vec<SocketAddr> {
+    let got = c.destinations(key).unwrap();
+    got.into_iter().map(|d| d.destination.addr).collect()
+}
+
+/// mh keeps every real server in its configured place: a server that fails and recovers
+/// leaves the kernel's destination list (which `ip_vs_mh.c` builds its table from) as a
+/// fresh start builds it, and so does a reload inserting a server mid-list.
+fn mh_list_order_survives_failures_and_inserts() {
+    let (_g, mut c) = setup();
+    let pol = |port: u16, reals: &[(&str, Health)]| {
+        let k = ServiceKey::tcp(SocketAddr::new([192, 0, 2, 30].into(), port));
+        let reals = reals
+            .iter()
+            .map(|(a, h)| RealServer::new(sa(a), 1, ForwardMethod::DirectRoute).with_health(*h))
+            .collect();
+        ServicePolicy::new(Service::new(k, "mh"), reals)
+    };
+    let up = |a: &'static str| (a, Health::Up);
+    let now = Instant::now();
+    // Configured C, A, B (not address order).
+    let cab = [up("10.0.0.3:80"), up("10.0.0.1:80"), up("10.0.0.2:80")];
+    let mut r = Reconciler::new([], Backoff::default());
+    let one = pol(80, &cab);
+    let key = one.service.key;
+    let want = table([evaluate(&one, None).desired]);
+    assert!(r.sync(&mut c, &want, now).unwrap().errors.is_empty());
+    let fresh = list_order(&mut c, &key);
+    // The kernel adds at the head of its list: the reverse of the configured order.
+    assert_eq!(
+        fresh,
+        [sa("10.0.0.2:80"), sa("10.0.0.1:80"), sa("10.0.0.3:80")]
+    );
+    // C fails then recovers: kept at weight 0 meanwhile, so its place stays.
+    let mut down = cab;
+    down[0].1 = Health::Down;
+    let e = evaluate(&pol(80, &down), Some(true));
+    r.sync_service(&mut c, key, Some(&e.desired), now).unwrap();
+    let w: Vec<u32> = c
+        .destinations(&key)
+        .unwrap()
+        .iter()
+        .map(|d| d.destination.weight)
+        .collect();
+    assert_eq!(w, [1, 1, 0]);
+    let e = evaluate(&pol(80, &cab), Some(true));
+    r.sync_service(&mut c, key, Some(&e.desired), now).unwrap();
+    assert_eq!(list_order(&mut c, &key), fresh);
+    // A reload inserts D after C: the list is the one a fresh start of the new config
+    // builds (on another port, compared).
+    let cdab = [
+        up("10.0.0.3:80"),
+        up("10.0.0.4:80"),
+        up("10.0.0.1:80"),
+        up("10.0.0.2:80"),
+    ];
+    let rep = r
+        .sync(
+            &mut c,
+            &table([evaluate(&pol(80, &cdab), Some(true)).desired]),
+            now,
+        )
+        .unwrap();
+    assert!(rep.errors.is_empty(), "{rep:?}");
+    let mut r2 = Reconciler::new([], Backoff::default());
+    let other = pol(81, &cdab);
+    let both = table([
+        evaluate(&pol(80, &cdab), Some(true)).desired,
+        evaluate(&other, None).desired,
+    ]);
+    r2.sync(&mut c, &both, now).unwrap();
+    let reloaded = list_order(&mut c, &key);
+    eprintln!("mh list after a mid-list insert: {reloaded:?}");
+    assert_eq!(reloaded, list_order(&mut c, &other.service.key));
+    assert_eq!(reloaded.len(), 4);
+}
+
 fn main() {
     kernel::main(vec![
         kernel::trial("every_operation", every_operation),
@@ -1022,5 +1101,9 @@ fn main() {
             traffic_reaches_only_healthy_servers,
         ),
         kernel::trial("plans_are_plain_requests", plans_are_plain_requests),
+        kernel::trial(
+            "mh_list_order_survives_failures_and_inserts",
+            mh_list_order_survives_failures_and_inserts,
+        ),
     ]);
 }

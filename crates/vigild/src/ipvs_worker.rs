@@ -80,6 +80,8 @@ pub fn ipvs_fault(
     })
 }
 
+// A job per health change or reload: the size of one service in a channel is no cost.
+#[allow(clippy::large_enum_variant)]
 pub enum Job {
     /// The whole desired table (start, reload).
     SyncAll(DesiredTable),

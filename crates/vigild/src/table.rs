@@ -368,6 +368,18 @@ mod tests {
     }
 
     #[test]
+    fn mh_keeps_failed_servers_in_the_configured_order_despite_inhibit_false() {
+        let v = vs(
+            "[[virtual_server]]\nname = \"w\"\naddress = \"192.0.2.1:80\"\nscheduler = \"mh\"\ninhibit_on_failure = false\ncheck = { kind = \"tcp\" }\nreal_server = [{ address = \"10.0.0.3\" }, { address = \"10.0.0.1\" }]\n",
+        );
+        let e = policy::evaluate(&policy(&v, |_| Known::Down, |_| None, |_| false), None);
+        let order: Vec<String> = e.desired.order.iter().map(|k| k.0.to_string()).collect();
+        assert_eq!(order, ["10.0.0.3:80", "10.0.0.1:80"]);
+        let weights: Vec<u32> = e.desired.destinations.values().map(|d| d.weight).collect();
+        assert_eq!(weights, [0, 0]);
+    }
+
+    #[test]
     fn quorum_by_weight_and_inhibit_per_real_server_reach_the_policy() {
         let v = vs(
             "[[virtual_server]]\nname = \"w\"\naddress = \"192.0.2.1:80\"\nquorum_by = \"weight\"\nquorum = 3\ninhibit_on_failure = true\nreal_server = [{ address = \"10.0.0.1\", weight = 3, inhibit_on_failure = false }, { address = \"10.0.0.2\" }]\n",
