@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vigil_tests::{Daemon, StatusClient};
+use vigil_tests::{Daemon, StatusClient, vigilctl};
 
 fn code(reply: &Value) -> &str {
     reply["error"]["code"].as_str().unwrap_or("")
@@ -39,9 +39,11 @@ fn bad_requests_get_error_replies_and_the_connection_goes_on() {
         (r#"{"cmd": "status"}"#, "invalid_request"),
         (r#"{"command": 42}"#, "invalid_request"),
         (r#"{"command": "shutdown"}"#, "unknown_command"),
+        (r#"{"command": "drain"}"#, "invalid_request"),
+        // Without real_server: the whole virtual server, here one that does not exist.
         (
             r#"{"command": "drain", "virtual_server": "web"}"#,
-            "invalid_request",
+            "no_such_virtual_server",
         ),
         (
             r#"{"command": "enable", "real_server": 5}"#,
@@ -603,12 +605,12 @@ fn every_reply_and_event_is_a_vigil_proto_type() {
         let request = if drain {
             Request::Drain {
                 virtual_server,
-                real_server,
+                real_server: Some(real_server),
             }
         } else {
             Request::Enable {
                 virtual_server,
-                real_server,
+                real_server: Some(real_server),
             }
         };
         let reply: DrainReply = typed(&send(&mut c, &request)["result"]);
@@ -653,4 +655,72 @@ fn every_reply_and_event_is_a_vigil_proto_type() {
         }
         seen.insert(kind);
     }
+}
+
+/// `vigilctl drain VS` with no real server drains every real server of VS in one
+/// command, `vigilctl enable VS` undoes it; an unknown name is refused with the list.
+#[test]
+fn a_whole_virtual_server_drains_and_enables_in_one_command() {
+    let d = Daemon::start_with(|dir| {
+        format!(
+            "{}\n[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.8:80\"\nreal_server = [{{ address = \"127.0.0.1:9\" }}, {{ address = \"127.0.0.2:9\" }}]\n\n[[virtual_server]]\nname = \"other\"\naddress = \"192.0.2.9:80\"\nreal_server = [{{ address = \"127.0.0.3:9\" }}]\n",
+            vigil_tests::minimal_config(dir, "whole")
+        )
+    });
+    let drained = |vs: &str| -> Vec<bool> {
+        let out = vigilctl(&d.socket, &["--json", "services"]);
+        assert!(out.status.success(), "{out:?}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let vs = v["virtual_servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == vs)
+            .unwrap()
+            .clone();
+        vs["real_servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["drained"].as_bool().unwrap())
+            .collect()
+    };
+    let out = vigilctl(&d.socket, &["drain", "web"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text,
+        "drained all 2 real servers (127.0.0.1:9, 127.0.0.2:9) of web\n"
+    );
+    assert_eq!(drained("web"), [true, true]);
+    assert_eq!(drained("other"), [false], "only the named virtual server");
+    let state = std::fs::read_to_string(d.dir.path().join("state.json")).unwrap();
+    assert!(state.contains("127.0.0.2"), "drains are kept: {state}");
+    // Again: nothing changes, and the JSON reply lists every real server.
+    let out = vigilctl(&d.socket, &["--json", "drain", "web"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["changed"], false, "{v}");
+    assert_eq!(
+        v["real_servers"],
+        serde_json::json!(["127.0.0.1:9", "127.0.0.2:9"])
+    );
+    assert!(v.get("real_server").is_none(), "{v}");
+    // One real server enabled the old way, then the rest in one command.
+    let out = vigilctl(&d.socket, &["enable", "web", "127.0.0.2:9"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(drained("web"), [true, false]);
+    let out = vigilctl(&d.socket, &["enable", "web"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(drained("web"), [false, false]);
+    // The drains reached the state file and were taken back out of it.
+    let state = std::fs::read_to_string(d.dir.path().join("state.json")).unwrap_or_default();
+    assert!(!state.contains("127.0.0.1:9"), "{state}");
+    // An unknown virtual server.
+    let out = vigilctl(&d.socket, &["drain", "nope"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no virtual server \"nope\"") && err.contains("web, other"),
+        "{err}"
+    );
 }

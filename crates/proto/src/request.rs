@@ -49,19 +49,23 @@ pub enum Request {
     Reload,
     /// [`crate::PONG`].
     Ping,
-    /// Weight 0 for a real server: no new connections, existing ones finish.
-    /// [`crate::DrainReply`].
+    /// Weight 0 for a real server: no new connections, existing ones finish. Without
+    /// `real_server`, every real server of the virtual server (an announced one is
+    /// withdrawn first, its weights set `withdraw_delay` later). [`crate::DrainReply`].
     Drain {
         virtual_server: String,
-        real_server: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        real_server: Option<String>,
     },
     /// [`crate::Event::Subscribed`], then one [`crate::Event`] line per event until the
     /// client closes.
     Events,
-    /// Undo a drain: [`crate::DrainReply`].
+    /// Undo a drain (without `real_server`: of every real server of the virtual
+    /// server): [`crate::DrainReply`].
     Enable {
         virtual_server: String,
-        real_server: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        real_server: Option<String>,
     },
 }
 
@@ -96,7 +100,8 @@ impl Request {
         }
     }
 
-    /// What it names (for the log of writes): `web 10.0.0.1:80`, an instance, or nothing.
+    /// What it names (for the log of writes): `web 10.0.0.1:80`, `web` (a whole virtual
+    /// server), an instance, or nothing.
     pub fn target(&self) -> String {
         match self {
             Request::Drain {
@@ -106,7 +111,10 @@ impl Request {
             | Request::Enable {
                 virtual_server,
                 real_server,
-            } => format!("{virtual_server} {real_server}"),
+            } => match real_server {
+                Some(rs) => format!("{virtual_server} {rs}"),
+                None => virtual_server.clone(),
+            },
             Request::VrrpHandover { instance } | Request::VrrpReclaim { instance } => {
                 instance.clone()
             }
@@ -192,7 +200,7 @@ pub fn parse_request(line: &[u8]) -> (Result<Request, ProtocolError>, Option<Val
                     "this command needs \"instance\": the VRRP instance's name"
                 }
                 _ => {
-                    "this command needs \"virtual_server\" (its name) and \"real_server\" (IP:PORT or IP)"
+                    "this command needs \"virtual_server\" (its name) and optionally \"real_server\" (IP:PORT or IP; absent: all of them)"
                 }
             },
         )
@@ -223,10 +231,7 @@ mod tests {
             code(br#"{"command":"shutdown"}"#),
             ErrorCode::UnknownCommand
         );
-        assert_eq!(
-            code(br#"{"command":"drain","virtual_server":"w"}"#),
-            ErrorCode::InvalidRequest
-        );
+        assert_eq!(code(br#"{"command":"drain"}"#), ErrorCode::InvalidRequest);
         assert_eq!(
             code(br#"{"command":"drain","virtual_server":"w","real_server":5}"#),
             ErrorCode::InvalidRequest
@@ -267,7 +272,36 @@ mod tests {
             r,
             Ok(Request::Enable {
                 virtual_server: "w".into(),
-                real_server: "1.2.3.4".into()
+                real_server: Some("1.2.3.4".into())
+            })
+        );
+    }
+
+    #[test]
+    fn a_drain_without_real_server_names_the_whole_virtual_server() {
+        let (r, _) = parse_request(br#"{"command":"drain","virtual_server":"w"}"#);
+        let r = r.unwrap();
+        assert_eq!(
+            r,
+            Request::Drain {
+                virtual_server: "w".into(),
+                real_server: None
+            }
+        );
+        assert!(r.is_write());
+        assert_eq!(r.target(), "w");
+        // Sent without the field, so a daemon reads it as before for one real server.
+        assert_eq!(
+            r.to_line(),
+            b"{\"command\":\"drain\",\"virtual_server\":\"w\"}\n"
+        );
+        let (r, _) =
+            parse_request(br#"{"command":"enable","virtual_server":"w","real_server":null}"#);
+        assert_eq!(
+            r,
+            Ok(Request::Enable {
+                virtual_server: "w".into(),
+                real_server: None
             })
         );
     }

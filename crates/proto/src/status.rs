@@ -214,11 +214,16 @@ pub struct ConfigReply<C = serde_json::Value> {
 pub struct DrainReply {
     #[serde(default)]
     pub virtual_server: String,
-    pub real_server: SocketAddr,
-    /// What the real server is now.
+    /// The real server named; absent for a whole virtual server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_server: Option<SocketAddr>,
+    /// A whole virtual server's: every real server it covered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub real_servers: Vec<SocketAddr>,
+    /// What the real server (or every one) is now.
     #[serde(default)]
     pub drained: bool,
-    /// `false`: it already was.
+    /// `false`: it already was (every one, for a whole virtual server).
     #[serde(default)]
     pub changed: bool,
     /// E.g. a drain applied but not saved to the state file.

@@ -61,7 +61,7 @@ fn pin_reply<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(name
 
 #[test]
 fn requests() {
-    let rs = || "192.0.2.11:80".to_string();
+    let rs = || Some("192.0.2.11:80".to_string());
     let all = [
         ("status", Request::Status),
         ("config", Request::Config),
@@ -105,6 +105,13 @@ fn requests() {
         let (parsed, _) = parse_request(&request.to_line());
         assert_eq!(parsed, Ok(request));
     }
+    // A whole virtual server: no `real_server`.
+    let whole = Request::Drain {
+        virtual_server: "web-http".into(),
+        real_server: None,
+    };
+    pin("request-drain-whole", &whole);
+    assert_eq!(parse_request(&whole.to_line()).0, Ok(whole));
 }
 
 #[test]
@@ -207,10 +214,25 @@ fn status_config_reload_drain_ping() {
         "reply-drain",
         DrainReply {
             virtual_server: "web-http".into(),
-            real_server: "192.0.2.11:80".parse().unwrap(),
+            real_server: Some("192.0.2.11:80".parse().unwrap()),
+            real_servers: vec![],
             drained: true,
             changed: true,
             warnings: vec![],
+        },
+    );
+    pin_reply(
+        "reply-drain-whole",
+        DrainReply {
+            virtual_server: "web-http".into(),
+            real_server: None,
+            real_servers: vec![
+                "192.0.2.11:80".parse().unwrap(),
+                "192.0.2.12:80".parse().unwrap(),
+            ],
+            drained: true,
+            changed: true,
+            warnings: vec!["the virtual server is drained whole: its route is withdrawn now, the drain reaches IPVS in 3s".into()],
         },
     );
     pin_reply("reply-ping", PONG.to_string());

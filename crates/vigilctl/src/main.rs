@@ -57,20 +57,23 @@ enum Command {
     /// Re-read the cluster file; an invalid file changes nothing.
     Reload,
     /// Weight 0 for a real server: no new connections, existing ones finish. Kept across
-    /// reloads and restarts until `enable`.
+    /// reloads and restarts until `enable`. Without a real server, every real server of
+    /// the virtual server: an announced one is withdrawn first and its weights follow
+    /// after `withdraw_delay` (the graceful drain of a director).
     Drain {
         /// The virtual server's name.
         virtual_server: String,
-        /// The real server, as IP:PORT (or IP when that is unambiguous).
-        real_server: String,
+        /// The real server, as IP:PORT (or IP when that is unambiguous); none: all.
+        real_server: Option<String>,
     },
     /// Follow every change as it happens (health, drains, quorum, reloads, VRRP states)
     /// until interrupted.
     Events,
-    /// Undo `drain`: the real server gets its weight back (if healthy).
+    /// Undo `drain`: the real server (none: every one of the virtual server) gets its
+    /// weight back (if healthy).
     Enable {
         virtual_server: String,
-        real_server: String,
+        real_server: Option<String>,
     },
 }
 

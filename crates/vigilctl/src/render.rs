@@ -410,10 +410,17 @@ fn family(f: &vigil_proto::Family) -> &str {
 }
 
 pub(crate) fn drain(v: &DrainReply) -> String {
+    let what = match v.real_server {
+        Some(rs) => rs.to_string(),
+        None => {
+            let all: Vec<String> = v.real_servers.iter().map(ToString::to_string).collect();
+            format!("all {} real servers ({})", all.len(), all.join(", "))
+        }
+    };
     let mut out = format!(
         "{} {} of {}{}\n",
         if v.drained { "drained" } else { "enabled" },
-        v.real_server,
+        what,
         or_dash(&v.virtual_server),
         if v.changed { "" } else { " (it already was)" },
     );
@@ -701,6 +708,30 @@ mod tests {
     /// A reply or event as vigilctl decodes it from the wire.
     fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn drain_names_one_real_server_or_all_of_them() {
+        let one = drain(&typed(json!({
+            "virtual_server": "web", "real_server": "10.0.0.1:80", "drained": true,
+            "changed": false, "warnings": []
+        })));
+        assert_eq!(one, "drained 10.0.0.1:80 of web (it already was)\n");
+        let all = drain(&typed(json!({
+            "virtual_server": "web", "real_servers": ["10.0.0.1:80", "10.0.0.2:80"],
+            "drained": true, "changed": true,
+            "warnings": ["the virtual server is drained whole: its route is withdrawn now, the drain reaches IPVS in 3s"]
+        })));
+        assert_eq!(
+            all,
+            "drained all 2 real servers (10.0.0.1:80, 10.0.0.2:80) of web\n\
+             warning: the virtual server is drained whole: its route is withdrawn now, the drain reaches IPVS in 3s\n"
+        );
+        let enabled = drain(&typed(json!({
+            "virtual_server": "web", "real_servers": ["10.0.0.1:80"], "drained": false,
+            "changed": true
+        })));
+        assert_eq!(enabled, "enabled all 1 real servers (10.0.0.1:80) of web\n");
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub enum Command {
     /// Drain (`true`) or enable (`false`) a real server of a virtual server (by name).
     Drain {
         virtual_server: String,
-        real_server: String,
+        /// `None`: every real server of the virtual server.
+        real_server: Option<String>,
         drain: bool,
         reply: oneshot::Sender<Result<DrainReply, ProtocolError>>,
     },
@@ -804,7 +805,7 @@ impl Director {
                 drain,
                 reply,
             } => {
-                let _ = reply.send(self.drain(&virtual_server, &real_server, drain));
+                let _ = reply.send(self.drain(&virtual_server, real_server.as_deref(), drain));
             }
             Command::Services(reply) => self.services(reply),
             Command::Stop(_) => {}
@@ -846,10 +847,14 @@ impl Director {
         crate::memory::release_soon();
     }
 
+    /// Drains (or enables) one real server of a virtual server, or every one with
+    /// `rs_text` `None`. A drain that leaves an announced virtual server drained whole
+    /// withdraws its route at once and reaches IPVS `withdraw_delay` later, whether it
+    /// came one server at a time or in one command.
     fn drain(
         &mut self,
         vs_name: &str,
-        rs_text: &str,
+        rs_text: Option<&str>,
         drain: bool,
     ) -> Result<DrainReply, ProtocolError> {
         let config = self.config.clone();
@@ -867,52 +872,70 @@ impl Director {
                 ),
             ));
         };
-        let rs = vs
-            .real_servers
-            .iter()
-            .find(|rs| rs.address.to_string() == rs_text || rs.address.ip().to_string() == rs_text);
-        let Some(rs) = rs else {
-            let list: Vec<String> = vs
-                .real_servers
-                .iter()
-                .map(|r| r.address.to_string())
-                .collect();
-            return Err(ProtocolError::new(
-                ErrorCode::NoSuchRealServer,
-                format!(
-                    "virtual server \"{vs_name}\" has no real server \"{rs_text}\" (real servers: {})",
-                    list.join(", ")
-                ),
-            ));
+        let targets: Vec<SocketAddr> = match rs_text {
+            None => vs.real_servers.iter().map(|rs| rs.address).collect(),
+            Some(rs_text) => {
+                let rs = vs.real_servers.iter().find(|rs| {
+                    rs.address.to_string() == rs_text || rs.address.ip().to_string() == rs_text
+                });
+                let Some(rs) = rs else {
+                    let list: Vec<String> = vs
+                        .real_servers
+                        .iter()
+                        .map(|r| r.address.to_string())
+                        .collect();
+                    return Err(ProtocolError::new(
+                        ErrorCode::NoSuchRealServer,
+                        format!(
+                            "virtual server \"{vs_name}\" has no real server \"{rs_text}\" (real servers: {})",
+                            list.join(", ")
+                        ),
+                    ));
+                };
+                vec![rs.address]
+            }
         };
         let announced_before = self
             .bgp
             .verdicts
             .get(&vs.name)
             .is_some_and(|(v, _)| v.announced);
-        let changed = self.drains.set(&vs.name, rs.address, drain);
+        let changed: Vec<SocketAddr> = targets
+            .iter()
+            .copied()
+            .filter(|&rs| self.drains.set(&vs.name, rs, drain))
+            .collect();
         let mut warnings = Vec::new();
+        if targets.is_empty() {
+            warnings.push(format!(
+                "virtual server \"{}\" has no real servers: nothing to {}",
+                vs.name,
+                if drain { "drain" } else { "enable" }
+            ));
+        }
         let drained_whole = vs
             .real_servers
             .iter()
             .all(|r| self.drains.contains(&vs.name, r.address));
         if !drain {
-            self.bgp.drain_hold.remove(&(vs.name.clone(), rs.address));
-        } else if changed
+            for rs in &targets {
+                self.bgp.drain_hold.remove(&(vs.name.clone(), *rs));
+            }
+        } else if !changed.is_empty()
             && announce::hold_drain(announced_before, drained_whole)
             && let Some(s) = &config.announce
         {
-            // Withdraw first; IPVS gets the drain once the routers moved the flows.
-            self.bgp.drain_hold.insert(
-                (vs.name.clone(), rs.address),
-                Instant::now() + s.withdraw_delay,
-            );
+            // Withdraw first; IPVS gets the drains once the routers moved the flows.
+            let until = Instant::now() + s.withdraw_delay;
+            for rs in &changed {
+                self.bgp.drain_hold.insert((vs.name.clone(), *rs), until);
+            }
             warnings.push(format!(
                 "the virtual server is drained whole: its route is withdrawn now, the drain reaches IPVS in {}",
                 vigil_config::format_duration(s.withdraw_delay)
             ));
         }
-        if changed {
+        if !changed.is_empty() {
             if let Err(e) = self.state_file.save_drains(&self.drains) {
                 let w = format!(
                     "applied, but not saved to {} (it will not survive a restart): {e}",
@@ -921,25 +944,35 @@ impl Director {
                 warn!("{w}");
                 warnings.push(w);
             }
-            info!(
-                virtual_server = %vs.name,
-                real_server = %rs.address,
-                "{} by the operator",
-                if drain { "drained" } else { "enabled" }
-            );
+            for rs in &changed {
+                info!(
+                    virtual_server = %vs.name,
+                    real_server = %rs,
+                    "{} by the operator",
+                    if drain { "drained" } else { "enabled" }
+                );
+            }
             self.sync_service(&vs.key, &[]);
-            let _ = self.published.send(Event::Drain(DrainEvent {
-                virtual_server: vs.name.clone(),
-                real_server: rs.address,
-                drained: drain,
-                at_unix_ms: unix_now_ms(),
-            }));
+            for rs in &changed {
+                let _ = self.published.send(Event::Drain(DrainEvent {
+                    virtual_server: vs.name.clone(),
+                    real_server: *rs,
+                    drained: drain,
+                    at_unix_ms: unix_now_ms(),
+                }));
+            }
         }
+        let whole = rs_text.is_none();
         Ok(DrainReply {
             virtual_server: vs.name.clone(),
-            real_server: rs.address,
+            real_server: if whole {
+                None
+            } else {
+                targets.first().copied()
+            },
+            real_servers: if whole { targets } else { Vec::new() },
             drained: drain,
-            changed,
+            changed: !changed.is_empty(),
             warnings,
         })
     }

@@ -356,7 +356,7 @@ async fn serve_client(
 async fn drain(
     control: &mpsc::Sender<Control>,
     virtual_server: String,
-    real_server: String,
+    real_server: Option<String>,
     drain: bool,
 ) -> Result<DrainReply, ProtocolError> {
     let (reply, rx) = oneshot::channel();
