@@ -110,3 +110,174 @@ real_server = [{{ address = "10.0.0.11:80" }}]
     assert!(!route("100").contains(vip), "{}", route("100"));
     assert!(route("100").contains(theirs), "{}", route("100"));
 }
+
+/// The example speaker configurations of conf/ (only their addresses replaced): a BIRD
+/// router in front of a BIRD director and an FRR director merges their paths into one
+/// ECMP route. Without the export settings they share (ORIGIN IGP, MED 0) the router
+/// kept the two apart, as ORIGIN differed (docs/scale-out.md). No vigild and no IPVS:
+/// each director's table 100 holds the VIP as vigild would write it.
+#[test]
+fn example_bird_and_frr_directors_merge_into_one_ecmp_route() {
+    require_root_or_skip!();
+    vigil_testlab::require_or_skip!(vigil_testlab::have_tools(&["bird", "birdc"]));
+    let frr = std::path::Path::new("/usr/lib/frr");
+    if !frr.join("bgpd").exists() {
+        vigil_testlab::skip_or_fail("FRR is not installed (/usr/lib/frr/bgpd)");
+        return;
+    }
+    let lab = NetnsLab::up(&["r", "d1", "d2"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (r, d1, d2) = (lab.ip("r"), lab.ip("d1"), lab.ip("d2"));
+    let vip = "198.18.91.1";
+    for d in ["d1", "d2"] {
+        lab.run(
+            d,
+            [
+                "ip",
+                "route",
+                "add",
+                &format!("{vip}/32"),
+                "dev",
+                "lo",
+                "table",
+                "100",
+                "proto",
+                "252",
+            ],
+        )
+        .unwrap();
+    }
+    let example = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../conf")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap()
+    };
+    // The examples' addresses: router 10.0.0.1, BIRD director 10.0.0.2, FRR 10.0.0.3.
+    let readdress = |text: String| {
+        text.replace("10.0.0.1", &r.to_string())
+            .replace("10.0.0.2", &d1.to_string())
+            .replace("10.0.0.3", &d2.to_string())
+    };
+    let mut children = Vec::new();
+    let mut start = |host: &str, tag: &str, argv: &[&str]| {
+        let log = std::fs::File::create(dir.path().join(format!("{tag}.log"))).unwrap();
+        let mut cmd = lab.cmd(host, argv);
+        cmd.stdout(log.try_clone().unwrap()).stderr(log);
+        children.push(LabChild::spawn(&mut cmd).unwrap());
+    };
+    let bird = |host: &str, conf: &str| {
+        let path = dir.path().join(format!("bird-{host}.conf"));
+        std::fs::write(&path, conf).unwrap();
+        let ctl = dir.path().join(format!("bird-{host}.ctl"));
+        (path, ctl)
+    };
+    let (d1_conf, d1_ctl) = bird("d1", &readdress(example("bird-director.conf")));
+    start(
+        "d1",
+        "bird-d1",
+        &[
+            "bird",
+            "-f",
+            "-c",
+            d1_conf.to_str().unwrap(),
+            "-s",
+            d1_ctl.to_str().unwrap(),
+        ],
+    );
+    // FRR: zebra takes `ip import-table`, bgpd the rest. Its daemons run as `frr`.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = dir.path().join("frr");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let text = readdress(example("frr-director.conf"));
+    let (zebra_lines, bgpd_lines): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.starts_with("ip import-table"));
+    let (zebra, bgpd) = (run.join("zebra.conf"), run.join("bgpd.conf"));
+    std::fs::write(&zebra, zebra_lines.join("\n") + "\n").unwrap();
+    std::fs::write(&bgpd, bgpd_lines.join("\n") + "\n").unwrap();
+    let zapi = run.join("zserv.api");
+    let run_s = run.to_str().unwrap().to_string();
+    let daemon = |name: &str, conf: &std::path::Path| -> Vec<String> {
+        [
+            frr.join(name).to_str().unwrap(),
+            "-f",
+            conf.to_str().unwrap(),
+            "-i",
+            &format!("{run_s}/{name}.pid"),
+            "-z",
+            zapi.to_str().unwrap(),
+            "--vty_socket",
+            &run_s,
+            "-u",
+            "frr",
+            "-g",
+            "frr",
+            "--log",
+            "stdout",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let argv = daemon("zebra", &zebra);
+    start(
+        "d2",
+        "zebra",
+        &argv.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || zapi.exists()),
+        "zebra did not start"
+    );
+    let argv = daemon("bgpd", &bgpd);
+    start(
+        "d2",
+        "bgpd",
+        &argv.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    // The router last: it connects to both at once (its retry timer is the default).
+    let (r_conf, r_ctl) = bird("r", &readdress(example("bird-router.conf")));
+    start(
+        "r",
+        "bird-r",
+        &[
+            "bird",
+            "-f",
+            "-c",
+            r_conf.to_str().unwrap(),
+            "-s",
+            r_ctl.to_str().unwrap(),
+        ],
+    );
+    let route = || lab.run("r", ["ip", "route", "show", vip]).unwrap();
+    let merged = wait_for(Duration::from_secs(60), || {
+        let rt = route();
+        rt.contains(&format!("via {d1}")) && rt.contains(&format!("via {d2}"))
+    });
+    let bird_view = || {
+        lab.run(
+            "r",
+            [
+                "birdc",
+                "-s",
+                r_ctl.to_str().unwrap(),
+                "show",
+                "route",
+                "for",
+                vip,
+                "all",
+            ],
+        )
+        .unwrap_or_default()
+    };
+    assert!(
+        merged,
+        "no ECMP route over both directors: {}\n{}\nbgpd: {}",
+        route(),
+        bird_view(),
+        std::fs::read_to_string(dir.path().join("bgpd.log")).unwrap_or_default()
+    );
+    println!("router's route to the VIP:\n{}", route());
+    drop(children);
+}

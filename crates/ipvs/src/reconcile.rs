@@ -9,7 +9,9 @@
 //!   kernel changes them in place, as the kernel-lab tests check; a changed scheduler,
 //!   flag set, persistence timeout or netmask is one `SET_SERVICE`) and deterministic (services in key order; within a
 //!   service: the service itself, destination adds and edits, then destination deletes,
-//!   so a swap to the sorry server and back never leaves the service empty).
+//!   so a swap to the sorry server and back never leaves the service empty). A service
+//!   whose destination list must keep an order (`mh`, [`DesiredService::order`]) is
+//!   added in that order, and an insertion before kept destinations re-adds those.
 //! * [`Backoff`]: when a failed write may be tried again.
 //! * [`Reconciler`]: keeps the last known kernel state, the owned keys and the retry
 //!   schedule; [`Reconciler::sync`] and [`Reconciler::sync_service`] diff and apply
@@ -297,7 +299,24 @@ fn ordered_adds_and_edits(
             adds.insert(*k, d.clone());
         }
     }
-    let position = |k: &DestinationKey| desired.order.iter().position(|o| o == k);
+    if adds.is_empty() {
+        // Nothing added: the kernel's order stays as it is, edits are in place.
+        for (k, d) in &desired.destinations {
+            if let Some(have) = kernel.destinations.get(k)
+                && have != d
+            {
+                out.push(Request::UpdateDestination(key, d.clone()));
+            }
+        }
+        return;
+    }
+    let index: BTreeMap<DestinationKey, usize> = desired
+        .order
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (*k, i))
+        .collect();
+    let position = |k: &DestinationKey| index.get(k).copied();
     let first = adds.keys().filter_map(position).min();
     // Kept destinations after the first add, as they are to be (unsettled: as they are).
     let mut readd: BTreeMap<usize, (DestinationKey, Destination)> = BTreeMap::new();
@@ -1019,6 +1038,30 @@ mod tests {
             }
         }
         assert!(diff_service(Some(&ordered(key(1), &new)), Some(&k)).is_empty());
+        // A follower whose health is unknown goes again as the kernel has it.
+        let old = [dest(1, 1), dest(2, 3)];
+        let mut want = ordered(key(1), &[dest(1, 1), dest(7, 1), dest(2, 1)]);
+        let b = dest(2, 1).key();
+        want.destinations.remove(&b);
+        want.unsettled.insert(b, None);
+        let got = diff_service(
+            Some(&want),
+            Some(&KernelService::from(&ordered(key(1), &old))),
+        );
+        assert_eq!(
+            got,
+            vec![
+                Request::AddDestination(key(1), dest(7, 1)),
+                Request::DeleteDestination(key(1), b),
+                Request::AddDestination(key(1), dest(2, 3)),
+            ]
+        );
+        // No add: weights are edited in place, the order is left alone.
+        let got = diff_service(
+            Some(&ordered(key(1), &[dest(1, 0), dest(2, 3)])),
+            Some(&KernelService::from(&ordered(key(1), &old))),
+        );
+        assert_eq!(got, vec![Request::UpdateDestination(key(1), dest(1, 0))]);
     }
 
     #[test]
