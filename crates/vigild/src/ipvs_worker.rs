@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::datapath::failures::Failures;
 use crate::state_file::StateFile;
 use crate::supervise::{Armed, Guard, HEARTBEAT, Supervisor, TestFaults, test_fault_thread};
 use serde::Serialize;
@@ -47,21 +48,15 @@ pub struct IpvsStatus {
     pub owned_services: usize,
 }
 
-/// Passes in a row with failed writes after which IPVS counts as not programmable: with
-/// the reconciler's back-off (1 s, 2 s, ...) that is about 3 s of failing writes, so a
-/// single refused write does not move VRRP.
-pub const FAILED_PASSES_FOR_FAULT: u32 = 3;
-
 /// Why IPVS cannot be programmed now, if it cannot: not connected (no IPVS in the
-/// kernel, a broken netlink socket), or [`FAILED_PASSES_FOR_FAULT`] passes in a row whose
+/// kernel, a broken netlink socket), or [`Failures::fault`]: passes in a row whose
 /// writes failed. `None` also before the first attempt. Whether anything needs IPVS is
 /// for VRRP to judge (the instances that carry virtual servers).
 pub fn ipvs_fault(
     attempted: bool,
     connected: bool,
     connect_error: Option<&str>,
-    failed_passes: u32,
-    last_write_error: Option<&str>,
+    writes: &Failures,
 ) -> Option<String> {
     if !attempted {
         return None;
@@ -72,12 +67,7 @@ pub fn ipvs_fault(
             connect_error.unwrap_or("no netlink connection")
         ));
     }
-    (failed_passes >= FAILED_PASSES_FOR_FAULT).then(|| {
-        format!(
-            "IPVS writes keep failing ({failed_passes} passes in a row): {}",
-            last_write_error.unwrap_or("unknown error")
-        )
-    })
+    writes.fault("IPVS")
 }
 
 pub enum Job {
@@ -204,9 +194,9 @@ struct Worker {
     persist_error: Option<String>,
     /// A connection was tried at least once.
     attempted: bool,
-    /// Passes in a row with failed writes, and the last such failure.
-    failed_passes: u32,
-    last_write_error: Option<String>,
+    /// Passes in a row with failed writes, and the last such failure (the reconciler
+    /// schedules the retries).
+    writes: Failures,
     /// Where [`ipvs_fault`] goes.
     programmable: Option<tokio::sync::watch::Sender<Option<String>>>,
     /// The timeouts asked for, and whether the kernel has them (retried until it does,
@@ -235,8 +225,7 @@ impl Worker {
             persisted_owned,
             persist_error: None,
             attempted: false,
-            failed_passes: 0,
-            last_write_error: None,
+            writes: Failures::default(),
             programmable: None,
             timeouts: None,
             timeouts_applied: true,
@@ -397,11 +386,9 @@ impl Worker {
                     warn!("IPVS: {e}");
                 }
                 if let Some(e) = report.errors.first() {
-                    self.failed_passes += 1;
-                    self.last_write_error = Some(e.to_string());
+                    self.writes.failed(e.to_string());
                 } else if self.reconciler.next_retry().is_none() {
-                    self.failed_passes = 0;
-                    self.last_write_error = None;
+                    self.writes.succeeded();
                 }
                 self.persist_owned();
                 if !report.is_noop() {
@@ -419,8 +406,7 @@ impl Worker {
                 // The socket or a dump failed: start over with a new connection.
                 error!("IPVS: {e}");
                 self.client = None;
-                self.failed_passes += 1;
-                self.last_write_error = Some(e.to_string());
+                self.writes.failed(e.to_string());
             }
             None => {}
         }
@@ -467,8 +453,7 @@ impl Worker {
                 self.attempted,
                 self.client.is_some(),
                 self.last_connect_error.as_deref(),
-                self.failed_passes,
-                self.last_write_error.as_deref(),
+                &self.writes,
             );
             tx.send_if_modified(|f| {
                 let changed = *f != fault;
@@ -643,16 +628,21 @@ mod tests {
     #[test]
     fn ipvs_is_unprogrammable_without_a_connection_or_after_three_failed_passes() {
         let no_ipvs = Some("IPVS is not available in this kernel: load ip_vs");
+        let none = Failures::default();
         // Nothing tried yet: no fault.
-        assert_eq!(ipvs_fault(false, false, None, 0, None), None);
+        assert_eq!(ipvs_fault(false, false, None, &none), None);
         assert_eq!(
-            ipvs_fault(true, false, no_ipvs, 0, None).as_deref(),
+            ipvs_fault(true, false, no_ipvs, &none).as_deref(),
             Some("IPVS cannot be programmed: IPVS is not available in this kernel: load ip_vs")
         );
         // Failed writes: only from the third pass in a row.
-        assert_eq!(ipvs_fault(true, true, None, 2, Some("EINVAL")), None);
+        let mut writes = Failures::default();
+        writes.failed("EINVAL".into());
+        writes.failed("EINVAL".into());
+        assert_eq!(ipvs_fault(true, true, None, &writes), None);
+        writes.failed("add service: EINVAL".into());
         assert_eq!(
-            ipvs_fault(true, true, None, 3, Some("add service: EINVAL")).as_deref(),
+            ipvs_fault(true, true, None, &writes).as_deref(),
             Some("IPVS writes keep failing (3 passes in a row): add service: EINVAL")
         );
     }

@@ -4,6 +4,7 @@
 //! either way and hands it, and each service's changes, to the [`Datapath`] here.
 
 pub mod conntrack;
+pub mod failures;
 pub mod ipvs;
 pub mod nftables;
 
