@@ -92,6 +92,29 @@ impl Rs {
 }
 
 impl Mapper<'_> {
+    /// Records service `key` as defined at `n`; an error (its message starting with
+    /// `context`) when another virtual server defined it first.
+    fn claim_service(
+        &mut self,
+        key: Key,
+        protocol: &str,
+        n: &Node,
+        context: &str,
+    ) -> Result<(), ReadError> {
+        let service = match key {
+            Key::Addr(a, p) => format!("{protocol} {}", sockaddr(a, p)),
+            Key::Fwmark(m) => format!("fwmark {m}"),
+        };
+        if let Some(first) = self.services.get(&service) {
+            return Err(ReadError::new(
+                &n.loc,
+                format!("{context}{service} is defined twice (first at {first})"),
+            ));
+        }
+        self.services.insert(service, n.loc.clone());
+        Ok(())
+    }
+
     /// `lvs_method TUN [type {ipip|gue port N|gre} [nocsum|csum|remcsum]]` as
     /// `tunnel_type`, `tunnel_port` and `tunnel_checksum` (none for plain IPIP). Options
     /// vigil would reject are dropped with a warning, whole: IPIP is used instead.
@@ -328,17 +351,7 @@ impl Mapper<'_> {
             .get("protocol")
             .map_or("tcp".to_string(), |p| p.trim_matches('"').to_string());
         for k in keys.iter().filter(|k| **k != first) {
-            let service = match k {
-                Key::Addr(a, p) => format!("{protocol} {}", sockaddr(*a, *p)),
-                Key::Fwmark(m) => format!("fwmark {m}"),
-            };
-            if let Some(at) = self.services.get(&service) {
-                return Err(ReadError::new(
-                    &n.loc,
-                    format!("virtual_server group {g}: {service} is defined twice (first at {at})"),
-                ));
-            }
-            self.services.insert(service, n.loc.clone());
+            self.claim_service(*k, &protocol, n, &format!("virtual_server group {g}: "))?;
         }
         if !addrs.is_empty() {
             let items: Vec<String> = address_ranges(&addrs).iter().map(|a| q(a)).collect();
@@ -473,17 +486,7 @@ impl Mapper<'_> {
         }
 
         // The key and the name first.
-        let service = match key {
-            Key::Addr(a, p) => format!("{protocol} {}", sockaddr(a, p)),
-            Key::Fwmark(m) => format!("fwmark {m}"),
-        };
-        if let Some(first) = self.services.get(&service) {
-            return Err(ReadError::new(
-                &n.loc,
-                format!("virtual_server {service} is defined twice (first at {first})"),
-            ));
-        }
-        self.services.insert(service, n.loc.clone());
+        self.claim_service(key, &protocol, n, "virtual_server ")?;
         let name = self.vs_name(key, &protocol, group);
         sec.set_first("name", q(&name));
         match key {
