@@ -103,30 +103,20 @@ impl IpvsWorker {
         let (jobs, rx) = mpsc::channel();
         let status = Arc::new(RwLock::new(IpvsStatus::default()));
         let s = status.clone();
-        let guard = supervisor.guard("ipvs", IPVS_STALE_AFTER);
-        let fault = Armed::new(faults, "ipvs");
-        let thread = std::thread::Builder::new()
-            .name("ipvs".into())
-            .spawn(move || {
+        let thread =
+            supervisor.spawn_thread("ipvs", IPVS_STALE_AFTER, faults, move |guard, fault| {
                 let mut worker = Worker::new(owned, s, state_file);
                 worker.programmable = Some(programmable);
                 worker.run(rx, guard, fault)
-            })
-            .ok();
-        if thread.is_none() {
-            error!("cannot start the IPVS thread");
-        }
+            });
         let (sync_daemon, sync_rx) = mpsc::channel();
         let s = status.clone();
-        let guard = supervisor.guard("ipvs-sync", SYNC_STALE_AFTER);
-        let fault = Armed::new(faults, "ipvs-sync");
-        let sync_thread = std::thread::Builder::new()
-            .name("ipvs-sync".into())
-            .spawn(move || SyncDaemonWorker::new(s).run(sync_rx, guard, fault))
-            .ok();
-        if sync_thread.is_none() {
-            error!("cannot start the IPVS sync daemon thread");
-        }
+        let sync_thread = supervisor.spawn_thread(
+            "ipvs-sync",
+            SYNC_STALE_AFTER,
+            faults,
+            move |guard, fault| SyncDaemonWorker::new(s).run(sync_rx, guard, fault),
+        );
         IpvsWorker {
             jobs,
             status,

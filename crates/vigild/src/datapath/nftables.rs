@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use std::net::SocketAddr;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use vigil_ipvs::{Backoff, DesiredTable, ServiceKey, SyncDaemon};
 use vigil_nft::{Applier, ApplyReport, Nft, Options};
@@ -94,11 +94,8 @@ impl NftWorker {
         let (jobs, rx) = mpsc::channel();
         let status = Arc::new(RwLock::new(IpvsStatus::default()));
         let s = status.clone();
-        let guard = supervisor.guard("nft", NFT_STALE_AFTER);
-        let fault = Armed::new(faults, "nft");
-        let thread = std::thread::Builder::new()
-            .name("nft".into())
-            .spawn(move || {
+        let thread =
+            supervisor.spawn_thread("nft", NFT_STALE_AFTER, faults, move |guard, fault| {
                 let worker = Worker {
                     applier: Applier::new(nft, options),
                     desired: DesiredTable::new(),
@@ -111,11 +108,7 @@ impl NftWorker {
                     programmable,
                 };
                 worker.run(rx, guard, fault)
-            })
-            .ok();
-        if thread.is_none() {
-            error!("cannot start the nft thread");
-        }
+            });
         NftWorker {
             jobs,
             status,
