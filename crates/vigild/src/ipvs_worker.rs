@@ -11,10 +11,10 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::datapath::DatapathStatus;
 use crate::datapath::failures::Failures;
 use crate::state_file::StateFile;
 use crate::supervise::{Armed, Guard, HEARTBEAT, Supervisor, TestFaults, test_fault_thread};
-use serde::Serialize;
 use tracing::{error, info, warn};
 use vigil_ipvs::{
     Backoff, Client, DesiredService, DesiredTable, ReconcileReport, Reconciler, ServiceKey,
@@ -30,23 +30,6 @@ const RECONNECT: Duration = Duration::from_secs(5);
 pub const IPVS_STALE_AFTER: Duration = Duration::from_secs(60);
 /// The kernel has taken up to a minute to stop a master sync daemon just started.
 pub const SYNC_STALE_AFTER: Duration = Duration::from_secs(150);
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct IpvsStatus {
-    /// The netlink client is connected to an IPVS-capable kernel.
-    pub available: bool,
-    /// Why it is not (e.g. `IPVS is not available in this kernel: load ip_vs`).
-    pub error: Option<String>,
-    pub syncs: u64,
-    pub writes: u64,
-    pub write_errors: u64,
-    pub full_dumps: u64,
-    /// Writes waiting for a retry.
-    pub pending_retries: bool,
-    /// The sync daemon running, as `master eth0 id 51`.
-    pub sync_daemon: Option<String>,
-    pub owned_services: usize,
-}
 
 /// Why IPVS cannot be programmed now, if it cannot: not connected (no IPVS in the
 /// kernel, a broken netlink socket), or [`Failures::fault`]: passes in a row whose
@@ -81,7 +64,7 @@ pub enum Job {
 
 pub struct IpvsWorker {
     jobs: mpsc::Sender<Job>,
-    status: Arc<RwLock<IpvsStatus>>,
+    status: Arc<RwLock<DatapathStatus>>,
     thread: Option<JoinHandle<()>>,
     sync_daemon: mpsc::Sender<Option<SyncDaemon>>,
     sync_thread: Option<JoinHandle<()>>,
@@ -101,7 +84,7 @@ impl IpvsWorker {
         programmable: tokio::sync::watch::Sender<Option<String>>,
     ) -> IpvsWorker {
         let (jobs, rx) = mpsc::channel();
-        let status = Arc::new(RwLock::new(IpvsStatus::default()));
+        let status = Arc::new(RwLock::new(DatapathStatus::default()));
         let s = status.clone();
         let thread =
             supervisor.spawn_thread("ipvs", IPVS_STALE_AFTER, faults, move |guard, fault| {
@@ -139,11 +122,11 @@ impl IpvsWorker {
 
     /// The status as the threads publish it, for readers that must not wait for the
     /// director (metrics).
-    pub fn status_handle(&self) -> Arc<RwLock<IpvsStatus>> {
+    pub fn status_handle(&self) -> Arc<RwLock<DatapathStatus>> {
         self.status.clone()
     }
 
-    pub fn status(&self) -> IpvsStatus {
+    pub fn status(&self) -> DatapathStatus {
         self.status
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -172,7 +155,7 @@ struct Worker {
     /// it wants (a start with an empty desired table must not delete owned services
     /// whose health is still being established).
     started: bool,
-    status: Arc<RwLock<IpvsStatus>>,
+    status: Arc<RwLock<DatapathStatus>>,
     last_repair: Instant,
     /// When a connection was last tried (while there is none).
     last_connect_try: Instant,
@@ -198,7 +181,7 @@ struct Worker {
 impl Worker {
     fn new(
         owned: Vec<ServiceKey>,
-        status: Arc<RwLock<IpvsStatus>>,
+        status: Arc<RwLock<DatapathStatus>>,
         state_file: StateFile,
     ) -> Worker {
         let persisted_owned: BTreeSet<ServiceKey> = owned.iter().copied().collect();
@@ -465,7 +448,7 @@ struct SyncDaemonWorker {
     /// What this thread last started, per role: the kernel may report a parameter
     /// differently from what it was given (it lowers `maxlen` to fit the MTU).
     started: Vec<SyncDaemon>,
-    status: Arc<RwLock<IpvsStatus>>,
+    status: Arc<RwLock<DatapathStatus>>,
 }
 
 /// Whether the `running` sync daemon is the `wanted` one: same role, interface and sync
@@ -495,7 +478,7 @@ pub fn sync_daemon_matches(
 }
 
 impl SyncDaemonWorker {
-    fn new(status: Arc<RwLock<IpvsStatus>>) -> SyncDaemonWorker {
+    fn new(status: Arc<RwLock<DatapathStatus>>) -> SyncDaemonWorker {
         SyncDaemonWorker {
             client: None,
             sync_daemon: None,

@@ -17,8 +17,8 @@ use vigil_ipvs::{Backoff, DesiredTable, ServiceKey, SyncDaemon};
 use vigil_nft::{Applier, ApplyReport, Nft, Options};
 
 use super::failures::Failures;
-use super::{Datapath, conntrack};
-use crate::ipvs_worker::{DRIFT_REPAIR, IpvsStatus, Job};
+use super::{Datapath, DatapathStatus, conntrack};
+use crate::ipvs_worker::{DRIFT_REPAIR, Job};
 use crate::supervise::{Armed, Guard, HEARTBEAT, Supervisor, TestFaults, test_fault_thread};
 
 /// A large table is one nft transaction of megabytes: allow it this long.
@@ -76,7 +76,7 @@ fn masquerade_change(running: &Options, director: &vigil_config::Director) -> Op
 
 pub struct NftWorker {
     jobs: mpsc::Sender<Msg>,
-    status: Arc<RwLock<IpvsStatus>>,
+    status: Arc<RwLock<DatapathStatus>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -92,7 +92,7 @@ impl NftWorker {
         programmable: tokio::sync::watch::Sender<Option<String>>,
     ) -> NftWorker {
         let (jobs, rx) = mpsc::channel();
-        let status = Arc::new(RwLock::new(IpvsStatus::default()));
+        let status = Arc::new(RwLock::new(DatapathStatus::default()));
         let s = status.clone();
         let thread =
             supervisor.spawn_thread("nft", NFT_STALE_AFTER, faults, move |guard, fault| {
@@ -131,7 +131,7 @@ impl Datapath for NftWorker {
         // nftables has no connection sync daemon (`[ipvs_sync]` is a warning).
     }
 
-    fn status_handle(&self) -> Arc<RwLock<IpvsStatus>> {
+    fn status_handle(&self) -> Arc<RwLock<DatapathStatus>> {
         self.status.clone()
     }
 
@@ -163,7 +163,7 @@ struct Worker {
     /// The next write must be the whole table (start, or after a failure).
     whole: bool,
     last_repair: Instant,
-    status: Arc<RwLock<IpvsStatus>>,
+    status: Arc<RwLock<DatapathStatus>>,
     counters: Counters,
     /// Failed applies in a row, and when the whole table is retried.
     failures: Failures,
