@@ -10,7 +10,7 @@
 #[path = "vrrp_support.rs"]
 mod vrrp_support;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use vigil_testlab::lb::{LbLab, PORT, REALS, ask, chi_square, connect, try_ask};
@@ -91,16 +91,34 @@ impl Lab {
 
     /// Waits until every real server is up and in the table with its weight.
     fn wait_all_up(&self, v: &Vigild, n: usize) {
+        let mut up = Vec::new();
         let ok = wait_for(SETTLE, || {
             let Some(r) = v.request(r#"{"command":"services"}"#) else {
                 return false;
             };
             let reals = r["result"]["virtual_servers"][0]["real_servers"].clone();
-            reals
-                .as_array()
-                .is_some_and(|a| a.len() == n && a.iter().all(|rs| rs["health"] == "up"))
+            let Some(a) = reals.as_array() else {
+                return false;
+            };
+            up = a
+                .iter()
+                .filter_map(|rs| rs["address"].as_str())
+                .map(String::from)
+                .collect();
+            a.len() == n && a.iter().all(|rs| rs["health"] == "up")
         });
         assert!(ok, "real servers never all up:\n{}", v.log_text());
+        // Health shows up before the nft thread has applied it: wait for the table too
+        // (its dnat maps read `SLOT : ADDRESS . PORT`).
+        let slots: Vec<String> = up
+            .iter()
+            .map(|a| format!(": {}", a.replacen(':', " . ", 1)))
+            .collect();
+        let ok = wait_for(SETTLE, || {
+            let table = self.table();
+            slots.iter().all(|s| table.contains(s.as_str()))
+        });
+        assert!(ok, "the table never held {up:?}:\n{}", self.table());
     }
 
     fn table(&self) -> String {
@@ -307,10 +325,6 @@ fn masquerade_serves_real_servers_without_a_route_back() {
     let seen: Vec<(String, String)> = lab
         .lab
         .run_in("client", move || {
-            // Health shows up before the nft thread has applied it: wait for the VIP.
-            wait_for(SETTLE, || {
-                TcpStream::connect_timeout(&vip, Duration::from_secs(1)).is_ok()
-            });
             (0..20)
                 .map(|_| try_ask(&mut connect(vip)).unwrap())
                 .collect()
