@@ -338,14 +338,7 @@ impl Mapper<'_> {
         if let Some(old) = sec.get("name").map(|s| s.trim_matches('"').to_string()) {
             self.vs_names.remove(&old);
         }
-        let base = super::sanitize_name(g);
-        let mut name = base.clone();
-        let mut i = 2;
-        while self.vs_names.contains(&name) {
-            name = format!("{base}-{i}");
-            i += 1;
-        }
-        self.vs_names.insert(name.clone());
+        let name = super::unique_name(&mut self.vs_names, super::sanitize_name(g));
         sec.set_first("name", q(&name));
         let protocol = sec
             .get("protocol")
@@ -717,15 +710,7 @@ impl Mapper<'_> {
             Some(g) => format!("{g}-{base}"),
             None => base,
         };
-        let base = sanitize_name(&base);
-        let mut name = base.clone();
-        let mut i = 2;
-        while self.vs_names.contains(&name) {
-            name = format!("{base}-{i}");
-            i += 1;
-        }
-        self.vs_names.insert(name.clone());
-        name
+        super::unique_name(&mut self.vs_names, sanitize_name(&base))
     }
 
     /// keepalived's quorum is a sum of weights: written with `quorum_by = "weight"`, as it
