@@ -22,9 +22,13 @@ const NAME: &str = "web.vigil.test";
 const DNS_PORT: u16 = 5353;
 const RS_PORT: u16 = 8080;
 
-fn is_root() -> bool {
+/// What both tests need: root (vigild's network namespace) and the programs.
+fn prerequisites() -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("a network namespace for vigild and dnsmasq needs root".into());
+    }
+    vigil_testlab::have_tools(&["dnsmasq", "nsenter", "unshare"])
 }
 
 /// Runs `f` on a thread that has joined the network namespace of process `pid`: sockets
@@ -58,9 +62,9 @@ fn write_hosts(path: &Path, addresses: &[&str]) {
     std::fs::write(path, text).expect("write the hosts file");
 }
 
-/// dnsmasq serving `hosts` only, on 127.0.0.1:5353 in the namespace of `pid`, with a
-/// TTL of 1 s on what it serves.
-fn start_dnsmasq(pid: u32, hosts: &Path) -> LabChild {
+/// dnsmasq serving `hosts` (and what the `extra` options add) only, on 127.0.0.1:5353 in
+/// the namespace of `pid`, with a TTL of 1 s on what it serves.
+fn start_dnsmasq(pid: u32, hosts: &Path, extra: &[String]) -> LabChild {
     let mut c = Command::new("nsenter");
     c.arg(format!("--net=/proc/{pid}/ns/net"))
         .args([
@@ -78,6 +82,7 @@ fn start_dnsmasq(pid: u32, hosts: &Path) -> LabChild {
         ])
         .arg(format!("--port={DNS_PORT}"))
         .arg(format!("--addn-hosts={}", hosts.display()))
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     LabChild::spawn(&mut c).expect("start dnsmasq")
@@ -87,23 +92,26 @@ fn services(d: &Daemon) -> Value {
     d.result("services")["virtual_servers"][0].clone()
 }
 
-/// The real servers' addresses with their health, sorted.
-fn real_servers(vs: &Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = vs["real_servers"]
+/// The real servers' addresses, each with what `field` reads of it, sorted.
+fn by_address<T: Ord>(vs: &Value, field: impl Fn(&Value) -> T) -> Vec<(String, T)> {
+    let mut out: Vec<(String, T)> = vs["real_servers"]
         .as_array()
         .map(|a| {
             a.iter()
                 .map(|r| {
-                    (
-                        r["address"].as_str().unwrap_or_default().to_string(),
-                        r["health"].as_str().unwrap_or_default().to_string(),
-                    )
+                    let address = r["address"].as_str().unwrap_or_default().to_string();
+                    (address, field(r))
                 })
                 .collect()
         })
         .unwrap_or_default();
     out.sort();
     out
+}
+
+/// The real servers' addresses with their health, sorted.
+fn real_servers(vs: &Value) -> Vec<(String, String)> {
+    by_address(vs, |r| r["health"].as_str().unwrap_or_default().to_string())
 }
 
 fn addresses(vs: &Value) -> Vec<String> {
@@ -116,13 +124,7 @@ fn rs(last: &str) -> String {
 
 #[test]
 fn servers_follow_the_records_and_dns_down_keeps_the_last_good_set() {
-    if !is_root() {
-        println!("SKIPPED: a network namespace for vigild and dnsmasq needs root");
-        return;
-    }
-    vigil_testlab::require_or_skip!(vigil_testlab::have_tools(&[
-        "dnsmasq", "nsenter", "unshare"
-    ]));
+    vigil_testlab::require_or_skip!(prerequisites());
     let d = Daemon::start_with(|dir| {
         format!(
             r#"[director]
@@ -172,7 +174,7 @@ max_ttl = "2s"
     assert_eq!(real_servers(&vs), [], "{vs}");
 
     // DNS up: both servers come, checked, and go up.
-    let mut dnsmasq = start_dnsmasq(pid, &hosts);
+    let mut dnsmasq = start_dnsmasq(pid, &hosts, &[]);
     let up = |want: &[String]| {
         let want: Vec<(String, String)> =
             want.iter().map(|a| (a.clone(), "up".to_string())).collect();
@@ -299,13 +301,7 @@ max_ttl = "2s"
 /// and weight; a target's address comes from the answer or its own lookup.
 #[test]
 fn srv_records_give_ports_and_weights() {
-    if !is_root() {
-        println!("SKIPPED: a network namespace for vigild and dnsmasq needs root");
-        return;
-    }
-    vigil_testlab::require_or_skip!(vigil_testlab::have_tools(&[
-        "dnsmasq", "nsenter", "unshare"
-    ]));
+    vigil_testlab::require_or_skip!(prerequisites());
     let srv = "_http._tcp.vigil.test";
     let d = Daemon::start_with(|dir| {
         format!(
@@ -337,48 +333,15 @@ min_ttl = "1s"
         "127.0.0.21 a.vigil.test\n127.0.0.22 b.vigil.test\n127.0.0.23 c.vigil.test\n",
     )
     .expect("write the hosts file");
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net=/proc/{pid}/ns/net"))
-        .args([
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--listen-address=127.0.0.1",
-            "--bind-interfaces",
-            "--user=root",
-            "--group=root",
-            "--pid-file",
-            "--local-ttl=1",
-        ])
-        .arg(format!("--port={DNS_PORT}"))
-        .arg(format!("--addn-hosts={}", hosts.display()))
-        // --srv-host=NAME,TARGET,PORT,PRIORITY,WEIGHT; c is a fallback (priority 1).
-        .arg(format!("--srv-host={srv},a.vigil.test,8081,0,5"))
-        .arg(format!("--srv-host={srv},b.vigil.test,8082,0,10"))
-        .arg(format!("--srv-host={srv},c.vigil.test,8083,1,10"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut dnsmasq = LabChild::spawn(&mut c).expect("start dnsmasq");
+    // --srv-host=NAME,TARGET,PORT,PRIORITY,WEIGHT; c is a fallback (priority 1).
+    let records = [
+        format!("--srv-host={srv},a.vigil.test,8081,0,5"),
+        format!("--srv-host={srv},b.vigil.test,8082,0,10"),
+        format!("--srv-host={srv},c.vigil.test,8083,1,10"),
+    ];
+    let mut dnsmasq = start_dnsmasq(pid, &hosts, &records);
 
-    let weights = |vs: &Value| -> Vec<(String, u64)> {
-        let mut v: Vec<(String, u64)> = vs["real_servers"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|r| {
-                        (
-                            r["address"].as_str().unwrap_or_default().to_string(),
-                            r["weight"].as_u64().unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
+    let weights = |vs: &Value| by_address(vs, |r| r["weight"].as_u64().unwrap_or_default());
     let want = vec![
         ("127.0.0.21:8081".to_string(), 5),
         ("127.0.0.22:8082".to_string(), 10),

@@ -1,6 +1,5 @@
-//! vigild with `datapath = "nftables"` on this machine's kernel: the netns lab of
-//! `crates/nft/tests/netns_nft.rs` (a director, three real servers, a client; routed return
-//! path), a real vigild in the director's namespace checking the real servers, and real
+//! vigild with `datapath = "nftables"` on this machine's kernel: the load-balancing lab
+//! of `vigil_testlab::lb` (a director, three real servers, a client; routed return path), a real vigild in the director's namespace checking the real servers, and real
 //! TCP connections from the client through the VIP.
 //!
 //! Needs root and `nft` (skips with "SKIPPED: ..." otherwise). Run:
@@ -11,82 +10,53 @@
 #[path = "vrrp_support.rs"]
 mod vrrp_support;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use vigil_testlab::{NetnsLab, have_tools, require_or_skip, require_root_or_skip, wait_for};
+use vigil_testlab::lb::{LbLab, PORT, REALS, ask, chi_square, connect, try_ask};
+use vigil_testlab::{have_tools, require_or_skip, require_root_or_skip, wait_for};
 use vrrp_support::{SETTLE, Vigild, director_paths};
 
-/// The service port on the real servers, and the port their checks probe.
-const PORT: u16 = 8080;
+/// The port the real servers' checks probe (they answer on `PORT`).
 const CHECK_PORT: u16 = 9000;
-const REALS: [&str; 3] = ["rs1", "rs2", "rs3"];
 /// The checks: every 200 ms, down after 2 failures.
 const INTERVAL_MS: u64 = 200;
 const FALL: u64 = 2;
 
 struct Lab {
-    lab: NetnsLab,
-    vip: SocketAddr,
+    lb: LbLab,
     dir: tempfile::TempDir,
     /// More `[director]` lines (the nftables options).
     director_extra: String,
 }
 
+impl std::ops::Deref for Lab {
+    type Target = LbLab;
+    fn deref(&self) -> &LbLab {
+        &self.lb
+    }
+}
+
 impl Lab {
-    /// The topology of crates/nft/tests/netns_nft.rs with a routed return path; each
-    /// real server answers on PORT with its name and accepts checks on CHECK_PORT.
+    /// The lab of [`LbLab`] with a routed return path; each real server also accepts
+    /// checks on CHECK_PORT.
     fn up() -> Lab {
         Lab::up_with(true, "")
     }
 
-    /// `routed`: the real servers route the client via the director (else they have no
-    /// route back: the client is on-link for them). `director_extra`: `[director]` lines.
+    /// `routed`: as [`LbLab::up`]. `director_extra`: `[director]` lines.
     fn up_with(routed: bool, director_extra: &str) -> Lab {
-        let lab = NetnsLab::up(&["director", "client", "rs1", "rs2", "rs3"]).unwrap();
-        let vip_ip = lab.subnet_addr(100);
-        let d = "director";
-        lab.run(d, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            .unwrap();
-        lab.run(
-            d,
-            [
-                "sysctl",
-                "-qw",
-                "net.ipv4.conf.all.send_redirects=0",
-                "net.ipv4.conf.eth0.send_redirects=0",
-            ],
-        )
-        .unwrap();
-        lab.run(
-            d,
-            ["ip", "addr", "add", &format!("{vip_ip}/24"), "dev", "eth0"],
-        )
-        .unwrap();
-        let gw = lab.ip(d).to_string();
-        let client = lab.ip("client").to_string();
+        let lb = LbLab::up(routed).unwrap();
         for r in REALS {
-            if routed {
-                lab.run(r, ["ip", "route", "replace", &client, "via", &gw])
-                    .unwrap();
-            }
-            let name = r.to_string();
-            let listener = lab
-                .run_in(r, || TcpListener::bind(("0.0.0.0", PORT)))
-                .unwrap()
-                .unwrap();
-            std::thread::spawn(move || serve(listener, name));
-            let check = lab
+            let check = lb
+                .lab
                 .run_in(r, || TcpListener::bind(("0.0.0.0", CHECK_PORT)))
                 .unwrap()
                 .unwrap();
             std::thread::spawn(move || for _ in check.incoming() {});
         }
         Lab {
-            lab,
-            vip: SocketAddr::new(IpAddr::V4(vip_ip), 80),
+            lb,
             dir: tempfile::tempdir().unwrap(),
             director_extra: director_extra.to_string(),
         }
@@ -121,42 +91,40 @@ impl Lab {
 
     /// Waits until every real server is up and in the table with its weight.
     fn wait_all_up(&self, v: &Vigild, n: usize) {
+        let mut up = Vec::new();
         let ok = wait_for(SETTLE, || {
             let Some(r) = v.request(r#"{"command":"services"}"#) else {
                 return false;
             };
             let reals = r["result"]["virtual_servers"][0]["real_servers"].clone();
-            reals
-                .as_array()
-                .is_some_and(|a| a.len() == n && a.iter().all(|rs| rs["health"] == "up"))
+            let Some(a) = reals.as_array() else {
+                return false;
+            };
+            up = a
+                .iter()
+                .filter_map(|rs| rs["address"].as_str())
+                .map(String::from)
+                .collect();
+            a.len() == n && a.iter().all(|rs| rs["health"] == "up")
         });
         assert!(ok, "real servers never all up:\n{}", v.log_text());
+        // Health shows up before the nft thread has applied it: wait for the table too
+        // (its dnat maps read `SLOT : ADDRESS . PORT`).
+        let slots: Vec<String> = up
+            .iter()
+            .map(|a| format!(": {}", a.replacen(':', " . ", 1)))
+            .collect();
+        let ok = wait_for(SETTLE, || {
+            let table = self.table();
+            slots.iter().all(|s| table.contains(s.as_str()))
+        });
+        assert!(ok, "the table never held {up:?}:\n{}", self.table());
     }
 
     fn table(&self) -> String {
         self.lab
             .run("director", ["nft", "-a", "list", "table", "inet", "vigil"])
             .unwrap_or_default()
-    }
-
-    /// `n` connections from the client, one request each: who answered.
-    fn hits(&self, n: usize) -> BTreeMap<String, usize> {
-        let vip = self.vip;
-        self.lab
-            .run_in("client", move || {
-                let mut seen = BTreeMap::new();
-                for _ in 0..n {
-                    let mut c = connect(vip);
-                    *seen.entry(ask(&mut c)).or_insert(0) += 1;
-                }
-                seen
-            })
-            .unwrap()
-    }
-
-    fn open(&self) -> BufReader<TcpStream> {
-        let vip = self.vip;
-        self.lab.run_in("client", move || connect(vip)).unwrap()
     }
 
     fn drain(&self, v: &Vigild, real: &str, drain: bool) {
@@ -170,69 +138,10 @@ impl Lab {
     }
 }
 
-fn connect(vip: SocketAddr) -> BufReader<TcpStream> {
-    let s = TcpStream::connect_timeout(&vip, Duration::from_secs(2))
-        .unwrap_or_else(|e| panic!("connect {vip}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    BufReader::new(s)
-}
-
-fn ask(c: &mut BufReader<TcpStream>) -> String {
-    let name = try_ask(c).unwrap_or_else(|e| panic!("no answer: {e}")).0;
-    assert!(!name.is_empty(), "no answer");
-    name
-}
-
-/// One request: the real server's name and the client address it saw.
-fn try_ask(c: &mut BufReader<TcpStream>) -> std::io::Result<(String, String)> {
-    c.get_mut().write_all(b"?\n")?;
-    let mut line = String::new();
-    if c.read_line(&mut line)? == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let mut w = line.split_whitespace();
-    let name = w.next().unwrap_or("").to_string();
-    Ok((name, w.next().unwrap_or("").to_string()))
-}
-
-/// Answers each line of each connection with its name and the peer's address;
-/// connections stay open.
-fn serve(listener: TcpListener, name: String) {
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        let name = name.clone();
-        std::thread::spawn(move || {
-            let mut w = conn.try_clone().unwrap();
-            let peer = conn
-                .peer_addr()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_default();
-            for line in BufReader::new(conn).lines() {
-                if line.is_err() || w.write_all(format!("{name} {peer}\n").as_bytes()).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-}
-
 fn ready() -> bool {
     require_root_or_skip!(false);
     require_or_skip!(have_tools(&["nft", "ip"]), false);
     true
-}
-
-/// Pearson's chi-square of counts against expected shares (which sum to 1).
-fn chi_square(counts: &[usize], shares: &[f64]) -> f64 {
-    let n: usize = counts.iter().sum();
-    counts
-        .iter()
-        .zip(shares)
-        .map(|(&c, &p)| {
-            let e = n as f64 * p;
-            (c as f64 - e).powi(2) / e
-        })
-        .sum()
 }
 
 #[test]
@@ -416,10 +325,6 @@ fn masquerade_serves_real_servers_without_a_route_back() {
     let seen: Vec<(String, String)> = lab
         .lab
         .run_in("client", move || {
-            // Health shows up before the nft thread has applied it: wait for the VIP.
-            wait_for(SETTLE, || {
-                TcpStream::connect_timeout(&vip, Duration::from_secs(1)).is_ok()
-            });
             (0..20)
                 .map(|_| try_ask(&mut connect(vip)).unwrap())
                 .collect()

@@ -364,14 +364,7 @@ impl Mapper<'_> {
             ));
         }
         names.insert(name.clone(), n.loc.clone());
-        let base = sanitize_name(&name);
-        let mut vigil = base.clone();
-        let mut i = 2;
-        while self.used_instance_names.contains(&vigil) {
-            vigil = format!("{base}-{i}");
-            i += 1;
-        }
-        self.used_instance_names.insert(vigil.clone());
+        let vigil = unique_name(&mut self.used_instance_names, sanitize_name(&name));
         self.instance_names.insert(name.clone(), vigil);
         if let Some(key) = vrid_key(n) {
             if let Some((other, loc)) = vrids.get(&key) {
@@ -1076,6 +1069,18 @@ pub(crate) fn iface_name(
     }
 }
 
+/// `base`, or the first of `base-2`, `base-3`, ... not in `taken`; added to it.
+pub(crate) fn unique_name(taken: &mut HashSet<String>, base: String) -> String {
+    let mut name = base.clone();
+    let mut i = 2;
+    while taken.contains(&name) {
+        name = format!("{base}-{i}");
+        i += 1;
+    }
+    taken.insert(name.clone());
+    name
+}
+
 /// vigil's names are 1–64 of letters, digits, `-`, `_`, `.`.
 pub(crate) fn sanitize_name(s: &str) -> String {
     let mut out: String = s
@@ -1157,6 +1162,16 @@ mod tests {
         assert_eq!(parse_secs_us("0.000001"), Some(1));
         assert_eq!(parse_secs_us("x"), None);
         assert_eq!(parse_secs_us("-1"), None);
+    }
+
+    #[test]
+    fn a_taken_name_gets_the_next_free_number() {
+        let mut taken = HashSet::new();
+        assert_eq!(unique_name(&mut taken, "web".into()), "web");
+        assert_eq!(unique_name(&mut taken, "web".into()), "web-2");
+        assert_eq!(unique_name(&mut taken, "web".into()), "web-3");
+        assert_eq!(unique_name(&mut taken, "api".into()), "api");
+        assert_eq!(taken.len(), 4);
     }
 
     #[test]

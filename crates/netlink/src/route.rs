@@ -58,14 +58,9 @@ impl Route {
         prefix_len: u8,
     ) -> Result<bool, Error> {
         let message = codec::address(true, ifindex, address, prefix_len);
-        match self.request_ack(message, codec::CREATE_FLAGS) {
-            Ok(()) => Ok(true),
-            Err(libc::EEXIST) => Ok(false),
-            Err(errno) => Err(kernel(
-                format!("adding {address}/{prefix_len} to interface {ifindex}"),
-                errno,
-            )),
-        }
+        self.ack_idempotent(message, codec::CREATE_FLAGS, ALREADY_THERE, || {
+            format!("adding {address}/{prefix_len} to interface {ifindex}")
+        })
     }
 
     /// Removes `address/prefix_len` from `ifindex`. `Ok(false)` when it was not there.
@@ -76,14 +71,10 @@ impl Route {
         prefix_len: u8,
     ) -> Result<bool, Error> {
         let message = codec::address(false, ifindex, address, prefix_len);
-        match self.request_ack(message, codec::ACK_FLAGS) {
-            Ok(()) => Ok(true),
-            Err(libc::EADDRNOTAVAIL | libc::ENOENT | libc::ESRCH) => Ok(false),
-            Err(errno) => Err(kernel(
-                format!("removing {address}/{prefix_len} from interface {ifindex}"),
-                errno,
-            )),
-        }
+        let gone = &[libc::EADDRNOTAVAIL, libc::ENOENT, libc::ESRCH];
+        self.ack_idempotent(message, codec::ACK_FLAGS, gone, || {
+            format!("removing {address}/{prefix_len} from interface {ifindex}")
+        })
     }
 
     /// Adds the host route to `destination` out of `ifindex` in `table`, written by
@@ -96,14 +87,9 @@ impl Route {
         destination: IpAddr,
     ) -> Result<bool, Error> {
         let message = codec::host_route(true, table, protocol, ifindex, destination);
-        match self.request_ack(message, codec::CREATE_FLAGS) {
-            Ok(()) => Ok(true),
-            Err(libc::EEXIST) => Ok(false),
-            Err(errno) => Err(kernel(
-                format!("adding the route to {destination} in table {table}"),
-                errno,
-            )),
-        }
+        self.ack_idempotent(message, codec::CREATE_FLAGS, ALREADY_THERE, || {
+            format!("adding the route to {destination} in table {table}")
+        })
     }
 
     /// Removes the host route to `destination` of `protocol` from `table` (whatever its
@@ -114,22 +100,10 @@ impl Route {
         protocol: u8,
         destination: IpAddr,
     ) -> Result<bool, Error> {
-        let mut message = codec::host_route(false, table, protocol, 0, destination);
-        // Without RTA_OIF the kernel matches any interface, with RT_SCOPE_NOWHERE any
-        // scope (as `ip route del`).
-        if let RouteNetlinkMessage::DelRoute(m) = &mut message {
-            m.header.scope = netlink_packet_route::route::RouteScope::NoWhere;
-            m.attributes
-                .retain(|a| !matches!(a, netlink_packet_route::route::RouteAttribute::Oif(_)));
-        }
-        match self.request_ack(message, codec::ACK_FLAGS) {
-            Ok(()) => Ok(true),
-            Err(libc::ESRCH | libc::ENOENT) => Ok(false),
-            Err(errno) => Err(kernel(
-                format!("removing the route to {destination} from table {table}"),
-                errno,
-            )),
-        }
+        let message = any_interface(codec::host_route(false, table, protocol, 0, destination));
+        self.ack_idempotent(message, codec::ACK_FLAGS, ALREADY_GONE, || {
+            format!("removing the route to {destination} from table {table}")
+        })
     }
 
     /// Adds the `local` route to `destination` (delivered here) out of `ifindex`,
@@ -141,33 +115,18 @@ impl Route {
         destination: IpAddr,
     ) -> Result<bool, Error> {
         let message = codec::local_route(true, protocol, ifindex, destination);
-        match self.request_ack(message, codec::CREATE_FLAGS) {
-            Ok(()) => Ok(true),
-            Err(libc::EEXIST) => Ok(false),
-            Err(errno) => Err(kernel(
-                format!("adding the local route to {destination}"),
-                errno,
-            )),
-        }
+        self.ack_idempotent(message, codec::CREATE_FLAGS, ALREADY_THERE, || {
+            format!("adding the local route to {destination}")
+        })
     }
 
     /// Removes the `local` route to `destination` of `protocol`. `Ok(false)` when it was
     /// not there.
     pub fn del_local_route(&mut self, protocol: u8, destination: IpAddr) -> Result<bool, Error> {
-        let mut message = codec::local_route(false, protocol, 0, destination);
-        if let RouteNetlinkMessage::DelRoute(m) = &mut message {
-            m.header.scope = netlink_packet_route::route::RouteScope::NoWhere;
-            m.attributes
-                .retain(|a| !matches!(a, netlink_packet_route::route::RouteAttribute::Oif(_)));
-        }
-        match self.request_ack(message, codec::ACK_FLAGS) {
-            Ok(()) => Ok(true),
-            Err(libc::ESRCH | libc::ENOENT) => Ok(false),
-            Err(errno) => Err(kernel(
-                format!("removing the local route to {destination}"),
-                errno,
-            )),
-        }
+        let message = any_interface(codec::local_route(false, protocol, 0, destination));
+        self.ack_idempotent(message, codec::ACK_FLAGS, ALREADY_GONE, || {
+            format!("removing the local route to {destination}")
+        })
     }
 
     /// Every route of `table` written by `protocol` (both families).
@@ -262,12 +221,36 @@ impl Route {
         }
     }
 
-    /// Sends one request and waits for its acknowledgement: `Err(errno)` when refused.
-    pub(crate) fn request_ack(
+    /// Sends one request and waits for its acknowledgement. `Ok(true)` when the kernel
+    /// carried it out, `Ok(false)` when it refused with one of `tolerated` (the object was
+    /// already there, or already gone: such requests are idempotent); any other refusal is
+    /// an [`Error::Kernel`] naming the request as `what` says.
+    pub(crate) fn ack_idempotent(
         &mut self,
         message: RouteNetlinkMessage,
         flags: u16,
-    ) -> Result<(), i32> {
+        tolerated: &[i32],
+        what: impl FnOnce() -> String,
+    ) -> Result<bool, Error> {
+        match self.request_ack(message, flags) {
+            Ok(()) => Ok(true),
+            Err(errno) if tolerated.contains(&errno) => Ok(false),
+            Err(errno) => Err(kernel(what(), errno)),
+        }
+    }
+
+    /// [`Self::ack_idempotent`] of a request that tolerates no refusal.
+    pub(crate) fn ack(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), Error> {
+        self.ack_idempotent(message, flags, &[], what).map(drop)
+    }
+
+    /// Sends one request and waits for its acknowledgement: `Err(errno)` when refused.
+    fn request_ack(&mut self, message: RouteNetlinkMessage, flags: u16) -> Result<(), i32> {
         let seq = self.send(message, flags).map_err(errno_of)?;
         loop {
             for (s, _, reply) in self.receive().map_err(errno_of)? {
@@ -339,7 +322,23 @@ fn socket_error(op: &'static str) -> Error {
     }
 }
 
-pub(crate) fn kernel(op: String, errno: i32) -> Error {
+/// A create request refused with `EEXIST` found what it asked for.
+pub(crate) const ALREADY_THERE: &[i32] = &[libc::EEXIST];
+/// A delete request refused with `ESRCH` or `ENOENT` found nothing to remove.
+pub(crate) const ALREADY_GONE: &[i32] = &[libc::ESRCH, libc::ENOENT];
+
+/// A route delete without `RTA_OIF` matches any interface, and with `RT_SCOPE_NOWHERE`
+/// any scope (as `ip route del`).
+fn any_interface(mut message: RouteNetlinkMessage) -> RouteNetlinkMessage {
+    if let RouteNetlinkMessage::DelRoute(m) = &mut message {
+        m.header.scope = netlink_packet_route::route::RouteScope::NoWhere;
+        m.attributes
+            .retain(|a| !matches!(a, netlink_packet_route::route::RouteAttribute::Oif(_)));
+    }
+    message
+}
+
+fn kernel(op: String, errno: i32) -> Error {
     Error::Kernel {
         op,
         source: std::io::Error::from_raw_os_error(errno),

@@ -19,6 +19,8 @@
 //! - [`diff`]: pure; wanted vs current → one [`Batch`], empty when nothing differs (a
 //!   restart with an unchanged state writes nothing).
 //! - [`nft`]: the I/O shell running the `nft` program with a timeout.
+//! - [`program`]: running a program with a time limit, for `nft` and vigild's
+//!   `conntrack`.
 //! - [`Applier`]: reads back once, then applies only differences: the whole desired
 //!   table ([`Applier::apply`]) or one service ([`Applier::apply_service`]).
 //!
@@ -48,6 +50,7 @@ pub mod diff;
 pub mod error;
 pub mod model;
 pub mod nft;
+pub mod program;
 pub mod readback;
 pub mod render;
 

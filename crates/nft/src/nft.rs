@@ -1,15 +1,16 @@
-//! The I/O shell: runs the `nft` program (its JSON interface) with a timeout.
+//! The I/O shell: runs the `nft` program (its JSON interface) with a timeout
+//! ([`crate::program`]).
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::diff::{Batch, describe, document_of};
 use crate::error::Error;
 use crate::model::{FAMILY, TABLE};
+use crate::program::{self, RunError};
 
 /// Above this many commands a refused batch is not searched for the failing command:
 /// each `nft -c` of a prefix costs as much as the batch (seconds for a whole large table).
@@ -61,78 +62,21 @@ impl Nft {
     }
 
     fn run(&self, what: &'static str, args: &[&str], input: Option<&[u8]>) -> Result<Ran, Error> {
-        let program = self
-            .argv
-            .first()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let mut cmd = Command::new(self.argv.first().cloned().unwrap_or_default());
         cmd.args(self.argv.iter().skip(1))
             .args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
-            program: program.clone(),
-            source,
+            .stdout(Stdio::piped());
+        let done = program::run(&mut cmd, input, self.timeout).map_err(|e| match e {
+            RunError::Spawn { program, source } | RunError::Wait { program, source } => {
+                Error::Spawn { program, source }
+            }
+            RunError::Timeout { after, .. } => Error::Timeout { what, after },
         })?;
-        // Threads feed stdin and drain the pipes, so a large table cannot deadlock us.
-        let writer = match (input, child.stdin.take()) {
-            (Some(bytes), Some(mut stdin)) => {
-                let bytes = bytes.to_vec();
-                Some(std::thread::spawn(move || {
-                    let _ = stdin.write_all(&bytes);
-                }))
-            }
-            _ => None,
-        };
-        let mut out = child.stdout.take();
-        let mut err = child.stderr.take();
-        let out_t = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            if let Some(o) = out.as_mut() {
-                let _ = o.read_to_end(&mut b);
-            }
-            b
-        });
-        let err_t = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            if let Some(e) = err.as_mut() {
-                let _ = e.read_to_end(&mut b);
-            }
-            b
-        });
-        let deadline = Instant::now() + self.timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) if Instant::now() >= deadline => {
-                    // Our own child, by its handle.
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(Error::Timeout {
-                        what,
-                        after: self.timeout,
-                    });
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                Err(source) => return Err(Error::Spawn { program, source }),
-            }
-        };
-        if let Some(w) = writer {
-            let _ = w.join();
-        }
-        let stdout = out_t.join().unwrap_or_default();
-        let stderr = err_t.join().unwrap_or_default();
         Ok(Ran {
-            ok: status.success(),
-            status: status.to_string(),
-            stdout,
-            stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+            ok: done.status.success(),
+            status: done.status.to_string(),
+            stdout: done.stdout,
+            stderr: String::from_utf8_lossy(&done.stderr).trim().to_owned(),
         })
     }
 

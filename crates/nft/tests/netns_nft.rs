@@ -6,70 +6,29 @@
 
 #![allow(clippy::unwrap_used)] // a test: it panics on what it set up itself
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use vigil_ipvs::reconcile::{DesiredService, DesiredTable};
 use vigil_ipvs::{Destination, ForwardMethod, Service, ServiceFlags, ServiceKey};
 use vigil_nft::{Applier, Error, Nft, Options};
-use vigil_testlab::{NetnsLab, have_tools, require_or_skip, require_root_or_skip};
+use vigil_testlab::lb::{LbLab, PORT, REALS, ask, chi_square, connect};
+use vigil_testlab::{have_tools, require_or_skip, require_root_or_skip};
 
-const PORT: u16 = 8080;
-const REALS: [&str; 3] = ["rs1", "rs2", "rs3"];
+/// The director, real servers and client of [`LbLab`], with this test's requests.
+struct Lab(LbLab);
 
-/// A director, three real servers answering with their name, and a client.
-struct Lab {
-    lab: NetnsLab,
-    vip: SocketAddr,
+impl std::ops::Deref for Lab {
+    type Target = LbLab;
+    fn deref(&self) -> &LbLab {
+        &self.0
+    }
 }
 
 impl Lab {
     fn up(masquerade_return: bool) -> Lab {
-        let lab = NetnsLab::up(&["director", "client", "rs1", "rs2", "rs3"]).unwrap();
-        let vip_ip = lab.subnet_addr(100);
-        let d = "director";
-        lab.run(d, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            .unwrap();
-        // A one-arm director would otherwise send ICMP redirects (tests/lab/README.md).
-        lab.run(
-            d,
-            [
-                "sysctl",
-                "-qw",
-                "net.ipv4.conf.all.send_redirects=0",
-                "net.ipv4.conf.eth0.send_redirects=0",
-            ],
-        )
-        .unwrap();
-        lab.run(
-            d,
-            ["ip", "addr", "add", &format!("{vip_ip}/24"), "dev", "eth0"],
-        )
-        .unwrap();
-        if !masquerade_return {
-            // Routed return path: real servers reach the client via the director.
-            let gw = lab.ip(d).to_string();
-            for r in REALS {
-                let client = lab.ip("client").to_string();
-                lab.run(r, ["ip", "route", "replace", &client, "via", &gw])
-                    .unwrap();
-            }
-        }
-        for r in REALS {
-            let name = r.to_string();
-            let listener = lab
-                // Dual stack: IPv4 and IPv6 clients on one port.
-                .run_in(r, || TcpListener::bind(("::", PORT)))
-                .unwrap()
-                .unwrap();
-            std::thread::spawn(move || serve(listener, name));
-        }
-        Lab {
-            lab,
-            vip: SocketAddr::new(IpAddr::V4(vip_ip), 80),
-        }
+        Lab(LbLab::up(!masquerade_return).unwrap())
     }
 
     fn nft(&self) -> Nft {
@@ -84,10 +43,6 @@ impl Lab {
 
     fn applier(&self, masquerade: bool) -> Applier {
         Applier::new(self.nft(), Options { masquerade })
-    }
-
-    fn real(&self, name: &str) -> SocketAddr {
-        SocketAddr::new(IpAddr::V4(self.lab.ip(name)), PORT)
     }
 
     fn key(&self) -> ServiceKey {
@@ -150,30 +105,6 @@ impl Lab {
         SocketAddr::new(ip.parse().unwrap(), PORT)
     }
 
-    /// Opens `n` connections from the client, one request each; answers by name.
-    fn hits(&self, n: usize) -> BTreeMap<String, usize> {
-        self.hits_to(self.vip, n)
-    }
-
-    fn hits_to(&self, vip: SocketAddr, n: usize) -> BTreeMap<String, usize> {
-        self.lab
-            .run_in("client", move || {
-                let mut seen = BTreeMap::new();
-                for _ in 0..n {
-                    let mut c = connect(vip);
-                    *seen.entry(ask(&mut c)).or_insert(0) += 1;
-                }
-                seen
-            })
-            .unwrap()
-    }
-
-    /// An open connection from the client to the VIP.
-    fn open(&self) -> BufReader<TcpStream> {
-        let vip = self.vip;
-        self.lab.run_in("client", move || connect(vip)).unwrap()
-    }
-
     /// `nft list table inet vigil`, its lines sorted: the content, whatever the order
     /// of objects (a replacement in place lists re-created chains after kept ones).
     fn vigil_lines(&self) -> Vec<String> {
@@ -193,61 +124,10 @@ impl Lab {
     }
 }
 
-fn connect(vip: SocketAddr) -> BufReader<TcpStream> {
-    let s = TcpStream::connect_timeout(&vip, Duration::from_secs(2))
-        .unwrap_or_else(|e| panic!("connect {vip}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    BufReader::new(s)
-}
-
-/// One request on an open connection: the name of the real server behind it.
-fn ask(c: &mut BufReader<TcpStream>) -> String {
-    c.get_mut().write_all(b"?\n").unwrap();
-    let mut line = String::new();
-    c.read_line(&mut line).unwrap();
-    let name = line.split_whitespace().next().unwrap_or("").to_string();
-    assert!(!name.is_empty(), "no answer");
-    name
-}
-
-/// Answers each line of each connection with "NAME CLIENT_IP"; connections stay open.
-fn serve(listener: TcpListener, name: String) {
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        let name = name.clone();
-        std::thread::spawn(move || {
-            // The listener is dual-stack: IPv4 peers arrive v4-mapped.
-            let peer = conn
-                .peer_addr()
-                .map(|p| p.ip().to_canonical().to_string())
-                .unwrap_or_default();
-            let mut w = conn.try_clone().unwrap();
-            for line in BufReader::new(conn).lines() {
-                if line.is_err() || w.write_all(format!("{name} {peer}\n").as_bytes()).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-}
-
 fn skip_unless_ready() -> bool {
     require_root_or_skip!(false);
     require_or_skip!(have_tools(&["nft", "ip"]), false);
     true
-}
-
-/// Pearson's chi-square of counts against expected shares (which sum to 1).
-fn chi_square(counts: &[usize], shares: &[f64]) -> f64 {
-    let n: usize = counts.iter().sum();
-    counts
-        .iter()
-        .zip(shares)
-        .map(|(&c, &p)| {
-            let e = n as f64 * p;
-            (c as f64 - e).powi(2) / e
-        })
-        .sum()
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Test support for vigil's real-kernel tests.
 //!
-//! Owns: the network-namespace lab guard (`NetnsLab`) and the harness that runs a whole
-//! test binary inside the IPVS kernel lab. The lab scripts themselves live in `tests/lab/`.
+//! Owns: the network-namespace lab guard (`NetnsLab`), a load-balancing lab built on it
+//! ([`lb`]), and the harness that runs a whole test binary inside the IPVS kernel lab. The lab scripts themselves live in `tests/lab/`.
 //!
 //! Must not: be a dependency of anything but tests, or fake the kernel.
 //!
@@ -83,6 +83,7 @@
 //! | `VIGIL_SKIP_LOG` | file that skip notes are appended to (`tests/run.sh` lists them) |
 
 pub mod kernel;
+pub mod lb;
 mod netns;
 
 pub use netns::{LabChild, NetnsLab};

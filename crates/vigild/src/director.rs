@@ -82,7 +82,7 @@ pub struct Director {
     checker: Checker,
     events: HealthEvents,
     /// The kernel side, IPVS or nftables (`crate::datapath`).
-    ipvs: Box<dyn Datapath>,
+    datapath: Box<dyn Datapath>,
     health: HashMap<(ServiceKey, SocketAddr), HealthRecord>,
     drains: Drains,
     /// Where the drains (and the IPVS thread's owned services) are kept.
@@ -183,7 +183,7 @@ impl Director {
         let vrrp = shared.vrrp.clone();
         let published = shared.events.clone();
         let view = shared.director.clone();
-        let ipvs: Box<dyn Datapath> = match datapath.kind {
+        let worker: Box<dyn Datapath> = match datapath.kind {
             Kind::Ipvs => Box::new(IpvsWorker::start(
                 restored.owned_services,
                 state_file.clone(),
@@ -199,14 +199,14 @@ impl Director {
                 ipvs_programmable,
             )),
         };
-        view.attach(ipvs.status_handle(), checker.clone());
+        view.attach(worker.status_handle(), checker.clone());
         let places = director_hooks::index(&config);
         let dns = crate::dns_real_servers::sets::DnsSets::new(config.clone());
         let director = Director {
             dns,
             fault: Armed::new(faults, "director"),
             checker_fault: Armed::new(faults, "checker"),
-            ipvs,
+            datapath: worker,
             config,
             checker,
             events,
@@ -298,7 +298,7 @@ impl Director {
 
     fn stop(self) {
         // The kernel table stays: a restart adopts it without a gap.
-        self.ipvs.stop();
+        self.datapath.stop();
         if let Some(w) = self.bgp.worker {
             w.stop();
         }
@@ -369,7 +369,7 @@ impl Director {
     /// Whether the datapath (IPVS or nftables) holds what the director asked for; why
     /// not, if it does not.
     fn datapath_problem(&self) -> Option<String> {
-        let st = self.ipvs.status();
+        let st = self.datapath.status();
         if !st.available {
             // No error yet: the datapath thread has not connected (at start).
             Some(
@@ -660,7 +660,7 @@ impl Director {
         for l in &self.bgp.lingering {
             table.insert(table::service_key(&l.key), l.desired.clone());
         }
-        self.ipvs.send(Job::SyncAll(table));
+        self.datapath.send(Job::SyncAll(table));
         self.stats_changed();
         self.update_announcements();
     }
@@ -673,10 +673,10 @@ impl Director {
             let e = self.evaluate(vs);
             // A group's services follow its one evaluation (one check per real server).
             for (k, desired) in table::group_desired(vs, e.desired) {
-                self.ipvs.send(Job::SyncService(k, Some(desired)));
+                self.datapath.send(Job::SyncService(k, Some(desired)));
                 if config.director.nftables_flush_on_failure {
                     for &real in failed {
-                        self.ipvs.flush_connections(k, real);
+                        self.datapath.flush_connections(k, real);
                     }
                 }
             }
@@ -979,21 +979,21 @@ impl Director {
 
     fn update_sync_daemon(&mut self) {
         let Some(sync) = &self.config.ipvs_sync else {
-            self.ipvs.set_sync_daemon(None);
+            self.datapath.set_sync_daemon(None);
             return;
         };
         let state = match self.vrrp.status(&sync.instance).map(|s| s.state) {
             Some(State::Master) => SyncState::Master,
             _ => SyncState::Backup,
         };
-        self.ipvs
+        self.datapath
             .set_sync_daemon(Some(table::sync_daemon(sync, state)));
     }
 
     /// `[ipvs_timeouts]` to the kernel (start, reload); without it the kernel's stay.
     fn update_timeouts(&self) {
         if let Some(t) = &self.config.ipvs_timeouts {
-            self.ipvs.send(Job::Timeouts(table::timeouts(t)));
+            self.datapath.send(Job::Timeouts(table::timeouts(t)));
         }
     }
 
@@ -1063,7 +1063,7 @@ impl Director {
     /// here, completed with the checker's results and the kernel's counters on a task of
     /// its own, so health changes never wait for it.
     fn services(&self, reply: oneshot::Sender<ServicesReply>) {
-        let ipvs = self.ipvs.status();
+        let ipvs = self.datapath.status();
         let virtual_servers = self
             .config
             .virtual_servers

@@ -11,9 +11,10 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::datapath::DatapathStatus;
+use crate::datapath::failures::Failures;
 use crate::state_file::StateFile;
 use crate::supervise::{Armed, Guard, HEARTBEAT, Supervisor, TestFaults, test_fault_thread};
-use serde::Serialize;
 use tracing::{error, info, warn};
 use vigil_ipvs::{
     Backoff, Client, DesiredService, DesiredTable, ReconcileReport, Reconciler, ServiceKey,
@@ -30,38 +31,15 @@ pub const IPVS_STALE_AFTER: Duration = Duration::from_secs(60);
 /// The kernel has taken up to a minute to stop a master sync daemon just started.
 pub const SYNC_STALE_AFTER: Duration = Duration::from_secs(150);
 
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct IpvsStatus {
-    /// The netlink client is connected to an IPVS-capable kernel.
-    pub available: bool,
-    /// Why it is not (e.g. `IPVS is not available in this kernel: load ip_vs`).
-    pub error: Option<String>,
-    pub syncs: u64,
-    pub writes: u64,
-    pub write_errors: u64,
-    pub full_dumps: u64,
-    /// Writes waiting for a retry.
-    pub pending_retries: bool,
-    /// The sync daemon running, as `master eth0 id 51`.
-    pub sync_daemon: Option<String>,
-    pub owned_services: usize,
-}
-
-/// Passes in a row with failed writes after which IPVS counts as not programmable: with
-/// the reconciler's back-off (1 s, 2 s, ...) that is about 3 s of failing writes, so a
-/// single refused write does not move VRRP.
-pub const FAILED_PASSES_FOR_FAULT: u32 = 3;
-
 /// Why IPVS cannot be programmed now, if it cannot: not connected (no IPVS in the
-/// kernel, a broken netlink socket), or [`FAILED_PASSES_FOR_FAULT`] passes in a row whose
+/// kernel, a broken netlink socket), or [`Failures::fault`]: passes in a row whose
 /// writes failed. `None` also before the first attempt. Whether anything needs IPVS is
 /// for VRRP to judge (the instances that carry virtual servers).
 pub fn ipvs_fault(
     attempted: bool,
     connected: bool,
     connect_error: Option<&str>,
-    failed_passes: u32,
-    last_write_error: Option<&str>,
+    writes: &Failures,
 ) -> Option<String> {
     if !attempted {
         return None;
@@ -72,12 +50,7 @@ pub fn ipvs_fault(
             connect_error.unwrap_or("no netlink connection")
         ));
     }
-    (failed_passes >= FAILED_PASSES_FOR_FAULT).then(|| {
-        format!(
-            "IPVS writes keep failing ({failed_passes} passes in a row): {}",
-            last_write_error.unwrap_or("unknown error")
-        )
-    })
+    writes.fault("IPVS")
 }
 
 // A job per health change or reload: the size of one service in a channel is no cost.
@@ -93,7 +66,7 @@ pub enum Job {
 
 pub struct IpvsWorker {
     jobs: mpsc::Sender<Job>,
-    status: Arc<RwLock<IpvsStatus>>,
+    status: Arc<RwLock<DatapathStatus>>,
     thread: Option<JoinHandle<()>>,
     sync_daemon: mpsc::Sender<Option<SyncDaemon>>,
     sync_thread: Option<JoinHandle<()>>,
@@ -113,32 +86,22 @@ impl IpvsWorker {
         programmable: tokio::sync::watch::Sender<Option<String>>,
     ) -> IpvsWorker {
         let (jobs, rx) = mpsc::channel();
-        let status = Arc::new(RwLock::new(IpvsStatus::default()));
+        let status = Arc::new(RwLock::new(DatapathStatus::default()));
         let s = status.clone();
-        let guard = supervisor.guard("ipvs", IPVS_STALE_AFTER);
-        let fault = Armed::new(faults, "ipvs");
-        let thread = std::thread::Builder::new()
-            .name("ipvs".into())
-            .spawn(move || {
+        let thread =
+            supervisor.spawn_thread("ipvs", IPVS_STALE_AFTER, faults, move |guard, fault| {
                 let mut worker = Worker::new(owned, s, state_file);
                 worker.programmable = Some(programmable);
                 worker.run(rx, guard, fault)
-            })
-            .ok();
-        if thread.is_none() {
-            error!("cannot start the IPVS thread");
-        }
+            });
         let (sync_daemon, sync_rx) = mpsc::channel();
         let s = status.clone();
-        let guard = supervisor.guard("ipvs-sync", SYNC_STALE_AFTER);
-        let fault = Armed::new(faults, "ipvs-sync");
-        let sync_thread = std::thread::Builder::new()
-            .name("ipvs-sync".into())
-            .spawn(move || SyncDaemonWorker::new(s).run(sync_rx, guard, fault))
-            .ok();
-        if sync_thread.is_none() {
-            error!("cannot start the IPVS sync daemon thread");
-        }
+        let sync_thread = supervisor.spawn_thread(
+            "ipvs-sync",
+            SYNC_STALE_AFTER,
+            faults,
+            move |guard, fault| SyncDaemonWorker::new(s).run(sync_rx, guard, fault),
+        );
         IpvsWorker {
             jobs,
             status,
@@ -161,11 +124,11 @@ impl IpvsWorker {
 
     /// The status as the threads publish it, for readers that must not wait for the
     /// director (metrics).
-    pub fn status_handle(&self) -> Arc<RwLock<IpvsStatus>> {
+    pub fn status_handle(&self) -> Arc<RwLock<DatapathStatus>> {
         self.status.clone()
     }
 
-    pub fn status(&self) -> IpvsStatus {
+    pub fn status(&self) -> DatapathStatus {
         self.status
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -194,7 +157,7 @@ struct Worker {
     /// it wants (a start with an empty desired table must not delete owned services
     /// whose health is still being established).
     started: bool,
-    status: Arc<RwLock<IpvsStatus>>,
+    status: Arc<RwLock<DatapathStatus>>,
     last_repair: Instant,
     /// When a connection was last tried (while there is none).
     last_connect_try: Instant,
@@ -206,9 +169,9 @@ struct Worker {
     persist_error: Option<String>,
     /// A connection was tried at least once.
     attempted: bool,
-    /// Passes in a row with failed writes, and the last such failure.
-    failed_passes: u32,
-    last_write_error: Option<String>,
+    /// Passes in a row with failed writes, and the last such failure (the reconciler
+    /// schedules the retries).
+    writes: Failures,
     /// Where [`ipvs_fault`] goes.
     programmable: Option<tokio::sync::watch::Sender<Option<String>>>,
     /// The timeouts asked for, and whether the kernel has them (retried until it does,
@@ -220,7 +183,7 @@ struct Worker {
 impl Worker {
     fn new(
         owned: Vec<ServiceKey>,
-        status: Arc<RwLock<IpvsStatus>>,
+        status: Arc<RwLock<DatapathStatus>>,
         state_file: StateFile,
     ) -> Worker {
         let persisted_owned: BTreeSet<ServiceKey> = owned.iter().copied().collect();
@@ -237,8 +200,7 @@ impl Worker {
             persisted_owned,
             persist_error: None,
             attempted: false,
-            failed_passes: 0,
-            last_write_error: None,
+            writes: Failures::default(),
             programmable: None,
             timeouts: None,
             timeouts_applied: true,
@@ -399,11 +361,9 @@ impl Worker {
                     warn!("IPVS: {e}");
                 }
                 if let Some(e) = report.errors.first() {
-                    self.failed_passes += 1;
-                    self.last_write_error = Some(e.to_string());
+                    self.writes.failed(e.to_string());
                 } else if self.reconciler.next_retry().is_none() {
-                    self.failed_passes = 0;
-                    self.last_write_error = None;
+                    self.writes.succeeded();
                 }
                 self.persist_owned();
                 if !report.is_noop() {
@@ -421,8 +381,7 @@ impl Worker {
                 // The socket or a dump failed: start over with a new connection.
                 error!("IPVS: {e}");
                 self.client = None;
-                self.failed_passes += 1;
-                self.last_write_error = Some(e.to_string());
+                self.writes.failed(e.to_string());
             }
             None => {}
         }
@@ -469,8 +428,7 @@ impl Worker {
                 self.attempted,
                 self.client.is_some(),
                 self.last_connect_error.as_deref(),
-                self.failed_passes,
-                self.last_write_error.as_deref(),
+                &self.writes,
             );
             tx.send_if_modified(|f| {
                 let changed = *f != fault;
@@ -492,7 +450,7 @@ struct SyncDaemonWorker {
     /// What this thread last started, per role: the kernel may report a parameter
     /// differently from what it was given (it lowers `maxlen` to fit the MTU).
     started: Vec<SyncDaemon>,
-    status: Arc<RwLock<IpvsStatus>>,
+    status: Arc<RwLock<DatapathStatus>>,
 }
 
 /// Whether the `running` sync daemon is the `wanted` one: same role, interface and sync
@@ -522,7 +480,7 @@ pub fn sync_daemon_matches(
 }
 
 impl SyncDaemonWorker {
-    fn new(status: Arc<RwLock<IpvsStatus>>) -> SyncDaemonWorker {
+    fn new(status: Arc<RwLock<DatapathStatus>>) -> SyncDaemonWorker {
         SyncDaemonWorker {
             client: None,
             sync_daemon: None,
@@ -645,16 +603,21 @@ mod tests {
     #[test]
     fn ipvs_is_unprogrammable_without_a_connection_or_after_three_failed_passes() {
         let no_ipvs = Some("IPVS is not available in this kernel: load ip_vs");
+        let none = Failures::default();
         // Nothing tried yet: no fault.
-        assert_eq!(ipvs_fault(false, false, None, 0, None), None);
+        assert_eq!(ipvs_fault(false, false, None, &none), None);
         assert_eq!(
-            ipvs_fault(true, false, no_ipvs, 0, None).as_deref(),
+            ipvs_fault(true, false, no_ipvs, &none).as_deref(),
             Some("IPVS cannot be programmed: IPVS is not available in this kernel: load ip_vs")
         );
         // Failed writes: only from the third pass in a row.
-        assert_eq!(ipvs_fault(true, true, None, 2, Some("EINVAL")), None);
+        let mut writes = Failures::default();
+        writes.failed("EINVAL".into());
+        writes.failed("EINVAL".into());
+        assert_eq!(ipvs_fault(true, true, None, &writes), None);
+        writes.failed("add service: EINVAL".into());
         assert_eq!(
-            ipvs_fault(true, true, None, 3, Some("add service: EINVAL")).as_deref(),
+            ipvs_fault(true, true, None, &writes).as_deref(),
             Some("IPVS writes keep failing (3 passes in a row): add service: EINVAL")
         );
     }

@@ -336,10 +336,10 @@ pub async fn gather(shared: &Shared) -> String {
         )
         .sample("vigil_datapath", &[("datapath", d.kind.name())], 1.0);
     }
-    if let Some(ipvs) = shared.director.ipvs() {
+    if let Some(status) = shared.director.datapath() {
         match crate::datapath::running().map(|d| d.kind) {
-            Some(crate::datapath::Kind::Nftables) => nftables_metrics(&ipvs, &mut m),
-            _ => ipvs_metrics(&ipvs, &mut m),
+            Some(crate::datapath::Kind::Nftables) => nftables_metrics(&status, &mut m),
+            _ => ipvs_metrics(&status, &mut m),
         }
     }
     director_metrics(&shared.director.stats(), &mut m);
@@ -353,7 +353,7 @@ pub async fn gather(shared: &Shared) -> String {
     m.finish()
 }
 
-fn ipvs_metrics(ipvs: &crate::ipvs_worker::IpvsStatus, m: &mut Exposition) {
+fn ipvs_metrics(ipvs: &crate::datapath::DatapathStatus, m: &mut Exposition) {
     m.single(
         "vigil_ipvs_available",
         "gauge",
@@ -387,7 +387,7 @@ fn ipvs_metrics(ipvs: &crate::ipvs_worker::IpvsStatus, m: &mut Exposition) {
 }
 
 /// The nft thread's counters (it publishes the IPVS thread's status type).
-fn nftables_metrics(nft: &crate::ipvs_worker::IpvsStatus, m: &mut Exposition) {
+fn nftables_metrics(nft: &crate::datapath::DatapathStatus, m: &mut Exposition) {
     m.single(
         "vigil_nftables_available",
         "gauge",

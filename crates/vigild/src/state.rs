@@ -86,12 +86,12 @@ pub struct DirectorStats {
 }
 
 /// Where the director publishes what metrics read without asking it: its stats, the
-/// IPVS thread's own status, and the checker's handle (asked directly, as `services`
+/// datapath thread's own status, and the checker's handle (asked directly, as `services`
 /// does).
 #[derive(Default)]
 pub struct DirectorView {
     stats: RwLock<Arc<DirectorStats>>,
-    ipvs: OnceLock<Arc<RwLock<crate::ipvs_worker::IpvsStatus>>>,
+    datapath: OnceLock<Arc<RwLock<crate::datapath::DatapathStatus>>>,
     checker: OnceLock<vigil_check::Checker>,
 }
 
@@ -108,17 +108,17 @@ impl DirectorView {
     /// Set once by the director when it starts.
     pub fn attach(
         &self,
-        ipvs: Arc<RwLock<crate::ipvs_worker::IpvsStatus>>,
+        datapath: Arc<RwLock<crate::datapath::DatapathStatus>>,
         checker: vigil_check::Checker,
     ) {
-        let _ = self.ipvs.set(ipvs);
+        let _ = self.datapath.set(datapath);
         let _ = self.checker.set(checker);
     }
 
-    /// The IPVS thread's counters as it last published them (`None` before the director
-    /// started).
-    pub fn ipvs(&self) -> Option<crate::ipvs_worker::IpvsStatus> {
-        self.ipvs
+    /// The datapath thread's counters as it last published them (`None` before the
+    /// director started).
+    pub fn datapath(&self) -> Option<crate::datapath::DatapathStatus> {
+        self.datapath
             .get()
             .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).clone())
     }

@@ -169,6 +169,28 @@ impl Supervisor {
         }
     }
 
+    /// Starts plain thread `name` as a worker: registered with its stale bound
+    /// `min_stale` ([`Supervisor::guard`]) and its test fault armed, both handed to
+    /// `body`. `None` (logged) when the thread cannot be created.
+    pub fn spawn_thread(
+        &self,
+        name: &str,
+        min_stale: Duration,
+        faults: &TestFaults,
+        body: impl FnOnce(Guard, Armed) + Send + 'static,
+    ) -> Option<std::thread::JoinHandle<()>> {
+        let guard = self.guard(name, min_stale);
+        let fault = Armed::new(faults, name);
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || body(guard, fault))
+            .ok();
+        if thread.is_none() {
+            error!("cannot start the {name} thread");
+        }
+        thread
+    }
+
     /// Stops watching a worker that is about to end as it should (a removed VRRP
     /// instance, a stop).
     pub fn retire(&self, id: WorkerId) {

@@ -19,17 +19,29 @@ pub(super) fn virtual_routes(
     t: &mut Table<'_, '_>,
     family: AddressFamily,
 ) -> Vec<VirtualRoute> {
+    entries(sink, t, "virtual_routes", family, route)
+}
+
+/// The tables of array `key`, each read by `entry` (given its path, `...key[i]`); an
+/// entry with errors is left out (they are reported).
+fn entries<T>(
+    sink: &mut Sink,
+    t: &mut Table<'_, '_>,
+    key: &'static str,
+    family: AddressFamily,
+    entry: fn(&mut Sink, Table<'_, '_>, &str, AddressFamily) -> Option<T>,
+) -> Vec<T> {
     let mut out = Vec::new();
-    let Some((items, _)) = t.array(sink, "virtual_routes") else {
+    let Some((items, _)) = t.array(sink, key) else {
         return out;
     };
-    let key = t.field("virtual_routes").to_string();
+    let key = t.field(key).to_string();
     for (i, item) in items.iter().enumerate() {
         let path = format!("{key}[{i}]");
-        if let Some(rt) = Table::from_value(sink, item, path.clone())
-            && let Some(r) = route(sink, rt, &path, family)
+        if let Some(et) = Table::from_value(sink, item, path.clone())
+            && let Some(e) = entry(sink, et, &path, family)
         {
-            out.push(r);
+            out.push(e);
         }
     }
     out
@@ -216,20 +228,7 @@ pub(super) fn virtual_rules(
     t: &mut Table<'_, '_>,
     family: AddressFamily,
 ) -> Vec<VirtualRule> {
-    let mut out = Vec::new();
-    let Some((items, _)) = t.array(sink, "virtual_rules") else {
-        return out;
-    };
-    let key = t.field("virtual_rules").to_string();
-    for (i, item) in items.iter().enumerate() {
-        let path = format!("{key}[{i}]");
-        if let Some(rt) = Table::from_value(sink, item, path.clone())
-            && let Some(r) = rule(sink, rt, &path, family)
-        {
-            out.push(r);
-        }
-    }
-    out
+    entries(sink, t, "virtual_rules", family, rule)
 }
 
 fn rule(

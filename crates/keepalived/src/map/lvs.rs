@@ -92,6 +92,29 @@ impl Rs {
 }
 
 impl Mapper<'_> {
+    /// Records service `key` as defined at `n`; an error (its message starting with
+    /// `context`) when another virtual server defined it first.
+    fn claim_service(
+        &mut self,
+        key: Key,
+        protocol: &str,
+        n: &Node,
+        context: &str,
+    ) -> Result<(), ReadError> {
+        let service = match key {
+            Key::Addr(a, p) => format!("{protocol} {}", sockaddr(a, p)),
+            Key::Fwmark(m) => format!("fwmark {m}"),
+        };
+        if let Some(first) = self.services.get(&service) {
+            return Err(ReadError::new(
+                &n.loc,
+                format!("{context}{service} is defined twice (first at {first})"),
+            ));
+        }
+        self.services.insert(service, n.loc.clone());
+        Ok(())
+    }
+
     /// `lvs_method TUN [type {ipip|gue port N|gre} [nocsum|csum|remcsum]]` as
     /// `tunnel_type`, `tunnel_port` and `tunnel_checksum` (none for plain IPIP). Options
     /// vigil would reject are dropped with a warning, whole: IPIP is used instead.
@@ -315,30 +338,13 @@ impl Mapper<'_> {
         if let Some(old) = sec.get("name").map(|s| s.trim_matches('"').to_string()) {
             self.vs_names.remove(&old);
         }
-        let base = super::sanitize_name(g);
-        let mut name = base.clone();
-        let mut i = 2;
-        while self.vs_names.contains(&name) {
-            name = format!("{base}-{i}");
-            i += 1;
-        }
-        self.vs_names.insert(name.clone());
+        let name = super::unique_name(&mut self.vs_names, super::sanitize_name(g));
         sec.set_first("name", q(&name));
         let protocol = sec
             .get("protocol")
             .map_or("tcp".to_string(), |p| p.trim_matches('"').to_string());
         for k in keys.iter().filter(|k| **k != first) {
-            let service = match k {
-                Key::Addr(a, p) => format!("{protocol} {}", sockaddr(*a, *p)),
-                Key::Fwmark(m) => format!("fwmark {m}"),
-            };
-            if let Some(at) = self.services.get(&service) {
-                return Err(ReadError::new(
-                    &n.loc,
-                    format!("virtual_server group {g}: {service} is defined twice (first at {at})"),
-                ));
-            }
-            self.services.insert(service, n.loc.clone());
+            self.claim_service(*k, &protocol, n, &format!("virtual_server group {g}: "))?;
         }
         if !addrs.is_empty() {
             let items: Vec<String> = address_ranges(&addrs).iter().map(|a| q(a)).collect();
@@ -473,17 +479,7 @@ impl Mapper<'_> {
         }
 
         // The key and the name first.
-        let service = match key {
-            Key::Addr(a, p) => format!("{protocol} {}", sockaddr(a, p)),
-            Key::Fwmark(m) => format!("fwmark {m}"),
-        };
-        if let Some(first) = self.services.get(&service) {
-            return Err(ReadError::new(
-                &n.loc,
-                format!("virtual_server {service} is defined twice (first at {first})"),
-            ));
-        }
-        self.services.insert(service, n.loc.clone());
+        self.claim_service(key, &protocol, n, "virtual_server ")?;
         let name = self.vs_name(key, &protocol, group);
         sec.set_first("name", q(&name));
         match key {
@@ -714,15 +710,7 @@ impl Mapper<'_> {
             Some(g) => format!("{g}-{base}"),
             None => base,
         };
-        let base = sanitize_name(&base);
-        let mut name = base.clone();
-        let mut i = 2;
-        while self.vs_names.contains(&name) {
-            name = format!("{base}-{i}");
-            i += 1;
-        }
-        self.vs_names.insert(name.clone());
-        name
+        super::unique_name(&mut self.vs_names, sanitize_name(&base))
     }
 
     /// keepalived's quorum is a sum of weights: written with `quorum_by = "weight"`, as it

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use super::text::{Section, array, inline, one_line, q};
+use super::vrrp_routes::LineParser;
 use super::{Mapper, arg, dur, iface_name, int_in, ip, sanitize_name, secs_us};
 use crate::reader::{Loc, Node, ReadError};
 
@@ -395,17 +396,13 @@ impl Mapper<'_> {
             ));
         }
         self.emitted_vrids.insert(vrid_key, name.clone());
-        for (node, key) in [
-            (routes_node, "virtual_routes"),
-            (rules_node, "virtual_rules"),
-        ] {
+        let blocks: [(_, _, LineParser<'_>); 2] = [
+            (routes_node, "virtual_routes", Self::virtual_route),
+            (rules_node, "virtual_rules", Self::virtual_rule),
+        ];
+        for (node, key, parse) in blocks {
             let Some(node) = node else { continue };
-            let value = if key == "virtual_routes" {
-                self.virtual_routes(node, &mut sec, v6)?
-            } else {
-                self.virtual_rules(node, &mut sec, v6)?
-            };
-            match value {
+            match self.virtual_lines(node, &mut sec, v6, parse)? {
                 Some(v) => sec.set(key, v),
                 None => sec.remove(key),
             }

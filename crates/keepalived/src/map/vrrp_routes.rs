@@ -51,33 +51,49 @@ fn table_value(s: &str) -> Option<String> {
     }
 }
 
-impl Mapper<'_> {
-    /// Each line of `virtual_routes`, or `None` (warned) when vigil cannot take it.
-    pub(super) fn virtual_routes(
+/// Reads one line of a `virtual_routes` or `virtual_rules` block (its `words`, and
+/// them joined as `line` for warnings); `None` (warned) when vigil cannot take it.
+pub(super) type LineParser<'m> = fn(
+    &mut Mapper<'m>,
+    &Node,
+    &[&str],
+    &str,
+    &mut Section,
+    bool,
+) -> Result<Option<String>, ReadError>;
+
+impl<'m> Mapper<'m> {
+    /// The lines of a `virtual_routes` or `virtual_rules` block, each read by `parse`,
+    /// as one array; `None` when no line is left.
+    pub(super) fn virtual_lines(
         &mut self,
         c: &Node,
         sec: &mut Section,
         v6: bool,
+        parse: LineParser<'m>,
     ) -> Result<Option<String>, ReadError> {
         let mut items = Vec::new();
         for r in c.children() {
-            if let Some(item) = self.virtual_route(r, sec, v6)? {
+            let words: Vec<&str> = std::iter::once(r.keyword())
+                .chain(r.args().iter().map(String::as_str))
+                .collect();
+            let line = words.join(" ");
+            if let Some(item) = parse(self, r, &words, &line, sec, v6)? {
                 items.push(item);
             }
         }
         Ok((!items.is_empty()).then(|| array(&items)))
     }
 
-    fn virtual_route(
+    /// One line of `virtual_routes` (`ip route` words).
+    pub(super) fn virtual_route(
         &mut self,
         r: &Node,
+        words: &[&str],
+        line: &str,
         sec: &mut Section,
         v6: bool,
     ) -> Result<Option<String>, ReadError> {
-        let words: Vec<&str> = std::iter::once(r.keyword())
-            .chain(r.args().iter().map(String::as_str))
-            .collect();
-        let line = words.join(" ");
         let mut to = None;
         let mut fields: Vec<(String, String)> = Vec::new();
         let mut via = None;
@@ -197,32 +213,15 @@ impl Mapper<'_> {
         Ok(Some(inline(&out)))
     }
 
-    /// Each line of `virtual_rules`, or `None` (warned) when vigil cannot take it.
-    pub(super) fn virtual_rules(
-        &mut self,
-        c: &Node,
-        sec: &mut Section,
-        v6: bool,
-    ) -> Result<Option<String>, ReadError> {
-        let mut items = Vec::new();
-        for r in c.children() {
-            if let Some(item) = self.virtual_rule(r, sec, v6)? {
-                items.push(item);
-            }
-        }
-        Ok((!items.is_empty()).then(|| array(&items)))
-    }
-
-    fn virtual_rule(
+    /// One line of `virtual_rules` (`ip rule` words).
+    pub(super) fn virtual_rule(
         &mut self,
         r: &Node,
+        words: &[&str],
+        line: &str,
         sec: &mut Section,
         v6: bool,
     ) -> Result<Option<String>, ReadError> {
-        let words: Vec<&str> = std::iter::once(r.keyword())
-            .chain(r.args().iter().map(String::as_str))
-            .collect();
-        let line = words.join(" ");
         let mut out: Vec<(String, String)> = Vec::new();
         let mut family: Option<bool> = None;
         let mut table = None;

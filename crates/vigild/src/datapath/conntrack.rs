@@ -2,10 +2,9 @@
 //! the `conntrack` program (Debian `conntrack`) deletes the conntrack entries of one
 //! service's connections to it, run by the nft thread with the daemon's CAP_NET_ADMIN.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vigil_ipvs::{Protocol, ServiceKey};
 
@@ -70,42 +69,17 @@ pub fn deleted_count(stderr: &str) -> Option<u64> {
 
 /// Runs `program args` (killed after [`TIMEOUT`]): the entries deleted, or why not.
 pub fn run(program: &str, args: &[String]) -> Result<u64, String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let mut err = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() >= deadline => {
-                // Our own child, by its handle.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{program} timed out after {}s", TIMEOUT.as_secs()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("{program}: {e}")),
-        }
-    };
-    let stderr = reader.join().unwrap_or_default();
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdout(Stdio::null());
+    let done = vigil_nft::program::run(&mut cmd, None, TIMEOUT).map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&done.stderr);
     match deleted_count(&stderr) {
         Some(n) => Ok(n),
-        None if status.success() => Ok(0),
+        None if done.status.success() => Ok(0),
         None => Err(format!(
-            "{program} {}: {status}: {}",
+            "{program} {}: {}: {}",
             args.join(" "),
+            done.status,
             stderr.trim()
         )),
     }

@@ -4,8 +4,8 @@ use std::sync::{Arc, RwLock};
 
 use vigil_ipvs::SyncDaemon;
 
-use super::Datapath;
-use crate::ipvs_worker::{IpvsStatus, IpvsWorker, Job};
+use super::{Datapath, DatapathStatus};
+use crate::ipvs_worker::{IpvsWorker, Job};
 
 impl Datapath for IpvsWorker {
     fn send(&self, job: Job) {
@@ -16,7 +16,7 @@ impl Datapath for IpvsWorker {
         IpvsWorker::set_sync_daemon(self, daemon);
     }
 
-    fn status_handle(&self) -> Arc<RwLock<IpvsStatus>> {
+    fn status_handle(&self) -> Arc<RwLock<DatapathStatus>> {
         IpvsWorker::status_handle(self)
     }
 

@@ -4,16 +4,39 @@
 //! either way and hands it, and each service's changes, to the [`Datapath`] here.
 
 pub mod conntrack;
+pub mod failures;
 pub mod ipvs;
 pub mod nftables;
 
 use std::sync::{Arc, OnceLock, RwLock};
 
+use serde::Serialize;
+
 use vigil_config::{Datapath as Setting, DatapathField, VirtualServer};
 use vigil_ipvs::{SyncDaemon, policy};
 
-use crate::ipvs_worker::{IpvsStatus, Job};
+use crate::ipvs_worker::Job;
 use crate::table::{self, Known};
+
+/// What a datapath thread (IPVS or nftables) publishes of itself: the director,
+/// `services` (as the `ipvs` object of its wire form) and metrics read it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DatapathStatus {
+    /// The datapath can be written (IPVS: the netlink client is connected to an
+    /// IPVS-capable kernel; nftables: the last apply succeeded).
+    pub available: bool,
+    /// Why it is not (e.g. `IPVS is not available in this kernel: load ip_vs`).
+    pub error: Option<String>,
+    pub syncs: u64,
+    pub writes: u64,
+    pub write_errors: u64,
+    pub full_dumps: u64,
+    /// Writes waiting for a retry.
+    pub pending_retries: bool,
+    /// The sync daemon running, as `master eth0 id 51`.
+    pub sync_daemon: Option<String>,
+    pub owned_services: usize,
+}
 
 /// What the director needs of a datapath thread.
 pub trait Datapath: Send {
@@ -27,8 +50,8 @@ pub trait Datapath: Send {
     /// The IPVS connection sync daemon wanted now (nftables has none: ignored).
     fn set_sync_daemon(&self, daemon: Option<SyncDaemon>);
     /// The status as the thread publishes it (metrics read it without the director).
-    fn status_handle(&self) -> Arc<RwLock<IpvsStatus>>;
-    fn status(&self) -> IpvsStatus {
+    fn status_handle(&self) -> Arc<RwLock<DatapathStatus>>;
+    fn status(&self) -> DatapathStatus {
         self.status_handle()
             .read()
             .unwrap_or_else(|e| e.into_inner())

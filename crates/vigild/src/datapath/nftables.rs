@@ -11,30 +11,24 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use std::net::SocketAddr;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use vigil_ipvs::{DesiredTable, ServiceKey, SyncDaemon};
+use vigil_ipvs::{Backoff, DesiredTable, ServiceKey, SyncDaemon};
 use vigil_nft::{Applier, ApplyReport, Nft, Options};
 
-use super::{Datapath, conntrack};
-use crate::ipvs_worker::{DRIFT_REPAIR, FAILED_PASSES_FOR_FAULT, IpvsStatus, Job};
+use super::failures::Failures;
+use super::{Datapath, DatapathStatus, conntrack};
+use crate::ipvs_worker::{DRIFT_REPAIR, Job};
 use crate::supervise::{Armed, Guard, HEARTBEAT, Supervisor, TestFaults, test_fault_thread};
 
 /// A large table is one nft transaction of megabytes: allow it this long.
 pub const NFT_STALE_AFTER: Duration = Duration::from_secs(60);
-const RETRY_FIRST: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(30);
-
-/// Why the table cannot be programmed, if it cannot: [`FAILED_PASSES_FOR_FAULT`] failed
-/// applies in a row (VRRP follows it, as with IPVS).
-pub fn nft_fault(failed_passes: u32, last_error: Option<&str>) -> Option<String> {
-    (failed_passes >= FAILED_PASSES_FOR_FAULT).then(|| {
-        format!(
-            "nftables writes keep failing ({failed_passes} passes in a row): {}",
-            last_error.unwrap_or("unknown error")
-        )
-    })
-}
+/// The whole table is retried after a failed write: 1 s, doubling to 30 s.
+const RETRY: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    factor: 2,
+    max: Duration::from_secs(30),
+};
 
 /// The `nft` program: `/usr/sbin/nft` (Debian's) when there, else `nft` from `PATH`.
 pub fn nft_program() -> String {
@@ -82,12 +76,13 @@ fn masquerade_change(running: &Options, director: &vigil_config::Director) -> Op
 
 pub struct NftWorker {
     jobs: mpsc::Sender<Msg>,
-    status: Arc<RwLock<IpvsStatus>>,
+    status: Arc<RwLock<DatapathStatus>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl NftWorker {
-    /// Starts the thread, supervised by `supervisor`; `programmable` gets [`nft_fault`].
+    /// Starts the thread, supervised by `supervisor`; `programmable` gets
+    /// [`Failures::fault`] (VRRP follows it, as with IPVS).
     /// `options` hold for the daemon's life (`nftables_masquerade` at start).
     pub fn start(
         nft: Nft,
@@ -97,33 +92,23 @@ impl NftWorker {
         programmable: tokio::sync::watch::Sender<Option<String>>,
     ) -> NftWorker {
         let (jobs, rx) = mpsc::channel();
-        let status = Arc::new(RwLock::new(IpvsStatus::default()));
+        let status = Arc::new(RwLock::new(DatapathStatus::default()));
         let s = status.clone();
-        let guard = supervisor.guard("nft", NFT_STALE_AFTER);
-        let fault = Armed::new(faults, "nft");
-        let thread = std::thread::Builder::new()
-            .name("nft".into())
-            .spawn(move || {
+        let thread =
+            supervisor.spawn_thread("nft", NFT_STALE_AFTER, faults, move |guard, fault| {
                 let worker = Worker {
                     applier: Applier::new(nft, options),
                     desired: DesiredTable::new(),
                     started: false,
                     whole: true,
-                    retry_at: None,
-                    backoff: RETRY_FIRST,
                     last_repair: Instant::now(),
                     status: s,
                     counters: Counters::default(),
-                    failed_passes: 0,
-                    last_error: None,
+                    failures: Failures::default(),
                     programmable,
                 };
                 worker.run(rx, guard, fault)
-            })
-            .ok();
-        if thread.is_none() {
-            error!("cannot start the nft thread");
-        }
+            });
         NftWorker {
             jobs,
             status,
@@ -146,7 +131,7 @@ impl Datapath for NftWorker {
         // nftables has no connection sync daemon (`[ipvs_sync]` is a warning).
     }
 
-    fn status_handle(&self) -> Arc<RwLock<IpvsStatus>> {
+    fn status_handle(&self) -> Arc<RwLock<DatapathStatus>> {
         self.status.clone()
     }
 
@@ -177,13 +162,11 @@ struct Worker {
     started: bool,
     /// The next write must be the whole table (start, or after a failure).
     whole: bool,
-    retry_at: Option<Instant>,
-    backoff: Duration,
     last_repair: Instant,
-    status: Arc<RwLock<IpvsStatus>>,
+    status: Arc<RwLock<DatapathStatus>>,
     counters: Counters,
-    failed_passes: u32,
-    last_error: Option<String>,
+    /// Failed applies in a row, and when the whole table is retried.
+    failures: Failures,
     programmable: tokio::sync::watch::Sender<Option<String>>,
 }
 
@@ -227,7 +210,7 @@ impl Worker {
                 }
                 if self.whole {
                     // A failed write is pending: its retry carries this change too.
-                    if self.retry_at.is_none() {
+                    if !self.failures.retry_pending() {
                         self.apply_all();
                     }
                     return;
@@ -274,9 +257,9 @@ impl Worker {
             return;
         }
         let now = Instant::now();
-        if self.retry_at.is_some_and(|at| now >= at) {
+        if self.failures.retry_due(now) {
             self.apply_all();
-        } else if self.retry_at.is_none() && self.last_repair.elapsed() >= DRIFT_REPAIR {
+        } else if !self.failures.retry_pending() && self.last_repair.elapsed() >= DRIFT_REPAIR {
             // Someone's `nft flush table inet vigil`: read back and repair.
             self.applier.mark_stale();
             self.apply_all();
@@ -308,43 +291,38 @@ impl Worker {
                         "nftables: applied one transaction"
                     );
                 }
-                if self.retry_at.is_some() {
+                if self.failures.retry_pending() {
                     info!("nftables: the table is written again");
                 }
                 self.whole = false;
-                self.retry_at = None;
-                self.backoff = RETRY_FIRST;
-                self.failed_passes = 0;
-                self.last_error = None;
+                self.failures.succeeded();
             }
             Err(e) => {
                 let text = e.to_string();
-                if self.last_error.as_deref() != Some(text.as_str()) {
-                    warn!("nftables: {text}; retrying in {}s", self.backoff.as_secs());
+                let new = self.failures.failed(text.clone());
+                let delay = self.failures.retry_after(&RETRY, Instant::now());
+                if new {
+                    warn!("nftables: {text}; retrying in {}s", delay.as_secs());
                 }
                 self.counters.write_errors += 1;
-                self.failed_passes += 1;
-                self.last_error = Some(text);
                 self.whole = true;
-                self.retry_at = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(RETRY_MAX);
             }
         }
     }
 
     fn publish(&self) {
         let mut s = self.status.write().unwrap_or_else(|e| e.into_inner());
-        s.available = self.last_error.is_none();
-        s.error = self.last_error.clone();
+        s.available = self.failures.last_error().is_none();
+        s.error = self.failures.last_error().map(String::from);
         s.syncs = self.counters.syncs;
         s.writes = self.counters.writes;
         s.write_errors = self.counters.write_errors;
         s.full_dumps = self.counters.full;
-        s.pending_retries = self.retry_at.is_some();
+        s.pending_retries = self.failures.retry_pending();
         s.sync_daemon = None;
         s.owned_services = if self.started { self.desired.len() } else { 0 };
         drop(s);
-        let fault = nft_fault(self.failed_passes, self.last_error.as_deref());
+        let fault = self.failures.fault("nftables");
         self.programmable.send_if_modified(|f| {
             let changed = *f != fault;
             *f = fault;
@@ -373,16 +351,6 @@ mod tests {
             Some(
                 "nftables_masquerade = true takes effect at the next start; vigild runs with false"
             )
-        );
-    }
-
-    #[test]
-    fn nftables_is_unprogrammable_after_three_failed_passes() {
-        assert_eq!(nft_fault(0, None), None);
-        assert_eq!(nft_fault(2, Some("nft refused")), None);
-        assert_eq!(
-            nft_fault(3, Some("nft refused")).as_deref(),
-            Some("nftables writes keep failing (3 passes in a row): nft refused")
         );
     }
 }
