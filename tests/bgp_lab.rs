@@ -119,6 +119,7 @@ impl Lab {
         let mut conf = format!(
             "router id {r};
 log stderr all;
+debug protocols {{ states }};
 protocol device {{}}
 protocol kernel {{ ipv4 {{ export all; }}; merge paths on; }}
 {}",
@@ -421,11 +422,13 @@ real_server = [{{ address = "{}:81" }}, {{ address = "{}:81" }}]
         self.children.remove(i).1
     }
 
-    /// A host crash of director `d`: vigild and its speaker killed, its cable pulled.
+    /// A host crash of director `d`: its cable pulled, then vigild and its speaker
+    /// killed. In this order: a speaker killed with the link up closes its BGP session
+    /// (the kernel sends the FIN), which tells the router at once, unlike a crash.
     pub fn crash(&mut self, d: &str) {
+        self.lab.set_link(d, false).unwrap();
         self.kill(&format!("vigild-{d}"));
         self.kill(&format!("bird-{d}"));
-        self.lab.set_link(d, false).unwrap();
     }
 
     /// `net.ipv4.vs.sloppy_tcp=1` on director `d`: a mid-connection packet of a flow the
