@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 use vigil_testlab::{LabChild, bin_path, wait_for};
 
+pub mod bgp_lab;
+
 /// How long a daemon gets to come up or go down before the test fails.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 
