@@ -50,6 +50,8 @@ fn main() {
 
 /// Generous: the VM is emulated and several namespaces share two virtual CPUs.
 const SETTLE: Duration = Duration::from_secs(60);
+// The clusters' checks (1 s interval, 900 ms timeout, fall 3) leave the same room: one
+// slow busybox fork under load must not take a healthy server out mid-assertion.
 
 struct Cluster {
     lab: NetnsLab,
@@ -160,7 +162,7 @@ address = "{}:80"
 scheduler = "wrr"
 forwarding = "nat"
 {extra}
-check = {{ kind = "http", path = "/id", interval = "300ms", timeout = "250ms", rise = 2, fall = 2 }}
+check = {{ kind = "http", path = "/id", interval = "1s", timeout = "900ms", rise = 2, fall = 3 }}
 real_server = [{reals}]
 "#,
                 self.socket().display(),
@@ -189,7 +191,7 @@ name = "web"
 address = "{}:80"
 scheduler = "rr"
 forwarding = "nat"
-check = {{ kind = "http", path = "/id", interval = "300ms", timeout = "250ms", rise = 2, fall = 2 }}
+check = {{ kind = "http", path = "/id", interval = "1s", timeout = "900ms", rise = 2, fall = 3 }}
 real_server = [{}]
 "#,
                 self.socket().display(),
@@ -404,7 +406,9 @@ fn health_drains_and_restarts_drive_ipvs() {
         before,
         "a reload must not reset the health of unchanged checks"
     );
-    // The new service and its one real server: two writes, nothing for the old one.
+    // The new service and its one real server: two writes, nothing for the old one. The
+    // count is published after the batch, so the service can be in the kernel before it.
+    wait_for(SETTLE, || writes(&c) - writes_before >= 2);
     assert_eq!(writes(&c) - writes_before, 2);
     expect_weights(
         &c,
@@ -562,8 +566,14 @@ fn health_drains_and_restarts_drive_ipvs() {
         in_kernel(&c, &foreign),
         "a service vigild never owned was touched"
     );
-    let state = std::fs::read_to_string(&state_file).unwrap();
-    assert!(!state.contains(&extra), "{state}");
+    // The owned set is saved after the kernel write: wait for the file too.
+    assert!(
+        wait_for(SETTLE, || !std::fs::read_to_string(&state_file)
+            .unwrap()
+            .contains(&extra)),
+        "{}",
+        std::fs::read_to_string(&state_file).unwrap()
+    );
 }
 
 /// Two directors with VRRP and the IPVS connection sync daemon, direct routing to two

@@ -153,17 +153,8 @@ enum Command {
     TestFault(TestFault),
 }
 
-/// A fault the daemon's supervision tests inject into a scheduler (debug builds only).
 #[cfg(debug_assertions)]
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TestFault {
-    Panic,
-    /// The scheduler returns as if it were done.
-    End,
-    /// The thread blocks forever (a hang).
-    Stall,
-}
+use vigil_child::TestFault;
 
 /// How often an idle scheduler still turns its loop, stamping its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);

@@ -138,9 +138,6 @@ mod stats;
 mod target;
 mod watch;
 
-#[cfg(debug_assertions)]
-#[doc(hidden)]
-pub use checker::TestFault;
 pub use checker::{
     BATCH_MAX_EARLY, CHECKS_PER_THREAD, ChangeState, CheckState, Checker, CheckerError,
     CheckerOptions, FailureState, HEARTBEAT, HealthEvent, HealthEvents, Liveness, ResultState,

@@ -259,7 +259,7 @@ async fn schedulers_beat_while_idle_and_record_their_end() {
         "an idle scheduler must still turn its loop"
     );
     assert!(live[0].end.get().is_none());
-    checker.test_fault(vigil_check::TestFault::Panic);
+    checker.test_fault(vigil_child::TestFault::Panic);
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Some(why) = live[0].end.get() {

@@ -3,7 +3,9 @@
 //!
 //! Owns: spawning a sandboxed child, capturing its output up to a limit, killing its
 //! whole process tree, reaping every child of the daemon, and the capability split that
-//! makes this possible ([`init`]). Also a small hook runner ([`hook::HookRunner`]).
+//! makes this possible ([`init`]). Also a small hook runner ([`hook::HookRunner`]), and
+//! the [`TestFault`] the daemon's supervision tests inject into its workers (here because
+//! the checker and the VRRP runner, which take it, both depend on this crate).
 //!
 //! Must not: know what a check, a VRRP instance or a hook means; callers build the
 //! [`Command`] (program, arguments, extra environment, user, timeout).
@@ -65,6 +67,18 @@ use tokio::io::AsyncReadExt;
 
 use crate::sandbox::{Plan, Privileges};
 use crate::supervisor::{Ended, Request, Supervisor};
+
+/// A fault the daemon's supervision tests inject into a worker (`VIGIL_TEST_FAULT`; only
+/// debug builds act on it): the checker's schedulers, VRRP runners and vigild's threads.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestFault {
+    Panic,
+    /// The worker returns as if it were done.
+    End,
+    /// The worker never runs again (a hang).
+    Stall,
+}
 
 /// The environment every child gets, before what its caller adds: a fixed `PATH` (not
 /// the daemon's) and the daemon's `LANG`, if set.

@@ -578,11 +578,7 @@ impl Director {
 
     #[cfg(debug_assertions)]
     fn checker_test_fault(&self, kind: FaultKind) {
-        self.checker.test_fault(match kind {
-            FaultKind::Panic => vigil_check::TestFault::Panic,
-            FaultKind::End => vigil_check::TestFault::End,
-            FaultKind::Stall => vigil_check::TestFault::Stall,
-        });
+        self.checker.test_fault(kind);
     }
 
     #[cfg(not(debug_assertions))]

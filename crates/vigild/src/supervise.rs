@@ -322,12 +322,7 @@ pub fn install_panic_hook() {
 }
 
 /// What a test asked to break, and how (`VIGIL_TEST_FAULT`, debug builds only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    Panic,
-    End,
-    Stall,
-}
+pub use vigil_child::TestFault as FaultKind;
 
 /// Faults to inject: `VIGIL_TEST_FAULT=KIND:WORKER[@DELAY],...`, KIND one of `panic`,
 /// `end`, `stall`; WORKER one of `director`, `ipvs`, `ipvs-sync`, `checker`, `vrrp`,

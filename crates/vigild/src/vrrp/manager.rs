@@ -297,12 +297,7 @@ impl VrrpManager {
         {
             #[cfg(debug_assertions)]
             {
-                let fault = match kind {
-                    crate::supervise::FaultKind::Panic => vio::runner::TestFault::Panic,
-                    crate::supervise::FaultKind::End => vio::runner::TestFault::End,
-                    crate::supervise::FaultKind::Stall => vio::runner::TestFault::Stall,
-                };
-                let _ = r.handle.control.try_send(Control::TestFault(fault));
+                let _ = r.handle.control.try_send(Control::TestFault(kind));
             }
             #[cfg(not(debug_assertions))]
             let _ = (kind, r);

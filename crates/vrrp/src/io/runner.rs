@@ -92,16 +92,8 @@ pub enum Control {
     TestFault(TestFault),
 }
 
-/// A fault the daemon's supervision tests inject into a runner (debug builds only).
 #[cfg(debug_assertions)]
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TestFault {
-    Panic,
-    End,
-    /// The task never runs again (a hang).
-    Stall,
-}
+use vigil_child::TestFault;
 
 #[cfg(debug_assertions)]
 async fn test_fault(fault: TestFault) {
