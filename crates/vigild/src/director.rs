@@ -550,18 +550,8 @@ impl Director {
     /// The one place quorum and real-server changes pass: their hooks run and their
     /// notify FIFO lines (keepalived's `VS ...` / `RS ...`) are written from here.
     fn transition(&mut self, t: &Transition<'_>) {
-        self.transition_parts(t, true, true);
-    }
-
-    /// [`Director::transition`] with its FIFO line and its hooks chosen apart: keepalived
-    /// writes a line at start where vigil's hooks see no change.
-    fn transition_parts(&mut self, t: &Transition<'_>, line: bool, hooks: bool) {
-        if line {
-            self.fifos.lvs(&Self::lvs_line(t));
-        }
-        if hooks {
-            self.hooks.run(t);
-        }
+        self.fifos.lvs(&Self::lvs_line(t));
+        self.hooks.run(t);
     }
 
     fn lvs_line(t: &Transition<'_>) -> String {
@@ -620,22 +610,22 @@ impl Director {
                 info!(virtual_server = %vs.name, "quorum {}", if q { "regained" } else { "lost" });
             }
             let reported = self.quorum_reported.insert(vs.key, q);
-            // The first decision is a change only when it is a loss, as keepalived's
-            // start; after that every change of the decided quorum is one.
-            let hook = reported != Some(q) && (reported.is_some() || !q);
-            // keepalived's FIFO at start (ipwrapper.c, update_quorum_state(init)): `VS ..
-            // UP` when the quorum is met, `VS .. DOWN` only with a sorry server to add.
-            let line = match reported {
+            // keepalived at start (ipwrapper.c, update_quorum_state(init)): `quorum_up`
+            // and `VS .. UP` when the quorum is met, `quorum_down` and `VS .. DOWN` only
+            // with a sorry server to add; its hook and FIFO line always go together.
+            // After that every change of the decided quorum is one.
+            let notify = match reported {
                 None => q || vs.sorry_server.is_some(),
-                Some(_) => hook,
+                Some(r) => r != q,
             };
-            let t = Transition::Quorum {
-                vs,
-                up: q,
-                counted: e.counted,
-                shutdown: false,
-            };
-            self.transition_parts(&t, line, hook);
+            if notify {
+                self.transition(&Transition::Quorum {
+                    vs,
+                    up: q,
+                    counted: e.counted,
+                    shutdown: false,
+                });
+            }
             let _ = self.notices.send(Notice::Quorum(vs.name.clone(), q));
             let _ = self.published.send(Event::Quorum(QuorumEvent {
                 virtual_server: vs.name.clone(),
