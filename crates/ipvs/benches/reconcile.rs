@@ -27,7 +27,7 @@ use vigil_ipvs::reconcile::{
     Backoff, DesiredService, DesiredTable, KernelService, Reconciler, diff_service, dump,
 };
 use vigil_ipvs::{Client, Destination, ForwardMethod, Service, ServiceKey};
-use vigil_testlab::{kernel, lab_dir};
+use vigil_testlab::kernel;
 
 fn vip(i: u32) -> SocketAddr {
     let ip = [
@@ -314,16 +314,5 @@ fn main() {
         eprintln!("SKIPPED: the kernel lab is not available: {why}");
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new("bash");
-    cmd.arg(lab_dir().join("in-ipvs-kernel"))
-        .args(["--timeout", "1800", "--"])
-        .arg(exe)
-        .args(std::env::args_os().skip(1));
-    // The TSC as clock source, not an emulated HPET (every clock_gettime would trap).
-    if std::env::var_os("IPVS_LAB_KARGS").is_none() {
-        cmd.env("IPVS_LAB_KARGS", "tsc=reliable");
-    }
-    let status = cmd.status().unwrap();
-    std::process::exit(status.code().unwrap_or(101));
+    kernel::rerun_bench_in_vm(1800);
 }

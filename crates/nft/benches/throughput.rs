@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use vigil_ipvs::reconcile::{Backoff, DesiredService, DesiredTable, Reconciler};
 use vigil_ipvs::{Client, Destination, ForwardMethod, Service, ServiceKey};
 use vigil_nft::{Applier, Nft, Options};
-use vigil_testlab::{NetnsLab, kernel, lab_dir};
+use vigil_testlab::{NetnsLab, kernel};
 
 const PORT: u16 = 8080;
 const REALS: [(&str, u32); 3] = [("rs1", 1), ("rs2", 2), ("rs3", 3)];
@@ -781,16 +781,5 @@ fn main() {
         println!("SKIPPED: throughput bench: the kernel lab is not available: {why}");
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new("bash");
-    cmd.arg(lab_dir().join("in-ipvs-kernel"))
-        .args(["--timeout", "3600", "--"])
-        .arg(exe)
-        .args(std::env::args_os().skip(1));
-    // The TSC as clock source, not an emulated HPET (every clock_gettime would trap).
-    if std::env::var_os("IPVS_LAB_KARGS").is_none() {
-        cmd.env("IPVS_LAB_KARGS", "tsc=reliable");
-    }
-    let status = cmd.status().unwrap();
-    std::process::exit(status.code().unwrap_or(101));
+    kernel::rerun_bench_in_vm(3600);
 }

@@ -96,6 +96,25 @@ pub fn main(tests: Vec<Trial>) -> ! {
     std::process::exit(run_in_vm(&name));
 }
 
+/// For benchmarks (`harness = false`): re-runs this executable with the same arguments
+/// inside the kernel lab VM (`in-ipvs-kernel --timeout timeout_secs`), booted with the
+/// TSC as its clock source unless `IPVS_LAB_KARGS` says otherwise (an emulated HPET
+/// would trap every `clock_gettime`), and exits with its status. Check [`available`]
+/// first.
+pub fn rerun_bench_in_vm(timeout_secs: u64) -> ! {
+    let exe = std::env::current_exe().expect("the running executable");
+    let mut cmd = Command::new("bash");
+    cmd.arg(lab_dir().join("in-ipvs-kernel"))
+        .args(["--timeout", &timeout_secs.to_string(), "--"])
+        .arg(exe)
+        .args(std::env::args_os().skip(1));
+    if std::env::var_os("IPVS_LAB_KARGS").is_none() {
+        cmd.env("IPVS_LAB_KARGS", "tsc=reliable");
+    }
+    let status = cmd.status().expect("bash runs in-ipvs-kernel");
+    std::process::exit(status.code().unwrap_or(101));
+}
+
 fn run_in_vm(name: &str) -> i32 {
     let timeout = std::env::var("VIGIL_KERNEL_LAB_TIMEOUT")
         .ok()

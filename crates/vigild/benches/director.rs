@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use vigil_ipvs::{Client, Protocol, ServiceKey};
-use vigil_testlab::{bin_path, kernel, lab_dir};
+use vigil_testlab::{bin_path, kernel};
 
 /// Counts this process's heap, for the parse phase: what `vigil_config::load` needs at
 /// its peak and what it keeps (the part of a reload that runs beside the running config).
@@ -102,12 +102,30 @@ struct Opts {
     soak_only: bool,
     /// The soak cluster's check interval (the cluster: every 30 s).
     soak_interval: String,
+    /// `--ab-rounds N`: with `--vigild-b`, each phase runs N times per daemon.
+    ab_rounds: usize,
 }
 
-/// The vigild to run (`--vigild PATH`, default the release build beside the bench) and
-/// extra environment for it (`--vigild-env K=V`, repeatable): allocator comparisons
-/// run the same phases against differently built or tuned daemons.
-static VIGILD: std::sync::OnceLock<(PathBuf, Vec<(String, String)>)> = std::sync::OnceLock::new();
+/// One daemon under test: `--vigild PATH` (default the release build beside the bench),
+/// `--vigilctl PATH` (the old daemon's own vigilctl, when the status protocol differs) and
+/// extra environment (`--vigild-env K=V`, repeatable); `--vigild-b`, `--vigilctl-b`,
+/// `--vigild-b-env` give a second one (A/B: every phase runs alternately against both).
+#[derive(Clone, Debug)]
+struct Variant {
+    label: &'static str,
+    vigild: PathBuf,
+    vigilctl: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+/// A, and B if given.
+static VARIANTS: std::sync::OnceLock<Vec<Variant>> = std::sync::OnceLock::new();
+/// The index into [`VARIANTS`] that the phase now running starts.
+static CURRENT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn variant() -> &'static Variant {
+    &VARIANTS.get().unwrap()[CURRENT.load(std::sync::atomic::Ordering::Relaxed)]
+}
 
 fn opts() -> Opts {
     let mut o = Opts {
@@ -123,9 +141,22 @@ fn opts() -> Opts {
         reload_soak: 0,
         soak_only: false,
         soak_interval: "30s".to_owned(),
+        ab_rounds: 3,
     };
-    let mut vigild = None;
-    let mut vigild_env = Vec::new();
+    let mut a = Variant {
+        label: "A",
+        vigild: bin_path("vigild"),
+        vigilctl: bin_path("vigilctl"),
+        env: Vec::new(),
+    };
+    // B's fields, each A's unless given.
+    let (mut b_vigild, mut b_ctl, mut b_env) = (None, None, None::<Vec<(String, String)>>);
+    let env_of = |v: &str| {
+        let (k, v) = v
+            .split_once('=')
+            .unwrap_or_else(|| panic!("--vigild-env needs KEY=VALUE"));
+        (k.to_owned(), v.to_owned())
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -143,13 +174,13 @@ fn opts() -> Opts {
             "--reloads" => o.reloads = num(i),
             "--reload-soak" => o.reload_soak = num(i),
             "--soak-interval" => o.soak_interval = args[i + 1].clone(),
-            "--vigild" => vigild = Some(PathBuf::from(&args[i + 1])),
-            "--vigild-env" => {
-                let (k, v) = args[i + 1]
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("--vigild-env needs KEY=VALUE"));
-                vigild_env.push((k.to_owned(), v.to_owned()));
-            }
+            "--ab-rounds" => o.ab_rounds = num(i).max(1),
+            "--vigild" => a.vigild = PathBuf::from(&args[i + 1]),
+            "--vigilctl" => a.vigilctl = PathBuf::from(&args[i + 1]),
+            "--vigild-env" => a.env.push(env_of(&args[i + 1])),
+            "--vigild-b" => b_vigild = Some(PathBuf::from(&args[i + 1])),
+            "--vigilctl-b" => b_ctl = Some(PathBuf::from(&args[i + 1])),
+            "--vigild-b-env" => b_env.get_or_insert_default().push(env_of(&args[i + 1])),
             "--soak-only" => {
                 o.soak_only = true;
                 i += 1;
@@ -178,7 +209,16 @@ fn opts() -> Opts {
         }
         i += 2;
     }
-    let _ = VIGILD.set((vigild.unwrap_or_else(|| bin_path("vigild")), vigild_env));
+    let mut all = vec![a.clone()];
+    if b_vigild.is_some() || b_ctl.is_some() || b_env.is_some() {
+        all.push(Variant {
+            label: "B",
+            vigild: b_vigild.unwrap_or(a.vigild),
+            vigilctl: b_ctl.unwrap_or(a.vigilctl),
+            env: b_env.unwrap_or(a.env),
+        });
+    }
+    let _ = VARIANTS.set(all);
     o
 }
 
@@ -203,18 +243,7 @@ fn main() {
         println!("SKIPPED (kernel lab): {why}");
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new("bash");
-    cmd.arg(lab_dir().join("in-ipvs-kernel"))
-        .args(["--timeout", "1800", "--"])
-        .arg(exe)
-        .args(std::env::args_os().skip(1));
-    // The TSC as clock source, not an emulated HPET (every clock_gettime would trap).
-    if std::env::var_os("IPVS_LAB_KARGS").is_none() {
-        cmd.env("IPVS_LAB_KARGS", "tsc=reliable");
-    }
-    let status = cmd.status().unwrap();
-    std::process::exit(status.code().unwrap_or(101));
+    kernel::rerun_bench_in_vm(1800);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -263,11 +292,20 @@ fn host(o: &Opts) {
     );
     println!("{parse_heap}");
     if o.soak_only {
-        soak(o, None, "host");
+        ab(o, "host soak", || soak(o, None, "host"));
         return;
     }
+    ab(o, "host idle", || host_idle(o));
+    if o.big {
+        ab(o, "host big 1s", || big(o, None, "1s", "host"));
+        ab(o, "host big 30s", || big(o, None, "30s", "host"));
+    }
+    ab(o, "host soak", || soak(o, None, "host"));
+}
 
-    // CPU of checking, no IPVS (vigild logs that IPVS is unavailable and keeps checking).
+/// CPU of checking, no IPVS (vigild logs that IPVS is unavailable and keeps checking).
+fn host_idle(o: &Opts) -> Figs {
+    let dir = tempfile::tempdir().unwrap();
     let mut servers = Servers::new();
     let n = o.idle_vs * o.per_vs;
     for i in 0..n {
@@ -281,7 +319,7 @@ fn host(o: &Opts) {
             "host idle: only {} of {n} real servers came up",
             d.up_count()
         );
-        return;
+        return Vec::new();
     }
     println!(
         "host idle: {n} real servers up after {:.1} s",
@@ -300,12 +338,10 @@ fn host(o: &Opts) {
         loadavg()
     );
     d.stop();
-    drop(servers);
-    if o.big {
-        big(o, None, "1s", "host");
-        big(o, None, "30s", "host");
-    }
-    soak(o, None, "host");
+    vec![
+        ("CPU per 1,000 checks, ms", cpu_ms / checks * 1000.0),
+        ("VmRSS, MiB", mib(rss)),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------
@@ -322,27 +358,110 @@ fn vm(o: &Opts) {
         .args(["link", "set", "lo", "up"])
         .status();
     let mut client = Client::connect().unwrap();
-    if o.soak_only {
-        soak(o, Some(&mut client), "vm");
+    // Each run starts from an empty IPVS table.
+    let mut phase = |f: &mut dyn FnMut(&mut Client) -> Figs| {
+        let figs = f(&mut client);
         client.flush().unwrap();
+        figs
+    };
+    if !o.soak_only {
+        if o.big {
+            ab(o, "vm big 1s", || {
+                phase(&mut |c| big(o, Some(c), "1s", "vm"))
+            });
+            // The same reloads without the check load: what a reload costs by itself.
+            ab(o, "vm big 30s", || {
+                phase(&mut |c| big(o, Some(c), "30s", "vm"))
+            });
+        }
+        ab(o, "vm idle", || phase(&mut |c| idle(o, c)));
+    }
+    ab(o, "vm soak", || phase(&mut |c| soak(o, Some(c), "vm")));
+}
+
+/// A phase's headline figures by name, for the A/B summary.
+type Figs = Vec<(&'static str, f64)>;
+
+/// Runs a phase once, or with a B daemon (`--vigild-b` ...) `--ab-rounds` times for each
+/// in the order B A, A B, B A, ... (each as often first as second, so drift over the run
+/// cancels out), then prints each figure's median for A and B and their ratio.
+fn ab(o: &Opts, phase: &str, mut run: impl FnMut() -> Figs) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let variants = VARIANTS.get().unwrap();
+    if variants.len() == 1 || (phase.ends_with("soak") && o.reload_soak == 0) {
+        run();
         return;
     }
-    if o.big {
-        big(o, Some(&mut client), "1s", "vm");
-        client.flush().unwrap();
-        // The same reloads without the check load: what a reload costs by itself.
-        big(o, Some(&mut client), "30s", "vm");
-        client.flush().unwrap();
+    let order: Vec<usize> = (0..o.ab_rounds)
+        .flat_map(|r| if r % 2 == 0 { [1, 0] } else { [0, 1] })
+        .collect();
+    let mut got: [Vec<Figs>; 2] = Default::default();
+    for (n, &v) in order.iter().enumerate() {
+        CURRENT.store(v, Relaxed);
+        println!(
+            "-- {phase}: run {} of {}: {} ({})",
+            n + 1,
+            order.len(),
+            variants[v].label,
+            variants[v].vigild.display()
+        );
+        got[v].push(run());
     }
-    idle(o, &mut client);
-    client.flush().unwrap();
-    soak(o, Some(&mut client), "vm");
-    client.flush().unwrap();
+    CURRENT.store(0, Relaxed);
+    let order: String = order.iter().map(|&v| variants[v].label).collect();
+    println!("== A/B {phase} (order {order}; medians; B/A ratio, then every run's value):");
+    for v in variants {
+        println!("   {}: {} {:?}", v.label, v.vigild.display(), v.env);
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for figs in got.iter().flatten() {
+        for (name, _) in figs {
+            if !names.contains(name) {
+                names.push(name);
+            }
+        }
+    }
+    let of = |v: usize, name: &str| -> Vec<f64> {
+        got[v]
+            .iter()
+            .filter_map(|figs| figs.iter().find(|f| f.0 == name).map(|f| f.1))
+            .collect()
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            f64::NAN
+        } else if v.len() % 2 == 1 {
+            v[v.len() / 2]
+        } else {
+            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+        }
+    };
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "   {:<44} {:>9} {:>9} {:>6}   A runs | B runs",
+        "figure", "A", "B", "B/A"
+    );
+    for name in names {
+        let (a, b) = (of(0, name), of(1, name));
+        let (ma, mb) = (median(a.clone()), median(b.clone()));
+        println!(
+            "   {name:<44} {ma:9.1} {mb:9.1} {:6.2}   {} | {}",
+            mb / ma,
+            list(&a),
+            list(&b)
+        );
+    }
 }
 
 /// `where_`: "vm" or "host"; `client`: the kernel (VM) or none (host: no IPVS, so
 /// "settled" is vigild's own count of real servers up, and reloads are timed by vigild).
-fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) {
+fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) -> Figs {
     let tag = format!("{where_} big, checks every {interval}");
     let dir = tempfile::tempdir().unwrap();
     let n = o.big_vs * o.per_vs;
@@ -370,8 +489,9 @@ fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) 
     );
     if !all_in {
         println!("{tag}: did not settle; up per vigild: {}", d.up_count());
-        return;
+        return Vec::new();
     }
+    let mut figs = vec![("all in after, s", t.elapsed().as_secs_f64())];
     std::thread::sleep(Duration::from_secs(10));
     let (rss, hwm) = d.mem();
     println!(
@@ -379,13 +499,14 @@ fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) 
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
+    figs.push(("VmRSS when all in, MiB", mib(rss)));
     let (cpu_ms, wall) = d.cpu_over(Duration::from_secs(o.cpu_secs));
     let before = d.mem().0;
     let t = Instant::now();
     let up = d.up_count();
+    let services_ms = t.elapsed().as_secs_f64() * 1e3;
     println!(
-        "{tag}: one `vigilctl services --json` ({up} up) took {:.0} ms: vigild VmRSS {:.1} -> {:.1} MiB",
-        t.elapsed().as_secs_f64() * 1e3,
+        "{tag}: one `vigilctl services --json` ({up} up) took {services_ms:.0} ms: vigild VmRSS {:.1} -> {:.1} MiB",
         before as f64 / 1024.0,
         d.mem().0 as f64 / 1024.0
     );
@@ -395,6 +516,11 @@ fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) 
         cpu_ms / (n as f64 * wall / parse_secs(interval)) * 1000.0,
         up
     );
+    figs.push((
+        "CPU per 1,000 checks, ms",
+        cpu_ms / (n as f64 * wall / parse_secs(interval)) * 1000.0,
+    ));
+    figs.push(("one services --json, ms", services_ms));
 
     // Reloads: one real server's weight changes, nothing else.
     let vs = o.big_vs / 2;
@@ -493,6 +619,16 @@ fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) 
         for v in [&mut dur, &mut wall, &mut app] {
             v.sort_by(f64::total_cmp);
         }
+        let (d50, a50, w50) = (pct(&dur, 50.0), pct(&app, 50.0), pct(&wall, 50.0));
+        if trig == "vigilctl" {
+            figs.push(("reload (vigilctl) duration_ms p50", d50));
+            figs.push(("reload (vigilctl) reloaded->applied p50, ms", a50));
+            figs.push(("reload (vigilctl) wall to kernel p50, ms", w50));
+        } else {
+            figs.push(("reload (SIGHUP) duration_ms p50", d50));
+            figs.push(("reload (SIGHUP) reloaded->applied p50, ms", a50));
+            figs.push(("reload (SIGHUP) wall to kernel p50, ms", w50));
+        }
         println!(
             "{tag}: reload via {trig}: duration_ms p50 {:.1} max {:.1}; reloaded->applied p50 {:.1} max {:.1} ms; wall to kernel p50 {:.1} max {:.1} ms",
             pct(&dur, 50.0),
@@ -509,7 +645,9 @@ fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) 
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
+    figs.push(("VmRSS after the reloads, MiB", mib(rss)));
     d.stop();
+    figs
 }
 
 /// `--reload-soak N`: does memory stay flat? The 1,000 x 10 cluster (tcp every
@@ -518,9 +656,9 @@ fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) 
 /// `status`), then one `vigilctl services --json`. VmHWM is reset (`clear_refs` 5)
 /// before each, so the peak of each is its own. RSS every 10, and 10 s after the last;
 /// then the CPU of checking again, to compare with the one before.
-fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) {
+fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) -> Figs {
     if o.reload_soak == 0 {
-        return;
+        return Vec::new();
     }
     let interval = o.soak_interval.as_str();
     let tag = format!("{where_} soak, checks every {interval}");
@@ -531,8 +669,8 @@ fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) {
         servers.start(real_addr(i));
     }
     let path = write_cluster(dir.path(), o.big_vs, o.per_vs, None, false, interval);
-    let (bin, env) = VIGILD.get().unwrap();
-    println!("{tag}: vigild {} {env:?}", bin.display());
+    let v = variant();
+    println!("{tag}: vigild {} {:?}", v.vigild.display(), v.env);
     let t = Instant::now();
     let d = Daemon::start(dir.path(), &path);
     let all_in = wait_until(
@@ -548,7 +686,7 @@ fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) {
         t.elapsed().as_secs_f64()
     );
     if !all_in {
-        return;
+        return Vec::new();
     }
     std::thread::sleep(Duration::from_secs(10));
     let (rss0, hwm0) = d.mem();
@@ -567,6 +705,8 @@ fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) {
         .as_u64()
         .unwrap();
     let (mut reload_ms, mut services_ms) = (Vec::new(), Vec::new());
+    // vigild's minor page faults from the SIGHUP until the reload is in `status`.
+    let mut reload_faults = Vec::new();
     let (mut reload_hwm, mut services_hwm) = (0u64, 0u64);
     // The most a reload (services call) took above the RSS it started from.
     let (mut reload_add, mut services_add) = (0u64, 0u64);
@@ -585,6 +725,7 @@ fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) {
         );
         d.reset_hwm();
         let rss_before = d.mem().0;
+        let faults_before = d.minflt();
         d.signal(libc::SIGHUP);
         let want = gen0 + k as u64;
         let mut status = Value::Null;
@@ -593,6 +734,7 @@ fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) {
             status["config_generation"].as_u64() >= Some(want)
         });
         assert!(seen, "reload {k}: generation {want} never came");
+        reload_faults.push(d.minflt().saturating_sub(faults_before) as f64);
         if let Some(c) = client.as_deref_mut() {
             let weight = 2 + (k % 50) as u32;
             let applied = wait_until(Duration::from_secs(60), Duration::from_millis(1), || {
@@ -649,7 +791,7 @@ fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) {
     let (rss1, _) = d.mem();
     let cpu_after = cpu_per_1000(d.cpu_over(Duration::from_secs(o.cpu_secs)));
     let (rss2, _) = d.mem();
-    for v in [&mut reload_ms, &mut services_ms] {
+    for v in [&mut reload_ms, &mut services_ms, &mut reload_faults] {
         v.sort_by(f64::total_cmp);
     }
     println!(
@@ -667,17 +809,30 @@ fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) {
         mib(services_add),
     );
     println!(
-        "{tag}: reload duration_ms p50 {:.1} max {:.1}; services --json p50 {:.0} ms max {:.0} ms ({} KiB reply); CPU per 1,000 checks before {cpu_before:.1} ms, after {cpu_after:.1} ms",
+        "{tag}: reload duration_ms p50 {:.1} max {:.1} (vigild's minor page faults per reload p50 {:.0}); services --json p50 {:.0} ms max {:.0} ms ({} KiB reply); CPU per 1,000 checks before {cpu_before:.1} ms, after {cpu_after:.1} ms",
         pct(&reload_ms, 50.0),
         pct(&reload_ms, 100.0),
+        pct(&reload_faults, 50.0),
         pct(&services_ms, 50.0),
         pct(&services_ms, 100.0),
         last_services_bytes / 1024,
     );
     d.stop();
+    vec![
+        ("VmRSS at start, MiB", mib(rss0)),
+        ("VmRSS 10 s after the last, MiB", mib(rss1)),
+        ("peak in a reload, x start", reload_hwm as f64 / rss0 as f64),
+        ("peak in a reload above its start, MiB", mib(reload_add)),
+        ("peak in services, MiB", mib(services_hwm)),
+        ("reload duration_ms p50", pct(&reload_ms, 50.0)),
+        ("reload minor page faults p50", pct(&reload_faults, 50.0)),
+        ("services --json p50, ms", pct(&services_ms, 50.0)),
+        ("CPU per 1,000 checks before, ms", cpu_before),
+        ("CPU per 1,000 checks after, ms", cpu_after),
+    ]
 }
 
-fn idle(o: &Opts, client: &mut Client) {
+fn idle(o: &Opts, client: &mut Client) -> Figs {
     let dir = tempfile::tempdir().unwrap();
     let n = o.idle_vs * o.per_vs;
     let mut servers = Servers::new();
@@ -697,7 +852,7 @@ fn idle(o: &Opts, client: &mut Client) {
         t.elapsed().as_secs_f64()
     );
     if !all_in {
-        return;
+        return Vec::new();
     }
     std::thread::sleep(Duration::from_secs(5));
     let (cpu_ms, wall) = d.cpu_over(Duration::from_secs(o.cpu_secs));
@@ -798,6 +953,18 @@ fn idle(o: &Opts, client: &mut Client) {
         &daemon,
     );
     d.stop();
+    vec![
+        ("CPU per 1,000 checks, ms", cpu_ms / checks * 1000.0),
+        ("VmRSS, MiB", mib(rss)),
+        ("toggle raw p50, ms", pct(&raw, 50.0)),
+        ("toggle detect p50, ms", pct(&detect, 50.0)),
+        ("toggle health change -> kernel p50, ms", pct(&net, 50.0)),
+        ("toggle health change -> kernel p99, ms", pct(&net, 99.0)),
+        (
+            "toggle health change -> applied p50, ms",
+            pct(&daemon, 50.0),
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------
@@ -807,14 +974,16 @@ struct Daemon {
     child: Child,
     socket: PathBuf,
     log: PathBuf,
+    /// The vigilctl that speaks this daemon's status protocol.
+    vigilctl: PathBuf,
 }
 
 impl Daemon {
     fn start(dir: &Path, config: &Path) -> Daemon {
         let log = dir.join("vigild.log");
-        let (bin, env) = VIGILD.get().unwrap();
-        let child = Command::new(bin)
-            .envs(env.iter().map(|(k, v)| (k, v)))
+        let v = variant();
+        let child = Command::new(&v.vigild)
+            .envs(v.env.iter().map(|(k, v)| (k, v)))
             .args(["--log-format", "json", "--config"])
             .arg(config)
             .stdout(Stdio::null())
@@ -825,6 +994,7 @@ impl Daemon {
             child,
             socket: dir.join("vigil.sock"),
             log,
+            vigilctl: v.vigilctl.clone(),
         };
         let up = wait_until(Duration::from_secs(60), Duration::from_millis(50), || {
             d.ctl(&["status"]).status.success()
@@ -838,7 +1008,7 @@ impl Daemon {
     }
 
     fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(bin_path("vigilctl"))
+        Command::new(&self.vigilctl)
             .arg("--socket")
             .arg(&self.socket)
             .args(args)
@@ -902,6 +1072,13 @@ impl Daemon {
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         ticks as f64 * 1000.0 / hz
+    }
+
+    /// vigild's minor page faults so far (all its threads; field 10 of stat(5)).
+    fn minflt(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        rest.split_whitespace().nth(7).unwrap().parse().unwrap()
     }
 
     /// CPU ms spent over a window of `d`, and the window's real length in s.
