@@ -488,6 +488,20 @@ fn switch_failures_per_apply() {
     let a = lab.table("wrr", &[("rs1", 1), ("rs2", 1)]);
     let b = lab.table("sh", &[("rs2", 2), ("rs3", 1)]);
     applier.apply(&a).unwrap();
+    // NFT_SWITCH_PAD=N: N rules that match nothing at the head of `dispatch` widen the
+    // time between a packet's chain entry and its map lookups, and so the window a
+    // commit can fall into; patches only (a replacement would remove them).
+    let pad: usize = std::env::var("NFT_SWITCH_PAD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if pad > 0 {
+        let rules = "insert rule inet vigil dispatch meta mark 0x7e57 counter\n".repeat(pad);
+        let path = std::env::temp_dir().join(format!("vigil-nft-pad-{}", std::process::id()));
+        std::fs::write(&path, rules).unwrap();
+        lab.nft_out(&["-f", path.to_str().unwrap()]);
+        std::fs::remove_file(&path).unwrap();
+    }
     let clients: usize = std::env::var("NFT_SWITCH_CLIENTS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -522,7 +536,7 @@ fn switch_failures_per_apply() {
     let (mut patches, mut full) = (0, 0);
     for i in 0..applies {
         let t = if i % 2 == 0 { &b } else { &a };
-        if i % 3 == 2 {
+        if i % 3 == 2 && pad == 0 {
             lab.nft_out(&["add", "chain", "inet", "vigil", "stray"]);
             applier.mark_stale();
             assert!(applier.apply(t).unwrap().full);
@@ -540,7 +554,7 @@ fn switch_failures_per_apply() {
         (ok, failed) = (ok + o, failed + f);
     }
     println!(
-        "switch_failures: {applies} applies ({patches} patches, {full} replacements), {clients} clients, {} connections, {failed} failed",
+        "switch_failures: {applies} applies ({patches} patches, {full} replacements), {clients} clients, pad {pad}, {} connections, {failed} failed",
         ok + failed
     );
 }
