@@ -10,7 +10,8 @@ use vigil_ipvs::ServiceKey;
 use crate::model::{FAMILY, Model, NftService, TABLE};
 use crate::readback::Current;
 use crate::render::{
-    add_service, create_all, delete_service, masquerade_elements, replace_service, wrap,
+    add_service, chain_name, create_all, delete_service, masquerade_elements, replace_service,
+    skeleton, wrap,
 };
 
 /// One nft transaction (applied whole or not at all), and a clean-up transaction run
@@ -46,7 +47,8 @@ impl Batch {
 
 /// Replaces the whole table in one transaction without deleting it: `flush table`
 /// (every rule), delete every set, map and chain it has, then create everything, but
-/// keep the NAT base chains when they are exactly as wanted. Deleting and re-creating
+/// keep the NAT base chains when they are exactly as wanted, and empty rather than
+/// delete the skeleton's sets and maps and the plain chains still wanted (see below). Deleting and re-creating
 /// the table (or its base chains) in one transaction re-registers the NAT hooks, and on
 /// kernel 6.18 about 1 in 3,000 new connections during such swaps went through
 /// untranslated (`crates/nft/tests/netns_nft.rs`); keeping the hooks avoids that.
@@ -55,18 +57,32 @@ fn replace_in_place(want: &Model, cur: &Current) -> Vec<Value> {
         "flush",
         json!({"table": {"family": FAMILY, "name": TABLE}}),
     )];
-    // Sets and maps first: their elements refer to chains (goto).
-    for (kind, name) in &cur.sets {
+    // Sets and maps first: their elements refer to chains (goto). The skeleton's are
+    // emptied, not deleted, and the plain chains still wanted kept: deleting a map
+    // deactivates its elements for the next generation, so a packet that entered the
+    // old rules just before the commit would miss in the lookup (no DNAT), while an
+    // element deleted and added again flips with the generation as a whole.
+    for (kind, name, as_wanted) in &cur.sets {
         out.push(wrap(
-            "delete",
+            if *as_wanted { "flush" } else { "delete" },
             wrap(
                 kind,
                 json!({"family": FAMILY, "table": TABLE, "name": name}),
             ),
         ));
     }
+    let wanted: BTreeSet<String> = want
+        .services
+        .keys()
+        .map(chain_name)
+        .chain(
+            skeleton()
+                .iter()
+                .filter_map(|o| o.get("chain")?.get("name")?.as_str().map(str::to_owned)),
+        )
+        .collect();
     for (name, keep) in &cur.chains {
-        if !keep {
+        if !keep || !wanted.contains(name) {
             out.push(wrap(
                 "delete",
                 json!({"chain": {"family": FAMILY, "table": TABLE, "name": name}}),

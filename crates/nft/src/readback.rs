@@ -27,11 +27,13 @@ pub struct Current {
     pub rewrite: BTreeSet<ServiceKey>,
     /// What does not belong (for logs); non-empty means "replace the whole table".
     pub foreign: Vec<String>,
-    /// Every named set or map in the table, as (`"set"` or `"map"`, name): what a
-    /// replacement deletes.
-    pub sets: Vec<(String, String)>,
+    /// Every named set or map in the table, as (`"set"` or `"map"`, name, whether it is
+    /// one of the skeleton's exactly as this version declares it): a replacement
+    /// empties those it keeps and deletes the others.
+    pub sets: Vec<(String, String, bool)>,
     /// Every chain in the table, and whether it is one of the skeleton's base chains
-    /// exactly as this version writes it (a replacement keeps those: see
+    /// exactly as this version writes it, or a plain chain (no hook): a replacement
+    /// keeps those base chains and the plain chains it still wants (see
     /// [`crate::diff::diff`]).
     pub chains: Vec<(String, bool)>,
 }
@@ -95,11 +97,17 @@ pub fn parse(listing: &Value) -> Current {
         };
         let name = body.get("name").and_then(Value::as_str).unwrap_or("");
         match kind.as_str() {
-            "map" | "set" => cur.sets.push((kind.clone(), name.to_owned())),
+            "map" | "set" => {
+                let as_wanted = skel.contains(&strip(item.clone(), &["handle", "elem"]));
+                cur.sets.push((kind.clone(), name.to_owned(), as_wanted));
+            }
             "chain" => {
-                let base =
-                    body.get("hook").is_some() && skel.contains(&strip(item.clone(), &["handle"]));
-                cur.chains.push((name.to_owned(), base));
+                let bare = strip(item.clone(), &["handle"]);
+                let plain = bare
+                    == serde_json::json!({"chain": {"family": crate::model::FAMILY,
+                        "table": crate::model::TABLE, "name": name}});
+                let base = body.get("hook").is_some() && skel.contains(&bare);
+                cur.chains.push((name.to_owned(), base || plain));
             }
             _ => {}
         }
@@ -173,11 +181,11 @@ pub fn parse(listing: &Value) -> Current {
                     },
                 );
             }
-            [rule] => match parse_rule(key, rule) {
-                Some(s) => {
+            [rule, fallback] => match parse_rule(key, rule) {
+                Some(s) if is_fallback_of(key, &s, fallback) => {
                     cur.model.services.insert(*key, s);
                 }
-                None => {
+                _ => {
                     cur.rewrite.insert(*key);
                 }
             },
@@ -230,6 +238,24 @@ fn dispatch_elem(map: &str, e: &Value) -> Option<(ServiceKey, String)> {
         }
     };
     Some((key, chain))
+}
+
+/// `rule` is the fallback [`crate::render::fallback_rule`] writes for `s`: a DNAT to
+/// the real server of slot 0 (a service written by an earlier version, without it, is
+/// rewritten once).
+fn is_fallback_of(key: &ServiceKey, s: &NftService, rule: &Value) -> bool {
+    let Some(want) = crate::render::fallback_rule(key, s) else {
+        return false;
+    };
+    let dnat = |r: &Value| -> Option<Value> {
+        r.get("expr")?
+            .as_array()?
+            .iter()
+            .find_map(|e| e.get("dnat"))
+            .cloned()
+    };
+    let got = dnat(rule);
+    got.is_some() && got == want.get("rule").and_then(dnat)
 }
 
 /// A service's rule back to its model; `None` if it is not in the canonical form.

@@ -3,9 +3,10 @@
 //! The table's fixed part (the *skeleton*): dispatch maps from a virtual service to its
 //! chain, a `dispatch` chain used by the `prerouting` and `output` NAT hooks, and a
 //! `postrouting` chain that masquerades connections to the addresses in `masq4`/`masq6`.
-//! Each virtual service has a chain holding one rule: `dnat to SELECTOR mod TOTAL map {
-//! SLOT : REAL, ... }` with an anonymous map, so a change of a service is `flush
-//! chain` + `add rule` in one transaction.
+//! Each virtual service has a chain holding its rule: `dnat to SELECTOR mod TOTAL map {
+//! SLOT : REAL, ... }` with an anonymous map, and a fallback `dnat to REAL` (see
+//! [`fallback_rule`]), so a change of a service is `flush chain` + two `add rule` in one
+//! transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -486,12 +487,55 @@ pub fn service_rule(key: &ServiceKey, s: &NftService) -> Option<Value> {
     Some(obj("rule", Value::Object(body)))
 }
 
-/// Commands creating a service (chain, rule, dispatch element).
-pub fn add_service(key: &ServiceKey, s: &NftService, out: &mut Vec<Value>) {
-    out.push(wrap("add", obj("chain", json!({"name": chain_name(key)}))));
+/// The comment of a service's fallback rule.
+pub fn fallback_comment(key: &ServiceKey) -> String {
+    format!("{key} switch fallback")
+}
+
+/// The second rule of a service's chain: a DNAT to the real server of slot 0, with no
+/// map. The first rule's map is anonymous, and when a transaction deletes that rule the
+/// kernel (6.18, `nft_mapelem_deactivate`) marks the map's elements inactive for the next
+/// generation; a packet that entered the chain under the old generation and looks the
+/// slot up just after the generation flips then misses (seen as ~1 refused connection
+/// per 1,000 applies). It falls through to this rule, still the old table's. Packets of
+/// the new generation always find their slot and never get here.
+pub fn fallback_rule(key: &ServiceKey, s: &NftService) -> Option<Value> {
+    let (_, _, first) = *s.ranges().first()?;
+    let mut nat = serde_json::Map::new();
+    nat.insert("family".into(), json!(l3(key.family())));
+    nat.insert("addr".into(), json!(first.ip().to_string()));
+    if first.port() != 0 {
+        nat.insert("port".into(), json!(first.port()));
+    }
+    let dnat = wrap("dnat", Value::Object(nat));
+    let expr = match key {
+        ServiceKey::Addr { protocol, .. } => vec![
+            json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": proto_name(*protocol)}}),
+            dnat,
+        ],
+        ServiceKey::Fwmark { .. } => vec![dnat],
+    };
+    let mut body = serde_json::Map::new();
+    body.insert("chain".into(), json!(chain_name(key)));
+    body.insert("expr".into(), Value::Array(expr));
+    body.insert("comment".into(), json!(fallback_comment(key)));
+    Some(obj("rule", Value::Object(body)))
+}
+
+/// The rules of a service's chain: [`service_rule`], then [`fallback_rule`].
+fn add_rules(key: &ServiceKey, s: &NftService, out: &mut Vec<Value>) {
     if let Some(r) = service_rule(key, s) {
         out.push(wrap("add", r));
     }
+    if let Some(r) = fallback_rule(key, s) {
+        out.push(wrap("add", r));
+    }
+}
+
+/// Commands creating a service (chain, rules, dispatch element).
+pub fn add_service(key: &ServiceKey, s: &NftService, out: &mut Vec<Value>) {
+    out.push(wrap("add", obj("chain", json!({"name": chain_name(key)}))));
+    add_rules(key, s, out);
     out.push(wrap(
         "add",
         obj(
@@ -510,9 +554,7 @@ pub fn replace_service(key: &ServiceKey, s: &NftService, out: &mut Vec<Value>) {
         "flush",
         obj("chain", json!({"name": chain_name(key)})),
     ));
-    if let Some(r) = service_rule(key, s) {
-        out.push(wrap("add", r));
-    }
+    add_rules(key, s, out);
 }
 
 /// Commands deleting a service: its element first (it refers to the chain), then the

@@ -433,13 +433,34 @@ fn a_changed_listing_is_patched_or_replaced() {
     // Someone edited a service's rule by hand: rewritten, not trusted.
     let mut edited = listing.clone();
     for o in edited["nftables"].as_array_mut().unwrap() {
-        if o["rule"]["chain"] == "fwmark4_7" {
+        if o["rule"]["chain"] == "fwmark4_7" && o["rule"]["expr"][0]["dnat"]["addr"].is_object() {
             o["rule"]["expr"][0]["dnat"]["addr"]["map"]["key"]["numgen"]["mod"] = json!(3);
         }
     }
     let c2 = parse(&edited);
     assert!(c2.intact());
     assert!(c2.rewrite.contains(&ServiceKey::fwmark(Family::Inet, 7)));
+    // A fallback rule to another server, or none (an earlier version's chain): rewritten.
+    let key = ServiceKey::tcp(sa("192.0.2.1:80"));
+    let fallback = |o: &Value| {
+        o["rule"]["chain"] == "tcp4_192_0_2_1_80"
+            && o["rule"]["expr"][1]["dnat"]["addr"].is_string()
+    };
+    let mut moved = listing.clone();
+    for o in moved["nftables"].as_array_mut().unwrap() {
+        if fallback(o) {
+            o["rule"]["expr"][1]["dnat"]["addr"] = json!("10.0.0.2");
+        }
+    }
+    assert!(parse(&moved).rewrite.contains(&key));
+    let mut old = listing.clone();
+    old["nftables"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|o| !fallback(o));
+    let c = parse(&old);
+    assert!(c.intact() && c.rewrite.contains(&key), "{c:?}");
+    assert!(!cur.rewrite.contains(&key) && cur.model.services.contains_key(&key));
     // A stray chain in the owned table: the whole table is replaced.
     let mut stray = listing.clone();
     stray["nftables"]
@@ -451,29 +472,53 @@ fn a_changed_listing_is_patched_or_replaced() {
     let want = plan_fresh(&sample(), &masq()).unwrap();
     let b = diff(&want, Some(&c3));
     assert!(b.full);
-    // Replaced in place: rules flushed, sets, maps and chains deleted, but the NAT base
-    // chains (the hooks) kept, and the table never deleted.
+    // Replaced in place: rules flushed, the skeleton's sets and maps emptied (deleting
+    // them would make a packet of the old generation miss), chains not wanted deleted,
+    // but the NAT base chains (the hooks) and wanted plain chains kept, and the table
+    // never deleted.
     assert_eq!(
         b.commands[0],
         json!({"flush": {"table": {"family": "inet", "name": "vigil"}}})
     );
     let verbs: Vec<String> = b.commands.iter().map(describe).collect();
     for gone in [
-        "delete map services4",
-        "delete set masq6",
-        "delete chain dispatch",
+        "flush map services4",
+        "flush set masq6",
         "delete chain mine",
-        "delete chain fwmark4_7",
     ] {
         assert!(verbs.iter().any(|v| v == gone), "{gone}: {verbs:?}");
     }
-    for kept in ["prerouting", "output", "postrouting"] {
+    for kept in [
+        "prerouting",
+        "output",
+        "postrouting",
+        "dispatch",
+        "fwmark4_7",
+    ] {
         assert!(
             !verbs.contains(&format!("delete chain {kept}")),
             "{verbs:?}"
         );
     }
     assert!(!b.document().contains("\"delete\":{\"table\""));
+    assert!(
+        !verbs
+            .iter()
+            .any(|v| v.starts_with("delete map") || v.starts_with("delete set"))
+    );
+    // A service no longer wanted loses its chain.
+    let mut less = sample();
+    less.remove(&ServiceKey::fwmark(Family::Inet, 7));
+    let b = diff(&plan_fresh(&less, &masq()).unwrap(), Some(&c3));
+    let verbs: Vec<String> = b.commands.iter().map(describe).collect();
+    assert!(
+        verbs.contains(&"delete chain fwmark4_7".to_string()),
+        "{verbs:?}"
+    );
+    assert!(
+        !verbs.contains(&"delete chain dispatch".to_string()),
+        "{verbs:?}"
+    );
     // No table at all: created, nothing deleted.
     let b = diff(&want, None);
     assert!(b.full);
@@ -482,7 +527,7 @@ fn a_changed_listing_is_patched_or_replaced() {
 }
 
 #[test]
-fn a_weight_change_is_one_chain_flush_and_one_rule() {
+fn a_weight_change_is_one_chain_flush_and_its_two_rules() {
     let listing: Value = serde_json::from_str(LISTING).unwrap();
     let cur = parse(&listing);
     let mut t = sample();
@@ -503,6 +548,7 @@ fn a_weight_change_is_one_chain_flush_and_one_rule() {
         [
             "flush chain tcp4_192_0_2_1_80",
             "add rule of tcp 192.0.2.1:80 in chain tcp4_192_0_2_1_80",
+            "add rule of tcp 192.0.2.1:80 switch fallback in chain tcp4_192_0_2_1_80",
             "delete element [\"10.0.0.1\"] in masq4"
         ]
     );
@@ -531,6 +577,7 @@ fn services_are_added_and_deleted_with_their_dispatch_element() {
             "delete chain fwmark4_7",
             "add chain tcp4_192_0_2_2_80",
             "add rule of tcp 192.0.2.2:80 in chain tcp4_192_0_2_2_80",
+            "add rule of tcp 192.0.2.2:80 switch fallback in chain tcp4_192_0_2_2_80",
             "add element [[{\"concat\":[\"192.0.2.2\",\"tcp\",80]},{\"goto\":{\"target\":\"tcp4_192_0_2_2_80\"}}]] in services4",
             "delete element [\"10.0.1.1\",\"10.0.1.2\"] in masq4"
         ]
@@ -578,6 +625,7 @@ fn one_service_is_patched_alone_and_keeps_shared_masquerade_addresses() {
         [
             "flush chain tcp4_192_0_2_1_80",
             "add rule of tcp 192.0.2.1:80 in chain tcp4_192_0_2_1_80",
+            "add rule of tcp 192.0.2.1:80 switch fallback in chain tcp4_192_0_2_1_80",
             "delete element [\"10.0.0.2\"] in masq4"
         ]
     );
@@ -602,8 +650,9 @@ fn one_service_is_patched_alone_and_keeps_shared_masquerade_addresses() {
             "delete element [\"10.0.0.1\"] in masq4"
         ]
     );
-    // A new service: chain, rule, dispatch element; its address is already masqueraded.
+    // A new service: chain, rule, fallback rule, dispatch element; its address is
+    // already masqueraded.
     let b = diff_one(&other, Some(&cur2.model.services[&other]), &cur, true);
-    assert_eq!(b.commands.len(), 3);
+    assert_eq!(b.commands.len(), 4);
     assert_eq!(b.services_changed, 1);
 }

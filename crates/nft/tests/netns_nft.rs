@@ -155,11 +155,11 @@ fn traffic_spreads_by_weight_and_a_removed_real_server_gets_no_new_connections()
     );
 
     // rs2 fails its check: the next apply leaves it out, at once (one service patched:
-    // its rule replaced, rs2's address out of the masquerade set).
+    // its two rules replaced, rs2's address out of the masquerade set).
     let t = lab.table("wrr", &[("rs1", 1), ("rs3", 3)]);
     let report = applier.apply_service(lab.key(), t.get(&lab.key())).unwrap();
     assert!(report.written && !report.full, "{report:?}");
-    assert_eq!((report.services_changed, report.commands), (1, 3));
+    assert_eq!((report.services_changed, report.commands), (1, 4));
     // The applier's idea of the table is what the kernel holds: nothing left to write.
     assert!(!applier.apply(&t).unwrap().written);
     let seen = lab.hits(120);
@@ -454,10 +454,11 @@ fn connections_never_fail_while_the_table_is_patched_and_replaced() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (ok, failed) = client.join().unwrap();
-    // Residual, on kernel 6.18: about one connection in 1,000 applies goes through
-    // untranslated during the switch (35 runs of 30 patches: 1 run with 1 refusal; 35
-    // of 30 replacements: the same); with interval maps it was 5 times that. Open, see
-    // docs/datapath-nftables.md; more than one in a run is a regression.
+    // Kernel 6.18: a packet of the old generation looking up a map whose elements the
+    // transaction deactivated went untranslated (about one connection in 1,000
+    // applies); the fallback rule and emptied-not-deleted maps remove that (see
+    // docs/datapath-nftables.md, "Atomic", and `switch_failures_per_apply` to count).
+    // One is still allowed for a cause not found yet; more is a regression.
     assert!(
         failed.len() <= 1,
         "{} of {} failed: {:?}",
@@ -466,4 +467,94 @@ fn connections_never_fail_while_the_table_is_patched_and_replaced() {
         &failed[..failed.len().min(5)]
     );
     assert!(ok > 30, "only {ok} connections");
+}
+
+/// A counting harness, not a check: `NFT_SWITCH_APPLIES=600 NFT_SWITCH_CLIENTS=4 cargo
+/// test -p vigil-nft --test netns_nft switch_failures -- --ignored --nocapture` prints
+/// how many new connections failed over that many applies (every third a full
+/// replacement) while clients connect in a loop. The figures in docs/datapath-nftables.md ("Atomic").
+#[test]
+#[ignore = "a measurement: run by hand"]
+fn switch_failures_per_apply() {
+    if !skip_unless_ready() {
+        return;
+    }
+    let applies: usize = std::env::var("NFT_SWITCH_APPLIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let lab = Lab::up(true);
+    let mut applier = lab.applier(true);
+    let a = lab.table("wrr", &[("rs1", 1), ("rs2", 1)]);
+    let b = lab.table("sh", &[("rs2", 2), ("rs3", 1)]);
+    applier.apply(&a).unwrap();
+    // NFT_SWITCH_PAD=N: N rules that match nothing at the head of `dispatch` widen the
+    // time between a packet's chain entry and its map lookups, and so the window a
+    // commit can fall into; patches only (a replacement would remove them).
+    let pad: usize = std::env::var("NFT_SWITCH_PAD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if pad > 0 {
+        let rules = "insert rule inet vigil dispatch meta mark 0x7e57 counter\n".repeat(pad);
+        let path = std::env::temp_dir().join(format!("vigil-nft-pad-{}", std::process::id()));
+        std::fs::write(&path, rules).unwrap();
+        lab.nft_out(&["-f", path.to_str().unwrap()]);
+        std::fs::remove_file(&path).unwrap();
+    }
+    let clients: usize = std::env::var("NFT_SWITCH_CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = || {
+        let (stop, vip, ns) = (stop.clone(), lab.vip, lab.lab.netns_path("client"));
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let f = std::fs::File::open(ns).unwrap();
+            // SAFETY: an open namespace file; moves only this thread.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            let (mut ok, mut failed) = (0usize, 0usize);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = TcpStream::connect_timeout(&vip, Duration::from_secs(2)).and_then(|s| {
+                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    let mut c = BufReader::new(s);
+                    c.get_mut().write_all(b"?\n")?;
+                    let mut line = String::new();
+                    c.read_line(&mut line)?;
+                    Ok(line)
+                });
+                match r {
+                    Ok(l) if !l.is_empty() => ok += 1,
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let threads: Vec<_> = (0..clients).map(|_| client()).collect();
+    let (mut patches, mut full) = (0, 0);
+    for i in 0..applies {
+        let t = if i % 2 == 0 { &b } else { &a };
+        if i % 3 == 2 && pad == 0 {
+            lab.nft_out(&["add", "chain", "inet", "vigil", "stray"]);
+            applier.mark_stale();
+            assert!(applier.apply(t).unwrap().full);
+            full += 1;
+        } else {
+            assert!(applier.apply(t).unwrap().written);
+            patches += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for t in threads {
+        let (o, f) = t.join().unwrap();
+        (ok, failed) = (ok + o, failed + f);
+    }
+    println!(
+        "switch_failures: {applies} applies ({patches} patches, {full} replacements), {clients} clients, pad {pad}, {} connections, {failed} failed",
+        ok + failed
+    );
 }
