@@ -288,7 +288,7 @@ withdraw_delay = "5s"
 name = "web"
 address = "{}:80"
 scheduler = "mh"
-scheduler_flags = ["port"]
+scheduler_flags = ["port", "fallback"]
 forwarding = "dr"
 announce = true
 inhibit_on_failure = {}
@@ -317,7 +317,7 @@ real_server = [{{ address = "{}:80" }}, {{ address = "{}:80" }}]
 name = "long"
 address = "{}:81"
 scheduler = "mh"
-scheduler_flags = ["port"]
+scheduler_flags = ["port", "fallback"]
 forwarding = "dr"
 announce = true
 inhibit_on_failure = {}

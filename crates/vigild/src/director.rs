@@ -132,6 +132,10 @@ struct Bgp {
     /// Drains (virtual server, real server) held back from IPVS until this instant: they
     /// drained an announced service whole, whose route is withdrawn first.
     drain_hold: HashMap<(String, SocketAddr), Instant>,
+    /// Failures (virtual server, real server) held back from IPVS until this instant:
+    /// they cost an announced service its quorum, whose route is withdrawn first; until
+    /// the routers moved the flows, the failed servers keep their place and weight here.
+    health_hold: HashMap<(String, SocketAddr), Instant>,
     /// Services a reload removed while announced: IPVS keeps them until `until`.
     lingering: Vec<Lingering>,
     /// The daemon is stopping: every route is withdrawn.
@@ -333,11 +337,12 @@ impl Director {
         }
     }
 
-    /// The earliest end of a held drain or a lingering service.
+    /// The earliest end of a held drain or failure, or of a lingering service.
     fn next_bgp_deadline(&self) -> Option<Instant> {
         let drains = self.bgp.drain_hold.values().copied();
+        let failures = self.bgp.health_hold.values().copied();
         let lingering = self.bgp.lingering.iter().map(|l| l.until);
-        drains.chain(lingering).min()
+        drains.chain(failures).chain(lingering).min()
     }
 
     /// Held drains and lingering services whose time has come reach IPVS.
@@ -351,11 +356,33 @@ impl Director {
             }
             keep
         });
+        let mut failed: Vec<(String, SocketAddr)> = Vec::new();
+        self.bgp.health_hold.retain(|(vs, rs), until| {
+            let keep = *until > now;
+            if !keep {
+                failed.push((vs.clone(), *rs));
+            }
+            keep
+        });
         let config = self.config.clone();
         for name in released {
             if let Some(vs) = config.virtual_server(&name) {
                 info!(virtual_server = %name, "withdraw delay over: drain applied");
                 self.sync_service(&vs.key, &[]);
+            }
+        }
+        let mut names: Vec<&String> = failed.iter().map(|(vs, _)| vs).collect();
+        names.dedup();
+        for name in names {
+            if let Some(vs) = config.virtual_server(name) {
+                info!(virtual_server = %name, "withdraw delay over: failures applied");
+                // Still down: their connections may be flushed now.
+                let down: Vec<SocketAddr> = failed
+                    .iter()
+                    .filter(|(v, rs)| v == name && self.known(&vs.key, *rs) == Known::Down)
+                    .map(|&(_, rs)| rs)
+                    .collect();
+                self.sync_service(&vs.key, &down);
             }
         }
         let before = self.bgp.lingering.len();
@@ -516,6 +543,9 @@ impl Director {
         self.bgp
             .drain_hold
             .retain(|(name, _), _| new.virtual_servers.iter().any(|v| v.name == *name));
+        self.bgp
+            .health_hold
+            .retain(|(name, _), _| new.virtual_servers.iter().any(|v| v.name == *name));
     }
 
     /// At a requested stop: queues omega's down hooks, then lets every queued hook run
@@ -584,9 +614,21 @@ impl Director {
     /// goes through [`Director::evaluate`]) it gives the same answer as the last sync, so
     /// status and metrics use it without touching the quorum memory.
     fn evaluation(&self, vs: &VirtualServer) -> policy::Evaluation {
+        self.evaluation_as(vs, true)
+    }
+
+    /// [`Director::evaluation`]; with `held` false, as if no failure were held back for
+    /// the routers (the quorum the hooks and the announcement follow).
+    fn evaluation_as(&self, vs: &VirtualServer, held: bool) -> policy::Evaluation {
         let p = table::policy(
             vs,
-            |rs| self.known(&vs.key, rs),
+            |rs| {
+                if held && self.bgp.health_hold.contains_key(&(vs.name.clone(), rs)) {
+                    Known::Up
+                } else {
+                    self.known(&vs.key, rs)
+                }
+            },
             |rs| self.health.get(&(vs.key, rs)).and_then(|h| h.weight),
             // A drain held for the routers to converge is not in IPVS yet.
             |rs| {
@@ -601,7 +643,7 @@ impl Director {
     /// [`Director::evaluation`], remembered as the quorum's hysteresis memory; a change of
     /// quorum is logged, told to VRRP tracking and published.
     fn evaluate(&mut self, vs: &VirtualServer) -> policy::Evaluation {
-        let e = self.evaluation(vs);
+        let e = self.evaluation_as(vs, false);
         let before = self.quorum.insert(vs.key, e.quorum).flatten();
         if let Some(q) = e.quorum
             && before != Some(q)
@@ -633,7 +675,56 @@ impl Director {
                 at_unix_ms: unix_now_ms(),
             }));
         }
+        if self
+            .bgp
+            .health_hold
+            .keys()
+            .any(|(name, _)| *name == vs.name)
+        {
+            // IPVS keeps the held failures until the routers moved the flows.
+            return self.evaluation_as(vs, true);
+        }
         e
+    }
+
+    /// Holds `failed` back from IPVS for the withdraw delay when they cost an announced
+    /// virtual server its quorum (or join failures already held): the route goes at once,
+    /// and flows the routers still send here meanwhile reach the servers they had.
+    fn hold_failures(&mut self, vs: &VirtualServer, failed: &[SocketAddr]) {
+        let delay = self
+            .bgp
+            .settings
+            .as_ref()
+            .map_or(Duration::ZERO, |s| s.withdraw_delay);
+        if failed.is_empty() || !vs.announce || delay.is_zero() {
+            return;
+        }
+        let held = self
+            .bgp
+            .health_hold
+            .iter()
+            .find(|((name, _), _)| *name == vs.name)
+            .map(|(_, until)| *until);
+        let announced = self
+            .bgp
+            .verdicts
+            .get(&vs.name)
+            .is_some_and(|(v, _)| v.announced);
+        let until = match held {
+            Some(until) => until,
+            None if announced && self.evaluation_as(vs, false).quorum == Some(false) => {
+                info!(
+                    virtual_server = %vs.name,
+                    "quorum lost: withdrawn first, IPVS follows in {}",
+                    vigil_config::format_duration(delay)
+                );
+                Instant::now() + delay
+            }
+            None => return,
+        };
+        for &rs in failed {
+            self.bgp.health_hold.insert((vs.name.clone(), rs), until);
+        }
     }
 
     fn sync_all(&mut self) {
@@ -656,13 +747,17 @@ impl Director {
     fn sync_service(&mut self, key: &ServiceKey, failed: &[SocketAddr]) {
         let config = self.config.clone();
         if let Some(vs) = config.virtual_servers.iter().find(|v| v.key == *key) {
+            self.hold_failures(vs, failed);
             let e = self.evaluate(vs);
             // A group's services follow its one evaluation (one check per real server).
             for (k, desired) in table::group_desired(vs, e.desired) {
                 self.datapath.send(Job::SyncService(k, Some(desired)));
                 if config.director.nftables_flush_on_failure {
+                    // A held failure is flushed when the hold ends.
                     for &real in failed {
-                        self.datapath.flush_connections(k, real);
+                        if !self.bgp.health_hold.contains_key(&(vs.name.clone(), real)) {
+                            self.datapath.flush_connections(k, real);
+                        }
                     }
                 }
             }
