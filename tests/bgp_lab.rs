@@ -29,6 +29,8 @@ pub struct Lab {
     pub fall: u32,
     /// `inhibit_on_failure`: failed real servers stay in IPVS with weight 0.
     pub inhibit: bool,
+    /// The virtual server "web"'s `quorum` (real servers needed up).
+    pub quorum: u32,
     /// BFD between the router and the directors: (interval in ms, multiplier), set
     /// before the speakers start; `None`: the BGP hold time alone.
     pub bfd: Option<(u32, u32)>,
@@ -60,6 +62,7 @@ impl Lab {
             children: Vec::new(),
             fall: 2,
             inhibit: false,
+            quorum: 1,
             bfd: None,
             long_lived: false,
         };
@@ -181,20 +184,8 @@ protocol bgp up {{ local {me} as 65001; neighbor {r} as 65000; hold time 3; keep
     /// FRR's zebra and bgpd for director `d`: `redistribute table 100`.
     pub fn frr_director(&mut self, d: &str) {
         let (me, r) = (self.lab.ip(d), self.lab.ip("r"));
-        let run = self.path(&format!("frr-{d}"));
-        std::fs::create_dir_all(&run).unwrap();
-        // FRR's daemons run as its user `frr` (root is not in its vty group).
-        use std::os::unix::fs::PermissionsExt;
-        let open = std::fs::Permissions::from_mode(0o777);
-        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(&run, open).unwrap();
-        let zebra = run.join("zebra.conf");
-        std::fs::write(&zebra, "ip import-table 100\n").unwrap();
-        let bgpd = run.join("bgpd.conf");
-        std::fs::write(
-            &bgpd,
-            format!(
-                "router bgp 65001
+        let bgpd = format!(
+            "router bgp 65001
  bgp router-id {me}
  no bgp ebgp-requires-policy
  no bgp network import-check
@@ -204,9 +195,40 @@ protocol bgp up {{ local {me} as 65001; neighbor {r} as 65000; hold time 3; keep
   redistribute table 100
  exit-address-family
 "
-            ),
-        )
-        .unwrap();
+        );
+        self.frr(d, "ip import-table 100\n", &bgpd);
+    }
+
+    /// FRR as the router: both directors' paths merged into one ECMP route
+    /// (`maximum-paths`), installed by zebra in the main table.
+    pub fn frr_router(&mut self) {
+        let r = self.lab.ip("r");
+        let mut bgpd =
+            format!("router bgp 65000\n bgp router-id {r}\n no bgp ebgp-requires-policy\n");
+        for d in ["d1", "d2"] {
+            let ip = self.lab.ip(d);
+            bgpd.push_str(&format!(
+                " neighbor {ip} remote-as 65001\n neighbor {ip} timers 1 3\n"
+            ));
+        }
+        bgpd.push_str(" address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n");
+        self.frr("r", "", &bgpd);
+    }
+
+    /// FRR's zebra and bgpd on `host` with these configurations.
+    fn frr(&mut self, host: &str, zebra_conf: &str, bgpd_conf: &str) {
+        let d = host;
+        let run = self.path(&format!("frr-{d}"));
+        std::fs::create_dir_all(&run).unwrap();
+        // FRR's daemons run as its user `frr` (root is not in its vty group).
+        use std::os::unix::fs::PermissionsExt;
+        let open = std::fs::Permissions::from_mode(0o777);
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&run, open).unwrap();
+        let zebra = run.join("zebra.conf");
+        std::fs::write(&zebra, zebra_conf).unwrap();
+        let bgpd = run.join("bgpd.conf");
+        std::fs::write(&bgpd, bgpd_conf).unwrap();
         let zapi = run.join("zserv.api");
         let (run_s, zapi_s) = (run.to_str().unwrap(), zapi.to_str().unwrap());
         let zebra_s = zebra.to_str().unwrap();
@@ -291,6 +313,7 @@ scheduler = "mh"
 scheduler_flags = ["port", "fallback"]
 forwarding = "dr"
 announce = true
+quorum = {}
 inhibit_on_failure = {}
 check = {{ kind = "http", path = "/ok-{d}", interval = "500ms", timeout = "450ms", rise = 1, fall = {} }}
 real_server = [{{ address = "{}:80" }}, {{ address = "{}:80" }}]
@@ -298,6 +321,7 @@ real_server = [{{ address = "{}:80" }}, {{ address = "{}:80" }}]
                 self.socket(d).display(),
                 self.path(&format!("{d}.json")).display(),
                 self.vip,
+                self.quorum,
                 self.inhibit,
                 self.fall,
                 self.lab.ip("rs1"),
