@@ -57,7 +57,10 @@ fn bgp_anycast() {
     let web = c.virtual_server("web").unwrap();
     assert!(web.announce);
     assert_eq!(web.scheduler, "mh");
-    assert_eq!(web.scheduler_flags, [SchedulerFlag::Port]);
+    assert_eq!(
+        web.scheduler_flags,
+        [SchedulerFlag::Port, SchedulerFlag::Fallback]
+    );
     assert!(c.vrrp.is_empty());
 }
 
