@@ -588,6 +588,14 @@ impl Requests {
             .count()
     }
 
+    /// Requests sent in `[from, to)` (unix ms) that failed.
+    pub fn failed_between(&self, from: u64, to: u64) -> usize {
+        self.all
+            .iter()
+            .filter(|(t0, _, what)| what.is_none() && (from..to).contains(t0))
+            .count()
+    }
+
     /// The window in which new requests failed: from the first failed request's send
     /// to the send of the first request after the last failure that was answered
     /// (`None`: nothing failed).

@@ -323,18 +323,7 @@ fn health_loss_on_one_director_fails_no_request() {
     l.wait_hops(&["d1", "d2"], "d1 healthy again");
     std::thread::sleep(Duration::from_secs(3));
     let r = l.finish_requests("requests");
-    let out = r
-        .failures
-        .iter()
-        .filter(|f| {
-            let sent: u64 = f
-                .split(' ')
-                .next()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
-            (lost_at..back_at).contains(&sent)
-        })
-        .count();
+    let out = r.failed_between(lost_at, back_at);
     println!(
         "FIGURE one director's real servers failing its checks under client traffic: {out} of {} requests sent while d1 was out failed; {} of {} in all",
         r.sent_between(lost_at, back_at),
@@ -384,18 +373,7 @@ fn frr_router_merges_both_directors_and_follows_health() {
     l.wait_hops(&["d1", "d2"], "the FRR router has d1 again");
     std::thread::sleep(Duration::from_secs(3));
     let r = l.finish_requests("requests");
-    let out = r
-        .failures
-        .iter()
-        .filter(|f| {
-            let sent: u64 = f
-                .split(' ')
-                .next()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
-            (lost_at..back_at).contains(&sent)
-        })
-        .count();
+    let out = r.failed_between(lost_at, back_at);
     println!(
         "FIGURE FRR router: health loss to d1 gone from the route {} ms (checks every 500 ms, fall 5); {out} of {} requests sent while d1 was out failed, {} of {} in all",
         seen.as_millis(),
