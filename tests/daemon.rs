@@ -966,7 +966,8 @@ fn keepalived_dump_signals_write_files_and_never_stop_the_daemon() {
 /// vigild's allocator returns memory in the background (docs/design.md, "Memory"): the
 /// jemalloc purging thread runs, was started after the main thread gave the children
 /// thread's capabilities up (it has no more than the main thread), and child programs
-/// were still set up while vigild had a single thread.
+/// were still set up while vigild had a single thread. Transparent huge pages are off
+/// for vigild, whatever the kernel's setting.
 #[test]
 fn the_allocator_purges_on_a_thread_without_the_childrens_capabilities() {
     let mut d = Daemon::start("memory-test");
@@ -996,4 +997,5 @@ fn the_allocator_purges_on_a_thread_without_the_childrens_capabilities() {
     }
     assert!(!stderr.contains("set up after other threads"), "{stderr}");
     assert!(!stderr.contains("memory freed after a reload"), "{stderr}");
+    assert!(main.contains("THP_enabled:\t0"), "{main}");
 }

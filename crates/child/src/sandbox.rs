@@ -297,6 +297,10 @@ unsafe fn child(a: ChildArgs<'_>) -> ! {
             // delegated cgroup's owner is still who we are.
             check!(STEP_CGROUP, libc::write(fd, b"0".as_ptr().cast(), 1));
         }
+        // vigild turns transparent huge pages off for itself (vigild::memory); a child
+        // program starts with the system's setting. Not checked: kernels before 3.15
+        // have neither the flag nor the call.
+        libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
         check!(
             STEP_NO_NEW_PRIVS,
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)

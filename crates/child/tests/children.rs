@@ -98,6 +98,22 @@ fn a_child_has_no_capabilities_a_clean_environment_and_its_own_session() {
 }
 
 #[test]
+fn a_child_has_transparent_huge_pages_back_when_the_daemon_turned_them_off() {
+    setup();
+    // As vigild does at start (vigild::memory::no_huge_pages).
+    // SAFETY: prctl with plain integer arguments.
+    assert_eq!(
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) },
+        0
+    );
+    let out = rt()
+        .block_on(vigil_child::run(&sh("grep THP_enabled /proc/self/status")))
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.trim(), "THP_enabled:\t1", "{out:?}");
+}
+
+#[test]
 fn output_is_captured_up_to_the_limit_and_the_failure_line_is_stderr_first() {
     setup();
     let mut c = sh("head -c 100000 /dev/zero | tr '\\0' x; echo; echo 'it broke' >&2; exit 3");

@@ -59,6 +59,9 @@ pub fn run(config_path: &Path, options: StartOptions) -> anyhow::Result<()> {
     // children need and every later thread is created without them.
     crate::children::init()?;
     crate::supervise::install_panic_hook();
+    if let Err(e) = crate::memory::no_huge_pages() {
+        warn!("transparent huge pages stay on for vigild (its memory may be larger): {e}");
+    }
     if let Err(e) = crate::memory::start_background_purge() {
         warn!("memory freed after a reload may stay with vigild: {e}");
     }

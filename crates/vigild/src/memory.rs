@@ -49,6 +49,19 @@ pub fn start_background_purge() -> Result<(), String> {
     Ok(())
 }
 
+/// Turns transparent huge pages off for vigild. With THP `always` (Debian's default
+/// kernel setting), the kernel backs the allocator's 2 MiB-aligned regions with whole
+/// huge pages, and a few live objects then hold 2 MiB each: in the kernel-lab VM vigild
+/// started 36 MiB above the same build on a `madvise` host (issue 18). Child programs
+/// get THP back in the sandbox (`vigil_child`). `Err` only on kernels before 3.15.
+pub fn no_huge_pages() -> std::io::Result<()> {
+    // SAFETY: prctl with plain integer arguments; it changes only this process's flag.
+    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// With glibc's malloc: schedules one trim [`TRIM_DELAY`] from now, unless one is already
 /// scheduled (a burst of reloads or `services` calls costs one trim). With jemalloc,
 /// nothing: its decay does the same. Must run inside the runtime.
