@@ -190,17 +190,22 @@ pub(super) fn group_destination_rules(
     real_servers: &[RealServer],
     rs_spans: &[Range<usize>],
 ) {
+    if group.is_empty() {
+        return;
+    }
+    // Named once, not per real server: 10,000 of them are fine and need no name.
+    let (sorry_field, real_field) = (f("sorry_server"), f("real_server"));
     let sorry = sorry_server
         .iter()
-        .map(|(a, s)| (f("sorry_server"), *a, s.clone(), forwarding));
+        .map(|(a, s)| (&sorry_field, *a, s.clone(), forwarding));
     let reals = real_servers
         .iter()
         .zip(rs_spans)
-        .map(|(rs, s)| (f("real_server"), rs.address, s.clone(), rs.forwarding));
+        .map(|(rs, s)| (&real_field, rs.address, s.clone(), rs.forwarding));
     for (field, dest, span, fwd) in sorry.chain(reals) {
         let before = sink.items.len();
         for (key, _) in group {
-            super::virtual_server::check_destination(sink, &field, dest, span.clone(), key, fwd);
+            super::virtual_server::check_destination(sink, field, dest, span.clone(), key, fwd);
             if sink.items.len() != before {
                 break;
             }

@@ -1,6 +1,7 @@
 //! `[[virtual_server]]`: one service, its scheduling, persistence and quorum, and its
 //! real servers with their checks.
 
+use std::fmt::Write as _;
 use std::ops::Range;
 
 use toml::de::DeValue;
@@ -111,8 +112,8 @@ fn virtual_server(sink: &mut Sink, mut t: Table<'_, '_>) -> Option<(VirtualServe
                     QuorumBy::Servers
                 }
             });
-    let quorum_up = hook(sink, &mut t, &f, "quorum_up");
-    let quorum_down = hook(sink, &mut t, &f, "quorum_down");
+    let quorum_up = hook(sink, &mut t, "quorum_up");
+    let quorum_down = hook(sink, &mut t, "quorum_down");
     let omega = t.bool(sink, "omega").unwrap_or(false);
     let announce = announce_flag(sink, &mut t, &key);
 
@@ -259,15 +260,9 @@ fn announce_flag(
 }
 
 /// A hook: a program with its arguments, absolute.
-fn hook(
-    sink: &mut Sink,
-    t: &mut Table<'_, '_>,
-    f: &dyn Fn(&str) -> String,
-    key: &'static str,
-) -> Option<Vec<String>> {
-    t.str_list(sink, key)
-        .filter(|(argv, span)| super::absolute_program(sink, &f(key), argv, span.clone()))
-        .map(|(argv, _)| argv)
+fn hook(sink: &mut Sink, t: &mut Table<'_, '_>, key: &'static str) -> Option<Vec<String>> {
+    let (argv, span) = t.str_list(sink, key)?;
+    super::absolute_program(sink, &t.field(key).to_string(), &argv, span).then_some(argv)
 }
 
 /// The service's identity, `address` (with `protocol`) or `fwmark` (with `family`), and
@@ -580,8 +575,12 @@ fn real_servers(
     let mut rs_count = 0;
     if let Some((items, _)) = t.array(sink, "real_server") {
         rs_count = items.len();
+        real_servers.reserve(items.len());
+        rs_spans.reserve(items.len());
         for (i, item) in items.iter().enumerate() {
-            let path = format!("{p}.real_server[{i}]");
+            // Sized up front: `format!` would grow it once more, per real server.
+            let mut path = String::with_capacity(p.len() + 24);
+            let _ = write!(path, "{p}.real_server[{i}]");
             if let Some(rt) = Table::from_value(sink, item, path)
                 && let Some((rs, span)) = real_server(sink, rt, vs_defaults, default_check, None)
             {
@@ -733,7 +732,6 @@ pub(super) fn real_server(
     default_check: &DefaultCheck<'_, '_>,
     template: Option<std::net::SocketAddr>,
 ) -> Option<(RealServer, Range<usize>)> {
-    let p = t.path.clone();
     let errors_before = sink.items.len();
     let address = match template {
         Some(a) => Some((a, t.span.clone())),
@@ -754,17 +752,18 @@ pub(super) fn real_server(
     {
         sink.error(
             span.clone(),
-            format!("`{p}.lower_threshold` ({l}) must not exceed `upper_threshold` ({u})"),
+            format!(
+                "`{}` ({l}) must not exceed `upper_threshold` ({u})",
+                t.field("lower_threshold")
+            ),
         );
     }
     let inhibit_on_failure = t.bool(sink, "inhibit_on_failure").unwrap_or(vs_inhibit);
-    let pf = p.clone();
-    let rf = |k: &str| format!("{pf}.{k}");
-    let notify_up = hook(sink, &mut t, &rf, "notify_up");
-    let notify_down = hook(sink, &mut t, &rf, "notify_down");
+    let notify_up = hook(sink, &mut t, "notify_up");
+    let notify_down = hook(sink, &mut t, "notify_down");
     let own_tunnel = tunnel(sink, &mut t, forwarding);
     let own_check = t.get("check");
-    t.finish(sink);
+    let p = t.finish(sink);
 
     let checks = match (own_check, default_check.value) {
         (None, _) if !default_check.ok => Vec::new(),
