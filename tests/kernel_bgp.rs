@@ -335,8 +335,9 @@ fn health_loss_on_one_director_fails_no_request() {
         "too few requests to tell: {:?}",
         r.all.len()
     );
-    // The rejoin is not what this trial holds to zero: a route announced again may reach
-    // the router a moment before IPVS applied the weights (scale-out.md, limits).
+    // The rejoin is not what this trial holds to zero: a route announced again may meet
+    // mh's table before the kernel refilled it, or reach the router before IPVS applied
+    // the weights (scale-out.md, limits).
     assert_eq!(out, 0, "{:#?}", r.failures);
 }
 
