@@ -218,17 +218,35 @@ fn a_reload_removing_the_service_withdraws_first() {
     assert!(!local.contains(&l.vip.to_string()), "{local}");
 }
 
-/// Two directors (BIRD + vigild, `sloppy_tcp`) behind the BIRD router, the client
-/// routed through it. `fall = 5`: a check that times out once on the emulated CPUs must
-/// not change `mh`'s choice on one director only (scale-out.md).
-fn two_directors(vip_octet: u8, echo: bool) -> Lab {
+/// What a trial changes in [`two_directors`]' lab.
+#[derive(Default)]
+struct Setup {
+    /// Long-lived echo servers on the real servers.
+    echo: bool,
+    /// The virtual server's `quorum` (1 when not given).
+    quorum: Option<u32>,
+    /// FRR as the router instead of BIRD.
+    frr_router: bool,
+}
+
+/// Two directors (BIRD + vigild, `sloppy_tcp`) behind the router, the client routed
+/// through it. `fall = 5`: a check that times out once on the emulated CPUs must not
+/// change `mh`'s choice on one director only (scale-out.md).
+fn two_directors(vip_octet: u8, setup: Setup) -> Lab {
     let mut l = Lab::new(vip_octet);
     l.fall = 5;
+    if let Some(q) = setup.quorum {
+        l.quorum = q;
+    }
     l.client_via_router();
-    if echo {
+    if setup.echo {
         l.start_echo();
     }
-    l.bird_router();
+    if setup.frr_router {
+        l.frr_router();
+    } else {
+        l.bird_router();
+    }
     for d in ["d1", "d2"] {
         l.sloppy_tcp(d);
         l.bird_director(d);
@@ -243,7 +261,7 @@ fn two_directors(vip_octet: u8, echo: bool) -> Lab {
 fn graceful_drain_of_a_director_fails_no_request() {
     vigil_testlab::require_root_or_skip!();
     vigil_testlab::require_or_skip!(have_tools(&["bird", "ipvsadm", "busybox", "python3"]));
-    let mut l = two_directors(65, false);
+    let mut l = two_directors(65, Setup::default());
     l.start_requests("requests", 20, 5);
     std::thread::sleep(Duration::from_secs(3));
 
@@ -288,17 +306,13 @@ fn health_loss_on_one_director_fails_no_request() {
     // Quorum 2: the first failure already withdraws, so d1's table stays d2's until the
     // route is gone. With quorum 1 the first failure changed d1's table alone, and a
     // connection the router moved mid-way met another real server (reset).
-    let mut l = Lab::new(67);
-    l.fall = 5;
-    l.quorum = 2;
-    l.client_via_router();
-    l.bird_router();
-    for d in ["d1", "d2"] {
-        l.sloppy_tcp(d);
-        l.bird_director(d);
-        l.vigild(d);
-    }
-    l.wait_hops(&["d1", "d2"], "both announced");
+    let mut l = two_directors(
+        67,
+        Setup {
+            quorum: Some(2),
+            ..Setup::default()
+        },
+    );
     l.start_requests("requests", 20, 5);
     std::thread::sleep(Duration::from_secs(3));
 
@@ -351,17 +365,14 @@ fn frr_router_merges_both_directors_and_follows_health() {
         vigil_testlab::skip_or_fail("FRR is not installed (/usr/lib/frr/bgpd)");
         return;
     }
-    let mut l = Lab::new(68);
-    l.fall = 5;
-    l.quorum = 2;
-    l.client_via_router();
-    l.frr_router();
-    for d in ["d1", "d2"] {
-        l.sloppy_tcp(d);
-        l.bird_director(d);
-        l.vigild(d);
-    }
-    l.wait_hops(&["d1", "d2"], "the FRR router has both directors");
+    let mut l = two_directors(
+        68,
+        Setup {
+            quorum: Some(2),
+            frr_router: true,
+            ..Setup::default()
+        },
+    );
     l.start_requests("requests", 20, 5);
     std::thread::sleep(Duration::from_secs(3));
 
@@ -396,7 +407,13 @@ fn frr_router_merges_both_directors_and_follows_health() {
 fn established_flows_survive_a_director_crash() {
     vigil_testlab::require_root_or_skip!();
     vigil_testlab::require_or_skip!(have_tools(&["bird", "ipvsadm", "busybox", "python3"]));
-    let mut l = two_directors(66, true);
+    let mut l = two_directors(
+        66,
+        Setup {
+            echo: true,
+            ..Setup::default()
+        },
+    );
     const N: usize = 60;
     let script = l.path("long.py");
     std::fs::write(&script, LONG_LIVED).unwrap();
