@@ -489,6 +489,7 @@ fn big(o: &Opts, mut client: Option<&mut Client>, interval: &str, where_: &str) 
     );
     if !all_in {
         println!("{tag}: did not settle; up per vigild: {}", d.up_count());
+        d.print_log_tail(&tag, 20);
         return Vec::new();
     }
     let mut figs = vec![("all in after, s", t.elapsed().as_secs_f64())];
@@ -686,6 +687,7 @@ fn soak(o: &Opts, mut client: Option<&mut Client>, where_: &str) -> Figs {
         t.elapsed().as_secs_f64()
     );
     if !all_in {
+        d.print_log_tail(&tag, 20);
         return Vec::new();
     }
     std::thread::sleep(Duration::from_secs(10));
@@ -1105,6 +1107,17 @@ impl Daemon {
     /// the peak since now.
     fn reset_hwm(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");
+    }
+
+    /// The last `n` lines vigild logged, for a run that did not settle: an old daemon
+    /// in an A/B once waited out the whole timeout with nothing to say why.
+    fn print_log_tail(&self, tag: &str, n: usize) {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        println!("{tag}: vigild's last {n} log lines:");
+        for l in &lines[lines.len().saturating_sub(n)..] {
+            println!("  {l}");
+        }
     }
 
     fn logs(&self) -> Vec<Value> {
