@@ -471,6 +471,12 @@ pub fn service_rule(key: &ServiceKey, s: &NftService) -> Option<Value> {
     let mut nat = serde_json::Map::new();
     nat.insert("family".into(), json!(l3(fam)));
     nat.insert("addr".into(), wrap("map", Value::Object(map)));
+    Some(dnat_rule(key, nat, key.to_string()))
+}
+
+/// A rule of a service's chain that DNATs with `nat` (family, address, port or map),
+/// after the service's protocol match for an address service.
+fn dnat_rule(key: &ServiceKey, nat: serde_json::Map<String, Value>, comment: String) -> Value {
     let dnat = wrap("dnat", Value::Object(nat));
     let expr = match key {
         // nft insists on a protocol match before it maps to a port.
@@ -483,8 +489,8 @@ pub fn service_rule(key: &ServiceKey, s: &NftService) -> Option<Value> {
     let mut body = serde_json::Map::new();
     body.insert("chain".into(), json!(chain_name(key)));
     body.insert("expr".into(), Value::Array(expr));
-    body.insert("comment".into(), json!(key.to_string()));
-    Some(obj("rule", Value::Object(body)))
+    body.insert("comment".into(), json!(comment));
+    obj("rule", Value::Object(body))
 }
 
 /// The comment of a service's fallback rule.
@@ -507,19 +513,7 @@ pub fn fallback_rule(key: &ServiceKey, s: &NftService) -> Option<Value> {
     if first.port() != 0 {
         nat.insert("port".into(), json!(first.port()));
     }
-    let dnat = wrap("dnat", Value::Object(nat));
-    let expr = match key {
-        ServiceKey::Addr { protocol, .. } => vec![
-            json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": proto_name(*protocol)}}),
-            dnat,
-        ],
-        ServiceKey::Fwmark { .. } => vec![dnat],
-    };
-    let mut body = serde_json::Map::new();
-    body.insert("chain".into(), json!(chain_name(key)));
-    body.insert("expr".into(), Value::Array(expr));
-    body.insert("comment".into(), json!(fallback_comment(key)));
-    Some(obj("rule", Value::Object(body)))
+    Some(dnat_rule(key, nat, fallback_comment(key)))
 }
 
 /// The rules of a service's chain: [`service_rule`], then [`fallback_rule`].
