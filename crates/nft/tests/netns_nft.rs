@@ -6,15 +6,18 @@
 
 #![allow(clippy::unwrap_used)] // a test: it panics on what it set up itself
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::io::{BufRead, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use vigil_ipvs::reconcile::{DesiredService, DesiredTable};
 use vigil_ipvs::{Destination, ForwardMethod, Service, ServiceFlags, ServiceKey};
 use vigil_nft::{Applier, Error, Nft, Options};
-use vigil_testlab::lb::{LbLab, PORT, REALS, ask, chi_square, connect};
-use vigil_testlab::{have_tools, require_or_skip, require_root_or_skip};
+use vigil_testlab::lb::{LbLab, PORT, REALS, ask, chi_square, connect, try_request};
+use vigil_testlab::{LabError, have_tools, require_or_skip, require_root_or_skip};
 
 /// The director, real servers and client of [`LbLab`], with this test's requests.
 struct Lab(LbLab);
@@ -115,6 +118,29 @@ impl Lab {
             .collect();
         v.sort();
         v
+    }
+
+    /// A client thread in the lab's client namespace: a new connection and one request
+    /// at a time to the VIP until `stop` (or `max_ok` answered); the answered count and
+    /// each failure as text.
+    fn requests_until(
+        &self,
+        stop: &Arc<AtomicBool>,
+        max_ok: Option<usize>,
+    ) -> JoinHandle<Result<(usize, Vec<String>), LabError>> {
+        let (stop, vip) = (stop.clone(), self.vip);
+        self.lab
+            .spawn_in("client", move || {
+                let (mut ok, mut failed) = (0usize, Vec::new());
+                while !stop.load(Ordering::Relaxed) && max_ok.is_none_or(|m| ok < m) {
+                    match try_request(vip) {
+                        Ok((name, _)) if !name.is_empty() => ok += 1,
+                        other => failed.push(format!("{other:?}")),
+                    }
+                }
+                (ok, failed)
+            })
+            .unwrap()
     }
 
     fn nft_out(&self, args: &[&str]) -> String {
@@ -409,33 +435,9 @@ fn connections_never_fail_while_the_table_is_patched_and_replaced() {
     let a = lab.table("wrr", &[("rs1", 1), ("rs2", 1)]);
     let b = lab.table("sh", &[("rs2", 2), ("rs3", 1)]);
     applier.apply(&a).unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let client = {
-        let (stop, vip, ns) = (stop.clone(), lab.vip, lab.lab.netns_path("client"));
-        std::thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            let f = std::fs::File::open(ns).unwrap();
-            // SAFETY: an open namespace file; moves only this thread.
-            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-            let (mut ok, mut failed) = (0usize, Vec::new());
-            // Bounded: stops when told, or after 20,000 connections.
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) && ok < 20_000 {
-                let r = TcpStream::connect_timeout(&vip, Duration::from_secs(2)).and_then(|s| {
-                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                    let mut c = BufReader::new(s);
-                    c.get_mut().write_all(b"?\n")?;
-                    let mut line = String::new();
-                    c.read_line(&mut line)?;
-                    Ok(line)
-                });
-                match r {
-                    Ok(l) if !l.is_empty() => ok += 1,
-                    other => failed.push(format!("{other:?}")),
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let stop = Arc::new(AtomicBool::new(false));
+    // Bounded: stops when told, or after 20,000 connections.
+    let client = lab.requests_until(&stop, Some(20_000));
     for i in 0..30 {
         let t = if i % 2 == 0 { &b } else { &a };
         if i % 3 == 2 {
@@ -452,8 +454,8 @@ fn connections_never_fail_while_the_table_is_patched_and_replaced() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = client.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = client.join().unwrap().unwrap();
     // Kernel 6.18: a packet of the old generation looking up a map whose elements the
     // transaction deactivated went untranslated (about one connection in 1,000
     // applies); the fallback rule and emptied-not-deleted maps remove that (see
@@ -506,33 +508,10 @@ fn switch_failures_per_apply() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let client = || {
-        let (stop, vip, ns) = (stop.clone(), lab.vip, lab.lab.netns_path("client"));
-        std::thread::spawn(move || {
-            use std::os::fd::AsRawFd;
-            let f = std::fs::File::open(ns).unwrap();
-            // SAFETY: an open namespace file; moves only this thread.
-            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-            let (mut ok, mut failed) = (0usize, 0usize);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let r = TcpStream::connect_timeout(&vip, Duration::from_secs(2)).and_then(|s| {
-                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                    let mut c = BufReader::new(s);
-                    c.get_mut().write_all(b"?\n")?;
-                    let mut line = String::new();
-                    c.read_line(&mut line)?;
-                    Ok(line)
-                });
-                match r {
-                    Ok(l) if !l.is_empty() => ok += 1,
-                    _ => failed += 1,
-                }
-            }
-            (ok, failed)
-        })
-    };
-    let threads: Vec<_> = (0..clients).map(|_| client()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..clients)
+        .map(|_| lab.requests_until(&stop, None))
+        .collect();
     let (mut patches, mut full) = (0, 0);
     for i in 0..applies {
         let t = if i % 2 == 0 { &b } else { &a };
@@ -547,11 +526,11 @@ fn switch_failures_per_apply() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let (mut ok, mut failed) = (0, 0);
     for t in threads {
-        let (o, f) = t.join().unwrap();
-        (ok, failed) = (ok + o, failed + f);
+        let (o, f) = t.join().unwrap().unwrap();
+        (ok, failed) = (ok + o, failed + f.len());
     }
     println!(
         "switch_failures: {applies} applies ({patches} patches, {full} replacements), {clients} clients, pad {pad}, {} connections, {failed} failed",

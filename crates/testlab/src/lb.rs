@@ -124,6 +124,14 @@ pub fn connect(vip: SocketAddr) -> BufReader<TcpStream> {
     BufReader::new(s)
 }
 
+/// One request on a new connection (2 s to connect and to answer), without panicking:
+/// the real server's name and the client address it saw.
+pub fn try_request(vip: SocketAddr) -> std::io::Result<(String, String)> {
+    let s = TcpStream::connect_timeout(&vip, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    try_ask(&mut BufReader::new(s))
+}
+
 /// One request on an open connection: the name of the real server behind it.
 ///
 /// # Panics

@@ -4,7 +4,7 @@ use crate::{LabError, lab_dir, show_cmd};
 use std::ffi::OsStr;
 use std::net::Ipv4Addr;
 use std::ops::{Deref, DerefMut};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -217,24 +217,12 @@ impl NetnsLab {
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        use std::os::fd::AsRawFd;
-        let path = self.netns_path(host);
-        let ns = std::fs::File::open(&path).map_err(|source| LabError::Setns {
-            path: path.clone(),
-            source,
-        })?;
+        let (path, ns) = self.open_netns(host)?;
         // setns() moves only the calling thread, so a dedicated thread keeps the test's
         // own threads (and any async runtime) in the host's namespace.
         std::thread::scope(|s| {
             let worker = s.spawn(|| {
-                // SAFETY: `ns` is an open namespace file for the whole call.
-                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    let source = std::io::Error::last_os_error();
-                    return Err(LabError::Setns {
-                        path: path.clone(),
-                        source,
-                    });
-                }
+                enter_netns(&path, &ns)?;
                 Ok(f())
             });
             match worker.join() {
@@ -242,6 +230,33 @@ impl NetnsLab {
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         })
+    }
+
+    /// [`NetnsLab::run_in`] in the background: `f` runs on a new thread that has entered
+    /// `host`'s network namespace, while the caller goes on (e.g. changes the director
+    /// under a client's traffic). Join the handle for `f`'s result.
+    pub fn spawn_in<T, F>(
+        &self,
+        host: &str,
+        f: F,
+    ) -> Result<std::thread::JoinHandle<Result<T, LabError>>, LabError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (path, ns) = self.open_netns(host)?;
+        Ok(std::thread::spawn(move || {
+            enter_netns(&path, &ns)?;
+            Ok(f())
+        }))
+    }
+
+    fn open_netns(&self, host: &str) -> Result<(PathBuf, std::fs::File), LabError> {
+        let path = self.netns_path(host);
+        match std::fs::File::open(&path) {
+            Ok(ns) => Ok((path, ns)),
+            Err(source) => Err(LabError::Setns { path, source }),
+        }
     }
 
     /// Plugs (`true`) or unplugs `host`'s cable: its bridge port goes up or down. With a
@@ -455,6 +470,19 @@ fn effective_caps() -> std::io::Result<u64> {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .ok_or_else(|| std::io::Error::other("no CapEff line"))
+}
+
+/// Moves the calling thread into the network namespace open as `ns` (at `path`).
+fn enter_netns(path: &Path, ns: &std::fs::File) -> Result<(), LabError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `ns` is an open namespace file; setns() moves only the calling thread.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(LabError::Setns {
+            path: path.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
