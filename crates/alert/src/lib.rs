@@ -323,7 +323,7 @@ impl Alerts {
         std::thread::Builder::new()
             .name("alerts".into())
             .spawn(move || {
-                let _guard = EndGuard(thread_end);
+                let guard = EndGuard(thread_end);
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -347,6 +347,9 @@ impl Alerts {
                 });
                 // `shutdown` let the webhooks finish first; whatever is left is dropped.
                 drop(runtime);
+                // The end is recorded before `shutdown` hears of it, so that whoever it
+                // returns to finds it set (it raced, and a test saw none).
+                drop(guard);
                 let _ = stopped_tx.send(());
             })?;
         let handle = handle_rx
