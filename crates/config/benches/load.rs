@@ -2,7 +2,11 @@
 //! once, for the director benchmark's 1,000 virtual servers x 10 real servers (issue 18:
 //! a reload's heap is mostly this). Prints its figures; asserts nothing about them.
 //!
-//! `cargo bench -p vigil-config --bench load [-- --rounds N --vs N --per N]`
+//! `cargo bench -p vigil-config --bench load [-- --rounds N --vs N --per N --only WHAT]`
+//!
+//! Only the first measure's first round starts from a heap that never held a parse, so
+//! its fresh pages are the cold figure; `--only toml|tree|parse` runs one measure alone
+//! to get that figure for each.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write;
@@ -77,29 +81,38 @@ fn mib(bytes: usize) -> f64 {
 fn main() {
     let mut args = std::env::args().skip(1);
     let (mut rounds, mut vs, mut per) = (20usize, 1000usize, 10usize);
-    let mut tree = true;
+    let mut only = String::new();
     while let Some(a) = args.next() {
         let mut num = || args.next().and_then(|v| v.parse().ok()).unwrap_or(0);
         match a.as_str() {
             "--rounds" => rounds = num().max(1),
             "--vs" => vs = num().max(1),
             "--per" => per = num().max(1),
-            // For a profiler: only the whole parse.
-            "--no-tree" => tree = false,
+            "--only" => only = args.next().unwrap_or_default(),
+            // For a profiler: only the whole parse (the same as `--only parse`).
+            "--no-tree" => only = "parse".into(),
             _ => {}
         }
     }
     let source = cluster(vs, per);
     let file = Path::new("bench.toml");
-    if tree {
-        measure("toml document tree alone", rounds, || {
+    let wanted = |what: &str| only.is_empty() || only == what;
+    if wanted("toml") {
+        measure("`toml`'s document tree alone", rounds, || {
             toml::de::DeTable::parse_recoverable(&source)
         });
     }
-    measure("the whole parse", rounds, || {
-        vigil_config::parse(file, &source)
-            .unwrap_or_else(|d| panic!("the generated cluster is invalid:\n{d}"))
-    });
+    if wanted("tree") {
+        measure("vigil-config's TOML tree alone", rounds, || {
+            vigil_config::toml_tree(&source)
+        });
+    }
+    if wanted("parse") {
+        measure("the whole parse", rounds, || {
+            vigil_config::parse(file, &source)
+                .unwrap_or_else(|d| panic!("the generated cluster is invalid:\n{d}"))
+        });
+    }
     println!(
         "({vs} virtual servers x {per} real servers, {:.2} MiB of TOML)",
         mib(source.len())

@@ -14,6 +14,7 @@ mod duration;
 mod model;
 mod parse;
 mod reader;
+mod tree;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -134,6 +135,13 @@ fn file_kind(t: &std::fs::FileType) -> &'static str {
     }
 }
 
+/// The TOML tree a parse reads, kept until dropped: for the load bench only.
+#[doc(hidden)]
+pub fn toml_tree(source: &str) -> impl Sized + '_ {
+    let mut errors: Vec<toml_parser::ParseError> = Vec::new();
+    (tree::parse(source, &mut errors), errors)
+}
+
 /// Validates cluster-file text; `file` is only used to name the file in diagnostics.
 pub fn parse(file: &Path, source: &str) -> Result<Loaded, Box<Diagnostics>> {
     parse_inner(file, source, None)
@@ -154,21 +162,22 @@ fn parse_inner(
     system: Option<&dyn System>,
 ) -> Result<Loaded, Box<Diagnostics>> {
     let fail = |items| Box::new(Diagnostics::new(file, source, items));
-    let (root, syntax_errors) = toml::de::DeTable::parse_recoverable(source);
+    let mut syntax_errors: Vec<toml_parser::ParseError> = Vec::new();
+    let root = tree::parse(source, &mut syntax_errors);
     if !syntax_errors.is_empty() {
         // Syntax errors first and alone: checking the meaning of a half-parsed file
         // would only add confusing follow-on errors.
         let items = syntax_errors
             .iter()
             .map(|e| {
-                let span = e.span().unwrap_or(0..0);
-                Diagnostic::error(span, format!("TOML syntax: {}", e.message().trim_end()))
+                let span = e.unexpected().map_or(0..0, |s| s.start()..s.end());
+                Diagnostic::error(span, format!("TOML syntax: {}", tree::message(e)))
             })
             .collect();
         return Err(fail(items));
     }
     let mut sink = reader::Sink::new(source);
-    let parsed = parse::parse_document(&mut sink, root.get_ref(), root.span());
+    let parsed = parse::parse_document(&mut sink, &root);
     validate::validate(&mut sink, &parsed);
     if let Some(system) = system {
         validate::users(&mut sink, system);

@@ -9,14 +9,13 @@ use std::ops::Range;
 use std::str::FromStr;
 use std::time::Duration;
 
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use crate::tree::{Key, Node, Table as TomlTable};
 
 use crate::diag::{Diagnostic, LineIndex, did_you_mean};
 use crate::duration::parse_duration;
 use crate::model::IpPrefix;
 
-pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
+pub(crate) use crate::tree::Value;
 
 /// Collects diagnostics for one file.
 pub(crate) struct Sink {
@@ -117,22 +116,22 @@ pub(crate) fn unique<K: Eq + Hash>(
     }
 }
 
-pub(crate) fn type_name(v: &DeValue<'_>) -> &'static str {
+pub(crate) fn type_name(v: &Node<'_>) -> &'static str {
     match v {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date-time",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
+        Node::String(_) => "a string",
+        Node::Integer(_) => "an integer",
+        Node::Float => "a float",
+        Node::Boolean(_) => "a boolean",
+        Node::Datetime => "a date-time",
+        Node::Array(_) => "an array",
+        Node::Table(_) => "a table",
     }
 }
 
 /// A table being read: remembers which keys were asked for, so that every other key can be
 /// reported as unknown, with a suggestion among the known ones.
 pub(crate) struct Table<'a, 'i> {
-    table: &'a DeTable<'i>,
+    table: &'a TomlTable<'i>,
     /// Span of the table itself, where "missing field" errors point.
     pub(crate) span: Range<usize>,
     /// Dotted path for messages, e.g. `vrrp.web`.
@@ -141,7 +140,11 @@ pub(crate) struct Table<'a, 'i> {
 }
 
 impl<'a, 'i> Table<'a, 'i> {
-    pub(crate) fn new(table: &'a DeTable<'i>, span: Range<usize>, path: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        table: &'a TomlTable<'i>,
+        span: Range<usize>,
+        path: impl Into<String>,
+    ) -> Self {
         Table {
             table,
             span,
@@ -160,7 +163,7 @@ impl<'a, 'i> Table<'a, 'i> {
     ) -> Option<Self> {
         let path = path.into();
         match value.get_ref() {
-            DeValue::Table(t) => Some(Table::new(t, value.span(), path)),
+            Node::Table(t) => Some(Table::new(t, value.span(), path)),
             other => {
                 sink.error(
                     value.span(),
@@ -182,28 +185,14 @@ impl<'a, 'i> Table<'a, 'i> {
 
     /// Whether the table has `key`, without asking for it (it stays unknown until read).
     pub(crate) fn has(&self, key: &str) -> bool {
-        self.lookup(key).is_some()
+        self.table.contains_key(key)
     }
 
     pub(crate) fn get(&mut self, key: &'static str) -> Option<&'a Value<'i>> {
         if !self.known.contains(&key) {
             self.known.push(key);
         }
-        self.lookup(key)
-    }
-
-    fn lookup(&self, key: &str) -> Option<&'a Value<'i>> {
-        // Most tables (a real server's) hold a few keys and are asked for ten: comparing
-        // each costs less than hashing the key ten times (issue 18, the load bench).
-        if self.table.len() <= 8 {
-            let table: &'a DeTable<'i> = self.table;
-            table
-                .iter()
-                .find(|(k, _)| k.get_ref().as_ref() == key)
-                .map(|(_, v)| v)
-        } else {
-            self.table.get(key)
-        }
+        self.table.get(key)
     }
 
     /// Records an error if the key is absent.
@@ -218,9 +207,7 @@ impl<'a, 'i> Table<'a, 'i> {
         v
     }
 
-    pub(crate) fn entries(
-        &self,
-    ) -> impl Iterator<Item = (&'a Spanned<toml::de::DeString<'i>>, &'a Value<'i>)> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&'a Key<'i>, &'a Value<'i>)> {
         self.table.iter()
     }
 
@@ -271,7 +258,7 @@ impl<'a, 'i> Table<'a, 'i> {
     pub(crate) fn bool(&mut self, sink: &mut Sink, key: &'static str) -> Option<bool> {
         let v = self.get(key)?;
         match v.get_ref() {
-            DeValue::Boolean(b) => Some(*b),
+            Node::Boolean(b) => Some(*b),
             other => {
                 sink.error(
                     v.span(),
@@ -370,7 +357,7 @@ pub(crate) fn as_str<'a>(
     field: &dyn Display,
 ) -> Option<&'a str> {
     match v.get_ref() {
-        DeValue::String(s) => Some(s.as_ref()),
+        Node::String(s) => Some(s.as_ref()),
         other => {
             sink.error(
                 v.span(),
@@ -387,7 +374,7 @@ pub(crate) fn as_array<'a, 'i>(
     field: &dyn Display,
 ) -> Option<&'a [Value<'i>]> {
     match v.get_ref() {
-        DeValue::Array(a) => Some(a.as_ref()),
+        Node::Array(a) => Some(a.as_ref()),
         other => {
             sink.error(
                 v.span(),
@@ -408,7 +395,7 @@ pub(crate) fn as_int<T>(
 where
     T: TryFrom<i64> + Into<i64> + Copy + Display,
 {
-    let DeValue::Integer(i) = v.get_ref() else {
+    let Node::Integer(i) = v.get_ref() else {
         sink.error(
             v.span(),
             format!(
@@ -433,7 +420,7 @@ where
 
 pub(crate) fn as_duration(sink: &mut Sink, v: &Value<'_>, field: &dyn Display) -> Option<Duration> {
     let s = match v.get_ref() {
-        DeValue::String(s) => s.as_ref(),
+        Node::String(s) => s.as_ref(),
         other => {
             let mut d = Diagnostic::error(
                 v.span(),
@@ -442,7 +429,7 @@ pub(crate) fn as_duration(sink: &mut Sink, v: &Value<'_>, field: &dyn Display) -
                     type_name(other)
                 ),
             );
-            if matches!(other, DeValue::Integer(_) | DeValue::Float(_)) {
+            if matches!(other, Node::Integer(_) | Node::Float) {
                 d = d.with_help("durations carry a unit: write \"500ms\", \"2s\" or \"1m\"");
             }
             sink.push(d);

@@ -118,7 +118,7 @@ pub(crate) fn datapath(sink: &mut Sink, parsed: &Parsed, system: &dyn System) {
 pub(crate) fn validate(sink: &mut Sink, parsed: &Parsed) {
     let spans = &parsed.spans;
     let vs_spans = &spans.virtual_servers;
-    let (vrrp, virtual_servers) = (&parsed.vrrp, &parsed.virtual_servers);
+    let (vrrp, virtual_servers) = (parsed.vrrp(), parsed.virtual_servers());
 
     // Over all virtual server tables, including those with errors of their own.
     unique(sink, parsed.vs_names.iter().cloned(), |name| {

@@ -1,6 +1,6 @@
 //! The http and https check kinds: method, host, the URLs and their body checks, TLS.
 
-use toml::de::DeValue;
+use crate::tree::Node;
 
 use crate::diag::Diagnostic;
 use crate::model::*;
@@ -256,8 +256,8 @@ fn status_range(sink: &mut Sink, v: &Value<'_>, field: &str) -> Option<(u16, u16
     };
 
     match v.get_ref() {
-        DeValue::Integer(_) => as_int::<u16>(sink, v, &field, 100, 599).map(|c| (c, c)),
-        DeValue::String(s) => {
+        Node::Integer(_) => as_int::<u16>(sink, v, &field, 100, 599).map(|c| (c, c)),
+        Node::String(s) => {
             let r = match s.split_once('-') {
                 Some((a, b)) => parse(a).zip(parse(b)),
                 None => parse(s).map(|c| (c, c)),

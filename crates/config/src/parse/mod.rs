@@ -10,7 +10,7 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use toml::de::{DeTable, DeValue};
+use crate::tree::{Node, Table as TomlTable};
 
 use crate::diag::Diagnostic;
 use crate::model::*;
@@ -42,13 +42,33 @@ use vrrp::vrrp_section;
 pub(crate) struct Parsed {
     /// `None` when any section had an error.
     pub(crate) config: Option<Config>,
-    pub(crate) vrrp: Vec<VrrpInstance>,
-    pub(crate) virtual_servers: Vec<VirtualServer>,
+    /// The instances and virtual servers read without errors, when there is no
+    /// `config`; with one they are its own (no second copy of 10,000 real servers at
+    /// the parse's peak: issue 18). Read them through [`Parsed::vrrp`] and
+    /// [`Parsed::virtual_servers`].
+    vrrp: Vec<VrrpInstance>,
+    virtual_servers: Vec<VirtualServer>,
     pub(crate) spans: Spans,
     /// Names (and table spans) of all virtual server tables, including those with errors,
     /// so references to a broken server are not reported as dangling too, and a name used
     /// twice is reported even when one of the servers has errors.
     pub(crate) vs_names: Vec<(String, Range<usize>)>,
+}
+
+impl Parsed {
+    pub(crate) fn vrrp(&self) -> &[VrrpInstance] {
+        match &self.config {
+            Some(c) => &c.vrrp,
+            None => &self.vrrp,
+        }
+    }
+
+    pub(crate) fn virtual_servers(&self) -> &[VirtualServer] {
+        match &self.config {
+            Some(c) => &c.virtual_servers,
+            None => &self.virtual_servers,
+        }
+    }
 }
 
 /// Source positions of things that cross-section validation points at.
@@ -210,25 +230,23 @@ fn regex_field(sink: &mut Sink, t: &mut Table<'_, '_>, key: &'static str) -> Opt
     }
 }
 
-pub(crate) fn parse_document(
-    sink: &mut Sink,
-    root: &DeTable<'_>,
-    root_span: Range<usize>,
-) -> Parsed {
-    let mut top = Table::new(root, root_span.clone(), "");
+pub(crate) fn parse_document(sink: &mut Sink, root: &TomlTable<'_>) -> Parsed {
+    // The root has no span of its own: "missing field" errors at the top point at the
+    // start of the file.
+    let mut top = Table::new(root, 0..0, "");
 
     let director = top
         .require(sink, "director")
         .and_then(|v| Table::from_value(sink, v, "director"))
         .and_then(|t| director(sink, t));
     let nftables_keys = match top.get("director").map(|v| v.get_ref()) {
-        Some(DeValue::Table(t)) => ["nftables_masquerade", "nftables_flush_on_failure"]
+        Some(Node::Table(t)) => ["nftables_masquerade", "nftables_flush_on_failure"]
             .into_iter()
             .filter_map(|k| t.get(k).map(|v| (k, v.span())))
             .collect(),
         _ => Vec::new(),
     };
-    let vrrp = vrrp_section(sink, &mut top);
+    let mut vrrp = vrrp_section(sink, &mut top);
     let ipvs_sync = match top.get("ipvs_sync") {
         Some(v) => match Table::from_value(sink, v, "ipvs_sync") {
             Some(t) => ipvs_sync(sink, t, &vrrp.items, &vrrp.names),
@@ -247,7 +265,7 @@ pub(crate) fn parse_document(
         .into_iter()
         .filter_map(|k| top.get(k).map(|v| (k, v.span())))
         .collect();
-    let vs = virtual_server_section(sink, &mut top);
+    let mut vs = virtual_server_section(sink, &mut top);
     let alerts = crate::alert::alerts(sink, top.get("alert"));
     // `Some(None)`: the section is there but has errors.
     let announce = top
@@ -281,10 +299,10 @@ pub(crate) fn parse_document(
         {
             Some(Config {
                 director,
-                vrrp: vrrp.items.clone(),
+                vrrp: std::mem::take(&mut vrrp.items),
                 ipvs_sync,
                 ipvs_timeouts: ipvs_timeouts.flatten(),
-                virtual_servers: vs.items.clone(),
+                virtual_servers: std::mem::take(&mut vs.items),
                 sync_groups,
                 alerts,
                 announce: announce.flatten(),

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use toml::de::DeValue;
+use crate::tree::Node;
 
 use crate::diag::Diagnostic;
 use crate::model::*;
@@ -480,21 +480,21 @@ fn check_tables<'a, 'i>(
     v: &'a Value<'i>,
     path: &str,
     allow_false: bool,
-) -> Option<Vec<(&'a toml::de::DeTable<'i>, std::ops::Range<usize>, String)>> {
+) -> Option<Vec<(&'a crate::tree::Table<'i>, std::ops::Range<usize>, String)>> {
     match v.get_ref() {
-        DeValue::Table(t) => Some(vec![(t, v.span(), path.to_string())]),
-        DeValue::Array(items) if items.len() > MAX_CHECKS => {
+        Node::Table(t) => Some(vec![(t, v.span(), path.to_string())]),
+        Node::Array(items) if items.len() > MAX_CHECKS => {
             sink.error(
                 v.span(),
                 format!("`{path}` has {} checks: at most {MAX_CHECKS}", items.len()),
             );
             None
         }
-        DeValue::Array(items) => {
+        Node::Array(items) => {
             let mut out = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 match item.get_ref() {
-                    DeValue::Table(t) => out.push((t, item.span(), format!("{path}[{i}]"))),
+                    Node::Table(t) => out.push((t, item.span(), format!("{path}[{i}]"))),
                     other => sink.push(Diagnostic::error(
                         item.span(),
                         format!("`{path}[{i}]` must be a table, found {}", type_name(other)),
@@ -503,7 +503,7 @@ fn check_tables<'a, 'i>(
             }
             Some(out)
         }
-        DeValue::Boolean(false) if allow_false => Some(Vec::new()),
+        Node::Boolean(false) if allow_false => Some(Vec::new()),
         other => {
             let what = if allow_false {
                 "a table, an array of tables, or false for no check"
@@ -527,7 +527,7 @@ fn check_tables<'a, 'i>(
 fn checks(
     sink: &mut Sink,
     v: &Value<'_>,
-    defaults: &[&toml::de::DeTable<'_>],
+    defaults: &[&crate::tree::Table<'_>],
     path: &str,
     allow_false: bool,
 ) -> Vec<Check> {
@@ -536,7 +536,7 @@ fn checks(
     };
     let mut out = Vec::new();
     let merge =
-        matches!(v.get_ref(), DeValue::Table(t) if !t.contains_key("kind")) && !defaults.is_empty();
+        matches!(v.get_ref(), Node::Table(t) if !t.contains_key("kind")) && !defaults.is_empty();
     for (own, span, path) in tables {
         if !merge {
             out.extend(check(sink, Table::new(own, span, path)));
@@ -769,18 +769,18 @@ pub(super) fn real_server(
         (None, _) if !default_check.ok => Vec::new(),
         (None, _) => default_check.parsed.clone(),
         (Some(own), default) => {
-            let defaults: Vec<&toml::de::DeTable<'_>> = match default.map(|d| d.get_ref()) {
-                Some(DeValue::Table(dt)) => vec![dt],
-                Some(DeValue::Array(items)) => items
+            let defaults: Vec<&crate::tree::Table<'_>> = match default.map(|d| d.get_ref()) {
+                Some(Node::Table(dt)) => vec![dt],
+                Some(Node::Array(items)) => items
                     .iter()
                     .filter_map(|i| match i.get_ref() {
-                        DeValue::Table(t) => Some(t),
+                        Node::Table(t) => Some(t),
                         _ => None,
                     })
                     .collect(),
                 _ => Vec::new(),
             };
-            let merges = matches!(own.get_ref(), DeValue::Table(t) if !t.contains_key("kind"))
+            let merges = matches!(own.get_ref(), Node::Table(t) if !t.contains_key("kind"))
                 && !defaults.is_empty();
             if merges && !default_check.ok {
                 return None;

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::ops::Range;
 
-use toml::de::DeValue;
+use crate::tree::Node;
 
 use crate::diag::Diagnostic;
 use crate::model::*;
@@ -148,7 +148,7 @@ fn destination(
     field: &str,
     family: AddressFamily,
 ) -> Option<IpPrefix> {
-    if let DeValue::String(s) = v.get_ref()
+    if let Node::String(s) = v.get_ref()
         && s.as_ref() == "default"
     {
         let addr = match family {
@@ -195,7 +195,7 @@ fn network(p: &IpPrefix) -> Option<IpAddr> {
 fn table(sink: &mut Sink, t: &mut Table<'_, '_>, field: &str) -> Option<u32> {
     let v = t.get("table")?;
     match v.get_ref() {
-        DeValue::String(_) => {
+        Node::String(_) => {
             as_choice(sink, v, &field, &["main", "local", "default"]).map(|n| match n {
                 "main" => 254,
                 "local" => 255,
@@ -210,7 +210,7 @@ fn table(sink: &mut Sink, t: &mut Table<'_, '_>, field: &str) -> Option<u32> {
 fn protocol(sink: &mut Sink, t: &mut Table<'_, '_>, field: &str) -> Option<u8> {
     let v = t.get("protocol")?;
     match v.get_ref() {
-        DeValue::String(_) => {
+        Node::String(_) => {
             as_choice(sink, v, &field, &["boot", "static", "keepalived"]).map(|n| match n {
                 "boot" => 3,
                 "static" => 4,
