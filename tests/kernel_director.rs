@@ -431,37 +431,30 @@ fn health_drains_and_restarts_drive_ipvs() {
     // drain is still in force. A client keeps sending requests the whole time: none fails.
     let probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let vip = SocketAddr::from((c.vip, 80));
-    let client_ns = c.lab.netns_path("client");
     let flag = probing.clone();
-    let prober = std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
-        let ns = std::fs::File::open(client_ns).unwrap();
-        // The client's network namespace for this thread only (as NetnsLab::run_in does,
-        // but for a thread that outlives the call).
-        // SAFETY: setns on this thread only, with an open namespace file.
-        assert_eq!(
-            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
-        let (mut ok, mut failed) = (0u32, Vec::new());
-        while flag.load(std::sync::atomic::Ordering::Relaxed) {
-            let r = (|| -> std::io::Result<String> {
-                let mut c = TcpStream::connect_timeout(&vip, Duration::from_secs(5))?;
-                c.set_read_timeout(Some(Duration::from_secs(10)))?;
-                c.write_all(b"GET /id HTTP/1.0\r\n\r\n")?;
-                let mut reply = String::new();
-                c.read_to_string(&mut reply)?;
-                Ok(reply)
-            })();
-            match r {
-                Ok(reply) if reply.starts_with("HTTP/1.") && reply.contains(" 200 ") => ok += 1,
-                Ok(reply) => failed.push(reply),
-                Err(e) => failed.push(e.to_string()),
+    let prober = c
+        .lab
+        .spawn_in("client", move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = (|| -> std::io::Result<String> {
+                    let mut c = TcpStream::connect_timeout(&vip, Duration::from_secs(5))?;
+                    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+                    c.write_all(b"GET /id HTTP/1.0\r\n\r\n")?;
+                    let mut reply = String::new();
+                    c.read_to_string(&mut reply)?;
+                    Ok(reply)
+                })();
+                match r {
+                    Ok(reply) if reply.starts_with("HTTP/1.") && reply.contains(" 200 ") => ok += 1,
+                    Ok(reply) => failed.push(reply),
+                    Err(e) => failed.push(e.to_string()),
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (ok, failed)
-    });
+            (ok, failed)
+        })
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     vigild.signal(libc::SIGKILL).unwrap();
     vigild.wait().unwrap();
@@ -481,7 +474,7 @@ fn health_drains_and_restarts_drive_ipvs() {
         c.services()
     );
     probing.store(false, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = prober.join().unwrap();
+    let (ok, failed) = prober.join().unwrap().unwrap();
     assert!(
         ok > 0 && failed.is_empty(),
         "{ok} requests ok, failed during the restart: {failed:?}"

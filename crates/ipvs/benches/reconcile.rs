@@ -275,12 +275,7 @@ fn in_vm(services: u32, reals: u32, toggles: u32) {
         dump_wall.as_secs_f64() / ipvsadm_ln.as_secs_f64()
     );
     // The adopt rule holds for a table someone else loaded too: nothing to write.
-    let path = format!("/run/netns/{ns}");
-    let writes = std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns on this thread only, with a valid namespace fd.
-        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    let writes = vigil_testlab::run_in_netns(format!("/run/netns/{ns}"), || {
         let mut c = Client::connect().unwrap();
         let mut r = Reconciler::new([], Backoff::default());
         let rep = r.sync(&mut c, &want, Instant::now()).unwrap();
@@ -288,7 +283,6 @@ fn in_vm(services: u32, reals: u32, toggles: u32) {
         c.flush().unwrap();
         r.counters().writes
     })
-    .join()
     .unwrap();
     println!("adopt of the ipvsadm-loaded table: writes {writes}");
     run(&["ip", "netns", "del", &ns]);

@@ -826,12 +826,7 @@ fn serve(net: &mut Net, name: &str, id: &str) {
 /// `n` HTTP requests to `vip` from inside namespace `ns`, on a thread that entered it:
 /// the body of each answer, counted.
 fn requests(ns: &str, vip: SocketAddr, n: usize) -> BTreeMap<String, usize> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns on this thread only, with a valid namespace fd.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    vigil_testlab::run_in_netns(format!("/run/netns/{ns}"), || {
         let mut seen = BTreeMap::new();
         for _ in 0..n {
             let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(5)).unwrap();
@@ -844,7 +839,6 @@ fn requests(ns: &str, vip: SocketAddr, n: usize) -> BTreeMap<String, usize> {
         }
         seen
     })
-    .join()
     .unwrap()
 }
 

@@ -86,7 +86,7 @@ pub mod kernel;
 pub mod lb;
 mod netns;
 
-pub use netns::{LabChild, NetnsLab};
+pub use netns::{LabChild, NetnsLab, run_in_netns, spawn_in_netns};
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -210,31 +210,18 @@ impl NetnsLab {
     }
 
     /// Calls `f` on a fresh thread that has entered `host`'s network namespace, and
-    /// returns its result. Sockets created in `f` stay in that namespace wherever they
-    /// are used afterwards. A panic in `f` is passed on.
+    /// returns its result ([`run_in_netns`]).
     pub fn run_in<T, F>(&self, host: &str, f: F) -> Result<T, LabError>
     where
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        let (path, ns) = self.open_netns(host)?;
-        // setns() moves only the calling thread, so a dedicated thread keeps the test's
-        // own threads (and any async runtime) in the host's namespace.
-        std::thread::scope(|s| {
-            let worker = s.spawn(|| {
-                enter_netns(&path, &ns)?;
-                Ok(f())
-            });
-            match worker.join() {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
+        run_in_netns(self.netns_path(host), f)
     }
 
-    /// [`NetnsLab::run_in`] in the background: `f` runs on a new thread that has entered
-    /// `host`'s network namespace, while the caller goes on (e.g. changes the director
-    /// under a client's traffic). Join the handle for `f`'s result.
+    /// [`NetnsLab::run_in`] in the background ([`spawn_in_netns`]): `f` runs on a new
+    /// thread in `host`'s network namespace while the caller goes on (e.g. changes the
+    /// director under a client's traffic). Join the handle for `f`'s result.
     pub fn spawn_in<T, F>(
         &self,
         host: &str,
@@ -244,19 +231,7 @@ impl NetnsLab {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (path, ns) = self.open_netns(host)?;
-        Ok(std::thread::spawn(move || {
-            enter_netns(&path, &ns)?;
-            Ok(f())
-        }))
-    }
-
-    fn open_netns(&self, host: &str) -> Result<(PathBuf, std::fs::File), LabError> {
-        let path = self.netns_path(host);
-        match std::fs::File::open(&path) {
-            Ok(ns) => Ok((path, ns)),
-            Err(source) => Err(LabError::Setns { path, source }),
-        }
+        spawn_in_netns(self.netns_path(host), f)
     }
 
     /// Plugs (`true`) or unplugs `host`'s cable: its bridge port goes up or down. With a
@@ -470,6 +445,54 @@ fn effective_caps() -> std::io::Result<u64> {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .ok_or_else(|| std::io::Error::other("no CapEff line"))
+}
+
+/// Calls `f` on a fresh thread that has entered the network namespace at `path` (a
+/// lab host's `/run/netns/NAME`, a daemon's `/proc/PID/ns/net`), and returns its result.
+/// Sockets created in `f` stay in that namespace wherever they are used afterwards. A
+/// panic in `f` is passed on.
+pub fn run_in_netns<T, F>(path: impl Into<PathBuf>, f: F) -> Result<T, LabError>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    let (path, ns) = open_netns(path.into())?;
+    // setns() moves only the calling thread, so a dedicated thread keeps the test's own
+    // threads (and any async runtime) in the host's namespace.
+    std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            enter_netns(&path, &ns)?;
+            Ok(f())
+        });
+        match worker.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// [`run_in_netns`] in the background: `f` runs on a new thread that has entered the
+/// namespace at `path`, while the caller goes on. Join the handle for `f`'s result.
+pub fn spawn_in_netns<T, F>(
+    path: impl Into<PathBuf>,
+    f: F,
+) -> Result<std::thread::JoinHandle<Result<T, LabError>>, LabError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (path, ns) = open_netns(path.into())?;
+    Ok(std::thread::spawn(move || {
+        enter_netns(&path, &ns)?;
+        Ok(f())
+    }))
+}
+
+fn open_netns(path: PathBuf) -> Result<(PathBuf, std::fs::File), LabError> {
+    match std::fs::File::open(&path) {
+        Ok(ns) => Ok((path, ns)),
+        Err(source) => Err(LabError::Setns { path, source }),
+    }
 }
 
 /// Moves the calling thread into the network namespace open as `ns` (at `path`).
