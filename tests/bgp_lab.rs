@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -19,6 +19,31 @@ use crate::vigilctl;
 /// Generous: the VM is emulated and several namespaces share two virtual CPUs.
 pub const SETTLE: Duration = Duration::from_secs(60);
 pub const FRR: &str = "/usr/lib/frr";
+
+/// The command line of FRR daemon `name` (`zebra`, `bgpd`) from `frr` (its program
+/// directory) with configuration `conf`, keeping its pid file, zebra's API socket
+/// (`zserv.api`) and vty sockets in `run`, as FRR's user `frr` (root is not in its vty
+/// group), logging to stdout.
+pub fn frr_daemon_argv(frr: &Path, name: &str, conf: &Path, run: &Path) -> Vec<String> {
+    let run_s = run.display().to_string();
+    vec![
+        frr.join(name).display().to_string(),
+        "-f".into(),
+        conf.display().to_string(),
+        "-i".into(),
+        format!("{run_s}/{name}.pid"),
+        "-z".into(),
+        run.join("zserv.api").display().to_string(),
+        "--vty_socket".into(),
+        run_s,
+        "-u".into(),
+        "frr".into(),
+        "-g".into(),
+        "frr".into(),
+        "--log".into(),
+        "stdout".into(),
+    ]
+}
 
 pub struct Lab {
     pub lab: NetnsLab,
@@ -230,57 +255,22 @@ protocol bgp up {{ local {me} as 65001; neighbor {r} as 65000; hold time 3; keep
         let bgpd = run.join("bgpd.conf");
         std::fs::write(&bgpd, bgpd_conf).unwrap();
         let zapi = run.join("zserv.api");
-        let (run_s, zapi_s) = (run.to_str().unwrap(), zapi.to_str().unwrap());
-        let zebra_s = zebra.to_str().unwrap();
-        let bgpd_s = bgpd.to_str().unwrap();
-        let zebra_pid = format!("{run_s}/zebra.pid");
-        let bgpd_pid = format!("{run_s}/bgpd.pid");
+        let argv = frr_daemon_argv(Path::new(FRR), "zebra", &zebra, &run);
         self.spawn(
             &format!("zebra-{d}"),
             d,
-            &[
-                &format!("{FRR}/zebra"),
-                "-f",
-                zebra_s,
-                "-i",
-                &zebra_pid,
-                "-z",
-                zapi_s,
-                "--vty_socket",
-                run_s,
-                "-u",
-                "frr",
-                "-g",
-                "frr",
-                "--log",
-                "stdout",
-            ],
+            &argv.iter().map(String::as_str).collect::<Vec<_>>(),
         );
         assert!(
             wait_for(SETTLE, || zapi.exists()),
             "zebra did not start: {}",
             self.log(&format!("zebra-{d}"))
         );
+        let argv = frr_daemon_argv(Path::new(FRR), "bgpd", &bgpd, &run);
         self.spawn(
             &format!("bgpd-{d}"),
             d,
-            &[
-                &format!("{FRR}/bgpd"),
-                "-f",
-                bgpd_s,
-                "-i",
-                &bgpd_pid,
-                "-z",
-                zapi_s,
-                "--vty_socket",
-                run_s,
-                "-u",
-                "frr",
-                "-g",
-                "frr",
-                "--log",
-                "stdout",
-            ],
+            &argv.iter().map(String::as_str).collect::<Vec<_>>(),
         );
     }
 

@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use vigil_testlab::{LabChild, NetnsLab, bin_path, require_root_or_skip, wait_for};
+use vigil_tests::bgp_lab::frr_daemon_argv;
 use vigil_tests::vigilctl;
 
 #[test]
@@ -198,29 +199,7 @@ fn example_bird_and_frr_directors_merge_into_one_ecmp_route() {
     std::fs::write(&zebra, zebra_lines.join("\n") + "\n").unwrap();
     std::fs::write(&bgpd, bgpd_lines.join("\n") + "\n").unwrap();
     let zapi = run.join("zserv.api");
-    let run_s = run.to_str().unwrap().to_string();
-    let daemon = |name: &str, conf: &std::path::Path| -> Vec<String> {
-        [
-            frr.join(name).to_str().unwrap(),
-            "-f",
-            conf.to_str().unwrap(),
-            "-i",
-            &format!("{run_s}/{name}.pid"),
-            "-z",
-            zapi.to_str().unwrap(),
-            "--vty_socket",
-            &run_s,
-            "-u",
-            "frr",
-            "-g",
-            "frr",
-            "--log",
-            "stdout",
-        ]
-        .map(String::from)
-        .to_vec()
-    };
-    let argv = daemon("zebra", &zebra);
+    let argv = frr_daemon_argv(frr, "zebra", &zebra, &run);
     start(
         "d2",
         "zebra",
@@ -230,7 +209,7 @@ fn example_bird_and_frr_directors_merge_into_one_ecmp_route() {
         wait_for(Duration::from_secs(30), || zapi.exists()),
         "zebra did not start"
     );
-    let argv = daemon("bgpd", &bgpd);
+    let argv = frr_daemon_argv(frr, "bgpd", &bgpd, &run);
     start(
         "d2",
         "bgpd",

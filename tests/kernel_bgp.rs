@@ -518,32 +518,8 @@ fn client_flows_spread_and_keep_their_real_server() {
     // tests, so one slow answer must not count.
     l.fall = 5;
     // No inhibit_on_failure: under mh vigild keeps every real server in place itself.
-    let (r, vip) = (l.lab.ip("r"), l.vip);
-    l.lab
-        .run(
-            "r",
-            [
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-                "net.ipv4.conf.all.send_redirects=0",
-                "net.ipv4.conf.eth0.send_redirects=0",
-            ],
-        )
-        .unwrap();
-    l.lab
-        .run(
-            "client",
-            [
-                "sh",
-                "-ec",
-                &format!(
-                    "sysctl -qw net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.eth0.accept_redirects=0
-                     ip route add {vip}/32 via {r}"
-                ),
-            ],
-        )
-        .unwrap();
+    let vip = l.vip;
+    l.client_via_router();
     l.bird_router();
     for d in ["d1", "d2"] {
         l.bird_director(d);
