@@ -7,9 +7,7 @@
 //! It prints the figure of the closing note: the time from a record change (the SIGHUP
 //! that makes dnsmasq serve it) to the director holding the new set.
 
-use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,25 +29,10 @@ fn prerequisites() -> Result<(), String> {
     vigil_testlab::have_tools(&["dnsmasq", "nsenter", "unshare"])
 }
 
-/// Runs `f` on a thread that has joined the network namespace of process `pid`: sockets
-/// it opens stay in that namespace.
-fn in_netns_of<T: Send>(pid: u32, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let ns = File::open(format!("/proc/{pid}/ns/net")).expect("open the netns");
-            // SAFETY: a valid namespace fd; setns changes only this thread's namespace.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("netns thread")
-    })
-}
-
-/// A TCP listener that accepts and drops connections (TCP checks connect and close).
-fn listen(pid: u32, addr: SocketAddr) {
-    let l = in_netns_of(pid, || TcpListener::bind(addr).expect("bind a real server"));
+/// A TCP listener in `d`'s namespace that accepts and drops connections (TCP checks
+/// connect and close).
+fn listen(d: &Daemon, addr: SocketAddr) {
+    let l = d.run_in_netns(|| TcpListener::bind(addr).expect("bind a real server"));
     std::thread::spawn(move || {
         for c in l.incoming() {
             drop(c);
@@ -158,7 +141,7 @@ max_ttl = "2s"
     );
     let pid = d.pid();
     for last in ["11", "12", "13"] {
-        listen(pid, rs(last).parse().expect("address"));
+        listen(&d, rs(last).parse().expect("address"));
     }
     let hosts = d.dir.path().join("hosts");
     write_hosts(&hosts, &["127.0.0.11", "127.0.0.12"]);

@@ -86,11 +86,17 @@ fn idle_connections_by_the_thousand_do_not_lock_out_a_scrape() {
     assert!(status.contains("200"), "{status}");
     assert!(body.contains("# TYPE vigil_uptime_seconds gauge"), "{body}");
     println!("scrape with 1,100 idle connections open: {took:?}");
+    // At most 64 held (the cap), plus the scrape: once the runtime has dropped the
+    // evicted connections' tasks (`abort` drops their sockets on a worker, a moment
+    // later; measured at once, a CI run saw 81 above the start).
+    let first = open_fds(d.pid());
+    let settled = wait_for(Duration::from_secs(5), || open_fds(d.pid()) <= before + 70);
     let during = open_fds(d.pid());
-    println!("daemon fds: {before} before, {during} with 1,100 idle connections");
-    // At most 64 held (the cap), plus the scrape.
+    println!(
+        "daemon fds: {before} before, {first} at once and {during} settled with 1,100 idle connections"
+    );
     assert!(
-        during <= before + 70,
+        settled,
         "the daemon holds {during} descriptors (was {before})"
     );
     // The endpoint counts what it closed to make room.
@@ -145,24 +151,6 @@ fn a_request_that_never_completes_is_closed_at_the_timeout() {
     drop(d);
 }
 
-/// Runs `f` on a thread inside the network namespace of process `pid` (setns changes
-/// only the calling thread), to reach what a daemon started by `Daemon::start_with`
-/// serves on its own loopback.
-fn in_netns_of<T: Send>(pid: u32, f: impl FnOnce() -> T + Send) -> T {
-    use std::os::fd::AsRawFd;
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).expect("the daemon's netns");
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: setns on a namespace file we hold open; affects this thread only.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("the thread in the daemon's netns")
-    })
-}
-
 #[test]
 fn a_drain_shows_in_metrics_from_the_published_stats() {
     // SAFETY: geteuid has no preconditions.
@@ -184,7 +172,7 @@ fn a_drain_shows_in_metrics_from_the_published_stats() {
         )
     };
     let shows = |want: String| {
-        in_netns_of(d.pid(), || {
+        d.run_in_netns(|| {
             wait_for(Duration::from_secs(10), || {
                 scrape(addr).is_some_and(|(_, body)| body.lines().any(|l| l == want))
             })
@@ -196,7 +184,7 @@ fn a_drain_shows_in_metrics_from_the_published_stats() {
     let started = Instant::now();
     assert!(shows(line(1)), "the drain never showed in metrics");
     println!("drain visible in metrics after {:?}", started.elapsed());
-    let body = in_netns_of(d.pid(), || scrape(addr)).expect("scrape").1;
+    let body = d.run_in_netns(|| scrape(addr)).expect("scrape").1;
     assert!(
         body.contains(
             "vigil_real_server_weight{virtual_server=\"web\",real_server=\"127.0.0.1:8080\"} 0"

@@ -93,6 +93,13 @@ impl Daemon {
         self.child.id()
     }
 
+    /// Calls `f` on a thread in the daemon's network namespace (one `start_with` gave
+    /// it its own): sockets `f` opens stay there, to reach what it serves on loopback.
+    pub fn run_in_netns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        vigil_testlab::run_in_netns(format!("/proc/{}/ns/net", self.pid()), f)
+            .expect("enter the daemon's netns")
+    }
+
     /// Stops the daemon and returns everything it logged.
     pub fn stderr_now(&mut self) -> String {
         let _ = self.child.terminate(Duration::from_secs(5));
