@@ -82,6 +82,8 @@ PKGS=(iproute2 procps util-linux curl iputils-ping keepalived nftables conntrack
       # systemd-analyze verify and man on what it installed
       binutils systemd man-db
       dnsmasq-base                  # a real DNS server for the DNS check tests
+      tcpdump                       # the VMAC tests read adverts' source MACs off the bridge
+      python3                       # the BGP labs' echo servers and clients
       bird2 frr)                    # BGP speakers of the announce tests (kernel_bgp)
 install_packages() {
   local missing=() p

@@ -14,7 +14,7 @@ mod vrrp_support;
 
 use std::time::Duration;
 
-use vigil_testlab::{NetnsLab, require_root_or_skip, wait_for};
+use vigil_testlab::{NetnsLab, have_tools, require_or_skip, require_root_or_skip, wait_for};
 use vrrp_support::*;
 
 /// RFC 5798 §7.3: the IPv4 virtual router MAC of VRID 51 (0x33).
@@ -126,13 +126,12 @@ virtual_rules = [{{ from = "{vip}/32", table = 100, priority = 1000 }}]
 
 /// Source MACs of the VRRP adverts seen on the wire (the bridge) within a few seconds.
 fn advert_sources(lab: &NetnsLab) -> String {
-    output(
-        lab,
-        "br",
-        &[
-            "timeout", "5", "tcpdump", "-c", "3", "-nei", "br0", "-l", "vrrp",
-        ],
-    )
+    let argv = [
+        "timeout", "5", "tcpdump", "-c", "3", "-nei", "br0", "-l", "vrrp",
+    ];
+    // Said in the assertion that finds no adverts (tcpdump missing, capture refused).
+    lab.run("br", argv)
+        .unwrap_or_else(|e| format!("tcpdump on br0 failed: {e}"))
 }
 
 /// The client's neighbour entry for `vip` after a fresh resolution (a ping).
@@ -145,6 +144,7 @@ fn client_sees(lab: &NetnsLab, vip: &str) -> String {
 #[test]
 fn vmac_adverts_and_arp_answers_carry_the_virtual_mac() {
     require_root_or_skip!();
+    require_or_skip!(have_tools(&["tcpdump"]));
     let lab = NetnsLab::up(&["lb1", "lb2", "client"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let vip = lab.subnet_addr(100).to_string();
@@ -231,6 +231,7 @@ fn vmac_adverts_and_arp_answers_carry_the_virtual_mac() {
 #[test]
 fn keepalived_interop_with_use_vmac_on_both_sides() {
     require_root_or_skip!();
+    require_or_skip!(have_tools(&["tcpdump"]));
     if !require_keepalived() {
         return;
     }
