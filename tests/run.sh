@@ -87,7 +87,12 @@ PKGS=(iproute2 procps util-linux curl iputils-ping keepalived nftables conntrack
       bird2 frr)                    # BGP speakers of the announce tests (kernel_bgp)
 install_packages() {
   local missing=() p
-  for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  # Installed, not only known: a removed package keeps its config files, and `dpkg -s`
+  # still succeeds for it.
+  for p in "${PKGS[@]}"; do
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] ||
+      missing+=("$p")
+  done
   if [ ${#missing[@]} = 0 ]; then echo "all packages present"; return 0; fi
   echo "installing: ${missing[*]}"
   local apt=(apt-get -o DPkg::Lock::Timeout=300)
